@@ -1,0 +1,233 @@
+//! The admin text protocol (gearmand 1.1.20 `text.cc` semantics).
+//!
+//! Lines are split on single spaces (runs collapse, a leading space yields
+//! an empty command name); at most five tokens are allowed; command names
+//! are case-insensitive. Reply line endings follow gearmand exactly:
+//! listings and `OK <value>` end in `\n`, a bare `OK` and every `ERR` end
+//! in `\r\n`.
+
+use bytes::Bytes;
+
+/// Most tokens gearmand accepts on one admin line; one more closes the
+/// connection.
+pub const MAX_TOKENS: usize = 5;
+
+/// A parsed admin command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    Workers,
+    Status,
+    PriorityStatus,
+    ShowJobs,
+    ShowUniqueJobs,
+    CancelJob(Bytes),
+    CreateFunction(Bytes),
+    DropFunction(Bytes),
+    /// `maxqueue f [n | high normal [low]]`; limits per priority
+    /// (high, normal, low), 0 meaning none.
+    MaxQueue { function: Bytes, limits: [u32; 3] },
+    GetPid,
+    Verbose,
+    Version,
+    Shutdown { graceful: bool },
+}
+
+/// What the server should do with an admin line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminParse {
+    Command(AdminCommand),
+    /// Reply with this error line, connection stays open.
+    Error(Bytes),
+    /// More than five tokens: gearmand closes the connection silently.
+    Close,
+}
+
+fn atoi(b: &[u8]) -> i64 {
+    let s = b.strip_prefix(b"-");
+    let digits = s.unwrap_or(b);
+    let mut n: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n.saturating_mul(10).saturating_add(i64::from(c - b'0'));
+    }
+    if s.is_some() {
+        -n
+    } else {
+        n
+    }
+}
+
+fn limit(b: &[u8]) -> u32 {
+    u32::try_from(atoi(b).max(0)).unwrap_or(u32::MAX)
+}
+
+/// Splits a line into tokens the way gearmand does.
+pub fn tokenize(line: &[u8]) -> Vec<&[u8]> {
+    let mut tokens = Vec::new();
+    if line.first() == Some(&b' ') {
+        tokens.push(&line[..0]);
+    }
+    tokens.extend(line.split(|&b| b == b' ').filter(|t| !t.is_empty()));
+    tokens
+}
+
+/// Parses one admin line (without its line ending).
+pub fn parse_line(line: &[u8]) -> AdminParse {
+    let tokens = tokenize(line);
+    if tokens.len() > MAX_TOKENS {
+        return AdminParse::Close;
+    }
+    let name = tokens.first().copied().unwrap_or(b"");
+    let lower = name.to_ascii_lowercase();
+    let arg = |i: usize| -> Option<Bytes> { tokens.get(i).map(|t| Bytes::copy_from_slice(t)) };
+    let is = |i: usize, word: &str| tokens.get(i).is_some_and(|t| t.eq_ignore_ascii_case(word.as_bytes()));
+    let cmd = match lower.as_slice() {
+        b"workers" => AdminCommand::Workers,
+        b"status" => AdminCommand::Status,
+        b"prioritystatus" => AdminCommand::PriorityStatus,
+        b"getpid" => AdminCommand::GetPid,
+        b"verbose" => AdminCommand::Verbose,
+        b"version" => AdminCommand::Version,
+        b"shutdown" => AdminCommand::Shutdown { graceful: is(1, "graceful") },
+        b"show" => {
+            if tokens.len() < 2 {
+                return AdminParse::Error(unknown_command(name));
+            }
+            if is(1, "jobs") && tokens.len() == 2 {
+                AdminCommand::ShowJobs
+            } else if is(1, "unique") && is(2, "jobs") && tokens.len() == 3 {
+                AdminCommand::ShowUniqueJobs
+            } else {
+                return AdminParse::Error(Bytes::from_static(b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"));
+            }
+        }
+        b"cancel" => {
+            if tokens.len() < 3 {
+                return AdminParse::Error(unknown_command(name));
+            }
+            match (is(1, "job"), arg(2)) {
+                (true, Some(handle)) if tokens.len() == 3 => AdminCommand::CancelJob(handle),
+                _ => return AdminParse::Error(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n")),
+            }
+        }
+        b"create" | b"drop" => match (tokens.len(), is(1, "function"), arg(2)) {
+            (3, true, Some(f)) if lower == b"create" => AdminCommand::CreateFunction(f),
+            (3, true, Some(f)) => AdminCommand::DropFunction(f),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
+        b"maxqueue" => {
+            let Some(function) = arg(1) else {
+                return AdminParse::Error(invalid_arguments(name));
+            };
+            let limits = match tokens.len() {
+                2 => [0, 0, 0],
+                3 => {
+                    let n = limit(tokens[2]);
+                    [n, n, n]
+                }
+                4 => [limit(tokens[2]), limit(tokens[3]), 0],
+                _ => [limit(tokens[2]), limit(tokens[3]), limit(tokens[4])],
+            };
+            AdminCommand::MaxQueue { function, limits }
+        }
+        _ => return AdminParse::Error(unknown_command(name)),
+    };
+    AdminParse::Command(cmd)
+}
+
+/// `ERR UNKNOWN_COMMAND Unknown+server+command<cmd>\r\n` (name glued on, as gearmand does).
+pub fn unknown_command(name: &[u8]) -> Bytes {
+    let mut v = b"ERR UNKNOWN_COMMAND Unknown+server+command".to_vec();
+    v.extend_from_slice(name);
+    v.extend_from_slice(b"\r\n");
+    Bytes::from(v)
+}
+
+/// `ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+<cmd>\r\n`.
+pub fn invalid_arguments(name: &[u8]) -> Bytes {
+    let mut v = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+".to_vec();
+    v.extend_from_slice(name);
+    v.extend_from_slice(b"\r\n");
+    Bytes::from(v)
+}
+
+/// The bare success reply.
+pub const OK: &[u8] = b"OK\r\n";
+/// `cancel job` for an unknown handle.
+pub const ERR_UNKNOWN_JOB: &[u8] = b"ERR UNKNOWN_JOB\r\n";
+/// `drop function` while workers or running jobs remain.
+pub const ERR_FUNCTION_BUSY: &[u8] = b"ERR there are still connected workers or executing clients\r\n";
+/// `drop function` for a name that does not exist.
+pub const ERR_FUNCTION_NOT_FOUND: &[u8] = b"ERR function not found\r\n";
+
+/// `OK <value>\n`, as for `getpid`, `version` and `verbose`.
+pub fn ok_value(value: &str) -> Bytes {
+    Bytes::from(format!("OK {value}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> AdminCommand {
+        match parse_line(line.as_bytes()) {
+            AdminParse::Command(c) => c,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse_line(line.as_bytes()) {
+            AdminParse::Error(e) => String::from_utf8_lossy(&e).into_owned(),
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_are_case_insensitive_and_spaces_collapse() {
+        assert_eq!(cmd("STATUS"), AdminCommand::Status);
+        assert_eq!(cmd("show   unique  jobs "), AdminCommand::ShowUniqueJobs);
+        assert_eq!(cmd("cancel job H:x:1"), AdminCommand::CancelJob(Bytes::from_static(b"H:x:1")));
+    }
+
+    #[test]
+    fn error_lines_match_gearmand() {
+        assert_eq!(err("foo"), "ERR UNKNOWN_COMMAND Unknown+server+commandfoo\r\n");
+        assert_eq!(err(" status"), "ERR UNKNOWN_COMMAND Unknown+server+command\r\n");
+        assert_eq!(err(""), "ERR UNKNOWN_COMMAND Unknown+server+command\r\n");
+        assert_eq!(err("show"), "ERR UNKNOWN_COMMAND Unknown+server+commandshow\r\n");
+        assert_eq!(err("show foo"), "ERR UNKNOWN_SHOW_ARGUMENTS\r\n");
+        assert_eq!(err("cancel foo bar"), "ERR UNKNOWN_ERROR\r\n");
+        assert_eq!(
+            err("maxqueue"),
+            "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+maxqueue\r\n"
+        );
+        assert_eq!(
+            err("create function"),
+            "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+create\r\n"
+        );
+    }
+
+    #[test]
+    fn six_tokens_close_the_connection() {
+        assert_eq!(parse_line(b"a b c d e f"), AdminParse::Close);
+        assert!(matches!(parse_line(b"a b c d e"), AdminParse::Error(_)));
+    }
+
+    #[test]
+    fn maxqueue_forms() {
+        let f = Bytes::from_static(b"f");
+        assert_eq!(cmd("maxqueue f"), AdminCommand::MaxQueue { function: f.clone(), limits: [0, 0, 0] });
+        assert_eq!(cmd("maxqueue f 5"), AdminCommand::MaxQueue { function: f.clone(), limits: [5, 5, 5] });
+        assert_eq!(cmd("maxqueue f -3"), AdminCommand::MaxQueue { function: f.clone(), limits: [0, 0, 0] });
+        assert_eq!(cmd("maxqueue f 1 2"), AdminCommand::MaxQueue { function: f.clone(), limits: [1, 2, 0] });
+        assert_eq!(cmd("maxqueue f 1 2 3"), AdminCommand::MaxQueue { function: f, limits: [1, 2, 3] });
+    }
+
+    #[test]
+    fn create_function_keeps_the_whole_name() {
+        assert_eq!(cmd("create function abc"), AdminCommand::CreateFunction(Bytes::from_static(b"abc")));
+    }
+}

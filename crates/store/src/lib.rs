@@ -1,0 +1,100 @@
+//! Durable storage of background jobs.
+//!
+//! The engine never touches a database: it emits [`StoreOp`]s, numbered
+//! with a sequence number, and the server forwards them to a
+//! [`writer::Writer`] task that group-commits them through a [`Store`]
+//! backend and reports [`Completion`]s back, in sequence order.
+//!
+//! Rows use gearmand's table layouts, so a table written by gearmand is
+//! replayed by sprocketd and the usual operator SQL keeps working.
+#![forbid(unsafe_code)]
+
+use bytes::Bytes;
+use sprocket_proto::Priority;
+use thiserror::Error;
+
+/// One persisted background job, as gearmand's queue plugins store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    pub function: Bytes,
+    /// The row's unique key. For jobs submitted without a coalescing
+    /// unique, the engine supplies a generated key (see
+    /// `GENERATED_UNIQUE_PREFIX`) so rows never collide.
+    pub unique: Bytes,
+    pub priority: Priority,
+    pub data: Bytes,
+    /// Unix seconds before which the job may not run; 0 means now.
+    pub when: i64,
+}
+
+/// Rows are keyed by (function, unique), as in every gearmand plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobKey {
+    pub function: Bytes,
+    pub unique: Bytes,
+}
+
+impl StoredJob {
+    pub fn key(&self) -> JobKey {
+        JobKey { function: self.function.clone(), unique: self.unique.clone() }
+    }
+}
+
+/// Prefix of the unique keys the engine generates for jobs that have no
+/// coalescing unique of their own (empty or `-`). On replay a row whose
+/// unique starts with this is restored with an empty unique.
+pub const GENERATED_UNIQUE_PREFIX: &[u8] = b"~sprocket:";
+
+/// A change to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    Insert(StoredJob),
+    Delete(JobKey),
+}
+
+/// Store failures. `Unavailable` means the database could not be reached
+/// (the writer reconnects with backoff); `Rejected` means the database
+/// refused the data itself.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store rejected the operation: {0}")]
+    Rejected(String),
+    #[error("bad configuration: {0}")]
+    Config(String),
+    #[error("corrupt row in store: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A storage backend. Implementations live in their own modules.
+#[async_trait::async_trait]
+pub trait Store: Send {
+    /// Short name for logs, e.g. `sqlite:/var/lib/sprocket/queue.db`.
+    fn describe(&self) -> String;
+
+    /// Reads every stored job, to be replayed at start-up. Tolerates
+    /// duplicates and rows written by gearmand (NULL data, missing epoch).
+    async fn load(&mut self) -> Result<Vec<StoredJob>>;
+
+    /// Applies a batch atomically where the backend can (one transaction).
+    /// Inserts of an existing key replace the row (replay may re-insert).
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()>;
+
+    /// Re-establishes a lost connection.
+    async fn reconnect(&mut self) -> Result<()>;
+}
+
+/// What the writer reports after trying to make a run of operations durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Every operation with a sequence number up to and including this one
+    /// has been handled.
+    pub through: u64,
+    /// Sequence numbers of inserts in that range that could NOT be made
+    /// durable (the database was unavailable or refused them). Their
+    /// submitters must get an ERROR, never a JOB_CREATED.
+    pub failed: Vec<u64>,
+}
