@@ -1,1 +1,29 @@
+//! The Gearman job engine of sprocketd, without I/O.
+//!
+//! [`Engine`] owns functions, queues, jobs and connections. The server
+//! feeds it events — a connection opened or closed, a request packet, an
+//! admin line, the store's commit report, the passing of time — and after
+//! each batch drains the [`Outbox`]: packets for connections, store
+//! operations, connections to close. Time is always an argument, so
+//! scheduled jobs and time limits are deterministic under test.
+//!
+//! Semantics follow gearmand 1.1.20 (see `shared/gearman-reference.md`),
+//! with its documented bugs fixed where clients cannot depend on them.
+#![forbid(unsafe_code)]
 
+mod admin;
+mod conn;
+pub mod cron;
+mod dispatch;
+mod engine;
+mod function;
+mod grab;
+mod hash;
+mod job;
+mod status;
+mod submit;
+pub mod types;
+mod work;
+
+pub use engine::Engine;
+pub use types::*;

@@ -37,9 +37,10 @@ impl Magic {
 
 /// Job priority. Within one function, high jobs are handed out before
 /// normal ones and normal before low (gearmand 1.1.x semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
     High = 0,
+    #[default]
     Normal = 1,
     Low = 2,
 }

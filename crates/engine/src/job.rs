@@ -1,0 +1,125 @@
+//! A job record. Kept compact: one allocation holds handle, unique and
+//! data; rarely used fields live behind a box.
+
+use bytes::{Bytes, BytesMut};
+use sprocket_proto::Priority;
+
+use crate::types::{ConnId, FnId, JobNo};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting in its function's queue.
+    Queued,
+    /// Not runnable before `when` (epoch or cron job).
+    Scheduled,
+    /// Assigned to a worker connection.
+    Running(ConnId),
+}
+
+/// Fields most jobs never use.
+#[derive(Debug, Clone, Default)]
+pub struct JobExtra {
+    /// Map/reduce reducer name.
+    pub reducer: Bytes,
+    /// The unique under which the job is stored, when it differs from the
+    /// job's own (generated for jobs without a coalescing unique).
+    pub store_unique: Option<Bytes>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub no: JobNo,
+    pub handle: Bytes,
+    pub unique: Bytes,
+    pub data: Bytes,
+    pub function: FnId,
+    pub priority: Priority,
+    pub background: bool,
+    pub state: JobState,
+    /// Unix seconds before which the job may not run; 0 = now.
+    pub when: i64,
+    /// Foreground connections attached to this job.
+    pub clients: Vec<ConnId>,
+    /// Attempts that ended without a result (worker lost, timeout).
+    pub attempts: u32,
+    pub numerator: u64,
+    pub denominator: u64,
+    /// Its row is in (or on its way to) the store and must be deleted
+    /// when the job ends.
+    pub persisted: bool,
+    /// Sequence number of the store insert not yet durable; 0 when none.
+    pub pending_seq: u64,
+    /// Results go nowhere (all clients gone, or cancelled).
+    pub ignore: bool,
+    /// Increments per assignment, so a stale timeout is recognised.
+    pub assignment: u32,
+    pub extra: Option<Box<JobExtra>>,
+}
+
+impl Job {
+    /// Builds a job, copying handle, unique and data into one allocation so
+    /// a long-lived job does not pin a connection's whole read buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        no: JobNo,
+        prefix: &str,
+        function: FnId,
+        unique: &[u8],
+        data: &[u8],
+        priority: Priority,
+        background: bool,
+        when: i64,
+    ) -> Job {
+        let no_text = no.to_string();
+        let handle_len = prefix.len() + 1 + no_text.len();
+        let mut buf = BytesMut::with_capacity(handle_len + unique.len() + data.len());
+        buf.extend_from_slice(prefix.as_bytes());
+        buf.extend_from_slice(b":");
+        buf.extend_from_slice(no_text.as_bytes());
+        buf.extend_from_slice(unique);
+        buf.extend_from_slice(data);
+        let mut all = buf.freeze();
+        let handle = all.split_to(handle_len);
+        let unique = all.split_to(unique.len());
+        Job {
+            no,
+            handle,
+            unique,
+            data: all,
+            function,
+            priority,
+            background,
+            state: JobState::Queued,
+            when,
+            clients: Vec::new(),
+            attempts: 0,
+            numerator: 0,
+            denominator: 0,
+            persisted: false,
+            pending_seq: 0,
+            ignore: false,
+            assignment: 0,
+            extra: None,
+        }
+    }
+
+    pub fn reducer(&self) -> &[u8] {
+        self.extra.as_ref().map(|e| &e.reducer[..]).unwrap_or(b"")
+    }
+
+    /// The unique under which the job's row is stored.
+    pub fn store_unique(&self) -> Bytes {
+        match self.extra.as_ref().and_then(|e| e.store_unique.clone()) {
+            Some(u) => u,
+            None => self.unique.clone(),
+        }
+    }
+
+    pub fn extra_mut(&mut self) -> &mut JobExtra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, JobState::Running(_))
+    }
+}

@@ -1,0 +1,68 @@
+//! GET_STATUS and GET_STATUS_UNIQUE.
+
+use bytes::Bytes;
+use sprocket_proto::Response;
+
+use crate::engine::Engine;
+use crate::job::Job;
+use crate::types::*;
+
+impl Engine {
+    pub(crate) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
+        if handle.len() >= MAX_HANDLE {
+            // gearmand sends nothing here; every request deserves an answer.
+            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Job handle too large"));
+            return;
+        }
+        let job = self.job_by_handle(&handle).and_then(|no| self.jobs.get(&no));
+        let resp = match job {
+            Some(j) => Response::StatusRes {
+                handle,
+                known: true,
+                running: j.is_running(),
+                numerator: j.numerator,
+                denominator: j.denominator,
+            },
+            None => Response::StatusRes { handle, known: false, running: false, numerator: 0, denominator: 0 },
+        };
+        self.send_packet(conn, resp);
+    }
+
+    pub(crate) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
+        if unique.len() >= MAX_UNIQUE {
+            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"));
+            return;
+        }
+        let job = self.job_by_unique_any(&unique);
+        let resp = match job {
+            Some(j) => Response::StatusResUnique {
+                unique,
+                known: true,
+                running: j.is_running(),
+                numerator: j.numerator,
+                denominator: j.denominator,
+                clients: j.clients.len() as u64,
+            },
+            None => Response::StatusResUnique {
+                unique,
+                known: false,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+                clients: 0,
+            },
+        };
+        self.send_packet(conn, resp);
+    }
+
+    /// The oldest job with this unique in any function.
+    fn job_by_unique_any(&self, unique: &Bytes) -> Option<&Job> {
+        if unique.is_empty() {
+            return None;
+        }
+        (0..self.functions.len() as FnId)
+            .filter_map(|f| self.by_unique.get(&(f, unique.clone())))
+            .filter_map(|no| self.jobs.get(no))
+            .min_by_key(|j| j.no)
+    }
+}

@@ -1,0 +1,200 @@
+//! SUBMIT_* handling: coalescing, limits, job creation, persistence.
+
+use bytes::Bytes;
+use sprocket_proto::Response;
+
+use crate::dispatch::Submit;
+use crate::engine::Engine;
+use crate::job::{Job, JobState};
+use crate::types::*;
+
+impl Engine {
+    pub(crate) fn submit(&mut self, conn: ConnId, s: Submit) {
+        if s.unique.len() > MAX_UNIQUE || s.reducer.len() > MAX_UNIQUE {
+            let text = if s.unique.len() > MAX_UNIQUE { "Unique value too large" } else { "Reducer value too large" };
+            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", text));
+            return;
+        }
+        let f = self.function_id(&s.function);
+
+        if let Some(job_no) = self.coalesce_target(f, &s.unique, &s.data) {
+            self.attach(conn, job_no, s.background);
+            return;
+        }
+
+        let limit = self.function(f).map(|func| func.max_queue[s.priority.index()]).unwrap_or(0);
+        let total = self.function(f).map(|func| func.total).unwrap_or(0);
+        if limit > 0 && total >= limit as usize {
+            self.send_packet(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
+            return;
+        }
+        if self.config.max_jobs > 0 && self.jobs.len() >= self.config.max_jobs {
+            self.send_packet(conn, Response::error("QUEUE_ERROR", "Server job limit reached"));
+            return;
+        }
+
+        let job_no = self.next_job;
+        self.next_job += 1;
+        let mut job =
+            Job::new(job_no, &self.config.handle_prefix, f, &s.unique, &s.data, s.priority, s.background, s.when);
+        if !s.reducer.is_empty() {
+            job.extra_mut().reducer = Bytes::copy_from_slice(&s.reducer);
+        }
+        if !s.background {
+            job.clients.push(conn);
+        }
+        let handle = job.handle.clone();
+        let unique = job.unique.clone();
+        let data_key = (unique.as_ref() == b"-" && !job.data.is_empty()).then(|| job.data.clone());
+
+        let mut seq = 0;
+        if s.background && self.config.persist != PersistMode::None {
+            job.persisted = true;
+            if self.config.persist == PersistMode::Immediate {
+                let store_unique = self.generated_store_unique(&job);
+                let row_unique = store_unique.clone().unwrap_or_else(|| unique.clone());
+                if store_unique.is_some() {
+                    job.extra_mut().store_unique = store_unique;
+                }
+                seq = self.persist(PersistOp::Insert {
+                    function: self.function(f).map(|x| x.name.clone()).unwrap_or_default(),
+                    unique: row_unique,
+                    priority: s.priority,
+                    data: job.data.clone(),
+                    when: s.when,
+                });
+                job.pending_seq = seq;
+                self.pending_inserts.insert(seq, job_no);
+            }
+        }
+
+        self.index_job(f, &unique, data_key, job_no);
+        self.add_job(job);
+        if !s.background {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.waiting.push(job_no);
+            }
+        }
+        self.send_job_created(conn, handle, seq);
+    }
+
+    /// A job's row needs a generated key when its own unique does not
+    /// identify it (empty, or `-` which coalesces on data instead).
+    fn generated_store_unique(&self, job: &Job) -> Option<Bytes> {
+        if job.unique.is_empty() || job.unique.as_ref() == b"-" {
+            // Handles restart at 1 after a restart, so the key also names
+            // this server run; rows replayed from earlier runs keep theirs.
+            let mut key = GENERATED_UNIQUE_PREFIX.to_vec();
+            key.extend_from_slice(format!("{:x}:{}", self.config.instance_id, job.no).as_bytes());
+            Some(Bytes::from(key))
+        } else {
+            None
+        }
+    }
+
+    /// The existing job a submission joins, if any.
+    fn coalesce_target(&self, f: FnId, unique: &Bytes, data: &Bytes) -> Option<JobNo> {
+        if unique.is_empty() {
+            return None;
+        }
+        let found = if unique.as_ref() == b"-" {
+            if data.is_empty() {
+                return None;
+            }
+            self.by_data.get(&(f, data.clone()))
+        } else {
+            self.by_unique.get(&(f, unique.clone()))
+        };
+        found.copied().filter(|no| self.jobs.get(no).is_some_and(|j| !j.ignore))
+    }
+
+    /// Attaches a submitter to an existing job and answers with its handle.
+    fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
+        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        if !background && !job.clients.contains(&conn) {
+            job.clients.push(conn);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.waiting.push(job_no);
+            }
+        }
+        let (handle, seq) = (job.handle.clone(), job.pending_seq);
+        self.send_job_created(conn, handle, seq);
+    }
+
+    pub(crate) fn index_job(&mut self, f: FnId, unique: &Bytes, data_key: Option<Bytes>, job_no: JobNo) {
+        if let Some(data) = data_key {
+            self.by_data.insert((f, data), job_no);
+        } else if !unique.is_empty() && unique.as_ref() != b"-" {
+            self.by_unique.insert((f, unique.clone()), job_no);
+        }
+    }
+
+    /// Puts a new job in the table and its queue (or the schedule).
+    pub(crate) fn add_job(&mut self, mut job: Job) {
+        let (f, p, no) = (job.function, job.priority, job.no);
+        let future = job.when > self.now_secs();
+        job.state = if future { JobState::Scheduled } else { JobState::Queued };
+        if future {
+            self.schedule.push(std::cmp::Reverse((job.when, no)));
+        }
+        self.jobs.insert(no, job);
+        if let Some(func) = self.function_mut(f) {
+            func.total += 1;
+            func.queued[p.index()] += 1;
+            if !future {
+                func.queues[p.index()].push_back(no);
+            }
+        }
+        if !future {
+            self.wake_workers(f);
+        }
+    }
+
+    /// Replays a stored job at start-up: queued like a background submit,
+    /// marked persisted, nothing written back.
+    pub fn replay(&mut self, r: ReplayJob) {
+        let f = self.function_id(&r.function);
+        let generated = r.unique.starts_with(GENERATED_UNIQUE_PREFIX);
+        let unique = if generated { Bytes::new() } else { r.unique.clone() };
+        if !unique.is_empty() && self.by_unique.contains_key(&(f, unique.clone())) {
+            return;
+        }
+        let job_no = self.next_job;
+        self.next_job += 1;
+        let mut job = Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when);
+        job.persisted = self.config.persist != PersistMode::None;
+        if generated || r.unique.as_ref() == b"-" {
+            job.extra_mut().store_unique = Some(r.unique.clone());
+        }
+        let unique = job.unique.clone();
+        self.index_job(f, &unique, None, job_no);
+        self.add_job(job);
+    }
+
+    /// The store could not make a job durable: forget it if it has not
+    /// started, and stop treating it as persisted.
+    pub(crate) fn insert_failed(&mut self, job_no: JobNo) {
+        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        job.persisted = false;
+        job.pending_seq = 0;
+        let attached = !job.clients.is_empty();
+        if !job.is_running() && !attached {
+            self.remove_job(job_no);
+        }
+    }
+
+    /// Every background job still flagged persisted, for a dump at shutdown.
+    pub fn persisted_jobs(&self) -> Vec<PersistOp> {
+        let mut jobs: Vec<&Job> = self.jobs.values().filter(|j| j.persisted && !j.ignore).collect();
+        jobs.sort_by_key(|j| j.no);
+        jobs.iter()
+            .map(|j| PersistOp::Insert {
+                function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
+                unique: j.store_unique(),
+                priority: j.priority,
+                data: j.data.clone(),
+                when: j.when,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,158 @@
+//! Identifiers, configuration and the effects the engine hands back.
+
+use bytes::Bytes;
+use sprocket_proto::{Priority, Response};
+
+/// A connection, numbered by the server.
+pub type ConnId = u64;
+
+/// A job's number: the `n` of its handle `<prefix>:<n>`. Never reused
+/// within one process.
+pub type JobNo = u64;
+
+/// Index of a function in the engine's function table.
+pub type FnId = u32;
+
+/// Wall-clock time in Unix milliseconds. The engine has no clock of its
+/// own: every event carries the time.
+pub type Millis = u64;
+
+/// How background jobs are persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersistMode {
+    /// Nothing is written (gearmand's `builtin` queue).
+    None,
+    /// Every background job is written before its JOB_CREATED is sent.
+    Immediate,
+    /// Nothing is written while running; the queue is dumped at shutdown
+    /// (gearmand's sqlite `--store-queue-on-shutdown`).
+    OnShutdown,
+}
+
+/// What to do when a CAN_DO_TIMEOUT limit expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// The job fails and its clients get WORK_FAIL (the protocol document's
+    /// behaviour).
+    Fail,
+    /// The job goes back to its queue, counting as an attempt for
+    /// `--job-retries` (gearmand 1.1's actual behaviour, without its stale
+    /// timer bug).
+    Retry,
+}
+
+/// Engine settings; all limits are explicit.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Handle prefix without the trailing colon, e.g. `H:myhost`.
+    pub handle_prefix: String,
+    /// Most attempts before a job is dropped; 0 means unlimited.
+    pub job_retries: u32,
+    /// NOOPs sent per newly queued job; 0 wakes every sleeping worker.
+    pub worker_wakeup: u32,
+    /// Rotate a worker's functions after each hand-out (`-R`).
+    pub round_robin: bool,
+    /// New connections start with exceptions enabled (`--exceptions`).
+    pub exceptions_default: bool,
+    pub persist: PersistMode,
+    pub timeout_action: TimeoutAction,
+    /// Queue limit applied to functions when they are created; 0 = none.
+    pub default_max_queue: u32,
+    /// Most jobs in the whole server (queued + running); 0 = none.
+    pub max_jobs: usize,
+    /// Reported by the `version` admin command.
+    pub version: String,
+    /// Reported by `getpid`.
+    pub pid: u32,
+    /// Reported by `verbose` (FATAL … DEBUG).
+    pub verbose: String,
+    /// Distinguishes this server run in generated store keys.
+    pub instance_id: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            handle_prefix: "H:localhost".into(),
+            job_retries: 0,
+            worker_wakeup: 0,
+            round_robin: false,
+            exceptions_default: false,
+            persist: PersistMode::None,
+            timeout_action: TimeoutAction::Fail,
+            default_max_queue: 0,
+            max_jobs: 0,
+            version: "1.1.20".into(),
+            pid: 0,
+            verbose: "ERROR".into(),
+            instance_id: 0,
+        }
+    }
+}
+
+/// One thing to write to a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    Packet(Response),
+    /// Raw admin text reply bytes.
+    Text(Bytes),
+}
+
+/// A change to the persistent store, numbered by `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersistOp {
+    Insert { function: Bytes, unique: Bytes, priority: Priority, data: Bytes, when: i64 },
+    Delete { function: Bytes, unique: Bytes },
+}
+
+/// How the server should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    Immediate,
+    /// Stop accepting, exit when no jobs remain.
+    Graceful,
+}
+
+/// Effects accumulated while handling events; the server drains it after
+/// every batch of events.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Packets and text for connections, in the order they must be written
+    /// per connection.
+    pub sends: Vec<(ConnId, Out)>,
+    /// Store operations with strictly increasing sequence numbers.
+    pub persist: Vec<(u64, PersistOp)>,
+    /// Connections to close after their pending output is written.
+    pub close: Vec<ConnId>,
+    pub shutdown: Option<ShutdownRequest>,
+}
+
+impl Outbox {
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty() && self.persist.is_empty() && self.close.is_empty() && self.shutdown.is_none()
+    }
+}
+
+/// A job to replay from the store at start-up.
+#[derive(Debug, Clone)]
+pub struct ReplayJob {
+    pub function: Bytes,
+    pub unique: Bytes,
+    pub priority: Priority,
+    pub data: Bytes,
+    pub when: i64,
+}
+
+/// Longest unique id accepted (gearmand's limit).
+pub const MAX_UNIQUE: usize = 64;
+/// Longest client id kept (longer ones are cut, as in gearmand).
+pub const MAX_CLIENT_ID: usize = 127;
+/// Longest handle accepted in GET_STATUS.
+pub const MAX_HANDLE: usize = 64;
+/// Longest OPTION_REQ name.
+pub const MAX_OPTION: usize = 63;
+/// Longest CAN_DO_TIMEOUT timeout field.
+pub const MAX_TIMEOUT_FIELD: usize = 20;
+/// Prefix of unique keys generated for persisted jobs without a unique of
+/// their own, so store rows never collide (same as sprocket-store's).
+pub const GENERATED_UNIQUE_PREFIX: &[u8] = b"~sprocket:";
