@@ -9,6 +9,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod process;
+pub mod status;
+pub mod wire;
+
+/// The repository's `tests/interop` directory (third-party client scripts).
+pub fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
+}
+
+/// Which server `SPROCKET_TEST_SERVER` selects: `"gearmand"` or `"sprocketd"`.
+pub fn server_under_test_name() -> &'static str {
+    match std::env::var("SPROCKET_TEST_SERVER").as_deref() {
+        Ok("gearmand") => "gearmand",
+        _ => "sprocketd",
+    }
+}
+
 /// True when running under CI (`CI=true`), where nothing may be skipped.
 pub fn under_ci() -> bool {
     std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
