@@ -1,1 +1,50 @@
+//! `sprocket bench`: a Gearman load generator that talks the wire protocol
+//! directly over raw TCP (no client library in between), so it can drive
+//! any Gearman server — Sprocket's `sprocketd` or gearmand — and its own
+//! cost per job stays well below the server's.
+//!
+//! Modes (see [`Mode`]): `submit-bg`, `drain`, `roundtrip`, `mixed`, and
+//! `idle` for memory-per-connection measurements. Results are a
+//! [`Report`], printed as a table or, with `--json`, as one JSON line.
+//!
+//! Stable interface for the CLI: [`BenchArgs`] (a `clap::Args`, flattened
+//! into `sprocket bench`) and [`run`].
 
+mod args;
+mod conn;
+mod limits;
+mod modes;
+mod progress;
+pub mod report;
+
+use std::sync::Arc;
+
+pub use args::{BenchArgs, Mode, PriorityArg};
+pub use report::{Latency, Report};
+
+/// Runs one benchmark and returns its report without printing it.
+pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
+    args.validate()?;
+    limits::raise_open_files(args.connections + args.workers + 64);
+    let ctx = Arc::new(modes::Ctx::new(args));
+    match ctx.args.mode {
+        Mode::SubmitBg => modes::submit_bg::run(ctx).await,
+        Mode::Drain => modes::drain::run(ctx).await,
+        Mode::Roundtrip => modes::roundtrip::run(ctx).await,
+        Mode::Mixed => modes::mixed::run(ctx).await,
+        Mode::Idle => modes::idle::run(ctx).await,
+    }
+}
+
+/// Runs one benchmark and prints the result to stdout: a table, or one
+/// line of JSON with `--json`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let json = args.json;
+    let report = measure(args).await?;
+    if json {
+        println!("{}", report.json()?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
