@@ -1,1 +1,50 @@
+//! `sprocket-client`: an async (tokio) Gearman client and worker library.
+//!
+//! It speaks the Gearman binary protocol to `sprocketd` or to gearmand,
+//! over one or several servers:
+//!
+//! * [`Client`]: foreground jobs with their result and a stream of
+//!   WORK_DATA / WORK_WARNING / WORK_STATUS events, background jobs,
+//!   priorities, unique ids, epoch (scheduled) jobs, batches, status
+//!   queries, echo and options.
+//! * [`Worker`]: async handlers per function, a concurrency limit,
+//!   progress reports from inside a handler, graceful stop.
+//!
+//! Jobs are spread over the servers; a server that cannot be reached is
+//! skipped and tried again later with exponential backoff. Every wait has a
+//! time limit (see [`ClientOptions`] and [`WorkerOptions`]).
+//!
+//! ```no_run
+//! use sprocket_client::{Client, Job, JobError, Worker};
+//!
+//! # async fn demo() -> sprocket_client::Result<()> {
+//! let worker = Worker::new("127.0.0.1:4730")?
+//!     .register("reverse", |job: Job| async move {
+//!         let mut v = job.payload().to_vec();
+//!         v.reverse();
+//!         Ok::<_, JobError>(v)
+//!     })
+//!     .spawn()?;
+//!
+//! let client = Client::new("127.0.0.1:4730")?;
+//! assert_eq!(&client.submit("reverse", "Rasmus").await?[..], b"sumsaR");
+//! worker.shutdown().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+mod addr;
+mod backoff;
+mod client;
+mod conn;
+mod error;
+mod job;
+mod worker;
+
+pub use addr::{IntoServers, ServerAddr, DEFAULT_PORT};
+pub use bytes::Bytes;
+pub use client::{BatchResult, Client, ClientOptions, JobStream};
+pub use error::{Error, Result};
+pub use job::{JobEvent, JobHandle, JobRequest, JobStatus, Priority, Unique, UniqueStatus};
+pub use worker::{HandlerFuture, Job, JobError, Worker, WorkerHandle, WorkerOptions, WorkerStats};

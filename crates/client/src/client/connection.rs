@@ -1,0 +1,206 @@
+//! One client connection as a task. Requests are written in order and
+//! answers are matched the way libgearman does it: JOB_CREATED, ERROR,
+//! STATUS_RES, ECHO_RES and OPTION_RES pair with the oldest request still
+//! waiting, and WORK_* packets are routed by job handle.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use sprocket_proto::{Request, Response};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{PacketReader, PacketWriter};
+use crate::error::{Error, Result};
+use crate::job::{JobEvent, JobHandle};
+
+/// What to do with the answer to a request.
+pub(crate) enum Reply {
+    /// A submission: JOB_CREATED (or ERROR) goes to `created`; for a
+    /// foreground job the later WORK_* packets go to `events`.
+    Submit { created: oneshot::Sender<Result<JobHandle>>, events: Option<mpsc::UnboundedSender<JobEvent>> },
+    /// Any other request with exactly one answer packet.
+    Single(oneshot::Sender<Result<Response>>),
+    /// A request the server never answers (SET_CLIENT_ID).
+    NoAnswer,
+}
+
+/// A request for the connection task.
+pub(crate) struct Command {
+    pub(crate) request: Request,
+    pub(crate) reply: Reply,
+}
+
+/// Sending side of a running connection task.
+pub(crate) type CommandSender = mpsc::UnboundedSender<Command>;
+
+/// Starts the task for an open connection.
+pub(crate) fn spawn(reader: PacketReader, writer: PacketWriter, addr: String) -> CommandSender {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(reader, writer, rx, addr));
+    tx
+}
+
+struct State {
+    pending: VecDeque<Reply>,
+    /// Foreground jobs by handle. Several submissions that coalesced onto
+    /// one job on this connection each get every event.
+    jobs: HashMap<Bytes, Vec<mpsc::UnboundedSender<JobEvent>>>,
+}
+
+async fn run(
+    mut reader: PacketReader,
+    mut writer: PacketWriter,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    addr: String,
+) {
+    let mut state = State { pending: VecDeque::new(), jobs: HashMap::new() };
+    let mut accepting = true;
+    let failure = loop {
+        if !accepting && state.pending.is_empty() && state.jobs.is_empty() {
+            return;
+        }
+        tokio::select! {
+            cmd = rx.recv(), if accepting => match cmd {
+                None => accepting = false,
+                Some(first) => {
+                    // Batch every command already waiting into one write.
+                    let mut next = Some(first);
+                    while let Some(cmd) = next {
+                        writer.queue(&cmd.request);
+                        if !matches!(cmd.reply, Reply::NoAnswer) {
+                            state.pending.push_back(cmd.reply);
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    if let Err(e) = writer.flush().await {
+                        break e;
+                    }
+                }
+            },
+            resp = reader.read() => match resp {
+                Ok(resp) => {
+                    if let Err(e) = state.dispatch(resp) {
+                        break e;
+                    }
+                }
+                Err(e) => break e,
+            },
+        }
+    };
+    tracing::debug!(server = %addr, error = %failure, "client connection closed");
+    state.fail_all(&failure);
+    // Refuse whatever was queued behind the failure.
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        fail_reply(cmd.reply, &failure);
+    }
+}
+
+fn fail_reply(reply: Reply, error: &Error) {
+    match reply {
+        Reply::Submit { created, .. } => {
+            let _ = created.send(Err(error.clone()));
+        }
+        Reply::Single(tx) => {
+            let _ = tx.send(Err(error.clone()));
+        }
+        Reply::NoAnswer => {}
+    }
+}
+
+/// gearmand may append a NUL to a WORK_FAIL handle (reference Q5).
+fn clean_handle(handle: &Bytes) -> Bytes {
+    match handle.iter().position(|&b| b == 0) {
+        Some(i) => handle.slice(..i),
+        None => handle.clone(),
+    }
+}
+
+impl State {
+    fn dispatch(&mut self, resp: Response) -> Result<()> {
+        match resp {
+            Response::JobCreated { handle } => match self.pending.pop_front() {
+                Some(Reply::Submit { created, events }) => {
+                    if let Some(events) = events {
+                        if !events.is_closed() {
+                            let _ = events.send(JobEvent::Created(JobHandle(handle.clone())));
+                            self.jobs.entry(handle.clone()).or_default().push(events);
+                        }
+                    }
+                    let _ = created.send(Ok(JobHandle(handle)));
+                }
+                Some(other) => {
+                    let e = Error::Protocol("JOB_CREATED received for a request that was not a submission".into());
+                    fail_reply(other, &e);
+                    return Err(e);
+                }
+                None => return Err(Error::Protocol("JOB_CREATED without a pending submission".into())),
+            },
+            Response::Error { code, text } => {
+                let e = Error::Server {
+                    code: String::from_utf8_lossy(&code).into_owned(),
+                    text: String::from_utf8_lossy(&text).into_owned(),
+                };
+                match self.pending.pop_front() {
+                    Some(reply) => fail_reply(reply, &e),
+                    None => tracing::warn!(error = %e, "unsolicited ERROR from server"),
+                }
+            }
+            r @ (Response::StatusRes { .. }
+            | Response::StatusResUnique { .. }
+            | Response::EchoRes { .. }
+            | Response::OptionRes { .. }) => match self.pending.pop_front() {
+                Some(Reply::Single(tx)) => {
+                    let _ = tx.send(Ok(r));
+                }
+                Some(other) => {
+                    let e = Error::Protocol(format!("{} received for a submission", r.packet_type().name()));
+                    fail_reply(other, &e);
+                    return Err(e);
+                }
+                None => return Err(Error::Protocol(format!("unexpected {}", r.packet_type().name()))),
+            },
+            Response::WorkData { handle, data } => self.event(&handle, JobEvent::Data(data)),
+            Response::WorkWarning { handle, data } => self.event(&handle, JobEvent::Warning(data)),
+            Response::WorkStatus { handle, numerator, denominator } => {
+                let (numerator, denominator) = (
+                    sprocket_proto::response::parse_decimal(&numerator),
+                    sprocket_proto::response::parse_decimal(&denominator),
+                );
+                self.event(&handle, JobEvent::Status { numerator, denominator })
+            }
+            Response::WorkComplete { handle, data } => self.event(&handle, JobEvent::Complete(data)),
+            Response::WorkFail { handle } => self.event(&clean_handle(&handle), JobEvent::Failed),
+            Response::WorkException { handle, data } => self.event(&handle, JobEvent::Exception(data)),
+            Response::Noop => {}
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected {} on a client connection",
+                    other.packet_type().name()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, handle: &Bytes, event: JobEvent) {
+        let last = event.is_final();
+        let Some(list) = self.jobs.get_mut(handle) else {
+            tracing::debug!(handle = %String::from_utf8_lossy(handle), "event for a job nobody waits on");
+            return;
+        };
+        list.retain(|tx| tx.send(event.clone()).is_ok());
+        if last || list.is_empty() {
+            self.jobs.remove(handle);
+        }
+    }
+
+    fn fail_all(&mut self, error: &Error) {
+        for reply in self.pending.drain(..) {
+            fail_reply(reply, error);
+        }
+        // Dropping the event senders ends each job's stream; the waiter
+        // turns the missing final event into ConnectionLost.
+        self.jobs.clear();
+    }
+}

@@ -1,0 +1,386 @@
+//! The library against real servers over real sockets: gearmand 1.1.20
+//! and sprocketd (when built). Each scenario runs on every server.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{dead_addr, servers};
+use futures::StreamExt;
+use sprocket_client::{
+    Client, ClientOptions, Error, Job, JobError, JobEvent, JobRequest, Priority, Worker, WorkerOptions,
+};
+
+fn reverse(b: &[u8]) -> Vec<u8> {
+    b.iter().rev().copied().collect()
+}
+
+/// The seed-004 reverse worker: ten status reports, then the reversed payload.
+fn reverse_worker(addr: &str) -> Worker {
+    Worker::new(addr).unwrap().register("reverse", |job: Job| async move {
+        for i in 1..=10 {
+            job.status(i, 10)?;
+        }
+        job.data("partial")?;
+        job.warning("careful")?;
+        Ok::<_, JobError>(reverse(job.payload()))
+    })
+}
+
+#[tokio::test]
+async fn foreground_with_events_in_order() {
+    for srv in servers() {
+        let w = reverse_worker(&srv.addr()).spawn().unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let mut events = Vec::new();
+        let result =
+            client.submit_with(JobRequest::new("reverse", "Rasmus"), |ev| events.push(ev.clone())).await.unwrap();
+        assert_eq!(&result[..], b"sumsaR", "{}", srv.name);
+        assert!(matches!(events[0], JobEvent::Created(_)), "{}: {events:?}", srv.name);
+        let pct: Vec<u64> = events.iter().filter_map(JobEvent::percent).collect();
+        assert_eq!(pct, (1..=10).map(|i| i * 10).collect::<Vec<_>>(), "{}", srv.name);
+        assert!(events.contains(&JobEvent::Data("partial".into())));
+        assert!(events.contains(&JobEvent::Warning("careful".into())));
+        assert_eq!(events.last(), Some(&JobEvent::Complete("sumsaR".into())));
+
+        // The same through the Stream interface.
+        let stream = client.submit_stream(JobRequest::new("reverse", "abc")).await.unwrap();
+        let all: Vec<JobEvent> = stream.collect().await;
+        assert_eq!(all.last(), Some(&JobEvent::Complete("cba".into())), "{}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn background_job_and_status_poll() {
+    for srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        let handle = client.submit_background("slow", "x").await.unwrap();
+        let st = client.status(&handle).await.unwrap();
+        assert!(st.known && !st.running, "{}: {st:?}", srv.name);
+
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("slow", move |job: Job| {
+                let mut go = go_rx.clone();
+                async move {
+                    job.status(6, 10)?;
+                    let _ = go.wait_for(|g| *g).await;
+                    Ok::<_, JobError>("done")
+                }
+            })
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let st = client.status(&handle).await.unwrap();
+            if st.running && st.numerator == 6 {
+                assert_eq!(st.denominator, 10);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: job never reported 6/10: {st:?}", srv.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        go_tx.send(true).unwrap();
+        loop {
+            let st = client.status(&handle).await.unwrap();
+            if !st.known {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: job never finished", srv.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn many_jobs_in_flight_on_one_connection() {
+    for srv in servers() {
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("rev", |job: Job| async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                Ok::<_, JobError>(reverse(job.payload()))
+            })
+            .concurrency(8)
+            .spawn()
+            .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let jobs: Vec<JobRequest> = (0..200).map(|i| JobRequest::new("rev", format!("job-{i}"))).collect();
+        let results = client.submit_batch(jobs).await;
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.as_ref().unwrap()[..], reverse(format!("job-{i}").as_bytes())[..], "{}", srv.name);
+        }
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn batch_reports_each_jobs_error() {
+    for srv in servers() {
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("hello", |job: Job| async move {
+                match job.payload().as_ref() {
+                    b"fail" => Err(JobError::Fail),
+                    b"boom" => Err(JobError::exception("boom!")),
+                    name => Ok(format!("Hello {}", String::from_utf8_lossy(name))),
+                }
+            })
+            .concurrency(3)
+            .spawn()
+            .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let names = ["Will", "fail", "Morgan", "boom", "Matt"];
+        let results = client.submit_batch(names.iter().map(|n| JobRequest::new("hello", n.to_string()))).await;
+        assert_eq!(&results[0].as_ref().unwrap()[..], b"Hello Will");
+        assert!(matches!(results[1], Err(Error::JobFailed { .. })), "{}: {:?}", srv.name, results[1]);
+        assert_eq!(&results[2].as_ref().unwrap()[..], b"Hello Morgan");
+        match &results[3] {
+            Err(Error::JobException { data, .. }) => assert_eq!(&data[..], b"boom!"),
+            other => panic!("{}: expected an exception, got {other:?}", srv.name),
+        }
+        // Without the exceptions option the exception arrives as a failure.
+        let plain =
+            Client::with_options(srv.addr(), ClientOptions { exceptions: false, ..Default::default() }).unwrap();
+        let r = plain.submit("hello", "boom").await;
+        assert!(matches!(r, Err(Error::JobFailed { .. })), "{}: {r:?}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unique_ids_coalesce() {
+    for srv in servers() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let runs2 = runs.clone();
+        let client = Client::new(srv.addr()).unwrap();
+        let a = client.submit_job(JobRequest::new("once", "a").unique("same"));
+        let b = client.submit_job(JobRequest::new("once", "b").unique("same"));
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("once", move |job: Job| {
+                let runs = runs2.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Ok::<_, JobError>(job.payload().clone())
+                }
+            })
+            .spawn()
+            .unwrap();
+        let (ra, rb) = tokio::join!(a, b);
+        assert_eq!(ra.unwrap(), rb.unwrap(), "{}", srv.name);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}", srv.name);
+        let st = client.status_unique("same").await.unwrap();
+        assert!(!st.known, "{}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn priorities_order_queued_jobs() {
+    for srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        for (p, name) in [(Priority::Low, "low"), (Priority::Normal, "normal"), (Priority::High, "high")] {
+            client.submit_background_job(JobRequest::new("prio", name).priority(p)).await.unwrap();
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("prio", move |job: Job| {
+                let seen = seen2.clone();
+                async move {
+                    seen.lock().unwrap().push(String::from_utf8_lossy(job.payload()).into_owned());
+                    Ok::<_, JobError>("")
+                }
+            })
+            .max_jobs(3)
+            .spawn()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), w.wait()).await.expect("worker stops after 3 jobs").unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec!["high", "normal", "low"], "{}", srv.name);
+    }
+}
+
+#[tokio::test]
+async fn epoch_job_in_the_past_runs_and_future_one_waits() {
+    for srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let future = client.submit_background_job(JobRequest::new("ep", "later").at_epoch(now + 3600)).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("ep", move |job: Job| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(job.payload().clone());
+                    Ok::<_, JobError>("")
+                }
+            })
+            .spawn()
+            .unwrap();
+        client.submit_background_job(JobRequest::new("ep", "now").at_epoch(now.saturating_sub(10))).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(&got[..], b"now", "{}", srv.name);
+        let st = client.status(&future).await.unwrap();
+        assert!(st.known && !st.running, "{}: {st:?}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn echo_options_and_errors() {
+    for srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        assert_eq!(&client.echo("ping").await.unwrap()[..], b"ping");
+        assert_eq!(&client.echo("").await.unwrap()[..], b"");
+        client.set_option("exceptions").await.unwrap();
+        match client.set_option("bogus").await {
+            Err(Error::Server { code, .. }) => assert_eq!(code, "UNKNOWN_OPTION", "{}", srv.name),
+            other => panic!("{}: {other:?}", srv.name),
+        }
+        // The connection is still usable after an ERROR.
+        assert_eq!(&client.echo("again").await.unwrap()[..], b"again");
+        let unknown = client.status(&"H:nowhere:1".into()).await.unwrap();
+        assert!(!unknown.known);
+        let r = client.submit_job(JobRequest::new("nobody", "x").timeout(Duration::from_millis(300))).await;
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{}: {r:?}", srv.name);
+        let r = client.submit(&b"bad\0name"[..], "x").await;
+        assert!(matches!(r, Err(Error::InvalidArgument(_))));
+    }
+}
+
+#[tokio::test]
+async fn graceful_stop_finishes_the_running_job() {
+    for srv in servers() {
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("sleepy", |_job: Job| async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Ok::<_, JobError>("finished")
+            })
+            .spawn()
+            .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let pending = tokio::spawn({
+            let c = client.clone();
+            async move { c.submit("sleepy", "").await }
+        });
+        // Let the job start, then ask the worker to stop.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !srv.admin("status").contains("sleepy\t1\t1\t1") {
+            assert!(Instant::now() < deadline, "{}: job never started", srv.name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stats = w.shutdown().await.unwrap();
+        assert_eq!(stats.jobs_done, 1);
+        assert_eq!(&pending.await.unwrap().unwrap()[..], b"finished", "{}", srv.name);
+    }
+}
+
+#[tokio::test]
+async fn dead_servers_are_skipped_and_jobs_spread() {
+    let list = servers();
+    if list.is_empty() {
+        return;
+    }
+    let Some(second) = sprocket_testkit::ServerProcess::gearmand(&[]) else { return };
+    let first = &list[0];
+    let dead = dead_addr();
+    let all = format!("{},{},{}", first.addr(), dead, second.addr());
+    let per_server = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+    let ps = per_server.clone();
+    let w = Worker::with_options(
+        all.as_str(),
+        WorkerOptions { retry_initial: Duration::from_millis(50), ..WorkerOptions::default() },
+    )
+    .unwrap()
+    .register("where", move |job: Job| {
+        let ps = ps.clone();
+        async move {
+            *ps.lock().unwrap().entry(job.server().to_string()).or_default() += 1;
+            Ok::<_, JobError>(job.server().to_string())
+        }
+    })
+    .concurrency(4)
+    .spawn()
+    .unwrap();
+    let client = Client::new(all.as_str()).unwrap();
+    let start = Instant::now();
+    let results = client.submit_batch((0..40).map(|i| JobRequest::new("where", i.to_string()))).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let counts = per_server.lock().unwrap().clone();
+    assert_eq!(counts.len(), 2, "jobs should use both live servers: {counts:?}");
+    assert!(!counts.contains_key(&dead));
+    w.shutdown().await.unwrap();
+
+    // Only dead servers: a clear error, quickly.
+    let nobody = Client::with_options(
+        format!("{},{}", dead_addr(), dead_addr()),
+        ClientOptions { connect_timeout: Duration::from_secs(1), ..Default::default() },
+    )
+    .unwrap();
+    match nobody.submit("x", "y").await {
+        Err(Error::NoServerAvailable { tried }) => assert!(tried.contains("127.0.0.1")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn worker_reconnects_after_server_restart() {
+    let Some(mut g) = sprocket_testkit::ServerProcess::gearmand(&[]) else { return };
+    let port = g.port;
+    let w = Worker::with_options(
+        g.addr(),
+        WorkerOptions {
+            retry_initial: Duration::from_millis(50),
+            retry_max: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .register("up", |_j: Job| async { Ok::<_, JobError>("yes") })
+    .spawn()
+    .unwrap();
+    let client = Client::new(g.addr()).unwrap();
+    assert_eq!(&client.submit("up", "").await.unwrap()[..], b"yes");
+    g.kill9();
+    drop(g);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let bin = std::path::Path::new("/usr/sbin/gearmand");
+    let args: Vec<String> =
+        ["--port", &port.to_string(), "--listen", "127.0.0.1", "--log-file", "none", "--pid-file", "/dev/null"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let _g2 = sprocket_testkit::ServerProcess::start("gearmand", bin, &args, port);
+    let fresh = Client::new(format!("127.0.0.1:{port}")).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), fresh.submit("up", "")).await.expect("worker came back");
+    assert_eq!(&r.unwrap()[..], b"yes");
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn can_do_timeout_registers_the_function() {
+    for srv in servers() {
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register_with_timeout("limited", Duration::from_secs(5), |_j: Job| async { Ok::<_, JobError>("ok") })
+            .client_id("rust-worker")
+            .spawn()
+            .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        assert_eq!(&client.submit("limited", "").await.unwrap()[..], b"ok");
+        let workers = srv.admin("workers");
+        assert!(workers.contains("rust-worker : limited"), "{}: {workers}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}
