@@ -2,7 +2,7 @@
 //!
 //! The engine never touches a database: it emits [`StoreOp`]s, numbered
 //! with a sequence number, and the server forwards them to a
-//! [`writer::Writer`] task that group-commits them through a [`Store`]
+//! writer task ([`writer::spawn`]) that group-commits them through a [`Store`]
 //! backend and reports [`Completion`]s back, in sequence order.
 //!
 //! Rows use gearmand's table layouts, so a table written by gearmand is
@@ -12,6 +12,21 @@
 use bytes::Bytes;
 use sprocket_proto::Priority;
 use thiserror::Error;
+
+mod config;
+mod ident;
+mod netops;
+mod rows;
+mod textkey;
+
+pub mod memory;
+pub mod mysql;
+pub mod postgres;
+pub mod redis;
+pub mod sqlite;
+pub mod writer;
+
+pub use config::{open, StoreConfig, SyncMode};
 
 /// One persisted background job, as gearmand's queue plugins store it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,142 @@
+//! An in-process store: rows in a map shared through a [`MemoryHandle`].
+//!
+//! Used by tests and by builds that want store semantics without a
+//! database. The handle can also simulate an unreachable database and
+//! rejected rows, so the writer's fault handling can be tested
+//! deterministically (the real-database fault tests live in `tests/`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::netops::reduce;
+use crate::{JobKey, Result, Store, StoreError, StoreOp, StoredJob};
+
+#[derive(Debug, Default)]
+struct State {
+    /// Rows in insertion order (the order `load` returns).
+    rows: BTreeMap<u64, StoredJob>,
+    index: HashMap<JobKey, u64>,
+    next: u64,
+    available: bool,
+    reject_functions: Vec<Bytes>,
+    /// Number of `apply` calls that reached the rows (for batch tests).
+    applies: usize,
+}
+
+/// A store whose rows live in memory.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+/// A second view of a [`MemoryStore`]'s rows, kept by a test after the
+/// store itself has been handed to a writer.
+#[derive(Debug, Clone)]
+pub struct MemoryHandle {
+    state: Arc<Mutex<State>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves plain data behind; keep going.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty, available store.
+    pub fn new() -> MemoryStore {
+        MemoryStore { state: Arc::new(Mutex::new(State { available: true, ..State::default() })) }
+    }
+
+    /// A handle sharing this store's rows.
+    pub fn handle(&self) -> MemoryHandle {
+        MemoryHandle { state: self.state.clone() }
+    }
+}
+
+impl MemoryHandle {
+    /// The stored rows, in insertion order.
+    pub fn rows(&self) -> Vec<StoredJob> {
+        lock(&self.state).rows.values().cloned().collect()
+    }
+
+    /// Simulates the database going away (`false`) or coming back (`true`).
+    pub fn set_available(&self, available: bool) {
+        lock(&self.state).available = available;
+    }
+
+    /// Makes every later insert of `function` fail with `Rejected`.
+    pub fn reject_function(&self, function: &[u8]) {
+        lock(&self.state).reject_functions.push(Bytes::copy_from_slice(function));
+    }
+
+    /// How many `apply` calls have changed (or tried to change) the rows.
+    pub fn applies(&self) -> usize {
+        lock(&self.state).applies
+    }
+
+    /// A new store over the same rows (a "restart" in tests).
+    pub fn reopen(&self) -> MemoryStore {
+        MemoryStore { state: self.state.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    fn describe(&self) -> String {
+        "memory".to_string()
+    }
+
+    async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        let st = lock(&self.state);
+        if !st.available {
+            return Err(StoreError::Unavailable("memory store switched off".into()));
+        }
+        Ok(st.rows.values().cloned().collect())
+    }
+
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let mut st = lock(&self.state);
+        if !st.available {
+            return Err(StoreError::Unavailable("memory store switched off".into()));
+        }
+        st.applies += 1;
+        let net = reduce(ops);
+        // Check everything before changing anything: the batch is atomic.
+        if let Some(bad) = net.upserts.iter().find(|j| st.reject_functions.contains(&j.function)) {
+            return Err(StoreError::Rejected(format!("function {:?} refused", bad.function)));
+        }
+        for key in net.deletes {
+            if let Some(id) = st.index.remove(key) {
+                st.rows.remove(&id);
+            }
+        }
+        for job in net.upserts {
+            let key = job.key();
+            if let Some(id) = st.index.get(&key).copied() {
+                st.rows.insert(id, job.clone());
+            } else {
+                let id = st.next;
+                st.next += 1;
+                st.rows.insert(id, job.clone());
+                st.index.insert(key, id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconnect(&mut self) -> Result<()> {
+        if lock(&self.state).available {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("memory store switched off".into()))
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! MySQL / MariaDB backend (`-q mysql`, `-q MySQL`).
+//!
+//! gearmand's table name and column names, but the key columns we create
+//! are `VARBINARY`: any bytes round-trip (a utf8mb4 `VARCHAR` cannot hold
+//! invalid UTF-8), and the key is at most 64 + 512 bytes, under even the old
+//! 767-byte InnoDB index limit that broke gearmand's `VARCHAR(255)` under
+//! utf8mb4. A table gearmand created (`VARCHAR` keys) is used as it is, with
+//! the reversible text escaping of `textkey` for names text cannot hold.
+//!
+//! A batch is one transaction of multi-row statements whose row counts are
+//! powers of two, so a handful of cached prepared statements serve every
+//! batch size.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Params, Row, TxOpts, Value};
+
+use crate::ident::{backquoted, validate_table};
+use crate::netops::dedupe_loaded;
+use crate::rows::{loaded_job, parse_int, EncodedBatch, EncodedKey, EncodedRow, KeyForm};
+use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+
+/// Version of sprocketd's own layout, kept in `sprocket_meta`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Most rows in one statement.
+const MAX_ROWS_PER_STATEMENT: usize = 512;
+/// Most job data in one statement (MariaDB's default max_allowed_packet is 16 MiB).
+const MAX_BYTES_PER_STATEMENT: usize = 4 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings from the `--mysql-*` flags.
+#[derive(Debug, Clone)]
+pub struct MysqlSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub db: String,
+    pub table: String,
+}
+
+impl MysqlSettings {
+    pub fn new(host: &str, port: u16, user: &str, password: &str, db: &str, table: &str) -> MysqlSettings {
+        MysqlSettings {
+            host: host.into(),
+            port,
+            user: user.into(),
+            password: password.into(),
+            db: db.into(),
+            table: table.into(),
+        }
+    }
+}
+
+/// A queue table in a MySQL or MariaDB database.
+pub struct MysqlStore {
+    settings: MysqlSettings,
+    table_sql: String,
+    form: KeyForm,
+    conn: Option<Conn>,
+}
+
+/// Lost connections, shutdowns, lock timeouts and login failures mean "try
+/// again later"; other server errors are about the data.
+fn classify(context: &str, e: mysql_async::Error) -> StoreError {
+    match e {
+        mysql_async::Error::Server(s) => {
+            let msg = format!("{context}: {} ({})", s.message, s.code);
+            match s.code {
+                1040
+                | 1045
+                | 1049
+                | 1053
+                | 1077
+                | 1152
+                | 1158..=1161
+                | 1205
+                | 1213
+                | 1927
+                | 2002
+                | 2003
+                | 2006
+                | 2013 => StoreError::Unavailable(msg),
+                _ => StoreError::Rejected(msg),
+            }
+        }
+        other => StoreError::Unavailable(format!("{context}: {other}")),
+    }
+}
+
+fn is_binary_type(data_type: &str) -> bool {
+    matches!(
+        data_type.to_ascii_lowercase().as_str(),
+        "varbinary" | "binary" | "blob" | "tinyblob" | "mediumblob" | "longblob"
+    )
+}
+
+fn value_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Some(b),
+        Value::NULL => None,
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        Value::UInt(u) => Some(u.to_string().into_bytes()),
+        other => Some(other.as_sql(true).into_bytes()),
+    }
+}
+
+fn value_int(v: Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(i),
+        Value::UInt(u) => i64::try_from(u).ok(),
+        Value::Bytes(b) => parse_int(&b),
+        _ => None,
+    }
+}
+
+/// Splits `n` rows into statement sizes: powers of two, at most
+/// [`MAX_ROWS_PER_STATEMENT`], halved while the data would be too big.
+fn chunk_sizes<T>(items: &[T], bytes_of: impl Fn(&T) -> usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut at = 0;
+    while at < items.len() {
+        let left = items.len() - at;
+        let mut size = MAX_ROWS_PER_STATEMENT.min(1 << (usize::BITS - 1 - left.leading_zeros()));
+        while size > 1 && items[at..at + size].iter().map(&bytes_of).sum::<usize>() > MAX_BYTES_PER_STATEMENT {
+            size /= 2;
+        }
+        sizes.push(size);
+        at += size;
+    }
+    sizes
+}
+
+impl MysqlStore {
+    /// Connects and creates the table if missing.
+    pub async fn open(settings: MysqlSettings) -> Result<MysqlStore> {
+        validate_table("--mysql-table", &settings.table)?;
+        if settings.db.is_empty() {
+            return Err(StoreError::Config("--mysql-db is required (the database that holds the queue table)".into()));
+        }
+        let table_sql = backquoted(&settings.table);
+        let mut store = MysqlStore { settings, table_sql, form: KeyForm::Binary, conn: None };
+        store.reconnect().await?;
+        Ok(store)
+    }
+
+    fn target(&self) -> String {
+        let s = &self.settings;
+        format!("mysql://{}@{}:{}/{}", s.user, s.host, s.port, s.db)
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        let target = self.target();
+        self.conn.as_mut().ok_or_else(|| StoreError::Unavailable(format!("{target}: not connected")))
+    }
+
+    /// Creates the table, adds `when_to_run` if an old table lacks it,
+    /// records our schema version and decides how keys are stored.
+    async fn prepare_schema(&mut self) -> Result<()> {
+        let t = self.table_sql.clone();
+        let table = self.settings.table.clone();
+        let conn = self.conn()?;
+        let ctx = |what: &str| format!("preparing table {table}: {what}");
+        conn.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {t} (unique_key VARBINARY(64), function_name VARBINARY(512), priority INT, \
+             data LONGBLOB, when_to_run BIGINT, UNIQUE KEY unique_key (unique_key, function_name)) ENGINE=InnoDB"
+        ))
+        .await
+        .map_err(|e| classify(&ctx("create"), e))?;
+        let columns: Vec<(String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table.clone(),),
+            )
+            .await
+            .map_err(|e| classify(&ctx("columns"), e))?;
+        let type_of = |name: &str| columns.iter().find(|(c, _)| c.eq_ignore_ascii_case(name)).map(|(_, t)| t.clone());
+        if type_of("when_to_run").is_none() {
+            conn.query_drop(format!("ALTER TABLE {t} ADD COLUMN when_to_run BIGINT"))
+                .await
+                .map_err(|e| classify(&ctx("add when_to_run"), e))?;
+        }
+        let binary =
+            [type_of("unique_key"), type_of("function_name")].iter().all(|t| t.as_deref().is_some_and(is_binary_type));
+        conn.query_drop(
+            "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table VARCHAR(64) PRIMARY KEY, \
+             schema_version INT NOT NULL) ENGINE=InnoDB",
+        )
+        .await
+        .map_err(|e| classify(&ctx("meta"), e))?;
+        conn.exec_drop(
+            "INSERT IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?, ?)",
+            (table.clone(), SCHEMA_VERSION),
+        )
+        .await
+        .map_err(|e| classify(&ctx("meta"), e))?;
+        let version: Option<i64> = conn
+            .exec_first("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?", (table.clone(),))
+            .await
+            .map_err(|e| classify(&ctx("meta"), e))?;
+        if version.unwrap_or(0) > SCHEMA_VERSION {
+            return Err(StoreError::Config(format!(
+                "table {table} has schema version {version:?}, newer than this sprocketd understands ({SCHEMA_VERSION})"
+            )));
+        }
+        self.form = if binary { KeyForm::Binary } else { KeyForm::Text };
+        Ok(())
+    }
+
+    /// The statements for a batch, each with its parameters.
+    fn statements(&self, batch: &EncodedBatch) -> Vec<(String, Params)> {
+        let t = &self.table_sql;
+        let mut out = Vec::new();
+        let mut at = 0;
+        for size in chunk_sizes(&batch.deletes, |_| 0) {
+            let keys: &[EncodedKey] = &batch.deletes[at..at + size];
+            at += size;
+            let cond = vec!["(unique_key = ? AND function_name = ?)"; size].join(" OR ");
+            let params =
+                keys.iter().flat_map(|k| [Value::Bytes(k.unique.clone()), Value::Bytes(k.function.clone())]).collect();
+            out.push((format!("DELETE FROM {t} WHERE {cond}"), Params::Positional(params)));
+        }
+        at = 0;
+        for size in chunk_sizes(&batch.upserts, |r| r.data.len()) {
+            let rows: &[EncodedRow] = &batch.upserts[at..at + size];
+            at += size;
+            let values = vec!["(?, ?, ?, ?, ?)"; size].join(", ");
+            let params = rows
+                .iter()
+                .flat_map(|r| {
+                    [
+                        Value::Bytes(r.unique.clone()),
+                        Value::Bytes(r.function.clone()),
+                        Value::Int(i64::from(r.priority)),
+                        Value::Bytes(r.data.to_vec()),
+                        Value::Int(r.when),
+                    ]
+                })
+                .collect();
+            out.push((
+                format!(
+                    "INSERT INTO {t} (unique_key, function_name, priority, data, when_to_run) VALUES {values} \
+                     ON DUPLICATE KEY UPDATE priority = VALUES(priority), data = VALUES(data), \
+                     when_to_run = VALUES(when_to_run)"
+                ),
+                Params::Positional(params),
+            ));
+        }
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MysqlStore {
+    fn describe(&self) -> String {
+        format!("{} table {}", self.target(), self.settings.table)
+    }
+
+    async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        let sql = format!("SELECT unique_key, function_name, priority, data, when_to_run FROM {}", self.table_sql);
+        let form = self.form;
+        let rows: Vec<Row> = self.conn()?.query(sql).await.map_err(|e| classify("mysql replay", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut cols = row.unwrap().into_iter();
+            let mut next = || cols.next().unwrap_or(Value::NULL);
+            let unique = value_bytes(next());
+            let function = value_bytes(next());
+            let priority = value_int(next());
+            let data = value_bytes(next()).map(Bytes::from);
+            let when = value_int(next());
+            out.push(loaded_job(form, unique.as_deref(), function.as_deref(), priority, data, when));
+        }
+        Ok(dedupe_loaded(out))
+    }
+
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let batch = EncodedBatch::new(ops, self.form);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let statements = self.statements(&batch);
+        let conn = self.conn()?;
+        if let [(sql, params)] = &statements[..] {
+            // One statement commits atomically on its own (autocommit).
+            return conn.exec_drop(sql.as_str(), params.clone()).await.map_err(|e| classify("mysql write", e));
+        }
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| classify("mysql begin", e))?;
+        for (sql, params) in statements {
+            // Dropping `tx` on error rolls the transaction back.
+            tx.exec_drop(sql, params).await.map_err(|e| classify("mysql write", e))?;
+        }
+        tx.commit().await.map_err(|e| classify("mysql commit", e))
+    }
+
+    async fn reconnect(&mut self) -> Result<()> {
+        if let Some(old) = self.conn.take() {
+            // Best effort: tell the server we are leaving.
+            let _ = tokio::time::timeout(Duration::from_secs(1), old.disconnect()).await;
+        }
+        let s = &self.settings;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(s.host.clone())
+            .tcp_port(s.port)
+            .user((!s.user.is_empty()).then(|| s.user.clone()))
+            .pass((!s.password.is_empty()).then(|| s.password.clone()))
+            .db_name(Some(s.db.clone()))
+            .stmt_cache_size(64);
+        let target = self.target();
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(match classify("", e) {
+                    StoreError::Unavailable(m) | StoreError::Rejected(m) => {
+                        StoreError::Unavailable(format!("cannot connect to {target}{m}"))
+                    }
+                    other => other,
+                })
+            }
+            Err(_) => return Err(StoreError::Unavailable(format!("cannot connect to {target}: timed out"))),
+        };
+        self.conn = Some(conn);
+        if let Err(e) = self.prepare_schema().await {
+            self.conn = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_everything() {
+        let items = vec![10usize; 1000];
+        let sizes = chunk_sizes(&items, |x| *x);
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+        assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_ROWS_PER_STATEMENT));
+        let big = vec![3 << 20; 5];
+        assert_eq!(chunk_sizes(&big, |x| *x), vec![1, 1, 1, 1, 1]);
+        assert!(chunk_sizes(&Vec::<usize>::new(), |x| *x).is_empty());
+    }
+}

@@ -1,0 +1,367 @@
+//! PostgreSQL backend (`-q postgres`, `-q Postgres`, `-q libpq`).
+//!
+//! The connection comes from `--libpq-conninfo` (key=value or URL) laid
+//! over the PG* environment variables, as libpq does for gearmand;
+//! tokio-postgres does not read the environment, so [`connection_config`]
+//! does. A batch is ONE statement — a data-modifying CTE that deletes and
+//! upserts from arrays — so 1000 inserts cost one round trip and commit
+//! atomically.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, Config, NoTls, Statement};
+use tracing::warn;
+
+use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
+use crate::netops::dedupe_loaded;
+use crate::rows::{loaded_job, EncodedBatch, KeyForm};
+use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+
+/// Version of sprocketd's own layout, kept in `sprocket_meta`.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Connection timeout when neither the conninfo nor PGCONNECT_TIMEOUT sets one.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the connection settings: `conninfo` first, then for anything it
+/// leaves unset the PG* variables read through `env`, then libpq's defaults
+/// (local socket or localhost, port 5432, the login name as user).
+pub fn connection_config(conninfo: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    let bad = |m: String| StoreError::Config(format!("--libpq-conninfo: {m}"));
+    let mut config = if conninfo.trim().is_empty() {
+        Config::new()
+    } else {
+        conninfo.parse::<Config>().map_err(|e| bad(format!("{e}")))?
+    };
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    if config.get_hosts().is_empty() {
+        match env("PGHOST") {
+            Some(h) => {
+                for host in h.split(',') {
+                    if host.starts_with('/') {
+                        config.host_path(host);
+                    } else {
+                        config.host(host);
+                    }
+                }
+            }
+            None if Path::new("/var/run/postgresql/.s.PGSQL.5432").exists() && env("PGPORT").is_none() => {
+                config.host_path("/var/run/postgresql");
+            }
+            None => {
+                config.host("localhost");
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(p) = env("PGPORT") {
+            config.port(p.parse().map_err(|_| StoreError::Config(format!("PGPORT is not a port number: {p:?}")))?);
+        }
+    }
+    if config.get_user().is_none() {
+        let user =
+            env("PGUSER").or_else(|| env("USER")).or_else(|| env("LOGNAME")).unwrap_or_else(|| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_password().is_none() {
+        if let Some(p) = env("PGPASSWORD") {
+            config.password(p);
+        }
+    }
+    if config.get_dbname().is_none() {
+        if let Some(d) = env("PGDATABASE") {
+            config.dbname(&d);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        let secs = env("PGCONNECT_TIMEOUT").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0);
+        config.connect_timeout(secs.map(Duration::from_secs).unwrap_or(DEFAULT_CONNECT_TIMEOUT));
+    }
+    if !conninfo.contains("sslmode") {
+        match env("PGSSLMODE").as_deref() {
+            None | Some("disable") => {
+                config.ssl_mode(SslMode::Disable);
+            }
+            Some("allow") | Some("prefer") => {
+                config.ssl_mode(SslMode::Prefer);
+            }
+            Some(other) => {
+                return Err(StoreError::Config(format!(
+                    "PGSSLMODE={other}: sprocketd connects to PostgreSQL without TLS; use PGSSLMODE=disable"
+                )))
+            }
+        }
+    }
+    if config.get_ssl_mode() == SslMode::Require {
+        return Err(bad("sslmode=require: TLS to PostgreSQL is not supported; use sslmode=disable".into()));
+    }
+    config.application_name("sprocketd");
+    config.keepalives_idle(Duration::from_secs(30));
+    Ok(config)
+}
+
+/// Human-readable target for messages (never the password).
+fn describe_config(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "?".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("?");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+/// Connection failures, server shutdowns and resource exhaustion mean "try
+/// again later"; anything else the server said is about the data.
+fn classify(context: &str, e: tokio_postgres::Error) -> StoreError {
+    let msg = format!("{context}: {e}");
+    let Some(db) = e.as_db_error() else {
+        return StoreError::Unavailable(msg);
+    };
+    let code = db.code().code();
+    let msg = format!("{context}: {} ({code})", db.message());
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code.starts_with("58")
+        || code == "3D000"
+        || code == "28P01"
+        || code == "28000"
+    {
+        StoreError::Unavailable(msg)
+    } else {
+        StoreError::Rejected(msg)
+    }
+}
+
+/// Statements prepared on one connection.
+struct Prepared {
+    client: Client,
+    apply: Statement,
+    select: Statement,
+}
+
+/// A queue table in a PostgreSQL database.
+pub struct PostgresStore {
+    config: Config,
+    table: String,
+    target: String,
+    conn: Option<Prepared>,
+}
+
+impl PostgresStore {
+    /// Connects (PG* variables under `conninfo`) and creates the table if missing.
+    pub async fn open(conninfo: &str, table: &str) -> Result<PostgresStore> {
+        validate_table("--libpq-table", table)?;
+        let config = connection_config(conninfo, &|k| std::env::var(k).ok())?;
+        let target = describe_config(&config);
+        let mut store = PostgresStore { config, table: table.to_string(), target, conn: None };
+        store.reconnect().await?;
+        Ok(store)
+    }
+
+    fn client(&mut self) -> Result<&Prepared> {
+        match &self.conn {
+            Some(c) if !c.client.is_closed() => Ok(c),
+            _ => Err(StoreError::Unavailable(format!("{}: not connected", self.target))),
+        }
+    }
+}
+
+/// Creates the table (gearmand's columns; see docs/persistence.md for the
+/// wider types) and records our schema version.
+async fn prepare_schema(client: &Client, table: &str) -> Result<()> {
+    let q = postgres_table(table);
+    let ctx = |what: &str| format!("preparing table {table}: {what}");
+    let statements = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {q} (unique_key TEXT, function_name TEXT, priority INTEGER, data BYTEA, \
+             when_to_run BIGINT, UNIQUE (unique_key, function_name))"
+        ),
+        format!("ALTER TABLE {q} ADD COLUMN IF NOT EXISTS when_to_run BIGINT"),
+        "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
+            .to_string(),
+    ];
+    for sql in &statements {
+        // Two servers (or parallel tests) creating the same table at once
+        // can collide in the catalogue; the second attempt sees the table.
+        let mut attempt = 0;
+        loop {
+            match client.batch_execute(sql).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 && matches!(e.code().map(|c| c.code()), Some("23505" | "42P07")) => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(classify(&ctx("create"), e)),
+            }
+        }
+    }
+    let name = postgres_catalog_name(table);
+    client
+        .execute(
+            "INSERT INTO sprocket_meta (queue_table, schema_version) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &SCHEMA_VERSION],
+        )
+        .await
+        .map_err(|e| classify(&ctx("meta"), e))?;
+    let row = client
+        .query_one("SELECT schema_version FROM sprocket_meta WHERE queue_table = $1", &[&name])
+        .await
+        .map_err(|e| classify(&ctx("meta"), e))?;
+    let version: i32 = row.get(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Config(format!(
+            "table {table} has schema version {version}, newer than this sprocketd understands ({SCHEMA_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+fn as_text(encoded: &[u8]) -> &str {
+    // `KeyForm::Text` output is always valid UTF-8 without NUL.
+    std::str::from_utf8(encoded).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        format!("{} table {}", self.target, self.table)
+    }
+
+    async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        let p = self.client()?;
+        let rows = p.client.query(&p.select, &[]).await.map_err(|e| classify("postgres replay", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get_text = |i: usize| -> Result<Option<String>> {
+                row.try_get(i).map_err(|e| StoreError::Corrupt(format!("postgres replay column {i}: {e}")))
+            };
+            let get_int = |i: usize| -> Result<Option<i64>> {
+                row.try_get(i).map_err(|e| StoreError::Corrupt(format!("postgres replay column {i}: {e}")))
+            };
+            let unique = get_text(0)?;
+            let function = get_text(1)?;
+            let data: Option<Vec<u8>> =
+                row.try_get(3).map_err(|e| StoreError::Corrupt(format!("postgres replay data: {e}")))?;
+            out.push(loaded_job(
+                KeyForm::Text,
+                unique.as_deref().map(str::as_bytes),
+                function.as_deref().map(str::as_bytes),
+                get_int(2)?,
+                data.map(Bytes::from),
+                get_int(4)?,
+            ));
+        }
+        Ok(dedupe_loaded(out))
+    }
+
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let batch = EncodedBatch::new(ops, KeyForm::Text);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let p = self.client()?;
+        let priorities: Vec<i32> = batch.upserts.iter().map(|r| r.priority).collect();
+        let uniques: Vec<&str> = batch.upserts.iter().map(|r| as_text(&r.unique)).collect();
+        let functions: Vec<&str> = batch.upserts.iter().map(|r| as_text(&r.function)).collect();
+        let data: Vec<&[u8]> = batch.upserts.iter().map(|r| &r.data[..]).collect();
+        let whens: Vec<i64> = batch.upserts.iter().map(|r| r.when).collect();
+        let del_uniques: Vec<&str> = batch.deletes.iter().map(|k| as_text(&k.unique)).collect();
+        let del_functions: Vec<&str> = batch.deletes.iter().map(|k| as_text(&k.function)).collect();
+        p.client
+            .execute(&p.apply, &[&priorities, &uniques, &functions, &data, &whens, &del_uniques, &del_functions])
+            .await
+            .map_err(|e| classify("postgres write", e))?;
+        Ok(())
+    }
+
+    async fn reconnect(&mut self) -> Result<()> {
+        self.conn = None;
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| match classify("", e) {
+            StoreError::Unavailable(m) | StoreError::Rejected(m) => {
+                StoreError::Unavailable(format!("cannot connect to {}{m}", self.target))
+            }
+            other => other,
+        })?;
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                warn!("postgres connection to {target} ended: {e}");
+            }
+        });
+        prepare_schema(&client, &self.table).await?;
+        let q = postgres_table(&self.table);
+        // One statement: atomic on its own, one round trip. The batch was
+        // reduced to its net effect, so deleted and upserted keys are
+        // disjoint and no row is touched twice.
+        let apply_sql = format!(
+            "WITH gone AS (DELETE FROM {q} WHERE (unique_key, function_name) IN \
+                 (SELECT * FROM UNNEST($6::text[], $7::text[])) RETURNING 1) \
+             INSERT INTO {q} (priority, unique_key, function_name, data, when_to_run) \
+                 SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bytea[], $5::int8[]) \
+             ON CONFLICT (unique_key, function_name) DO UPDATE SET \
+                 priority = EXCLUDED.priority, data = EXCLUDED.data, when_to_run = EXCLUDED.when_to_run"
+        );
+        let select_sql =
+            format!("SELECT unique_key::text, function_name::text, priority::int8, data, when_to_run::int8 FROM {q}");
+        let prepare = |what, e| classify(&format!("preparing {what} for table {}", self.table), e);
+        let apply = client.prepare(&apply_sql).await.map_err(|e| prepare("write", e))?;
+        let select = client.prepare(&select_sql).await.map_err(|e| prepare("replay", e))?;
+        self.conn = Some(Prepared { client, apply, select });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(conninfo: &str, vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        connection_config(conninfo, &move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn environment_fills_what_conninfo_leaves_out() {
+        let c = cfg(
+            "dbname=override",
+            &[
+                ("PGHOST", "db.example"),
+                ("PGPORT", "6543"),
+                ("PGUSER", "gearman"),
+                ("PGPASSWORD", "pw"),
+                ("PGDATABASE", "gearman"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.get_hosts(), &[Host::Tcp("db.example".into())]);
+        assert_eq!(c.get_ports(), &[6543]);
+        assert_eq!(c.get_user(), Some("gearman"));
+        assert_eq!(c.get_password(), Some(&b"pw"[..]));
+        assert_eq!(c.get_dbname(), Some("override"));
+        assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn url_conninfo_wins() {
+        let c = cfg("postgresql://alice:secret@127.0.0.1:5433/q", &[("PGHOST", "other"), ("PGUSER", "bob")]).unwrap();
+        assert_eq!(c.get_hosts(), &[Host::Tcp("127.0.0.1".into())]);
+        assert_eq!(c.get_ports(), &[5433]);
+        assert_eq!(c.get_user(), Some("alice"));
+        assert_eq!(c.get_dbname(), Some("q"));
+    }
+
+    #[test]
+    fn tls_and_garbage_are_clear_errors() {
+        assert!(matches!(cfg("", &[("PGSSLMODE", "require")]), Err(StoreError::Config(_))));
+        assert!(matches!(cfg("sslmode=require", &[]), Err(StoreError::Config(_))));
+        assert!(matches!(cfg("host='unterminated", &[]), Err(StoreError::Config(_))));
+        assert!(matches!(cfg("", &[("PGPORT", "abc")]), Err(StoreError::Config(_))));
+    }
+}

@@ -1,0 +1,288 @@
+//! Redis backend (`-q redis`).
+//!
+//! Layout of gearmand 1.1.16+: key `<prefix>-<function>-<unique>` holding a
+//! hash with `data` and `priority`. We add `function`, `unique` and `when`
+//! fields (as gearmand 2.0 does for the first two), so replay never has to
+//! split the key on `-`, and epoch jobs can be stored (gearmand refused
+//! them). Replay walks the keys with SCAN, never KEYS, and still reads
+//! hashes gearmand wrote (splitting the key as well as it can) and the
+//! plain-string values of gearmand before 1.1.16.
+//!
+//! A batch is one MULTI/EXEC pipeline: a single round trip.
+
+use std::time::Duration;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo, RedisError};
+use bytes::Bytes;
+use sprocket_proto::Priority;
+
+use crate::netops::{dedupe_loaded, reduce};
+use crate::rows::parse_int;
+use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keys asked for per SCAN call.
+const SCAN_COUNT: usize = 1000;
+
+/// A Redis server holding jobs under a key prefix.
+pub struct RedisStore {
+    client: Client,
+    target: String,
+    prefix: Vec<u8>,
+    conn: Option<MultiplexedConnection>,
+}
+
+fn classify(context: &str, e: RedisError) -> StoreError {
+    let msg = format!("{context}: {e}");
+    if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.kind(), ::redis::ErrorKind::AuthenticationFailed | ::redis::ErrorKind::BusyLoadingError)
+        || e.code() == Some("LOADING")
+        || e.code() == Some("MASTERDOWN")
+    {
+        StoreError::Unavailable(msg)
+    } else {
+        StoreError::Rejected(msg)
+    }
+}
+
+/// `<prefix>-<function>-<unique>`, byte for byte.
+pub fn job_key(prefix: &[u8], function: &[u8], unique: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + function.len() + unique.len() + 2);
+    key.extend_from_slice(prefix);
+    key.push(b'-');
+    key.extend_from_slice(function);
+    key.push(b'-');
+    key.extend_from_slice(unique);
+    key
+}
+
+/// A SCAN pattern matching `<prefix>-*` with the prefix taken literally.
+fn scan_pattern(prefix: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(prefix.len() + 4);
+    for &b in prefix {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            p.push(b'\\');
+        }
+        p.push(b);
+    }
+    p.extend_from_slice(b"-*");
+    p
+}
+
+/// True when `s` looks like a textual UUID (8-4-4-4-12 hex digits), the
+/// unique libgearman generates for background jobs.
+fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(
+            |(i, &c)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            },
+        )
+}
+
+/// Recovers (function, unique) from a key gearmand wrote, which has no
+/// fields naming them. The split is ambiguous when either contains `-`:
+/// a UUID unique is recognised whole; otherwise split at the first `-`
+/// (function names with `-` are rarer than uniques with one).
+pub fn split_legacy_key<'a>(prefix: &[u8], key: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(b"-")?;
+    if rest.len() > 37 {
+        let (head, tail) = rest.split_at(rest.len() - 37);
+        if tail[0] == b'-' && is_uuid(&tail[1..]) {
+            return Some((head, &tail[1..]));
+        }
+    }
+    match rest.iter().position(|&b| b == b'-') {
+        Some(i) => Some((&rest[..i], &rest[i + 1..])),
+        None => Some((rest, &[])),
+    }
+}
+
+/// Builds a job from a hash's fields (ours or gearmand's).
+fn job_from_hash(prefix: &[u8], key: &[u8], fields: Vec<(Vec<u8>, Vec<u8>)>) -> Option<StoredJob> {
+    let field = |name: &[u8]| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice());
+    let (function, unique) = match (field(b"function"), field(b"unique")) {
+        (Some(f), Some(u)) => (f, u),
+        _ => split_legacy_key(prefix, key)?,
+    };
+    Some(StoredJob {
+        function: Bytes::copy_from_slice(function),
+        unique: Bytes::copy_from_slice(unique),
+        priority: field(b"priority").and_then(parse_int).map(Priority::from_code).unwrap_or(Priority::Normal),
+        data: Bytes::copy_from_slice(field(b"data").unwrap_or_default()),
+        when: field(b"when").and_then(parse_int).unwrap_or(0).max(0),
+    })
+}
+
+impl RedisStore {
+    /// Connects (AUTH when a password is given).
+    pub async fn open(host: &str, port: u16, password: Option<&str>, prefix: &str) -> Result<RedisStore> {
+        let info = ConnectionInfo {
+            addr: ConnectionAddr::Tcp(host.to_string(), port),
+            redis: RedisConnectionInfo { password: password.map(str::to_string), ..Default::default() },
+        };
+        let client = Client::open(info).map_err(|e| StoreError::Config(format!("--redis-server: {e}")))?;
+        let mut store = RedisStore {
+            client,
+            target: format!("redis://{host}:{port}"),
+            prefix: prefix.as_bytes().to_vec(),
+            conn: None,
+        };
+        store.reconnect().await?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> Result<MultiplexedConnection> {
+        self.conn.clone().ok_or_else(|| StoreError::Unavailable(format!("{}: not connected", self.target)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    fn describe(&self) -> String {
+        format!("{} prefix {}", self.target, String::from_utf8_lossy(&self.prefix))
+    }
+
+    async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        let mut conn = self.conn()?;
+        let pattern = scan_pattern(&self.prefix);
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| classify("redis replay", e))?;
+            if !keys.is_empty() {
+                let mut types = ::redis::pipe();
+                for k in &keys {
+                    types.cmd("TYPE").arg(k);
+                }
+                let kinds: Vec<String> = types.query_async(&mut conn).await.map_err(|e| classify("redis replay", e))?;
+                let mut reads = ::redis::pipe();
+                let mut read_keys = Vec::new();
+                for (k, kind) in keys.iter().zip(&kinds) {
+                    match kind.as_str() {
+                        "hash" => reads.cmd("HGETALL").arg(k),
+                        "string" => reads.cmd("GET").arg(k),
+                        // Deleted since SCAN saw it, or not ours.
+                        _ => continue,
+                    };
+                    read_keys.push((k, kind.as_str() == "hash"));
+                }
+                let values: Vec<::redis::Value> =
+                    reads.query_async(&mut conn).await.map_err(|e| classify("redis replay", e))?;
+                for ((key, is_hash), value) in read_keys.into_iter().zip(values) {
+                    let job = if is_hash {
+                        let fields: Vec<(Vec<u8>, Vec<u8>)> = ::redis::from_redis_value(&value).unwrap_or_default();
+                        if fields.is_empty() {
+                            continue; // deleted meanwhile
+                        }
+                        job_from_hash(&self.prefix, key, fields)
+                    } else {
+                        // gearmand before 1.1.16: the value is the data, priority normal.
+                        let data: Option<Vec<u8>> = ::redis::from_redis_value(&value).unwrap_or_default();
+                        let Some(data) = data else { continue };
+                        job_from_hash(&self.prefix, key, vec![(b"data".to_vec(), data)])
+                    };
+                    match job {
+                        Some(job) => out.push(job),
+                        None => tracing::warn!(key = ?String::from_utf8_lossy(key), "skipping unreadable redis key"),
+                    }
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(dedupe_loaded(out))
+    }
+
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let net = reduce(ops);
+        if net.upserts.is_empty() && net.deletes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        for key in &net.deletes {
+            pipe.cmd("DEL").arg(job_key(&self.prefix, &key.function, &key.unique)).ignore();
+        }
+        for job in &net.upserts {
+            let key = job_key(&self.prefix, &job.function, &job.unique);
+            // DEL first: the key may hold an old plain-string value.
+            pipe.cmd("DEL").arg(&key).ignore();
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg("data")
+                .arg(&job.data[..])
+                .arg("priority")
+                .arg(job.priority.code().to_string())
+                .arg("function")
+                .arg(&job.function[..])
+                .arg("unique")
+                .arg(&job.unique[..])
+                .arg("when")
+                .arg(job.when.to_string())
+                .ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.map_err(|e| classify("redis write", e))?;
+        Ok(())
+    }
+
+    async fn reconnect(&mut self) -> Result<()> {
+        self.conn = None;
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(RESPONSE_TIMEOUT);
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.target)))?;
+        let () = ::redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map(|_: String| ())
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.target)))?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_keys_split_as_well_as_possible() {
+        let p = b"_gear_";
+        assert_eq!(split_legacy_key(p, b"_gear_-rq-r1"), Some((&b"rq"[..], &b"r1"[..])));
+        assert_eq!(split_legacy_key(p, b"_gear_-rq-"), Some((&b"rq"[..], &b""[..])));
+        assert_eq!(
+            split_legacy_key(p, b"_gear_-my-func-6f1e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"),
+            Some((&b"my-func"[..], &b"6f1e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"[..]))
+        );
+        assert_eq!(split_legacy_key(p, b"other-x-y"), None);
+    }
+
+    #[test]
+    fn scan_pattern_escapes_glob() {
+        assert_eq!(scan_pattern(b"a*b?[c]\\"), b"a\\*b\\?\\[c\\]\\\\-*".to_vec());
+    }
+}

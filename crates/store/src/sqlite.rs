@@ -1,0 +1,265 @@
+//! SQLite backend (`-q libsqlite3`, and sprocketd's default queue).
+//!
+//! Table layout and name are gearmand's, so either server can replay the
+//! other's rows. The database runs in WAL mode; [`SyncMode`] picks
+//! `synchronous=FULL` or `NORMAL`. rusqlite blocks, so every call runs on
+//! tokio's blocking pool with the connection moved in and back out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use crate::ident::{double_quoted, validate_table};
+use crate::rows::{loaded_job, parse_int, EncodedBatch, KeyForm};
+use crate::{Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
+
+/// Version of sprocketd's own layout, kept in `sprocket_meta`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for a lock held by another process (gearmand's value).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// SQL text for one table, built once.
+#[derive(Debug)]
+struct Sql {
+    table: String,
+    insert: String,
+    delete: String,
+    select: String,
+}
+
+/// A queue table in an SQLite database file.
+pub struct SqliteStore {
+    path: PathBuf,
+    sync: SyncMode,
+    sql: Arc<Sql>,
+    conn: Option<Connection>,
+}
+
+fn unavailable_or_rejected(context: &str, e: rusqlite::Error) -> StoreError {
+    let msg = format!("{context}: {e}");
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory
+            | ErrorCode::FileLockingProtocolFailed
+            | ErrorCode::PermissionDenied
+            | ErrorCode::NotADatabase
+            | ErrorCode::DatabaseCorrupt,
+        ) => StoreError::Unavailable(msg),
+        _ => StoreError::Rejected(msg),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database file and the table.
+    pub async fn open(path: &Path, table: &str, sync: SyncMode) -> Result<SqliteStore> {
+        validate_table("--libsqlite3-table", table)?;
+        let q = double_quoted(table);
+        let sql = Arc::new(Sql {
+            table: table.to_string(),
+            insert: format!(
+                "INSERT OR REPLACE INTO {q} (priority, unique_key, function_name, data, when_to_run) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ),
+            delete: format!("DELETE FROM {q} WHERE unique_key = ?1 AND function_name = ?2"),
+            select: format!("SELECT unique_key, function_name, priority, data, when_to_run FROM {q}"),
+        });
+        let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None };
+        store.reconnect().await?;
+        Ok(store)
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&mut self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Sql) -> Result<T> + Send + 'static,
+    {
+        let Some(mut conn) = self.conn.take() else {
+            return Err(StoreError::Unavailable(format!("sqlite database {} is not open", self.path.display())));
+        };
+        let sql = self.sql.clone();
+        match tokio::task::spawn_blocking(move || {
+            let r = f(&mut conn, &sql);
+            (conn, r)
+        })
+        .await
+        {
+            Ok((conn, r)) => {
+                self.conn = Some(conn);
+                r
+            }
+            Err(e) => Err(StoreError::Unavailable(format!("sqlite worker failed: {e}"))),
+        }
+    }
+}
+
+/// Opens the file, sets WAL and the sync level, and prepares the tables.
+fn open_connection(path: &Path, sync: SyncMode, sql: &Sql) -> Result<Connection> {
+    let ctx = |what: &str| format!("sqlite database {}: {what}", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", ctx("cannot open"))))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| unavailable_or_rejected(&ctx("busy_timeout"), e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| unavailable_or_rejected(&ctx("cannot enable WAL"), e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Config(format!("{}: journal mode is {mode}, not wal", ctx("cannot enable WAL"))));
+    }
+    let level = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous={level}"))
+        .map_err(|e| unavailable_or_rejected(&ctx("cannot set synchronous"), e))?;
+    prepare_schema(&conn, sql).map_err(|e| match e {
+        StoreError::Rejected(m) => StoreError::Config(format!("{}: {m}", ctx("bad schema"))),
+        other => other,
+    })?;
+    Ok(conn)
+}
+
+/// Creates gearmand's table if missing, adds `when_to_run` to tables from
+/// gearmand versions without it, and records our schema version.
+fn prepare_schema(conn: &Connection, sql: &Sql) -> Result<()> {
+    let q = double_quoted(&sql.table);
+    let map = |e| unavailable_or_rejected("schema", e);
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {q} (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB, \
+         when_to_run INTEGER, PRIMARY KEY (unique_key, function_name))"
+    ))
+    .map_err(map)?;
+    let mut has_when = false;
+    {
+        let mut st = conn.prepare(&format!("PRAGMA table_info({q})")).map_err(map)?;
+        let mut rows = st.query([]).map_err(map)?;
+        while let Some(row) = rows.next().map_err(map)? {
+            let name: String = row.get(1).map_err(map)?;
+            has_when |= name.eq_ignore_ascii_case("when_to_run");
+        }
+    }
+    if !has_when {
+        conn.execute_batch(&format!("ALTER TABLE {q} ADD COLUMN when_to_run INTEGER")).map_err(map)?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)",
+    )
+    .map_err(map)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?1, ?2)",
+        params![sql.table, SCHEMA_VERSION],
+    )
+    .map_err(map)?;
+    let version: i64 = conn
+        .query_row("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?1", [&sql.table], |r| r.get(0))
+        .map_err(map)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Config(format!(
+            "table {} has schema version {version}, newer than this sprocketd understands ({SCHEMA_VERSION})",
+            sql.table
+        )));
+    }
+    Ok(())
+}
+
+fn apply_batch(conn: &mut Connection, sql: &Sql, batch: &EncodedBatch) -> Result<()> {
+    let map = |e| unavailable_or_rejected("sqlite write", e);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map)?;
+    {
+        let mut del = tx.prepare_cached(&sql.delete).map_err(map)?;
+        for k in &batch.deletes {
+            del.execute(params![text(&k.unique), text(&k.function)]).map_err(map)?;
+        }
+        let mut ins = tx.prepare_cached(&sql.insert).map_err(map)?;
+        for r in &batch.upserts {
+            // An empty workload is an empty blob, never NULL (gearmand's bug).
+            ins.execute(params![r.priority, text(&r.unique), text(&r.function), &r.data[..], r.when]).map_err(map)?;
+        }
+    }
+    tx.commit().map_err(map)
+}
+
+/// Keys are stored as TEXT (gearmand checks the type on replay); the
+/// `textkey` encoding guarantees they are valid UTF-8.
+fn text(encoded: &[u8]) -> &str {
+    std::str::from_utf8(encoded).unwrap_or_default()
+}
+
+fn bytes_of(v: ValueRef<'_>) -> Option<&[u8]> {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn int_of(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(i) => Some(i),
+        ValueRef::Real(f) => Some(f as i64),
+        ValueRef::Text(b) | ValueRef::Blob(b) => parse_int(b),
+        ValueRef::Null => None,
+    }
+}
+
+fn load_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec<StoredJob>> {
+    let map = |e| unavailable_or_rejected("sqlite replay", e);
+    let mut st = conn.prepare(&sql.select).map_err(map)?;
+    let mut rows = st.query([]).map_err(map)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map)? {
+        let get = |i: usize| row.get_ref(i).map_err(map);
+        let unique = get(0)?;
+        let function = get(1)?;
+        let job = loaded_job(
+            KeyForm::Text,
+            bytes_of(unique),
+            bytes_of(function),
+            int_of(get(2)?),
+            bytes_of(get(3)?).map(Bytes::copy_from_slice),
+            int_of(get(4)?),
+        );
+        out.push(job);
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{} table {}", self.path.display(), self.sql.table)
+    }
+
+    async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        self.with_conn(load_rows).await.map(crate::netops::dedupe_loaded)
+    }
+
+    async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let batch = EncodedBatch::new(ops, KeyForm::Text);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.with_conn(move |conn, sql| apply_batch(conn, sql, &batch)).await
+    }
+
+    async fn reconnect(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let sync = self.sync;
+        let sql = self.sql.clone();
+        self.conn = None;
+        let conn = tokio::task::spawn_blocking(move || open_connection(&path, sync, &sql))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("sqlite worker failed: {e}")))??;
+        self.conn = Some(conn);
+        Ok(())
+    }
+}

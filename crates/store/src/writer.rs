@@ -1,0 +1,386 @@
+//! The group-commit writer task.
+//!
+//! The server submits numbered [`StoreOp`]s without waiting; one task
+//! commits them in batches and reports [`Completion`]s in sequence order.
+//! Operations that arrive while a commit is in flight wait in the channel
+//! and all go into the next commit, so under load every commit (and its
+//! fsync) is shared by many jobs.
+//!
+//! Rules, in the order they apply to an incoming operation:
+//! * An Insert followed by a Delete of the same key while both are still
+//!   pending cancel out: neither reaches the database and the Insert counts
+//!   as durable (its job was finished before it needed to be). This relies
+//!   on the engine's guarantee that a key is inserted again only after the
+//!   job that owned it was deleted.
+//! * While the database is unreachable, Inserts fail at once (the submitter
+//!   gets an ERROR, never a JOB_CREATED) and Deletes are kept to be retried
+//!   after reconnecting; reconnects back off from `reconnect_min` to
+//!   `reconnect_max`.
+//! * A batch the database refuses is retried one operation at a time, so
+//!   one bad row fails alone.
+//!
+//! A Delete counts as handled (for [`Completion::through`]) once it is
+//! committed or queued for retry after a reconnect.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::{Completion, JobKey, Store, StoreError, StoreOp};
+
+/// Tuning of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Most operations in one commit; more wait for the next one.
+    pub max_batch: usize,
+    /// First delay between reconnect attempts.
+    pub reconnect_min: Duration,
+    /// Longest delay between reconnect attempts.
+    pub reconnect_max: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            max_batch: 1000,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The server's end of the writer: submit operations, watch health, close.
+pub struct WriterHandle {
+    tx: mpsc::UnboundedSender<(u64, StoreOp)>,
+    healthy: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Queues an operation. Never blocks. `seq` must be strictly greater
+    /// than every earlier `seq` given to this writer.
+    pub fn submit(&self, seq: u64, op: StoreOp) {
+        if self.tx.send((seq, op)).is_err() {
+            // Only after the task ended abnormally (it panicked): nothing
+            // will report this seq, which the caller sees as a stall; log it.
+            error!(seq, "store writer is gone; operation dropped");
+        }
+    }
+
+    /// False while the database is unreachable (inserts are being failed).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Commits everything already submitted, reports it, then stops.
+    pub async fn close(self) {
+        drop(self.tx);
+        if let Err(e) = self.task.await {
+            error!("store writer task failed: {e}");
+        }
+    }
+}
+
+/// Starts the writer task on the current tokio runtime.
+pub fn spawn(store: Box<dyn Store>, config: WriterConfig) -> (WriterHandle, mpsc::UnboundedReceiver<Completion>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let writer = Writer {
+        store,
+        config,
+        queue: Queue {
+            rx,
+            done: done_tx,
+            healthy: healthy.clone(),
+            pending: BTreeMap::new(),
+            pending_inserts: HashMap::new(),
+            deferred_deletes: Vec::new(),
+            failed: Vec::new(),
+            max_seen: None,
+            reported: None,
+            closing: false,
+        },
+    };
+    let task = tokio::spawn(writer.run());
+    (WriterHandle { tx, healthy, task }, done_rx)
+}
+
+struct Writer {
+    store: Box<dyn Store>,
+    config: WriterConfig,
+    queue: Queue,
+}
+
+/// Everything but the store, so the store can be busy (reconnecting) while
+/// the queue keeps taking operations.
+struct Queue {
+    rx: mpsc::UnboundedReceiver<(u64, StoreOp)>,
+    done: mpsc::UnboundedSender<Completion>,
+    healthy: Arc<AtomicBool>,
+    /// Operations not yet being committed, by seq.
+    pending: BTreeMap<u64, StoreOp>,
+    /// Seqs of the pending inserts of each key (for cancellation).
+    pending_inserts: HashMap<JobKey, Vec<u64>>,
+    /// Deletes that failed for lack of a database; retried first.
+    deferred_deletes: Vec<JobKey>,
+    /// Failed insert seqs not yet reported.
+    failed: Vec<u64>,
+    max_seen: Option<u64>,
+    reported: Option<u64>,
+    /// The handle was closed: finish and stop.
+    closing: bool,
+}
+
+impl Queue {
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    fn intake(&mut self, seq: u64, op: StoreOp) {
+        if let Some(prev) = self.max_seen {
+            if seq <= prev {
+                // A caller bug; keep the order we were given but say so.
+                warn!(seq, prev, "store writer got a non-increasing seq");
+            }
+        }
+        self.max_seen = Some(self.max_seen.map_or(seq, |m| m.max(seq)));
+        match op {
+            StoreOp::Insert(job) => {
+                if !self.is_healthy() {
+                    self.failed.push(seq);
+                    return;
+                }
+                self.pending_inserts.entry(job.key()).or_default().push(seq);
+                self.pending.insert(seq, StoreOp::Insert(job));
+            }
+            StoreOp::Delete(key) => {
+                if let Some(seqs) = self.pending_inserts.remove(&key) {
+                    // Inserted and finished before the insert was written:
+                    // neither touches the database.
+                    for s in seqs {
+                        self.pending.remove(&s);
+                    }
+                    return;
+                }
+                if self.is_healthy() {
+                    self.pending.insert(seq, StoreOp::Delete(key));
+                } else {
+                    self.deferred_deletes.push(key);
+                }
+            }
+        }
+    }
+
+    /// Takes everything already in the channel. Returns false once the
+    /// handle is closed and the channel is empty.
+    fn drain(&mut self) {
+        loop {
+            match self.rx.try_recv() {
+                Ok((seq, op)) => self.intake(seq, op),
+                Err(mpsc::error::TryRecvError::Empty) => return,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    self.closing = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for the next operation (or the close).
+    async fn wait(&mut self) {
+        match self.rx.recv().await {
+            Some((seq, op)) => self.intake(seq, op),
+            None => self.closing = true,
+        }
+    }
+
+    /// Takes the next batch off the front of `pending`.
+    fn take_batch(&mut self, max: usize) -> Vec<(Option<u64>, StoreOp)> {
+        let mut batch: Vec<(Option<u64>, StoreOp)> =
+            self.deferred_deletes.drain(..).map(|k| (None, StoreOp::Delete(k))).collect();
+        while batch.len() < max.max(1) {
+            let Some((seq, op)) = self.pending.pop_first() else { break };
+            if let StoreOp::Insert(job) = &op {
+                let key = job.key();
+                if let Some(seqs) = self.pending_inserts.get_mut(&key) {
+                    seqs.retain(|s| *s != seq);
+                    if seqs.is_empty() {
+                        self.pending_inserts.remove(&key);
+                    }
+                }
+            }
+            batch.push((Some(seq), op));
+        }
+        batch
+    }
+
+    /// The database went away: fail these inserts and everything pending,
+    /// keep the deletes for later.
+    fn went_down(&mut self, unfinished: Vec<(Option<u64>, StoreOp)>) {
+        self.set_healthy(false);
+        let rest = std::mem::take(&mut self.pending);
+        self.pending_inserts.clear();
+        for (seq, op) in unfinished.into_iter().chain(rest.into_iter().map(|(s, o)| (Some(s), o))) {
+            match op {
+                StoreOp::Insert(_) => self.failed.extend(seq),
+                StoreOp::Delete(key) => self.deferred_deletes.push(key),
+            }
+        }
+    }
+
+    /// Sends a completion if anything new was handled.
+    fn report(&mut self) {
+        let through = match self.pending.first_key_value() {
+            Some((first, _)) => first.checked_sub(1),
+            None => self.max_seen,
+        };
+        let Some(through) = through else { return };
+        if self.reported.is_some_and(|r| through <= r) {
+            return;
+        }
+        // `failed` only ever holds seqs below the first pending one.
+        let failed = std::mem::take(&mut self.failed);
+        self.reported = Some(through);
+        let _ = self.done.send(Completion { through, failed });
+    }
+
+    fn has_work(&self) -> bool {
+        !self.pending.is_empty() || !self.deferred_deletes.is_empty()
+    }
+}
+
+impl Writer {
+    async fn run(mut self) {
+        info!(store = %self.store.describe(), "store writer started");
+        loop {
+            if !self.queue.has_work() && !self.queue.closing {
+                self.queue.wait().await;
+            }
+            self.queue.drain();
+            self.queue.report();
+            if !self.queue.is_healthy() {
+                if !self.reconnect().await {
+                    break;
+                }
+                continue;
+            }
+            if !self.queue.has_work() {
+                if self.queue.closing {
+                    break;
+                }
+                continue;
+            }
+            self.commit_next().await;
+            self.queue.report();
+        }
+        self.queue.report();
+        if !self.queue.deferred_deletes.is_empty() {
+            warn!(
+                count = self.queue.deferred_deletes.len(),
+                "store writer stopped with deletes it could not write; those jobs will be replayed at the next start"
+            );
+        }
+        info!("store writer stopped");
+    }
+
+    /// Commits the next batch, isolating refused rows.
+    async fn commit_next(&mut self) {
+        let batch = self.queue.take_batch(self.config.max_batch);
+        let ops: Vec<StoreOp> = batch.iter().map(|(_, op)| op.clone()).collect();
+        match self.store.apply(&ops).await {
+            Ok(()) => debug!(ops = ops.len(), "store batch committed"),
+            Err(StoreError::Unavailable(e)) => {
+                warn!("store unavailable, failing {} operations: {e}", ops.len());
+                self.queue.went_down(batch);
+            }
+            Err(e) => {
+                warn!("store refused a batch of {}, retrying one by one: {e}", ops.len());
+                self.commit_one_by_one(batch).await;
+            }
+        }
+    }
+
+    async fn commit_one_by_one(&mut self, batch: Vec<(Option<u64>, StoreOp)>) {
+        let mut rest = batch.into_iter();
+        while let Some((seq, op)) = rest.next() {
+            match self.store.apply(std::slice::from_ref(&op)).await {
+                Ok(()) => {}
+                Err(StoreError::Unavailable(e)) => {
+                    warn!("store unavailable: {e}");
+                    let unfinished = std::iter::once((seq, op)).chain(rest).collect();
+                    self.queue.went_down(unfinished);
+                    return;
+                }
+                Err(e) => match op {
+                    StoreOp::Insert(job) => {
+                        warn!(function = ?job.function, unique = ?job.unique, "store refused a job: {e}");
+                        self.queue.failed.extend(seq);
+                    }
+                    StoreOp::Delete(key) => {
+                        warn!(function = ?key.function, unique = ?key.unique, "store refused a delete: {e}");
+                    }
+                },
+            }
+        }
+    }
+
+    /// Reconnects with backoff, failing inserts that arrive meanwhile.
+    /// Returns false when the writer should stop (closed while down).
+    async fn reconnect(&mut self) -> bool {
+        let mut delay = self.config.reconnect_min;
+        loop {
+            let result = {
+                let attempt = self.store.reconnect();
+                tokio::pin!(attempt);
+                loop {
+                    tokio::select! {
+                        r = &mut attempt => break r,
+                        msg = self.queue.rx.recv(), if !self.queue.closing => {
+                            match msg {
+                                Some((seq, op)) => self.queue.intake(seq, op),
+                                None => self.queue.closing = true,
+                            }
+                            self.queue.report();
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(()) => {
+                    info!(store = %self.store.describe(), "store reconnected");
+                    self.queue.set_healthy(true);
+                    return true;
+                }
+                Err(e) => debug!("store reconnect failed: {e}"),
+            }
+            if self.queue.closing {
+                return false;
+            }
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    msg = self.queue.rx.recv(), if !self.queue.closing => {
+                        match msg {
+                            Some((seq, op)) => self.queue.intake(seq, op),
+                            None => self.queue.closing = true,
+                        }
+                        self.queue.report();
+                    }
+                }
+            }
+            delay = (delay * 2).min(self.config.reconnect_max).max(self.config.reconnect_min);
+        }
+    }
+}
