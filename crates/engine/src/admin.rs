@@ -48,8 +48,7 @@ impl Engine {
             AdminCommand::Verbose => admin::ok_value(&self.config.verbose),
             AdminCommand::Version => admin::ok_value(&self.config.version),
             AdminCommand::Shutdown { graceful } => {
-                self.out.shutdown =
-                    Some(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
+                self.out.shutdown = Some(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
                 Bytes::from_static(admin::OK)
             }
         }
@@ -140,9 +139,11 @@ impl Engine {
     /// Drops a function (name matched case-insensitively, as gearmand
     /// does) with its queued jobs, unless workers or running jobs remain.
     fn admin_drop_function(&mut self, name: &[u8]) -> Bytes {
-        let found = self.functions.iter().enumerate().find_map(|(i, f)| {
-            f.as_ref().filter(|f| f.name.eq_ignore_ascii_case(name)).map(|_| i as FnId)
-        });
+        let found = self
+            .functions
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.as_ref().filter(|f| f.name.eq_ignore_ascii_case(name)).map(|_| i as FnId));
         let Some(f) = found else {
             return Bytes::from_static(admin::ERR_FUNCTION_NOT_FOUND);
         };

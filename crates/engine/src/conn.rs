@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::types::{ConnId, FnId, JobNo, Out};
+use crate::types::{FnId, JobNo, Out};
 
 /// A registered ability: the function and an optional time limit per job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,10 @@ pub struct Ability {
 pub enum Held {
     /// JOB_CREATED for `job`, released once store sequence `seq` commits,
     /// or turned into an ERROR if that insert failed.
-    JobCreated { seq: u64, handle: Bytes },
+    JobCreated {
+        seq: u64,
+        handle: Bytes,
+    },
     Ready(Out),
 }
 

@@ -35,23 +35,39 @@ impl Engine {
             Request::GrabJob => self.grab(conn, GrabKind::Plain),
             Request::GrabJobUniq => self.grab(conn, GrabKind::Uniq),
             Request::GrabJobAll => self.grab(conn, GrabKind::All),
-            Request::SubmitJob { mode, function, unique, data } => {
-                self.submit(conn, Submit { function, unique, data, priority: mode.priority, background: mode.background, ..Submit::default() })
-            }
+            Request::SubmitJob { mode, function, unique, data } => self.submit(
+                conn,
+                Submit {
+                    function,
+                    unique,
+                    data,
+                    priority: mode.priority,
+                    background: mode.background,
+                    ..Submit::default()
+                },
+            ),
             Request::SubmitJobEpoch { function, unique, epoch, data } => match parse_epoch(&epoch) {
-                Some(when) => self.submit(conn, Submit { function, unique, data, when, background: true, ..Submit::default() }),
+                Some(when) => {
+                    self.submit(conn, Submit { function, unique, data, when, background: true, ..Submit::default() })
+                }
                 None => self.send_packet(conn, Response::error("INVALID_ARGUMENT", "Epoch value out of range")),
             },
             Request::SubmitJobSched { function, unique, schedule, data } => {
                 match crate::cron::next_run(&schedule, self.now_secs()) {
-                    Ok(when) => self.submit(conn, Submit { function, unique, data, when, background: true, ..Submit::default() }),
-                    Err(why) => self.send_packet(conn, Response::Error { code: Bytes::from_static(b"INVALID_ARGUMENT"), text: Bytes::from(why) }),
+                    Ok(when) => self
+                        .submit(conn, Submit { function, unique, data, when, background: true, ..Submit::default() }),
+                    Err(why) => self.send_packet(
+                        conn,
+                        Response::Error { code: Bytes::from_static(b"INVALID_ARGUMENT"), text: Bytes::from(why) },
+                    ),
                 }
             }
             Request::SubmitReduceJob { background, function, unique, reducer, data, .. } => {
                 self.submit(conn, Submit { function, unique, data, background, reducer, ..Submit::default() })
             }
-            Request::WorkStatus { handle, numerator, denominator } => self.work_status(conn, handle, numerator, denominator),
+            Request::WorkStatus { handle, numerator, denominator } => {
+                self.work_status(conn, handle, numerator, denominator)
+            }
             Request::WorkComplete { handle, data } => self.work_complete(conn, handle, data),
             Request::WorkFail { handle } => self.work_fail(conn, handle),
             Request::WorkException { handle, data } => self.work_exception(conn, handle, data),
@@ -63,7 +79,8 @@ impl Engine {
             Request::SetClientId { id } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     let keep = id.len().min(MAX_CLIENT_ID);
-                    c.client_id = if keep == 0 { Bytes::from_static(b"-") } else { Bytes::copy_from_slice(&id[..keep]) };
+                    c.client_id =
+                        if keep == 0 { Bytes::from_static(b"-") } else { Bytes::copy_from_slice(&id[..keep]) };
                 }
             }
             Request::OptionReq { name } => {

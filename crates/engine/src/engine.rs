@@ -125,6 +125,16 @@ impl Engine {
         }
     }
 
+    /// The server found a protocol error on `conn`: report it in order
+    /// with earlier replies, and close the connection afterwards if asked.
+    pub fn protocol_error(&mut self, conn: ConnId, reply: Out, close: bool, now: Millis) {
+        self.advance(now);
+        self.send(conn, reply);
+        if close {
+            self.close(conn);
+        }
+    }
+
     /// Time passes: scheduled jobs become due, job time limits expire.
     pub fn tick(&mut self, now: Millis) {
         self.advance(now);

@@ -183,11 +183,13 @@ impl Engine {
         }
     }
 
-    /// Every background job still flagged persisted, for a dump at shutdown.
-    pub fn persisted_jobs(&self) -> Vec<PersistOp> {
+    /// Queues an Insert for every background job still flagged persisted
+    /// (the `--store-queue-on-shutdown` dump); returns how many.
+    pub fn dump_persisted_jobs(&mut self) -> usize {
         let mut jobs: Vec<&Job> = self.jobs.values().filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
-        jobs.iter()
+        let ops: Vec<PersistOp> = jobs
+            .iter()
             .map(|j| PersistOp::Insert {
                 function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
                 unique: j.store_unique(),
@@ -195,6 +197,17 @@ impl Engine {
                 data: j.data.clone(),
                 when: j.when,
             })
-            .collect()
+            .collect();
+        let n = ops.len();
+        for op in ops {
+            self.persist(op);
+        }
+        n
+    }
+
+    /// Queues a store operation that is not tied to a job event (such as
+    /// emptying a replayed table); it gets the next sequence number.
+    pub fn enqueue_store_op(&mut self, op: PersistOp) -> u64 {
+        self.persist(op)
     }
 }

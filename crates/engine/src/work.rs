@@ -82,8 +82,7 @@ impl Engine {
     }
 
     pub(crate) fn work_exception(&mut self, conn: ConnId, handle: Bytes, data: Bytes) {
-        let Some(job_no) =
-            self.held_job(conn, &handle, "An exception was received for a job that does not exist")
+        let Some(job_no) = self.held_job(conn, &handle, "An exception was received for a job that does not exist")
         else {
             return;
         };

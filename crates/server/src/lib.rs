@@ -1,1 +1,193 @@
+//! sprocketd: tokio glue around the sans-I/O engine.
+//!
+//! One task owns the [`sprocket_engine::Engine`]; each connection has a
+//! reader and a writer task; the store's group-commit writer runs beside
+//! them. The store is replayed into the engine before the listener opens.
 
+pub mod connection;
+pub mod daemon;
+pub mod engine_task;
+pub mod event;
+pub mod flags;
+pub mod listener;
+pub mod logging;
+pub mod store_config;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use sprocket_engine::{Config, Engine, PersistMode, PersistOp, ReplayJob, ShutdownRequest, TimeoutAction};
+use sprocket_store::writer::{self, WriterConfig};
+use tokio::sync::{mpsc, watch};
+
+use crate::connection::ConnSettings;
+use crate::engine_task::{now_ms, to_store_op, EngineTask};
+use crate::flags::Flags;
+use crate::logging::LogTarget;
+
+/// The version reported by `version`: gearmand's protocol level, then ours.
+pub fn version_string() -> String {
+    format!("1.1.20+sprocket.{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Runs the server until shutdown. Called from `main` after flags are
+/// parsed and, with `-d`, after forking.
+pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
+    let (level, level_name) = flags.log_level();
+    let log = LogTarget::open(&flags.log_file);
+    logging::init(&log, level);
+
+    if let Some(n) = flags.file_descriptors {
+        daemon::set_fd_limit(n).map_err(|e| anyhow!(e))?;
+    }
+    let threads = match flags.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n.min(64),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(flags, level_name, log, ready))
+}
+
+async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<daemon::ReadyPipe>) -> Result<()> {
+    let choice = store_config::choose(&flags, &flags.drizzle).map_err(|e| anyhow!(e))?;
+    let config = Config {
+        handle_prefix: flags.job_handle_prefix.clone().unwrap_or_else(|| format!("H:{}", hostname())),
+        job_retries: flags.job_retries,
+        worker_wakeup: flags.worker_wakeup,
+        round_robin: flags.round_robin,
+        exceptions_default: flags.exceptions,
+        persist: choice.persist,
+        timeout_action: if flags.timeout_action == "retry" { TimeoutAction::Retry } else { TimeoutAction::Fail },
+        default_max_queue: flags.max_queue,
+        max_jobs: flags.max_jobs,
+        version: version_string(),
+        pid: std::process::id(),
+        verbose: level_name,
+        instance_id: now_ms() ^ (u64::from(std::process::id()) << 40),
+    };
+    let mut engine = Engine::new(config);
+
+    // Open and replay the store before accepting anyone.
+    let mut writer = None;
+    let mut completions = None;
+    if let Some(store_config) = &choice.config {
+        let mut store =
+            sprocket_store::open(store_config).await.map_err(|e| anyhow!("cannot open the queue store: {e}"))?;
+        let jobs = store.load().await.map_err(|e| anyhow!("failed to reload queue from {}: {e}", store.describe()))?;
+        tracing::info!(store = %store.describe(), jobs = jobs.len(), "replaying stored jobs");
+        for j in jobs {
+            if choice.persist == PersistMode::OnShutdown {
+                // The table holds only what the last shutdown wrote; it is
+                // emptied once replayed (gearmand 1.1.21 and later).
+                engine.enqueue_store_op(PersistOp::Delete { function: j.function.clone(), unique: j.unique.clone() });
+            }
+            engine.replay(ReplayJob {
+                function: j.function,
+                unique: j.unique,
+                priority: j.priority,
+                data: j.data,
+                when: j.when,
+            });
+        }
+        let (handle, rx) = writer::spawn(store, WriterConfig::default());
+        writer = Some(handle);
+        completions = Some(rx);
+    }
+
+    let listeners = listener::bind(&flags).await?;
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(%addr, version = %version_string(), "sprocketd listening");
+        }
+    }
+    let _pid_file = match &flags.pid_file {
+        Some(p) => Some(daemon::PidFile::create(p).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    if let Some(user) = &flags.user {
+        daemon::switch_user(user).map_err(|e| anyhow!(e))?;
+    }
+    if let Some(r) = ready {
+        r.ready();
+    }
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
+    let (stop_accepting_tx, stop_accepting_rx) = watch::channel(false);
+    let settings = Arc::new(ConnSettings { max_packet_size: flags.max_packet_size });
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let limit = Arc::new(tokio::sync::Semaphore::new(flags.max_connections.max(1)));
+    let keepalive = listener::Keepalive::from_flags(&flags);
+    for l in listeners {
+        tokio::spawn(listener::accept_loop(
+            l,
+            events_tx.clone(),
+            settings.clone(),
+            next_conn.clone(),
+            limit.clone(),
+            keepalive.clone(),
+            stop_accepting_rx.clone(),
+        ));
+    }
+    drop(events_tx);
+    tokio::spawn(signals(shutdown_tx, log));
+
+    let task = EngineTask {
+        engine,
+        events: events_rx,
+        writer,
+        completions,
+        shutdown: shutdown_rx,
+        stop_accepting: stop_accepting_tx,
+    };
+    let (mut engine, writer) = task.run().await;
+
+    if let Some(w) = writer {
+        if engine.config().persist == PersistMode::OnShutdown {
+            let n = engine.dump_persisted_jobs();
+            tracing::info!(jobs = n, "storing the queue at shutdown");
+        }
+        for (seq, op) in engine.take_outbox().persist {
+            w.submit(seq, to_store_op(op));
+        }
+        w.close().await;
+    }
+    tracing::info!("sprocketd stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT stop at once; SIGUSR1 stops gracefully; SIGHUP reopens
+/// the log file.
+async fn signals(shutdown: watch::Sender<Option<ShutdownRequest>>, log: LogTarget) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); let _ = shutdown.send(Some(ShutdownRequest::Immediate)); }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); let _ = shutdown.send(Some(ShutdownRequest::Immediate)); }
+            _ = usr1.recv() => { tracing::info!("SIGUSR1: graceful shutdown"); let _ = shutdown.send(Some(ShutdownRequest::Graceful)); }
+            _ = hup.recv() => log.reopen(),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! One task pair per TCP connection: the reader frames and parses packets
+//! (binary or admin text, decided per frame) and forwards them to the
+//! engine task; the writer encodes what the engine sends back, coalescing
+//! everything queued into one write.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sprocket_engine::{ConnId, Out};
+use sprocket_proto::{DecodeError, Decoder, Frame, Magic, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+use crate::event::{ConnCmd, Event, Inbound};
+
+/// Read buffer size; a large packet grows it as needed.
+const READ_CHUNK: usize = 64 * 1024;
+/// Most frames forwarded to the engine in one event.
+const MAX_FRAMES_PER_EVENT: usize = 1024;
+
+pub struct ConnSettings {
+    pub max_packet_size: u32,
+}
+
+/// Runs a connection until either side closes it.
+pub async fn run(
+    stream: TcpStream,
+    conn: ConnId,
+    events: mpsc::UnboundedSender<Event>,
+    settings: Arc<ConnSettings>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    use std::os::fd::AsRawFd;
+    let fd = i64::from(stream.as_raw_fd());
+    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|_| "-".into());
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<ConnCmd>();
+    let stop = Arc::new(Notify::new());
+    if events.send(Event::Connected { conn, fd, peer, tx }).is_err() {
+        return;
+    }
+    let writer = tokio::spawn(write_loop(wr, rx, stop.clone()));
+
+    let mut decoder = Decoder::new(settings.max_packet_size);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    'read: loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break 'read,
+                Ok(n) => n,
+            },
+            _ = stop.notified() => break 'read,
+        };
+        let _ = n;
+        let mut frames = Vec::new();
+        let mut fatal = false;
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(inbound(frame)),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(conn, error = %e, "protocol error");
+                    let (resp, close) = decode_error_reply(&e);
+                    frames.push(Inbound::Error { reply: resp, close });
+                    if close {
+                        fatal = true;
+                        break;
+                    }
+                }
+            }
+            if frames.len() >= MAX_FRAMES_PER_EVENT {
+                if events.send(Event::Frames { conn, frames: std::mem::take(&mut frames) }).is_err() {
+                    break 'read;
+                }
+            }
+        }
+        if !frames.is_empty() && events.send(Event::Frames { conn, frames }).is_err() {
+            break;
+        }
+        if fatal {
+            // Wait for the engine to flush the error and close us.
+            stop.notified().await;
+            break;
+        }
+    }
+    let _ = events.send(Event::Closed { conn });
+    let _ = writer.await;
+}
+
+/// Turns a decoded frame into what the engine consumes.
+fn inbound(frame: Frame) -> Inbound {
+    match frame {
+        Frame::Text(line) => Inbound::Admin(line),
+        Frame::Packet { magic: Magic::Res, .. } => Inbound::Error {
+            reply: Out::Packet(Response::error("INVALID_MAGIC", "Request magic expected")),
+            close: false,
+        },
+        Frame::Packet { magic: Magic::Req, kind, body } => match Request::parse(kind, body) {
+            Ok(req) => Inbound::Request(req),
+            Err(sprocket_proto::ParseError::NotARequest(_)) => Inbound::Error {
+                reply: Out::Packet(Response::error("INVALID_COMMAND", "Command not expected")),
+                close: false,
+            },
+            Err(sprocket_proto::ParseError::MissingSeparator(_)) => Inbound::Error {
+                reply: Out::Packet(Response::error("INVALID_PACKET", "Packet is missing an argument separator")),
+                close: false,
+            },
+        },
+    }
+}
+
+/// The reply for a framing error, and whether the connection must close.
+fn decode_error_reply(e: &DecodeError) -> (Out, bool) {
+    match e {
+        DecodeError::BadMagic(_) => (Out::Packet(Response::error("INVALID_MAGIC", "Bad packet magic")), true),
+        DecodeError::UnknownType(_) => (Out::Packet(Response::error("INVALID_COMMAND", "Unknown packet type")), false),
+        DecodeError::TooLarge { .. } => {
+            (Out::Packet(Response::error("ARGUMENT_TOO_LARGE", "Packet exceeds the server's maximum size")), true)
+        }
+        DecodeError::LineTooLong(_) => (Out::Text(bytes::Bytes::from_static(b"ERR LINE_TOO_LONG\r\n")), true),
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<ConnCmd>, stop: Arc<Notify>) {
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut closing = false;
+    while let Some(cmd) = rx.recv().await {
+        let mut next = Some(cmd);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                ConnCmd::Send(outs) => {
+                    for out in outs {
+                        encode(&out, &mut buf);
+                    }
+                }
+                ConnCmd::Close => closing = true,
+            }
+            if buf.len() < 256 * 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
+            break;
+        }
+        buf.clear();
+        if buf.capacity() > 1024 * 1024 {
+            buf = BytesMut::with_capacity(16 * 1024);
+        }
+        if closing {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+    stop.notify_one();
+}
+
+fn encode(out: &Out, buf: &mut BytesMut) {
+    match out {
+        Out::Packet(resp) => resp.encode(buf),
+        Out::Text(text) => buf.extend_from_slice(text),
+    }
+}

@@ -1,0 +1,93 @@
+//! Process matters: detaching (`-d`), the pid file, the file-descriptor
+//! limit, and dropping privileges (`-u`).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The write end of the pipe the waiting parent reads; writing one byte
+/// tells it the daemon is ready.
+pub struct ReadyPipe(File);
+
+impl ReadyPipe {
+    pub fn ready(mut self) {
+        let _ = self.0.write_all(b"1");
+    }
+}
+
+/// Forks; the parent waits until the child says it is ready (exit 0) or
+/// dies first (exit 1). Must run before any thread is started.
+pub fn daemonize() -> Result<ReadyPipe, String> {
+    let mut fds = [0i32; 2];
+    // SAFETY: plain pipe(2) into a local array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptors were just created and are owned here only.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: called before the tokio runtime or any other thread exists.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(rd);
+            // SAFETY: setsid has no memory-safety preconditions.
+            unsafe { libc::setsid() };
+            redirect_stdio();
+            Ok(ReadyPipe(File::from(wr)))
+        }
+        _child => {
+            drop(wr);
+            let mut byte = [0u8; 1];
+            let ok = File::from(rd).read(&mut byte).map(|n| n == 1).unwrap_or(false);
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+    }
+}
+
+fn redirect_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+/// A pid file removed when dropped.
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    pub fn create(path: &Path) -> Result<PidFile, String> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Raises RLIMIT_NOFILE to `n` (and the hard limit if allowed).
+pub fn set_fd_limit(n: u64) -> Result<(), String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    let new_hard = hard.max(n);
+    setrlimit(Resource::RLIMIT_NOFILE, n, new_hard)
+        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard))
+        .map_err(|e| format!("cannot set file-descriptor limit to {n}: {e}"))
+}
+
+/// Switches to `user` (group first).
+pub fn switch_user(name: &str) -> Result<(), String> {
+    use nix::unistd::{setgid, setuid, User};
+    let user = User::from_name(name).map_err(|e| e.to_string())?.ok_or_else(|| format!("no such user {name:?}"))?;
+    setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(user.uid).map_err(|e| format!("setuid to {name}: {e}"))?;
+    Ok(())
+}

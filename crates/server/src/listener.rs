@@ -1,0 +1,159 @@
+//! Binding the Gearman port and accepting connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::connection::{self, ConnSettings};
+use crate::event::Event;
+use crate::flags::Flags;
+
+/// The port, with gearmand's GEARMAND_PORT override when left at 4730.
+pub fn effective_port(flags: &Flags) -> u16 {
+    if flags.port == 4730 {
+        if let Some(p) = std::env::var("GEARMAND_PORT").ok().and_then(|v| v.parse().ok()) {
+            return p;
+        }
+    }
+    flags.port
+}
+
+/// Binds every address `-L` resolves to (all interfaces when absent),
+/// retrying for a while if the port is still in use, as gearmand does.
+pub async fn bind(flags: &Flags) -> Result<Vec<TcpListener>> {
+    let port = effective_port(flags);
+    let addrs: Vec<SocketAddr> = match &flags.listen {
+        Some(host) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| anyhow!("cannot resolve --listen {host}: {e}"))?
+            .collect(),
+        None => vec![SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], port)), SocketAddr::from(([0, 0, 0, 0], port))],
+    };
+    let mut listeners = Vec::new();
+    let mut last_err = None;
+    for addr in addrs {
+        match bind_one(addr, flags.backlog).await {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "bind failed");
+                last_err = Some(e);
+            }
+        }
+        // On dual-stack hosts [::] already covers IPv4.
+        if flags.listen.is_none() && !listeners.is_empty() {
+            break;
+        }
+    }
+    if listeners.is_empty() {
+        return Err(anyhow!("cannot listen on port {port}: {}", last_err.map(|e| e.to_string()).unwrap_or_default()));
+    }
+    Ok(listeners)
+}
+
+async fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut delay = Duration::from_millis(100);
+    let mut waited = Duration::ZERO;
+    loop {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(backlog.max(1)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && waited < Duration::from_secs(20) => {
+                tracing::warn!(%addr, "address in use, retrying");
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// TCP keepalive settings for accepted sockets.
+#[derive(Debug, Clone)]
+pub struct Keepalive {
+    enabled: bool,
+    idle: i64,
+    interval: i64,
+    count: i64,
+}
+
+impl Keepalive {
+    pub fn from_flags(flags: &Flags) -> Keepalive {
+        Keepalive {
+            enabled: flags.keepalive,
+            idle: flags.keepalive_idle,
+            interval: flags.keepalive_interval,
+            count: flags.keepalive_count,
+        }
+    }
+
+    fn apply(&self, stream: &tokio::net::TcpStream) {
+        let sock = socket2::SockRef::from(stream);
+        let _ = sock.set_keepalive(true);
+        if !self.enabled {
+            return;
+        }
+        let mut ka = socket2::TcpKeepalive::new();
+        if self.idle > 0 {
+            ka = ka.with_time(Duration::from_secs(self.idle as u64));
+        }
+        if self.interval > 0 {
+            ka = ka.with_interval(Duration::from_secs(self.interval as u64));
+        }
+        if self.count > 0 {
+            ka = ka.with_retries(self.count as u32);
+        }
+        let _ = sock.set_tcp_keepalive(&ka);
+    }
+}
+
+pub async fn accept_loop(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    settings: Arc<ConnSettings>,
+    next_conn: Arc<AtomicU64>,
+    limit: Arc<Semaphore>,
+    keepalive: Keepalive,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut refused_logged = false;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => {
+                if *stop.borrow() { return; }
+                continue;
+            }
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off briefly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !refused_logged {
+                    tracing::warn!(%peer, "connection limit reached (--max-connections); refusing connections");
+                    refused_logged = true;
+                }
+                drop(stream);
+                continue;
+            }
+        };
+        refused_logged = false;
+        keepalive.apply(&stream);
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection::run(stream, conn, events.clone(), settings.clone(), Some(permit)));
+    }
+}
