@@ -119,9 +119,10 @@ fn describe_config(config: &Config) -> String {
 /// Connection failures, server shutdowns and resource exhaustion mean "try
 /// again later"; anything else the server said is about the data.
 fn classify(context: &str, e: tokio_postgres::Error) -> StoreError {
-    let msg = format!("{context}: {e}");
     let Some(db) = e.as_db_error() else {
-        return StoreError::Unavailable(msg);
+        // tokio-postgres puts the cause (refused, reset…) in the source.
+        let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+        return StoreError::Unavailable(format!("{context}: {e}{cause}"));
     };
     let code = db.code().code();
     let msg = format!("{context}: {} ({code})", db.message());

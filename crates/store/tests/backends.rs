@@ -1,0 +1,327 @@
+//! Every backend against its real database: awkward bytes round-trip,
+//! batch semantics, replays of rows we did not write, hostile table names.
+
+mod common;
+
+use common::*;
+use sprocket_proto::Priority;
+use sprocket_store::{StoreConfig, StoreError, StoreOp};
+
+async fn round_trip(backend: Backend, short: bool) {
+    let Some(scratch) = Scratch::new(backend, "rt") else { return };
+    let jobs = odd_jobs(short);
+    let mut store = scratch.open().await;
+    assert!(store.load().await.expect("load empty").is_empty());
+    store.apply(&inserts(&jobs)).await.expect("insert odd jobs");
+    assert_same_jobs(store.load().await.expect("load"), jobs.clone());
+    // A fresh connection (a restart) sees the same.
+    drop(store);
+    let mut again = scratch.open().await;
+    assert_same_jobs(again.load().await.expect("reload"), jobs.clone());
+    // Every odd key can be deleted again.
+    let deletes: Vec<StoreOp> = jobs.iter().map(|j| StoreOp::Delete(j.key())).collect();
+    again.apply(&deletes).await.expect("delete odd jobs");
+    assert!(again.load().await.expect("load after delete").is_empty());
+}
+
+async fn batch_semantics(backend: Backend) {
+    let Some(scratch) = Scratch::new(backend, "batch") else { return };
+    let mut store = scratch.open().await;
+    let a = job(b"f", b"a", Priority::Normal, b"a1", 0);
+    let b = job(b"f", b"b", Priority::High, b"b1", 0);
+    let c1 = job(b"f", b"c", Priority::Low, b"c1", 0);
+    let c2 = job(b"f", b"c", Priority::High, b"c2", 7);
+    store
+        .apply(&[
+            StoreOp::Insert(a.clone()),
+            StoreOp::Insert(b.clone()),
+            StoreOp::Delete(a.key()),
+            StoreOp::Insert(c1),
+            StoreOp::Insert(c2.clone()),
+        ])
+        .await
+        .expect("mixed batch");
+    assert_same_jobs(store.load().await.unwrap(), vec![b.clone(), c2.clone()]);
+
+    // Re-inserting existing keys (a replay writing back) replaces, never fails.
+    let b2 = job(b"f", b"b", Priority::Low, b"b2", 0);
+    store.apply(&[StoreOp::Insert(b2.clone()), StoreOp::Insert(c2.clone())]).await.expect("re-insert");
+    // Deleting what is not there is fine; delete-then-insert keeps the insert.
+    store.apply(&[StoreOp::Delete(key(b"f", b"nope"))]).await.expect("delete missing");
+    store.apply(&[StoreOp::Delete(c2.key()), StoreOp::Insert(c2.clone())]).await.expect("delete+insert");
+    assert_same_jobs(store.load().await.unwrap(), vec![b2.clone(), c2.clone()]);
+
+    // A thousand inserts in one batch, then a thousand deletes.
+    let many: Vec<_> = (0..1000).map(|i| job(b"many", format!("u{i}").as_bytes(), Priority::Normal, b"x", 0)).collect();
+    store.apply(&inserts(&many)).await.expect("1000 inserts");
+    assert_eq!(store.load().await.unwrap().len(), 1002);
+    let dels: Vec<_> = many.iter().map(|j| StoreOp::Delete(j.key())).collect();
+    store.apply(&dels).await.expect("1000 deletes");
+    assert_same_jobs(store.load().await.unwrap(), vec![b2, c2]);
+    assert!(store.describe().contains(&scratch.name) || backend == Backend::Sqlite);
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    round_trip(Backend::Sqlite, false).await;
+}
+#[tokio::test]
+async fn postgres_round_trip() {
+    round_trip(Backend::Postgres, false).await;
+}
+#[tokio::test]
+async fn mysql_round_trip() {
+    round_trip(Backend::Mysql, false).await;
+}
+#[tokio::test]
+async fn redis_round_trip() {
+    round_trip(Backend::Redis, false).await;
+}
+#[tokio::test]
+async fn memory_round_trip() {
+    let mut store = sprocket_store::open(&StoreConfig::Memory).await.unwrap();
+    let jobs = odd_jobs(false);
+    store.apply(&inserts(&jobs)).await.unwrap();
+    assert_same_jobs(store.load().await.unwrap(), jobs);
+}
+
+#[tokio::test]
+async fn sqlite_batches() {
+    batch_semantics(Backend::Sqlite).await;
+}
+#[tokio::test]
+async fn postgres_batches() {
+    batch_semantics(Backend::Postgres).await;
+}
+#[tokio::test]
+async fn mysql_batches() {
+    batch_semantics(Backend::Mysql).await;
+}
+#[tokio::test]
+async fn redis_batches() {
+    batch_semantics(Backend::Redis).await;
+}
+
+/// An old gearmand table (no when_to_run), rows with NULLs (gearmand's
+/// empty-workload bug), no primary key so duplicates exist.
+#[tokio::test]
+async fn sqlite_replays_old_partial_and_duplicate_rows() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "old") else { return };
+    {
+        let conn = rusqlite::Connection::open(scratch.sqlite_path()).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE \"{t}\" (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB);
+             INSERT INTO \"{t}\" VALUES ('u1', 'f', 0, x'00ff');
+             INSERT INTO \"{t}\" VALUES ('u2', 'f', 2, NULL);
+             INSERT INTO \"{t}\" VALUES ('u3', 'f', NULL, 'text data');
+             INSERT INTO \"{t}\" VALUES ('u1', 'f', 0, x'00ff');",
+            t = scratch.name
+        ))
+        .unwrap();
+    }
+    let mut store = scratch.open().await;
+    let got = store.load().await.expect("replay old table");
+    assert_same_jobs(
+        got,
+        vec![
+            job(b"f", b"u1", Priority::High, &[0, 255], 0),
+            job(b"f", b"u2", Priority::Low, b"", 0),
+            job(b"f", b"u3", Priority::Normal, b"text data", 0),
+        ],
+    );
+    // when_to_run was added, so epoch jobs can now be stored.
+    store.apply(&[StoreOp::Insert(job(b"f", b"e", Priority::Normal, b"", 1_900_000_000))]).await.unwrap();
+    assert_eq!(store.load().await.unwrap().len(), 4);
+    // Empty data is an empty blob, not NULL (gearmand could not replay NULL).
+    let conn = rusqlite::Connection::open(scratch.sqlite_path()).unwrap();
+    let kind: String = conn
+        .query_row(&format!("SELECT typeof(data) FROM \"{}\" WHERE unique_key = 'e'", scratch.name), [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "blob");
+    let version: i64 = conn
+        .query_row("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?1", [&scratch.name], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+/// A table created with gearmand's exact PostgreSQL DDL, partly filled by hand.
+#[tokio::test]
+async fn postgres_uses_gearmand_table_and_tolerates_nulls() {
+    let Some(scratch) = Scratch::new(Backend::Postgres, "gm") else { return };
+    let t = &scratch.name;
+    assert!(psql(&format!(
+        "CREATE TABLE \"{t}\" (unique_key VARCHAR(64), function_name VARCHAR(255), priority INTEGER, data BYTEA, \
+         when_to_run INTEGER, UNIQUE (unique_key, function_name));
+         INSERT INTO \"{t}\" VALUES ('u1', 'f', 2, '\\x0001'::bytea, 5);
+         INSERT INTO \"{t}\" VALUES ('u2', 'f', NULL, NULL, NULL);"
+    )));
+    let mut store = scratch.open().await;
+    let mut want = vec![job(b"f", b"u1", Priority::Low, &[0, 1], 5), job(b"f", b"u2", Priority::Normal, b"", 0)];
+    assert_same_jobs(store.load().await.unwrap(), want.clone());
+    let odd = odd_jobs(true);
+    // Everything fits gearmand's narrower columns except the 300 kB job
+    // (fine) and any epoch past 2038 (INTEGER column): that row alone fails.
+    let (fits, too_late): (Vec<_>, Vec<_>) = odd.into_iter().partition(|j| j.when < i64::from(i32::MAX));
+    store.apply(&inserts(&fits)).await.expect("odd jobs in gearmand's table");
+    want.extend(fits);
+    let err = store.apply(&inserts(&too_late)).await.expect_err("epoch past 2038 in an INTEGER column");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    assert_same_jobs(store.load().await.unwrap(), want);
+    // The seeds' operator SQL works on plain names.
+    let counts =
+        psql_out(&format!("SELECT function_name, COUNT(function_name) FROM \"{t}\" GROUP BY function_name ORDER BY 1"));
+    assert!(counts.contains("f|2"), "{counts}");
+    assert!(counts.contains("my-func|2"), "{counts}");
+    assert!(psql(&format!("DELETE FROM \"{t}\" WHERE function_name = 'my-func'")));
+    assert_eq!(store.load().await.unwrap().iter().filter(|j| &j.function[..] == b"my-func").count(), 0);
+}
+
+/// A table gearmand created on MariaDB (VARCHAR keys): names that text
+/// cannot hold are escaped, plain names stay readable for the seeds' SQL.
+#[tokio::test]
+async fn mysql_uses_gearmand_varchar_table() {
+    let Some(scratch) = Scratch::new(Backend::Mysql, "gm") else { return };
+    let t = &scratch.name;
+    assert!(mysql(&format!(
+        "CREATE TABLE `{t}` (unique_key VARCHAR(64), function_name VARCHAR(255), priority INT, data LONGBLOB, \
+         when_to_run INT, unique key (unique_key, function_name));
+         INSERT INTO `{t}` VALUES ('u1', 'f', 0, 'abc', 9), ('u2', 'f', NULL, NULL, NULL);"
+    )));
+    let mut store = scratch.open().await;
+    let mut want = vec![job(b"f", b"u1", Priority::High, b"abc", 9), job(b"f", b"u2", Priority::Normal, b"", 0)];
+    assert_same_jobs(store.load().await.unwrap(), want.clone());
+    let fits: Vec<_> = odd_jobs(true).into_iter().filter(|j| j.when < i64::from(i32::MAX)).collect();
+    store.apply(&inserts(&fits)).await.expect("odd jobs in gearmand's table");
+    want.extend(fits);
+    assert_same_jobs(store.load().await.unwrap(), want);
+    let counts = mysql_out(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"));
+    assert!(counts.lines().any(|l| l == "my-func\t2"), "{counts}");
+    assert!(mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"my-func\"")));
+    assert_eq!(store.load().await.unwrap().iter().filter(|j| &j.function[..] == b"my-func").count(), 0);
+}
+
+/// The table sprocketd creates on MariaDB: binary keys, seeds' SQL works.
+#[tokio::test]
+async fn mysql_created_table_is_binary_and_queryable() {
+    let Some(scratch) = Scratch::new(Backend::Mysql, "own") else { return };
+    let mut store = scratch.open().await;
+    store.apply(&inserts(&odd_jobs(false))).await.unwrap();
+    let t = &scratch.name;
+    let cols = mysql_out(&format!(
+        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='test' AND TABLE_NAME='{t}' ORDER BY ORDINAL_POSITION"
+    ));
+    assert!(cols.contains("unique_key\tvarbinary") && cols.contains("when_to_run\tbigint"), "{cols}");
+    let counts = mysql_out(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"));
+    assert!(counts.lines().any(|l| l == "my-func\t2"), "{counts}");
+    assert!(mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"plain\"")));
+    assert!(store.load().await.unwrap().iter().all(|j| &j.function[..] != b"plain"));
+}
+
+/// Hashes gearmand 1.1.16+ wrote (no function/unique fields) and plain
+/// strings from older gearmand are replayed.
+#[tokio::test]
+async fn redis_reads_gearmand_keys() {
+    let Some(scratch) = Scratch::new(Backend::Redis, "gm") else { return };
+    let p = &scratch.name;
+    redis_cli(&["HSET", &format!("{p}-rq-r1"), "data", "one", "priority", "0"]);
+    redis_cli(&["HSET", &format!("{p}-resize-6f1e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"), "data", "two", "priority", "2"]);
+    redis_cli(&["SET", &format!("{p}-old-u9"), "plain string"]);
+    redis_cli(&["SET", &format!("{p}x-not-ours"), "ignored"]);
+    let mut store = scratch.open().await;
+    assert_same_jobs(
+        store.load().await.unwrap(),
+        vec![
+            job(b"rq", b"r1", Priority::High, b"one", 0),
+            job(b"resize", b"6f1e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", Priority::Low, b"two", 0),
+            job(b"old", b"u9", Priority::Normal, b"plain string", 0),
+        ],
+    );
+    // Overwriting a plain-string key with our hash works.
+    store.apply(&[StoreOp::Insert(job(b"old", b"u9", Priority::High, b"new", 0))]).await.unwrap();
+    assert!(store.load().await.unwrap().contains(&job(b"old", b"u9", Priority::High, b"new", 0)));
+    redis_cli(&["DEL", &format!("{p}x-not-ours")]);
+}
+
+/// Table names from flags can never inject SQL.
+#[tokio::test]
+async fn hostile_table_names_are_quoted() {
+    let evil = "q\"; DROP TABLE sprocket_meta; --";
+    if let Some(s) = Scratch::new(Backend::Sqlite, "evil") {
+        let cfg = StoreConfig::Sqlite { path: s.sqlite_path(), table: evil.into(), sync: Default::default() };
+        let mut store = sprocket_store::open(&cfg).await.expect("sqlite with odd table name");
+        store.apply(&inserts(&odd_jobs(true))).await.unwrap();
+        assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
+    }
+    if let Some(s) = Scratch::new(Backend::Postgres, "evil") {
+        let name = format!("{}\"x", s.name);
+        let cfg = StoreConfig::Postgres { conninfo: PG_CONNINFO.into(), table: name.clone() };
+        let mut store = sprocket_store::open(&cfg).await.expect("postgres with odd table name");
+        store.apply(&inserts(&odd_jobs(true))).await.unwrap();
+        assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
+        drop(store);
+        assert!(psql(&format!(
+            "DROP TABLE \"{}\"\"x\"; DELETE FROM sprocket_meta WHERE queue_table = '{}\"x'",
+            s.name, s.name
+        )));
+    }
+    if let Some(s) = Scratch::new(Backend::Mysql, "evil") {
+        let name = format!("{}`x", s.name);
+        let cfg = StoreConfig::Mysql {
+            host: MYSQL_HOST.into(),
+            port: MYSQL_PORT,
+            user: "root".into(),
+            password: String::new(),
+            db: "test".into(),
+            table: name.clone(),
+        };
+        let mut store = sprocket_store::open(&cfg).await.expect("mysql with odd table name");
+        store.apply(&inserts(&odd_jobs(true))).await.unwrap();
+        assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
+        drop(store);
+        assert!(mysql(&format!(
+            "DROP TABLE `{}``x`; DELETE FROM sprocket_meta WHERE queue_table = '{}`x'",
+            s.name, s.name
+        )));
+    }
+    let bad = StoreConfig::Sqlite { path: "/tmp/x.db".into(), table: "a\0b".into(), sync: Default::default() };
+    assert!(matches!(sprocket_store::open(&bad).await, Err(StoreError::Config(_))));
+}
+
+/// A database that is not there at start-up is a clear error.
+#[tokio::test]
+async fn missing_databases_are_clear_errors() {
+    let port = sprocket_testkit::free_port();
+    let cases = vec![
+        StoreConfig::Postgres {
+            conninfo: format!("host=127.0.0.1 port={port} user=postgres dbname=test"),
+            table: "q".into(),
+        },
+        StoreConfig::Postgres {
+            conninfo: "host=127.0.0.1 port=5432 user=postgres dbname=no_such_db_xyz".into(),
+            table: "q".into(),
+        },
+        StoreConfig::Mysql {
+            host: "127.0.0.1".into(),
+            port,
+            user: "root".into(),
+            password: String::new(),
+            db: "test".into(),
+            table: "q".into(),
+        },
+        StoreConfig::Redis { host: "127.0.0.1".into(), port, password: None, prefix: "p".into() },
+        StoreConfig::Sqlite { path: "/nonexistent-dir/x/queue.db".into(), table: "q".into(), sync: Default::default() },
+    ];
+    for cfg in cases {
+        match sprocket_store::open(&cfg).await {
+            Ok(_) => panic!("{cfg:?} opened"),
+            Err(e @ StoreError::Unavailable(_)) => {
+                let text = e.to_string();
+                assert!(text.contains("cannot") || text.contains("does not exist"), "unclear message: {text}");
+                eprintln!("ok: {text}");
+            }
+            Err(other) => panic!("{cfg:?}: expected Unavailable, got {other}"),
+        }
+    }
+}
