@@ -1,0 +1,660 @@
+//! The engine's gearmand 1.1 semantics, one behaviour per test.
+
+mod support;
+
+use bytes::Bytes;
+use sprocket_engine::{Config, Out, PersistMode, PersistOp, TimeoutAction};
+use sprocket_proto::{Priority, Request, Response};
+use support::{b, Bed};
+
+#[test]
+fn handles_count_from_one_with_the_prefix() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    assert_eq!(t.bg(c, "f", "u1", "x"), b("H:test:1"));
+    assert_eq!(t.bg(c, "f", "u2", "x"), b("H:test:2"));
+}
+
+#[test]
+fn foreground_job_round_trip_forwards_every_work_packet() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["rev"]);
+    let h = t.fg(c, "rev", "", "abc");
+    let (gh, f, _, data) = t.grab(w).expect("job");
+    assert_eq!((gh.clone(), f, data), (h.clone(), b("rev"), b("abc")));
+    t.send(w, Request::WorkStatus { handle: h.clone(), numerator: b("1"), denominator: b("2") });
+    t.send(w, Request::WorkData { handle: h.clone(), data: b("d") });
+    t.send(w, Request::WorkWarning { handle: h.clone(), data: b("w") });
+    t.send(w, Request::WorkComplete { handle: h.clone(), data: b("cba") });
+    assert_eq!(
+        t.packets(c),
+        vec![
+            Response::WorkStatus { handle: h.clone(), numerator: b("1"), denominator: b("2") },
+            Response::WorkData { handle: h.clone(), data: b("d") },
+            Response::WorkWarning { handle: h.clone(), data: b("w") },
+            Response::WorkComplete { handle: h.clone(), data: b("cba") },
+        ]
+    );
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+#[test]
+fn coalesced_unique_runs_once_and_all_clients_hear_everything() {
+    let mut t = Bed::default();
+    let (c1, c2, c3) = (t.connect(), t.connect(), t.connect());
+    let w = t.worker(&["f"]);
+    let h1 = t.fg(c1, "f", "same", "a");
+    let h2 = t.fg(c2, "f", "same", "b");
+    assert_eq!(h1, h2);
+    let (h, _, _, data) = t.grab(w).unwrap();
+    assert_eq!(data, b("a"));
+    // A third client attaches while it runs: it hears later packets only.
+    t.send(w, Request::WorkData { handle: h.clone(), data: b("early") });
+    assert_eq!(t.fg(c3, "f", "same", "c"), h);
+    t.send(w, Request::WorkComplete { handle: h.clone(), data: b("done") });
+    assert!(t.grab(w).is_none(), "ran once");
+    for c in [c1, c2] {
+        assert_eq!(
+            t.packets(c),
+            vec![
+                Response::WorkData { handle: h.clone(), data: b("early") },
+                Response::WorkComplete { handle: h.clone(), data: b("done") }
+            ]
+        );
+    }
+    assert_eq!(t.packets(c3), vec![Response::WorkComplete { handle: h, data: b("done") }]);
+}
+
+#[test]
+fn dash_unique_coalesces_on_equal_data_only() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let a = t.bg(c, "f", "-", "same");
+    let b2 = t.bg(c, "f", "-", "same");
+    let other = t.bg(c, "f", "-", "other");
+    assert_eq!(a, b2);
+    assert_ne!(a, other);
+    // Empty data never coalesces, nor does an empty unique.
+    assert_ne!(t.bg(c, "f", "-", ""), t.bg(c, "f", "-", ""));
+    assert_ne!(t.bg(c, "f", "", "x"), t.bg(c, "f", "", "x"));
+}
+
+#[test]
+fn priorities_within_a_function_and_fifo_within_a_level() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.submit(c, "f", "l1", "low1", Priority::Low, true);
+    t.submit(c, "f", "n1", "norm1", Priority::Normal, true);
+    t.submit(c, "f", "h1", "high1", Priority::High, true);
+    t.submit(c, "f", "n2", "norm2", Priority::Normal, true);
+    let w = t.worker(&["f"]);
+    let order: Vec<Bytes> = std::iter::from_fn(|| t.grab(w).map(|j| j.3)).collect();
+    assert_eq!(order, vec![b("high1"), b("norm1"), b("norm2"), b("low1")]);
+}
+
+#[test]
+fn newest_registration_is_served_first_and_round_robin_rotates() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    for f in ["o1", "o2", "o3"] {
+        t.bg(c, f, &format!("{f}a"), f);
+        t.bg(c, f, &format!("{f}b"), f);
+    }
+    let w = t.worker(&["o1", "o2", "o3"]);
+    let order: Vec<Bytes> = std::iter::from_fn(|| t.grab(w).map(|j| j.1)).take(3).collect();
+    assert_eq!(order, vec![b("o3"), b("o3"), b("o2")]);
+
+    let mut t = Bed::new(Config { round_robin: true, handle_prefix: "H:t".into(), ..Config::default() });
+    let c = t.connect();
+    for f in ["o1", "o2", "o3"] {
+        t.bg(c, f, &format!("{f}a"), f);
+        t.bg(c, f, &format!("{f}b"), f);
+    }
+    let w = t.worker(&["o1", "o2", "o3"]);
+    let order: Vec<Bytes> = std::iter::from_fn(|| t.grab(w).map(|j| j.1)).collect();
+    assert_eq!(order, vec![b("o3"), b("o2"), b("o1"), b("o3"), b("o2"), b("o1")]);
+}
+
+#[test]
+fn grab_variants_answer_with_their_packet() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    t.bg(c, "f", "u1", "d");
+    t.send(w, Request::GrabJob);
+    assert!(matches!(t.packets(w).pop(), Some(Response::JobAssign { .. })));
+    t.bg(c, "f", "u2", "d");
+    t.send(w, Request::GrabJobAll);
+    assert!(matches!(t.packets(w).pop(), Some(Response::JobAssignUniq { .. })));
+    t.send(
+        c,
+        Request::SubmitReduceJob {
+            background: true,
+            function: b("f"),
+            unique: b("u3"),
+            reducer: b("red"),
+            aggregate: Bytes::new(),
+            data: b("d"),
+        },
+    );
+    t.packets(c);
+    t.send(w, Request::GrabJobAll);
+    match t.packets(w).pop() {
+        Some(Response::JobAssignAll { reducer, .. }) => assert_eq!(reducer, b("red")),
+        other => panic!("{other:?}"),
+    }
+    t.send(w, Request::GrabJob);
+    assert_eq!(t.packets(w), vec![Response::NoJob]);
+}
+
+#[test]
+fn pre_sleep_gets_one_noop_per_wakeup() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    t.send(w, Request::PreSleep);
+    assert!(t.packets(w).is_empty());
+    t.bg(c, "f", "u1", "d");
+    t.bg(c, "f", "u2", "d");
+    assert_eq!(t.packets(w), vec![Response::Noop], "one NOOP for two jobs");
+    t.grab(w).unwrap();
+    // Work already waiting: PRE_SLEEP answered at once.
+    t.send(w, Request::PreSleep);
+    assert_eq!(t.packets(w), vec![Response::Noop]);
+}
+
+#[test]
+fn worker_wakeup_limits_noops() {
+    let mut t = Bed::new(Config { worker_wakeup: 1, handle_prefix: "H:t".into(), ..Config::default() });
+    let c = t.connect();
+    let ws: Vec<_> = (0..3).map(|_| t.worker(&["f"])).collect();
+    for &w in &ws {
+        t.send(w, Request::PreSleep);
+    }
+    t.bg(c, "f", "u1", "d");
+    let woken: usize = ws.iter().map(|&w| t.packets(w).len()).sum();
+    assert_eq!(woken, 1);
+    t.bg(c, "f", "u2", "d");
+    let woken: usize = ws.iter().map(|&w| t.packets(w).len()).sum();
+    assert_eq!(woken, 1, "next job wakes the next sleeper");
+}
+
+#[test]
+fn lost_worker_requeues_at_the_tail_and_resets_status() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    let h = t.bg(c, "f", "a", "first");
+    t.bg(c, "f", "b", "second");
+    t.grab(w).unwrap();
+    t.send(w, Request::WorkStatus { handle: h.clone(), numerator: b("5"), denominator: b("10") });
+    t.disconnect(w);
+    t.send(c, Request::GetStatus { handle: h.clone() });
+    assert_eq!(
+        t.packets(c),
+        vec![Response::StatusRes { handle: h, known: true, running: false, numerator: 0, denominator: 0 }]
+    );
+    let w2 = t.worker(&["f"]);
+    assert_eq!(t.grab(w2).unwrap().3, b("second"));
+    assert_eq!(t.grab(w2).unwrap().3, b("first"));
+}
+
+#[test]
+fn job_retries_drop_the_job_and_fail_its_clients() {
+    let mut t = Bed::new(Config { job_retries: 2, handle_prefix: "H:t".into(), ..Config::default() });
+    let c = t.connect();
+    let h = t.fg(c, "f", "", "d");
+    for _ in 0..2 {
+        let w = t.worker(&["f"]);
+        t.grab(w).unwrap();
+        t.disconnect(w);
+    }
+    assert_eq!(t.packets(c), vec![Response::WorkFail { handle: h }]);
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+#[test]
+fn cant_do_and_reset_abilities_give_jobs_back() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f", "g"]);
+    t.bg(c, "f", "a", "d");
+    t.bg(c, "g", "b", "d");
+    t.grab(w).unwrap();
+    t.grab(w).unwrap();
+    t.send(w, Request::CantDo { function: b("f") });
+    assert!(t.admin(c, "status").contains("f\t1\t0\t0\n"));
+    t.send(w, Request::ResetAbilities);
+    assert!(t.admin(c, "status").contains("g\t1\t0\t0\n"));
+    assert!(t.grab(w).is_none());
+}
+
+#[test]
+fn work_results_only_from_the_worker_holding_the_job() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let (w1, w2) = (t.worker(&["f"]), t.worker(&["f"]));
+    let h = t.fg(c, "f", "", "d");
+    t.grab(w1).unwrap();
+    let cases: Vec<(Request, &str)> = vec![
+        (Request::WorkComplete { handle: h.clone(), data: b("x") }, "Job given in work result not found"),
+        (
+            Request::WorkStatus { handle: h.clone(), numerator: b("1"), denominator: b("2") },
+            "Job given in work result not found",
+        ),
+        (Request::WorkFail { handle: h.clone() }, "Job given in work result not found"),
+        (Request::WorkData { handle: h.clone(), data: b("x") }, "Job does not exist on server"),
+        (Request::WorkWarning { handle: h.clone(), data: b("x") }, "Job does not exist on server"),
+        (
+            Request::WorkException { handle: h.clone(), data: b("x") },
+            "An exception was received for a job that does not exist",
+        ),
+        (Request::WorkComplete { handle: b("H:test:999"), data: b("x") }, "Job given in work result not found"),
+    ];
+    for (req, text) in cases {
+        t.send(w2, req);
+        assert_eq!(t.packets(w2), vec![Response::error("JOB_NOT_FOUND", text)]);
+    }
+    assert!(t.packets(c).is_empty());
+}
+
+#[test]
+fn exceptions_only_to_clients_that_asked() {
+    let mut t = Bed::default();
+    let (plain, wants) = (t.connect(), t.connect());
+    t.send(wants, Request::OptionReq { name: b("Exceptions") });
+    assert_eq!(t.packets(wants), vec![Response::OptionRes { name: b("Exceptions") }]);
+    let w = t.worker(&["f"]);
+    let h = t.fg(plain, "f", "u", "d");
+    t.fg(wants, "f", "u", "d");
+    t.grab(w).unwrap();
+    t.send(w, Request::WorkException { handle: h.clone(), data: b("boom") });
+    assert_eq!(t.packets(plain), vec![Response::WorkFail { handle: h.clone() }]);
+    assert_eq!(t.packets(wants), vec![Response::WorkException { handle: h, data: b("boom") }]);
+}
+
+#[test]
+fn unknown_option_is_an_error() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.send(c, Request::OptionReq { name: b("bogus") });
+    assert_eq!(t.packets(c), vec![Response::error("UNKNOWN_OPTION", "Server does not recognize given option")]);
+}
+
+#[test]
+fn get_status_and_status_unique() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    let h = t.bg(c, "f", "uniq", "d");
+    t.grab(w).unwrap();
+    t.send(w, Request::WorkStatus { handle: h.clone(), numerator: b("3"), denominator: b("7") });
+    t.send(c, Request::GetStatus { handle: h.clone() });
+    t.send(c, Request::GetStatusUnique { unique: b("uniq") });
+    t.send(c, Request::GetStatus { handle: b("H:test:77") });
+    t.send(c, Request::GetStatusUnique { unique: b("nope") });
+    assert_eq!(
+        t.packets(c),
+        vec![
+            Response::StatusRes { handle: h, known: true, running: true, numerator: 3, denominator: 7 },
+            Response::StatusResUnique {
+                unique: b("uniq"),
+                known: true,
+                running: true,
+                numerator: 3,
+                denominator: 7,
+                clients: 0
+            },
+            Response::StatusRes { handle: b("H:test:77"), known: false, running: false, numerator: 0, denominator: 0 },
+            Response::StatusResUnique {
+                unique: b("nope"),
+                known: false,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+                clients: 0
+            },
+        ]
+    );
+}
+
+#[test]
+fn unique_longer_than_64_is_rejected() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let long = "u".repeat(65);
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(&long),
+            data: b("d"),
+        },
+    );
+    assert_eq!(t.packets(c), vec![Response::error("ARGUMENT_TOO_LARGE", "Unique value too large")]);
+    // 64 bytes is accepted and coalesces (gearmand's Q6 bug fixed).
+    let u64s = "v".repeat(64);
+    assert_eq!(t.bg(c, "f", &u64s, "d"), t.bg(c, "f", &u64s, "d"));
+}
+
+#[test]
+fn maxqueue_limits_total_including_running() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    assert_eq!(t.admin(c, "maxqueue f 2"), "OK\r\n");
+    t.bg(c, "f", "a", "d");
+    t.grab(w).unwrap();
+    t.bg(c, "f", "b", "d");
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("c"),
+            data: b("d"),
+        },
+    );
+    assert_eq!(t.packets(c), vec![Response::error("QUEUE_ERROR", "Job queue is full")]);
+    // Coalescing bypasses the limit.
+    t.bg(c, "f", "b", "d");
+}
+
+#[test]
+fn foreground_job_abandoned_when_its_client_leaves() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.fg(c, "f", "", "d");
+    t.disconnect(c);
+    assert_eq!(t.engine.job_count(), 0);
+    let w = t.worker(&["f"]);
+    assert!(t.grab(w).is_none());
+}
+
+#[test]
+fn background_job_survives_a_coalesced_foreground_client_leaving() {
+    let mut t = Bed::default();
+    let (c1, c2) = (t.connect(), t.connect());
+    t.bg(c1, "f", "u", "d");
+    t.fg(c2, "f", "u", "d");
+    t.disconnect(c2);
+    let w = t.worker(&["f"]);
+    assert!(t.grab(w).is_some(), "gearmand's Q8 bug would cancel it");
+}
+
+#[test]
+fn running_job_of_vanished_client_finishes_silently() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    let h = t.fg(c, "f", "", "d");
+    t.grab(w).unwrap();
+    t.disconnect(c);
+    t.send(w, Request::WorkComplete { handle: h, data: b("x") });
+    assert!(t.packets(w).is_empty(), "no error to the worker");
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+#[test]
+fn epoch_job_waits_and_wakes_sleeping_workers_when_due() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    t.send(w, Request::PreSleep);
+    let when = t.now / 1000 + 5;
+    t.send(
+        c,
+        Request::SubmitJobEpoch { function: b("f"), unique: b("e"), epoch: b(&when.to_string()), data: b("later") },
+    );
+    assert!(matches!(t.packets(c).pop(), Some(Response::JobCreated { .. })));
+    assert!(t.packets(w).is_empty(), "no useless NOOP for a future job");
+    // A low job of the same function is not hidden by the future one.
+    t.submit(c, "f", "l", "low", Priority::Low, true);
+    assert_eq!(t.packets(w), vec![Response::Noop]);
+    assert_eq!(t.grab(w).unwrap().3, b("low"));
+    assert!(t.grab(w).is_none());
+    t.send(w, Request::PreSleep);
+    let deadline = t.engine.next_deadline().expect("a deadline");
+    assert!(deadline <= (when as u64) * 1000);
+    t.advance(5_000);
+    assert_eq!(t.packets(w), vec![Response::Noop], "woken when due");
+    assert_eq!(t.grab(w).unwrap().3, b("later"));
+}
+
+#[test]
+fn sched_job_runs_at_the_next_matching_minute() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.send(
+        c,
+        Request::SubmitJobSched {
+            function: b("f"),
+            unique: b("s"),
+            schedule: [b("*"), b("*"), b("*"), b("*"), b("*")],
+            data: b("cron"),
+        },
+    );
+    assert!(matches!(t.packets(c).pop(), Some(Response::JobCreated { .. })));
+    let w = t.worker(&["f"]);
+    assert!(t.grab(w).is_none());
+    t.advance(61_000);
+    assert_eq!(t.grab(w).unwrap().3, b("cron"));
+    t.send(
+        c,
+        Request::SubmitJobSched {
+            function: b("f"),
+            unique: b("bad"),
+            schedule: [b("99"), b("*"), b("*"), b("*"), b("*")],
+            data: b("x"),
+        },
+    );
+    assert!(matches!(t.packets(c).pop(), Some(Response::Error { .. })));
+}
+
+#[test]
+fn can_do_timeout_fails_the_job_and_rejects_late_results() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.connect();
+    t.send(w, Request::CanDoTimeout { function: b("f"), timeout: b("1500") });
+    let h = t.fg(c, "f", "", "d");
+    t.grab(w).unwrap();
+    t.advance(1_000);
+    assert!(t.packets(c).is_empty());
+    t.advance(600);
+    assert_eq!(t.packets(c), vec![Response::WorkFail { handle: h.clone() }]);
+    t.send(w, Request::WorkComplete { handle: h, data: b("late") });
+    assert!(matches!(t.packets(w).pop(), Some(Response::Error { .. })));
+}
+
+#[test]
+fn can_do_timeout_retry_mode_requeues() {
+    let mut t =
+        Bed::new(Config { timeout_action: TimeoutAction::Retry, handle_prefix: "H:t".into(), ..Config::default() });
+    let c = t.connect();
+    let w = t.connect();
+    t.send(w, Request::CanDoTimeout { function: b("f"), timeout: b("10") }); // raised to 1000 ms
+    t.bg(c, "f", "u", "d");
+    t.grab(w).unwrap();
+    t.advance(999);
+    assert!(t.grab(w).is_none());
+    t.advance(2);
+    assert!(t.grab(w).is_some(), "back in the queue after the limit");
+}
+
+#[test]
+fn admin_listings_have_gearmand_formats() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    let w = t.worker(&["f", "g"]);
+    t.send(w, Request::SetClientId { id: b("worker-1") });
+    t.bg(c, "f", "u1", "d");
+    t.submit(c, "f", "u2", "d", Priority::High, true);
+    t.grab(w).unwrap();
+    assert_eq!(t.admin(c, "status"), "f\t2\t1\t1\ng\t0\t0\t1\n.\n");
+    assert_eq!(t.admin(c, "prioritystatus"), "f\t0\t1\t0\t1\ng\t0\t0\t0\t1\n.\n");
+    assert_eq!(t.admin(c, "workers"), "12 127.0.0.1 worker-1 : g f\n11 127.0.0.1 - :\n.\n");
+    assert_eq!(t.admin(c, "show jobs"), "H:test:1\t0\t0\t0\nH:test:2\t0\t0\t0\n.\n");
+    assert_eq!(t.admin(c, "show unique jobs"), "u1\nu2\n.\n");
+    assert_eq!(t.admin(c, "cancel job H:test:99"), "ERR UNKNOWN_JOB\r\n");
+    assert_eq!(t.admin(c, "cancel job H:test:1"), "OK\r\n");
+    assert_eq!(t.admin(c, "verbose"), "OK ERROR\n");
+    assert_eq!(t.admin(c, "getpid"), "OK 0\n");
+}
+
+#[test]
+fn cancel_fails_foreground_clients() {
+    let mut t = Bed::default();
+    let (c, a) = (t.connect(), t.connect());
+    let h = t.fg(c, "f", "", "d");
+    assert_eq!(t.admin(a, &format!("cancel job {}", String::from_utf8_lossy(&h))), "OK\r\n");
+    assert_eq!(t.packets(c), vec![Response::WorkFail { handle: h }]);
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+#[test]
+fn create_and_drop_function() {
+    let mut t = Bed::default();
+    let a = t.connect();
+    assert_eq!(t.admin(a, "create function Abc"), "OK\r\n");
+    assert_eq!(t.admin(a, "status"), "Abc\t0\t0\t0\n.\n");
+    let w = t.worker(&["Abc"]);
+    assert_eq!(t.admin(a, "drop function abc"), "ERR there are still connected workers or executing clients\r\n");
+    t.disconnect(w);
+    t.bg(a, "Abc", "q", "queued");
+    assert_eq!(t.admin(a, "drop function abc"), "OK\r\n");
+    assert_eq!(t.admin(a, "status"), ".\n");
+    assert_eq!(t.engine.job_count(), 0, "queued jobs dropped with the function");
+    assert_eq!(t.admin(a, "drop function abc"), "ERR function not found\r\n");
+}
+
+#[test]
+fn six_admin_tokens_close_the_connection() {
+    let mut t = Bed::default();
+    let a = t.connect();
+    assert_eq!(t.admin(a, "a b c d e f"), "");
+    assert_eq!(t.closed, vec![a]);
+}
+
+#[test]
+fn shutdown_command_requests_shutdown() {
+    let mut t = Bed::default();
+    let a = t.connect();
+    t.engine.admin_line(a, b"shutdown graceful", t.now);
+    let out = t.engine.take_outbox();
+    assert_eq!(out.shutdown, Some(sprocket_engine::ShutdownRequest::Graceful));
+    assert_eq!(out.sends, vec![(a, Out::Text(Bytes::from_static(b"OK\r\n")))]);
+}
+
+#[test]
+fn echo_and_client_id_and_all_yours() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.send(c, Request::EchoReq { data: b("ping\0x") });
+    t.send(c, Request::EchoReq { data: Bytes::new() });
+    t.send(c, Request::AllYours);
+    assert_eq!(
+        t.packets(c),
+        vec![
+            Response::EchoRes { data: b("ping\0x") },
+            Response::EchoRes { data: Bytes::new() },
+            Response::error("INVALID_COMMAND", "Command not expected")
+        ]
+    );
+}
+
+fn durable() -> Bed {
+    Bed::new(Config { persist: PersistMode::Immediate, handle_prefix: "H:d".into(), ..Config::default() })
+}
+
+#[test]
+fn background_job_created_only_after_durable_and_order_is_kept() {
+    let mut t = durable();
+    let c = t.connect();
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Low, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("d"),
+        },
+    );
+    t.send(c, Request::EchoReq { data: b("after") });
+    assert!(t.packets(c).is_empty(), "nothing before the commit");
+    assert_eq!(t.persisted.len(), 1);
+    let (seq, op) = t.persisted[0].clone();
+    assert_eq!(
+        op,
+        PersistOp::Insert { function: b("f"), unique: b("u"), priority: Priority::Low, data: b("d"), when: 0 }
+    );
+    t.stored(seq, &[]);
+    assert_eq!(t.packets(c), vec![Response::JobCreated { handle: b("H:d:1") }, Response::EchoRes { data: b("after") }]);
+}
+
+#[test]
+fn failed_insert_gives_an_error_not_job_created() {
+    let mut t = durable();
+    let c = t.connect();
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("d"),
+        },
+    );
+    let seq = t.persisted[0].0;
+    t.stored(seq, &[seq]);
+    match t.packets(c).as_slice() {
+        [Response::Error { code, .. }] => assert_eq!(code, &b("QUEUE_ERROR")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+#[test]
+fn completion_deletes_the_row_and_foreground_jobs_are_never_written() {
+    let mut t = durable();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    t.fg(c, "f", "fg", "d");
+    assert!(t.persisted.is_empty());
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("bgdata"),
+        },
+    );
+    t.grab(w).unwrap();
+    let (h, ..) = t.grab(w).unwrap();
+    t.send(w, Request::WorkComplete { handle: h, data: Bytes::new() });
+    let ops: Vec<PersistOp> = t.persisted.iter().map(|(_, op)| op.clone()).collect();
+    let PersistOp::Insert { unique: stored_unique, .. } = &ops[0] else { panic!("{ops:?}") };
+    assert!(stored_unique.starts_with(b"~sprocket:"), "generated key for an empty unique");
+    assert_eq!(ops[1], PersistOp::Delete { function: b("f"), unique: stored_unique.clone() });
+}
+
+#[test]
+fn replay_restores_jobs_with_fresh_handles() {
+    let mut t = durable();
+    for (u, p) in [("a", Priority::Low), ("b", Priority::High), ("~sprocket:1:1", Priority::Normal)] {
+        t.engine.replay(sprocket_engine::ReplayJob {
+            function: b("f"),
+            unique: b(u),
+            priority: p,
+            data: b(u),
+            when: 0,
+        });
+    }
+    let w = t.worker(&["f"]);
+    let got: Vec<(Bytes, Bytes)> = std::iter::from_fn(|| t.grab(w).map(|j| (j.0, j.2))).collect();
+    assert_eq!(got, vec![(b("H:d:2"), b("b")), (b("H:d:3"), b("")), (b("H:d:1"), b("a"))]);
+    assert!(t.persisted.is_empty(), "replay writes nothing");
+}
