@@ -31,6 +31,7 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
     settings: Arc<ConnSettings>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _flushed: mpsc::Sender<()>,
 ) {
     use std::os::fd::AsRawFd;
     let fd = i64::from(stream.as_raw_fd());

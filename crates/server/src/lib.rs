@@ -131,6 +131,9 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
     let next_conn = Arc::new(AtomicU64::new(1));
     let limit = Arc::new(tokio::sync::Semaphore::new(flags.max_connections.max(1)));
     let keepalive = listener::Keepalive::from_flags(&flags);
+    // Every connection task holds a clone; when all are gone, every reply
+    // (such as the OK to `shutdown`) has been written.
+    let (flushed_tx, mut flushed_rx) = mpsc::channel::<()>(1);
     for l in listeners {
         tokio::spawn(listener::accept_loop(
             l,
@@ -140,8 +143,10 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
             limit.clone(),
             keepalive.clone(),
             stop_accepting_rx.clone(),
+            flushed_tx.clone(),
         ));
     }
+    drop(flushed_tx);
     drop(events_tx);
     tokio::spawn(signals(shutdown_tx, log));
 
@@ -154,6 +159,7 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         stop_accepting: stop_accepting_tx,
     };
     let (mut engine, writer) = task.run().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), flushed_rx.recv()).await;
 
     if let Some(w) = writer {
         if engine.config().persist == PersistMode::OnShutdown {

@@ -121,6 +121,7 @@ pub async fn accept_loop(
     limit: Arc<Semaphore>,
     keepalive: Keepalive,
     mut stop: watch::Receiver<bool>,
+    flushed: mpsc::Sender<()>,
 ) {
     let mut refused_logged = false;
     loop {
@@ -154,6 +155,6 @@ pub async fn accept_loop(
         refused_logged = false;
         keepalive.apply(&stream);
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection::run(stream, conn, events.clone(), settings.clone(), Some(permit)));
+        tokio::spawn(connection::run(stream, conn, events.clone(), settings.clone(), Some(permit), flushed.clone()));
     }
 }

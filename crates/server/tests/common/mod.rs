@@ -1,0 +1,82 @@
+//! A blocking Gearman connection for the server's own tests, built on
+//! sprocket-proto's encoder and decoder.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use sprocket_proto::{Decoder, Frame, Priority, Request, Response, SubmitMode};
+
+pub fn sprocketd() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sprocketd"))
+}
+
+pub fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+pub struct Gear {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl Gear {
+    pub fn connect(port: u16) -> std::io::Result<Gear> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(Gear { stream, buf: BytesMut::new(), decoder: Decoder::default() })
+    }
+
+    pub fn send(&mut self, req: &Request) -> std::io::Result<()> {
+        self.stream.write_all(&req.to_bytes())
+    }
+
+    pub fn recv(&mut self) -> std::io::Result<Response> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Frame::Packet { kind, body, .. })) => {
+                    return Response::parse(kind, body).map_err(|e| std::io::Error::other(e.to_string()))
+                }
+                Ok(Some(Frame::Text(t))) => {
+                    return Err(std::io::Error::other(format!("unexpected text {t:?}")));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+        self.send(req)?;
+        self.recv()
+    }
+
+    pub fn submit_bg(&mut self, f: &str, unique: &str, data: &str) -> std::io::Result<Response> {
+        self.call(&Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b(f),
+            unique: b(unique),
+            data: b(data),
+        })
+    }
+
+    /// Grabs one job with GRAB_JOB_UNIQ: (handle, unique, data).
+    pub fn grab(&mut self) -> std::io::Result<Option<(Bytes, Bytes, Bytes)>> {
+        match self.call(&Request::GrabJobUniq)? {
+            Response::JobAssignUniq { handle, unique, data, .. } => Ok(Some((handle, unique, data))),
+            Response::NoJob => Ok(None),
+            other => Err(std::io::Error::other(format!("unexpected {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! sprocketd as a process: flags, pid file, daemon mode, signals,
+//! shutdown commands, limits.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{b, sprocketd, Gear};
+use sprocket_proto::{Request, Response};
+use sprocket_testkit::{free_port, ServerProcess};
+
+fn wait_gone(path: &std::path::Path, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn unknown_flag_is_a_clear_error() {
+    let out = Command::new(sprocketd()).arg("--frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--frobnicate"), "{err}");
+}
+
+#[test]
+fn unknown_queue_type_and_bad_verbose_are_errors() {
+    let out = Command::new(sprocketd()).args(["-q", "nosuch", "-p", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown queue type"));
+    let out = Command::new(sprocketd()).args(["--verbose", "LOUD"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn check_args_accepts_a_gearmand_params_line() {
+    let out = Command::new(sprocketd())
+        .args([
+            "--listen=127.0.0.1",
+            "--queue-type",
+            "Postgres",
+            "--libpq-table=queue",
+            "--verbose",
+            "DEBUG",
+            "--check-args",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn missing_database_at_start_is_a_clear_error() {
+    let port = free_port();
+    let dead = free_port();
+    let out = Command::new(sprocketd())
+        .args(["-p", &port.to_string(), "-q", "redis", "--redis-port", &dead.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("queue store"), "{err}");
+}
+
+#[test]
+fn pid_file_written_and_removed_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("s.pid");
+    let mut s = ServerProcess::sprocketd(sprocketd(), &["--pid-file", pid.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&pid).unwrap();
+    assert_eq!(text.trim(), s.child.id().to_string());
+    assert_eq!(s.admin("getpid"), format!("OK {}\n", s.child.id()));
+    assert_eq!(s.terminate(Duration::from_secs(10)), Some(0));
+    assert!(wait_gone(&pid, Duration::from_secs(2)));
+}
+
+#[test]
+fn daemon_mode_detaches_and_stops_by_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("d.pid");
+    let port = free_port();
+    let status = Command::new(sprocketd())
+        .args(["-d", "-q", "builtin", "-L", "127.0.0.1", "-p", &port.to_string(), "--pid-file", pid.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "parent exits 0 once the daemon is ready");
+    let daemon_pid = std::fs::read_to_string(&pid).unwrap().trim().to_string();
+    assert_eq!(sprocket_testkit::admin(port, "getpid"), format!("OK {daemon_pid}\n"));
+    Command::new("kill").args(["-TERM", &daemon_pid]).status().unwrap();
+    assert!(wait_gone(&pid, Duration::from_secs(10)), "daemon removed its pid file on exit");
+}
+
+#[test]
+fn admin_shutdown_stops_the_server() {
+    let mut s = ServerProcess::sprocketd(sprocketd(), &[]);
+    assert_eq!(s.admin("shutdown"), "OK\r\n");
+    let start = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn graceful_shutdown_waits_for_jobs_and_refuses_new_connections() {
+    let mut s = ServerProcess::sprocketd(sprocketd(), &[]);
+    let mut client = Gear::connect(s.port).unwrap();
+    assert!(matches!(client.submit_bg("g", "u", "d").unwrap(), Response::JobCreated { .. }));
+    let mut worker = Gear::connect(s.port).unwrap();
+    worker.send(&Request::CanDo { function: b("g") }).unwrap();
+    assert_eq!(s.admin("shutdown graceful"), "OK\r\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.child.try_wait().unwrap().is_none(), "a job is still queued");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err(), "listener closed");
+    let (handle, ..) = worker.grab().unwrap().expect("job");
+    worker.send(&Request::WorkComplete { handle, data: b("") }).unwrap();
+    let start = Instant::now();
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(10), "did not exit after the last job");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn connection_limit_refuses_extra_connections_and_keeps_serving() {
+    let s = ServerProcess::sprocketd(sprocketd(), &["--max-connections", "2"]);
+    // Let the start-up probe's connection finish releasing its slot.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut a = Gear::connect(s.port).unwrap();
+    let mut bconn = Gear::connect(s.port).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = Gear::connect(s.port).unwrap();
+    c.stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let third = c.call(&Request::EchoReq { data: b("x") });
+    let refused = third.is_err();
+    assert!(refused, "third connection must be closed");
+    assert_eq!(a.call(&Request::EchoReq { data: b("a") }).unwrap(), Response::EchoRes { data: b("a") });
+    assert_eq!(bconn.call(&Request::EchoReq { data: b("b") }).unwrap(), Response::EchoRes { data: b("b") });
+}
+
+#[test]
+fn packet_size_limit_is_enforced_with_an_error() {
+    let s = ServerProcess::sprocketd(sprocketd(), &["--max-packet-size", "1024"]);
+    let mut c = Gear::connect(s.port).unwrap();
+    let big = "x".repeat(2000);
+    match c.call(&Request::EchoReq { data: b(&big) }).unwrap() {
+        Response::Error { code, .. } => assert_eq!(code, b("ARGUMENT_TOO_LARGE")),
+        other => panic!("{other:?}"),
+    }
+    let mut d = Gear::connect(s.port).unwrap();
+    assert_eq!(d.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { data: b("ok") });
+}
+
+#[test]
+fn gearmand_port_environment_variable_is_honoured() {
+    let port = free_port();
+    let mut child = Command::new(sprocketd())
+        .args(["-q", "builtin", "-L", "127.0.0.1"])
+        .env("GEARMAND_PORT", port.to_string())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut ok = false;
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(mut g) = Gear::connect(port) {
+            ok = g.call(&Request::EchoReq { data: b("p") }).is_ok();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok);
+}
