@@ -286,7 +286,7 @@ fn results_and_requeue_scenario(port: u16, rec: &mut Recorder) {
     rec.sync("w", &mut w);
     rec.read("c", &mut c);
     drop(w);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    wait_not_running(&mut c, &h);
     c.send_req(kind::GET_STATUS, &[&h]);
     rec.read("c", &mut c);
 
@@ -344,6 +344,50 @@ fn status_unique_scenario(port: u16, rec: &mut Recorder) {
 fn binary_status_unique_match_gearmand() {
     let Some(t) = compare(bin(), &[], &status_unique_scenario) else { return };
     assert_has(&t, r"q <- RES 42 su1\01\01\03\07\02");
+}
+
+/// Polls GET_STATUS (unrecorded) until the job is no longer running: the
+/// server notices a closed worker asynchronously.
+fn wait_not_running(c: &mut Conn, handle: &[u8]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        c.send_req(kind::GET_STATUS, &[handle]);
+        match c.read_packet(std::time::Duration::from_secs(5)) {
+            Ok(p) if p.kind == kind::STATUS_RES && p.fields().get(2).map(|f| f == b"0").unwrap_or(false) => return,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(_) => return,
+        }
+    }
+}
+
+/// `--job-retries 2`: a job whose worker disappears twice is dropped and
+/// its client gets WORK_FAIL (no trailing NUL).
+fn job_retries_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    c.send_req(kind::SUBMIT_JOB, &[b"jr_fn", b"jr1", b"x"]);
+    let h = handle_of(rec.read("c", &mut c));
+    let mut a = Conn::connect(port);
+    for attempt in 1..=2 {
+        rec.note(&format!("attempt {attempt}"));
+        let mut w = Conn::connect(port);
+        w.send_req(kind::CAN_DO, &[b"jr_fn"]);
+        w.send_req(kind::GRAB_JOB, &[]);
+        rec.read("w", &mut w);
+        drop(w);
+        if attempt == 1 {
+            wait_not_running(&mut c, &h);
+            rec.admin(&mut a, "show jobs\r\n");
+        }
+    }
+    rec.read("c", &mut c);
+    rec.admin(&mut a, "show jobs\r\n");
+    rec.admin(&mut a, "status\r\n");
+}
+
+#[test]
+fn binary_job_retries_match_gearmand() {
+    let Some(t) = compare(bin(), &["--job-retries", "2"], &job_retries_scenario) else { return };
+    assert_has(&t, r"c <- RES 14 H:HOST:1");
 }
 
 #[test]
