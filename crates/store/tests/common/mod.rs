@@ -2,6 +2,8 @@
 //! services, unique table names, sample jobs with awkward bytes, cleanup.
 #![allow(dead_code)]
 
+pub mod private;
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,205 @@
+//! The group-commit writer: batching, cancellation, refused rows, an
+//! unreachable database (simulated, then real private Redis and PostgreSQL
+//! servers killed mid-run), and close.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::private::{PrivatePostgres, PrivateRedis};
+use common::*;
+use sprocket_proto::Priority;
+use sprocket_store::memory::MemoryStore;
+use sprocket_store::writer::{self, WriterConfig, WriterHandle};
+use sprocket_store::{Completion, StoreConfig, StoreOp, StoredJob};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn fast_config() -> WriterConfig {
+    WriterConfig {
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+fn j(n: u64) -> StoredJob {
+    job(b"w", format!("u{n}").as_bytes(), Priority::Normal, format!("d{n}").as_bytes(), 0)
+}
+
+/// Reads completions until `through` reaches `seq`; checks they strictly
+/// increase and returns every failed seq.
+async fn until(rx: &mut UnboundedReceiver<Completion>, seq: u64) -> Vec<u64> {
+    let mut failed = Vec::new();
+    let mut last: Option<u64> = None;
+    while last.is_none_or(|l| l < seq) {
+        let c = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no completion through {seq} (last {last:?})"))
+            .expect("writer stopped");
+        assert!(last.is_none_or(|l| c.through > l), "through went from {last:?} to {}", c.through);
+        assert!(c.failed.iter().all(|f| *f <= c.through), "{c:?}");
+        failed.extend(c.failed);
+        last = Some(c.through);
+    }
+    failed
+}
+
+async fn wait_healthy(w: &WriterHandle, healthy: bool) {
+    let start = Instant::now();
+    while w.is_healthy() != healthy {
+        assert!(start.elapsed() < Duration::from_secs(30), "writer health never became {healthy}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pending_operations_share_one_commit() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
+    // The writer task cannot run until we await: all 1000 are pending.
+    for n in 1..=1000 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 1000).await.is_empty());
+    assert_eq!(h.applies(), 1, "one transaction for everything pending");
+    assert_eq!(h.rows().len(), 1000);
+    w.close().await;
+}
+
+#[tokio::test]
+async fn max_batch_splits_commits() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig { max_batch: 10, ..fast_config() });
+    for n in 1..=25 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 25).await.is_empty());
+    assert_eq!(h.applies(), 3);
+    assert_eq!(h.rows().len(), 25);
+    w.close().await;
+}
+
+#[tokio::test]
+async fn insert_then_delete_never_touches_the_database() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
+    w.submit(1, StoreOp::Insert(j(1)));
+    w.submit(2, StoreOp::Insert(j(2)));
+    w.submit(3, StoreOp::Delete(j(1).key()));
+    assert!(until(&mut rx, 3).await.is_empty(), "the cancelled insert counts as durable");
+    assert_eq!(h.rows(), vec![j(2)]);
+    assert_eq!(h.applies(), 1);
+    w.submit(4, StoreOp::Insert(j(4)));
+    w.submit(5, StoreOp::Delete(j(4).key()));
+    assert!(until(&mut rx, 5).await.is_empty());
+    assert_eq!(h.applies(), 1, "a fully cancelled batch needs no commit");
+    // A delete of a committed row does reach the database.
+    w.submit(6, StoreOp::Delete(j(2).key()));
+    until(&mut rx, 6).await;
+    assert!(h.rows().is_empty());
+    w.close().await;
+}
+
+#[tokio::test]
+async fn one_refused_row_fails_alone() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    h.reject_function(b"bad");
+    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
+    w.submit(1, StoreOp::Insert(j(1)));
+    w.submit(2, StoreOp::Insert(job(b"bad", b"x", Priority::Normal, b"", 0)));
+    w.submit(3, StoreOp::Insert(j(3)));
+    assert_eq!(until(&mut rx, 3).await, vec![2]);
+    assert_eq!(h.rows(), vec![j(1), j(3)]);
+    assert!(w.is_healthy());
+    w.close().await;
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_inserts_and_retries_deletes() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), fast_config());
+    w.submit(1, StoreOp::Insert(j(1)));
+    until(&mut rx, 1).await;
+    h.set_available(false);
+    w.submit(2, StoreOp::Insert(j(2)));
+    assert_eq!(until(&mut rx, 2).await, vec![2]);
+    assert!(!w.is_healthy());
+    // While down: deletes wait, inserts fail at once.
+    w.submit(3, StoreOp::Delete(j(1).key()));
+    let t = Instant::now();
+    w.submit(4, StoreOp::Insert(j(4)));
+    assert_eq!(until(&mut rx, 4).await, vec![4]);
+    assert!(t.elapsed() < Duration::from_millis(500), "insert failed only after {:?}", t.elapsed());
+    assert_eq!(h.rows(), vec![j(1)]);
+    h.set_available(true);
+    wait_healthy(&w, true).await;
+    w.submit(5, StoreOp::Insert(j(5)));
+    assert!(until(&mut rx, 5).await.is_empty());
+    assert_eq!(h.rows(), vec![j(5)], "the delete was retried after reconnecting");
+    w.close().await;
+}
+
+#[tokio::test]
+async fn close_flushes_everything() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig { max_batch: 7, ..fast_config() });
+    for n in 1..=100 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    w.close().await;
+    assert_eq!(h.rows().len(), 100);
+    let mut last = 0;
+    while let Some(c) = rx.recv().await {
+        assert!(c.failed.is_empty());
+        last = c.through;
+    }
+    assert_eq!(last, 100, "every completion was sent before the channel closed");
+}
+
+/// Kills a real database under the writer and brings it back.
+async fn kill_and_recover(config: &StoreConfig, kill: impl FnOnce(), restart: impl FnOnce()) {
+    let store = sprocket_store::open(config).await.expect("open private database");
+    let (w, mut rx) = writer::spawn(store, fast_config());
+    for n in 1..=10 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 10).await.is_empty());
+    kill();
+    w.submit(11, StoreOp::Delete(j(1).key()));
+    w.submit(12, StoreOp::Insert(j(12)));
+    assert_eq!(until(&mut rx, 12).await, vec![12], "an insert the database did not take is reported failed");
+    wait_healthy(&w, false).await;
+    let t = Instant::now();
+    w.submit(13, StoreOp::Insert(j(13)));
+    assert_eq!(until(&mut rx, 13).await, vec![13]);
+    assert!(t.elapsed() < Duration::from_secs(1), "insert failed only after {:?}", t.elapsed());
+    restart();
+    wait_healthy(&w, true).await;
+    w.submit(14, StoreOp::Insert(j(14)));
+    assert!(until(&mut rx, 14).await.is_empty());
+    w.close().await;
+    let mut check = sprocket_store::open(config).await.expect("reopen after recovery");
+    let want: Vec<StoredJob> = (2..=10).chain([14]).map(j).collect();
+    assert_same_jobs(check.load().await.expect("load after recovery"), want);
+}
+
+#[tokio::test]
+async fn redis_killed_mid_run() {
+    let Some(redis) = PrivateRedis::start() else { return };
+    let config = StoreConfig::Redis { host: "127.0.0.1".into(), port: redis.port, password: None, prefix: "wk".into() };
+    let redis = std::cell::RefCell::new(redis);
+    kill_and_recover(&config, || redis.borrow_mut().kill(), || redis.borrow_mut().restart()).await;
+}
+
+#[tokio::test]
+async fn postgres_killed_mid_run() {
+    let Some(pg) = PrivatePostgres::start() else { return };
+    let config = StoreConfig::Postgres { conninfo: pg.conninfo(), table: "gearman_queue".into() };
+    kill_and_recover(&config, || pg.kill(), || pg.restart()).await;
+}
