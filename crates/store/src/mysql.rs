@@ -30,6 +30,9 @@ const MAX_ROWS_PER_STATEMENT: usize = 512;
 /// Most job data in one statement (MariaDB's default max_allowed_packet is 16 MiB).
 const MAX_BYTES_PER_STATEMENT: usize = 4 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where Debian, RPM distributions and macOS builds put the server socket.
+const LOCAL_SOCKETS: &[&str] =
+    &["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock", "/tmp/mysql.sock"];
 
 /// Connection settings from the `--mysql-*` flags.
 #[derive(Debug, Clone)]
@@ -303,7 +306,14 @@ impl Store for MysqlStore {
             let _ = tokio::time::timeout(Duration::from_secs(1), old.disconnect()).await;
         }
         let s = &self.settings;
+        // libmysqlclient (and so gearmand) takes `localhost` to mean the
+        // local socket; do the same when the server has one.
+        let socket = (s.host == "localhost" && s.port == 3306)
+            .then(|| LOCAL_SOCKETS.iter().find(|p| std::path::Path::new(p).exists()))
+            .flatten()
+            .map(|p| p.to_string());
         let opts = OptsBuilder::default()
+            .socket(socket)
             .ip_or_hostname(s.host.clone())
             .tcp_port(s.port)
             .user((!s.user.is_empty()).then(|| s.user.clone()))

@@ -31,7 +31,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::{Completion, JobKey, Store, StoreError, StoreOp};
+use crate::{Completion, JobKey, Result, Store, StoreError, StoreOp};
+
+/// A commit that has not answered after this long is treated as a lost
+/// database (a hung server or a silently dropped connection), so
+/// submitters get an answer. If it did commit after all, the jobs it
+/// carried were reported failed but run anyway: at least once, never lost.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
+    match tokio::time::timeout(APPLY_TIMEOUT, store.apply(ops)).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable(format!("no answer from {} within {APPLY_TIMEOUT:?}", store.describe()))),
+    }
+}
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
@@ -297,7 +310,7 @@ impl Writer {
     async fn commit_next(&mut self) {
         let batch = self.queue.take_batch(self.config.max_batch);
         let ops: Vec<StoreOp> = batch.iter().map(|(_, op)| op.clone()).collect();
-        match self.store.apply(&ops).await {
+        match apply_bounded(self.store.as_mut(), &ops).await {
             Ok(()) => debug!(ops = ops.len(), "store batch committed"),
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
@@ -313,7 +326,7 @@ impl Writer {
     async fn commit_one_by_one(&mut self, batch: Vec<(Option<u64>, StoreOp)>) {
         let mut rest = batch.into_iter();
         while let Some((seq, op)) = rest.next() {
-            match self.store.apply(std::slice::from_ref(&op)).await {
+            match apply_bounded(self.store.as_mut(), std::slice::from_ref(&op)).await {
                 Ok(()) => {}
                 Err(StoreError::Unavailable(e)) => {
                     warn!("store unavailable: {e}");

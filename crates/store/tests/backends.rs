@@ -325,3 +325,15 @@ async fn missing_databases_are_clear_errors() {
         }
     }
 }
+
+/// `--mysql-host=localhost` (gearmand's default) goes through the local
+/// socket, as libmysqlclient does.
+#[tokio::test]
+async fn mysql_localhost_works() {
+    let Some(s) = Scratch::new(Backend::Mysql, "lh") else { return };
+    let StoreConfig::Mysql { port, user, password, db, table, .. } = s.config() else { unreachable!() };
+    let cfg = StoreConfig::Mysql { host: "localhost".into(), port, user, password, db, table };
+    let mut store = sprocket_store::open(&cfg).await.expect("mysql via localhost");
+    store.apply(&inserts(&odd_jobs(true))).await.unwrap();
+    assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
+}

@@ -1,0 +1,62 @@
+//! A quick (not rigorous) measurement of insert throughput per backend and
+//! batch size. Ignored by default; run with
+//! `cargo test -p sprocket-store --release --test throughput -- --ignored --nocapture`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sprocket_proto::Priority;
+use sprocket_store::{StoreConfig, StoreOp, SyncMode};
+
+const BUDGET: Duration = Duration::from_millis(1500);
+
+async fn measure(label: &str, config: &StoreConfig) {
+    let mut store = match sprocket_store::open(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{label:<16} unavailable: {e}");
+            return;
+        }
+    };
+    let mut line = format!("{label:<16}");
+    let mut n: u64 = 0;
+    for batch in [1usize, 100, 1000] {
+        let start = Instant::now();
+        let mut done = 0usize;
+        while start.elapsed() < BUDGET {
+            let ops: Vec<StoreOp> = (0..batch)
+                .map(|_| {
+                    n += 1;
+                    StoreOp::Insert(job(b"bench", format!("u{n}").as_bytes(), Priority::Normal, &[b'x'; 100], 0))
+                })
+                .collect();
+            store.apply(&ops).await.expect("insert batch");
+            done += batch;
+        }
+        let rate = done as f64 / start.elapsed().as_secs_f64();
+        line.push_str(&format!("  batch {batch:>4}: {rate:>9.0}/s"));
+    }
+    println!("{line}");
+}
+
+#[tokio::test]
+#[ignore]
+async fn insert_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    for (label, sync) in [("sqlite full", SyncMode::Full), ("sqlite normal", SyncMode::Normal)] {
+        let cfg = StoreConfig::Sqlite { path: dir.path().join(format!("{sync:?}.db")), table: "q".into(), sync };
+        measure(label, &cfg).await;
+    }
+    if let Some(s) = Scratch::new(Backend::Postgres, "tp") {
+        measure("postgres", &s.config()).await;
+    }
+    if let Some(s) = Scratch::new(Backend::Mysql, "tp") {
+        measure("mariadb", &s.config()).await;
+    }
+    if let Some(s) = Scratch::new(Backend::Redis, "tp") {
+        measure("redis", &s.config()).await;
+    }
+    measure("memory", &StoreConfig::Memory).await;
+}
