@@ -11,11 +11,13 @@
 //! into `sprocket bench`) and [`run`].
 
 mod args;
+pub mod chart;
 mod conn;
 mod limits;
 mod modes;
 mod progress;
 pub mod report;
+pub mod summary;
 
 use std::sync::Arc;
 

@@ -71,7 +71,7 @@ pub async fn submit_background(
                     record(&mut out.latency, sent.elapsed());
                     out.created += 1;
                     ctx.done.fetch_add(1, Ordering::Relaxed);
-                    if status_every.is_some_and(|k| out.created % k == 0) {
+                    if status_every.is_some_and(|k| out.created.is_multiple_of(k)) {
                         conn.queue(&Request::GetStatus { handle });
                         pending.push_back(Pending::Status);
                     }
