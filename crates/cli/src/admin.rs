@@ -1,0 +1,191 @@
+//! A client for the admin text protocol (`status`, `workers`, …) shared by
+//! `gearadmin` mode and `sprocket admin`.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long to wait for a connection or a reply.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Commands whose reply is a listing ending with a `.` line.
+pub fn is_listing(command: &str) -> bool {
+    let c = command.trim().to_ascii_lowercase();
+    c == "status" || c == "prioritystatus" || c == "workers" || c == "show jobs" || c == "show unique jobs"
+}
+
+/// One admin connection.
+pub struct AdminConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl AdminConn {
+    /// Connects to `host:port`.
+    pub async fn connect(target: &str) -> anyhow::Result<AdminConn> {
+        let stream = tokio::time::timeout(ADMIN_TIMEOUT, TcpStream::connect(target))
+            .await
+            .map_err(|_| anyhow!("timed out connecting to {target}"))?
+            .with_context(|| format!("cannot connect to {target}"))?;
+        Ok(AdminConn { stream, buf: Vec::new() })
+    }
+
+    /// Sends one command line and returns the raw reply: everything up to
+    /// and including the `.` line for listings, else the first line.
+    pub async fn command(&mut self, command: &str) -> anyhow::Result<String> {
+        self.stream.write_all(format!("{command}\r\n").as_bytes()).await.context("sending an admin command")?;
+        let listing = is_listing(command);
+        let work = async {
+            loop {
+                if let Some(end) = reply_end(&self.buf, listing) {
+                    let reply: Vec<u8> = self.buf.drain(..end).collect();
+                    return Ok(String::from_utf8_lossy(&reply).into_owned());
+                }
+                let mut chunk = [0u8; 8192];
+                let n = self.stream.read(&mut chunk).await.context("reading an admin reply")?;
+                if n == 0 {
+                    if self.buf.is_empty() {
+                        return Err(anyhow!("the server closed the connection without replying to `{command}`"));
+                    }
+                    let reply: Vec<u8> = std::mem::take(&mut self.buf);
+                    return Ok(String::from_utf8_lossy(&reply).into_owned());
+                }
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(ADMIN_TIMEOUT, work).await.map_err(|_| anyhow!("no reply to `{command}` in time"))?
+    }
+}
+
+/// Where a complete reply ends in `buf`, if it is complete.
+fn reply_end(buf: &[u8], listing: bool) -> Option<usize> {
+    let first_nl = buf.iter().position(|&b| b == b'\n')?;
+    // An error ends any reply, listings included.
+    if !listing || buf.starts_with(b"ERR") {
+        return Some(first_nl + 1);
+    }
+    if buf.starts_with(b".\n") || buf.starts_with(b".\r\n") {
+        return Some(if buf[1] == b'\n' { 2 } else { 3 });
+    }
+    let mut start = 0;
+    while let Some(rel) = buf[start..].iter().position(|&b| b == b'\n') {
+        let end = start + rel + 1;
+        let line = &buf[start..end];
+        if line == b".\n" || line == b".\r\n" {
+            return Some(end);
+        }
+        start = end;
+    }
+    None
+}
+
+/// Parsed `status` line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FunctionStatus {
+    pub function: String,
+    pub total: u64,
+    pub running: u64,
+    pub workers: u64,
+}
+
+/// Parsed `workers` line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerLine {
+    pub fd: String,
+    pub ip: String,
+    pub client_id: String,
+    pub functions: Vec<String>,
+}
+
+/// Parsed `show jobs` line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobLine {
+    pub handle: String,
+    pub retries: u64,
+    pub ignore: bool,
+    pub persisted: bool,
+}
+
+/// The lines of a listing without the final `.`.
+pub fn listing_lines(reply: &str) -> Vec<&str> {
+    reply.lines().map(|l| l.trim_end_matches('\r')).take_while(|l| *l != ".").collect()
+}
+
+pub fn parse_status(reply: &str) -> Vec<FunctionStatus> {
+    listing_lines(reply)
+        .into_iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 4 {
+                return None;
+            }
+            Some(FunctionStatus {
+                function: f[0].to_string(),
+                total: f[1].parse().unwrap_or(0),
+                running: f[2].parse().unwrap_or(0),
+                workers: f[3].parse().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+pub fn parse_workers(reply: &str) -> Vec<WorkerLine> {
+    listing_lines(reply)
+        .into_iter()
+        .filter_map(|l| {
+            let (head, funcs) = l.split_once(" :").unwrap_or((l, ""));
+            let mut h = head.splitn(3, ' ');
+            Some(WorkerLine {
+                fd: h.next()?.to_string(),
+                ip: h.next().unwrap_or("").to_string(),
+                client_id: h.next().unwrap_or("").to_string(),
+                functions: funcs.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+pub fn parse_jobs(reply: &str) -> Vec<JobLine> {
+    listing_lines(reply)
+        .into_iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 4 {
+                return None;
+            }
+            Some(JobLine {
+                handle: f[0].to_string(),
+                retries: f[1].parse().unwrap_or(0),
+                ignore: f[2] == "1",
+                persisted: f[3] == "1",
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_reply_ends() {
+        assert_eq!(reply_end(b"OK 1.1\n", false), Some(7));
+        assert_eq!(reply_end(b"f\t1\t0\t1\n", true), None);
+        assert_eq!(reply_end(b"f\t1\t0\t1\n.\nrest", true), Some(10));
+        assert_eq!(reply_end(b".\n", true), Some(2));
+        assert_eq!(reply_end(b"ERR x\r\n", true), Some(7));
+    }
+
+    #[test]
+    fn parses_listings() {
+        let s = parse_status("wc\t2\t1\t3\n.\n");
+        assert_eq!((s[0].total, s[0].running, s[0].workers), (2, 1, 3));
+        let w = parse_workers("37 127.0.0.1 - : wc rev\n38 127.0.0.1 - :\n.\n");
+        assert_eq!(w[0].functions, vec!["wc", "rev"]);
+        assert!(w[1].functions.is_empty());
+        let j = parse_jobs("H:x:1\t0\t0\t1\n.\n");
+        assert!(j[0].persisted && !j[0].ignore);
+    }
+}

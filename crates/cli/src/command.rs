@@ -1,0 +1,119 @@
+//! Running a worker's command once per job, as `gearman -w … -- cmd args`
+//! does: execvp semantics (PATH search, no shell), the workload on stdin,
+//! stdout captured, stderr inherited.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// How the command's output is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// All of stdout is the result.
+    Whole,
+    /// Each stdout line is sent as it comes; `strip` drops its newline.
+    Lines { strip: bool },
+}
+
+/// What a run came to.
+pub struct Outcome {
+    /// Exit status 0.
+    pub success: bool,
+    /// Output not already passed to the line callback.
+    pub output: Vec<u8>,
+}
+
+/// The command line to run for each job.
+#[derive(Debug, Clone)]
+pub struct JobCommand {
+    program: String,
+    args: Vec<String>,
+}
+
+impl JobCommand {
+    /// `argv[0]` and its arguments; `None` when empty.
+    pub fn new(argv: &[String]) -> Option<JobCommand> {
+        let (program, args) = argv.split_first()?;
+        Some(JobCommand { program: program.clone(), args: args.to_vec() })
+    }
+
+    /// Fails when the program cannot be found or is not executable, so a
+    /// worker refuses to start instead of failing every job.
+    pub fn check(&self) -> anyhow::Result<PathBuf> {
+        let found = if self.program.contains('/') {
+            Some(PathBuf::from(&self.program)).filter(|p| is_executable(p))
+        } else {
+            std::env::var_os("PATH")
+                .and_then(|path| std::env::split_paths(&path).map(|d| d.join(&self.program)).find(|p| is_executable(p)))
+        };
+        match found {
+            Some(p) => Ok(p),
+            None if self.program.contains('/') && Path::new(&self.program).exists() => {
+                bail!("cannot execute '{}': permission denied", self.program)
+            }
+            None => bail!("cannot execute '{}': command not found", self.program),
+        }
+    }
+
+    /// Runs the command with `payload` on stdin.
+    pub async fn run(
+        &self,
+        payload: Bytes,
+        mode: OutputMode,
+        mut on_line: impl FnMut(Bytes),
+    ) -> anyhow::Result<Outcome> {
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot execute '{}'", self.program))?;
+        let mut stdin = child.stdin.take().context("child stdin")?;
+        // Feed stdin from its own task: a command that writes before it has
+        // read everything would otherwise deadlock against us.
+        let feeder = tokio::spawn(async move {
+            let _ = stdin.write_all(&payload).await;
+            let _ = stdin.shutdown().await;
+        });
+        let stdout = child.stdout.take().context("child stdout")?;
+        let mut output = Vec::new();
+        match mode {
+            OutputMode::Whole => {
+                let mut r = stdout;
+                r.read_to_end(&mut output).await.context("reading the command's output")?;
+            }
+            OutputMode::Lines { strip } => {
+                let mut r = BufReader::new(stdout);
+                loop {
+                    let mut line = Vec::new();
+                    let n = r.read_until(b'\n', &mut line).await.context("reading the command's output")?;
+                    if n == 0 {
+                        break;
+                    }
+                    if line.last() != Some(&b'\n') {
+                        // An unterminated last line is left for the caller.
+                        output = line;
+                        break;
+                    }
+                    if strip {
+                        line.pop();
+                    }
+                    on_line(Bytes::from(line));
+                }
+            }
+        }
+        let status = child.wait().await.context("waiting for the command")?;
+        let _ = feeder.await;
+        Ok(Outcome { success: status.success(), output })
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}

@@ -1,0 +1,143 @@
+//! gearman(1) 1.1.20 command line: getopt string `bc:f:h:HILnNp:Pst:u:vwi:dS`,
+//! plus `-e` (epoch) as a Sprocket extension.
+
+use std::path::PathBuf;
+
+use crate::getopt::{getopt, GetoptError};
+
+/// The getopt string: gearman's own letters plus `e:`.
+pub const OPTSTRING: &str = "bc:f:h:HILnNp:Pst:u:vwi:dSe:";
+
+/// Everything gearman(1) understands.
+#[derive(Debug, Clone, Default)]
+pub struct GearmanArgs {
+    pub functions: Vec<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub help: bool,
+    pub verbose: bool,
+    pub timeout_ms: Option<u64>,
+    pub pidfile: Option<PathBuf>,
+    pub ssl: bool,
+    pub daemon: bool,
+    pub background: bool,
+    pub high: bool,
+    pub low: bool,
+    pub per_line: bool,
+    pub strip_newline: bool,
+    pub prefix: bool,
+    pub no_stdin: bool,
+    pub unique: Option<String>,
+    pub worker: bool,
+    pub count: u64,
+    pub epoch: Option<u64>,
+    /// Client mode: workloads. Worker mode: the command and its arguments.
+    pub operands: Vec<String>,
+}
+
+/// A usage problem: the message that goes into "Error in usage(…)".
+#[derive(Debug, Clone)]
+pub struct UsageError(pub String);
+
+/// Parses the arguments after argv[0].
+pub fn parse(args: &[String]) -> Result<GearmanArgs, UsageError> {
+    let (opts, operands) = getopt(args, OPTSTRING).map_err(|e| {
+        crate::output::err_raw(format!("gearman: {e}\n").as_bytes());
+        UsageError(match e {
+            GetoptError::Unknown(_) | GetoptError::MissingArgument(_) => "-?".into(),
+        })
+    })?;
+    let mut a = GearmanArgs { operands, ..GearmanArgs::default() };
+    for o in opts {
+        let v = o.value.unwrap_or_default();
+        match o.name {
+            'b' => a.background = true,
+            'c' => a.count = atoi(&v),
+            'd' => a.daemon = true,
+            'e' => a.epoch = Some(v.trim().parse().map_err(|_| UsageError(format!("bad epoch time {v:?}")))?),
+            'f' => a.functions.push(v),
+            'h' => a.host = Some(v),
+            'H' => a.help = true,
+            'i' => a.pidfile = Some(PathBuf::from(v)),
+            'I' => a.high = true,
+            'L' => a.low = true,
+            'n' => a.per_line = true,
+            'N' => {
+                a.per_line = true;
+                a.strip_newline = true;
+            }
+            'p' => a.port = Some(v),
+            'P' => a.prefix = true,
+            's' => a.no_stdin = true,
+            'S' => a.ssl = true,
+            't' => a.timeout_ms = Some(atoi(&v)),
+            'u' => a.unique = Some(v),
+            'v' => a.verbose = true,
+            'w' => a.worker = true,
+            _ => return Err(UsageError("-?".into())),
+        }
+    }
+    Ok(a)
+}
+
+/// C `atoi`: leading digits, anything else ends the number.
+fn atoi(s: &str) -> u64 {
+    s.trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0u64, |n, c| n.saturating_mul(10).saturating_add(u64::from(c as u8 - b'0')))
+}
+
+impl GearmanArgs {
+    /// The servers to use: `GEARMAN_SERVER` when set, else `-h`/`-p`
+    /// (default localhost:4730).
+    pub fn servers(&self) -> String {
+        if let Ok(env) = std::env::var("GEARMAN_SERVER") {
+            if !env.trim().is_empty() {
+                return env;
+            }
+        }
+        let host = self.host.clone().unwrap_or_else(|| "localhost".into());
+        let port = self.port.clone().unwrap_or_else(|| "4730".into());
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    }
+}
+
+/// The help text (our own wording, same options).
+pub fn usage() -> String {
+    "\nClient mode: gearman [options] [<data>]\n\
+Worker mode: gearman -w [options] [<command> [<args> ...]]\n\
+\n\
+Options for both modes:\n\
+\t-f <function> - function to submit to or to serve; repeat for several\n\
+\t-h <host>     - job server host (default localhost)\n\
+\t-p <port>     - job server port (default 4730)\n\
+\t-H            - show this help\n\
+\t-v            - verbose: print each job handle on stdout\n\
+\t-t <timeout>  - I/O timeout in milliseconds\n\
+\t-i <pidfile>  - write the process id to this file\n\
+\t-d            - detach and run as a daemon\n\
+\t-S            - SSL (not supported by Sprocket)\n\
+\n\
+Client mode:\n\
+\t-b            - submit background jobs\n\
+\t-I            - high priority\n\
+\t-L            - low priority\n\
+\t-n            - one job per input line\n\
+\t-N            - like -n, without the newline\n\
+\t-P            - prefix output with the function name\n\
+\t-s            - do not read stdin; send an empty workload\n\
+\t-u <unique>   - unique key for the jobs\n\
+\t-e <epoch>    - run background jobs at this Unix time (Sprocket extension)\n\
+\n\
+Worker mode:\n\
+\t-w            - run as a worker\n\
+\t-c <count>    - exit after this many jobs\n\
+\t-n            - send each output line as a data packet\n\
+\t-N            - like -n, without the newline\n"
+        .to_string()
+}

@@ -1,0 +1,76 @@
+//! Drop-in mode for gearman(1) 1.1.20: the same flags, output and exit
+//! status (with the deliberate differences listed in docs/cli.md).
+
+pub mod args;
+mod client;
+mod worker;
+
+use crate::command::JobCommand;
+use crate::output::err_raw;
+
+/// Runs gearman mode with the full argv; returns the exit status.
+pub fn main(argv: &[String]) -> i32 {
+    let rest = argv.get(1..).unwrap_or(&[]);
+    let a = match args::parse(rest) {
+        Ok(a) => a,
+        Err(args::UsageError(msg)) => return usage_error(&msg),
+    };
+    if a.help {
+        if a.functions.is_empty() {
+            return usage_error_with_status("No Functions were provided", 0);
+        }
+        print!("{}", args::usage());
+        return 0;
+    }
+    if a.functions.is_empty() {
+        return usage_error("No Functions were provided");
+    }
+    if a.ssl {
+        err_raw(b"gearman: SSL (-S) is not supported by Sprocket\n");
+        return 1;
+    }
+    let command = if a.worker { JobCommand::new(&a.operands) } else { None };
+    if let Some(c) = &command {
+        if let Err(e) = c.check() {
+            err_raw(format!("gearman: {e}\n").as_bytes());
+            return 1;
+        }
+    }
+    if a.daemon {
+        if let Err(e) = crate::process::daemonize() {
+            err_raw(format!("gearman: {e:#}\n").as_bytes());
+            return 1;
+        }
+    }
+    let _pidfile = match &a.pidfile {
+        Some(p) => match crate::process::PidFile::create(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                err_raw(format!("gearman: {e:#}\n").as_bytes());
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            err_raw(format!("gearman: cannot start the runtime: {e}\n").as_bytes());
+            return 1;
+        }
+    };
+    if a.worker {
+        rt.block_on(worker::run(&a, command))
+    } else {
+        rt.block_on(client::run(&a))
+    }
+}
+
+fn usage_error(msg: &str) -> i32 {
+    usage_error_with_status(msg, 1)
+}
+
+fn usage_error_with_status(msg: &str, status: i32) -> i32 {
+    err_raw(format!("\ngearman\tError in usage({msg}).\n{}", args::usage()).as_bytes());
+    status
+}

@@ -1,0 +1,70 @@
+//! Standard output the way gearman(1) produces it.
+//!
+//! gearman writes job payloads straight to the file descriptor but prints
+//! its own lines (`Task created: …`, `N% Complete`) through stdio. On a
+//! terminal stdio is line-buffered, so everything appears in arrival order;
+//! in a pipe it is block-buffered, so those lines come out when the buffer
+//! fills or at exit, after the payloads. Scripts capture that order, so we
+//! reproduce it.
+
+use std::io::{IsTerminal, Write};
+
+/// glibc's buffer size for a pipe or file on Linux.
+const STDIO_BUFFER: usize = 4096;
+
+pub struct GearmanOut {
+    tty: bool,
+    buffered: Vec<u8>,
+}
+
+impl Default for GearmanOut {
+    fn default() -> Self {
+        GearmanOut::new()
+    }
+}
+
+impl GearmanOut {
+    pub fn new() -> GearmanOut {
+        GearmanOut { tty: std::io::stdout().is_terminal(), buffered: Vec::new() }
+    }
+
+    /// A payload: written at once.
+    pub fn raw(&mut self, data: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(data);
+        let _ = out.flush();
+    }
+
+    /// One of gearman's own lines, through the emulated stdio buffer.
+    pub fn line(&mut self, text: &str) {
+        if self.tty {
+            self.raw(text.as_bytes());
+            return;
+        }
+        if self.buffered.len() + text.len() > STDIO_BUFFER {
+            self.flush();
+        }
+        self.buffered.extend_from_slice(text.as_bytes());
+    }
+
+    /// Empties the emulated stdio buffer (at exit).
+    pub fn flush(&mut self) {
+        if !self.buffered.is_empty() {
+            let data = std::mem::take(&mut self.buffered);
+            self.raw(&data);
+        }
+    }
+}
+
+impl Drop for GearmanOut {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Writes to stderr, unbuffered.
+pub fn err_raw(data: &[u8]) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(data);
+    let _ = e.flush();
+}

@@ -1,0 +1,96 @@
+//! The `sprocket` command's own interface (clap): submit, status, work,
+//! admin, bench.
+
+mod admin;
+mod submit;
+mod table;
+mod work;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Sprocket: a Gearman job server toolkit. Invoked as `gearman` or
+/// `gearadmin` (a symlink) it behaves like those tools instead.
+#[derive(Debug, Parser)]
+#[command(name = "sprocket", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit jobs (foreground by default: wait and print the result).
+    Submit(submit::SubmitArgs),
+    /// Show the status of jobs by handle or unique id.
+    Status(submit::StatusArgs),
+    /// Run a worker: a command per job, or echo the workload.
+    Work(work::WorkArgs),
+    /// Administer a job server (status, workers, jobs, cancel, …).
+    Admin(admin::AdminArgs),
+    /// Load-test a job server.
+    Bench(sprocket_bench::BenchArgs),
+}
+
+/// Where the job servers are.
+#[derive(Debug, Clone, Args)]
+pub struct ServerOpt {
+    /// Job servers, comma-separated `host[:port]` (default port 4730).
+    #[arg(short = 's', long = "servers", env = "GEARMAN_SERVER", default_value = "localhost:4730")]
+    pub servers: String,
+}
+
+/// Runs the sprocket interface with the full argv; returns the exit status.
+pub fn main(argv: &[String]) -> i32 {
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging();
+    // Daemon mode has to fork before any thread exists.
+    let daemon_result = match &cli.command {
+        Command::Work(w) => w.prepare_process(),
+        _ => Ok(None),
+    };
+    let pidfile = match daemon_result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sprocket: {e:#}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sprocket: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Submit(a) => submit::run(a).await,
+            Command::Status(a) => submit::status(a).await,
+            Command::Work(a) => work::run(a).await,
+            Command::Admin(a) => admin::run(a).await,
+            Command::Bench(a) => sprocket_bench::run(a).await.map(|_| 0),
+        }
+    });
+    drop(pidfile);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sprocket: {e:#}");
+            1
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPROCKET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
