@@ -199,13 +199,16 @@ pub fn main(argv: &[String]) -> i32 {
 
 /// Prints a reply the way gearadmin does.
 fn print_reply(reply: &str) {
-    let first = reply.lines().next().unwrap_or("").trim_end_matches('\r');
-    if first == "OK" {
+    // gearadmin strips "OK " and "ERR " but keeps the rest of the line as
+    // sent, carriage return included.
+    let first = reply.split_inclusive('\n').next().unwrap_or("");
+    let bare = first.trim_end_matches('\n').trim_end_matches('\r');
+    if bare == "OK" {
         println!("OK");
     } else if let Some(rest) = first.strip_prefix("OK ") {
-        println!("{rest}");
+        print!("{rest}");
     } else if let Some(rest) = first.strip_prefix("ERR ") {
-        err_raw(format!("Error: {rest}\n").as_bytes());
+        err_raw(format!("Error: {rest}").as_bytes());
     } else {
         print!("{}", reply.replace("\r\n", "\n"));
     }

@@ -37,14 +37,19 @@ impl GearmanOut {
 
     /// One of gearman's own lines, through the emulated stdio buffer.
     pub fn line(&mut self, text: &str) {
+        self.line_bytes(text.as_bytes());
+    }
+
+    /// Bytes through the emulated stdio buffer.
+    pub fn line_bytes(&mut self, data: &[u8]) {
         if self.tty {
-            self.raw(text.as_bytes());
+            self.raw(data);
             return;
         }
-        if self.buffered.len() + text.len() > STDIO_BUFFER {
+        if self.buffered.len() + data.len() > STDIO_BUFFER {
             self.flush();
         }
-        self.buffered.extend_from_slice(text.as_bytes());
+        self.buffered.extend_from_slice(data);
     }
 
     /// Empties the emulated stdio buffer (at exit).

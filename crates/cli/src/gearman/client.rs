@@ -126,12 +126,17 @@ async fn run_task(
             o.line(&text);
         }
     };
+    // gearman writes a bare payload straight out, but a prefixed one goes
+    // through stdio like its own lines (so it is buffered in a pipe).
     let print_raw = |data: &[u8]| {
         if let Ok(mut o) = out.lock() {
-            if !prefix.is_empty() {
-                o.raw(prefix.as_bytes());
+            if prefix.is_empty() {
+                o.raw(data);
+            } else {
+                let mut line = prefix.clone().into_bytes();
+                line.extend_from_slice(data);
+                o.line_bytes(&line);
             }
-            o.raw(data);
         }
     };
     if a.background || a.epoch.is_some() {

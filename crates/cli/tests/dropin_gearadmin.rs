@@ -1,0 +1,87 @@
+//! Differential tests of `gearadmin` drop-in mode against Debian's
+//! /usr/bin/gearadmin, on gearmand and sprocketd.
+
+mod common;
+
+use common::{have_real_tools, run_tool, servers, Tool};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn both(port: u16, args: &[&str]) -> [(Option<i32>, String, String); 2] {
+    [Tool::Real, Tool::Ours].map(|t| {
+        // Commands that change state get a per-tool name so both runs see
+        // the same starting state.
+        let tag = format!("{t:?}").to_lowercase();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{t}", &tag)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_tool(t, "gearadmin", port, &args, b"");
+        (out.status.and_then(|s| s.code()), text(&out.stdout), text(&out.stderr))
+    })
+}
+
+#[test]
+fn operations_output_and_order_match() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        // Something to list: a queued job for a fresh function.
+        srv.admin("create function adm");
+        let cases: Vec<Vec<&str>> = vec![
+            vec!["--status"],
+            vec!["--priority-status"],
+            vec!["--server-version"],
+            vec!["--server-verbose"],
+            vec!["--getpid"],
+            vec!["--show-jobs"],
+            vec!["--show-unique-jobs"],
+            vec!["--status", "--server-version", "--getpid"],
+            vec!["--getpid", "--status"],
+            vec!["--stat"],
+            vec!["--create-function", "made{t}"],
+            vec!["--create-function=made2{t}"],
+            vec!["--drop-function", "made{t}"],
+            vec!["--drop-function", "nosuchfunction"],
+            vec!["--cancel-job", "H:nowhere:1"],
+        ];
+        for args in cases {
+            let [real, ours] = both(srv.port, &args);
+            assert_eq!(real, ours, "{} gearadmin {args:?}", srv.name);
+        }
+    }
+}
+
+#[test]
+fn errors_keep_exit_status_zero() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let [real, ours] = both(srv.port, &["--cancel-job", "nosuch"]);
+        assert_eq!(real, ours);
+        assert_eq!(ours.0, Some(0));
+        assert!(ours.2.starts_with("Error: "), "{ours:?}");
+    }
+}
+
+#[test]
+fn usage_problems_exit_1() {
+    if !have_real_tools() {
+        return;
+    }
+    let port = sprocket_testkit::free_port();
+    let cases: Vec<Vec<&str>> =
+        vec![vec![], vec!["--bogus"], vec!["--cancel-job"], vec!["--show-jobs", "--show-jobs"], vec!["--status"]];
+    for args in cases {
+        let [real, ours] = both(port, &args);
+        assert_eq!(real.0, ours.0, "gearadmin {args:?}: real={real:?} ours={ours:?}");
+        assert_eq!(ours.0, Some(1), "{args:?}");
+    }
+    let [real, ours] = both(port, &[]);
+    assert!(real.1.starts_with("No option execution operation given.\n"));
+    assert!(ours.1.starts_with("No option execution operation given.\n"));
+    let help = run_tool(Tool::Ours, "gearadmin", port, &["--help"], b"");
+    assert!(help.success() && text(&help.stdout).contains("--status"));
+}

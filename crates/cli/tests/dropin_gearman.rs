@@ -1,0 +1,325 @@
+//! Differential tests of `gearman` drop-in mode: the same command lines
+//! through Debian's /usr/bin/gearman and through sprocket linked as
+//! `gearman`, against gearmand and sprocketd, comparing stdout, stderr and
+//! exit status. Workers of both implementations are crossed with clients
+//! of both.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{have_real_tools, normalise_handles, run_tool, servers, start_worker, wait_workers, Tool};
+use sprocket_client::{Job, JobError, Worker};
+
+const BOTH: [Tool; 2] = [Tool::Real, Tool::Ours];
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A tokio runtime for library workers inside sync tests.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn seed_wc_worker_and_clients() {
+    if !have_real_tools() {
+        return;
+    }
+    let group = std::fs::read("/etc/group").unwrap();
+    let expected = format!("{}\n", group.iter().filter(|b| **b == b'\n').count());
+    for srv in servers() {
+        for worker in BOTH {
+            // gearman -w -f wc -- wc -l
+            let mut w = start_worker(worker, &srv, &["-f", "wc", "--", "wc", "-l"], "wc");
+            for client in BOTH {
+                // gearman -f wc < /etc/group
+                let out = run_tool(client, "gearman", srv.port, &["-f", "wc"], &group);
+                assert!(out.success(), "{} worker={worker:?} client={client:?}: {}", srv.name, out.describe());
+                assert_eq!(text(&out.stdout), expected, "{} worker={worker:?} client={client:?}", srv.name);
+                assert_eq!(text(&out.stderr), "");
+            }
+            w.stop();
+        }
+    }
+}
+
+#[test]
+fn seed_background_submit() {
+    if !have_real_tools() {
+        return;
+    }
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    for srv in servers() {
+        let mut results = Vec::new();
+        for client in BOTH {
+            // gearman -b -f wc < /etc/passwd
+            let out = run_tool(client, "gearman", srv.port, &["-b", "-f", "wc"], &passwd);
+            let verbose = run_tool(client, "gearman", srv.port, &["-v", "-b", "-f", "wc"], &passwd);
+            results.push((
+                out.status.and_then(|s| s.code()),
+                text(&out.stdout),
+                normalise_handles(&text(&verbose.stdout)),
+                verbose.status.and_then(|s| s.code()),
+            ));
+        }
+        assert_eq!(results[0], results[1], "{}", srv.name);
+        assert_eq!(results[0].2, "Task created: H:<handle>\n", "{}", srv.name);
+        // Four background jobs wait in the queue.
+        assert!(srv.admin("status").contains("wc\t4\t0\t0"), "{}: {}", srv.name, srv.admin("status"));
+    }
+}
+
+/// The seed-004 reverse worker in Rust: WORK_STATUS 1/10 … 10/10.
+fn reverse_worker(rt: &tokio::runtime::Runtime, addr: String) -> sprocket_client::WorkerHandle {
+    rt.block_on(async move {
+        Worker::new(addr)
+            .unwrap()
+            .register("reverse", |job: Job| async move {
+                for i in 1..=10 {
+                    job.status(i, 10)?;
+                }
+                Ok::<_, JobError>(job.payload().iter().rev().copied().collect::<Vec<u8>>())
+            })
+            .concurrency(4)
+            .spawn()
+            .unwrap()
+    })
+}
+
+#[test]
+fn seed_reverse_with_progress_lines() {
+    if !have_real_tools() {
+        return;
+    }
+    let rt = runtime();
+    let progress: String = (1..=10).map(|i| format!("{}% Complete\n", i * 10)).collect();
+    for srv in servers() {
+        let w = reverse_worker(&rt, srv.addr());
+        wait_workers(&srv, "reverse", 1);
+        let mut outs = Vec::new();
+        for client in BOTH {
+            // gearman -f reverse Rasmus
+            let out = run_tool(client, "gearman", srv.port, &["-f", "reverse", "Rasmus"], b"");
+            assert!(out.success(), "{client:?}: {}", out.describe());
+            outs.push(text(&out.stdout));
+        }
+        assert_eq!(outs[0], outs[1], "{}", srv.name);
+        // In a pipe gearman's stdio buffer puts the progress lines after the
+        // payload; both tools agree on that byte for byte.
+        assert_eq!(outs[1], format!("sumsaR{progress}"), "{}", srv.name);
+
+        // On a terminal (script(1) gives a pty) the lines come in arrival
+        // order, as in the seed: 10% … 100% Complete, then sumsaR.
+        if sprocket_testkit::which("script").is_some() {
+            let mut tty_outs = Vec::new();
+            for client in BOTH {
+                let line = format!("{} -p {} -f reverse Rasmus", client.path("gearman").display(), srv.port);
+                let mut cmd = std::process::Command::new("script");
+                cmd.args(["-qec", &line, "/dev/null"]);
+                let out = sprocket_testkit::process::run(&mut cmd, b"", common::LIMIT);
+                tty_outs.push(text(&out.stdout).replace("\r\n", "\n"));
+            }
+            assert_eq!(tty_outs[0], tty_outs[1], "{}", srv.name);
+            assert_eq!(tty_outs[1], format!("{progress}sumsaR"), "{}", srv.name);
+        } else {
+            sprocket_testkit::skip("script(1) not installed: terminal ordering not checked");
+        }
+        rt.block_on(w.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn prefix_unique_priority_and_several_functions() {
+    if !have_real_tools() {
+        return;
+    }
+    let rt = runtime();
+    for srv in servers() {
+        let w = reverse_worker(&rt, srv.addr());
+        wait_workers(&srv, "reverse", 1);
+        let cases: Vec<Vec<&str>> = vec![
+            vec!["-P", "-f", "reverse", "abc"],
+            vec!["-f", "reverse", "-f", "reverse", "-P", "x"],
+            vec!["-I", "-f", "reverse", "hi"],
+            vec!["-L", "-f", "reverse", "lo"],
+            vec!["-u", "key", "-f", "reverse", "uniq"],
+            vec!["-s", "-f", "reverse"],
+            vec!["-freverse", "-sP"],
+        ];
+        for args in cases {
+            let real = run_tool(Tool::Real, "gearman", srv.port, &args, b"");
+            let ours = run_tool(Tool::Ours, "gearman", srv.port, &args, b"");
+            assert_eq!(real.status.and_then(|s| s.code()), ours.status.and_then(|s| s.code()), "{args:?}");
+            assert_eq!(text(&real.stdout), text(&ours.stdout), "{} {args:?}", srv.name);
+        }
+        rt.block_on(w.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn per_line_client_jobs() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "up", "--", "tr", "a-z", "A-Z"], "up");
+        for flag in ["-n", "-N"] {
+            let real = run_tool(Tool::Real, "gearman", srv.port, &[flag, "-f", "up"], b"one\n");
+            let ours = run_tool(Tool::Ours, "gearman", srv.port, &[flag, "-f", "up"], b"one\n");
+            assert_eq!(text(&real.stdout), text(&ours.stdout), "{} {flag}", srv.name);
+            assert_eq!(real.status.and_then(|s| s.code()), ours.status.and_then(|s| s.code()));
+        }
+        // Several lines become several concurrent jobs: compare as sets.
+        let mut real = text(&run_tool(Tool::Real, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n").stdout)
+            .chars()
+            .collect::<Vec<_>>();
+        let mut ours = text(&run_tool(Tool::Ours, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n").stdout)
+            .chars()
+            .collect::<Vec<_>>();
+        real.sort();
+        ours.sort();
+        assert_eq!(real, ours, "{}", srv.name);
+        w.stop();
+    }
+}
+
+#[test]
+fn failing_command_reports_job_failed() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        for worker in BOTH {
+            let mut w = start_worker(worker, &srv, &["-f", "bad", "--", "sh", "-c", "echo out; exit 3"], "bad");
+            for client in BOTH {
+                let out = run_tool(client, "gearman", srv.port, &["-f", "bad", "x"], b"");
+                assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{worker:?}/{client:?}: {}", out.describe());
+                assert_eq!(text(&out.stdout), "out\n", "{worker:?}/{client:?}");
+                assert_eq!(text(&out.stderr), "Job failed\n", "{worker:?}/{client:?}");
+            }
+            w.stop();
+        }
+    }
+}
+
+#[test]
+fn worker_without_command_echoes_the_workload() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        for worker in BOTH {
+            let mut w = start_worker(worker, &srv, &["-f", "show"], "show");
+            let out = run_tool(Tool::Real, "gearman", srv.port, &["-f", "show", "hello\n"], b"");
+            assert!(out.success(), "{}", out.describe());
+            assert_eq!(text(&out.stdout), "", "{worker:?}: the reply is empty");
+            // gearman's own stdout is block-buffered in a pipe, so only
+            // ours can be watched while it runs.
+            if worker == Tool::Ours {
+                w.wait_for_line("hello", Duration::from_secs(10));
+            }
+            w.stop();
+        }
+    }
+}
+
+#[test]
+fn worker_count_exits_after_n_jobs() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        for worker in BOTH {
+            let mut w = start_worker(worker, &srv, &["-c", "2", "-f", "cnt", "--", "cat"], "cnt");
+            for i in 0..2 {
+                let out = run_tool(Tool::Real, "gearman", srv.port, &["-f", "cnt", &format!("j{i}")], b"");
+                assert_eq!(text(&out.stdout), format!("j{i}"));
+            }
+            let start = std::time::Instant::now();
+            while w.running() {
+                assert!(start.elapsed() < Duration::from_secs(10), "{worker:?} worker did not exit after -c 2");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Decided difference: `-n` in worker mode sends each line once (gearman
+/// 1.1.20 resends everything so far with every line). The client's output
+/// is then exactly the command's output.
+#[test]
+fn line_worker_sends_each_line_once() {
+    for srv in servers() {
+        let mut w = start_worker(Tool::Ours, &srv, &["-n", "-f", "lines", "--", "cat"], "lines");
+        let out = run_tool(Tool::Ours, "gearman", srv.port, &["-f", "lines"], b"a\nb\nc\n");
+        assert_eq!(text(&out.stdout), "a\nb\nc\n", "{}", srv.name);
+        w.stop();
+        let mut w = start_worker(Tool::Ours, &srv, &["-N", "-f", "lines2", "--", "cat"], "lines2");
+        let out = run_tool(Tool::Ours, "gearman", srv.port, &["-f", "lines2"], b"a\nb\n");
+        assert_eq!(text(&out.stdout), "ab", "{}", srv.name);
+        w.stop();
+    }
+}
+
+#[test]
+fn usage_errors_match() {
+    if !have_real_tools() {
+        return;
+    }
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["x"], 1),             // no -f
+        (vec!["-Z", "-f", "x"], 1), // unknown flag
+        (vec!["-f"], 1),            // missing argument
+        (vec!["-H", "-f", "x"], 0),
+        (vec!["-H"], 0),
+    ];
+    for (args, code) in cases {
+        for tool in BOTH {
+            let out = run_tool(tool, "gearman", 1, &args, b"");
+            assert_eq!(out.status.and_then(|s| s.code()), Some(code), "{tool:?} {args:?}: {}", out.describe());
+        }
+        let ours = run_tool(Tool::Ours, "gearman", 1, &args, b"");
+        if code == 1 {
+            assert!(text(&ours.stderr).contains("Error in usage"), "{args:?}: {}", ours.describe());
+        }
+    }
+}
+
+/// Decided difference: connection errors exit 1 (gearman 1.1.20 exits 0).
+#[test]
+fn unreachable_server_is_an_error() {
+    let port = sprocket_testkit::free_port();
+    let out = run_tool(Tool::Ours, "gearman", port, &["-f", "x", "y"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("Connection refused"), "{}", out.describe());
+    let out = run_tool(Tool::Ours, "gearman", port, &["-w", "-f", "x"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("could not connect"), "{}", out.describe());
+}
+
+#[test]
+fn worker_command_that_cannot_start() {
+    let out = run_tool(Tool::Ours, "gearman", 1, &["-w", "-f", "x", "--", "/nonexistent/cmd"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("cannot execute '/nonexistent/cmd'"), "{}", out.describe());
+    let out = run_tool(Tool::Ours, "gearman", 1, &["-w", "-f", "x", "--", "no-such-command-xyz"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("command not found"), "{}", out.describe());
+}
+
+#[test]
+fn gearman_server_env_replaces_host_and_port() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Ours, &srv, &["-f", "envt", "--", "cat"], "envt");
+        let mut cmd = std::process::Command::new(Tool::Ours.path("gearman"));
+        cmd.args(["-p", "1", "-f", "envt", "via-env"]).env("GEARMAN_SERVER", srv.addr());
+        let out = sprocket_testkit::process::run(&mut cmd, b"", common::LIMIT);
+        assert_eq!(text(&out.stdout), "via-env", "{}", out.describe());
+        w.stop();
+    }
+}

@@ -1,0 +1,140 @@
+//! `sprocket` subcommands: submit, status, work, admin (tables and JSON).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{servers, sprocket, wait_workers, LIMIT};
+use sprocket_testkit::process::{run, Background, RunOutput};
+
+fn sp(args: &[&str], stdin: &[u8]) -> RunOutput {
+    let mut cmd = Command::new(sprocket());
+    cmd.args(args).env_remove("GEARMAN_SERVER");
+    run(&mut cmd, stdin, LIMIT)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn submit_work_status_admin() {
+    for srv in servers() {
+        let addr = srv.addr();
+        let mut cmd = Command::new(sprocket());
+        cmd.args([
+            "work",
+            "-s",
+            &addr,
+            "-f",
+            "upper",
+            "-c",
+            "2",
+            "--count",
+            "4",
+            "--id",
+            "upper-worker",
+            "--",
+            "tr",
+            "a-z",
+            "A-Z",
+        ]);
+        let mut worker = Background::spawn("sprocket work", &mut cmd);
+        wait_workers(&srv, "upper", 1);
+        let out = sp(&["admin", "-s", &addr, "--json", "workers"], b"");
+        let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert!(v.as_array().unwrap().iter().any(|w| w["id"] == "upper-worker"), "{v}");
+
+        let out = sp(&["submit", "-s", &addr, "upper", "hello"], b"");
+        assert!(out.success(), "{}", out.describe());
+        assert_eq!(text(&out.stdout), "HELLO");
+
+        let out = sp(&["submit", "-s", &addr, "upper"], b"from stdin");
+        assert_eq!(text(&out.stdout), "FROM STDIN");
+
+        let out = sp(&["submit", "-s", &addr, "--json", "upper", "a", "b"], b"");
+        let lines: Vec<serde_json::Value> =
+            text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0]["result"], "A");
+        assert_eq!(lines[1]["result"], "B");
+
+        let out = sp(&["submit", "-s", &addr, "-b", "nobody", "later"], b"");
+        assert!(out.success());
+        let handle = text(&out.stdout).trim().to_string();
+        assert!(!handle.is_empty());
+        let out = sp(&["status", "-s", &addr, "--json", &handle], b"");
+        let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert_eq!(v[0]["known"], true, "{}", out.describe());
+
+        let out = sp(&["admin", "-s", &addr, "status"], b"");
+        assert!(text(&out.stdout).starts_with("FUNCTION"), "{}", out.describe());
+        assert!(text(&out.stdout).contains("nobody"));
+        let out = sp(&["admin", "-s", &addr, "--json", "jobs"], b"");
+        let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert!(v.as_array().unwrap().iter().any(|j| j["handle"] == handle.as_str()), "{v}");
+        let out = sp(&["admin", "-s", &addr, "cancel", &handle], b"");
+        assert!(out.success(), "{}", out.describe());
+        let out = sp(&["admin", "-s", &addr, "cancel", "H:nowhere:99"], b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+        assert!(text(&out.stderr).contains("UNKNOWN_JOB"));
+        let out = sp(&["admin", "-s", &addr, "version"], b"");
+        assert!(out.success() && !text(&out.stdout).trim().is_empty());
+
+        let out = sp(&["submit", "-s", &addr, "--timeout", "0.3", "nobody", "x"], b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+        assert!(text(&out.stderr).contains("timed out"), "{}", out.describe());
+
+        // Four jobs ran (hello, stdin, a, b): --count 4 ends the worker.
+        let start = std::time::Instant::now();
+        while worker.running() {
+            assert!(start.elapsed() < Duration::from_secs(10), "worker should stop after --count");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn progress_lines_when_not_a_terminal() {
+    for srv in servers() {
+        let addr = srv.addr();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let w = rt.block_on(async {
+            sprocket_client::Worker::new(addr.as_str())
+                .unwrap()
+                .register("prog", |job: sprocket_client::Job| async move {
+                    job.status(1, 2)?;
+                    job.status(2, 2)?;
+                    Ok::<_, sprocket_client::JobError>("done")
+                })
+                .spawn()
+                .unwrap()
+        });
+        wait_workers(&srv, "prog", 1);
+        let out = sp(&["submit", "-s", &addr, "prog", "x"], b"");
+        assert_eq!(text(&out.stdout), "done");
+        assert_eq!(text(&out.stderr), "50% Complete\n100% Complete\n");
+        rt.block_on(w.shutdown()).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dead = format!("127.0.0.1:{}", sprocket_testkit::free_port());
+    let out = sp(&["submit", "-s", &dead, "f", "x"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("Connection refused"), "{}", out.describe());
+    let out = sp(&["submit", "--bogus"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2));
+    let out = sp(&["work", "-s", &dead], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "missing -f: {}", out.describe());
+    let out = sp(&["work", "-s", &dead, "-f", "x", "--", "/nonexistent/prog"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("cannot execute"), "{}", out.describe());
+    let out = sp(&["admin", "-s", &dead, "status"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("cannot connect"), "{}", out.describe());
+    let out = sp(&["submit", "-s", "host:notaport", "f", "x"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("invalid server address"), "{}", out.describe());
+}
