@@ -323,3 +323,26 @@ fn gearman_server_env_replaces_host_and_port() {
         w.stop();
     }
 }
+
+/// A worker's WORK_EXCEPTION reaches gearman(1), which does not ask for
+/// exceptions, as a failure. gearmand 1.1.20 sends that WORK_FAIL with a
+/// trailing NUL after the handle, which the C client ignores and then
+/// waits forever; ours accepts it and reports `Job failed`, exit 1.
+#[test]
+fn worker_exception_is_a_failure_for_the_cli() {
+    let rt = runtime();
+    for srv in servers() {
+        let w = rt.block_on(async {
+            Worker::new(srv.addr())
+                .unwrap()
+                .register("boom", |_job: Job| async move { Err::<Vec<u8>, _>(JobError::exception("kaput")) })
+                .spawn()
+                .unwrap()
+        });
+        wait_workers(&srv, "boom", 1);
+        let out = run_tool(Tool::Ours, "gearman", srv.port, &["-f", "boom", "x"], b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}: {}", srv.name, out.describe());
+        assert_eq!(text(&out.stderr), "Job failed\n", "{}", srv.name);
+        rt.block_on(w.shutdown()).unwrap();
+    }
+}
