@@ -48,9 +48,9 @@ done
 
 # Sizes per profile. MEM_JOBS/IDLE_CONNS are the footprint tests.
 case $PROFILE in
-    full)  : "${REPS:=5}" "${DUR:=1.5}"; MEM_JOBS=1000000; IDLE_CONNS=10000; DRAIN_N=100000; DRAIN_DURABLE_N=3000; FLOOR_N=100000 ;;
-    quick) : "${REPS:=2}" "${DUR:=1}";   MEM_JOBS=200000;  IDLE_CONNS=2000;  DRAIN_N=50000;  DRAIN_DURABLE_N=1500; FLOOR_N=30000 ;;
-    smoke) : "${REPS:=1}" "${DUR:=0.3}"; MEM_JOBS=5000;    IDLE_CONNS=100;   DRAIN_N=2000;   DRAIN_DURABLE_N=200;  FLOOR_N=2000
+    full)  : "${REPS:=5}" "${DUR:=1}"  ; MEM_JOBS=1000000; IDLE_CONNS=10000; DRAIN_N=100000; DRAIN_DURABLE_N=5000; PREFILL_S=3; FLOOR_N=100000 ;;
+    quick) : "${REPS:=2}" "${DUR:=1}";   MEM_JOBS=200000;  IDLE_CONNS=2000;  DRAIN_N=50000;  DRAIN_DURABLE_N=2000; PREFILL_S=2; FLOOR_N=30000 ;;
+    smoke) : "${REPS:=1}" "${DUR:=0.3}"; MEM_JOBS=5000;    IDLE_CONNS=100;   DRAIN_N=2000;   DRAIN_DURABLE_N=200;  PREFILL_S=1; FLOOR_N=2000
            [ "$SKIP" = "," ] && SKIP=",sqlite,postgres,mysql,redis," ;;
 esac
 # Every load is cut at $DUR seconds; N only has to be larger than that.
@@ -74,6 +74,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sprocket-compare.XXXXXX")
 TAG="b$$"          # private table names / key prefixes of this run
 SERVER_PID=""
 SERVER_PORT=""
+BENCH_PID=""
 FLOOR_PID=""
 STARTED=$(date +%s)
 
@@ -105,7 +106,19 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
 }
+# bench ARGS... > out: runs the load generator in the background and waits,
+# so that Ctrl-C / TERM reach the trap at once instead of after the run.
+bench() {
+    local limit=$1; shift
+    timeout "$limit" "${BENCH[@]}" "$@" &
+    BENCH_PID=$!
+    local rc=0
+    wait "$BENCH_PID" || rc=$?
+    BENCH_PID=""
+    return $rc
+}
 cleanup() {
+    [ -n "$BENCH_PID" ] && { kill "$BENCH_PID" 2>/dev/null || true; wait "$BENCH_PID" 2>/dev/null || true; }
     stop_server
     [ -n "$FLOOR_PID" ] && { kill "$FLOOR_PID" 2>/dev/null || true; wait "$FLOOR_PID" 2>/dev/null || true; }
     drop_stores
@@ -191,7 +204,8 @@ row() {
                 drop_stores
                 continue
             fi
-            if out=$(timeout 120 "${BENCH[@]}" "$@" --server "127.0.0.1:$SERVER_PORT" --json -q 2>"$WORK/bench.err"); then
+            if bench 120 "$@" --server "127.0.0.1:$SERVER_PORT" --json -q >"$WORK/bench.out" 2>"$WORK/bench.err"; then
+                out=$(cat "$WORK/bench.out")
                 jq -nc --arg g "$group" --arg l "$load" --arg s "$server" --arg se "$series" --argjson r "$rep" \
                     --argjson rep_json "$out" '{kind:"run",group:$g,load:$l,series:(if $se=="" then null else $se end),server:$s,rep:$r,report:$rep_json}' >>"$RESULTS"
                 log "$group / $load / $server #$rep: $(jq -r '"\(.throughput|floor) jobs/s, errors \(.errors)"' <<<"$out")"
@@ -229,7 +243,10 @@ for store in sqlite postgres mysql redis; do
     for c in 4 64; do
         row "$store" "submit-bg c=$c window=1" "" -- submit-bg -c "$c" --window 1 "${common[@]}"
     done
-    row "$store" "drain w=4 ($DRAIN_DURABLE_N queued)" "" -- drain -c 16 --window 1 -w 4 -s 100 -u -d "$DUR" -n "$DRAIN_DURABLE_N"
+    # Pre-filling is cut at PREFILL_S: gearmand's SQL queues take one
+    # synchronous commit per job, so each server drains what it queued by then.
+    row "$store" "drain w=4 (up to $DRAIN_DURABLE_N queued in ${PREFILL_S}s)" "" -- drain -c 16 --window 1 -w 4 -s 100 -u \
+        -d "$DUR" -n "$DRAIN_DURABLE_N" --prefill-duration "$PREFILL_S"
 done
 
 # --- footprint: VmHWM with many queued jobs, with many idle connections ----
@@ -243,7 +260,7 @@ footprint() {
             continue
         fi
         base=$(vmhwm "$SERVER_PID")
-        if timeout 300 "${BENCH[@]}" "$@" --server "127.0.0.1:$SERVER_PORT" --json -q >"$WORK/fp.json" 2>"$WORK/bench.err"; then
+        if bench 300 "$@" --server "127.0.0.1:$SERVER_PORT" --json -q >"$WORK/fp.json" 2>"$WORK/bench.err"; then
             peak=$(vmhwm "$SERVER_PID")
         else
             log "footprint $what / $server: FAILED: $(tail -n 2 "$WORK/bench.err" | tr '\n' ' ')"

@@ -98,6 +98,11 @@ pub struct BenchArgs {
     #[arg(short = 'd', long = "duration", value_parser = parse_seconds)]
     pub duration: Option<Duration>,
 
+    /// drain only: stop pre-filling after this many seconds and drain what
+    /// was queued by then (for slow durable queues).
+    #[arg(long = "prefill-duration", value_parser = parse_seconds)]
+    pub prefill_duration: Option<Duration>,
+
     /// Priority of submitted jobs.
     #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]
     pub priority: PriorityArg,
