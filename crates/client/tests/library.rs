@@ -356,8 +356,11 @@ async fn worker_reconnects_after_server_restart() {
     drop(g);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let bin = std::path::Path::new("/usr/sbin/gearmand");
+    // Never /dev/null as the pid file: gearmand deletes its pid file at exit.
+    let pid_dir = tempfile::tempdir().unwrap();
+    let pid_file = pid_dir.path().join("gearmand.pid").display().to_string();
     let args: Vec<String> =
-        ["--port", &port.to_string(), "--listen", "127.0.0.1", "--log-file", "none", "--pid-file", "/dev/null"]
+        ["--port", &port.to_string(), "--listen", "127.0.0.1", "--log-file", "none", "--pid-file", &pid_file]
             .iter()
             .map(|s| s.to_string())
             .collect();
