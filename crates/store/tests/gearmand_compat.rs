@@ -120,14 +120,18 @@ async fn sqlite_replays_gearmand_rows() {
 #[tokio::test]
 async fn postgres_replays_gearmand_rows() {
     let Some(s) = Scratch::new(Backend::Postgres, "gmd") else { return };
+    // Mixed case, as in seed 002's `gearmanqueue1` style names: gearmand
+    // created it unquoted, so PostgreSQL folded it; we must find that table.
+    let table = s.name.to_uppercase();
     let args = vec![
         "-q".into(),
         "Postgres".into(),
         format!("--libpq-conninfo={PG_CONNINFO}"),
-        format!("--libpq-table={}", s.name),
+        format!("--libpq-table={table}"),
     ];
     let Some(want) = fill_with_gearmand(&args, true, false) else { return };
-    let mut store = s.open().await;
+    let config = sprocket_store::StoreConfig::Postgres { conninfo: PG_CONNINFO.into(), table };
+    let mut store = sprocket_store::open(&config).await.expect("open gearmand's table");
     // gearmand's own replay would make all of these high priority, epoch 0.
     assert_same_jobs(store.load().await.expect("replay gearmand's postgres rows"), want);
 }

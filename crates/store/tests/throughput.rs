@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sprocket_proto::Priority;
+use sprocket_store::writer::{self, WriterConfig};
 use sprocket_store::{StoreConfig, StoreOp, SyncMode};
 
 const BUDGET: Duration = Duration::from_millis(1500);
@@ -37,6 +38,31 @@ async fn measure(label: &str, config: &StoreConfig) {
         }
         let rate = done as f64 / start.elapsed().as_secs_f64();
         line.push_str(&format!("  batch {batch:>4}: {rate:>9.0}/s"));
+    }
+    println!("{line}");
+    drop(store);
+    // The same through the writer task: everything submitted at once, the
+    // writer cutting commits of at most `batch`.
+    let mut line = format!("{:<16}", format!("{label} (writer)"));
+    for batch in [1usize, 100, 1000] {
+        let store = sprocket_store::open(config).await.expect("reopen");
+        let (w, mut rx) = writer::spawn(store, WriterConfig { max_batch: batch, ..Default::default() });
+        let count = (batch as u64 * 20).clamp(200, 20_000);
+        let start = Instant::now();
+        for seq in 1..=count {
+            n += 1;
+            w.submit(seq, StoreOp::Insert(job(b"bench", format!("w{n}").as_bytes(), Priority::Normal, &[b'x'; 100], 0)));
+        }
+        loop {
+            let c = rx.recv().await.expect("completion");
+            assert!(c.failed.is_empty());
+            if c.through == count {
+                break;
+            }
+        }
+        let rate = count as f64 / start.elapsed().as_secs_f64();
+        line.push_str(&format!("  batch {batch:>4}: {rate:>9.0}/s"));
+        w.close().await;
     }
     println!("{line}");
 }
