@@ -387,3 +387,35 @@ async fn can_do_timeout_registers_the_function() {
         w.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn status_goes_to_the_server_that_owns_the_handle() {
+    let list = servers();
+    let Some(extra) = sprocket_testkit::ServerProcess::gearmand(&[]) else { return };
+    let Some(first) = list.first() else { return };
+    let both = format!("{},{}", first.addr(), extra.addr());
+    let client = Client::new(both.as_str()).unwrap();
+    // Round-robin spreads these over both servers; the client remembers
+    // which server created each handle and asks that one.
+    let mut handles = Vec::new();
+    for i in 0..6 {
+        handles.push(client.submit_background_job(JobRequest::new("owned", format!("{i}"))).await.unwrap());
+    }
+    for h in &handles {
+        let st = client.status(h).await.unwrap();
+        assert!(st.known, "{h} should be known through its owner");
+    }
+    // A fresh client does not know the owners and asks each server in turn.
+    let fresh = Client::new(both.as_str()).unwrap();
+    for h in &handles {
+        assert!(fresh.status(h).await.unwrap().known, "{h}");
+    }
+    let queued: u64 = [first.admin("status"), extra.admin("status")]
+        .iter()
+        .filter_map(|s| {
+            s.lines().find(|l| l.starts_with("owned\t")).map(|l| l.split('\t').nth(1).unwrap().parse::<u64>().unwrap())
+        })
+        .sum();
+    assert_eq!(queued, 6);
+    assert!(first.admin("status").contains("owned\t") && extra.admin("status").contains("owned\t"));
+}
