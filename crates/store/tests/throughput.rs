@@ -51,7 +51,10 @@ async fn measure(label: &str, config: &StoreConfig) {
         let start = Instant::now();
         for seq in 1..=count {
             n += 1;
-            w.submit(seq, StoreOp::Insert(job(b"bench", format!("w{n}").as_bytes(), Priority::Normal, &[b'x'; 100], 0)));
+            w.submit(
+                seq,
+                StoreOp::Insert(job(b"bench", format!("w{n}").as_bytes(), Priority::Normal, &[b'x'; 100], 0)),
+            );
         }
         loop {
             let c = rx.recv().await.expect("completion");
