@@ -337,3 +337,26 @@ async fn mysql_localhost_works() {
     store.apply(&inserts(&odd_jobs(true))).await.unwrap();
     assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
 }
+
+/// `--redis-password` is sent with AUTH; a wrong or missing one is a clear
+/// start-up error.
+#[tokio::test]
+async fn redis_password() {
+    let Some(redis) = common::private::PrivateRedis::start_with_password(Some("s3cret")) else { return };
+    let cfg = |password: Option<&str>| StoreConfig::Redis {
+        host: "127.0.0.1".into(),
+        port: redis.port,
+        password: password.map(str::to_string),
+        prefix: "_gear_".into(),
+    };
+    let mut store = sprocket_store::open(&cfg(Some("s3cret"))).await.expect("open with password");
+    store.apply(&inserts(&odd_jobs(true))).await.unwrap();
+    assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
+    for bad in [None, Some("wrong")] {
+        match sprocket_store::open(&cfg(bad)).await {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("cannot connect"), "{m}"),
+            Err(e) => panic!("unexpected error kind: {e}"),
+            Ok(_) => panic!("opened with password {bad:?}"),
+        }
+    }
+}

@@ -20,15 +20,26 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
 pub struct PrivateRedis {
     pub port: u16,
     dir: tempfile::TempDir,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     pub fn start() -> Option<PrivateRedis> {
+        Self::start_with_password(None)
+    }
+
+    /// Starts one that requires AUTH with `password`.
+    pub fn start_with_password(password: Option<&str>) -> Option<PrivateRedis> {
         if !sprocket_testkit::require_tool("redis-server") {
             return None;
         }
-        let mut r = PrivateRedis { port: free_port(), dir: tempfile::tempdir().expect("temp dir"), child: None };
+        let mut r = PrivateRedis {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            password: password.map(str::to_string),
+            child: None,
+        };
         r.restart();
         Some(r)
     }
@@ -38,6 +49,7 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(self.password.iter().flat_map(|p| ["--requirepass".to_string(), p.clone()]))
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -48,7 +60,9 @@ impl PrivateRedis {
         let port = self.port.to_string();
         wait_for("private redis", Duration::from_secs(10), || {
             Command::new("redis-cli")
-                .args(["-p", &port, "PING"])
+                .args(["-p", &port])
+                .args(self.password.iter().flat_map(|p| ["-a".to_string(), p.clone(), "--no-auth-warning".to_string()]))
+                .arg("PING")
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
                 .unwrap_or(false)
