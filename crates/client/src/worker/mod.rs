@@ -52,6 +52,9 @@ pub struct WorkerOptions {
     pub client_id: Option<String>,
     /// Stop after this many jobs have finished (`gearman -c N`).
     pub max_jobs: Option<u64>,
+    /// Limit for the server's answer to GRAB_JOB; past it the connection is
+    /// considered dead and reopened.
+    pub response_timeout: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -63,6 +66,7 @@ impl Default for WorkerOptions {
             retry_max: Duration::from_secs(30),
             client_id: None,
             max_jobs: None,
+            response_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -102,8 +102,12 @@ async fn serve_loop(
             r = reader.read() => { ignore_stray(r?); continue; }
         };
         out.send(Request::GrabJobUniq).map_err(|_| closed())?;
+        let after = shared.options.response_timeout;
         let assignment = loop {
-            match reader.read().await? {
+            let next = tokio::time::timeout(after, reader.read())
+                .await
+                .map_err(|_| Error::Timeout { what: "the answer to GRAB_JOB_UNIQ", after })??;
+            match next {
                 Response::JobAssignUniq { handle, function, unique, data }
                 | Response::JobAssignAll { handle, function, unique, data, .. } => {
                     break Some(Assignment { handle, function, unique, data })
