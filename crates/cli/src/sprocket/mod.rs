@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 /// Sprocket: a Gearman job server toolkit. Invoked as `gearman` or
 /// `gearadmin` (a symlink) it behaves like those tools instead.
 #[derive(Debug, Parser)]
-#[command(name = "sprocket", version, about, propagate_version = true)]
+#[command(name = "sprocket", version, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -93,4 +93,14 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPROCKET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
