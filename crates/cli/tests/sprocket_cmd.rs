@@ -114,6 +114,14 @@ fn progress_lines_when_not_a_terminal() {
         let out = sp(&["submit", "-s", &addr, "prog", "x"], b"");
         assert_eq!(text(&out.stdout), "done");
         assert_eq!(text(&out.stderr), "50% Complete\n100% Complete\n");
+        // On a terminal a progress bar replaces the lines.
+        if sprocket_testkit::which("script").is_some() {
+            let line = format!("{} submit -s {addr} prog x", sprocket().display());
+            let out = run(Command::new("script").args(["-qec", &line, "/dev/null"]), b"", LIMIT);
+            let tty = text(&out.stdout);
+            assert!(tty.contains("done"), "{}", out.describe());
+            assert!(!tty.contains("% Complete"), "a bar, not lines, on a terminal: {tty:?}");
+        }
         rt.block_on(w.shutdown()).unwrap();
     }
 }
