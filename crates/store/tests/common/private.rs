@@ -113,8 +113,23 @@ fn pg_bindir() -> Option<PathBuf> {
     })
 }
 
+/// initdb needs a working `/dev/null`. A test elsewhere that handed
+/// `/dev/null` to a program that deletes its pid file on exit once replaced
+/// it with a regular file; put the device back (root only) rather than fail
+/// for someone else's reason.
+fn ensure_dev_null() {
+    use std::os::unix::fs::FileTypeExt;
+    let ok = std::fs::metadata("/dev/null").map(|m| m.file_type().is_char_device()).unwrap_or(false);
+    if !ok && nix::unistd::geteuid().is_root() {
+        eprintln!("WARNING: /dev/null is not a device; recreating it");
+        let _ = std::fs::remove_file("/dev/null");
+        let _ = Command::new("mknod").args(["-m", "666", "/dev/null", "c", "1", "3"]).status();
+    }
+}
+
 impl PrivatePostgres {
     pub fn start() -> Option<PrivatePostgres> {
+        ensure_dev_null();
         let Some(bindir) = pg_bindir() else {
             skip("PostgreSQL server binaries (initdb, pg_ctl) not installed");
             return None;
