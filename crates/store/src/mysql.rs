@@ -37,15 +37,22 @@ const LOCAL_SOCKETS: &[&str] =
 /// Connection settings from the `--mysql-*` flags.
 #[derive(Debug, Clone)]
 pub struct MysqlSettings {
+    /// `--mysql-host`; `localhost` means the local socket when there is one.
     pub host: String,
+    /// `--mysql-port`.
     pub port: u16,
+    /// `--mysql-user`; empty means the anonymous user.
     pub user: String,
+    /// `--mysql-password`; empty means none.
     pub password: String,
+    /// `--mysql-db`, required.
     pub db: String,
+    /// `--mysql-table`.
     pub table: String,
 }
 
 impl MysqlSettings {
+    /// Settings from the flag values.
     pub fn new(host: &str, port: u16, user: &str, password: &str, db: &str, table: &str) -> MysqlSettings {
         MysqlSettings {
             host: host.into(),
