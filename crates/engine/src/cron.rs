@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn fixed_time_today_or_tomorrow() {
         // 15:00 today.
-        assert_eq!(next_run(&f(["0", "15", "*", "*", "*"]), NOW).unwrap(), NOW - 48 * 60 + 2 * 3600 - 13 * 0);
+        assert_eq!(next_run(&f(["0", "15", "*", "*", "*"]), NOW).unwrap(), NOW - 48 * 60 + 2 * 3600);
         // 13:00 already passed: tomorrow.
         assert_eq!(next_run(&f(["0", "13", "*", "*", "*"]), NOW).unwrap(), NOW - 48 * 60 + 86_400);
     }

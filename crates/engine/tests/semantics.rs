@@ -417,7 +417,7 @@ fn epoch_job_waits_and_wakes_sleeping_workers_when_due() {
     assert!(t.grab(w).is_none());
     t.send(w, Request::PreSleep);
     let deadline = t.engine.next_deadline().expect("a deadline");
-    assert!(deadline <= (when as u64) * 1000);
+    assert!(deadline <= when * 1000);
     t.advance(5_000);
     assert_eq!(t.packets(w), vec![Response::Noop], "woken when due");
     assert_eq!(t.grab(w).unwrap().3, b("later"));

@@ -75,10 +75,10 @@ pub async fn run(
                     }
                 }
             }
-            if frames.len() >= MAX_FRAMES_PER_EVENT {
-                if events.send(Event::Frames { conn, frames: std::mem::take(&mut frames) }).is_err() {
-                    break 'read;
-                }
+            if frames.len() >= MAX_FRAMES_PER_EVENT
+                && events.send(Event::Frames { conn, frames: std::mem::take(&mut frames) }).is_err()
+            {
+                break 'read;
             }
         }
         if !frames.is_empty() && events.send(Event::Frames { conn, frames }).is_err() {

@@ -135,16 +135,16 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
     // (such as the OK to `shutdown`) has been written.
     let (flushed_tx, mut flushed_rx) = mpsc::channel::<()>(1);
     for l in listeners {
-        tokio::spawn(listener::accept_loop(
-            l,
-            events_tx.clone(),
-            settings.clone(),
-            next_conn.clone(),
-            limit.clone(),
-            keepalive.clone(),
-            stop_accepting_rx.clone(),
-            flushed_tx.clone(),
-        ));
+        let acceptor = listener::Acceptor {
+            events: events_tx.clone(),
+            settings: settings.clone(),
+            next_conn: next_conn.clone(),
+            limit: limit.clone(),
+            keepalive: keepalive.clone(),
+            stop: stop_accepting_rx.clone(),
+            flushed: flushed_tx.clone(),
+        };
+        tokio::spawn(listener::accept_loop(l, acceptor));
     }
     drop(flushed_tx);
     drop(events_tx);

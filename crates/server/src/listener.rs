@@ -113,48 +113,64 @@ impl Keepalive {
     }
 }
 
-pub async fn accept_loop(
-    listener: TcpListener,
-    events: mpsc::UnboundedSender<Event>,
-    settings: Arc<ConnSettings>,
-    next_conn: Arc<AtomicU64>,
-    limit: Arc<Semaphore>,
-    keepalive: Keepalive,
-    mut stop: watch::Receiver<bool>,
-    flushed: mpsc::Sender<()>,
-) {
-    let mut refused_logged = false;
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.changed() => {
-                if *stop.borrow() { return; }
-                continue;
-            }
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of descriptors and the like: back off briefly.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if !refused_logged {
-                    tracing::warn!(%peer, "connection limit reached (--max-connections); refusing connections");
-                    refused_logged = true;
+/// Everything an accept loop hands to the connections it starts.
+#[derive(Clone)]
+pub struct Acceptor {
+    pub events: mpsc::UnboundedSender<Event>,
+    pub settings: Arc<ConnSettings>,
+    pub next_conn: Arc<AtomicU64>,
+    /// One permit per open connection (`--max-connections`).
+    pub limit: Arc<Semaphore>,
+    pub keepalive: Keepalive,
+    /// Becomes true when the server stops accepting.
+    pub stop: watch::Receiver<bool>,
+    /// Held by every connection until its last reply is written.
+    pub flushed: mpsc::Sender<()>,
+}
+
+pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
+    let Acceptor { events, settings, next_conn, limit, keepalive, mut stop, flushed } = acceptor;
+    {
+        let mut refused_logged = false;
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stop.changed() => {
+                    if *stop.borrow() { return; }
+                    continue;
                 }
-                drop(stream);
-                continue;
-            }
-        };
-        refused_logged = false;
-        keepalive.apply(&stream);
-        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection::run(stream, conn, events.clone(), settings.clone(), Some(permit), flushed.clone()));
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    if !refused_logged {
+                        tracing::warn!(%peer, "connection limit reached (--max-connections); refusing connections");
+                        refused_logged = true;
+                    }
+                    drop(stream);
+                    continue;
+                }
+            };
+            refused_logged = false;
+            keepalive.apply(&stream);
+            let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(connection::run(
+                stream,
+                conn,
+                events.clone(),
+                settings.clone(),
+                Some(permit),
+                flushed.clone(),
+            ));
+        }
     }
 }
