@@ -26,6 +26,14 @@ fn gearman(port: u16, args: &[&str]) -> Command {
     cmd
 }
 
+/// The seed's command line exactly as written (no -h/-p): the server is
+/// given through `GEARMAN_SERVER`, which libgearman's CLI reads instead.
+fn seed_command(port: u16, args: &[&str]) -> Command {
+    let mut cmd = Command::new("gearman");
+    cmd.args(args).env("GEARMAN_SERVER", format!("127.0.0.1:{port}"));
+    cmd
+}
+
 /// Seed 000 (Media Cloud) verbatim: a `wc -l` worker, a foreground job that
 /// prints the line count of /etc/group, and a background job of /etc/passwd.
 #[test]
@@ -33,21 +41,25 @@ fn seed000_wc_worker_foreground_and_background() {
     let Some(srv) = server() else { return };
     let port = srv.port;
     let _worker =
-        Background::spawn("gearman -w -f wc -- wc -l", &mut gearman(port, &["-w", "-f", "wc", "--", "wc", "-l"]));
+        Background::spawn("gearman -w -f wc -- wc -l", &mut seed_command(port, &["-w", "-f", "wc", "--", "wc", "-l"]));
     wait_for_workers(port, "wc", 1);
 
     let group = std::fs::read("/etc/group").expect("read /etc/group");
     let lines = group.iter().filter(|b| **b == b'\n').count();
-    let out = run(&mut gearman(port, &["-f", "wc"]), &group, LIMIT);
+    let out = run(&mut seed_command(port, &["-f", "wc"]), &group, LIMIT);
     assert!(out.success(), "gearman -f wc < /etc/group failed: {}", out.describe());
     assert_eq!(out.stdout_text(), format!("{lines}\n"), "line count of /etc/group: {}", out.describe());
 
     let passwd = std::fs::read("/etc/passwd").expect("read /etc/passwd");
-    let out = run(&mut gearman(port, &["-b", "-f", "wc"]), &passwd, LIMIT);
+    let out = run(&mut seed_command(port, &["-b", "-f", "wc"]), &passwd, LIMIT);
     assert!(out.success(), "gearman -b -f wc < /etc/passwd failed: {}", out.describe());
     assert_eq!(out.stdout_text(), "", "a background submit prints nothing: {}", out.describe());
     // The worker picks the background job up and the queue drains.
     wait_until_drained(port, "wc");
+
+    // The same through -h/-p.
+    let out = run(&mut gearman(port, &["-f", "wc"]), &group, LIMIT);
+    assert_eq!(out.stdout_text(), format!("{lines}\n"), "{}", out.describe());
 }
 
 /// Seed 004: `gearman -f reverse Rasmus` against a worker (php-gearman)
@@ -68,7 +80,7 @@ fn seed004_reverse_progress_then_result() {
     wait_for_workers(port, "reverse", 1);
 
     let mut cmd = Command::new("stdbuf");
-    cmd.args(["-o0", "gearman", "-h", "127.0.0.1", "-p", &port.to_string(), "-f", "reverse", "Rasmus"]);
+    cmd.args(["-o0", "gearman", "-f", "reverse", "Rasmus"]).env("GEARMAN_SERVER", format!("127.0.0.1:{port}"));
     let out = run(&mut cmd, b"", LIMIT);
     assert!(out.success(), "gearman -f reverse Rasmus: {}", out.describe());
     let mut want = String::new();
