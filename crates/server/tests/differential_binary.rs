@@ -390,6 +390,47 @@ fn binary_job_retries_match_gearmand() {
     assert_has(&t, r"c <- RES 14 H:HOST:1");
 }
 
+/// SUBMIT_JOB_EPOCH (now, past, non-numeric, far future) and map/reduce
+/// submissions, grabbed with GRAB_JOB_ALL.
+fn epoch_and_reduce_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    let far = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        + 3600)
+        .to_string();
+    c.send_req(kind::SUBMIT_JOB_EPOCH, &[b"ep_fn", b"e_far", far.as_bytes(), b"future"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_JOB_EPOCH, &[b"ep_fn", b"e_zero", b"0", b"zero"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_JOB_EPOCH, &[b"ep_fn", b"e_past", b"1000", b"past"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_JOB_EPOCH, &[b"ep_fn", b"e_text", b"soon", b"text"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_REDUCE_JOB_BACKGROUND, &[b"rd_fn", b"r1", b"reducer_fn", b"", b"mapme"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_REDUCE_JOB, &[b"rd_fn", b"r2", b"reducer_fn", b"", b"fg"]);
+    rec.read("c", &mut c);
+    let mut a = Conn::connect(port);
+    rec.admin(&mut a, "prioritystatus\r\n");
+    let mut w = Conn::connect(port);
+    w.send_req(kind::CAN_DO, &[b"ep_fn"]);
+    for _ in 0..4 {
+        w.send_req(kind::GRAB_JOB_ALL, &[]);
+        rec.read("w", &mut w);
+    }
+    w.send_req(kind::CAN_DO, &[b"rd_fn"]);
+    for _ in 0..3 {
+        w.send_req(kind::GRAB_JOB_ALL, &[]);
+        rec.read("w", &mut w);
+    }
+    rec.admin(&mut a, "status\r\n");
+}
+
+#[test]
+fn binary_epoch_and_reduce_match_gearmand() {
+    let Some(t) = compare(bin(), &[], &epoch_and_reduce_scenario) else { return };
+    assert_has(&t, r"w <- RES 40 H:HOST:5\0rd_fn\0r1\0reducer_fn\0mapme");
+}
+
 #[test]
 fn binary_errors_echo_options_match_gearmand() {
     let Some(t) = compare(bin(), &[], &errors_scenario) else { return };
