@@ -431,6 +431,43 @@ fn binary_epoch_and_reduce_match_gearmand() {
     assert_has(&t, r"w <- RES 40 H:HOST:5\0rd_fn\0r1\0reducer_fn\0mapme");
 }
 
+/// A foreground client that disconnects abandons its queued job: no
+/// worker ever gets it. A foreground client coalesced onto a background job
+/// leaves it alone while connected; the job still runs for the next one.
+/// (Admin counts of abandoned jobs are a gearmand quirk, Q16, not compared.)
+fn abandoned_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    c.send_req(kind::SUBMIT_JOB, &[b"ab_fn", b"gone", b"abandoned"]);
+    let h = handle_of(rec.read("c", &mut c));
+    drop(c);
+    let mut q = Conn::connect(port);
+    // Give the server time to notice the disconnect: nothing observable
+    // changes for a client (gearmand keeps the job until a grab reaps it).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    q.send_req(kind::SUBMIT_JOB_BG, &[b"ab_fn", b"kept", b"background"]);
+    rec.read("q", &mut q);
+    let mut w = Conn::connect(port);
+    w.send_req(kind::CAN_DO, &[b"ab_fn"]);
+    for _ in 0..2 {
+        w.send_req(kind::GRAB_JOB_UNIQ, &[]);
+        if let Some(p) = rec.read("w", &mut w) {
+            if p.kind == kind::JOB_ASSIGN_UNIQ {
+                let jh = p.fields()[0].clone();
+                w.send_req(kind::WORK_COMPLETE, &[&jh, b"done"]);
+            }
+        }
+    }
+    rec.sync("w", &mut w);
+    q.send_req(kind::GET_STATUS, &[&h]);
+    rec.read("q", &mut q);
+}
+
+#[test]
+fn binary_abandoned_jobs_match_gearmand() {
+    let Some(t) = compare(bin(), &[], &abandoned_scenario) else { return };
+    assert_has(&t, r"w <- RES 31 H:HOST:2\0ab_fn\0kept\0background");
+}
+
 #[test]
 fn binary_errors_echo_options_match_gearmand() {
     let Some(t) = compare(bin(), &[], &errors_scenario) else { return };
