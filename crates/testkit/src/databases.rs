@@ -270,9 +270,24 @@ fn pg_bindir() -> Option<PathBuf> {
     versions.pop()
 }
 
+/// initdb and pg_ctl need a working `/dev/null`. Some other program run by
+/// the test suites (one given `/dev/null` as a file it later replaces) has
+/// turned it into a regular file before; put the device back (root only)
+/// rather than fail for someone else's reason.
+fn ensure_dev_null() {
+    use std::os::unix::fs::FileTypeExt;
+    let ok = std::fs::metadata("/dev/null").map(|m| m.file_type().is_char_device()).unwrap_or(false);
+    if !ok && is_root() {
+        eprintln!("WARNING: /dev/null is not a device; recreating it");
+        let _ = std::fs::remove_file("/dev/null");
+        let _ = run(Command::new("mknod").args(["-m", "666", "/dev/null", "c", "1", "3"]), b"", CLIENT_LIMIT);
+    }
+}
+
 impl PrivatePostgres {
     /// Creates and starts one, or returns None after [`skip`].
     pub fn start() -> Option<PrivatePostgres> {
+        ensure_dev_null();
         let Some(bindir) = pg_bindir() else {
             skip("PostgreSQL server binaries (initdb, pg_ctl) not installed");
             return None;
@@ -404,6 +419,7 @@ pub struct PrivateMariadb {
 impl PrivateMariadb {
     /// Creates and starts one, or returns None after [`skip`].
     pub fn start() -> Option<PrivateMariadb> {
+        ensure_dev_null();
         let install = ["mariadb-install-db", "mysql_install_db"].into_iter().find_map(which);
         let daemon = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"].into_iter().map(PathBuf::from).find(|p| p.is_file());
         let (Some(install), Some(_)) = (install, daemon) else {
@@ -430,7 +446,7 @@ impl PrivateMariadb {
         assert!(out.success(), "mariadb-install-db: {}", out.describe());
         let mut m = m;
         m.start_again();
-        m.sql("CREATE DATABASE IF NOT EXISTS test").expect("create database test");
+        mysql_at(m.port, "mysql", "CREATE DATABASE IF NOT EXISTS test").expect("create database test");
         Some(m)
     }
 
