@@ -100,10 +100,13 @@ impl Engine {
         let mut out = Vec::new();
         for j in jobs {
             if uniques {
-                out.extend_from_slice(&j.unique);
+                out.extend_from_slice(j.unique_bytes());
             } else {
-                out.extend_from_slice(&j.handle);
-                let line = format!("\t{}\t{}\t{}", j.attempts, u8::from(j.ignore), u8::from(j.persisted));
+                out.extend_from_slice(j.handle_bytes());
+                // gearmand flags every background job "persisted", queue
+                // plugin or not; clients have only ever seen that.
+                let persisted = j.background && !j.ignore;
+                let line = format!("\t{}\t{}\t{}", j.attempts, u8::from(j.ignore), u8::from(persisted));
                 out.extend_from_slice(line.as_bytes());
             }
             out.push(b'\n');

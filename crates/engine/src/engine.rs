@@ -15,7 +15,8 @@ use crate::types::*;
 /// The Gearman job engine. Feed it events; drain [`Engine::outbox`].
 pub struct Engine {
     pub(crate) config: Config,
-    pub(crate) jobs: FastMap<JobNo, Job>,
+    /// Boxed so the table moves 8-byte pointers when it grows.
+    pub(crate) jobs: FastMap<JobNo, Box<Job>>,
     pub(crate) functions: Vec<Option<Function>>,
     pub(crate) fn_index: HashMap<Bytes, FnId>,
     pub(crate) conns: FastMap<ConnId, Conn>,
@@ -218,7 +219,7 @@ impl Engine {
             if job.assignment != assignment {
                 continue;
             }
-            tracing::info!(handle = %String::from_utf8_lossy(&job.handle), "job exceeded its CAN_DO_TIMEOUT limit");
+            tracing::info!(handle = %String::from_utf8_lossy(job.handle_bytes()), "job exceeded its CAN_DO_TIMEOUT limit");
             if let Some(c) = self.conns.get_mut(&worker) {
                 c.running.retain(|&j| j != job_no);
             }

@@ -71,9 +71,9 @@ impl Engine {
         job.assignment = job.assignment.wrapping_add(1);
         let assignment = job.assignment;
         let (f, p) = (job.function, job.priority);
-        let handle = job.handle.clone();
-        let data = job.data.clone();
-        let unique = job.unique.clone();
+        let handle = job.handle();
+        let data = job.data();
+        let unique = job.unique();
         let reducer = bytes::Bytes::copy_from_slice(job.reducer());
         let function = self.function(f).map(|x| x.name.clone()).unwrap_or_default();
         if let Some(func) = self.function_mut(f) {

@@ -29,9 +29,10 @@ pub struct JobExtra {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub no: JobNo,
-    pub handle: Bytes,
-    pub unique: Bytes,
-    pub data: Bytes,
+    /// Handle, unique and data back to back in one allocation.
+    buf: Bytes,
+    handle_len: u8,
+    unique_len: u8,
     pub function: FnId,
     pub priority: Priority,
     pub background: bool,
@@ -42,8 +43,8 @@ pub struct Job {
     pub clients: Vec<ConnId>,
     /// Attempts that ended without a result (worker lost, timeout).
     pub attempts: u32,
-    pub numerator: u64,
-    pub denominator: u64,
+    pub numerator: u32,
+    pub denominator: u32,
     /// Its row is in (or on its way to) the store and must be deleted
     /// when the job ends.
     pub persisted: bool,
@@ -78,14 +79,12 @@ impl Job {
         buf.extend_from_slice(no_text.as_bytes());
         buf.extend_from_slice(unique);
         buf.extend_from_slice(data);
-        let mut all = buf.freeze();
-        let handle = all.split_to(handle_len);
-        let unique = all.split_to(unique.len());
         Job {
             no,
-            handle,
-            unique,
-            data: all,
+            buf: buf.freeze(),
+            // Bounded by MAX_UNIQUE and a u64 handle number; checked by callers.
+            handle_len: u8::try_from(handle_len).unwrap_or(u8::MAX),
+            unique_len: u8::try_from(unique.len()).unwrap_or(u8::MAX),
             function,
             priority,
             background,
@@ -103,6 +102,32 @@ impl Job {
         }
     }
 
+    pub fn handle(&self) -> Bytes {
+        self.buf.slice(..usize::from(self.handle_len))
+    }
+
+    pub fn unique(&self) -> Bytes {
+        let start = usize::from(self.handle_len);
+        self.buf.slice(start..start + usize::from(self.unique_len))
+    }
+
+    pub fn data(&self) -> Bytes {
+        self.buf.slice(usize::from(self.handle_len) + usize::from(self.unique_len)..)
+    }
+
+    pub fn handle_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.handle_len)]
+    }
+
+    pub fn unique_bytes(&self) -> &[u8] {
+        let start = usize::from(self.handle_len);
+        &self.buf[start..start + usize::from(self.unique_len)]
+    }
+
+    pub fn data_bytes(&self) -> &[u8] {
+        &self.buf[usize::from(self.handle_len) + usize::from(self.unique_len)..]
+    }
+
     pub fn reducer(&self) -> &[u8] {
         self.extra.as_ref().map(|e| &e.reducer[..]).unwrap_or(b"")
     }
@@ -111,7 +136,7 @@ impl Job {
     pub fn store_unique(&self) -> Bytes {
         match self.extra.as_ref().and_then(|e| e.store_unique.clone()) {
             Some(u) => u,
-            None => self.unique.clone(),
+            None => self.unique(),
         }
     }
 

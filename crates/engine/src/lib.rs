@@ -18,7 +18,7 @@ mod dispatch;
 mod engine;
 mod function;
 mod grab;
-mod hash;
+pub mod hash;
 mod job;
 mod status;
 mod submit;
@@ -26,4 +26,5 @@ pub mod types;
 mod work;
 
 pub use engine::Engine;
+pub use hash::FastMap;
 pub use types::*;

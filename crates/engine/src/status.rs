@@ -20,8 +20,8 @@ impl Engine {
                 handle,
                 known: true,
                 running: j.is_running(),
-                numerator: j.numerator,
-                denominator: j.denominator,
+                numerator: j.numerator.into(),
+                denominator: j.denominator.into(),
             },
             None => Response::StatusRes { handle, known: false, running: false, numerator: 0, denominator: 0 },
         };
@@ -39,8 +39,8 @@ impl Engine {
                 unique,
                 known: true,
                 running: j.is_running(),
-                numerator: j.numerator,
-                denominator: j.denominator,
+                numerator: j.numerator.into(),
+                denominator: j.denominator.into(),
                 clients: j.clients.len() as u64,
             },
             None => Response::StatusResUnique {
@@ -62,7 +62,7 @@ impl Engine {
         }
         (0..self.functions.len() as FnId)
             .filter_map(|f| self.by_unique.get(&(f, unique.clone())))
-            .filter_map(|no| self.jobs.get(no))
+            .filter_map(|no| self.jobs.get(no).map(|j| &**j))
             .min_by_key(|j| j.no)
     }
 }

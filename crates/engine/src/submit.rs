@@ -43,9 +43,9 @@ impl Engine {
         if !s.background {
             job.clients.push(conn);
         }
-        let handle = job.handle.clone();
-        let unique = job.unique.clone();
-        let data_key = (unique.as_ref() == b"-" && !job.data.is_empty()).then(|| job.data.clone());
+        let handle = job.handle();
+        let unique = job.unique();
+        let data_key = (unique.as_ref() == b"-" && !job.data_bytes().is_empty()).then(|| job.data());
 
         let mut seq = 0;
         if s.background && self.config.persist != PersistMode::None {
@@ -60,7 +60,7 @@ impl Engine {
                     function: self.function(f).map(|x| x.name.clone()).unwrap_or_default(),
                     unique: row_unique,
                     priority: s.priority,
-                    data: job.data.clone(),
+                    data: job.data(),
                     when: s.when,
                 });
                 job.pending_seq = seq;
@@ -81,7 +81,7 @@ impl Engine {
     /// A job's row needs a generated key when its own unique does not
     /// identify it (empty, or `-` which coalesces on data instead).
     fn generated_store_unique(&self, job: &Job) -> Option<Bytes> {
-        if job.unique.is_empty() || job.unique.as_ref() == b"-" {
+        if job.unique_bytes().is_empty() || job.unique_bytes() == b"-" {
             // Handles restart at 1 after a restart, so the key also names
             // this server run; rows replayed from earlier runs keep theirs.
             let mut key = GENERATED_UNIQUE_PREFIX.to_vec();
@@ -117,7 +117,7 @@ impl Engine {
                 c.waiting.push(job_no);
             }
         }
-        let (handle, seq) = (job.handle.clone(), job.pending_seq);
+        let (handle, seq) = (job.handle(), job.pending_seq);
         self.send_job_created(conn, handle, seq);
     }
 
@@ -137,7 +137,7 @@ impl Engine {
         if future {
             self.schedule.push(std::cmp::Reverse((job.when, no)));
         }
-        self.jobs.insert(no, job);
+        self.jobs.insert(no, Box::new(job));
         if let Some(func) = self.function_mut(f) {
             func.total += 1;
             func.queued[p.index()] += 1;
@@ -166,7 +166,7 @@ impl Engine {
         if generated || r.unique.as_ref() == b"-" {
             job.extra_mut().store_unique = Some(r.unique.clone());
         }
-        let unique = job.unique.clone();
+        let unique = job.unique();
         self.index_job(f, &unique, None, job_no);
         self.add_job(job);
     }
@@ -186,7 +186,7 @@ impl Engine {
     /// Queues an Insert for every background job still flagged persisted
     /// (the `--store-queue-on-shutdown` dump); returns how many.
     pub fn dump_persisted_jobs(&mut self) -> usize {
-        let mut jobs: Vec<&Job> = self.jobs.values().filter(|j| j.persisted && !j.ignore).collect();
+        let mut jobs: Vec<&Job> = self.jobs.values().map(|j| &**j).filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
         let ops: Vec<PersistOp> = jobs
             .iter()
@@ -194,7 +194,7 @@ impl Engine {
                 function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
                 unique: j.store_unique(),
                 priority: j.priority,
-                data: j.data.clone(),
+                data: j.data(),
                 when: j.when,
             })
             .collect();

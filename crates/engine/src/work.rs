@@ -31,10 +31,10 @@ impl Engine {
     pub(crate) fn work_status(&mut self, conn: ConnId, handle: Bytes, numerator: Bytes, denominator: Bytes) {
         let Some(job_no) = self.held_job(conn, &handle, "Job given in work result not found") else { return };
         if let Some(job) = self.jobs.get_mut(&job_no) {
-            job.numerator = parse_decimal(&numerator);
-            job.denominator = parse_decimal(&denominator);
+            job.numerator = u32::try_from(parse_decimal(&numerator)).unwrap_or(u32::MAX);
+            job.denominator = u32::try_from(parse_decimal(&denominator)).unwrap_or(u32::MAX);
         }
-        let handle = self.jobs.get(&job_no).map(|j| j.handle.clone()).unwrap_or(handle);
+        let handle = self.jobs.get(&job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             let resp = Response::WorkStatus {
                 handle: handle.clone(),
@@ -47,7 +47,7 @@ impl Engine {
 
     pub(crate) fn work_forward(&mut self, conn: ConnId, handle: Bytes, data: Bytes, warning: bool) {
         let Some(job_no) = self.held_job(conn, &handle, "Job does not exist on server") else { return };
-        let handle = self.jobs.get(&job_no).map(|j| j.handle.clone()).unwrap_or(handle);
+        let handle = self.jobs.get(&job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             let (handle, data) = (handle.clone(), data.clone());
             let resp =
@@ -58,7 +58,7 @@ impl Engine {
 
     pub(crate) fn work_complete(&mut self, conn: ConnId, handle: Bytes, data: Bytes) {
         let Some(job_no) = self.held_job(conn, &handle, "Job given in work result not found") else { return };
-        let handle = self.jobs.get(&job_no).map(|j| j.handle.clone()).unwrap_or(handle);
+        let handle = self.jobs.get(&job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             self.send_packet(client, Response::WorkComplete { handle: handle.clone(), data: data.clone() });
         }
@@ -86,7 +86,7 @@ impl Engine {
         else {
             return;
         };
-        let handle = self.jobs.get(&job_no).map(|j| j.handle.clone()).unwrap_or(handle);
+        let handle = self.jobs.get(&job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             let wants = self.conns.get(&client).is_some_and(|c| c.exceptions);
             // Clients without exceptions get a plain WORK_FAIL (without the
@@ -103,7 +103,7 @@ impl Engine {
 
     /// Sends WORK_FAIL to every listener of a job.
     pub(crate) fn fail_to_clients(&mut self, job_no: JobNo) {
-        let Some(handle) = self.jobs.get(&job_no).map(|j| j.handle.clone()) else { return };
+        let Some(handle) = self.jobs.get(&job_no).map(|j| j.handle()) else { return };
         for client in self.listeners(job_no) {
             self.send_packet(client, Response::WorkFail { handle: handle.clone() });
         }
@@ -149,13 +149,13 @@ impl Engine {
                 }
             }
         }
-        if job.unique.as_ref() == b"-" && !job.data.is_empty() {
-            let key = (f, job.data.clone());
+        if job.unique_bytes() == b"-" && !job.data_bytes().is_empty() {
+            let key = (f, job.data());
             if self.by_data.get(&key) == Some(&job_no) {
                 self.by_data.remove(&key);
             }
-        } else if !job.unique.is_empty() {
-            let key = (f, job.unique.clone());
+        } else if !job.unique_bytes().is_empty() {
+            let key = (f, job.unique());
             if self.by_unique.get(&key) == Some(&job_no) {
                 self.by_unique.remove(&key);
             }
@@ -189,7 +189,7 @@ impl Engine {
         let Some(job) = self.jobs.get_mut(&job_no) else { return };
         job.attempts = job.attempts.saturating_add(1);
         if limit != 0 && job.attempts >= limit {
-            tracing::info!(handle = %String::from_utf8_lossy(&job.handle), attempts = job.attempts, "dropped job due to max retry count");
+            tracing::info!(handle = %String::from_utf8_lossy(job.handle_bytes()), attempts = job.attempts, "dropped job due to max retry count");
             self.fail_to_clients(job_no);
             self.end_job(job_no);
             return;

@@ -496,7 +496,7 @@ fn admin_listings_have_gearmand_formats() {
     assert_eq!(t.admin(c, "status"), "f\t2\t1\t1\ng\t0\t0\t1\n.\n");
     assert_eq!(t.admin(c, "prioritystatus"), "f\t0\t1\t0\t1\ng\t0\t0\t0\t1\n.\n");
     assert_eq!(t.admin(c, "workers"), "12 127.0.0.1 worker-1 : g f\n11 127.0.0.1 - :\n.\n");
-    assert_eq!(t.admin(c, "show jobs"), "H:test:1\t0\t0\t0\nH:test:2\t0\t0\t0\n.\n");
+    assert_eq!(t.admin(c, "show jobs"), "H:test:1\t0\t0\t1\nH:test:2\t0\t0\t1\n.\n");
     assert_eq!(t.admin(c, "show unique jobs"), "u1\nu2\n.\n");
     assert_eq!(t.admin(c, "cancel job H:test:99"), "ERR UNKNOWN_JOB\r\n");
     assert_eq!(t.admin(c, "cancel job H:test:1"), "OK\r\n");

@@ -25,11 +25,16 @@ pub enum AdminCommand {
     DropFunction(Bytes),
     /// `maxqueue f [n | high normal [low]]`; limits per priority
     /// (high, normal, low), 0 meaning none.
-    MaxQueue { function: Bytes, limits: [u32; 3] },
+    MaxQueue {
+        function: Bytes,
+        limits: [u32; 3],
+    },
     GetPid,
     Verbose,
     Version,
-    Shutdown { graceful: bool },
+    Shutdown {
+        graceful: bool,
+    },
 }
 
 /// What the server should do with an admin line.

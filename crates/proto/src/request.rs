@@ -30,31 +30,88 @@ impl SubmitMode {
 /// A request packet with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    CanDo { function: Bytes },
-    CantDo { function: Bytes },
+    CanDo {
+        function: Bytes,
+    },
+    CantDo {
+        function: Bytes,
+    },
     ResetAbilities,
     PreSleep,
-    SubmitJob { mode: SubmitMode, function: Bytes, unique: Bytes, data: Bytes },
+    SubmitJob {
+        mode: SubmitMode,
+        function: Bytes,
+        unique: Bytes,
+        data: Bytes,
+    },
     /// Cron-style schedule fields, kept as sent (`*` or a number each).
-    SubmitJobSched { function: Bytes, unique: Bytes, schedule: [Bytes; 5], data: Bytes },
-    SubmitJobEpoch { function: Bytes, unique: Bytes, epoch: Bytes, data: Bytes },
-    SubmitReduceJob { background: bool, function: Bytes, unique: Bytes, reducer: Bytes, aggregate: Bytes, data: Bytes },
+    SubmitJobSched {
+        function: Bytes,
+        unique: Bytes,
+        schedule: [Bytes; 5],
+        data: Bytes,
+    },
+    SubmitJobEpoch {
+        function: Bytes,
+        unique: Bytes,
+        epoch: Bytes,
+        data: Bytes,
+    },
+    SubmitReduceJob {
+        background: bool,
+        function: Bytes,
+        unique: Bytes,
+        reducer: Bytes,
+        aggregate: Bytes,
+        data: Bytes,
+    },
     GrabJob,
     GrabJobUniq,
     GrabJobAll,
-    WorkStatus { handle: Bytes, numerator: Bytes, denominator: Bytes },
-    WorkComplete { handle: Bytes, data: Bytes },
-    WorkFail { handle: Bytes },
-    WorkException { handle: Bytes, data: Bytes },
-    WorkData { handle: Bytes, data: Bytes },
-    WorkWarning { handle: Bytes, data: Bytes },
-    GetStatus { handle: Bytes },
-    GetStatusUnique { unique: Bytes },
-    EchoReq { data: Bytes },
-    SetClientId { id: Bytes },
-    CanDoTimeout { function: Bytes, timeout: Bytes },
+    WorkStatus {
+        handle: Bytes,
+        numerator: Bytes,
+        denominator: Bytes,
+    },
+    WorkComplete {
+        handle: Bytes,
+        data: Bytes,
+    },
+    WorkFail {
+        handle: Bytes,
+    },
+    WorkException {
+        handle: Bytes,
+        data: Bytes,
+    },
+    WorkData {
+        handle: Bytes,
+        data: Bytes,
+    },
+    WorkWarning {
+        handle: Bytes,
+        data: Bytes,
+    },
+    GetStatus {
+        handle: Bytes,
+    },
+    GetStatusUnique {
+        unique: Bytes,
+    },
+    EchoReq {
+        data: Bytes,
+    },
+    SetClientId {
+        id: Bytes,
+    },
+    CanDoTimeout {
+        function: Bytes,
+        timeout: Bytes,
+    },
     AllYours,
-    OptionReq { name: Bytes },
+    OptionReq {
+        name: Bytes,
+    },
 }
 
 /// Why a `\0REQ` packet could not become a [`Request`].
@@ -83,7 +140,12 @@ impl Request {
             T::CantDo => Request::CantDo { function: next() },
             T::ResetAbilities => Request::ResetAbilities,
             T::PreSleep => Request::PreSleep,
-            T::SubmitJob | T::SubmitJobBg | T::SubmitJobHigh | T::SubmitJobHighBg | T::SubmitJobLow | T::SubmitJobLowBg => {
+            T::SubmitJob
+            | T::SubmitJobBg
+            | T::SubmitJobHigh
+            | T::SubmitJobHighBg
+            | T::SubmitJobLow
+            | T::SubmitJobLowBg => {
                 let mode = match kind {
                     T::SubmitJob => submit(Priority::Normal, false),
                     T::SubmitJobBg => submit(Priority::Normal, true),
@@ -183,11 +245,9 @@ impl Request {
             | Request::GrabJobAll
             | Request::AllYours => w(buf, &[], &[]),
             Request::SubmitJob { function, unique, data, .. } => w(buf, &[function, unique], data),
-            Request::SubmitJobSched { function, unique, schedule, data } => w(
-                buf,
-                &[function, unique, &schedule[0], &schedule[1], &schedule[2], &schedule[3], &schedule[4]],
-                data,
-            ),
+            Request::SubmitJobSched { function, unique, schedule, data } => {
+                w(buf, &[function, unique, &schedule[0], &schedule[1], &schedule[2], &schedule[3], &schedule[4]], data)
+            }
             Request::SubmitJobEpoch { function, unique, epoch, data } => w(buf, &[function, unique, epoch], data),
             Request::SubmitReduceJob { function, unique, reducer, aggregate, data, .. } => {
                 w(buf, &[function, unique, reducer, aggregate], data)
@@ -236,13 +296,20 @@ mod tests {
             field().prop_map(|function| Request::CantDo { function }),
             Just(Request::ResetAbilities),
             Just(Request::PreSleep),
-            (priority(), any::<bool>(), field(), field(), blob()).prop_map(|(priority, background, function, unique, data)| {
-                Request::SubmitJob { mode: SubmitMode { priority, background }, function, unique, data }
+            (priority(), any::<bool>(), field(), field(), blob()).prop_map(
+                |(priority, background, function, unique, data)| {
+                    Request::SubmitJob { mode: SubmitMode { priority, background }, function, unique, data }
+                }
+            ),
+            (field(), field(), [field(), field(), field(), field(), field()], blob()).prop_map(
+                |(function, unique, schedule, data)| Request::SubmitJobSched { function, unique, schedule, data }
+            ),
+            (field(), field(), field(), blob()).prop_map(|(function, unique, epoch, data)| Request::SubmitJobEpoch {
+                function,
+                unique,
+                epoch,
+                data
             }),
-            (field(), field(), [field(), field(), field(), field(), field()], blob())
-                .prop_map(|(function, unique, schedule, data)| Request::SubmitJobSched { function, unique, schedule, data }),
-            (field(), field(), field(), blob())
-                .prop_map(|(function, unique, epoch, data)| Request::SubmitJobEpoch { function, unique, epoch, data }),
             (any::<bool>(), field(), field(), field(), field(), blob()).prop_map(
                 |(background, function, unique, reducer, aggregate, data)| Request::SubmitReduceJob {
                     background,
@@ -256,8 +323,11 @@ mod tests {
             Just(Request::GrabJob),
             Just(Request::GrabJobUniq),
             Just(Request::GrabJobAll),
-            (field(), field(), field())
-                .prop_map(|(handle, numerator, denominator)| Request::WorkStatus { handle, numerator, denominator }),
+            (field(), field(), field()).prop_map(|(handle, numerator, denominator)| Request::WorkStatus {
+                handle,
+                numerator,
+                denominator
+            }),
             (field(), blob()).prop_map(|(handle, data)| Request::WorkComplete { handle, data }),
             field().prop_map(|handle| Request::WorkFail { handle }),
             (field(), blob()).prop_map(|(handle, data)| Request::WorkException { handle, data }),
@@ -294,10 +364,7 @@ mod tests {
 
     #[test]
     fn response_types_are_not_requests() {
-        assert_eq!(
-            Request::parse(PacketType::Noop, Bytes::new()),
-            Err(ParseError::NotARequest(PacketType::Noop))
-        );
+        assert_eq!(Request::parse(PacketType::Noop, Bytes::new()), Err(ParseError::NotARequest(PacketType::Noop)));
     }
 
     #[test]

@@ -178,14 +178,25 @@ mod tests {
             Just(Response::Noop),
             field().prop_map(|handle| Response::JobCreated { handle }),
             Just(Response::NoJob),
-            (field(), field(), blob()).prop_map(|(handle, function, data)| Response::JobAssign { handle, function, data }),
-            (field(), field(), field(), blob())
-                .prop_map(|(handle, function, unique, data)| Response::JobAssignUniq { handle, function, unique, data }),
+            (field(), field(), blob()).prop_map(|(handle, function, data)| Response::JobAssign {
+                handle,
+                function,
+                data
+            }),
+            (field(), field(), field(), blob()).prop_map(|(handle, function, unique, data)| Response::JobAssignUniq {
+                handle,
+                function,
+                unique,
+                data
+            }),
             (field(), field(), field(), field(), blob()).prop_map(|(handle, function, unique, reducer, data)| {
                 Response::JobAssignAll { handle, function, unique, reducer, data }
             }),
-            (field(), field(), field())
-                .prop_map(|(handle, numerator, denominator)| Response::WorkStatus { handle, numerator, denominator }),
+            (field(), field(), field()).prop_map(|(handle, numerator, denominator)| Response::WorkStatus {
+                handle,
+                numerator,
+                denominator
+            }),
             (field(), blob()).prop_map(|(handle, data)| Response::WorkComplete { handle, data }),
             field().prop_map(|handle| Response::WorkFail { handle }),
             (field(), blob()).prop_map(|(handle, data)| Response::WorkException { handle, data }),
@@ -193,9 +204,11 @@ mod tests {
             (field(), blob()).prop_map(|(handle, data)| Response::WorkWarning { handle, data }),
             blob().prop_map(|data| Response::EchoRes { data }),
             (field(), field()).prop_map(|(code, text)| Response::Error { code, text }),
-            (field(), any::<bool>(), any::<bool>(), any::<u32>(), any::<u32>()).prop_map(|(handle, known, running, n, d)| {
-                Response::StatusRes { handle, known, running, numerator: n.into(), denominator: d.into() }
-            }),
+            (field(), any::<bool>(), any::<bool>(), any::<u32>(), any::<u32>()).prop_map(
+                |(handle, known, running, n, d)| {
+                    Response::StatusRes { handle, known, running, numerator: n.into(), denominator: d.into() }
+                }
+            ),
             (field(), any::<bool>(), any::<bool>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
                 |(unique, known, running, n, d, c)| Response::StatusResUnique {
                     unique,

@@ -120,6 +120,9 @@ fn inbound(frame: Frame) -> Inbound {
 fn decode_error_reply(e: &DecodeError) -> (Out, bool) {
     match e {
         DecodeError::BadMagic(_) => (Out::Packet(Response::error("INVALID_MAGIC", "Bad packet magic")), true),
+        // Type 5 is a gap in the protocol's numbering; gearmand answers it
+        // like any request type it does not take.
+        DecodeError::UnknownType(5) => (Out::Packet(Response::error("INVALID_COMMAND", "Command not expected")), false),
         DecodeError::UnknownType(_) => (Out::Packet(Response::error("INVALID_COMMAND", "Unknown packet type")), false),
         DecodeError::TooLarge { .. } => {
             (Out::Packet(Response::error("ARGUMENT_TOO_LARGE", "Packet exceeds the server's maximum size")), true)

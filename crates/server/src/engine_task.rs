@@ -1,10 +1,9 @@
 //! The single task that owns the engine. It drains every waiting event
 //! before flushing, so replies to many connections go out in few writes.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sprocket_engine::{ConnId, Engine, Millis, Out, PersistOp, ShutdownRequest};
+use sprocket_engine::{ConnId, Engine, FastMap, Millis, Out, PersistOp, ShutdownRequest};
 use sprocket_store::writer::WriterHandle;
 use sprocket_store::{Completion, JobKey, StoreOp, StoredJob};
 use tokio::sync::{mpsc, watch};
@@ -47,7 +46,7 @@ pub struct EngineTask {
 
 impl EngineTask {
     pub async fn run(mut self) -> (Engine, Option<WriterHandle>) {
-        let mut conns: HashMap<ConnId, mpsc::UnboundedSender<ConnCmd>> = HashMap::new();
+        let mut conns: FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>> = FastMap::default();
         let mut graceful = false;
         loop {
             let deadline = self.engine.next_deadline();
@@ -122,7 +121,7 @@ impl EngineTask {
         (self.engine, self.writer)
     }
 
-    fn handle(&mut self, ev: Event, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) {
+    fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) {
         let now = now_ms();
         match ev {
             Event::Connected { conn, fd, peer, tx } => {
@@ -146,7 +145,7 @@ impl EngineTask {
     }
 
     /// Sends out everything the engine produced; returns a shutdown request.
-    fn flush(&mut self, conns: &mut HashMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) -> Option<ShutdownRequest> {
+    fn flush(&mut self, conns: &mut FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) -> Option<ShutdownRequest> {
         let out = self.engine.take_outbox();
         if let Some(writer) = &self.writer {
             for (seq, op) in out.persist {
@@ -154,7 +153,7 @@ impl EngineTask {
             }
         }
         let mut grouped: Vec<(ConnId, Vec<Out>)> = Vec::new();
-        let mut index: HashMap<ConnId, usize> = HashMap::new();
+        let mut index: FastMap<ConnId, usize> = FastMap::default();
         for (conn, o) in out.sends {
             match index.get(&conn) {
                 Some(&i) => grouped[i].1.push(o),

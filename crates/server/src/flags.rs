@@ -84,8 +84,9 @@ pub struct Flags {
     /// Switch to this user after binding (requires root).
     #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// Log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG.
-    #[arg(long, num_args = 0..=1, default_missing_value = "INFO")]
+    /// Log level: FATAL, ALERT, CRITICAL, ERROR (default), WARNING, NOTICE,
+    /// INFO, DEBUG. Alone, it means INFO. May be repeated (the last wins).
+    #[arg(long, num_args = 0..=1, default_missing_value = "INFO", overrides_with = "verbose")]
     pub verbose: Option<String>,
     /// More verbose logging (repeatable).
     #[arg(short = 'v', action = ArgAction::Count)]
@@ -206,7 +207,8 @@ fn strip_typographic_quotes(arg: String) -> String {
 impl Flags {
     /// The tracing level for `--verbose` / `-v`.
     pub fn log_level(&self) -> (tracing::Level, String) {
-        let name = self.verbose.clone().unwrap_or_else(|| "INFO".into()).to_ascii_uppercase();
+        // gearmand's default level; `verbose` reports it as such.
+        let name = self.verbose.clone().unwrap_or_else(|| "ERROR".into()).to_ascii_uppercase();
         let base = match name.as_str() {
             "FATAL" | "ALERT" | "CRITICAL" | "ERROR" => 0,
             "WARNING" | "WARN" => 1,

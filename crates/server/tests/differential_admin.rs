@@ -61,8 +61,9 @@ fn listings_scenario(port: u16, rec: &mut Recorder) {
     let cancel = format!("cancel job {}\r\n", String::from_utf8_lossy(&low));
     rec.admin(&mut admin, &cancel);
     rec.admin(&mut admin, "cancel job H:nosuchhost:999\r\n");
-    rec.admin(&mut admin, "show jobs\r\n");
-    rec.admin(&mut admin, "prioritystatus\r\n");
+    // What `show jobs` and `prioritystatus` list after the cancel differs on
+    // purpose: gearmand keeps the cancelled job until a worker reaps it
+    // (Q16), Sprocket removes it at once (differential_sprocket_fixes.rs).
 }
 
 /// Every one-line command and error reply.

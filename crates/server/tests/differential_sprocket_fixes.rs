@@ -310,3 +310,25 @@ fn fix_can_do_timeout_fails_the_job() {
     let p = worker.expect_packet("ERROR");
     assert_eq!(p.body, b"JOB_NOT_FOUND\0Job given in work result not found");
 }
+
+/// Q16: a cancelled queued job. gearmand keeps listing it (ignored, not
+/// persisted) and counting it until some worker's grab reaps it; Sprocket
+/// removes it at once, so listings and limits see the truth.
+#[test]
+fn fix_cancelled_job_is_removed_at_once() {
+    let Some(srv) = server() else { return };
+    let mut client = Conn::connect(srv.port);
+    client.send_req(kind::SUBMIT_JOB_LOW_BG, &[b"fx_cancel", b"c1", b"payload"]);
+    let created = client.expect_packet("JOB_CREATED");
+    let handle = String::from_utf8_lossy(&created.body).into_owned();
+    assert_eq!(srv.admin(&format!("cancel job {handle}")), "OK\r\n");
+    let listing = srv.admin("show jobs");
+    let status = srv.admin("prioritystatus");
+    if is_gearmand() {
+        assert!(listing.contains(&format!("{handle}\t0\t1\t0\n")), "{listing}");
+        assert!(status.contains("fx_cancel\t0\t0\t1\t0\n"), "{status}");
+    } else {
+        assert!(!listing.contains(&handle), "{listing}");
+        assert!(status.contains("fx_cancel\t0\t0\t0\t0\n"), "{status}");
+    }
+}

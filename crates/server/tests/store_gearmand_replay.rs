@@ -1,0 +1,105 @@
+//! Differential replay: Debian's real gearmand 1.1.20 fills a queue table
+//! (sqlite, PostgreSQL, MySQL, Redis) through the gearman CLI and stops;
+//! sprocketd started with the same queue flags replays those jobs, runs
+//! them with their data and priority, and deletes their rows.
+
+mod common;
+mod store_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use sprocket_proto::Priority;
+use sprocket_testkit::process::run;
+use sprocket_testkit::{require_tool, ServerProcess};
+use store_support::{run_all_queued, Backend, Job};
+
+/// What gearmand is given: names without a `-` in the function (gearmand's
+/// Redis keys cannot tell where a hyphenated function name ends).
+fn jobs() -> Vec<Job> {
+    vec![
+        Job::new("resize", "img-1", b"low job", Priority::Low),
+        Job::new("resize", "img-2", b"normal job", Priority::Normal),
+        Job::new("resize", "img-3", b"high job", Priority::High),
+        Job::new("resize", "img-4", b"it's \"quoted\" data", Priority::Normal),
+        Job::new("thumb", "6f1e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "crab \u{1F980}".as_bytes(), Priority::High),
+        Job::new("thumb", "t1", b"second function", Priority::Low),
+    ]
+}
+
+/// `gearman -b [-I|-L] -p PORT -f F -u U data`.
+fn gearman_bg(port: u16, job: &Job) {
+    let mut cmd = Command::new("gearman");
+    cmd.args(["-b", "-h", "127.0.0.1", "-p", &port.to_string(), "-f", &job.function, "-u", &job.unique]);
+    match job.priority {
+        Priority::High => {
+            cmd.arg("-I");
+        }
+        Priority::Low => {
+            cmd.arg("-L");
+        }
+        Priority::Normal => {}
+    }
+    cmd.arg(String::from_utf8_lossy(&job.data).as_ref());
+    let out = run(&mut cmd, b"", Duration::from_secs(20));
+    assert!(out.success(), "gearman -b {job:?}: {}", out.describe());
+}
+
+fn replay_gearmand_table(kind: &str) {
+    if !require_tool("gearman") {
+        return;
+    }
+    let Some(store) = Backend::new(kind, "st_gmd") else { return };
+    // The same queue flags serve both servers (gearmand's spelling).
+    let flags = store.flags();
+    let gearmand_args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let Some(mut gearmand) = ServerProcess::gearmand(&gearmand_args) else { return };
+    let jobs = jobs();
+    for j in &jobs {
+        gearman_bg(gearmand.port, j);
+    }
+    assert!(gearmand.terminate(Duration::from_secs(15)).is_some(), "gearmand did not stop on SIGTERM");
+    assert_eq!(store.count(), jobs.len(), "{kind}: gearmand left every job in its queue");
+
+    let server = store.start(&[]);
+    let status = server.admin("status");
+    assert!(
+        status.contains("resize\t4\t0\t0\n") && status.contains("thumb\t2\t0\t0\n"),
+        "{kind}: sprocketd did not replay gearmand's queue:\n{status}"
+    );
+    let ran = run_all_queued(server.port, &["resize", "thumb"]);
+    let prio = |r: &store_support::Ran| {
+        jobs.iter().find(|j| j.function == r.function && j.unique == r.unique).map(|j| j.priority.code()).unwrap_or(9)
+    };
+    let order: Vec<u8> = ran.iter().map(prio).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "{kind}: replayed priorities not honoured: {ran:?}");
+    let mut got: Vec<(String, String, Vec<u8>)> = ran.into_iter().map(|r| (r.function, r.unique, r.data)).collect();
+    let mut want: Vec<(String, String, Vec<u8>)> =
+        jobs.iter().map(|j| (j.function.clone(), j.unique.clone(), j.data.clone())).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{kind}: replayed jobs differ from what gearmand was given");
+    store.wait_count(0, Duration::from_secs(10), &format!("{kind}: rows deleted after the jobs ran"));
+}
+
+#[test]
+fn sqlite_table_filled_by_gearmand_is_replayed() {
+    replay_gearmand_table("sqlite");
+}
+
+#[test]
+fn postgres_table_filled_by_gearmand_is_replayed() {
+    replay_gearmand_table("postgres");
+}
+
+#[test]
+fn mysql_table_filled_by_gearmand_is_replayed() {
+    replay_gearmand_table("mysql");
+}
+
+#[test]
+fn redis_keys_filled_by_gearmand_are_replayed() {
+    replay_gearmand_table("redis");
+}

@@ -1,0 +1,62 @@
+//! `--store-queue-on-shutdown` with SQLite: nothing is written while
+//! sprocketd runs, the queue (queued and running jobs) is written at
+//! SIGTERM, and the next start replays it and empties the table.
+
+mod common;
+mod store_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{b, Gear};
+use sprocket_proto::{Priority, Request, Response};
+use sprocket_testkit::process::run;
+use store_support::{run_all_queued, run_jobs, submit, Backend, Job};
+
+/// Rows in the table, 0 when it does not exist yet.
+fn rows(store: &Backend) -> usize {
+    let sql = format!(
+        "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='{}'",
+        store.name()
+    );
+    let out = run(Command::new("sqlite3").arg(store.sqlite_path()).arg(sql), b"", Duration::from_secs(20));
+    assert!(out.success(), "sqlite3: {}", out.describe());
+    if out.stdout_text().lines().last().map(str::trim) == Some("0") {
+        return 0;
+    }
+    store.count()
+}
+
+#[test]
+fn queue_is_written_only_at_shutdown_and_emptied_after_replay() {
+    let Some(store) = Backend::new("sqlite", "st_onshutdown") else { return };
+    let flag = ["--store-queue-on-shutdown"];
+    let mut server = store.start(&flag);
+    let mut client = Gear::connect(server.port).expect("connect");
+    for i in 0..5 {
+        let prio = if i == 4 { Priority::High } else { Priority::Normal };
+        submit(&mut client, &Job::new("onshut", &format!("u{i}"), format!("data {i}").as_bytes(), prio));
+    }
+    // One runs to completion, one is still running at shutdown.
+    assert_eq!(run_jobs(server.port, &["onshut"], 1, Duration::from_secs(10)).len(), 1);
+    let mut busy = Gear::connect(server.port).expect("connect");
+    busy.send(&Request::CanDo { function: b("onshut") }).expect("CAN_DO");
+    assert!(matches!(busy.call(&Request::GrabJobUniq), Ok(Response::JobAssignUniq { .. })));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rows(&store), 0, "nothing is written while the server runs");
+
+    assert_eq!(server.terminate(Duration::from_secs(15)), Some(0), "clean exit on SIGTERM");
+    assert_eq!(rows(&store), 4, "3 queued + 1 running job written at shutdown");
+
+    let server = store.start(&flag);
+    let status = server.admin("status");
+    assert!(status.contains("onshut\t4\t0\t0\n"), "replayed at start-up:\n{status}");
+    assert_eq!(rows(&store), 0, "the table is emptied right after replay");
+    let ran = run_all_queued(server.port, &["onshut"]);
+    let mut uniques: Vec<String> = ran.iter().map(|r| r.unique.clone()).collect();
+    uniques.sort();
+    assert_eq!(uniques.len(), 4, "{uniques:?}");
+    assert!(!uniques.contains(&"u4".to_string()) || ran[0].unique == "u4", "completed or high job order: {ran:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rows(&store), 0, "completing replayed jobs writes nothing");
+}
