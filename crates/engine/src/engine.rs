@@ -11,6 +11,7 @@ use crate::function::Function;
 use crate::hash::FastMap;
 use crate::job::{Job, JobState};
 use crate::types::*;
+use crate::unique_index::UniqueIndex;
 
 /// The Gearman job engine. Feed it events; drain [`Engine::outbox`].
 pub struct Engine {
@@ -23,7 +24,7 @@ pub struct Engine {
     /// Connections in arrival order (newest last), for `workers`.
     pub(crate) conn_order: Vec<ConnId>,
     /// (function, unique) -> job, for coalescing.
-    pub(crate) by_unique: HashMap<(FnId, Bytes), JobNo>,
+    pub(crate) by_unique: UniqueIndex,
     /// (function, data) -> job, for the `-` unique (coalesce on equal data).
     pub(crate) by_data: HashMap<(FnId, Bytes), JobNo>,
     pub(crate) next_job: JobNo,
@@ -51,7 +52,7 @@ impl Engine {
             fn_index: HashMap::new(),
             conns: FastMap::default(),
             conn_order: Vec::new(),
-            by_unique: HashMap::new(),
+            by_unique: UniqueIndex::default(),
             by_data: HashMap::new(),
             next_job: 1,
             next_seq: 1,

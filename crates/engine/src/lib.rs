@@ -23,6 +23,7 @@ mod job;
 mod status;
 mod submit;
 pub mod types;
+mod unique_index;
 mod work;
 
 pub use engine::Engine;

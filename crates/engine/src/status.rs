@@ -61,8 +61,8 @@ impl Engine {
             return None;
         }
         (0..self.functions.len() as FnId)
-            .filter_map(|f| self.by_unique.get(&(f, unique.clone())))
-            .filter_map(|no| self.jobs.get(no).map(|j| &**j))
+            .filter_map(|f| self.by_unique.get(f, unique, |no| self.jobs.get(&no).map(|j| &**j)))
+            .filter_map(|no| self.jobs.get(&no).map(|j| &**j))
             .min_by_key(|j| j.no)
     }
 }

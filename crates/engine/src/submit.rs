@@ -103,7 +103,10 @@ impl Engine {
             }
             self.by_data.get(&(f, data.clone()))
         } else {
-            self.by_unique.get(&(f, unique.clone()))
+            return self
+                .by_unique
+                .get(f, unique, |no| self.jobs.get(&no).map(|j| &**j))
+                .filter(|no| self.jobs.get(no).is_some_and(|j| !j.ignore));
         };
         found.copied().filter(|no| self.jobs.get(no).is_some_and(|j| !j.ignore))
     }
@@ -125,7 +128,8 @@ impl Engine {
         if let Some(data) = data_key {
             self.by_data.insert((f, data), job_no);
         } else if !unique.is_empty() && unique.as_ref() != b"-" {
-            self.by_unique.insert((f, unique.clone()), job_no);
+            let jobs = &self.jobs;
+            self.by_unique.insert(f, unique, job_no, |no| jobs.get(&no).map(|j| &**j));
         }
     }
 
@@ -156,7 +160,7 @@ impl Engine {
         let f = self.function_id(&r.function);
         let generated = r.unique.starts_with(GENERATED_UNIQUE_PREFIX);
         let unique = if generated { Bytes::new() } else { r.unique.clone() };
-        if !unique.is_empty() && self.by_unique.contains_key(&(f, unique.clone())) {
+        if !unique.is_empty() && self.by_unique.get(f, &unique, |no| self.jobs.get(&no).map(|j| &**j)).is_some() {
             return;
         }
         let job_no = self.next_job;

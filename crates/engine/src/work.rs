@@ -155,10 +155,7 @@ impl Engine {
                 self.by_data.remove(&key);
             }
         } else if !job.unique_bytes().is_empty() {
-            let key = (f, job.unique());
-            if self.by_unique.get(&key) == Some(&job_no) {
-                self.by_unique.remove(&key);
-            }
+            self.by_unique.remove(f, job.unique_bytes(), job_no);
         }
         if let JobState::Running(worker) = job.state {
             if let Some(c) = self.conns.get_mut(&worker) {
