@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{b, sprocketd, Gear};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
-use sprocket_testkit::databases::unique_name;
+use sprocket_testkit::databases::{self, unique_name, Shared};
 use sprocket_testkit::{free_port, process};
 use store_support::{load_then_kill, now, run_all_queued, run_jobs, submit, Backend, Job};
 
@@ -27,6 +27,9 @@ fn replay_jobs(epoch: i64) -> Vec<Job> {
         Job::new("replay", "normal-2", b"", Priority::Normal),
         Job::new("replay", "high-2", &[0xff, 0x00, 0xfe], Priority::High),
         Job::new("my-func", "a-b-c", b"hyphens everywhere", Priority::Normal),
+        Job::new("it's \"quoted\"", "'; DROP TABLE x; --", b"quotes", Priority::Low),
+        Job::new("crab \u{1F980}", "\u{1F600}\u{fc}", "\u{1F980}".as_bytes(), Priority::High),
+        Job::new("back\\slash%~", "star*?[x]%00", b"globby", Priority::Normal),
         Job { epoch, ..Job::new("replay", "epoch-1", b"scheduled", Priority::Normal) },
     ]
 }
@@ -57,8 +60,23 @@ fn replay_after_kill_9(kind: &str) {
     assert_eq!(store.count(), jobs.len(), "{kind}: replay writes nothing back");
     let status = server.admin("status");
     assert!(status.contains("replay\t6\t0\t0\n") && status.contains("my-func\t1\t0\t0\n"), "{kind}: {status}");
+    // Plain names are stored as they are, so the operators' SQL finds them.
+    if let Backend::Shared(t) = &store {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE function_name = 'my-func' AND unique_key = 'a-b-c'", t.name);
+        let found = match t.service {
+            Shared::Postgres => databases::psql(&sql).ok(),
+            Shared::Mysql => databases::mysql(&sql).ok(),
+            Shared::Redis => {
+                Some(databases::redis_keys_at(6379, &format!("{}-my-func-a-b-c", t.name)).len().to_string())
+            }
+        };
+        assert_eq!(found.as_deref().map(str::trim), Some("1"), "{kind}: row of my-func/a-b-c");
+    }
 
-    let ran = run_all_queued(server.port, &["replay", "my-func"]);
+    let mut functions: Vec<&str> = jobs.iter().map(|j| j.function.as_str()).collect();
+    functions.sort();
+    functions.dedup();
+    let ran = run_all_queued(server.port, &functions);
     assert!(now() < epoch || ran.iter().all(|r| r.unique != "epoch-1"), "{kind}: epoch job ran early");
     // Priority survives: every high job before every normal before every low.
     let by_unique: HashMap<&str, &Job> = jobs.iter().map(|j| (j.unique.as_str(), j)).collect();
