@@ -301,3 +301,9 @@ fn private_redis_outage_under_load_then_kill_9() {
     let Some(r) = PrivateRedis::start() else { return };
     load_through_outage_then_kill_9(Private::Redis(r));
 }
+
+#[test]
+fn private_mariadb_outage_under_load_then_kill_9() {
+    let Some(m) = PrivateMariadb::start() else { return };
+    load_through_outage_then_kill_9(Private::Mariadb(m));
+}
