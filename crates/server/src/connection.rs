@@ -1,19 +1,18 @@
-//! One task pair per TCP connection: the reader frames and parses packets
+//! One reader task per TCP connection: it frames and parses packets
 //! (binary or admin text, decided per frame) and forwards them to the
-//! engine task; the writer encodes what the engine sends back, coalescing
-//! everything queued into one write.
+//! engine task. Replies go out through the connection's [`Outlet`].
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use sprocket_engine::{ConnId, Out};
 use sprocket_proto::{DecodeError, Decoder, Frame, Magic, Request, Response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
-use crate::event::{ConnCmd, Event, Inbound};
+use crate::event::{Event, Inbound};
+use crate::outlet::Outlet;
 
 /// Read buffer size; a large packet grows it as needed.
 const READ_CHUNK: usize = 64 * 1024;
@@ -38,12 +37,15 @@ pub async fn run(
     let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|_| "-".into());
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel::<ConnCmd>();
-    let stop = Arc::new(Notify::new());
-    if events.send(Event::Connected { conn, fd, peer, tx }).is_err() {
+    let outlet = Arc::new(Outlet::new(wr));
+    if events.send(Event::Connected { conn, fd, peer, outlet: outlet.clone() }).is_err() {
         return;
     }
-    let writer = tokio::spawn(write_loop(wr, rx, stop.clone()));
+    let mut writer = {
+        let outlet = outlet.clone();
+        tokio::spawn(async move { outlet.run_writer().await })
+    };
+    let mut writer_done = false;
 
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -51,14 +53,13 @@ pub async fn run(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(READ_CHUNK);
         }
-        let n = tokio::select! {
+        tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
-                Ok(n) => n,
+                Ok(_) => {}
             },
-            _ = stop.notified() => break 'read,
-        };
-        let _ = n;
+            _ = &mut writer => { writer_done = true; break 'read; }
+        }
         let mut frames = Vec::new();
         let mut fatal = false;
         loop {
@@ -85,14 +86,27 @@ pub async fn run(
             break;
         }
         if fatal {
-            // Wait for the engine to flush the error and close us.
-            stop.notified().await;
+            // The engine writes the error, then closes us.
+            let _ = (&mut writer).await;
+            writer_done = true;
             break;
         }
     }
-    let _ = events.send(Event::Closed { conn });
-    let _ = writer.await;
+    // The engine answers what was already read, then closes the outlet;
+    // the writer finishes once that is written.
+    let engine_gone = events.send(Event::Closed { conn }).is_err();
+    if !writer_done {
+        if engine_gone {
+            outlet.close();
+        }
+        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
 }
+
+/// How long a closing connection may take to write its last replies.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Turns a decoded frame into what the engine consumes.
 fn inbound(frame: Frame) -> Inbound {
@@ -128,45 +142,5 @@ fn decode_error_reply(e: &DecodeError) -> (Out, bool) {
             (Out::Packet(Response::error("ARGUMENT_TOO_LARGE", "Packet exceeds the server's maximum size")), true)
         }
         DecodeError::LineTooLong(_) => (Out::Text(bytes::Bytes::from_static(b"ERR LINE_TOO_LONG\r\n")), true),
-    }
-}
-
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<ConnCmd>, stop: Arc<Notify>) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    let mut closing = false;
-    while let Some(cmd) = rx.recv().await {
-        let mut next = Some(cmd);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                ConnCmd::Send(outs) => {
-                    for out in outs {
-                        encode(&out, &mut buf);
-                    }
-                }
-                ConnCmd::Close => closing = true,
-            }
-            if buf.len() < 256 * 1024 {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !buf.is_empty() && wr.write_all(&buf).await.is_err() {
-            break;
-        }
-        buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf = BytesMut::with_capacity(16 * 1024);
-        }
-        if closing {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
-    stop.notify_one();
-}
-
-fn encode(out: &Out, buf: &mut BytesMut) {
-    match out {
-        Out::Packet(resp) => resp.encode(buf),
-        Out::Text(text) => buf.extend_from_slice(text),
     }
 }

@@ -8,7 +8,12 @@ use sprocket_store::writer::WriterHandle;
 use sprocket_store::{Completion, JobKey, StoreOp, StoredJob};
 use tokio::sync::{mpsc, watch};
 
-use crate::event::{ConnCmd, Event, Inbound};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::event::{Event, Inbound};
+use crate::outlet::Outlet;
 
 /// Most events handled before the outbox is flushed.
 const MAX_EVENTS_PER_FLUSH: usize = 4096;
@@ -42,11 +47,22 @@ pub struct EngineTask {
     pub shutdown: watch::Receiver<Option<ShutdownRequest>>,
     /// Tells the listener to stop accepting.
     pub stop_accepting: watch::Sender<bool>,
+    /// Reused encoding buffer.
+    pub scratch: BytesMut,
+    /// A shutdown asked for by an admin command, not yet acted on.
+    pub requested: Option<ShutdownRequest>,
+}
+
+fn encode(out: &Out, buf: &mut BytesMut) {
+    match out {
+        Out::Packet(resp) => resp.encode(buf),
+        Out::Text(text) => buf.extend_from_slice(text),
+    }
 }
 
 impl EngineTask {
     pub async fn run(mut self) -> (Engine, Option<WriterHandle>) {
-        let mut conns: FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>> = FastMap::default();
+        let mut conns: FastMap<ConnId, Arc<Outlet>> = FastMap::default();
         let mut graceful = false;
         loop {
             let deadline = self.engine.next_deadline();
@@ -99,7 +115,8 @@ impl EngineTask {
                     }
                 }
             }
-            if let Some(req) = self.flush(&mut conns) {
+            self.flush(&mut conns);
+            if let Some(req) = self.requested.take() {
                 match req {
                     ShutdownRequest::Immediate => break,
                     ShutdownRequest::Graceful => {
@@ -115,17 +132,17 @@ impl EngineTask {
         }
         let _ = self.stop_accepting.send(true);
         self.flush(&mut conns);
-        for tx in conns.values() {
-            let _ = tx.send(ConnCmd::Close);
+        for outlet in conns.values() {
+            outlet.close();
         }
         (self.engine, self.writer)
     }
 
-    fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) {
+    fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
         let now = now_ms();
         match ev {
-            Event::Connected { conn, fd, peer, tx } => {
-                conns.insert(conn, tx);
+            Event::Connected { conn, fd, peer, outlet } => {
+                conns.insert(conn, outlet);
                 self.engine.connected(conn, fd, peer);
             }
             Event::Frames { conn, frames } => {
@@ -138,41 +155,53 @@ impl EngineTask {
                 }
             }
             Event::Closed { conn } => {
-                conns.remove(&conn);
+                // Answer what the peer sent before it half-closed.
+                self.flush(conns);
+                if let Some(outlet) = conns.remove(&conn) {
+                    outlet.close();
+                }
                 self.engine.disconnected(conn, now);
             }
         }
     }
 
-    /// Sends out everything the engine produced; returns a shutdown request.
-    fn flush(&mut self, conns: &mut FastMap<ConnId, mpsc::UnboundedSender<ConnCmd>>) -> Option<ShutdownRequest> {
+    /// Sends out everything the engine produced; a shutdown request is
+    /// kept in `requested` for the main loop.
+    fn flush(&mut self, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
         let out = self.engine.take_outbox();
         if let Some(writer) = &self.writer {
             for (seq, op) in out.persist {
                 writer.submit(seq, to_store_op(op));
             }
         }
-        let mut grouped: Vec<(ConnId, Vec<Out>)> = Vec::new();
-        let mut index: FastMap<ConnId, usize> = FastMap::default();
-        for (conn, o) in out.sends {
-            match index.get(&conn) {
-                Some(&i) => grouped[i].1.push(o),
-                None => {
-                    index.insert(conn, grouped.len());
-                    grouped.push((conn, vec![o]));
-                }
+        // Encode each connection's replies into one buffer and write it
+        // straight to the socket; sends are in order per connection.
+        let mut i = 0;
+        let mut sends = out.sends;
+        // Stable: keeps each connection's order, gathers its replies into
+        // one write.
+        sends.sort_by_key(|(conn, _)| *conn);
+        while i < sends.len() {
+            let conn = sends[i].0;
+            self.scratch.clear();
+            while i < sends.len() && sends[i].0 == conn {
+                encode(&sends[i].1, &mut self.scratch);
+                i += 1;
+            }
+            if let Some(outlet) = conns.get(&conn) {
+                outlet.send(&self.scratch);
             }
         }
-        for (conn, outs) in grouped {
-            if let Some(tx) = conns.get(&conn) {
-                let _ = tx.send(ConnCmd::Send(outs));
-            }
+        if self.scratch.capacity() > 4 * 1024 * 1024 {
+            self.scratch = BytesMut::new();
         }
         for conn in out.close {
-            if let Some(tx) = conns.get(&conn) {
-                let _ = tx.send(ConnCmd::Close);
+            if let Some(outlet) = conns.get(&conn) {
+                outlet.close();
             }
         }
-        out.shutdown
+        if out.shutdown.is_some() {
+            self.requested = out.shutdown;
+        }
     }
 }

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use sprocket_engine::{ConnId, Out};
 use sprocket_proto::Request;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use crate::outlet::Outlet;
 
 /// What a connection's reader produced.
 #[derive(Debug)]
@@ -19,17 +21,8 @@ pub enum Inbound {
 }
 
 /// Connection → engine.
-#[derive(Debug)]
 pub enum Event {
-    Connected { conn: ConnId, fd: i64, peer: String, tx: mpsc::UnboundedSender<ConnCmd> },
+    Connected { conn: ConnId, fd: i64, peer: String, outlet: Arc<Outlet> },
     Frames { conn: ConnId, frames: Vec<Inbound> },
     Closed { conn: ConnId },
-}
-
-/// Engine → connection writer.
-#[derive(Debug)]
-pub enum ConnCmd {
-    Send(Vec<Out>),
-    /// Flush what was sent, then close.
-    Close,
 }

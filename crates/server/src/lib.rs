@@ -11,6 +11,7 @@ pub mod event;
 pub mod flags;
 pub mod listener;
 pub mod logging;
+pub mod outlet;
 pub mod store_config;
 
 use std::sync::atomic::AtomicU64;
@@ -157,6 +158,8 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         completions,
         shutdown: shutdown_rx,
         stop_accepting: stop_accepting_tx,
+        scratch: bytes::BytesMut::with_capacity(64 * 1024),
+        requested: None,
     };
     let (mut engine, writer) = task.run().await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), flushed_rx.recv()).await;

@@ -179,3 +179,16 @@ fn gearmand_port_environment_variable_is_honoured() {
     let _ = child.wait();
     assert!(ok);
 }
+
+#[test]
+fn half_closed_peer_still_gets_its_replies() {
+    use std::io::{Read, Write};
+    let s = ServerProcess::sprocketd(sprocketd(), &[]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"create function half\r\nstatus\r\n").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "OK\r\nhalf\t0\t0\t0\n.\n");
+}
