@@ -61,6 +61,9 @@ pub struct PidFile(PathBuf);
 
 impl PidFile {
     pub fn create(path: &Path) -> Result<PidFile, String> {
+        if std::fs::metadata(path).map(|m| !m.file_type().is_file()).unwrap_or(false) {
+            return Err(format!("pid file {} exists and is not a regular file", path.display()));
+        }
         std::fs::write(path, format!("{}\n", std::process::id()))
             .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
         Ok(PidFile(path.to_path_buf()))
@@ -68,8 +71,15 @@ impl PidFile {
 }
 
 impl Drop for PidFile {
+    /// Removes the file only if it is still ours: a regular file holding
+    /// our pid (never a device such as `/dev/null`, nor a file another
+    /// process has taken over).
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::symlink_metadata(&self.0).map(|m| m.file_type().is_file()).unwrap_or(false)
+            && std::fs::read_to_string(&self.0).map(|t| t.trim() == std::process::id().to_string()).unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

@@ -192,3 +192,15 @@ fn half_closed_peer_still_gets_its_replies() {
     conn.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "OK\r\nhalf\t0\t0\t0\n.\n");
 }
+
+#[test]
+fn pid_file_must_be_a_regular_file() {
+    let port = free_port();
+    let out = Command::new(sprocketd())
+        .args(["-q", "builtin", "-L", "127.0.0.1", "-p", &port.to_string(), "--pid-file", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    assert!(std::fs::metadata("/dev/null").map(|m| !m.file_type().is_file()).unwrap_or(false));
+}

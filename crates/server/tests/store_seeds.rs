@@ -211,7 +211,6 @@ fn seed_002_003_libpq_queue_and_operator_queries() {
 /// the first and last word, and `--verbose` comes twice. (gearmand 1.1.20
 /// itself rejects this line: its `--verbose` needs a value.)
 #[test]
-#[ignore = "bug: sprocketd rejects a repeated --verbose ('the argument --verbose cannot be used multiple times')"]
 fn seed_002_003_params_line_verbatim() {
     if !require_tool("gearman") || !require_tool("psql") {
         return;
