@@ -21,7 +21,8 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     // Phase 1: fill the queue.
     let conns = connect_many(&a.server, a.connections).await?;
     let mut progress = Progress::start("pre-fill", a.jobs, ctx.done.clone(), a.quiet);
-    let fill = submit_all(&ctx, conns, Arc::new(Tickets::new(a.jobs, a.prefill_duration)), function.clone(), None).await?;
+    let fill =
+        submit_all(&ctx, conns, Arc::new(Tickets::new(a.jobs, a.prefill_duration)), function.clone(), None).await?;
     progress.finish();
     let queued = fill.created;
     anyhow::ensure!(queued > 0, "the server accepted none of the {} pre-fill jobs", a.jobs);
