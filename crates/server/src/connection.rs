@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::event::{Event, Inbound};
 use crate::outlet::Outlet;
 
-/// Read buffer size; a large packet grows it as needed.
+/// Read buffer: small at first so idle connections cost little; a busy
+/// connection grows it to `READ_CHUNK`, a large packet beyond.
+const READ_START: usize = 2 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Most frames forwarded to the engine in one event.
 const MAX_FRAMES_PER_EVENT: usize = 1024;
@@ -41,24 +43,21 @@ pub async fn run(
     if events.send(Event::Connected { conn, fd, peer, outlet: outlet.clone() }).is_err() {
         return;
     }
-    let mut writer = {
-        let outlet = outlet.clone();
-        tokio::spawn(async move { outlet.run_writer().await })
-    };
     let mut writer_done = false;
 
     let mut decoder = Decoder::new(settings.max_packet_size);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(READ_START);
     'read: loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_CHUNK);
+        if buf.capacity() - buf.len() < 512 {
+            let grow = if buf.capacity() < READ_CHUNK { buf.capacity().max(READ_START) } else { READ_CHUNK };
+            buf.reserve(grow);
         }
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
                 Ok(_) => {}
             },
-            _ = &mut writer => { writer_done = true; break 'read; }
+            _ = outlet.finished() => { writer_done = true; break 'read; }
         }
         let mut frames = Vec::new();
         let mut fatal = false;
@@ -87,7 +86,7 @@ pub async fn run(
         }
         if fatal {
             // The engine writes the error, then closes us.
-            let _ = (&mut writer).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
             writer_done = true;
             break;
         }
@@ -99,9 +98,7 @@ pub async fn run(
         if engine_gone {
             outlet.close();
         }
-        if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
-            writer.abort();
-        }
+        let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
     }
 }
 

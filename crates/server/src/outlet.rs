@@ -24,23 +24,50 @@ struct State {
     backlog: BytesMut,
     /// The writer task holds bytes taken from the backlog.
     writing: bool,
+    writer_running: bool,
     close: bool,
     broken: bool,
+    /// Shut down after the last byte.
+    finished: bool,
 }
 
 pub struct Outlet {
     wr: OwnedWriteHalf,
     state: Mutex<State>,
     wake: Notify,
+    /// Signalled once the write side is shut down or broken, so the
+    /// connection's reader can finish.
+    done: Notify,
 }
 
 impl Outlet {
     pub fn new(wr: OwnedWriteHalf) -> Outlet {
-        Outlet { wr, state: Mutex::new(State::default()), wake: Notify::new() }
+        Outlet { wr, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
+    }
+
+    /// Waits until the outlet is closed (after its last byte) or broken.
+    pub async fn finished(&self) {
+        loop {
+            let notified = self.done.notified();
+            if self.state.lock().map(|st| st.broken || st.finished).unwrap_or(true) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Starts the writer task for a backlog (only connections whose peer
+    /// reads slower than we write ever get one).
+    fn start_writer(self: &std::sync::Arc<Self>, st: &mut State) {
+        if !st.writer_running {
+            st.writer_running = true;
+            let me = self.clone();
+            tokio::spawn(async move { me.run_writer().await });
+        }
     }
 
     /// Writes `data` now if the socket takes it, else queues it.
-    pub fn send(&self, data: &[u8]) {
+    pub fn send(self: &std::sync::Arc<Self>, data: &[u8]) {
         let Ok(mut st) = self.state.lock() else { return };
         if st.close || st.broken {
             return;
@@ -57,7 +84,7 @@ impl Outlet {
                     Err(_) => {
                         st.broken = true;
                         drop(st);
-                        self.wake.notify_one();
+                        self.done.notify_waiters();
                         return;
                     }
                 }
@@ -66,53 +93,68 @@ impl Outlet {
         if st.backlog.len() + rest.len() > MAX_BACKLOG {
             tracing::warn!(queued = st.backlog.len(), "peer is not reading its replies; closing the connection");
             st.broken = true;
-        } else {
-            st.backlog.extend_from_slice(rest);
+            drop(st);
+            self.done.notify_waiters();
+            return;
         }
+        st.backlog.extend_from_slice(rest);
+        self.start_writer(&mut st);
         drop(st);
         self.wake.notify_one();
     }
 
     /// Closes the connection once everything queued is written.
-    pub fn close(&self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.close = true;
+    pub fn close(self: &std::sync::Arc<Self>) {
+        let Ok(mut st) = self.state.lock() else { return };
+        st.close = true;
+        if st.backlog.is_empty() && !st.writing {
+            if !st.finished && !st.broken {
+                st.finished = true;
+                self.shutdown();
+            }
+            drop(st);
+            self.done.notify_waiters();
+            return;
         }
+        self.start_writer(&mut st);
+        drop(st);
         self.wake.notify_one();
     }
 
     /// The writer task: drains the backlog whenever the socket can take
-    /// more, until closed or broken.
-    pub async fn run_writer(&self) {
+    /// more, until it is empty (then exits) or the outlet is closed.
+    async fn run_writer(&self) {
         loop {
             let taken = {
                 let Ok(mut st) = self.state.lock() else { return };
                 if st.broken {
+                    st.writer_running = false;
+                    drop(st);
+                    self.done.notify_waiters();
                     return;
                 }
                 if st.backlog.is_empty() {
                     st.writing = false;
-                    if st.close {
-                        drop(st);
+                    st.writer_running = false;
+                    if st.close && !st.finished {
+                        st.finished = true;
                         self.shutdown();
-                        return;
+                        drop(st);
+                        self.done.notify_waiters();
                     }
-                    None
-                } else {
-                    st.writing = true;
-                    Some(st.backlog.split())
+                    // Drained: the engine writes directly again.
+                    return;
                 }
+                st.writing = true;
+                st.backlog.split()
             };
-            match taken {
-                None => self.wake.notified().await,
-                Some(buf) => {
-                    if self.write_all(&buf).await.is_err() {
-                        if let Ok(mut st) = self.state.lock() {
-                            st.broken = true;
-                        }
-                        return;
-                    }
+            if self.write_all(&taken).await.is_err() {
+                if let Ok(mut st) = self.state.lock() {
+                    st.broken = true;
+                    st.writer_running = false;
                 }
+                self.done.notify_waiters();
+                return;
             }
         }
     }

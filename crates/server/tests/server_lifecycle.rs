@@ -204,3 +204,35 @@ fn pid_file_must_be_a_regular_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
     assert!(std::fs::metadata("/dev/null").map(|m| !m.file_type().is_file()).unwrap_or(false));
 }
+
+#[test]
+fn slow_reader_gets_every_reply_in_order_and_others_are_served() {
+    let s = ServerProcess::sprocketd(sprocketd(), &[]);
+    let port = s.port;
+    let mut slow = Gear::connect(port).unwrap();
+    // 24 MiB of echoes queued before reading anything: the socket fills,
+    // the rest waits in the server's backlog.
+    let writer = {
+        let mut w = slow.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for i in 0..48u8 {
+                let payload = vec![i; 512 * 1024];
+                w.write_all(&Request::EchoReq { data: payload.into() }.to_bytes()).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = Gear::connect(port).unwrap();
+    assert_eq!(other.call(&Request::EchoReq { data: b("alive") }).unwrap(), Response::EchoRes { data: b("alive") });
+    for i in 0..48u8 {
+        match slow.recv().unwrap() {
+            Response::EchoRes { data } => {
+                assert_eq!(data.len(), 512 * 1024);
+                assert!(data.iter().all(|&x| x == i), "reply {i} out of order");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    writer.join().unwrap();
+}
