@@ -15,7 +15,7 @@
 #   --quick     2 repetitions, 1 s runs, smaller memory tests (development)
 #   --smoke     1 repetition, short runs, in-memory only, tiny memory tests (CI)
 #   --skip      comma-separated groups to leave out:
-#               memory,sqlite,postgres,mysql,redis,footprint,floor
+#               memory,sqlite,sqlite-normal,postgres,mysql,redis,footprint,floor
 #   --out DIR   where results.jsonl, summary.md, chart.png and logs go
 #               (default bench/results/<UTC timestamp>)
 # Environment: CARGO_TARGET_DIR (default <repo>/target), GEARMAND
@@ -51,7 +51,7 @@ case $PROFILE in
     full)  : "${REPS:=5}" "${DUR:=1}"  ; MEM_JOBS=1000000; IDLE_CONNS=10000; DRAIN_N=100000; DRAIN_DURABLE_N=5000; PREFILL_S=3; FLOOR_N=40000 ;;
     quick) : "${REPS:=2}" "${DUR:=1}";   MEM_JOBS=200000;  IDLE_CONNS=2000;  DRAIN_N=50000;  DRAIN_DURABLE_N=2000; PREFILL_S=2; FLOOR_N=20000 ;;
     smoke) : "${REPS:=1}" "${DUR:=0.3}"; MEM_JOBS=5000;    IDLE_CONNS=100;   DRAIN_N=2000;   DRAIN_DURABLE_N=200;  PREFILL_S=1; FLOOR_N=2000
-           [ "$SKIP" = "," ] && SKIP=",sqlite,postgres,mysql,redis," ;;
+           [ "$SKIP" = "," ] && SKIP=",sqlite,sqlite-normal,postgres,mysql,redis," ;;
 esac
 # Every load is cut at $DUR seconds; N only has to be larger than that.
 BIG_N=10000000
@@ -167,7 +167,10 @@ start_server() {
         gearmand/memory) ;;
         # Sprocket's default: durable SQLite in its data directory.
         sprocketd/sqlite) args+=(--data-dir "$WORK/data-$run") ;;
-        gearmand/sqlite) args+=(-q libsqlite3 --libsqlite3-db "$WORK/$table.db" --libsqlite3-table gearman_queue) ;;
+        gearmand/sqlite|gearmand/sqlite-normal)
+            args+=(-q libsqlite3 --libsqlite3-db "$WORK/$table.db" --libsqlite3-table gearman_queue) ;;
+        # The same store, fsync left to the OS (survives kill -9, not power loss).
+        sprocketd/sqlite-normal) args+=(--data-dir "$WORK/data-$run" --sync=normal) ;;
         sprocketd/postgres) args+=(-q postgres --libpq-conninfo "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" --libpq-table "$table") ;;
         gearmand/postgres) args+=(-q Postgres --libpq-conninfo "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE" --libpq-table "$table") ;;
         */mysql) args+=(-q MySQL --mysql-host "$MYSQL_HOST" --mysql-port "$MYSQL_PORT" --mysql-user "$MYSQL_USER"
@@ -229,7 +232,7 @@ row() {
 # Uniques on every job, as libgearman sends for background jobs (and as the
 # SQL queues need: they key rows on (unique, function)).
 common=(-s 100 -u -d "$DUR" -n "$BIG_N")
-log "in-memory queue: submit-bg, roundtrip, drain, mixed"
+skipped memory || log "in-memory queue: submit-bg, roundtrip, drain, mixed"
 for c in 1 16 256; do
     row memory "submit-bg c=$c window=1" submit-bg -- submit-bg -c "$c" --window 1 "${common[@]}"
 done
@@ -240,7 +243,7 @@ done
 row memory "drain w=4 ($DRAIN_N queued)" "" -- drain -c 4 --window 16 -w 4 -s 100 -u -d "$DUR" -n "$DRAIN_N"
 row memory "mixed c=8 w=4" "" -- mixed -c 8 -w 4 --window 4 "${common[@]}"
 
-for store in sqlite postgres mysql redis; do
+for store in sqlite sqlite-normal postgres mysql redis; do
     skipped "$store" && continue
     log "$store queue: submit-bg at 4 and 64 connections, drain"
     for c in 4 64; do

@@ -35,8 +35,14 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(p) = &cli.png {
-        sprocket_bench::chart::draw(p, &cli.title, &results.chart_series())?;
-        eprintln!("chart written to {}", p.display());
+        let series = results.chart_series();
+        if series.is_empty() {
+            // e.g. `compare.sh --skip memory`: tables only, no chart.
+            eprintln!("no in-memory connection-sweep rows in the results; no chart drawn");
+        } else {
+            sprocket_bench::chart::draw(p, &cli.title, &series)?;
+            eprintln!("chart written to {}", p.display());
+        }
     }
     Ok(())
 }
