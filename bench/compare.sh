@@ -84,17 +84,17 @@ skipped() { case $SKIP in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 # --- cleanup, even on error or Ctrl-C -------------------------------------
 drop_stores() {
     if command -v psql >/dev/null; then
-        for t in $(psql -Atc "SELECT tablename FROM pg_tables WHERE tablename LIKE '${TAG}%'" 2>/dev/null || true); do
+        for t in $(psql -Atc "SELECT tablename FROM pg_tables WHERE tablename LIKE '${TAG}\_%'" 2>/dev/null || true); do
             psql -qc "DROP TABLE IF EXISTS \"$t\"" >/dev/null 2>&1 || true
         done
     fi
     if command -v mysql >/dev/null; then
-        for t in $(mysql -h"$MYSQL_HOST" -P"$MYSQL_PORT" -u"$MYSQL_USER" "$MYSQL_DB" -Nse "SHOW TABLES LIKE '${TAG}%'" 2>/dev/null || true); do
+        for t in $(mysql -h"$MYSQL_HOST" -P"$MYSQL_PORT" -u"$MYSQL_USER" "$MYSQL_DB" -Nse "SHOW TABLES LIKE '${TAG}\_%'" 2>/dev/null || true); do
             mysql -h"$MYSQL_HOST" -P"$MYSQL_PORT" -u"$MYSQL_USER" "$MYSQL_DB" -e "DROP TABLE IF EXISTS \`$t\`" >/dev/null 2>&1 || true
         done
     fi
     if command -v redis-cli >/dev/null; then
-        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${TAG}*" 2>/dev/null |
+        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${TAG}_*" 2>/dev/null |
             xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" DEL >/dev/null 2>&1 || true
     fi
 }
