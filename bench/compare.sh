@@ -139,6 +139,7 @@ if [ -x "$BIN/sprocket" ] && "$BIN/sprocket" bench --help >/dev/null 2>&1; then
 else
     BENCH=("$BIN/sprocket-bench")
 fi
+log "load generator: ${BENCH[*]}"
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -148,6 +149,7 @@ meta machine "$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' 
 meta cpu "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
 meta gearmand "$("$GEARMAND" --version 2>/dev/null | tr -d '\n')"
 meta sprocket "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+meta load_generator "${BENCH[*]}"
 meta load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- servers ----------------------------------------------------------------
