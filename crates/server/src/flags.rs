@@ -17,8 +17,9 @@ pub struct Flags {
     pub version: bool,
 
     // ---- gearmand general options ----
-    /// Number of backlog connections for listen().
-    #[arg(short = 'b', long, default_value_t = 32)]
+    /// Number of backlog connections for listen() (gearmand: 32; a larger
+    /// default keeps bursts of new connections from being dropped).
+    #[arg(short = 'b', long, default_value_t = 1024)]
     pub backlog: u32,
     /// Detach and run in the background.
     #[arg(short = 'd', long)]
@@ -78,8 +79,10 @@ pub struct Flags {
     /// Leave crash signals alone (accepted; Rust does not catch them).
     #[arg(long)]
     pub coredump: bool,
-    /// I/O threads (0 = number of CPUs).
-    #[arg(short = 't', long, default_value_t = 4)]
+    /// Threads for connection I/O (0 = number of CPUs). The engine is one
+    /// task either way; with 1 (the default) everything shares one thread
+    /// and no work crosses threads, which is fastest on small machines.
+    #[arg(short = 't', long, default_value_t = 1)]
     pub threads: usize,
     /// Switch to this user after binding (requires root).
     #[arg(short = 'u', long)]

@@ -54,11 +54,14 @@ pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         n => n.min(64),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // One thread: engine and connections share it, with no cross-thread
+    // wake-ups at all. More: connection tasks spread over worker threads.
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+    .context("starting the runtime")?;
     runtime.block_on(serve(flags, level_name, log, ready))
 }
 
@@ -161,7 +164,9 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         scratch: bytes::BytesMut::with_capacity(64 * 1024),
         requested: None,
     };
-    let (mut engine, writer) = task.run().await;
+    // A runtime task, not the `block_on` thread: wake-ups between it and
+    // the connections then stay on the runtime's own threads.
+    let (mut engine, writer) = tokio::spawn(task.run()).await.context("engine task failed")?;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), flushed_rx.recv()).await;
 
     if let Some(w) = writer {
