@@ -15,6 +15,8 @@ pub mod codec;
 pub mod packet;
 pub mod request;
 pub mod response;
+#[cfg(test)]
+mod testing;
 
 pub use codec::{DecodeError, Decoder, Frame, DEFAULT_MAX_PACKET_SIZE, MAX_TEXT_LINE};
 pub use packet::{Magic, PacketType, Priority, HEADER_LEN};

@@ -277,15 +277,9 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Decoder, Frame};
+    use crate::testing::{blob, decode_one, field};
     use proptest::prelude::*;
 
-    fn field() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(1u8..=255, 0..20).prop_map(Bytes::from)
-    }
-    fn blob() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
-    }
     fn priority() -> impl Strategy<Value = Priority> {
         prop_oneof![Just(Priority::High), Just(Priority::Normal), Just(Priority::Low)]
     }
@@ -348,8 +342,7 @@ mod tests {
         fn every_request_round_trips(req in request()) {
             let mut buf = BytesMut::new();
             req.encode(&mut buf);
-            let frame = Decoder::default().decode(&mut buf).unwrap().unwrap();
-            let Frame::Packet { magic, kind, body } = frame else { panic!("not a packet") };
+            let (magic, kind, body) = decode_one(&mut buf);
             prop_assert_eq!(magic, Magic::Req);
             prop_assert_eq!(Request::parse(kind, body).unwrap(), req);
         }

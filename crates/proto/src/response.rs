@@ -163,15 +163,8 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Decoder, Frame};
+    use crate::testing::{blob, decode_one, field};
     use proptest::prelude::*;
-
-    fn field() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(1u8..=255, 0..20).prop_map(Bytes::from)
-    }
-    fn blob() -> impl Strategy<Value = Bytes> {
-        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
-    }
 
     fn response() -> impl Strategy<Value = Response> {
         prop_oneof![
@@ -228,8 +221,7 @@ mod tests {
         fn every_response_round_trips(resp in response()) {
             let mut buf = BytesMut::new();
             resp.encode(&mut buf);
-            let frame = Decoder::default().decode(&mut buf).unwrap().unwrap();
-            let Frame::Packet { magic, kind, body } = frame else { panic!("not a packet") };
+            let (magic, kind, body) = decode_one(&mut buf);
             prop_assert_eq!(magic, Magic::Res);
             prop_assert_eq!(Response::parse(kind, body).unwrap(), resp);
         }
