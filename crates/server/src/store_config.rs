@@ -31,13 +31,25 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
+/// The default store's file name: one queue per port, so a restart on the
+/// same port finds its jobs and two servers on different ports never
+/// replay each other's.
+pub fn default_queue_file(port: u16) -> String {
+    format!("sprocket-{port}.db")
+}
+
 pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, String> {
+    let port = crate::listener::effective_port(flags);
     let sync = if flags.sync == "normal" { SyncMode::Normal } else { SyncMode::Full };
     let data_dir = || flags.data_dir.clone().unwrap_or_else(default_data_dir);
     let sqlite_in_data_dir = || -> Result<StoreConfig, String> {
         let dir = data_dir();
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-        Ok(StoreConfig::Sqlite { path: dir.join("sprocket.db"), table: flags.libsqlite3_table.clone(), sync })
+        Ok(StoreConfig::Sqlite {
+            path: dir.join(default_queue_file(port)),
+            table: flags.libsqlite3_table.clone(),
+            sync,
+        })
     };
     let kind = flags.queue_type.clone().unwrap_or_else(|| "sqlite".into()).to_ascii_lowercase();
     let config = match kind.as_str() {

@@ -13,10 +13,20 @@ use common::{b, sprocketd, Gear};
 use sprocket_proto::{Request, Response};
 use sprocket_testkit::ServerProcess;
 
+/// Starts sprocketd with its default durable store in `data_dir`, on
+/// `port` (the default store keeps one queue file per port).
+fn start_on(port: u16, data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    let mut args: Vec<String> = ["--queue-type=sqlite", "--data-dir", data_dir.to_str().unwrap(), "-L", "127.0.0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(["--port".to_string(), port.to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ServerProcess::start("sprocketd", sprocketd(), &args, port)
+}
+
 fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
-    let mut args = vec!["--queue-type=sqlite", "--data-dir", data_dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    ServerProcess::sprocketd(sprocketd(), &args)
+    start_on(sprocket_testkit::free_port(), data_dir, extra)
 }
 
 /// Runs every queued job of `f` once, returning the uniques seen.
@@ -51,10 +61,11 @@ fn default_store_keeps_background_jobs_across_kill_9() {
     })
     .unwrap();
     assert!(matches!(c.recv().unwrap(), Response::JobCreated { .. }));
+    let port = s.port;
     s.kill9();
-    assert!(dir.path().join("sprocket.db").exists(), "default store file in --data-dir");
+    assert!(dir.path().join(format!("sprocket-{port}.db")).exists(), "default store file in --data-dir");
 
-    let mut s2 = start(dir.path(), &[]);
+    let mut s2 = start_on(port, dir.path(), &[]);
     assert_eq!(s2.admin("status"), "keep\t20\t0\t0\n.\n");
     let mut seen = drain(s2.port, "keep");
     seen.sort();
@@ -64,7 +75,7 @@ fn default_store_keeps_background_jobs_across_kill_9() {
     // SIGTERM flushes the pending deletes before exiting.
     assert_eq!(s2.terminate(Duration::from_secs(10)), Some(0));
     // Completed jobs are deleted: a third start finds nothing.
-    let s3 = start(dir.path(), &[]);
+    let s3 = start_on(port, dir.path(), &[]);
     assert_eq!(s3.admin("status"), ".\n");
 }
 
@@ -75,7 +86,8 @@ fn builtin_queue_keeps_nothing() {
     let mut c = Gear::connect(s.port).unwrap();
     assert!(matches!(c.submit_bg("gone", "u", "d").unwrap(), Response::JobCreated { .. }));
     s.kill9();
-    assert!(!dir.path().join("sprocket.db").exists());
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(files.is_empty(), "nothing written: {files:?}");
 }
 
 /// Under a load of background submits, kill -9 the server, restart it and
@@ -115,7 +127,7 @@ fn crash_under_load(extra: &[&str]) {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 100, "load too small to mean anything: {}", acked.len());
 
-    let s2 = start(dir.path(), extra);
+    let s2 = start_on(port, dir.path(), extra);
     let seen = drain(s2.port, "load");
     let seen_set: HashSet<String> = seen.iter().cloned().collect();
     let lost: Vec<_> = acked.difference(&seen_set).collect();
@@ -142,4 +154,19 @@ fn kill_9_under_load_loses_no_acknowledged_job_sync_full() {
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_job_sync_normal() {
     crash_under_load(&["--sync=normal"]);
+}
+
+#[test]
+fn servers_on_different_ports_keep_separate_default_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = start(dir.path(), &[]);
+    let b = start(dir.path(), &[]);
+    let mut c = Gear::connect(a.port).unwrap();
+    assert!(matches!(c.submit_bg("mine", "a1", "x").unwrap(), Response::JobCreated { .. }));
+    assert_eq!(b.admin("status"), ".\n");
+    let port = a.port;
+    a.kill9();
+    let a2 = start_on(port, dir.path(), &[]);
+    assert_eq!(a2.admin("status"), "mine\t1\t0\t0\n.\n");
+    assert_eq!(b.admin("status"), ".\n");
 }

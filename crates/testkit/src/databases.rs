@@ -432,6 +432,10 @@ impl PrivateMariadb {
         }
         let m = PrivateMariadb { port: free_port(), dir: TempDir::new("mariadb"), server: None };
         chown(m.dir.path(), "mysql:mysql");
+        // Two bootstraps at once can collide inside mariadb-install-db
+        // (seen once under load); tests in one binary take turns.
+        static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
         let out = run(
             Command::new(install).args([
                 "--no-defaults",
