@@ -113,20 +113,18 @@ pub fn listing_lines(reply: &str) -> Vec<&str> {
     reply.lines().map(|l| l.trim_end_matches('\r')).take_while(|l| *l != ".").collect()
 }
 
+/// The tab-separated rows of a listing that have at least `fields` fields.
+fn tab_rows(reply: &str, fields: usize) -> impl Iterator<Item = Vec<&str>> {
+    listing_lines(reply).into_iter().map(|l| l.split('\t').collect::<Vec<_>>()).filter(move |f| f.len() >= fields)
+}
+
 pub fn parse_status(reply: &str) -> Vec<FunctionStatus> {
-    listing_lines(reply)
-        .into_iter()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            if f.len() < 4 {
-                return None;
-            }
-            Some(FunctionStatus {
-                function: f[0].to_string(),
-                total: f[1].parse().unwrap_or(0),
-                running: f[2].parse().unwrap_or(0),
-                workers: f[3].parse().unwrap_or(0),
-            })
+    tab_rows(reply, 4)
+        .map(|f| FunctionStatus {
+            function: f[0].to_string(),
+            total: f[1].parse().unwrap_or(0),
+            running: f[2].parse().unwrap_or(0),
+            workers: f[3].parse().unwrap_or(0),
         })
         .collect()
 }
@@ -148,19 +146,12 @@ pub fn parse_workers(reply: &str) -> Vec<WorkerLine> {
 }
 
 pub fn parse_jobs(reply: &str) -> Vec<JobLine> {
-    listing_lines(reply)
-        .into_iter()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            if f.len() < 4 {
-                return None;
-            }
-            Some(JobLine {
-                handle: f[0].to_string(),
-                retries: f[1].parse().unwrap_or(0),
-                ignore: f[2] == "1",
-                persisted: f[3] == "1",
-            })
+    tab_rows(reply, 4)
+        .map(|f| JobLine {
+            handle: f[0].to_string(),
+            retries: f[1].parse().unwrap_or(0),
+            ignore: f[2] == "1",
+            persisted: f[3] == "1",
         })
         .collect()
 }
