@@ -155,10 +155,13 @@ impl ServerProcess {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Waits until the port answers and the process answering is ours:
+    /// tests start servers in parallel, and a port that was free when
+    /// chosen may meanwhile have been taken by another test's process.
     fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.answers_as_ours() {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -167,6 +170,24 @@ impl ServerProcess {
             assert!(start.elapsed() < limit, "{} did not listen on port {} within {limit:?}", self.name, self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// True when `getpid` on the port answers with this child's pid.
+    fn answers_as_ours(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        if s.write_all(b"getpid\r\n").is_err() {
+            return false;
+        }
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 64];
+        while !reply.contains(&b'\n') {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&reply).trim() == format!("OK {}", self.child.id())
     }
 
     /// Sends SIGKILL and waits.
