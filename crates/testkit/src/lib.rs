@@ -79,20 +79,44 @@ pub fn free_port() -> u16 {
 /// as the running test (`target/<profile>/<name>`). `cargo test --workspace`
 /// builds every package's binaries before running any test.
 pub fn workspace_bin(name: &str) -> PathBuf {
+    find_workspace_bin(name).unwrap_or_else(|| {
+        panic!(
+            "{name} not built; run `cargo build --workspace` or `cargo test --workspace` (looked in target/<profile>)"
+        )
+    })
+}
+
+/// Like [`workspace_bin`], but `None` when the binary is not built.
+/// `$<NAME>_BIN` (e.g. `SPROCKETD_BIN`) overrides the location.
+pub fn find_workspace_bin(name: &str) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(format!("{}_BIN", name.to_uppercase().replace('-', "_"))) {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().expect("current exe");
+    let exe = std::env::current_exe().ok()?;
     // target/<profile>/deps/<test-exe>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
-    let bin = profile_dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} not built; run `cargo build --workspace` or `cargo test --workspace` (looked at {})",
-        name,
-        bin.display()
-    );
-    bin
+    let bin = exe.parent().and_then(Path::parent)?.join(name);
+    bin.is_file().then_some(bin)
+}
+
+/// One fresh server of each kind available: Debian's gearmand and the
+/// workspace's sprocketd. A missing one is reported with [`skip`] (a
+/// failure under CI=true); `SPROCKET_TEST_SERVER=gearmand|sprocketd`
+/// restricts the list to one kind.
+pub fn every_server() -> Vec<ServerProcess> {
+    let only = std::env::var("SPROCKET_TEST_SERVER").ok();
+    let mut out = Vec::new();
+    if only.as_deref() != Some("sprocketd") {
+        if let Some(g) = ServerProcess::gearmand(&[]) {
+            out.push(g);
+        }
+    }
+    if only.as_deref() != Some("gearmand") {
+        match find_workspace_bin("sprocketd") {
+            Some(bin) => out.push(ServerProcess::sprocketd(&bin, &[])),
+            None => skip("sprocketd not built (build sprocket-server or set SPROCKETD_BIN) for this scenario"),
+        }
+    }
+    out
 }
 
 /// A server process started for a test; killed when dropped.

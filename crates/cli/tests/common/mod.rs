@@ -57,29 +57,12 @@ pub fn have_real_tools() -> bool {
 
 /// sprocketd built next to our binary, or `$SPROCKETD_BIN`.
 pub fn sprocketd_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("SPROCKETD_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let bin = sprocket().parent()?.join("sprocketd");
-    bin.is_file().then_some(bin)
+    sprocket_testkit::find_workspace_bin("sprocketd")
 }
 
 /// One fresh server of each available kind (gearmand, sprocketd).
 pub fn servers() -> Vec<ServerProcess> {
-    let only = std::env::var("SPROCKET_TEST_SERVER").ok();
-    let mut out = Vec::new();
-    if only.as_deref() != Some("sprocketd") {
-        if let Some(g) = ServerProcess::gearmand(&[]) {
-            out.push(g);
-        }
-    }
-    if only.as_deref() != Some("gearmand") {
-        match sprocketd_bin() {
-            Some(bin) => out.push(ServerProcess::sprocketd(&bin, &[])),
-            None => skip("sprocketd not built (cargo build -p sprocket-server) for the CLI scenarios"),
-        }
-    }
-    out
+    sprocket_testkit::every_server()
 }
 
 /// Runs `tool name args…` against `port` with `stdin`.
