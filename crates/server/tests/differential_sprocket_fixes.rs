@@ -124,21 +124,8 @@ fn fix_work_complete_without_separator_is_an_empty_result() {
     assert_eq!(worker.expect_packet("ECHO_RES").body, b"alive");
 }
 
-fn perl_available() -> bool {
-    if !require_tool("perl") {
-        return false;
-    }
-    let out =
-        run(Command::new("perl").args(["-MGearman::Client", "-MGearman::Worker", "-e1"]), b"", Duration::from_secs(20));
-    if !out.success() {
-        sprocket_testkit::skip("Perl Gearman::Client (libgearman-client-perl) not installed");
-        return false;
-    }
-    true
-}
-
 fn perl_scenario(prefix: &str, scenario: &str) {
-    if !perl_available() {
+    if !sprocket_testkit::require_perl_gearman() {
         return;
     }
     let Some(srv) = server() else { return };

@@ -10,20 +10,7 @@ use std::time::Duration;
 
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::wait_for_workers;
-use sprocket_testkit::{interop_dir, require_tool, ServerProcess};
-
-fn perl_ready() -> bool {
-    if !require_tool("perl") {
-        return false;
-    }
-    let out =
-        run(Command::new("perl").args(["-MGearman::Client", "-MGearman::Worker", "-e1"]), b"", Duration::from_secs(20));
-    if !out.success() {
-        sprocket_testkit::skip("Perl Gearman::Client (libgearman-client-perl) not installed");
-        return false;
-    }
-    true
-}
+use sprocket_testkit::{interop_dir, ServerProcess};
 
 /// Starts a Perl worker for `prefix` and waits until it has registered.
 pub fn perl_worker(port: u16, prefix: &str) -> Background {
@@ -47,7 +34,7 @@ fn perl_client(port: u16, prefix: &str, scenarios: &[&str], worker: &Background)
 }
 
 fn server() -> Option<ServerProcess> {
-    if !perl_ready() {
+    if !sprocket_testkit::require_perl_gearman() {
         return None;
     }
     ServerProcess::under_test(Path::new(env!("CARGO_BIN_EXE_sprocketd")), &[])

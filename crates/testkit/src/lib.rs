@@ -59,6 +59,24 @@ pub fn require_tool(tool: &str) -> bool {
     }
 }
 
+/// Checks that Perl and its Gearman::Client / Gearman::Worker modules
+/// (Debian libgearman-client-perl) are installed, or reports via [`skip`].
+pub fn require_perl_gearman() -> bool {
+    if !require_tool("perl") {
+        return false;
+    }
+    let out = process::run(
+        Command::new("perl").args(["-MGearman::Client", "-MGearman::Worker", "-e1"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    if !out.success() {
+        skip("Perl Gearman::Client (libgearman-client-perl) not installed");
+        return false;
+    }
+    true
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1, and that this
 /// process has not handed out before: tests run in parallel, and the
 /// kernel may offer a just-released port to the next caller.
