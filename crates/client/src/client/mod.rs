@@ -302,11 +302,8 @@ impl Client {
                 }
                 other => Err(unexpected(&other)),
             });
-            if matches!(&res, Ok(s) if s.known) {
-                return res;
-            }
-            if first.is_none() || matches!(first, Some(Err(_))) {
-                first = Some(res);
+            if keep_answer(&mut first, res, |s| s.known) {
+                break;
             }
         }
         first.unwrap_or(Err(Error::NoServers))
@@ -325,11 +322,8 @@ impl Client {
                 }
                 other => Err(unexpected(&other)),
             });
-            if matches!(&res, Ok(s) if s.known) {
-                return res;
-            }
-            if first.is_none() || matches!(first, Some(Err(_))) {
-                first = Some(res);
+            if keep_answer(&mut first, res, |s| s.known) {
+                break;
             }
         }
         first.unwrap_or(Err(Error::NoServers))
@@ -559,4 +553,15 @@ fn check_field(what: &str, value: &[u8]) -> Result<()> {
         return Err(Error::InvalidArgument(format!("{what} contains a NUL byte")));
     }
     Ok(())
+}
+
+/// Keeps the answer worth returning from a round of status queries: the
+/// first server that knows the job wins (returns true: stop asking);
+/// otherwise the first answer, an `Ok` preferred over an error.
+fn keep_answer<T>(kept: &mut Option<Result<T>>, res: Result<T>, known: impl Fn(&T) -> bool) -> bool {
+    let is_known = matches!(&res, Ok(s) if known(s));
+    if is_known || kept.is_none() || matches!(kept, Some(Err(_))) {
+        *kept = Some(res);
+    }
+    is_known
 }
