@@ -1,7 +1,7 @@
 //! The engine: owns all job state and turns events into effects.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use bytes::Bytes;
 use sprocket_proto::{Request, Response};
@@ -31,8 +31,9 @@ pub struct Engine {
     pub(crate) next_seq: u64,
     /// Store sequence numbers committed so far (everything <= this).
     pub(crate) committed_seq: u64,
-    /// Inserts not yet durable: seq -> job.
-    pub(crate) pending_inserts: FastMap<u64, JobNo>,
+    /// Inserts not yet durable: seq -> job, ordered so a commit report
+    /// takes exactly the range it covers.
+    pub(crate) pending_inserts: BTreeMap<u64, JobNo>,
     /// Connections with held output.
     pub(crate) holding: HashSet<ConnId>,
     /// Scheduled jobs by run time (Unix seconds).
@@ -57,7 +58,7 @@ impl Engine {
             next_job: 1,
             next_seq: 1,
             committed_seq: 0,
-            pending_inserts: FastMap::default(),
+            pending_inserts: BTreeMap::new(),
             holding: HashSet::new(),
             schedule: BinaryHeap::new(),
             timeouts: BinaryHeap::new(),
@@ -165,13 +166,12 @@ impl Engine {
         if through > self.committed_seq {
             self.committed_seq = through;
         }
-        let done: Vec<u64> = self.pending_inserts.keys().copied().filter(|s| *s <= through).collect();
-        for seq in done {
-            if let Some(job_no) = self.pending_inserts.remove(&seq) {
-                if let Some(job) = self.jobs.get_mut(&job_no) {
-                    if job.pending_seq == seq {
-                        job.pending_seq = 0;
-                    }
+        let still_pending = self.pending_inserts.split_off(&through.saturating_add(1));
+        let done = std::mem::replace(&mut self.pending_inserts, still_pending);
+        for (seq, job_no) in done {
+            if let Some(job) = self.jobs.get_mut(&job_no) {
+                if job.pending_seq == seq {
+                    job.pending_seq = 0;
                 }
             }
         }
