@@ -38,8 +38,23 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
     }
 }
 
+/// Builds the runtime `--threads` asks for (one thread: a current-thread
+/// runtime; more: a multi-threaded one), runs the benchmark on it and
+/// prints the result. For callers that are not inside a runtime.
+pub fn run_blocking(args: BenchArgs) -> anyhow::Result<()> {
+    args.validate()?;
+    let rt = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start the load generator's runtime: {e}"))?;
+    rt.block_on(run(args))
+}
+
 /// Runs one benchmark and prints the result to stdout: a table, or one
-/// line of JSON with `--json`.
+/// line of JSON with `--json`. Uses the caller's runtime, whatever
+/// `--threads` says; [`run_blocking`] builds the runtime it asks for.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let json = args.json;
     let report = measure(args).await?;

@@ -12,7 +12,6 @@ struct Cli {
     args: BenchArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    sprocket_bench::run(Cli::parse().args).await
+fn main() -> anyhow::Result<()> {
+    sprocket_bench::run_blocking(Cli::parse().args)
 }

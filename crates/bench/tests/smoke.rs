@@ -54,14 +54,18 @@ fn run_all_modes(server: &ServerProcess) {
     let report = rt.block_on(measure(args(&addr, "idle", &["-c", "50", "-d", "0.1"]))).expect("idle");
     assert_eq!(report.jobs, 50);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sprocket-bench"))
-        .args(["submit-bg", "--server", &addr, "-n", "500", "-c", "2", "--json"])
-        .output()
-        .expect("run sprocket-bench");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Report = serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
-    assert_eq!(report.jobs, 500);
-    check(&report, "submit-bg");
+    // The binary builds its own runtime: one thread by default, a
+    // multi-threaded one with --threads.
+    for threads in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sprocket-bench"))
+            .args(["submit-bg", "--server", &addr, "-n", "500", "-c", "2", "--threads", threads, "--json"])
+            .output()
+            .expect("run sprocket-bench");
+        assert!(out.status.success(), "--threads {threads}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Report = serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
+        assert_eq!(report.jobs, 500);
+        check(&report, "submit-bg");
+    }
 }
 
 #[test]
@@ -105,4 +109,6 @@ fn bad_options_are_rejected() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let e = rt.block_on(measure(args("127.0.0.1:1", "drain", &["-w", "0"]))).expect_err("no workers");
     assert!(e.to_string().contains("workers"), "{e}");
+    let e = sprocket_bench::run_blocking(args("127.0.0.1:1", "drain", &["--threads", "0"])).expect_err("no threads");
+    assert!(e.to_string().contains("--threads"), "{e}");
 }

@@ -146,3 +146,44 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(out.status.and_then(|s| s.code()), Some(1));
     assert!(text(&out.stderr).contains("invalid server address"), "{}", out.describe());
 }
+
+/// `sprocket bench` builds the runtime its --threads asks for, outside the
+/// CLI's own, and reports in JSON; a dead server and a bad thread count
+/// are clear errors.
+#[test]
+fn bench_subcommand_runs_with_its_own_runtime() {
+    for srv in servers() {
+        let addr = srv.addr();
+        for threads in ["1", "2"] {
+            let out = sp(
+                &[
+                    "bench",
+                    "roundtrip",
+                    "--server",
+                    &addr,
+                    "-c",
+                    "2",
+                    "-w",
+                    "2",
+                    "-n",
+                    "300",
+                    "--threads",
+                    threads,
+                    "--json",
+                ],
+                b"",
+            );
+            assert!(out.success(), "--threads {threads}: {}", out.describe());
+            let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+            assert_eq!(v["mode"], "roundtrip", "{v}");
+            assert_eq!(v["jobs"], 300, "{v}");
+        }
+    }
+    let dead = format!("127.0.0.1:{}", sprocket_testkit::free_port());
+    let out = sp(&["bench", "submit-bg", "--server", &dead, "-n", "10"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("cannot connect"), "{}", out.describe());
+    let out = sp(&["bench", "submit-bg", "--threads", "0"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1));
+    assert!(text(&out.stderr).contains("--threads"), "{}", out.describe());
+}

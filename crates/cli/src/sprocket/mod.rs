@@ -51,6 +51,19 @@ pub fn main(argv: &[String]) -> i32 {
         }
     };
     init_logging();
+    // The load generator picks its own runtime (--threads).
+    let cli = match cli.command {
+        Command::Bench(a) => {
+            return match sprocket_bench::run_blocking(a) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("sprocket: {e:#}");
+                    1
+                }
+            }
+        }
+        command => Cli { command },
+    };
     // Daemon mode has to fork before any thread exists.
     let daemon_result = match &cli.command {
         Command::Work(w) => w.prepare_process(),
@@ -76,7 +89,7 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Status(a) => submit::status(a).await,
             Command::Work(a) => work::run(a).await,
             Command::Admin(a) => admin::run(a).await,
-            Command::Bench(a) => sprocket_bench::run(a).await.map(|_| 0),
+            Command::Bench(_) => Ok(0), // handled above, before the runtime
         }
     });
     drop(pidfile);
