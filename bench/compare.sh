@@ -235,7 +235,7 @@ row() {
 # SQL queues need: they key rows on (unique, function)).
 common=(-s 100 -u -d "$DUR" -n "$BIG_N")
 skipped memory || log "in-memory queue: submit-bg, roundtrip, drain, mixed"
-for c in 1 16 256; do
+for c in 1 16 64 256; do
     row memory "submit-bg c=$c window=1" submit-bg -- submit-bg -c "$c" --window 1 "${common[@]}"
 done
 row memory "submit-bg c=4 window=16 (pipelined)" "" -- submit-bg -c 4 --window 16 "${common[@]}"
@@ -299,7 +299,7 @@ if ! skipped floor && command -v redis-server >/dev/null && command -v redis-ben
     FLOOR_PID=$!
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
     for rep in $(seq "$REPS"); do
-        for c in 1 8 16 256; do
+        for c in 1 8 16 64 256; do
             n=$FLOOR_N; [ "$c" = 1 ] && n=$((FLOOR_N / 4))
             redis-benchmark -h 127.0.0.1 -p "$port" -c "$c" -n "$n" -t ping_mbulk,lpush --csv 2>/dev/null |
                 tr -d '"' | awk -F, -v c="$c" -v r="$rep" '$1=="PING_MBULK" || $1=="LPUSH" {

@@ -156,13 +156,50 @@ impl Results {
         Ok(())
     }
 
+    /// The in-memory row of chart series `series` at `connections`.
+    fn memory_row(&self, series: &str, connections: usize) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.group == "memory" && r.series.as_deref() == Some(series) && r.connections == connections)
+    }
+
     /// Median roundtrip throughput of Sprocket at `connections`, in the
     /// in-memory group, for the cost-floor comparison.
     fn sprocket_roundtrip(&self, connections: usize) -> Option<f64> {
-        self.rows
-            .iter()
-            .find(|r| r.group == "memory" && r.series.as_deref() == Some("roundtrip") && r.connections == connections)
-            .and_then(|r| r.sprocket.median_throughput())
+        self.memory_row("roundtrip", connections).and_then(|r| r.sprocket.median_throughput())
+    }
+
+    /// Sprocket's durable `submit-bg` rows against its own in-memory row
+    /// at the same connection count (issue 3: `--sync=full` must keep at
+    /// least half of the in-memory throughput).
+    fn durable_vs_memory(&self, out: &mut String) {
+        let mut lines = Vec::new();
+        for r in self.rows.iter().filter(|r| r.group != "memory" && r.load.starts_with("submit-bg")) {
+            let Some(mem) = self.memory_row("submit-bg", r.connections) else { continue };
+            let (d, m) = (r.sprocket.median_throughput(), mem.sprocket.median_throughput());
+            if let (Some(d), Some(m)) = (d, m) {
+                if m > 0.0 {
+                    lines.push(format!(
+                        "| {} | {} | {} | {} | **{:.2}** |",
+                        r.group,
+                        r.load,
+                        thousands(d),
+                        thousands(m),
+                        d / m
+                    ));
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| Sprocket durable vs in-memory | Load | Durable jobs/s | In-memory jobs/s (same load) | Durable / in-memory |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|");
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+        }
     }
 
     /// The Markdown tables.
@@ -245,21 +282,40 @@ impl Results {
                 let _ = writeln!(out, "| {w} | {} | {} | {ratio} |", show(s), show(g));
             }
         }
+        self.durable_vs_memory(&mut out);
         if !self.floor.is_empty() {
+            // One request and one reply per job, as for a redis PING: the
+            // submit-bg rows (one in flight per connection) set against
+            // what a server that does nothing per request reaches.
             let _ = writeln!(
                 out,
-                "\n| Cost floor: redis-benchmark | Connections | Requests/s (median) | Sprocket roundtrip jobs/s | Sprocket roundtrip as a fraction |"
+                "\n| Cost floor: redis-benchmark | Connections | Requests/s (median) | Sprocket submit-bg (fraction) | gearmand submit-bg (fraction) | Sprocket roundtrip jobs/s | Sprocket roundtrip as a fraction |"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
             for (test, c, samples) in &self.floor {
                 let rps = median(samples);
-                let rt = self.sprocket_roundtrip(*c);
-                let frac = match (rt, rps) {
+                let frac = |v: Option<f64>| match (v, rps) {
                     (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                     _ => "–".into(),
                 };
                 let show = |v: Option<f64>| v.map(thousands).unwrap_or_else(|| "–".into());
-                let _ = writeln!(out, "| {test} | {c} | {} | {} | {frac} |", show(rps), show(rt));
+                let with_frac = |v: Option<f64>| match v {
+                    Some(_) => format!("{} ({})", show(v), frac(v)),
+                    None => "–".into(),
+                };
+                let bg = self.memory_row("submit-bg", *c);
+                let (bg_s, bg_g) =
+                    (bg.and_then(|r| r.sprocket.median_throughput()), bg.and_then(|r| r.gearmand.median_throughput()));
+                let rt = self.sprocket_roundtrip(*c);
+                let _ = writeln!(
+                    out,
+                    "| {test} | {c} | {} | {} | {} | {} | {} |",
+                    show(rps),
+                    with_frac(bg_s),
+                    with_frac(bg_g),
+                    show(rt),
+                    frac(rt)
+                );
             }
         }
         out
@@ -322,10 +378,36 @@ mod tests {
         assert!(md.contains("| memory | roundtrip c=1 | 200 | 100 | **2.00×**"), "{md}");
         assert!(md.contains("failed"), "{md}");
         assert!(md.contains("1024 B each"), "{md}");
-        assert!(md.contains("| PING_MBULK | 1 | 1,000 | 200 | 0.20 |"), "{md}");
+        assert!(md.contains("| PING_MBULK | 1 | 1,000 | – | – | 200 | 0.20 |"), "{md}");
         let s = r.chart_series();
         assert_eq!(s[0].0, "sprocketd roundtrip");
         assert_eq!(s[0].1, vec![(1, 200.0)]);
+    }
+
+    fn bg_line(group: &str, server: &str, c: usize, t: f64) -> String {
+        run_line(server, c, t)
+            .replace(r#""group":"memory""#, &format!(r#""group":"{group}""#))
+            .replace(&format!("roundtrip c={c}"), &format!("submit-bg c={c} window=1"))
+            .replace(r#""series":"roundtrip""#, r#""series":"submit-bg""#)
+    }
+
+    #[test]
+    fn durable_rows_against_in_memory_and_floor_fractions() {
+        let input = [
+            bg_line("memory", "sprocketd", 64, 1000.0),
+            bg_line("memory", "gearmand", 64, 400.0),
+            bg_line("sqlite", "sprocketd", 64, 600.0),
+            bg_line("sqlite", "gearmand", 64, 10.0),
+            bg_line("sqlite", "sprocketd", 4, 100.0),
+            r#"{"kind":"floor","test":"PING_MBULK","connections":64,"rep":1,"rps":2000}"#.to_string(),
+        ]
+        .join("\n");
+        let md = Results::parse(&input).unwrap().markdown();
+        assert!(md.contains("| sqlite | submit-bg c=64 window=1 | 600 | 1,000 | **0.60** |"), "{md}");
+        // No in-memory row at 4 connections: no line for it.
+        let durable = md.split("Durable / in-memory").nth(1).and_then(|t| t.split("\n\n").next()).unwrap_or("");
+        assert!(!durable.contains("c=4"), "{md}");
+        assert!(md.contains("| PING_MBULK | 64 | 2,000 | 1,000 (0.50) | 400 (0.20) | – | – |"), "{md}");
     }
 
     #[test]
