@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use sprocket_proto::Priority;
 use sprocket_store::{StoreConfig, StoreError, StoreOp};
+use sprocket_testkit::databases::{mysql, psql, redis_cli, PrivateRedis};
 
 async fn round_trip(backend: Backend, short: bool) {
     let Some(scratch) = Scratch::new(backend, "rt") else { return };
@@ -151,12 +152,13 @@ async fn sqlite_replays_old_partial_and_duplicate_rows() {
 async fn postgres_uses_gearmand_table_and_tolerates_nulls() {
     let Some(scratch) = Scratch::new(Backend::Postgres, "gm") else { return };
     let t = &scratch.name;
-    assert!(psql(&format!(
+    psql(&format!(
         "CREATE TABLE \"{t}\" (unique_key VARCHAR(64), function_name VARCHAR(255), priority INTEGER, data BYTEA, \
          when_to_run INTEGER, UNIQUE (unique_key, function_name));
          INSERT INTO \"{t}\" VALUES ('u1', 'f', 2, '\\x0001'::bytea, 5);
          INSERT INTO \"{t}\" VALUES ('u2', 'f', NULL, NULL, NULL);"
-    )));
+    ))
+    .unwrap_or_else(|e| panic!("create gearmand's table: {e}"));
     let mut store = scratch.open().await;
     let mut want = vec![job(b"f", b"u1", Priority::Low, &[0, 1], 5), job(b"f", b"u2", Priority::Normal, b"", 0)];
     assert_same_jobs(store.load().await.unwrap(), want.clone());
@@ -171,10 +173,11 @@ async fn postgres_uses_gearmand_table_and_tolerates_nulls() {
     assert_same_jobs(store.load().await.unwrap(), want);
     // The seeds' operator SQL works on plain names.
     let counts =
-        psql_out(&format!("SELECT function_name, COUNT(function_name) FROM \"{t}\" GROUP BY function_name ORDER BY 1"));
+        psql(&format!("SELECT function_name, COUNT(function_name) FROM \"{t}\" GROUP BY function_name ORDER BY 1"))
+            .unwrap_or_else(|e| panic!("count by function: {e}"));
     assert!(counts.contains("f|2"), "{counts}");
     assert!(counts.contains("my-func|2"), "{counts}");
-    assert!(psql(&format!("DELETE FROM \"{t}\" WHERE function_name = 'my-func'")));
+    psql(&format!("DELETE FROM \"{t}\" WHERE function_name = 'my-func'")).unwrap_or_else(|e| panic!("delete: {e}"));
     assert_eq!(store.load().await.unwrap().iter().filter(|j| &j.function[..] == b"my-func").count(), 0);
 }
 
@@ -184,11 +187,12 @@ async fn postgres_uses_gearmand_table_and_tolerates_nulls() {
 async fn mysql_uses_gearmand_varchar_table() {
     let Some(scratch) = Scratch::new(Backend::Mysql, "gm") else { return };
     let t = &scratch.name;
-    assert!(mysql(&format!(
+    mysql(&format!(
         "CREATE TABLE `{t}` (unique_key VARCHAR(64), function_name VARCHAR(255), priority INT, data LONGBLOB, \
          when_to_run INT, unique key (unique_key, function_name));
          INSERT INTO `{t}` VALUES ('u1', 'f', 0, 'abc', 9), ('u2', 'f', NULL, NULL, NULL);"
-    )));
+    ))
+    .unwrap_or_else(|e| panic!("create gearmand's table: {e}"));
     let mut store = scratch.open().await;
     let mut want = vec![job(b"f", b"u1", Priority::High, b"abc", 9), job(b"f", b"u2", Priority::Normal, b"", 0)];
     assert_same_jobs(store.load().await.unwrap(), want.clone());
@@ -196,9 +200,10 @@ async fn mysql_uses_gearmand_varchar_table() {
     store.apply(&inserts(&fits)).await.expect("odd jobs in gearmand's table");
     want.extend(fits);
     assert_same_jobs(store.load().await.unwrap(), want);
-    let counts = mysql_out(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"));
+    let counts = mysql(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"))
+        .unwrap_or_else(|e| panic!("count by function: {e}"));
     assert!(counts.lines().any(|l| l == "my-func\t2"), "{counts}");
-    assert!(mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"my-func\"")));
+    mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"my-func\"")).unwrap_or_else(|e| panic!("delete: {e}"));
     assert_eq!(store.load().await.unwrap().iter().filter(|j| &j.function[..] == b"my-func").count(), 0);
 }
 
@@ -209,13 +214,15 @@ async fn mysql_created_table_is_binary_and_queryable() {
     let mut store = scratch.open().await;
     store.apply(&inserts(&odd_jobs(false))).await.unwrap();
     let t = &scratch.name;
-    let cols = mysql_out(&format!(
+    let cols = mysql(&format!(
         "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA='test' AND TABLE_NAME='{t}' ORDER BY ORDINAL_POSITION"
-    ));
+    ))
+    .unwrap_or_else(|e| panic!("column types: {e}"));
     assert!(cols.contains("unique_key\tvarbinary") && cols.contains("when_to_run\tbigint"), "{cols}");
-    let counts = mysql_out(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"));
+    let counts = mysql(&format!("SELECT function_name, COUNT(function_name) FROM `{t}` GROUP BY function_name"))
+        .unwrap_or_else(|e| panic!("count by function: {e}"));
     assert!(counts.lines().any(|l| l == "my-func\t2"), "{counts}");
-    assert!(mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"plain\"")));
+    mysql(&format!("DELETE FROM `{t}` WHERE function_name = \"plain\"")).unwrap_or_else(|e| panic!("delete: {e}"));
     assert!(store.load().await.unwrap().iter().all(|j| &j.function[..] != b"plain"));
 }
 
@@ -261,10 +268,8 @@ async fn hostile_table_names_are_quoted() {
         store.apply(&inserts(&odd_jobs(true))).await.unwrap();
         assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
         drop(store);
-        assert!(psql(&format!(
-            "DROP TABLE \"{}\"\"x\"; DELETE FROM sprocket_meta WHERE queue_table = '{}\"x'",
-            s.name, s.name
-        )));
+        psql(&format!("DROP TABLE \"{}\"\"x\"; DELETE FROM sprocket_meta WHERE queue_table = '{}\"x'", s.name, s.name))
+            .unwrap_or_else(|e| panic!("drop the odd table: {e}"));
     }
     if let Some(s) = Scratch::new(Backend::Mysql, "evil") {
         let name = format!("{}`x", s.name);
@@ -280,10 +285,8 @@ async fn hostile_table_names_are_quoted() {
         store.apply(&inserts(&odd_jobs(true))).await.unwrap();
         assert_eq!(store.load().await.unwrap().len(), odd_jobs(true).len());
         drop(store);
-        assert!(mysql(&format!(
-            "DROP TABLE `{}``x`; DELETE FROM sprocket_meta WHERE queue_table = '{}`x'",
-            s.name, s.name
-        )));
+        mysql(&format!("DROP TABLE `{}``x`; DELETE FROM sprocket_meta WHERE queue_table = '{}`x'", s.name, s.name))
+            .unwrap_or_else(|e| panic!("drop the odd table: {e}"));
     }
     let bad = StoreConfig::Sqlite { path: "/tmp/x.db".into(), table: "a\0b".into(), sync: Default::default() };
     assert!(matches!(sprocket_store::open(&bad).await, Err(StoreError::Config(_))));
@@ -342,7 +345,7 @@ async fn mysql_localhost_works() {
 /// start-up error.
 #[tokio::test]
 async fn redis_password() {
-    let Some(redis) = common::private::PrivateRedis::start_with_password(Some("s3cret")) else { return };
+    let Some(redis) = PrivateRedis::start_with_password("s3cret") else { return };
     let cfg = |password: Option<&str>| StoreConfig::Redis {
         host: "127.0.0.1".into(),
         port: redis.port,

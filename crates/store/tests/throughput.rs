@@ -73,7 +73,7 @@ async fn measure(label: &str, config: &StoreConfig) {
 #[tokio::test]
 #[ignore]
 async fn insert_throughput() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sprocket_testkit::databases::TempDir::new("tp");
     for (label, sync) in [("sqlite full", SyncMode::Full), ("sqlite normal", SyncMode::Normal)] {
         let cfg = StoreConfig::Sqlite { path: dir.path().join(format!("{sync:?}.db")), table: "q".into(), sync };
         measure(label, &cfg).await;

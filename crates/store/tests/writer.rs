@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::private::{PrivatePostgres, PrivateRedis};
 use common::*;
 use sprocket_proto::Priority;
 use sprocket_store::memory::MemoryStore;
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
 use sprocket_store::{Completion, StoreConfig, StoreOp, StoredJob};
+use sprocket_testkit::databases::{PrivatePostgres, PrivateRedis};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn fast_config() -> WriterConfig {
@@ -194,12 +194,13 @@ async fn redis_killed_mid_run() {
     let Some(redis) = PrivateRedis::start() else { return };
     let config = StoreConfig::Redis { host: "127.0.0.1".into(), port: redis.port, password: None, prefix: "wk".into() };
     let redis = std::cell::RefCell::new(redis);
-    kill_and_recover(&config, || redis.borrow_mut().kill(), || redis.borrow_mut().restart()).await;
+    // `stop` is a SIGKILL; the AOF (fsync always) keeps what was acknowledged.
+    kill_and_recover(&config, || redis.borrow_mut().stop(), || redis.borrow_mut().start_again()).await;
 }
 
 #[tokio::test]
 async fn postgres_killed_mid_run() {
     let Some(pg) = PrivatePostgres::start() else { return };
     let config = StoreConfig::Postgres { conninfo: pg.conninfo(), table: "gearman_queue".into() };
-    kill_and_recover(&config, || pg.kill(), || pg.restart()).await;
+    kill_and_recover(&config, || pg.kill(), || pg.start_again()).await;
 }

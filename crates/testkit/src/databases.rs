@@ -126,7 +126,17 @@ pub fn mysql(sql: &str) -> Result<String, String> {
 
 /// redis-cli against `127.0.0.1:port`; returns stdout (raw replies).
 pub fn redis_cli_at(port: u16, args: &[&str]) -> String {
-    client(Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args)).stdout_text()
+    redis_cli_auth(port, None, args)
+}
+
+/// Like [`redis_cli_at`], sending AUTH `password` first when there is one.
+pub fn redis_cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(password) = password {
+        cmd.args(["-a", password, "--no-auth-warning"]);
+    }
+    client(cmd.args(args)).stdout_text()
 }
 
 /// redis-cli on the shared Redis.
@@ -259,15 +269,19 @@ pub struct PrivatePostgres {
     bindir: PathBuf,
 }
 
+/// The newest Debian-style `/usr/lib/postgresql/<version>/bin`, else what
+/// `pg_config --bindir` names (other layouts), if it holds initdb and pg_ctl.
 fn pg_bindir() -> Option<PathBuf> {
+    let has_tools = |p: &PathBuf| p.join("initdb").is_file() && p.join("pg_ctl").is_file();
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
-        .collect();
+        .map(|dir| dir.flatten().map(|e| e.path().join("bin")).filter(has_tools).collect())
+        .unwrap_or_default();
     versions.sort();
-    versions.pop()
+    versions.pop().or_else(|| {
+        which("pg_config")?;
+        let out = client(Command::new("pg_config").arg("--bindir"));
+        Some(PathBuf::from(out.stdout_text().trim())).filter(|p| out.success() && has_tools(p))
+    })
 }
 
 /// initdb and pg_ctl need a working `/dev/null`. Some other program run by
@@ -339,6 +353,12 @@ impl PrivatePostgres {
     pub fn stop(&self) {
         self.tool("pg_ctl", &["-D", &self.data_dir(), "-m", "fast", "-w", "-t", "60", "stop"]);
     }
+
+    /// Stops it like a crash (`-m immediate`: no checkpoint, connections
+    /// cut; the next start recovers committed data from the WAL).
+    pub fn kill(&self) {
+        self.tool("pg_ctl", &["-D", &self.data_dir(), "-m", "immediate", "-w", "-t", "60", "stop"]);
+    }
 }
 
 impl Drop for PrivatePostgres {
@@ -353,21 +373,36 @@ impl Drop for PrivatePostgres {
 }
 
 /// `redis-server` on a free port with an append-only file fsynced at every
-/// write, so what it acknowledged survives its own stop.
+/// write, so what it acknowledged survives its own stop (a SIGKILL).
 pub struct PrivateRedis {
     pub port: u16,
     dir: TempDir,
+    password: Option<String>,
     server: Option<crate::process::Background>,
 }
 
 impl PrivateRedis {
     /// Starts one, or returns None after [`skip`].
     pub fn start() -> Option<PrivateRedis> {
+        Self::launch(None)
+    }
+
+    /// Starts one that requires AUTH with `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> Option<PrivateRedis> {
+        Self::launch(Some(password))
+    }
+
+    fn launch(password: Option<&str>) -> Option<PrivateRedis> {
         if which("redis-server").is_none() || which("redis-cli").is_none() {
             skip("`redis-server`/`redis-cli` not installed");
             return None;
         }
-        let mut r = PrivateRedis { port: free_port(), dir: TempDir::new("redis"), server: None };
+        let mut r = PrivateRedis {
+            port: free_port(),
+            dir: TempDir::new("redis"),
+            password: password.map(str::to_string),
+            server: None,
+        };
         r.start_again();
         Some(r)
     }
@@ -379,14 +414,16 @@ impl PrivateRedis {
             Command::new("redis-server")
                 .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
                 .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .args(self.password.iter().flat_map(|p| ["--requirepass", p.as_str()]))
                 .arg("--dir")
                 .arg(self.dir.path()),
         );
         self.server = Some(server);
         let port = self.port;
         assert!(
-            wait_until(Duration::from_secs(15), || redis_cli_at(port, &["PING"]).trim() == "PONG"),
-            "private redis-server on {port} did not answer PING"
+            wait_until(Duration::from_secs(15), || self.cli(&["PING"]).trim() == "PONG"),
+            "private redis-server on {port} did not answer PING:\n{}",
+            self.server.as_ref().map(|s| s.output()).unwrap_or_default()
         );
     }
 
@@ -397,8 +434,9 @@ impl PrivateRedis {
         }
     }
 
+    /// redis-cli against it (authenticating when it has a password).
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli_at(self.port, args)
+        redis_cli_auth(self.port, self.password.as_deref(), args)
     }
 }
 

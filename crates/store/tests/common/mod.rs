@@ -1,28 +1,18 @@
-//! Shared helpers for the store's integration tests: the local database
-//! services, unique table names, sample jobs with awkward bytes, cleanup.
+//! Shared helpers for the store's integration tests: sample jobs with
+//! awkward bytes, comparisons, and a scratch table per test. The databases
+//! themselves (shared services, private servers, their command-line
+//! clients, unique names) come from `sprocket_testkit::databases`.
 #![allow(dead_code)]
-
-pub mod private;
-
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use sprocket_proto::Priority;
 use sprocket_store::{JobKey, Store, StoreConfig, StoreOp, StoredJob, SyncMode};
+use sprocket_testkit::databases::{unique_name, Shared, SharedTable, TempDir};
 
 pub const PG_CONNINFO: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
 pub const MYSQL_HOST: &str = "127.0.0.1";
 pub const MYSQL_PORT: u16 = 3306;
 pub const REDIS_PORT: u16 = 6379;
-
-/// A name no other test (or test run) uses: `<stem>_<pid>_<n>_<nanos>`.
-pub fn unique_name(stem: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{stem}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 100_000)
-}
 
 pub fn job(function: &[u8], unique: &[u8], priority: Priority, data: &[u8], when: i64) -> StoredJob {
     StoredJob {
@@ -107,50 +97,6 @@ pub fn assert_same_jobs(got: Vec<StoredJob>, want: Vec<StoredJob>) {
     }
 }
 
-fn quiet(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
-}
-
-/// Runs SQL on the shared PostgreSQL with psql; true on success.
-pub fn psql(sql: &str) -> bool {
-    quiet(Command::new("psql").args([
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-d",
-        "test",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-qc",
-        sql,
-    ]))
-}
-
-/// Runs SQL on the shared PostgreSQL and returns its unaligned output.
-pub fn psql_out(sql: &str) -> String {
-    let out = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-tAc", sql]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-}
-
-/// Runs SQL on the shared MariaDB (database `test`).
-pub fn mysql(sql: &str) -> bool {
-    quiet(Command::new("mysql").args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "test", "-e", sql]))
-}
-
-pub fn mysql_out(sql: &str) -> String {
-    let out = Command::new("mysql")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "test", "-N", "-B", "-e", sql])
-        .output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-}
-
-/// Runs one redis-cli command on the shared Redis.
-pub fn redis_cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(["-h", "127.0.0.1", "-p", "6379"]).args(args).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-}
-
 /// Which shared service a [`Scratch`] lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -160,31 +106,39 @@ pub enum Backend {
     Redis,
 }
 
+impl Backend {
+    /// The shared service it lives in; None for SQLite (a private file).
+    fn shared(self) -> Option<Shared> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Shared::Postgres),
+            Backend::Mysql => Some(Shared::Mysql),
+            Backend::Redis => Some(Shared::Redis),
+        }
+    }
+}
+
 /// A private table (or Redis prefix, or SQLite file) for one test, removed
 /// when dropped — also when the test panics.
 pub struct Scratch {
     pub backend: Backend,
     pub name: String,
-    pub dir: Option<tempfile::TempDir>,
+    dir: Option<TempDir>,
+    /// Drops the table (or deletes the keys) on the shared service.
+    _table: Option<SharedTable>,
 }
 
 impl Scratch {
     /// Creates the scratch space, or returns None after `SKIPPED:` when the
     /// service is not running (a failure under CI=true).
     pub fn new(backend: Backend, stem: &str) -> Option<Scratch> {
-        let name = unique_name(stem);
-        let ok = match backend {
-            Backend::Sqlite => true,
-            Backend::Postgres => psql("SELECT 1"),
-            Backend::Mysql => mysql("SELECT 1"),
-            Backend::Redis => redis_cli(&["PING"]).trim() == "PONG",
-        };
-        if !ok {
-            sprocket_testkit::skip(&format!("{backend:?} is not running on localhost"));
-            return None;
-        }
-        let dir = (backend == Backend::Sqlite).then(|| tempfile::tempdir().expect("temp dir"));
-        Some(Scratch { backend, name, dir })
+        Some(match backend.shared() {
+            None => Scratch { backend, name: unique_name(stem), dir: Some(TempDir::new(stem)), _table: None },
+            Some(service) => {
+                let table = SharedTable::new(service, stem)?;
+                Scratch { backend, name: table.name.clone(), dir: None, _table: Some(table) }
+            }
+        })
     }
 
     pub fn sqlite_path(&self) -> std::path::PathBuf {
@@ -219,29 +173,6 @@ impl Scratch {
         match sprocket_store::open(&self.config()).await {
             Ok(s) => s,
             Err(e) => panic!("cannot open {:?} store {}: {e}", self.backend, self.name),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let n = &self.name;
-        match self.backend {
-            Backend::Sqlite => {}
-            Backend::Postgres => {
-                psql(&format!("DROP TABLE IF EXISTS \"{n}\"; DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
-            }
-            Backend::Mysql => {
-                mysql(&format!("DROP TABLE IF EXISTS `{n}`; DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
-            }
-            Backend::Redis => {
-                redis_cli(&[
-                    "EVAL",
-                    "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
-                    "0",
-                    &format!("{n}-*"),
-                ]);
-            }
         }
     }
 }
