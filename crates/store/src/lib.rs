@@ -100,6 +100,18 @@ pub trait Store: Send {
 
     /// Re-establishes a lost connection.
     async fn reconnect(&mut self) -> Result<()>;
+
+    /// Whether the store's work is blocking calls (an embedded database)
+    /// rather than network I/O. The writer then runs on a thread of its
+    /// own and calls [`Store::run_inline`], so each commit runs on that
+    /// thread directly instead of being handed to a thread pool and back.
+    fn blocks(&self) -> bool {
+        false
+    }
+
+    /// From now on, do blocking work on the calling thread. Only called on
+    /// a thread that nothing else needs (see [`Store::blocks`]).
+    fn run_inline(&mut self) {}
 }
 
 /// What the writer reports after trying to make a run of operations durable.

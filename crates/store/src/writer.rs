@@ -120,8 +120,33 @@ pub fn spawn(store: Box<dyn Store>, config: WriterConfig) -> (WriterHandle, mpsc
             closing: false,
         },
     };
-    let task = tokio::spawn(writer.run());
+    let task = if writer.store.blocks() { spawn_on_own_thread(writer) } else { tokio::spawn(writer.run()) };
     (WriterHandle { tx, healthy, task }, done_rx)
+}
+
+/// Runs the writer of a blocking store on a thread of its own (with a
+/// single-threaded runtime for its channels and timers): a commit then
+/// runs right there, and the next one starts as soon as it ends, without
+/// waking the server's thread in between. The returned handle finishes
+/// when the thread does.
+fn spawn_on_own_thread(mut writer: Writer) -> JoinHandle<()> {
+    let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("sprocket-store".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                writer.store.run_inline();
+                rt.block_on(writer.run());
+            }
+            Err(e) => error!("cannot start the store writer's runtime: {e}"),
+        }
+        let _ = finished_tx.send(());
+    });
+    if let Err(e) = thread {
+        error!("cannot start the store writer's thread: {e}");
+    }
+    tokio::spawn(async move {
+        let _ = finished_rx.await;
+    })
 }
 
 struct Writer {
@@ -310,8 +335,9 @@ impl Writer {
     async fn commit_next(&mut self) {
         let batch = self.queue.take_batch(self.config.max_batch);
         let ops: Vec<StoreOp> = batch.iter().map(|(_, op)| op.clone()).collect();
+        let started = std::time::Instant::now();
         match apply_bounded(self.store.as_mut(), &ops).await {
-            Ok(()) => debug!(ops = ops.len(), "store batch committed"),
+            Ok(()) => debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed"),
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
                 self.queue.went_down(batch);

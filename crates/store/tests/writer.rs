@@ -204,3 +204,44 @@ async fn postgres_killed_mid_run() {
     let config = StoreConfig::Postgres { conninfo: pg.conninfo(), table: "gearman_queue".into() };
     kill_and_recover(&config, || pg.kill(), || pg.start_again()).await;
 }
+
+/// With `--sync=full` the SQLite writer runs on a thread of its own and
+/// commits there; on a current-thread runtime (sprocketd's default) the
+/// completions still arrive, close waits for that thread, and every row
+/// committed is in the file.
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_full_sync_writer_on_its_own_thread() {
+    for sync in [sprocket_store::SyncMode::Full, sprocket_store::SyncMode::Normal] {
+        let dir = sprocket_testkit::databases::TempDir::new("writer-sqlite");
+        let config = StoreConfig::Sqlite { path: dir.path().join("q.db"), table: "gearman_queue".into(), sync };
+        let store = sprocket_store::open(&config).await.expect("open sqlite");
+        assert_eq!(store.blocks(), sync == sprocket_store::SyncMode::Full);
+        let (w, mut rx) = writer::spawn(store, fast_config());
+        for n in 1..=200 {
+            w.submit(n, StoreOp::Insert(j(n)));
+        }
+        assert!(until(&mut rx, 200).await.is_empty());
+        // Insert and delete in one pending run cancel; a delete of a
+        // committed row removes it.
+        w.submit(201, StoreOp::Insert(j(201)));
+        w.submit(202, StoreOp::Delete(j(201).key()));
+        w.submit(203, StoreOp::Delete(j(1).key()));
+        for n in 204..=300 {
+            w.submit(n, StoreOp::Insert(j(n)));
+        }
+        w.close().await;
+        let mut last = 0;
+        while let Some(c) = rx.recv().await {
+            assert!(c.failed.is_empty(), "{c:?}");
+            last = c.through;
+        }
+        assert_eq!(last, 300, "{sync:?}: every completion sent before the channel closed");
+        let mut again = sprocket_store::open(&config).await.expect("reopen");
+        let rows = again.load().await.expect("load");
+        let mut uniques: Vec<String> = rows.iter().map(|r| String::from_utf8_lossy(&r.unique).into_owned()).collect();
+        uniques.sort();
+        let mut want: Vec<String> = (2..=200).chain(204..=300).map(|n| format!("u{n}")).collect();
+        want.sort();
+        assert_eq!(uniques, want, "{sync:?}");
+    }
+}
