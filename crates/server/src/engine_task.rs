@@ -49,6 +49,8 @@ pub struct EngineTask {
     pub stop_accepting: watch::Sender<bool>,
     /// Reused encoding buffer.
     pub scratch: BytesMut,
+    /// Reused by `flush`: where each connection first appears in the outbox.
+    pub first_seen: FastMap<ConnId, usize>,
     /// A shutdown asked for by an admin command, not yet acted on.
     pub requested: Option<ShutdownRequest>,
 }
@@ -178,9 +180,25 @@ impl EngineTask {
         // straight to the socket; sends are in order per connection.
         let mut i = 0;
         let mut sends = out.sends;
-        // Stable: keeps each connection's order, gathers its replies into
-        // one write.
-        sends.sort_by_key(|(conn, _)| *conn);
+        // Gather each connection's replies into one write, keeping their
+        // order, and write to connections in the order the engine first
+        // answered them: what a request caused first goes out first (a
+        // worker's WORK_COMPLETE reaches its client before the NO_JOB for
+        // the worker's next GRAB_JOB; a new job's NOOPs go out before the
+        // submitter's JOB_CREATED). Each write costs a system call, so on a
+        // round trip the order is latency.
+        if sends.len() > 1 {
+            let first_seen = &mut self.first_seen;
+            first_seen.clear();
+            for (n, (conn, _)) in sends.iter().enumerate() {
+                first_seen.entry(*conn).or_insert(n);
+            }
+            // Stable: each connection's replies keep their order.
+            sends.sort_by_cached_key(|(conn, _)| first_seen.get(conn).copied().unwrap_or(usize::MAX));
+            if first_seen.capacity() > 64 * 1024 {
+                *first_seen = FastMap::default();
+            }
+        }
         while i < sends.len() {
             let conn = sends[i].0;
             self.scratch.clear();

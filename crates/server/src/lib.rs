@@ -162,6 +162,7 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         shutdown: shutdown_rx,
         stop_accepting: stop_accepting_tx,
         scratch: bytes::BytesMut::with_capacity(64 * 1024),
+        first_seen: sprocket_engine::FastMap::default(),
         requested: None,
     };
     // A runtime task, not the `block_on` thread: wake-ups between it and
