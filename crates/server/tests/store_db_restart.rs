@@ -11,16 +11,14 @@
 mod common;
 mod store_support;
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{b, Gear};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 use sprocket_testkit::databases::{unique_name, wait_until, PrivateMariadb, PrivatePostgres, PrivateRedis};
 use sprocket_testkit::ServerProcess;
-use store_support::{run_all_queued, run_jobs, submit, Job};
+use store_support::{run_all_queued, run_jobs, submit, Job, Load, OnError, SubmitLoad};
 
 /// A private database server plus the table / prefix the test uses.
 enum Private {
@@ -220,54 +218,22 @@ fn private_mariadb_restarted_mid_run() {
 fn load_through_outage_then_kill_9(mut db: Private) {
     let table = unique_name("st_outload");
     let mut server = start(&db, &table);
-    let port = server.port;
-    let acked = Arc::new(Mutex::new(BTreeSet::new()));
-    let refused = Arc::new(Mutex::new(BTreeSet::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let Ok(mut c) = Gear::connect(port) else { return };
-                for i in 0.. {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let unique = format!("c{t}-{i}");
-                    match c.call(&bg(&unique).request()) {
-                        Ok(Response::JobCreated { .. }) => {
-                            acked.lock().expect("lock").insert(unique);
-                        }
-                        Ok(Response::Error { .. }) => {
-                            refused.lock().expect("lock").insert(unique);
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        _ => break,
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = SubmitLoad::start(server.port, "outage", 4, OnError::Retry);
     std::thread::sleep(Duration::from_millis(500));
     db.stop();
     std::thread::sleep(Duration::from_millis(1000));
     db.start_again();
     // Wait until submits are acknowledged again, then kill sprocketd.
-    let before = acked.lock().expect("lock").len();
-    let resumed = wait_until(Duration::from_secs(10), || acked.lock().map(|a| a.len() > before + 20).unwrap_or(false));
+    let before = load.acked_count();
+    let resumed = wait_until(Duration::from_secs(10), || load.acked_count() > before + 20);
     assert!(resumed, "background submits did not resume after the database came back");
     server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    let acked = acked.lock().expect("lock").clone();
-    let refused = refused.lock().expect("lock").clone();
+    let Load { acked, refused } = load.finish();
     assert!(!refused.is_empty(), "no submit was refused while the database was down");
 
     let server = start(&db, &table);
     let ran: Vec<String> = run_all_queued(server.port, &["outage"]).into_iter().map(|r| r.unique).collect();
-    let seen: BTreeSet<String> = ran.iter().cloned().collect();
+    let seen: HashSet<String> = ran.iter().cloned().collect();
     let lost: Vec<&String> = acked.difference(&seen).collect();
     assert!(
         lost.is_empty(),

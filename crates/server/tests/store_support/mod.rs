@@ -226,45 +226,90 @@ pub fn run_all_queued(port: u16, functions: &[&str]) -> Vec<Ran> {
     }
 }
 
-/// What a load run saw: the uniques whose JOB_CREATED reached a client.
+/// What a load run saw: the uniques whose JOB_CREATED reached a client,
+/// and those answered with ERROR.
 pub struct Load {
     pub acked: HashSet<String>,
+    pub refused: HashSet<String>,
+}
+
+/// What a submitting thread does when a submit is answered with ERROR.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop submitting (any answer but JOB_CREATED ends the thread).
+    Stop,
+    /// Record the unique as refused, pause 5 ms and go on (a database
+    /// outage); any other answer still ends the thread.
+    Retry,
+}
+
+/// Threads submitting background jobs of one function (uniques `c<t>-<i>`)
+/// as fast as they can, until [`SubmitLoad::finish`].
+pub struct SubmitLoad {
+    acked: Arc<Mutex<HashSet<String>>>,
+    refused: Arc<Mutex<HashSet<String>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl SubmitLoad {
+    pub fn start(port: u16, function: &str, connections: usize, on_error: OnError) -> SubmitLoad {
+        let acked = Arc::new(Mutex::new(HashSet::new()));
+        let refused = Arc::new(Mutex::new(HashSet::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..connections)
+            .map(|t| {
+                let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+                let function = function.to_string();
+                std::thread::spawn(move || {
+                    let Ok(mut c) = Gear::connect(port) else { return };
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let unique = format!("c{t}-{i}");
+                        match c.submit_bg(&function, &unique, "payload of a crash test") {
+                            Ok(Response::JobCreated { .. }) => {
+                                acked.lock().expect("acked lock").insert(unique);
+                            }
+                            Ok(Response::Error { .. }) if on_error == OnError::Retry => {
+                                refused.lock().expect("refused lock").insert(unique);
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            _ => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        SubmitLoad { acked, refused, stop, threads }
+    }
+
+    /// How many submits were acknowledged so far.
+    pub fn acked_count(&self) -> usize {
+        self.acked.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Stops the threads (each ends after its current submit) and reports.
+    pub fn finish(self) -> Load {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let acked = self.acked.lock().expect("acked lock").clone();
+        let refused = self.refused.lock().expect("refused lock").clone();
+        Load { acked, refused }
+    }
 }
 
 /// `connections` threads submit background jobs of `function` (uniques
 /// `c<t>-<i>`) as fast as they can; after `run_for`, `kill` runs (the
 /// server is killed), and the threads stop at their first failed submit.
 pub fn load_then_kill(port: u16, function: &str, connections: usize, run_for: Duration, kill: impl FnOnce()) -> Load {
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..connections)
-        .map(|t| {
-            let (acked, stop, function) = (acked.clone(), stop.clone(), function.to_string());
-            std::thread::spawn(move || {
-                let Ok(mut c) = Gear::connect(port) else { return };
-                for i in 0.. {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let unique = format!("c{t}-{i}");
-                    match c.submit_bg(&function, &unique, "payload of a crash test") {
-                        Ok(Response::JobCreated { .. }) => {
-                            acked.lock().expect("acked lock").insert(unique);
-                        }
-                        _ => break,
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = SubmitLoad::start(port, function, connections, OnError::Stop);
     std::thread::sleep(run_for);
     kill();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    let acked = acked.lock().expect("acked lock").clone();
-    Load { acked }
+    load.finish()
 }
 
 /// The seconds since the Unix epoch.
