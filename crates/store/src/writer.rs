@@ -37,6 +37,9 @@ use crate::{Completion, JobKey, Result, Store, StoreError, StoreOp};
 /// database (a hung server or a silently dropped connection), so
 /// submitters get an answer. If it did commit after all, the jobs it
 /// carried were reported failed but run anyway: at least once, never lost.
+/// A store that commits inline (see `Store::run_inline`) finishes its
+/// commit inside the first poll, so this cannot cut it short: a disk that
+/// hangs an fsync holds that writer's submitters until the fsync returns.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
