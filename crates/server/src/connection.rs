@@ -36,7 +36,7 @@ pub async fn run(
 ) {
     use std::os::fd::AsRawFd;
     let fd = i64::from(stream.as_raw_fd());
-    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|_| "-".into());
+    let peer = stream.peer_addr().map(|a| peer_name(a.ip())).unwrap_or_else(|_| "-".into());
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let outlet = Arc::new(Outlet::new(wr));
@@ -102,6 +102,20 @@ pub async fn run(
     }
 }
 
+/// The peer address as `workers` shows it. The default listener is one
+/// dual-stack IPv6 socket, on which IPv4 clients arrive as `::ffff:a.b.c.d`;
+/// gearmand listens on separate IPv4 and IPv6 sockets and shows them as
+/// `a.b.c.d`, and tools that parse `workers` expect that.
+fn peer_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
 /// How long a closing connection may take to write its last replies.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -139,5 +153,19 @@ fn decode_error_reply(e: &DecodeError) -> (Out, bool) {
             (Out::Packet(Response::error("ARGUMENT_TOO_LARGE", "Packet exceeds the server's maximum size")), true)
         }
         DecodeError::LineTooLong(_) => (Out::Text(bytes::Bytes::from_static(b"ERR LINE_TOO_LONG\r\n")), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::peer_name;
+
+    #[test]
+    fn ipv4_clients_of_the_dual_stack_listener_show_as_ipv4() {
+        assert_eq!(peer_name("::ffff:127.0.0.1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(peer_name("::ffff:10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(peer_name("127.0.0.1".parse().unwrap()), "127.0.0.1");
+        assert_eq!(peer_name("::1".parse().unwrap()), "::1");
+        assert_eq!(peer_name("2001:db8::7".parse().unwrap()), "2001:db8::7");
     }
 }

@@ -180,6 +180,38 @@ fn gearmand_port_environment_variable_is_honoured() {
     assert!(ok);
 }
 
+/// `workers` as an admin client on `addr` sees it (its own line included).
+fn workers_seen_from(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"workers\r\n").unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.ends_with(b".\n") {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the end of the reply");
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+#[test]
+fn default_listener_shows_ipv4_clients_as_gearmand_does() {
+    // No -L: one dual-stack socket, where IPv4 peers arrive IPv4-mapped.
+    let port = free_port();
+    let args: Vec<String> = ["-q", "builtin", "-p", &port.to_string()].iter().map(|s| s.to_string()).collect();
+    let _s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    let v4 = workers_seen_from(([127, 0, 0, 1], port).into());
+    assert!(v4.lines().any(|l| l.split(' ').nth(1) == Some("127.0.0.1")), "IPv4 peer shown as: {v4:?}");
+    assert!(!v4.contains("::ffff:"), "IPv4-mapped address leaked: {v4:?}");
+    // Where the host has IPv6 loopback, IPv6 peers keep their address.
+    if std::net::TcpStream::connect(("::1", port)).is_ok() {
+        let v6 = workers_seen_from((std::net::Ipv6Addr::LOCALHOST, port).into());
+        assert!(v6.lines().any(|l| l.split(' ').nth(1) == Some("::1")), "IPv6 peer shown as: {v6:?}");
+    }
+}
+
 #[test]
 fn half_closed_peer_still_gets_its_replies() {
     use std::io::{Read, Write};
