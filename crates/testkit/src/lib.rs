@@ -142,6 +142,8 @@ pub struct ServerProcess {
     pub port: u16,
     pub child: Child,
     pub name: String,
+    /// A data directory made for this server, removed when it is dropped.
+    scratch: Option<PathBuf>,
 }
 
 impl ServerProcess {
@@ -155,20 +157,35 @@ impl ServerProcess {
             .stderr(if std::env::var_os("SPROCKET_TEST_VERBOSE").is_some() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut server = ServerProcess { port, child, name: name.to_string() };
+        let mut server = ServerProcess { port, child, name: name.to_string(), scratch: None };
         server.wait_ready(Duration::from_secs(20));
         server
     }
 
-    /// Starts `sprocketd` on a free port with an in-memory queue plus `extra` flags.
+    /// Starts `sprocketd` on a free port plus `extra` flags. Unless `extra`
+    /// picks a queue, the queue is in memory, or with
+    /// `SPROCKET_TEST_QUEUE=default` sprocketd's own default (durable
+    /// SQLite, in a scratch data directory), so that any suite can be run
+    /// against the configuration users get out of the box.
     pub fn sprocketd(bin: &Path, extra: &[&str]) -> ServerProcess {
         let port = free_port();
         let mut args = vec!["--port".to_string(), port.to_string(), "--listen".into(), "127.0.0.1".into()];
+        let mut scratch = None;
         if !extra.iter().any(|a| a.starts_with("-q") || a.starts_with("--queue-type")) {
-            args.push("--queue-type=builtin".into());
+            if std::env::var("SPROCKET_TEST_QUEUE").as_deref() == Ok("default") {
+                let dir = std::env::temp_dir().join(format!("sprocket-test-data-{}-{port}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                args.push("--data-dir".into());
+                args.push(dir.display().to_string());
+                scratch = Some(dir);
+            } else {
+                args.push("--queue-type=builtin".into());
+            }
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        ServerProcess::start("sprocketd", bin, &args, port)
+        let mut server = ServerProcess::start("sprocketd", bin, &args, port);
+        server.scratch = scratch;
+        server
     }
 
     /// Starts Debian's gearmand on a free port, or returns None (after
@@ -273,6 +290,9 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
