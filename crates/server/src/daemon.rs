@@ -93,6 +93,23 @@ pub fn set_fd_limit(n: u64) -> Result<(), String> {
         .map_err(|e| format!("cannot set file-descriptor limit to {n}: {e}"))
 }
 
+/// Without `-f`, raises the soft RLIMIT_NOFILE to the hard limit: the
+/// soft limit is often 1024 (systemd's default for services, most shells),
+/// far below what a job server with thousands of clients needs, while the
+/// hard limit allows more. Returns the soft limit in force afterwards.
+pub fn raise_fd_soft_limit() -> Result<u64, String> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // Beyond this, nothing is gained and some kernels refuse the value.
+    const CEILING: u64 = 1 << 20;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| e.to_string())?;
+    let wanted = hard.min(CEILING);
+    if wanted <= soft {
+        return Ok(soft);
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).map_err(|e| e.to_string())?;
+    Ok(wanted)
+}
+
 /// Switches to `user` (group first).
 pub fn switch_user(name: &str) -> Result<(), String> {
     use nix::unistd::{setgid, setuid, User};

@@ -40,6 +40,10 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Descriptors the server needs besides its connections (listeners, the
+/// store's files, the runtime's, logs).
+const FD_RESERVE: usize = 64;
+
 /// Runs the server until shutdown. Called from `main` after flags are
 /// parsed and, with `-d`, after forking.
 pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
@@ -49,6 +53,18 @@ pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
 
     if let Some(n) = flags.file_descriptors {
         daemon::set_fd_limit(n).map_err(|e| anyhow!(e))?;
+    } else {
+        match daemon::raise_fd_soft_limit() {
+            Ok(limit) if (limit as usize) < flags.max_connections.saturating_add(FD_RESERVE) => tracing::warn!(
+                limit,
+                max_connections = flags.max_connections,
+                "the file-descriptor limit is below --max-connections; connections beyond about {} will fail \
+                 (raise it with -f/--file-descriptors or the service's LimitNOFILE)",
+                (limit as usize).saturating_sub(FD_RESERVE)
+            ),
+            Ok(limit) => tracing::debug!(limit, "file-descriptor limit"),
+            Err(e) => tracing::warn!("cannot raise the file-descriptor limit: {e}"),
+        }
     }
     let threads = match flags.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),

@@ -180,6 +180,42 @@ fn gearmand_port_environment_variable_is_honoured() {
     assert!(ok);
 }
 
+/// The soft and hard "Max open files" of a running process.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    (fields.next().unwrap().to_string(), fields.next().unwrap().to_string())
+}
+
+/// Runs sprocketd through `sh -c "<limit>; exec sprocketd …"` and returns
+/// its open-files limits once it answers.
+fn limits_when_started_with(limit: &str, extra: &str) -> (String, String) {
+    let port = free_port();
+    let script = format!("{limit} && exec {} -q builtin -L 127.0.0.1 -p {port} {extra}", sprocketd().display());
+    let mut child = Command::new("sh").args(["-c", &script]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while Gear::connect(port).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "sprocketd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = open_files_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    limits
+}
+
+#[test]
+fn soft_file_descriptor_limit_is_raised_to_the_hard_limit() {
+    // Started the way shells and systemd often start it: a low soft limit.
+    let (soft, hard) = limits_when_started_with("ulimit -Sn 256", "");
+    assert_ne!(soft, "256", "soft limit left at 256 (hard {hard})");
+    assert!(hard == "unlimited" || soft == hard || soft == "1048576", "soft {soft}, hard {hard}");
+    // An explicit -f is obeyed as given.
+    let (soft, _) = limits_when_started_with("ulimit -Sn 256", "-f 512");
+    assert_eq!(soft, "512");
+}
+
 /// `workers` as an admin client on `addr` sees it (its own line included).
 fn workers_seen_from(addr: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
