@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use sprocket_proto::Priority;
 
-use crate::types::{ConnId, FnId, JobNo};
+use crate::types::{ConnId, FnId, JobNo, GENERATED_UNIQUE_PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -21,9 +21,39 @@ pub enum JobState {
 pub struct JobExtra {
     /// Map/reduce reducer name.
     pub reducer: Bytes,
-    /// The unique under which the job is stored, when it differs from the
-    /// job's own (generated for jobs without a coalescing unique).
+    /// The unique of a replayed row that neither is the job's own unique
+    /// nor has the shape of a [`GeneratedKey`] (a gearmand row keyed `-`).
     pub store_unique: Option<Bytes>,
+}
+
+/// The store key of a job without a coalescing unique of its own:
+/// `~sprocket:<instance hex>:<number>`. Kept as two numbers rather than as
+/// text, because every durable job without a unique has one and the text
+/// would cost an allocation per queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GeneratedKey {
+    /// The server run that made the key.
+    pub instance: u64,
+    /// The job number in that run.
+    pub no: u64,
+}
+
+impl GeneratedKey {
+    pub fn to_bytes(self) -> Bytes {
+        let mut key = BytesMut::with_capacity(GENERATED_UNIQUE_PREFIX.len() + 40);
+        key.extend_from_slice(GENERATED_UNIQUE_PREFIX);
+        key.extend_from_slice(format!("{:x}:{}", self.instance, self.no).as_bytes());
+        key.freeze()
+    }
+
+    /// Reads a stored key back; `None` unless writing the result out gives
+    /// exactly the same bytes (so the row's delete always matches it).
+    pub fn parse(stored: &[u8]) -> Option<GeneratedKey> {
+        let rest = std::str::from_utf8(stored.strip_prefix(GENERATED_UNIQUE_PREFIX)?).ok()?;
+        let (instance, no) = rest.split_once(':')?;
+        let key = GeneratedKey { instance: u64::from_str_radix(instance, 16).ok()?, no: no.parse().ok()? };
+        (key.to_bytes().as_ref() == stored).then_some(key)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +84,8 @@ pub struct Job {
     pub ignore: bool,
     /// Increments per assignment, so a stale timeout is recognised.
     pub assignment: u32,
+    /// Its store row is keyed by a generated key, not by its unique.
+    pub generated_key: Option<GeneratedKey>,
     pub extra: Option<Box<JobExtra>>,
 }
 
@@ -98,6 +130,7 @@ impl Job {
             pending_seq: 0,
             ignore: false,
             assignment: 0,
+            generated_key: None,
             extra: None,
         }
     }
@@ -134,6 +167,9 @@ impl Job {
 
     /// The unique under which the job's row is stored.
     pub fn store_unique(&self) -> Bytes {
+        if let Some(key) = self.generated_key {
+            return key.to_bytes();
+        }
         match self.extra.as_ref().and_then(|e| e.store_unique.clone()) {
             Some(u) => u,
             None => self.unique(),
@@ -146,5 +182,32 @@ impl Job {
 
     pub fn is_running(&self) -> bool {
         matches!(self.state, JobState::Running(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GeneratedKey;
+
+    #[test]
+    fn generated_keys_read_back_only_when_they_write_out_the_same() {
+        let key = GeneratedKey { instance: 0x1a2b, no: 907 };
+        assert_eq!(&key.to_bytes()[..], b"~sprocket:1a2b:907");
+        assert_eq!(GeneratedKey::parse(b"~sprocket:1a2b:907"), Some(key));
+        assert_eq!(GeneratedKey::parse(b"~sprocket:0:1"), Some(GeneratedKey { instance: 0, no: 1 }));
+        for odd in [
+            &b"~sprocket:01a2b:907"[..],
+            b"~sprocket:1A2B:907",
+            b"~sprocket:1a2b:0907",
+            b"~sprocket:1a2b:+907",
+            b"~sprocket:1a2b",
+            b"~sprocket::907",
+            b"~sprocket:1a2b:907:1",
+            b"~sprocket:\xff:1",
+            b"other:1a2b:907",
+            b"~sprocket:ffffffffffffffffff:1",
+        ] {
+            assert_eq!(GeneratedKey::parse(odd), None, "{:?}", String::from_utf8_lossy(odd));
+        }
     }
 }

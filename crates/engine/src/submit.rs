@@ -5,7 +5,7 @@ use sprocket_proto::Response;
 
 use crate::dispatch::Submit;
 use crate::engine::Engine;
-use crate::job::{Job, JobState};
+use crate::job::{GeneratedKey, Job, JobState};
 use crate::types::*;
 
 impl Engine {
@@ -51,14 +51,10 @@ impl Engine {
         if s.background && self.config.persist != PersistMode::None {
             job.persisted = true;
             if self.config.persist == PersistMode::Immediate {
-                let store_unique = self.generated_store_unique(&job);
-                let row_unique = store_unique.clone().unwrap_or_else(|| unique.clone());
-                if store_unique.is_some() {
-                    job.extra_mut().store_unique = store_unique;
-                }
+                job.generated_key = self.generated_key(&job);
                 seq = self.persist(PersistOp::Insert {
                     function: self.function(f).map(|x| x.name.clone()).unwrap_or_default(),
-                    unique: row_unique,
+                    unique: job.store_unique(),
                     priority: s.priority,
                     data: job.data(),
                     when: s.when,
@@ -80,16 +76,11 @@ impl Engine {
 
     /// A job's row needs a generated key when its own unique does not
     /// identify it (empty, or `-` which coalesces on data instead).
-    fn generated_store_unique(&self, job: &Job) -> Option<Bytes> {
-        if job.unique_bytes().is_empty() || job.unique_bytes() == b"-" {
-            // Handles restart at 1 after a restart, so the key also names
-            // this server run; rows replayed from earlier runs keep theirs.
-            let mut key = GENERATED_UNIQUE_PREFIX.to_vec();
-            key.extend_from_slice(format!("{:x}:{}", self.config.instance_id, job.no).as_bytes());
-            Some(Bytes::from(key))
-        } else {
-            None
-        }
+    fn generated_key(&self, job: &Job) -> Option<GeneratedKey> {
+        // Handles restart at 1 after a restart, so the key also names this
+        // server run; rows replayed from earlier runs keep theirs.
+        let own = job.unique_bytes();
+        (own.is_empty() || own == b"-").then_some(GeneratedKey { instance: self.config.instance_id, no: job.no })
     }
 
     /// The existing job a submission joins, if any.
@@ -168,7 +159,10 @@ impl Engine {
         let mut job = Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when);
         job.persisted = self.config.persist != PersistMode::None;
         if generated || r.unique.as_ref() == b"-" {
-            job.extra_mut().store_unique = Some(r.unique.clone());
+            match GeneratedKey::parse(&r.unique) {
+                Some(key) => job.generated_key = Some(key),
+                None => job.extra_mut().store_unique = Some(r.unique.clone()),
+            }
         }
         let unique = job.unique();
         self.index_job(f, &unique, None, job_no);
@@ -190,6 +184,27 @@ impl Engine {
     /// Queues an Insert for every background job still flagged persisted
     /// (the `--store-queue-on-shutdown` dump); returns how many.
     pub fn dump_persisted_jobs(&mut self) -> usize {
+        // Jobs without a unique of their own get their generated key now,
+        // as they would have at submission with an immediate store:
+        // written under their own (empty or `-`) unique, they would all
+        // share one row and all but one would be lost.
+        let keyless: Vec<JobNo> = self
+            .jobs
+            .values()
+            .filter(|j| {
+                j.persisted
+                    && !j.ignore
+                    && j.generated_key.is_none()
+                    && j.extra.as_ref().is_none_or(|e| e.store_unique.is_none())
+            })
+            .map(|j| j.no)
+            .collect();
+        for no in keyless {
+            let key = self.jobs.get(&no).and_then(|j| self.generated_key(j));
+            if let Some(job) = self.jobs.get_mut(&no) {
+                job.generated_key = key;
+            }
+        }
         let mut jobs: Vec<&Job> = self.jobs.values().map(|j| &**j).filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
         let ops: Vec<PersistOp> = jobs

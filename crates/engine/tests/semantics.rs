@@ -658,3 +658,63 @@ fn replay_restores_jobs_with_fresh_handles() {
     assert_eq!(got, vec![(b("H:d:2"), b("b")), (b("H:d:3"), b("")), (b("H:d:1"), b("a"))]);
     assert!(t.persisted.is_empty(), "replay writes nothing");
 }
+
+#[test]
+fn shutdown_dump_gives_jobs_without_a_unique_rows_of_their_own() {
+    let mut t = Bed::new(Config {
+        persist: PersistMode::OnShutdown,
+        handle_prefix: "H:d".into(),
+        instance_id: 0xab,
+        ..Config::default()
+    });
+    let c = t.connect();
+    for (u, d) in [("", "one"), ("", "two"), ("-", "three"), ("-", "four"), ("own", "five")] {
+        t.bg(c, "f", u, d);
+    }
+    assert!(t.persisted.is_empty(), "nothing written before the shutdown");
+    assert_eq!(t.engine.dump_persisted_jobs(), 5);
+    t.send(c, Request::EchoReq { data: b("collect the engine's output") });
+    let rows: Vec<(Bytes, Bytes)> = t
+        .persisted
+        .iter()
+        .map(|(_, op)| match op {
+            PersistOp::Insert { unique, data, .. } => (unique.clone(), data.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let keys: std::collections::HashSet<&Bytes> = rows.iter().map(|(u, _)| u).collect();
+    assert_eq!(keys.len(), 5, "every job has a row key of its own: {rows:?}");
+    assert_eq!(rows[0], (b("~sprocket:ab:1"), b("one")));
+    assert_eq!(rows[3], (b("~sprocket:ab:4"), b("four")));
+    assert_eq!(rows[4], (b("own"), b("five")));
+}
+
+#[test]
+fn replayed_rows_are_deleted_under_exactly_their_stored_key() {
+    let mut t = durable();
+    // Generated keys of an earlier run, an odd one that only looks
+    // generated (leading zero), and gearmand's `-` row.
+    let stored = ["~sprocket:1f:77", "~sprocket:01f:78", "-"];
+    for u in stored {
+        t.engine.replay(sprocket_engine::ReplayJob {
+            function: b("f"),
+            unique: b(u),
+            priority: Priority::Normal,
+            data: b(u),
+            when: 0,
+        });
+    }
+    let w = t.worker(&["f"]);
+    while let Some((h, ..)) = t.grab(w) {
+        t.send(w, Request::WorkComplete { handle: h, data: Bytes::new() });
+    }
+    let deleted: Vec<Bytes> = t
+        .persisted
+        .iter()
+        .map(|(_, op)| match op {
+            PersistOp::Delete { unique, .. } => unique.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(deleted, stored.iter().map(|u| b(u)).collect::<Vec<_>>());
+}

@@ -63,3 +63,29 @@ fn queue_is_written_only_at_shutdown_and_emptied_after_replay() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rows(&store), 0, "completing replayed jobs writes nothing");
 }
+
+#[test]
+fn jobs_without_a_unique_each_get_a_row_at_shutdown() {
+    // Clients that send no unique (raw protocol, Perl's Gearman::Client)
+    // and `-` uniques with different data are all distinct jobs.
+    let Some(store) = Backend::new("sqlite", "st_onshutdown_keyless") else { return };
+    let flag = ["--store-queue-on-shutdown"];
+    let mut server = store.start(&flag);
+    let mut client = Gear::connect(server.port).expect("connect");
+    let mut sent = Vec::new();
+    for (unique, n) in [("", 0), ("", 1), ("", 2), ("-", 3), ("-", 4)] {
+        let data = format!("keyless {n}");
+        submit(&mut client, &Job::new("keyless", unique, data.as_bytes(), Priority::Normal));
+        sent.push(data);
+    }
+    assert_eq!(server.terminate(Duration::from_secs(15)), Some(0), "clean exit on SIGTERM");
+    assert_eq!(rows(&store), 5, "one row per queued job");
+
+    let server = store.start(&flag);
+    let mut ran: Vec<String> = run_all_queued(server.port, &["keyless"])
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.data).into_owned())
+        .collect();
+    ran.sort();
+    assert_eq!(ran, sent, "every job replayed and run");
+}
