@@ -5,7 +5,7 @@ use sprocket_proto::Response;
 
 use crate::dispatch::Submit;
 use crate::engine::Engine;
-use crate::job::{GeneratedKey, Job, JobState};
+use crate::job::{GeneratedKey, Job, JobState, RowKey, StoredKey};
 use crate::types::*;
 
 impl Engine {
@@ -51,10 +51,12 @@ impl Engine {
         if s.background && self.config.persist != PersistMode::None {
             job.persisted = true;
             if self.config.persist == PersistMode::Immediate {
-                job.generated_key = self.generated_key(&job);
+                // Handles restart at 1 after a restart, so generated keys
+                // also name this server run; replayed rows keep theirs.
+                job.key_if_keyless();
                 seq = self.persist(PersistOp::Insert {
                     function: self.function(f).map(|x| x.name.clone()).unwrap_or_default(),
-                    unique: job.store_unique(),
+                    unique: job.store_unique(self.config.instance_id),
                     priority: s.priority,
                     data: job.data(),
                     when: s.when,
@@ -72,15 +74,6 @@ impl Engine {
             }
         }
         self.send_job_created(conn, handle, seq);
-    }
-
-    /// A job's row needs a generated key when its own unique does not
-    /// identify it (empty, or `-` which coalesces on data instead).
-    fn generated_key(&self, job: &Job) -> Option<GeneratedKey> {
-        // Handles restart at 1 after a restart, so the key also names this
-        // server run; rows replayed from earlier runs keep theirs.
-        let own = job.unique_bytes();
-        (own.is_empty() || own == b"-").then_some(GeneratedKey { instance: self.config.instance_id, no: job.no })
     }
 
     /// The existing job a submission joins, if any.
@@ -159,10 +152,12 @@ impl Engine {
         let mut job = Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when);
         job.persisted = self.config.persist != PersistMode::None;
         if generated || r.unique.as_ref() == b"-" {
-            match GeneratedKey::parse(&r.unique) {
-                Some(key) => job.generated_key = Some(key),
-                None => job.extra_mut().store_unique = Some(r.unique.clone()),
-            }
+            let key = match GeneratedKey::parse(&r.unique) {
+                Some(key) => StoredKey::Generated(key),
+                None => StoredKey::Text(r.unique.clone()),
+            };
+            job.row_key = RowKey::Stored;
+            job.extra_mut().stored_key = Some(key);
         }
         let unique = job.unique();
         self.index_job(f, &unique, None, job_no);
@@ -188,22 +183,8 @@ impl Engine {
         // as they would have at submission with an immediate store:
         // written under their own (empty or `-`) unique, they would all
         // share one row and all but one would be lost.
-        let keyless: Vec<JobNo> = self
-            .jobs
-            .values()
-            .filter(|j| {
-                j.persisted
-                    && !j.ignore
-                    && j.generated_key.is_none()
-                    && j.extra.as_ref().is_none_or(|e| e.store_unique.is_none())
-            })
-            .map(|j| j.no)
-            .collect();
-        for no in keyless {
-            let key = self.jobs.get(&no).and_then(|j| self.generated_key(j));
-            if let Some(job) = self.jobs.get_mut(&no) {
-                job.generated_key = key;
-            }
+        for job in self.jobs.values_mut().filter(|j| j.persisted && !j.ignore) {
+            job.key_if_keyless();
         }
         let mut jobs: Vec<&Job> = self.jobs.values().map(|j| &**j).filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
@@ -211,7 +192,7 @@ impl Engine {
             .iter()
             .map(|j| PersistOp::Insert {
                 function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
-                unique: j.store_unique(),
+                unique: j.store_unique(self.config.instance_id),
                 priority: j.priority,
                 data: j.data(),
                 when: j.when,

@@ -123,7 +123,7 @@ impl Engine {
         if job.persisted && self.config.persist == PersistMode::Immediate {
             let op = PersistOp::Delete {
                 function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
-                unique: job.store_unique(),
+                unique: job.store_unique(self.config.instance_id),
             };
             let pending = job.pending_seq;
             self.persist(op);
