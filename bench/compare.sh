@@ -258,12 +258,15 @@ for store in sqlite sqlite-normal postgres mysql redis; do
 done
 
 # --- footprint: VmHWM with many queued jobs, with many idle connections ----
+# FOOTPRINT_SERVERS lists the server/store pairs measured.
+FOOTPRINT_SERVERS=(sprocketd/memory gearmand/memory)
 footprint() {
     local what=$1 count=$2; shift 2
-    local server base peak
-    for server in sprocketd gearmand; do
+    local pair server store base peak
+    for pair in "${FOOTPRINT_SERVERS[@]}"; do
+        server=${pair%/*} store=${pair#*/}
         RUN=$((RUN + 1))
-        if ! start_server "$server" memory "$RUN" "${FOOTPRINT_FLAGS[@]}"; then
+        if ! start_server "$server" "$store" "$RUN" "${FOOTPRINT_FLAGS[@]}"; then
             log "footprint $what: $server did not start"
             continue
         fi
@@ -287,6 +290,15 @@ if ! skipped footprint; then
     FOOTPRINT_FLAGS=(--hashtable-buckets 1048573)
     footprint "$MEM_JOBS queued 100-byte background jobs" "$MEM_JOBS" \
         submit-bg -c 4 --window 16 -s 100 -u -n "$MEM_JOBS"
+    # What users get out of the box: Sprocket's durable SQLite default
+    # against gearmand's default (in memory, measured just above).
+    FOOTPRINT_SERVERS=(sprocketd/sqlite)
+    defaults="$MEM_JOBS queued 100-byte background jobs, each server's default queue"
+    footprint "$defaults" "$MEM_JOBS" submit-bg -c 4 --window 16 -s 100 -u -n "$MEM_JOBS"
+    jq -c --arg w "$defaults" --arg m "$MEM_JOBS queued 100-byte background jobs" \
+        'select(.kind=="memory" and .server=="gearmand" and .what==$m) | .what=$w' "$RESULTS" >"$WORK/defaults.jsonl"
+    cat "$WORK/defaults.jsonl" >>"$RESULTS"
+    FOOTPRINT_SERVERS=(sprocketd/memory gearmand/memory)
     FOOTPRINT_FLAGS=()
     footprint "$IDLE_CONNS idle connections" "$IDLE_CONNS" idle -c "$IDLE_CONNS" -d 1
 fi
