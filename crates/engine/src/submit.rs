@@ -104,8 +104,46 @@ impl Engine {
                 c.waiting.push(job_no);
             }
         }
+        if background && !job.background {
+            self.make_background(job_no);
+        }
+        let Some(job) = self.jobs.get(&job_no) else { return };
         let (handle, seq) = (job.handle(), job.pending_seq);
         self.send_job_created(conn, handle, seq);
+    }
+
+    /// A background submission joined a foreground job: the job now runs
+    /// even if its foreground clients leave, and with a store it is written
+    /// like any background job, so the JOB_CREATED that answers the
+    /// submission means the same as for a new job. (gearmand acknowledges
+    /// it but writes nothing, and once the foreground client leaves the
+    /// job is counted in `status` but never handed out.)
+    fn make_background(&mut self, job_no: JobNo) {
+        let persist = self.config.persist;
+        let function_name = self.jobs.get(&job_no).and_then(|j| self.function(j.function)).map(|f| f.name.clone());
+        let instance = self.config.instance_id;
+        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        job.background = true;
+        if persist == PersistMode::None {
+            return;
+        }
+        job.persisted = true;
+        if persist != PersistMode::Immediate {
+            return;
+        }
+        job.key_if_keyless();
+        let op = PersistOp::Insert {
+            function: function_name.unwrap_or_default(),
+            unique: job.store_unique(instance),
+            priority: job.priority,
+            data: job.data(),
+            when: job.when,
+        };
+        let seq = self.persist(op);
+        if let Some(job) = self.jobs.get_mut(&job_no) {
+            job.pending_seq = seq;
+        }
+        self.pending_inserts.insert(seq, job_no);
     }
 
     pub(crate) fn index_job(&mut self, f: FnId, unique: &Bytes, data_key: Option<Bytes>, job_no: JobNo) {
@@ -170,6 +208,9 @@ impl Engine {
         let Some(job) = self.jobs.get_mut(&job_no) else { return };
         job.persisted = false;
         job.pending_seq = 0;
+        // Its background submitters were all told it failed; only
+        // foreground clients (if any) still want it.
+        job.background = false;
         let attached = !job.clients.is_empty();
         if !job.is_running() && !attached {
             self.remove_job(job_no);

@@ -718,3 +718,70 @@ fn replayed_rows_are_deleted_under_exactly_their_stored_key() {
         .collect();
     assert_eq!(deleted, stored.iter().map(|u| b(u)).collect::<Vec<_>>());
 }
+
+fn bg_submit(t: &mut Bed, conn: sprocket_engine::ConnId, unique: &str) {
+    t.send(
+        conn,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(unique),
+            data: b("d"),
+        },
+    );
+}
+
+#[test]
+fn background_submit_joining_a_foreground_job_is_written_and_outlives_its_client() {
+    let mut t = durable();
+    let (fg, bg) = (t.connect(), t.connect());
+    t.fg(fg, "f", "u", "d");
+    assert!(t.persisted.is_empty(), "foreground jobs are not written");
+    bg_submit(&mut t, bg, "u");
+    assert_eq!(t.persisted.len(), 1, "joining makes it a background job: written");
+    let (seq, op) = t.persisted[0].clone();
+    assert_eq!(
+        op,
+        PersistOp::Insert { function: b("f"), unique: b("u"), priority: Priority::Normal, data: b("d"), when: 0 }
+    );
+    assert!(t.packets(bg).is_empty(), "JOB_CREATED only once durable");
+    t.stored(seq, &[]);
+    assert_eq!(t.packets(bg), vec![Response::JobCreated { handle: b("H:d:1") }]);
+    t.disconnect(fg);
+    let w = t.worker(&["f"]);
+    let (h, ..) = t.grab(w).expect("still queued after its foreground client left");
+    t.send(w, Request::WorkComplete { handle: h, data: Bytes::new() });
+    assert_eq!(
+        t.persisted.last().map(|(_, op)| op.clone()),
+        Some(PersistOp::Delete { function: b("f"), unique: b("u") })
+    );
+}
+
+#[test]
+fn background_submit_joining_a_foreground_job_outlives_its_client_in_memory() {
+    let mut t = Bed::default();
+    let (fg, bg) = (t.connect(), t.connect());
+    t.fg(fg, "f", "u", "d");
+    bg_submit(&mut t, bg, "u");
+    assert_eq!(t.packets(bg), vec![Response::JobCreated { handle: b("H:test:1") }]);
+    t.disconnect(fg);
+    let w = t.worker(&["f"]);
+    assert!(t.grab(w).is_some(), "gearmand counts it in status but never hands it out");
+}
+
+#[test]
+fn failed_write_of_a_joined_foreground_job_leaves_it_foreground() {
+    let mut t = durable();
+    let (fg, bg) = (t.connect(), t.connect());
+    t.fg(fg, "f", "u", "d");
+    bg_submit(&mut t, bg, "u");
+    let seq = t.persisted[0].0;
+    t.stored(seq, &[seq]);
+    match t.packets(bg).as_slice() {
+        [Response::Error { code, .. }] => assert_eq!(code, &b("QUEUE_ERROR")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(t.engine.job_count(), 1, "its foreground client still waits for it");
+    t.disconnect(fg);
+    assert_eq!(t.engine.job_count(), 0, "nobody wants it any more");
+}

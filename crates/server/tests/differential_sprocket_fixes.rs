@@ -319,3 +319,34 @@ fn fix_cancelled_job_is_removed_at_once() {
         assert!(status.contains("fx_cancel\t0\t0\t0\t0\n"), "{status}");
     }
 }
+
+/// A background submission with the unique of a queued foreground job
+/// joins it and gets its handle. When the foreground client then leaves,
+/// gearmand keeps counting the job in `status` but never hands it out;
+/// Sprocket runs it, since its JOB_CREATED promised a background job.
+#[test]
+fn fix_background_submit_joining_a_foreground_job_still_runs() {
+    let Some(srv) = server() else { return };
+    let mut fg = Conn::connect(srv.port);
+    let mut bg = Conn::connect(srv.port);
+    fg.send_req(kind::SUBMIT_JOB, &[b"fx_join", b"j1", b"payload"]);
+    let first = fg.expect_packet("JOB_CREATED");
+    bg.send_req(kind::SUBMIT_JOB_BG, &[b"fx_join", b"j1", b"payload"]);
+    let joined = bg.expect_packet("JOB_CREATED");
+    assert_eq!((joined.kind, &joined.body), (kind::JOB_CREATED, &first.body), "joined the same job");
+    drop(fg);
+    // Let the server see the foreground client go before a worker asks.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = srv.admin("status");
+    let mut worker = Conn::connect(srv.port);
+    worker.send_req(kind::CAN_DO, &[b"fx_join"]);
+    worker.send_req(kind::GRAB_JOB, &[]);
+    let got = worker.expect_packet("JOB_ASSIGN or NO_JOB");
+    assert!(status.contains("fx_join\t1\t0\t0\n"), "queued: {status}");
+    if is_gearmand() {
+        assert_eq!(got.kind, kind::NO_JOB, "counted in status but not handed out: {got:?}");
+    } else {
+        assert_eq!(got.kind, kind::JOB_ASSIGN, "{got:?}");
+        assert_eq!(got.fields()[0], first.body);
+    }
+}
