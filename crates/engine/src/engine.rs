@@ -1,7 +1,7 @@
 //! The engine: owns all job state and turns events into effects.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use sprocket_proto::{Request, Response};
@@ -34,6 +34,9 @@ pub struct Engine {
     /// Inserts not yet durable: seq -> job, ordered so a commit report
     /// takes exactly the range it covers.
     pub(crate) pending_inserts: BTreeMap<u64, JobNo>,
+    /// (seq, time submitted) of inserts, oldest first, for the store
+    /// timeout; entries whose insert was answered are skipped lazily.
+    pub(crate) insert_times: VecDeque<(u64, Millis)>,
     /// Connections with held output.
     pub(crate) holding: HashSet<ConnId>,
     /// Scheduled jobs by run time (Unix seconds).
@@ -59,6 +62,7 @@ impl Engine {
             next_seq: 1,
             committed_seq: 0,
             pending_inserts: BTreeMap::new(),
+            insert_times: VecDeque::new(),
             holding: HashSet::new(),
             schedule: BinaryHeap::new(),
             timeouts: BinaryHeap::new(),
@@ -147,16 +151,21 @@ impl Engine {
     pub fn next_deadline(&self) -> Option<Millis> {
         let sched = self.schedule.peek().map(|Reverse((when, _))| (*when).max(0) as u64 * 1000);
         let tmo = self.timeouts.peek().map(|Reverse((at, _, _))| *at);
-        match (sched, tmo) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let store = match self.config.store_timeout_ms {
+            0 => None,
+            limit => self.insert_times.front().map(|(_, at)| at.saturating_add(limit)),
+        };
+        [sched, tmo, store].into_iter().flatten().min()
     }
 
     /// The store made everything up to `through` durable, except the
     /// inserts listed in `failed`: their submitters get an ERROR.
     pub fn stored(&mut self, through: u64, failed: &[u64], now: Millis) {
         self.advance(now);
+        self.apply_completion(through, failed);
+    }
+
+    fn apply_completion(&mut self, through: u64, failed: &[u64]) {
         let failed: HashSet<u64> = failed.iter().copied().collect();
         for seq in &failed {
             if let Some(job_no) = self.pending_inserts.remove(seq) {
@@ -187,6 +196,56 @@ impl Engine {
         }
         self.run_due_schedule();
         self.run_due_timeouts();
+        self.expire_inserts();
+    }
+
+    /// Records an insert whose JOB_CREATED waits for the store.
+    pub(crate) fn track_insert(&mut self, seq: u64, job_no: JobNo) {
+        self.pending_inserts.insert(seq, job_no);
+        if self.config.store_timeout_ms > 0 {
+            self.insert_times.push_back((seq, self.now));
+        }
+    }
+
+    /// Inserts the store has not confirmed within `store_timeout_ms` (a
+    /// hung disk or database) are answered with an error, like refused
+    /// ones, and their rows withdrawn: the Delete that follows each Insert
+    /// cancels it if it is still waiting in the writer, or removes the row
+    /// if it was written after all, so no job the engine has forgotten is
+    /// left in the table to run after a restart.
+    fn expire_inserts(&mut self) {
+        let limit = self.config.store_timeout_ms;
+        if limit == 0 {
+            return;
+        }
+        let mut expired = Vec::new();
+        while let Some(&(seq, at)) = self.insert_times.front() {
+            if !self.pending_inserts.contains_key(&seq) {
+                self.insert_times.pop_front();
+                continue;
+            }
+            if self.now < at.saturating_add(limit) {
+                break;
+            }
+            self.insert_times.pop_front();
+            expired.push(seq);
+        }
+        if expired.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            jobs = expired.len(),
+            seconds = limit / 1000,
+            "the store did not confirm background jobs in time; their submitters get an error"
+        );
+        let instance = self.config.instance_id;
+        for seq in &expired {
+            let Some(job) = self.pending_inserts.get(seq).and_then(|no| self.jobs.get(no)) else { continue };
+            let function = self.function(job.function).map(|f| f.name.clone()).unwrap_or_default();
+            let unique = job.store_unique(instance);
+            self.persist(PersistOp::Delete { function, unique });
+        }
+        self.apply_completion(self.committed_seq, &expired);
     }
 
     fn run_due_schedule(&mut self) {

@@ -62,7 +62,7 @@ impl Engine {
                     when: s.when,
                 });
                 job.pending_seq = seq;
-                self.pending_inserts.insert(seq, job_no);
+                self.track_insert(seq, job_no);
             }
         }
 
@@ -143,7 +143,7 @@ impl Engine {
         if let Some(job) = self.jobs.get_mut(&job_no) {
             job.pending_seq = seq;
         }
-        self.pending_inserts.insert(seq, job_no);
+        self.track_insert(seq, job_no);
     }
 
     pub(crate) fn index_job(&mut self, f: FnId, unique: &Bytes, data_key: Option<Bytes>, job_no: JobNo) {

@@ -68,6 +68,9 @@ pub struct Config {
     pub verbose: String,
     /// Distinguishes this server run in generated store keys.
     pub instance_id: u64,
+    /// A background submit the store has not confirmed within this many
+    /// milliseconds gets an error; 0 waits for ever.
+    pub store_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             pid: 0,
             verbose: "ERROR".into(),
             instance_id: 0,
+            store_timeout_ms: 60_000,
         }
     }
 }

@@ -785,3 +785,54 @@ fn failed_write_of_a_joined_foreground_job_leaves_it_foreground() {
     t.disconnect(fg);
     assert_eq!(t.engine.job_count(), 0, "nobody wants it any more");
 }
+
+#[test]
+fn unconfirmed_insert_gets_an_error_after_the_store_timeout_and_its_row_is_withdrawn() {
+    let mut t = Bed::new(Config {
+        persist: PersistMode::Immediate,
+        handle_prefix: "H:d".into(),
+        store_timeout_ms: 5_000,
+        ..Config::default()
+    });
+    let (c1, c2) = (t.connect(), t.connect());
+    bg_submit(&mut t, c1, "slow");
+    t.advance(3_000);
+    bg_submit(&mut t, c2, "later");
+    assert!(t.engine.next_deadline().is_some_and(|at| at <= t.now + 2_000), "a wake-up for the first insert");
+    t.advance(2_000);
+    match t.packets(c1).as_slice() {
+        [Response::Error { code, .. }] => assert_eq!(code, &b("QUEUE_ERROR")),
+        other => panic!("the first submit times out: {other:?}"),
+    }
+    assert!(t.packets(c2).is_empty(), "the second has time left");
+    let ops: Vec<PersistOp> = t.persisted.iter().map(|(_, op)| op.clone()).collect();
+    assert_eq!(ops.last(), Some(&PersistOp::Delete { function: b("f"), unique: b("slow") }), "{ops:?}");
+    assert_eq!(t.engine.job_count(), 1, "only the second job is left");
+    // The store answers at last, for both: the timed-out one stays failed.
+    let last = t.persisted.last().map(|(seq, _)| *seq).unwrap_or(0);
+    t.stored(last, &[]);
+    assert!(t.packets(c1).is_empty());
+    assert_eq!(t.packets(c2), vec![Response::JobCreated { handle: b("H:d:2") }]);
+    let w = t.worker(&["f"]);
+    assert_eq!(t.grab(w).map(|j| j.2), Some(b("later")));
+    assert!(t.grab(w).is_none());
+}
+
+#[test]
+fn confirmed_inserts_never_time_out() {
+    let mut t = Bed::new(Config {
+        persist: PersistMode::Immediate,
+        handle_prefix: "H:d".into(),
+        store_timeout_ms: 5_000,
+        ..Config::default()
+    });
+    let c = t.connect();
+    bg_submit(&mut t, c, "u");
+    let seq = t.persisted[0].0;
+    t.stored(seq, &[]);
+    assert_eq!(t.packets(c), vec![Response::JobCreated { handle: b("H:d:1") }]);
+    t.advance(60_000);
+    assert!(t.packets(c).is_empty());
+    assert_eq!(t.persisted.len(), 1, "no delete for a confirmed job");
+    assert_eq!(t.engine.job_count(), 1);
+}

@@ -154,6 +154,10 @@ pub struct Flags {
     /// or `normal` (survives a crash of sprocketd).
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sync: String,
+    /// Seconds a background submit waits for the store (a hung disk or
+    /// database) before its client gets an error instead (0 = for ever).
+    #[arg(long = "store-timeout", default_value_t = 60)]
+    pub store_timeout: u64,
     /// Largest packet body accepted, in bytes.
     #[arg(long = "max-packet-size", default_value_t = sprocket_proto::DEFAULT_MAX_PACKET_SIZE)]
     pub max_packet_size: u32,

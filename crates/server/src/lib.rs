@@ -111,6 +111,7 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         pid: std::process::id(),
         verbose: level_name,
         instance_id: now_ms() ^ (u64::from(std::process::id()) << 40),
+        store_timeout_ms: flags.store_timeout.saturating_mul(1000),
     };
     let mut engine = Engine::new(config);
 

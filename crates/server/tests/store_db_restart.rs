@@ -273,3 +273,40 @@ fn private_mariadb_outage_under_load_then_kill_9() {
     let Some(m) = PrivateMariadb::start() else { return };
     load_through_outage_then_kill_9(Private::Mariadb(m));
 }
+
+/// A database that hangs rather than going away (here Redis with all
+/// clients paused, as a stalled disk or a stopped server would leave it):
+/// a background submit gets an ERROR after `--store-timeout`, not after
+/// the hang, and the row of that job is withdrawn once the database
+/// answers again, so it cannot come back after a restart.
+#[test]
+fn private_redis_hung_submit_gets_an_error_after_the_store_timeout() {
+    let Some(r) = PrivateRedis::start() else { return };
+    let db = Private::Redis(r);
+    let table = unique_name("hung");
+    let mut flags = db.flags(&table);
+    flags.push("--store-timeout=2".into());
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = ServerProcess::sprocketd(common::sprocketd(), &args);
+    assert!(try_submit(server.port, "before"), "submit before the hang");
+    db.wait_count(&table, 1, "before the hang");
+
+    let Private::Redis(r) = &db else { unreachable!() };
+    assert_eq!(r.cli(&["CLIENT", "PAUSE", "6000", "ALL"]).trim(), "OK");
+    let mut c = Gear::connect(server.port).expect("connect");
+    let started = Instant::now();
+    let reply = c.call(&bg("during").request());
+    let waited = started.elapsed();
+    assert!(matches!(reply, Ok(Response::Error { .. })), "submit during the hang: {reply:?}");
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5), "ERROR after {waited:?}");
+
+    // Once the database answers again: the hung insert and its withdrawal
+    // both reach it, only "before" is left, and submits work again.
+    assert!(
+        wait_until(Duration::from_secs(15), || try_submit(server.port, "after")),
+        "submits work again after the hang"
+    );
+    db.wait_count(&table, 2, "before and after, not during");
+    let ran: BTreeSet<String> = run_all_queued(server.port, &["outage"]).into_iter().map(|r| r.unique).collect();
+    assert_eq!(ran, BTreeSet::from(["before".to_string(), "after".to_string()]));
+}

@@ -34,12 +34,12 @@ use tracing::{debug, error, info, warn};
 use crate::{Completion, JobKey, Result, Store, StoreError, StoreOp};
 
 /// A commit that has not answered after this long is treated as a lost
-/// database (a hung server or a silently dropped connection), so
-/// submitters get an answer. If it did commit after all, the jobs it
-/// carried were reported failed but run anyway: at least once, never lost.
-/// A store that commits inline (see `Store::run_inline`) finishes its
-/// commit inside the first poll, so this cannot cut it short: a disk that
-/// hangs an fsync holds that writer's submitters until the fsync returns.
+/// database (a hung server or a silently dropped connection), and the
+/// writer reconnects. Submitters do not depend on it: the engine answers
+/// an insert that is not confirmed within `--store-timeout` with an error
+/// itself and withdraws the row with a Delete, which also covers a store
+/// that commits inline (see `Store::run_inline`), whose commit this
+/// timeout cannot cut short.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
