@@ -569,6 +569,15 @@ fn durable() -> Bed {
     Bed::new(Config { persist: PersistMode::Immediate, handle_prefix: "H:d".into(), ..Config::default() })
 }
 
+fn durable_with_store_timeout(store_timeout_ms: u64) -> Bed {
+    Bed::new(Config {
+        persist: PersistMode::Immediate,
+        handle_prefix: "H:d".into(),
+        store_timeout_ms,
+        ..Config::default()
+    })
+}
+
 #[test]
 fn background_job_created_only_after_durable_and_order_is_kept() {
     let mut t = durable();
@@ -788,12 +797,7 @@ fn failed_write_of_a_joined_foreground_job_leaves_it_foreground() {
 
 #[test]
 fn unconfirmed_insert_gets_an_error_after_the_store_timeout_and_its_row_is_withdrawn() {
-    let mut t = Bed::new(Config {
-        persist: PersistMode::Immediate,
-        handle_prefix: "H:d".into(),
-        store_timeout_ms: 5_000,
-        ..Config::default()
-    });
+    let mut t = durable_with_store_timeout(5_000);
     let (c1, c2) = (t.connect(), t.connect());
     bg_submit(&mut t, c1, "slow");
     t.advance(3_000);
@@ -820,12 +824,7 @@ fn unconfirmed_insert_gets_an_error_after_the_store_timeout_and_its_row_is_withd
 
 #[test]
 fn confirmed_inserts_never_time_out() {
-    let mut t = Bed::new(Config {
-        persist: PersistMode::Immediate,
-        handle_prefix: "H:d".into(),
-        store_timeout_ms: 5_000,
-        ..Config::default()
-    });
+    let mut t = durable_with_store_timeout(5_000);
     let c = t.connect();
     bg_submit(&mut t, c, "u");
     let seq = t.persisted[0].0;
