@@ -62,8 +62,10 @@ fn help() -> String {
         .to_string()
 }
 
+/// A usage error: on standard output, as gearadmin prints it (only the
+/// `Error: …` lines of failed operations go to standard error).
 fn fail(msg: &str) -> i32 {
-    err_raw(format!("gearadmin : {msg}\n\n{}", help()).as_bytes());
+    print!("gearadmin : {msg}\n\n{}", help());
     1
 }
 

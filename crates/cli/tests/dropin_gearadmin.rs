@@ -78,6 +78,11 @@ fn usage_problems_exit_1() {
         let [real, ours] = both(port, &args);
         assert_eq!(real.0, ours.0, "gearadmin {args:?}: real={real:?} ours={ours:?}");
         assert_eq!(ours.0, Some(1), "{args:?}");
+        if !args.is_empty() && args != ["--status"] {
+            // Usage errors go to stdout, as gearadmin prints them.
+            assert!(real.2.is_empty() && ours.2.is_empty(), "{args:?}: stderr real={:?} ours={:?}", real.2, ours.2);
+            assert!(!real.1.is_empty() && ours.1.starts_with("gearadmin : "), "{args:?}: {ours:?}");
+        }
     }
     let [real, ours] = both(port, &[]);
     assert!(real.1.starts_with("No option execution operation given.\n"));

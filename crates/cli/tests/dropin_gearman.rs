@@ -171,16 +171,35 @@ fn per_line_client_jobs() {
             assert_eq!(text(&real.stdout), text(&ours.stdout), "{} {flag}", srv.name);
             assert_eq!(real.status.and_then(|s| s.code()), ours.status.and_then(|s| s.code()));
         }
-        // Several lines become several concurrent jobs: compare as sets.
-        let mut real = text(&run_tool(Tool::Real, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n").stdout)
-            .chars()
-            .collect::<Vec<_>>();
-        let mut ours = text(&run_tool(Tool::Ours, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n").stdout)
-            .chars()
-            .collect::<Vec<_>>();
-        real.sort();
-        ours.sort();
-        assert_eq!(real, ours, "{}", srv.name);
+        // Several lines are several jobs, one after another, in order.
+        let real = run_tool(Tool::Real, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n");
+        let ours = run_tool(Tool::Ours, "gearman", srv.port, &["-N", "-f", "up"], b"a\nb\nc\n");
+        assert_eq!(text(&ours.stdout), "ABC", "{}", srv.name);
+        assert_eq!(text(&real.stdout), text(&ours.stdout), "{}", srv.name);
+        // One at a time, so a shared unique does not merge them.
+        for (args, input) in
+            [(vec!["-n", "-u", "k", "-f", "up"], &b"x\ny\n"[..]), (vec!["-u", "k", "-f", "up", "p", "q"], b"")]
+        {
+            let real = run_tool(Tool::Real, "gearman", srv.port, &args, input);
+            let ours = run_tool(Tool::Ours, "gearman", srv.port, &args, input);
+            assert_eq!(text(&real.stdout), text(&ours.stdout), "{} {args:?}", srv.name);
+            assert!(
+                text(&ours.stdout).contains('Y') || text(&ours.stdout).contains('Q'),
+                "{args:?}: {}",
+                ours.describe()
+            );
+        }
+        // An empty argument is refused; the others run.
+        let real = run_tool(Tool::Real, "gearman", srv.port, &["-f", "up", "", "ab"], b"");
+        let ours = run_tool(Tool::Ours, "gearman", srv.port, &["-f", "up", "", "ab"], b"");
+        assert_eq!(
+            (text(&ours.stdout), ours.status.and_then(|s| s.code())),
+            ("AB".into(), Some(0)),
+            "{}",
+            ours.describe()
+        );
+        assert_eq!(text(&real.stdout), text(&ours.stdout));
+        assert!(text(&ours.stderr).contains("invalid workload"), "{}", ours.describe());
         w.stop();
     }
 }
@@ -284,6 +303,54 @@ fn usage_errors_match() {
         if code == 1 {
             assert!(text(&ours.stderr).contains("Error in usage"), "{args:?}: {}", ours.describe());
         }
+    }
+}
+
+/// `gearman -n` streams: the job for a line is submitted as soon as the
+/// line arrives, before standard input ends (`tail -f log | gearman -n`).
+#[test]
+fn per_line_client_submits_each_line_as_it_arrives() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    for (srv, tool) in servers().iter().flat_map(|s| [(s, Tool::Ours), (s, Tool::Real)]) {
+        if tool == Tool::Real && !have_real_tools() {
+            continue;
+        }
+        let function = format!("stream_{tool:?}");
+        let mut child = Command::new(tool.path("gearman"))
+            .args(["-p", &srv.port.to_string(), "-n", "-f", &function])
+            .env_remove("GEARMAN_SERVER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"first line\n").unwrap();
+        stdin.flush().unwrap();
+        // No worker: the job waits in the queue while stdin stays open.
+        let queued = sprocket_testkit::databases::wait_until(Duration::from_secs(10), || {
+            srv.admin("status").lines().any(|l| l.starts_with(&format!("{function}\t1\t")))
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(queued, "{} {tool:?}: the first line's job was not submitted before end of input", srv.name);
+    }
+}
+
+/// `-t` in worker mode: each wait that finds no job within the timeout is
+/// reported and counts towards `-c`, so an idle `-c 2` worker exits.
+#[test]
+fn worker_timeout_counts_towards_the_job_count() {
+    for (srv, tool) in servers().iter().flat_map(|s| [(s, Tool::Ours), (s, Tool::Real)]) {
+        if tool == Tool::Real && !have_real_tools() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let out = run_tool(tool, "gearman", srv.port, &["-w", "-c", "2", "-t", "200", "-f", "idle_t"], b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{tool:?}: {}", out.describe());
+        assert!(started.elapsed() < Duration::from_secs(5), "{tool:?} took {:?}", started.elapsed());
+        assert_eq!(text(&out.stderr).matches("GEARMAN_TIMEOUT").count(), 2, "{tool:?}: {}", out.describe());
     }
 }
 

@@ -1,11 +1,11 @@
 //! `gearman [options] [<data> …]`: client mode.
 
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use sprocket_client::{Client, ClientOptions, JobEvent, JobRequest, Priority};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Stdin};
 
 use super::args::GearmanArgs;
 use crate::output::{err_raw, GearmanOut};
@@ -17,14 +17,13 @@ const LINE_PIECE: usize = 8191;
 struct Fatal(String);
 
 /// Runs client mode; returns the exit status.
+///
+/// Like gearman(1), workloads go one at a time: each is sent to every
+/// `-f` function at once, and the next is read (with `-n`/`-N`, the next
+/// line of standard input) only when those jobs have finished. So
+/// `tail -f log | gearman -n -f f` streams, results come out in input
+/// order, and jobs sharing a `-u` unique do not merge.
 pub async fn run(a: &GearmanArgs) -> i32 {
-    let workloads = match workloads(a) {
-        Ok(w) => w,
-        Err(e) => {
-            err_raw(format!("gearman: cannot read standard input: {e}\n").as_bytes());
-            return 1;
-        }
-    };
     let timeout = a.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis);
     let options = ClientOptions {
         // gearman(1) does not ask for exceptions: a worker's exception
@@ -44,17 +43,24 @@ pub async fn run(a: &GearmanArgs) -> i32 {
         }
     };
     let out = Arc::new(Mutex::new(GearmanOut::new()));
-    let mut tasks = Vec::new();
-    for w in &workloads {
-        for f in &a.functions {
-            tasks.push(run_task(&client, a, f.clone(), w.clone(), out.clone(), timeout));
-        }
-    }
-    let status = match futures::future::try_join_all(tasks).await {
-        Ok(failed) => i32::from(failed.iter().any(|f| *f)),
-        Err(Fatal(msg)) => {
-            err_raw(format!("gearman: gearman_client_run_tasks : {msg}\n").as_bytes());
-            1
+    let mut source = Workloads::new(a);
+    let mut any_failed = false;
+    let status = loop {
+        let workload = match source.next().await {
+            Ok(Some(w)) => w,
+            Ok(None) => break i32::from(any_failed),
+            Err(e) => {
+                err_raw(format!("gearman: cannot read standard input: {e}\n").as_bytes());
+                break 1;
+            }
+        };
+        let tasks = a.functions.iter().map(|f| run_task(&client, a, f.clone(), workload.clone(), out.clone(), timeout));
+        match futures::future::try_join_all(tasks).await {
+            Ok(failed) => any_failed |= failed.iter().any(|f| *f),
+            Err(Fatal(msg)) => {
+                err_raw(format!("gearman: gearman_client_run_tasks : {msg}\n").as_bytes());
+                break 1;
+            }
         }
     };
     if let Ok(mut o) = out.lock() {
@@ -63,35 +69,90 @@ pub async fn run(a: &GearmanArgs) -> i32 {
     status
 }
 
-fn workloads(a: &GearmanArgs) -> std::io::Result<Vec<Bytes>> {
-    if !a.operands.is_empty() {
-        return Ok(a.operands.iter().map(|s| Bytes::from(s.clone())).collect());
-    }
-    if a.no_stdin {
-        return Ok(vec![Bytes::new()]);
-    }
-    let mut input = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut input)?;
-    if !a.per_line {
-        return Ok(vec![Bytes::from(input)]);
-    }
-    let mut out = Vec::new();
-    let mut rest = &input[..];
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').map(|i| i + 1).unwrap_or(rest.len()).min(LINE_PIECE);
-        let mut piece = rest[..end].to_vec();
-        rest = &rest[end..];
-        if a.strip_newline {
-            // gearman drops the last byte whether or not it is a newline.
-            piece.pop();
+/// Where the workloads come from, read one at a time.
+enum Workloads {
+    /// Command-line arguments, in order.
+    Operands(std::vec::IntoIter<String>),
+    /// `-s`: one empty workload.
+    Empty(bool),
+    /// All of standard input as one workload.
+    Whole(bool),
+    /// `-n`/`-N`: one workload per line of standard input.
+    Lines { input: BufReader<Stdin>, strip_newline: bool },
+}
+
+impl Workloads {
+    fn new(a: &GearmanArgs) -> Workloads {
+        if !a.operands.is_empty() {
+            Workloads::Operands(a.operands.clone().into_iter())
+        } else if a.no_stdin {
+            Workloads::Empty(false)
+        } else if a.per_line {
+            Workloads::Lines { input: BufReader::new(tokio::io::stdin()), strip_newline: a.strip_newline }
+        } else {
+            Workloads::Whole(false)
         }
-        if piece.is_empty() {
-            err_raw(b"gearman: gearman_client_add_task : invalid workload (empty line skipped)\n");
-            continue;
-        }
-        out.push(Bytes::from(piece));
     }
-    Ok(out)
+
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        match self {
+            Workloads::Operands(args) => {
+                for arg in args.by_ref() {
+                    if !arg.is_empty() {
+                        return Ok(Some(Bytes::from(arg)));
+                    }
+                    // As gearman: an empty argument is refused, the rest run.
+                    err_raw(
+                        b"gearman: gearman_client_add_task : add_task(GEARMAN_INVALID_ARGUMENT) invalid workload\n",
+                    );
+                }
+                Ok(None)
+            }
+            Workloads::Empty(done) => Ok((!std::mem::replace(done, true)).then(Bytes::new)),
+            Workloads::Whole(done) => {
+                if std::mem::replace(done, true) {
+                    return Ok(None);
+                }
+                let mut input = Vec::new();
+                tokio::io::stdin().read_to_end(&mut input).await?;
+                Ok(Some(Bytes::from(input)))
+            }
+            Workloads::Lines { input, strip_newline } => loop {
+                let Some(mut piece) = read_piece(input).await? else { return Ok(None) };
+                if *strip_newline {
+                    // gearman drops the last byte whether or not it is a newline.
+                    piece.pop();
+                }
+                if !piece.is_empty() {
+                    return Ok(Some(Bytes::from(piece)));
+                }
+                err_raw(b"gearman: gearman_client_add_task : invalid workload (empty line skipped)\n");
+            },
+        }
+    }
+}
+
+/// The next line of `input` with its newline, cut at `LINE_PIECE` bytes
+/// as gearman's fixed line buffer cuts it; None at the end.
+async fn read_piece(input: &mut BufReader<Stdin>) -> std::io::Result<Option<Vec<u8>>> {
+    let mut piece = Vec::new();
+    while piece.len() < LINE_PIECE {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            break;
+        }
+        let room = LINE_PIECE - piece.len();
+        let take = match available.iter().take(room).position(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None => available.len().min(room),
+        };
+        piece.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if piece.last() == Some(&b'\n') {
+            break;
+        }
+    }
+    Ok((!piece.is_empty()).then_some(piece))
 }
 
 fn job_request(a: &GearmanArgs, function: &str, workload: Bytes) -> JobRequest {

@@ -1,7 +1,9 @@
 //! `gearman -w [options] [<command> [<args> …]]`: worker mode.
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sprocket_client::{Job, JobError, ServerAddr, Worker, WorkerOptions};
@@ -42,20 +44,114 @@ pub async fn run(a: &GearmanArgs, command: Option<JobCommand>) -> i32 {
             return 1;
         }
     };
+    let idle = Arc::new(Idle::new());
     for f in &a.functions {
         let command = command.clone();
+        let idle = idle.clone();
         worker = worker.register(f.clone(), move |job: Job| {
             let command = command.clone();
-            async move { handle(job, command, mode).await }
+            let idle = idle.clone();
+            async move {
+                idle.begin();
+                let result = handle(job, command, mode).await;
+                idle.end();
+                result
+            }
         });
     }
-    match worker.run_until(crate::process::stop_signal()).await {
+    let result = match a.timeout_ms.filter(|t| *t > 0) {
+        None => worker.run_until(crate::process::stop_signal()).await,
+        Some(ms) => run_with_idle_timeout(worker, &idle, Duration::from_millis(ms), a.count).await,
+    };
+    match result {
         Ok(_) => 0,
         Err(e) => {
             err_raw(format!("gearman: {e}\n").as_bytes());
             1
         }
     }
+}
+
+/// Whether a job is running, and since when the worker has been idle.
+struct Idle {
+    running: AtomicUsize,
+    since: Mutex<Instant>,
+}
+
+impl Idle {
+    fn new() -> Idle {
+        Idle { running: AtomicUsize::new(0), since: Mutex::new(Instant::now()) }
+    }
+
+    fn begin(&self) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.restart();
+    }
+
+    fn restart(&self) {
+        if let Ok(mut since) = self.since.lock() {
+            *since = Instant::now();
+        }
+    }
+
+    /// How long until `limit` of idleness is reached (`limit` again while
+    /// a job runs: only waiting for work counts).
+    fn remaining(&self, limit: Duration) -> Duration {
+        if self.running.load(Ordering::SeqCst) > 0 {
+            return limit;
+        }
+        let idle_for = self.since.lock().map(|s| s.elapsed()).unwrap_or_default();
+        limit.saturating_sub(idle_for)
+    }
+}
+
+/// `-t` in worker mode, as gearman(1) has it: whenever no job arrives
+/// within the timeout, report it on stderr; each timeout counts towards
+/// `-c` like a job, so `gearman -w -c 1 -t 5000 …` does one job if there
+/// is one within five seconds and exits either way.
+async fn run_with_idle_timeout(
+    worker: Worker,
+    idle: &Idle,
+    limit: Duration,
+    count: u64,
+) -> sprocket_client::Result<sprocket_client::WorkerStats> {
+    let handle = worker.spawn()?;
+    let stop = crate::process::stop_signal();
+    tokio::pin!(stop);
+    idle.restart();
+    let mut timeouts = 0u64;
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                handle.stop();
+                break;
+            }
+            _ = handle.stopped() => break,
+            _ = tokio::time::sleep(idle.remaining(limit)) => {
+                if !idle.remaining(limit).is_zero() {
+                    continue;
+                }
+                err_raw(
+                    format!(
+                        "gearman: gearman_worker_work : gearman_wait(GEARMAN_TIMEOUT) timeout reached, no job within {} ms\n",
+                        limit.as_millis()
+                    )
+                    .as_bytes(),
+                );
+                idle.restart();
+                timeouts += 1;
+                if count > 0 && handle.jobs_done() + timeouts >= count {
+                    handle.stop();
+                    break;
+                }
+            }
+        }
+    }
+    handle.wait().await
 }
 
 async fn any_reachable(servers: &[ServerAddr]) -> Result<(), String> {
