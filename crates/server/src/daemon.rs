@@ -112,9 +112,32 @@ pub fn raise_fd_soft_limit() -> Result<u64, String> {
 
 /// Switches to `user` (group first).
 pub fn switch_user(name: &str) -> Result<(), String> {
-    use nix::unistd::{setgid, setuid, User};
-    let user = User::from_name(name).map_err(|e| e.to_string())?.ok_or_else(|| format!("no such user {name:?}"))?;
+    use nix::unistd::{initgroups, setgid, setuid};
+    let user = lookup_user(name)?;
+    // Root's supplementary groups must go too, or the process keeps them.
+    let c_name = std::ffi::CString::new(name).map_err(|_| format!("bad user name {name:?}"))?;
+    initgroups(&c_name, user.gid).map_err(|e| format!("initgroups for {name}: {e}"))?;
     setgid(user.gid).map_err(|e| format!("setgid: {e}"))?;
     setuid(user.uid).map_err(|e| format!("setuid to {name}: {e}"))?;
     Ok(())
+}
+
+fn lookup_user(name: &str) -> Result<nix::unistd::User, String> {
+    nix::unistd::User::from_name(name).map_err(|e| e.to_string())?.ok_or_else(|| format!("no such user {name:?}"))
+}
+
+/// Before `--user` drops root: gives `user` the files sprocketd keeps
+/// using or recreating afterwards (the log file it reopens on SIGHUP, the
+/// pid file, the queue database with its -wal/-shm files and the data
+/// directory they are created in), as gearmand's files belong to its user.
+/// Paths that do not exist are skipped; a failure is returned per path.
+pub fn hand_over(user: &str, paths: &[PathBuf]) -> Result<Vec<String>, String> {
+    let user = lookup_user(user)?;
+    let mut failures = Vec::new();
+    for path in paths.iter().filter(|p| p.exists()) {
+        if let Err(e) = nix::unistd::chown(path.as_path(), Some(user.uid), Some(user.gid)) {
+            failures.push(format!("{}: {e}", path.display()));
+        }
+    }
+    Ok(failures)
 }

@@ -40,6 +40,33 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The files sprocketd writes, reopens or recreates after `--user` drops
+/// root: log file, pid file, the SQLite queue (its -wal/-shm files come
+/// and go, so the default data directory too; a `--libsqlite3-db` file's
+/// directory is the administrator's and is left alone).
+fn files_kept_after_dropping_root(
+    flags: &Flags,
+    log: &LogTarget,
+    store: Option<&sprocket_store::StoreConfig>,
+) -> Vec<std::path::PathBuf> {
+    let mut paths = Vec::new();
+    if let LogTarget::File { path, .. } = log {
+        paths.push(path.clone());
+    }
+    paths.extend(flags.pid_file.iter().map(std::path::PathBuf::from));
+    if let Some(sprocket_store::StoreConfig::Sqlite { path, .. }) = store {
+        if flags.libsqlite3_db.is_none() {
+            paths.extend(path.parent().map(std::path::Path::to_path_buf));
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            paths.push(file.into());
+        }
+    }
+    paths
+}
+
 /// Hands the heap freed after a replay back to the OS. The rows loaded
 /// from the store are copied into compact job records and dropped, but
 /// they were interleaved with those records on the heap, so glibc keeps
@@ -154,6 +181,11 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         None => None,
     };
     if let Some(user) = &flags.user {
+        let failures = daemon::hand_over(user, &files_kept_after_dropping_root(&flags, &log, choice.config.as_ref()))
+            .map_err(|e| anyhow!(e))?;
+        for f in failures {
+            tracing::warn!("cannot hand {f} to user {user}");
+        }
         daemon::switch_user(user).map_err(|e| anyhow!(e))?;
     }
     if let Some(r) = ready {

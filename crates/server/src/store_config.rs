@@ -44,7 +44,13 @@ pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, Str
     let data_dir = || flags.data_dir.clone().unwrap_or_else(default_data_dir);
     let sqlite_in_data_dir = || -> Result<StoreConfig, String> {
         let dir = data_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {e} (the default durable queue lives there: give a directory \
+                 this user can write with --data-dir DIR, or use -q builtin for gearmand's in-memory queue)",
+                dir.display()
+            )
+        })?;
         Ok(StoreConfig::Sqlite {
             path: dir.join(default_queue_file(port)),
             table: flags.libsqlite3_table.clone(),

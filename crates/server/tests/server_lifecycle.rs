@@ -304,3 +304,70 @@ fn slow_reader_gets_every_reply_in_order_and_others_are_served() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn user_flag_hands_files_to_the_user_and_drops_root_groups() {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("NOTE: not root; --user cannot be exercised here");
+        return;
+    }
+    let Some(nobody) = nix::unistd::User::from_name("nobody").ok().flatten() else {
+        panic!("no user 'nobody' on this machine");
+    };
+    let dir = std::env::temp_dir().join(format!("sprocket-user-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["run", "log"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    // Reachable for nobody, as /run and /var/log are.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (pid_file, log_file, data) = (dir.join("run/s.pid"), dir.join("log/s.log"), dir.join("data"));
+    let port = free_port();
+    let args: Vec<String> = [
+        "-p",
+        &port.to_string(),
+        "-L",
+        "127.0.0.1",
+        "--user",
+        "nobody",
+        "--verbose",
+        "INFO",
+        "--data-dir",
+        &data.display().to_string(),
+        "--pid-file",
+        &pid_file.display().to_string(),
+        "--log-file",
+        &log_file.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    let db = data.join(format!("sprocket-{port}.db"));
+    for path in [&pid_file, &log_file, &data, &db] {
+        let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(meta.uid(), nobody.uid.as_raw(), "{} belongs to nobody", path.display());
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.split_whitespace().skip(1).all(|u| u == nobody.uid.to_string()), "{uid_line}");
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(!groups.split_whitespace().skip(1).any(|g| g == "0"), "root's group kept: {groups}");
+    // The durable queue is writable by the user.
+    let mut g = Gear::connect(port).expect("connect");
+    let reply = g.call(&Request::SubmitJob {
+        mode: sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: true },
+        function: b("as_nobody"),
+        unique: b(""),
+        data: b("x"),
+    });
+    assert!(matches!(reply, Ok(Response::JobCreated { .. })), "{reply:?}");
+    // SIGHUP reopens the log file as the user.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(!log.contains("cannot reopen"), "{log}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
