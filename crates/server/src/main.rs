@@ -39,9 +39,13 @@ fn main() {
     } else {
         None
     };
+    // The error goes to stderr, and into the log too when that is a file.
+    let logs_to_stderr = matches!(flags.log_file.as_str(), "stderr" | "");
     if let Err(e) = sprocket_server::run(flags, ready) {
         eprintln!("sprocketd: {e:#}");
-        tracing::error!("{e:#}");
+        if !logs_to_stderr {
+            tracing::error!("{e:#}");
+        }
         std::process::exit(1);
     }
 }
