@@ -73,7 +73,7 @@ pub struct Flags {
     /// File of extra command-line tokens (missing default is ignored).
     #[arg(long = "config-file")]
     pub config_file: Option<PathBuf>,
-    /// Also log to syslog (accepted; logs go to the log file).
+    /// Also send every log line to the local syslog daemon (/dev/log).
     #[arg(long)]
     pub syslog: bool,
     /// Leave crash signals alone (accepted; Rust does not catch them).

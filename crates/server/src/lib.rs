@@ -90,7 +90,7 @@ const FD_RESERVE: usize = 64;
 pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
     let (level, level_name) = flags.log_level();
     let log = LogTarget::open(&flags.log_file);
-    logging::init(&log, level);
+    logging::init(&log, flags.syslog, level);
 
     if let Some(n) = flags.file_descriptors {
         daemon::set_fd_limit(n).map_err(|e| anyhow!(e))?;

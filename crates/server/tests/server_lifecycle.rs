@@ -371,3 +371,36 @@ fn user_flag_hands_files_to_the_user_and_drops_root_groups() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn syslog_flag_sends_log_lines_to_the_syslog_socket() {
+    let dir = std::env::temp_dir().join(format!("sprocket-syslog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket_path = dir.join("log");
+    let syslogd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    syslogd.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = free_port();
+    let mut child = Command::new(sprocketd())
+        .args(["-q", "builtin", "-L", "127.0.0.1", "-p", &port.to_string(), "--syslog", "--verbose", "INFO"])
+        .env("SPROCKET_SYSLOG_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = syslogd.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.contains("listening");
+        messages.push(msg);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let listening = messages.iter().find(|m| m.contains("listening")).unwrap_or_else(|| panic!("{messages:?}"));
+    // Facility user (1), severity info (6): <14>.
+    assert!(listening.starts_with(&format!("<14>sprocketd[{}]: ", child.id())), "{listening}");
+}
