@@ -218,6 +218,11 @@ fn failing_command_reports_job_failed() {
                 assert_eq!(text(&out.stdout), "out\n", "{worker:?}/{client:?}");
                 assert_eq!(text(&out.stderr), "Job failed\n", "{worker:?}/{client:?}");
             }
+            // Both workers say so in their own output (their log).
+            let said = sprocket_testkit::databases::wait_until(Duration::from_secs(5), || {
+                w.output().contains("gearman_worker_work")
+            });
+            assert!(said, "{worker:?} worker output: {}", w.output());
             w.stop();
         }
     }

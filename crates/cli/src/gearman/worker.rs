@@ -193,6 +193,9 @@ async fn handle(job: Job, command: Option<JobCommand>, mode: OutputMode) -> Resu
     if outcome.success {
         Ok(Bytes::new())
     } else {
+        // gearman(1) reports a failed job on its stderr too, so the
+        // worker's own log shows it.
+        err_raw(b"gearman: gearman_worker_work : the command failed; the job was reported failed\n");
         Err(JobError::Fail)
     }
 }
