@@ -148,22 +148,29 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
     if let Some(store_config) = &choice.config {
         let mut store =
             sprocket_store::open(store_config).await.map_err(|e| anyhow!("cannot open the queue store: {e}"))?;
-        let jobs = store.load().await.map_err(|e| anyhow!("failed to reload queue from {}: {e}", store.describe()))?;
-        tracing::info!(store = %store.describe(), jobs = jobs.len(), "replaying stored jobs");
-        for j in jobs {
-            if choice.persist == PersistMode::OnShutdown {
-                // The table holds only what the last shutdown wrote; it is
-                // emptied once replayed (gearmand 1.1.21 and later).
-                engine.enqueue_store_op(PersistOp::Delete { function: j.function.clone(), unique: j.unique.clone() });
+        let persist = choice.persist;
+        let mut replay_part = |jobs: Vec<sprocket_store::StoredJob>| {
+            for j in jobs {
+                if persist == PersistMode::OnShutdown {
+                    // The table holds only what the last shutdown wrote; it
+                    // is emptied once replayed (gearmand 1.1.21 and later).
+                    engine
+                        .enqueue_store_op(PersistOp::Delete { function: j.function.clone(), unique: j.unique.clone() });
+                }
+                engine.replay(ReplayJob {
+                    function: j.function,
+                    unique: j.unique,
+                    priority: j.priority,
+                    data: j.data,
+                    when: j.when,
+                });
             }
-            engine.replay(ReplayJob {
-                function: j.function,
-                unique: j.unique,
-                priority: j.priority,
-                data: j.data,
-                when: j.when,
-            });
-        }
+        };
+        let replayed = store
+            .load_each(&mut replay_part)
+            .await
+            .map_err(|e| anyhow!("failed to reload queue from {}: {e}", store.describe()))?;
+        tracing::info!(store = %store.describe(), jobs = replayed, "replayed stored jobs");
         release_freed_memory();
         let (handle, rx) = writer::spawn(store, WriterConfig::default());
         writer = Some(handle);

@@ -94,6 +94,16 @@ pub trait Store: Send {
     /// duplicates and rows written by gearmand (NULL data, missing epoch).
     async fn load(&mut self) -> Result<Vec<StoredJob>>;
 
+    /// Like [`Store::load`], handing the jobs to `sink` a part at a time
+    /// where the backend can read them so, which keeps a large queue from
+    /// being held twice in memory during a replay; returns how many.
+    async fn load_each(&mut self, sink: &mut (dyn FnMut(Vec<StoredJob>) + Send)) -> Result<usize> {
+        let jobs = self.load().await?;
+        let n = jobs.len();
+        sink(jobs);
+        Ok(n)
+    }
+
     /// Applies a batch atomically where the backend can (one transaction).
     /// Inserts of an existing key replace the row (replay may re-insert).
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()>;

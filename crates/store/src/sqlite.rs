@@ -30,6 +30,8 @@ struct Sql {
     insert: String,
     delete: String,
     select: String,
+    /// The same, a part at a time in rowid order.
+    select_part: String,
 }
 
 /// A queue table in an SQLite database file.
@@ -75,6 +77,10 @@ impl SqliteStore {
             ),
             delete: format!("DELETE FROM {q} WHERE unique_key = ?1 AND function_name = ?2"),
             select: format!("SELECT unique_key, function_name, priority, data, when_to_run FROM {q}"),
+            select_part: format!(
+                "SELECT unique_key, function_name, priority, data, when_to_run, rowid FROM {q} \
+                 WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+            ),
         });
         let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, inline: false };
         store.reconnect().await?;
@@ -218,26 +224,46 @@ fn int_of(v: ValueRef<'_>) -> Option<i64> {
     }
 }
 
+fn row_job(row: &rusqlite::Row<'_>) -> Result<StoredJob> {
+    let map = |e| unavailable_or_rejected("sqlite replay", e);
+    let get = |i: usize| row.get_ref(i).map_err(map);
+    Ok(loaded_job(
+        KeyForm::Text,
+        bytes_of(get(0)?),
+        bytes_of(get(1)?),
+        int_of(get(2)?),
+        bytes_of(get(3)?).map(Bytes::copy_from_slice),
+        int_of(get(4)?),
+    ))
+}
+
 fn load_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec<StoredJob>> {
     let map = |e| unavailable_or_rejected("sqlite replay", e);
     let mut st = conn.prepare(&sql.select).map_err(map)?;
     let mut rows = st.query([]).map_err(map)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map)? {
-        let get = |i: usize| row.get_ref(i).map_err(map);
-        let unique = get(0)?;
-        let function = get(1)?;
-        let job = loaded_job(
-            KeyForm::Text,
-            bytes_of(unique),
-            bytes_of(function),
-            int_of(get(2)?),
-            bytes_of(get(3)?).map(Bytes::copy_from_slice),
-            int_of(get(4)?),
-        );
-        out.push(job);
+        out.push(row_job(row)?);
     }
     Ok(out)
+}
+
+/// Rows per part of a replay.
+const LOAD_PART: i64 = 10_000;
+
+/// The next part of the table after `after` (a rowid), and the last rowid
+/// in it; `None` when the table has no rowid (a WITHOUT ROWID table made
+/// by hand), to be read in one piece instead.
+fn load_part(conn: &mut Connection, sql: &Sql, after: i64) -> Result<Option<(Vec<StoredJob>, i64)>> {
+    let map = |e| unavailable_or_rejected("sqlite replay", e);
+    let Ok(mut st) = conn.prepare_cached(&sql.select_part) else { return Ok(None) };
+    let mut rows = st.query(params![after, LOAD_PART]).map_err(map)?;
+    let (mut out, mut last) = (Vec::new(), after);
+    while let Some(row) = rows.next().map_err(map)? {
+        out.push(row_job(row)?);
+        last = row.get(5).map_err(map)?;
+    }
+    Ok(Some((out, last)))
 }
 
 #[async_trait::async_trait]
@@ -248,6 +274,29 @@ impl Store for SqliteStore {
 
     async fn load(&mut self) -> Result<Vec<StoredJob>> {
         self.with_conn(load_rows).await.map(crate::netops::dedupe_loaded)
+    }
+
+    /// Reads the table in parts of `LOAD_PART` rows. The table's primary
+    /// key (gearmand's layout) rules out duplicate keys; in a table made
+    /// without one, the engine keeps the first row of a repeated unique.
+    async fn load_each(&mut self, sink: &mut (dyn FnMut(Vec<StoredJob>) + Send)) -> Result<usize> {
+        let (mut after, mut total) = (i64::MIN, 0);
+        loop {
+            match self.with_conn(move |conn, sql| load_part(conn, sql, after)).await? {
+                None => {
+                    let jobs = self.load().await?;
+                    let n = jobs.len();
+                    sink(jobs);
+                    return Ok(total + n);
+                }
+                Some((part, _)) if part.is_empty() => return Ok(total),
+                Some((part, last)) => {
+                    total += part.len();
+                    after = last;
+                    sink(part);
+                }
+            }
+        }
     }
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {

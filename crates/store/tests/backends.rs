@@ -363,3 +363,37 @@ async fn redis_password() {
         }
     }
 }
+
+/// A large SQLite queue is replayed a part at a time, every row once; a
+/// table without rowids (made by hand) is read in one piece.
+#[tokio::test]
+async fn sqlite_replays_a_large_table_in_parts() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "parts") else { return };
+    let mut store = scratch.open().await;
+    let jobs: Vec<_> = (0..25_000)
+        .map(|i| job(b"f", format!("u{i}").as_bytes(), Priority::Normal, format!("d{i}").as_bytes(), 0))
+        .collect();
+    store.apply(&inserts(&jobs)).await.unwrap();
+    let mut parts = Vec::new();
+    let n = store.load_each(&mut |part| parts.push(part)).await.unwrap();
+    assert_eq!(n, 25_000);
+    assert_eq!(parts.len(), 3, "parts of at most 10,000 rows: {:?}", parts.iter().map(Vec::len).collect::<Vec<_>>());
+    assert_same_jobs(parts.into_iter().flatten().collect(), jobs);
+
+    let Some(hand) = Scratch::new(Backend::Sqlite, "norowid") else { return };
+    {
+        let conn = rusqlite::Connection::open(hand.sqlite_path()).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE \"{t}\" (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB, \
+             when_to_run INTEGER, PRIMARY KEY (unique_key, function_name)) WITHOUT ROWID;
+             INSERT INTO \"{t}\" VALUES ('a', 'f', 1, x'01', 0);
+             INSERT INTO \"{t}\" VALUES ('b', 'f', 1, x'02', 0);",
+            t = hand.name
+        ))
+        .unwrap();
+    }
+    let mut store = hand.open().await;
+    let mut got = Vec::new();
+    assert_eq!(store.load_each(&mut |part| got.extend(part)).await.unwrap(), 2);
+    assert_same_jobs(got, vec![job(b"f", b"a", Priority::Normal, &[1], 0), job(b"f", b"b", Priority::Normal, &[2], 0)]);
+}
