@@ -52,7 +52,15 @@ pub fn main(argv: &[String]) -> i32 {
         },
         None => None,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // Client mode on one thread: the events of the jobs of one workload
+    // (one per `-f`) are then handled in the order they arrive, and so
+    // printed in that order, as gearman's single-threaded callbacks do.
+    let runtime = if a.worker {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let rt = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             err_raw(format!("gearman: cannot start the runtime: {e}\n").as_bytes());
