@@ -98,7 +98,11 @@ impl Engine {
     /// Attaches a submitter to an existing job and answers with its handle.
     fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
         let Some(job) = self.jobs.get_mut(&job_no) else { return };
-        if !background && !job.clients.contains(&conn) {
+        // One listener entry per submission, even from the same connection:
+        // a client that submits the same unique twice (a task set with a
+        // duplicate) expects every WORK_* packet twice, as gearmand sends
+        // them, and otherwise waits for ever for its second completion.
+        if !background {
             job.clients.push(conn);
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.waiting.push(job_no);

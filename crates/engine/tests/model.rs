@@ -47,8 +47,9 @@ struct Model {
     assigned: HashMap<Bytes, ConnId>,
     /// worker -> handles it holds, in order.
     holding: HashMap<ConnId, Vec<Bytes>>,
-    /// handle -> foreground clients that must hear its final packet.
-    listeners: HashMap<Bytes, HashSet<ConnId>>,
+    /// handle -> foreground submissions (by client) that must each hear its
+    /// final packet: a client that submitted the same unique twice hears it twice.
+    listeners: HashMap<Bytes, Vec<ConnId>>,
     /// workers that slept with nothing to do and have not grabbed since.
     asleep: HashSet<ConnId>,
     /// NOOPs each sleeping worker got since it slept.
@@ -106,8 +107,11 @@ impl Model {
                 match p {
                     Response::JobCreated { .. } | Response::WorkStatus { .. } => {}
                     Response::WorkComplete { handle, .. } | Response::WorkFail { handle } => {
-                        let set = self.listeners.get_mut(&handle).expect("final packet for a job it waits on");
-                        assert!(set.remove(&c), "client {c} got a final packet for {handle:?} twice or unasked");
+                        let waiting = self.listeners.get_mut(&handle).expect("final packet for a job it waits on");
+                        let Some(i) = waiting.iter().position(|&x| x == c) else {
+                            panic!("client {c} got more final packets for {handle:?} than it submitted");
+                        };
+                        waiting.swap_remove(i);
                     }
                     other => panic!("client got unexpected {other:?}"),
                 }
@@ -153,7 +157,7 @@ impl Model {
                 };
                 let is_new = !self.listeners.contains_key(&handle) && !self.assigned.contains_key(&handle);
                 if !background {
-                    self.listeners.entry(handle).or_default().insert(c);
+                    self.listeners.entry(handle).or_default().push(c);
                 } else {
                     self.listeners.entry(handle).or_default();
                 }
@@ -209,8 +213,8 @@ impl Model {
             Op::DropClient { client } => {
                 let old = self.clients[client];
                 self.t.disconnect(old);
-                for set in self.listeners.values_mut() {
-                    set.remove(&old);
+                for waiting in self.listeners.values_mut() {
+                    waiting.retain(|&x| x != old);
                 }
                 self.clients[client] = self.t.connect();
             }

@@ -248,6 +248,29 @@ fn coalesce_scenario(port: u16, rec: &mut Recorder) {
     rec.admin(&mut a, "status\r\n");
 }
 
+/// One connection submits the same unique twice (a task set with a
+/// duplicate): both submissions get the handle, and every WORK_* packet
+/// arrives once per submission, so the client's second task completes too.
+fn same_connection_coalesce_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    c.send_req(kind::SUBMIT_JOB, &[b"dup_fn", b"twice", b"a"]);
+    rec.read("c", &mut c);
+    c.send_req(kind::SUBMIT_JOB, &[b"dup_fn", b"twice", b"b"]);
+    rec.read("c", &mut c);
+    let mut w = Conn::connect(port);
+    w.send_req(kind::CAN_DO, &[b"dup_fn"]);
+    w.send_req(kind::GRAB_JOB, &[]);
+    let h = handle_of(rec.read("w", &mut w)).split(|&b| b == 0).next().unwrap_or_default().to_vec();
+    w.send_req(kind::WORK_STATUS, &[&h, b"1", b"2"]);
+    w.send_req(kind::WORK_DATA, &[&h, b"dd"]);
+    w.send_req(kind::WORK_COMPLETE, &[&h, b"res"]);
+    rec.sync("w", &mut w);
+    for _ in 0..6 {
+        rec.read("c", &mut c);
+    }
+    rec.sync("c", &mut c);
+}
+
 /// Exceptions to a client that asked for them; WORK_FAIL forwarded; a job
 /// whose worker disconnects or sends CANT_DO is requeued (status reset,
 /// client told nothing) and runs again.
@@ -489,6 +512,11 @@ fn binary_priorities_match_gearmand() {
 #[test]
 fn binary_coalescing_match_gearmand() {
     compare(bin(), &[], &coalesce_scenario);
+}
+
+#[test]
+fn binary_same_connection_coalesce_matches_gearmand() {
+    compare(bin(), &[], &same_connection_coalesce_scenario);
 }
 
 #[test]
