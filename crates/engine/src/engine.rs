@@ -238,12 +238,10 @@ impl Engine {
             seconds = limit / 1000,
             "the store did not confirm background jobs in time; their submitters get an error"
         );
-        let instance = self.config.instance_id;
         for seq in &expired {
             let Some(job) = self.pending_inserts.get(seq).and_then(|no| self.jobs.get(no)) else { continue };
-            let function = self.function(job.function).map(|f| f.name.clone()).unwrap_or_default();
-            let unique = job.store_unique(instance);
-            self.persist(PersistOp::Delete { function, unique });
+            let op = self.row_delete(job);
+            self.persist(op);
         }
         self.apply_completion(self.committed_seq, &expired);
     }
@@ -350,6 +348,25 @@ impl Engine {
     }
 
     /// Store operations get consecutive sequence numbers.
+    /// The store write that records `job`'s row.
+    pub(crate) fn row_insert(&self, job: &Job) -> PersistOp {
+        PersistOp::Insert {
+            function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
+            unique: job.store_unique(self.config.instance_id),
+            priority: job.priority,
+            data: job.data(),
+            when: job.when,
+        }
+    }
+
+    /// The store write that removes `job`'s row.
+    pub(crate) fn row_delete(&self, job: &Job) -> PersistOp {
+        PersistOp::Delete {
+            function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
+            unique: job.store_unique(self.config.instance_id),
+        }
+    }
+
     pub(crate) fn persist(&mut self, op: PersistOp) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;

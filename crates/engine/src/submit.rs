@@ -54,13 +54,7 @@ impl Engine {
                 // Handles restart at 1 after a restart, so generated keys
                 // also name this server run; replayed rows keep theirs.
                 job.key_if_keyless();
-                seq = self.persist(PersistOp::Insert {
-                    function: self.function(f).map(|x| x.name.clone()).unwrap_or_default(),
-                    unique: job.store_unique(self.config.instance_id),
-                    priority: s.priority,
-                    data: job.data(),
-                    when: s.when,
-                });
+                seq = self.persist(self.row_insert(&job));
                 job.pending_seq = seq;
                 self.track_insert(seq, job_no);
             }
@@ -124,8 +118,6 @@ impl Engine {
     /// job is counted in `status` but never handed out.)
     fn make_background(&mut self, job_no: JobNo) {
         let persist = self.config.persist;
-        let function_name = self.jobs.get(&job_no).and_then(|j| self.function(j.function)).map(|f| f.name.clone());
-        let instance = self.config.instance_id;
         let Some(job) = self.jobs.get_mut(&job_no) else { return };
         job.background = true;
         if persist == PersistMode::None {
@@ -136,13 +128,7 @@ impl Engine {
             return;
         }
         job.key_if_keyless();
-        let op = PersistOp::Insert {
-            function: function_name.unwrap_or_default(),
-            unique: job.store_unique(instance),
-            priority: job.priority,
-            data: job.data(),
-            when: job.when,
-        };
+        let Some(op) = self.jobs.get(&job_no).map(|j| self.row_insert(j)) else { return };
         let seq = self.persist(op);
         if let Some(job) = self.jobs.get_mut(&job_no) {
             job.pending_seq = seq;
@@ -233,16 +219,7 @@ impl Engine {
         }
         let mut jobs: Vec<&Job> = self.jobs.values().map(|j| &**j).filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
-        let ops: Vec<PersistOp> = jobs
-            .iter()
-            .map(|j| PersistOp::Insert {
-                function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
-                unique: j.store_unique(self.config.instance_id),
-                priority: j.priority,
-                data: j.data(),
-                when: j.when,
-            })
-            .collect();
+        let ops: Vec<PersistOp> = jobs.iter().map(|j| self.row_insert(j)).collect();
         let n = ops.len();
         for op in ops {
             self.persist(op);

@@ -121,10 +121,7 @@ impl Engine {
     pub(crate) fn end_job(&mut self, job_no: JobNo) {
         let Some(job) = self.jobs.get(&job_no) else { return };
         if job.persisted && self.config.persist == PersistMode::Immediate {
-            let op = PersistOp::Delete {
-                function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
-                unique: job.store_unique(self.config.instance_id),
-            };
+            let op = self.row_delete(job);
             let pending = job.pending_seq;
             self.persist(op);
             if pending != 0 {
