@@ -2,16 +2,16 @@
 //! `kill -9` and a restart.
 
 mod common;
+mod store_support;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{b, sprocketd, Gear};
 use sprocket_proto::{Request, Response};
 use sprocket_testkit::ServerProcess;
+use store_support::{load_then_kill, run_all_queued};
 
 /// Starts sprocketd with its default durable store in `data_dir`, on
 /// `port` (the default store keeps one queue file per port).
@@ -31,14 +31,7 @@ fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
 
 /// Runs every queued job of `f` once, returning the uniques seen.
 fn drain(port: u16, f: &str) -> Vec<String> {
-    let mut w = Gear::connect(port).unwrap();
-    w.send(&Request::CanDo { function: b(f) }).unwrap();
-    let mut seen = Vec::new();
-    while let Some((handle, unique, _)) = w.grab().unwrap() {
-        seen.push(String::from_utf8_lossy(&unique).into_owned());
-        w.send(&Request::WorkComplete { handle, data: b("") }).unwrap();
-    }
-    seen
+    run_all_queued(port, &[f]).into_iter().map(|r| r.unique).collect()
 }
 
 #[test]
@@ -96,35 +89,7 @@ fn crash_under_load(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = start(dir.path(), extra);
     let port = s.port;
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..4)
-        .map(|t| {
-            let (acked, stop) = (acked.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let Ok(mut c) = Gear::connect(port) else { return };
-                for i in 0.. {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let unique = format!("t{t}-{i}");
-                    match c.submit_bg("load", &unique, "payload") {
-                        Ok(Response::JobCreated { .. }) => {
-                            acked.lock().unwrap().insert(unique);
-                        }
-                        _ => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(1500));
-    s.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load_then_kill(port, "load", 4, Duration::from_millis(1500), || s.kill9()).acked;
     assert!(acked.len() > 100, "load too small to mean anything: {}", acked.len());
 
     let s2 = start_on(port, dir.path(), extra);
