@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 pub struct ReadyPipe(File);
 
 impl ReadyPipe {
+    /// Tells the waiting parent that the server is up, and lets go of the
+    /// terminal: until now standard error was kept, so that a start-up
+    /// failure is printed where `sprocketd -d` was typed.
     pub fn ready(mut self) {
+        redirect_to_null(&[2]);
         let _ = self.0.write_all(b"1");
     }
 }
@@ -34,7 +38,7 @@ pub fn daemonize() -> Result<ReadyPipe, String> {
             drop(rd);
             // SAFETY: setsid has no memory-safety preconditions.
             unsafe { libc::setsid() };
-            redirect_stdio();
+            redirect_to_null(&[0, 1]);
             Ok(ReadyPipe(File::from(wr)))
         }
         _child => {
@@ -46,10 +50,10 @@ pub fn daemonize() -> Result<ReadyPipe, String> {
     }
 }
 
-fn redirect_stdio() {
+fn redirect_to_null(fds: &[i32]) {
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
         use std::os::fd::AsRawFd;
-        for fd in 0..3 {
+        for &fd in fds {
             // SAFETY: dup2 onto the standard descriptors.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }

@@ -89,8 +89,11 @@ const FD_RESERVE: usize = 64;
 /// parsed and, with `-d`, after forking.
 pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
     let (level, level_name) = flags.log_level();
-    let log = LogTarget::open(&flags.log_file);
-    logging::init(&log, flags.syslog, level);
+    // A detached server has no terminal: without --log-file its lines go
+    // to syslog (journald or rsyslog keep them) rather than nowhere.
+    let daemon_default = flags.daemon && !flags.syslog && matches!(flags.log_file.as_str(), "stderr" | "");
+    let log = if daemon_default { LogTarget::None } else { LogTarget::open(&flags.log_file) };
+    logging::init(&log, flags.syslog || daemon_default, level);
 
     if let Some(n) = flags.file_descriptors {
         daemon::set_fd_limit(n).map_err(|e| anyhow!(e))?;

@@ -39,11 +39,12 @@ fn main() {
     } else {
         None
     };
-    // The error goes to stderr, and into the log too when that is a file.
-    let logs_to_stderr = matches!(flags.log_file.as_str(), "stderr" | "");
+    // The error goes to stderr (still the terminal until a detached server
+    // is ready), and into the log too unless that is the same stderr.
+    let also_log = flags.daemon || !matches!(flags.log_file.as_str(), "stderr" | "");
     if let Err(e) = sprocket_server::run(flags, ready) {
         eprintln!("sprocketd: {e:#}");
-        if !logs_to_stderr {
+        if also_log {
             tracing::error!("{e:#}");
         }
         std::process::exit(1);

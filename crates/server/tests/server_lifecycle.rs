@@ -404,3 +404,92 @@ fn syslog_flag_sends_log_lines_to_the_syslog_socket() {
     // Facility user (1), severity info (6): <14>.
     assert!(listening.starts_with(&format!("<14>sprocketd[{}]: ", child.id())), "{listening}");
 }
+
+#[test]
+fn second_server_on_the_same_queue_file_stops_with_a_clear_error() {
+    // Same port on two loopback addresses, same data dir: both would pick
+    // sprocket-<port>.db, and the second would replay and run the first
+    // one's jobs again.
+    let dir = sprocket_testkit::databases::TempDir::new("lock");
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let port = free_port();
+    let args = |addr: &str| -> Vec<String> {
+        ["-L", addr, "-p", &port.to_string(), "--data-dir", &data_dir].iter().map(|s| s.to_string()).collect()
+    };
+    let first = ServerProcess::start("sprocketd", sprocketd(), &args("127.0.0.1"), port);
+    let mut second = Command::new(sprocketd())
+        .args(args("127.0.0.2"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second sprocketd started on the first one's queue file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1), "second server must not run");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("in use by another sprocketd") && err.contains("--data-dir"), "{err}");
+    // The first server is untouched; once it stops, the file is free again.
+    let mut c = Gear::connect(port).expect("connect to the first server");
+    c.send(&Request::EchoReq { data: b("still here") }).expect("send");
+    assert!(matches!(c.recv().expect("echo"), Response::EchoRes { .. }));
+    drop(c);
+    drop(first);
+    let again = ServerProcess::start("sprocketd", sprocketd(), &args("127.0.0.1"), port);
+    drop(again);
+}
+
+#[test]
+fn detached_server_logs_to_syslog_and_prints_start_up_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("log");
+    let syslogd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    syslogd.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let pid = dir.path().join("d.pid");
+    let port = free_port();
+    // No --log-file, no --syslog: the detached server's lines go to syslog.
+    let status = Command::new(sprocketd())
+        .args(["-d", "-q", "builtin", "-L", "127.0.0.1", "-p", &port.to_string(), "--pid-file", pid.to_str().unwrap()])
+        .args(["--verbose", "INFO"])
+        .env("SPROCKET_SYSLOG_SOCKET", &socket_path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let daemon_pid = std::fs::read_to_string(&pid).unwrap().trim().to_string();
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while let Ok(n) = syslogd.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.contains("listening");
+        seen.push(msg);
+        if done {
+            break;
+        }
+    }
+    Command::new("kill").args(["-TERM", &daemon_pid]).status().unwrap();
+    assert!(wait_gone(&pid, Duration::from_secs(10)), "daemon removed its pid file on exit");
+    let listening = seen.iter().find(|m| m.contains("listening")).unwrap_or_else(|| panic!("{seen:?}"));
+    assert!(listening.starts_with(&format!("<14>sprocketd[{daemon_pid}]: ")), "{listening}");
+
+    // A detached server that cannot start says why on the terminal it was
+    // started from, and the parent exits 1.
+    let dead = free_port();
+    let out = Command::new(sprocketd())
+        .args(["-d", "-p", &free_port().to_string(), "-q", "redis", "--redis-port", &dead.to_string()])
+        .env("SPROCKET_SYSLOG_SOCKET", &socket_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the queue store"), "{err}");
+}

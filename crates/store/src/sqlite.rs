@@ -40,6 +40,9 @@ pub struct SqliteStore {
     sync: SyncMode,
     sql: Arc<Sql>,
     conn: Option<Connection>,
+    /// An exclusive `flock` on the database file for as long as the store
+    /// lives (see [`lock_database`]).
+    _lock: std::fs::File,
     /// Commit on the caller's thread (the writer's own thread), not on
     /// tokio's blocking pool.
     inline: bool,
@@ -82,7 +85,8 @@ impl SqliteStore {
                  WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
             ),
         });
-        let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, inline: false };
+        let lock = lock_database(path)?;
+        let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, _lock: lock, inline: false };
         store.reconnect().await?;
         Ok(store)
     }
@@ -108,6 +112,35 @@ impl SqliteStore {
                 r
             }
             Err(e) => Err(StoreError::Unavailable(format!("sqlite worker failed: {e}"))),
+        }
+    }
+}
+
+/// Takes an exclusive advisory lock (`flock`) on the database file, so that
+/// a second sprocketd given the same file (the same `--data-dir` and port,
+/// two listen addresses on one port, or one `--libsqlite3-db`) stops at
+/// start instead of replaying and running the first one's jobs a second
+/// time. SQLite's own locks are `fcntl` locks, which do not interact with
+/// `flock` on Linux, so the `sqlite3` shell and gearmand can still open
+/// the file.
+fn lock_database(path: &Path) -> Result<std::fs::File> {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .or_else(|_| std::fs::File::open(path))
+        .map_err(|e| StoreError::Unavailable(format!("sqlite database {}: cannot open: {e}", path.display())))?;
+    match opened.try_lock() {
+        Ok(()) => Ok(opened),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
+            "sqlite database {} is in use by another sprocketd; give each server its own queue file \
+             (--data-dir, or -q libsqlite3 --libsqlite3-db)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Unavailable(format!("sqlite database {}: cannot lock: {e}", path.display())))
         }
     }
 }
@@ -339,5 +372,31 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("sqlite worker failed: {e}")))??;
         self.conn = Some(conn);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_store_per_database_file() {
+        let dir = std::env::temp_dir().join(format!("sprocket-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("q.db");
+        let first = SqliteStore::open(&path, "gearman_queue", SyncMode::Normal).await.expect("first open");
+        let err = match SqliteStore::open(&path, "other_table", SyncMode::Normal).await {
+            Ok(_) => panic!("a second store opened the same file"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, StoreError::Config(_)), "{err}");
+        assert!(err.to_string().contains("in use by another sprocketd"), "{err}");
+        // SQLite's own readers are not shut out.
+        let shell = Connection::open(&path).expect("plain sqlite connection");
+        let n: i64 = shell.query_row("SELECT COUNT(*) FROM gearman_queue", [], |r| r.get(0)).expect("count");
+        assert_eq!(n, 0);
+        drop(first);
+        SqliteStore::open(&path, "gearman_queue", SyncMode::Normal).await.expect("free again after close");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
