@@ -166,7 +166,8 @@ impl Engine {
     }
 
     fn apply_completion(&mut self, through: u64, failed: &[u64]) {
-        let failed: HashSet<u64> = failed.iter().copied().collect();
+        // Called once per store commit: no allocation unless something failed.
+        let failed: HashSet<u64> = if failed.is_empty() { HashSet::new() } else { failed.iter().copied().collect() };
         for seq in &failed {
             if let Some(job_no) = self.pending_inserts.remove(seq) {
                 self.insert_failed(job_no);
@@ -175,18 +176,29 @@ impl Engine {
         if through > self.committed_seq {
             self.committed_seq = through;
         }
-        let still_pending = self.pending_inserts.split_off(&through.saturating_add(1));
-        let done = std::mem::replace(&mut self.pending_inserts, still_pending);
-        for (seq, job_no) in done {
+        while let Some(entry) = self.pending_inserts.first_entry() {
+            if *entry.key() > through {
+                break;
+            }
+            let (seq, job_no) = entry.remove_entry();
             if let Some(job) = self.jobs.get_mut(&job_no) {
                 if job.pending_seq == seq {
                     job.pending_seq = 0;
                 }
             }
         }
-        let conns: Vec<ConnId> = self.holding.iter().copied().collect();
-        for conn in conns {
+        // The set is taken while connections release what they hold; those
+        // still holding something put themselves back.
+        let mut holding = std::mem::take(&mut self.holding);
+        for conn in holding.drain() {
             self.release_held(conn, &failed);
+        }
+        if self.holding.is_empty() {
+            // Keep the emptied set's capacity for the next commit.
+            self.holding = holding;
+        } else {
+            holding.extend(self.holding.drain());
+            self.holding = holding;
         }
     }
 
@@ -344,6 +356,8 @@ impl Engine {
         }
         if c.held.is_empty() {
             self.holding.remove(&conn);
+        } else {
+            self.holding.insert(conn);
         }
     }
 

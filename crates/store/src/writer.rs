@@ -258,11 +258,13 @@ impl Queue {
         }
     }
 
-    /// Takes the next batch off the front of `pending`.
-    fn take_batch(&mut self, max: usize) -> Vec<(Option<u64>, StoreOp)> {
-        let mut batch: Vec<(Option<u64>, StoreOp)> =
-            self.deferred_deletes.drain(..).map(|k| (None, StoreOp::Delete(k))).collect();
-        while batch.len() < max.max(1) {
+    /// Takes the next batch off the front of `pending`: each operation's
+    /// seq (none for a retried delete) and, apart, the operations, which
+    /// go to the store as they are.
+    fn take_batch(&mut self, max: usize) -> (Vec<Option<u64>>, Vec<StoreOp>) {
+        let mut seqs: Vec<Option<u64>> = vec![None; self.deferred_deletes.len()];
+        let mut ops: Vec<StoreOp> = self.deferred_deletes.drain(..).map(StoreOp::Delete).collect();
+        while ops.len() < max.max(1) {
             let Some((seq, op)) = self.pending.pop_first() else { break };
             if let StoreOp::Insert(job) = &op {
                 let key = job.key();
@@ -273,9 +275,10 @@ impl Queue {
                     }
                 }
             }
-            batch.push((Some(seq), op));
+            seqs.push(Some(seq));
+            ops.push(op);
         }
-        batch
+        (seqs, ops)
     }
 
     /// The database went away: fail these inserts and everything pending,
@@ -349,18 +352,17 @@ impl Writer {
 
     /// Commits the next batch, isolating refused rows.
     async fn commit_next(&mut self) {
-        let batch = self.queue.take_batch(self.config.max_batch);
-        let ops: Vec<StoreOp> = batch.iter().map(|(_, op)| op.clone()).collect();
+        let (seqs, ops) = self.queue.take_batch(self.config.max_batch);
         let started = std::time::Instant::now();
         match apply_bounded(self.store.as_mut(), &ops).await {
             Ok(()) => debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed"),
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
-                self.queue.went_down(batch);
+                self.queue.went_down(seqs.into_iter().zip(ops).collect());
             }
             Err(e) => {
                 warn!("store refused a batch of {}, retrying one by one: {e}", ops.len());
-                self.commit_one_by_one(batch).await;
+                self.commit_one_by_one(seqs.into_iter().zip(ops).collect()).await;
             }
         }
     }
