@@ -372,6 +372,22 @@ fn user_flag_hands_files_to_the_user_and_drops_root_groups() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The syslog messages a server sends until it says it is listening (or
+/// the socket's read timeout passes).
+fn syslog_until_listening(syslogd: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = syslogd.recv(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.contains("listening");
+        messages.push(msg);
+        if done {
+            break;
+        }
+    }
+    messages
+}
+
 #[test]
 fn syslog_flag_sends_log_lines_to_the_syslog_socket() {
     let dir = std::env::temp_dir().join(format!("sprocket-syslog-{}", std::process::id()));
@@ -387,16 +403,7 @@ fn syslog_flag_sends_log_lines_to_the_syslog_socket() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = syslogd.recv(&mut buf) {
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let done = msg.contains("listening");
-        messages.push(msg);
-        if done {
-            break;
-        }
-    }
+    let messages = syslog_until_listening(&syslogd);
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -466,16 +473,7 @@ fn detached_server_logs_to_syslog_and_prints_start_up_failures() {
         .unwrap();
     assert!(status.success());
     let daemon_pid = std::fs::read_to_string(&pid).unwrap().trim().to_string();
-    let mut buf = [0u8; 4096];
-    let mut seen = Vec::new();
-    while let Ok(n) = syslogd.recv(&mut buf) {
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let done = msg.contains("listening");
-        seen.push(msg);
-        if done {
-            break;
-        }
-    }
+    let seen = syslog_until_listening(&syslogd);
     Command::new("kill").args(["-TERM", &daemon_pid]).status().unwrap();
     assert!(wait_gone(&pid, Duration::from_secs(10)), "daemon removed its pid file on exit");
     let listening = seen.iter().find(|m| m.contains("listening")).unwrap_or_else(|| panic!("{seen:?}"));
