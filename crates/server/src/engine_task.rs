@@ -86,7 +86,14 @@ impl EngineTask {
             tokio::select! {
                 biased;
                 ev = self.events.recv() => {
-                    let Some(ev) = ev else { break };
+                    let Some(ev) = ev else {
+                        // The listener is closed and the last connection
+                        // is gone: nothing queued can run any more.
+                        if graceful {
+                            self.report_left_behind();
+                        }
+                        break;
+                    };
                     self.handle(ev, &mut conns);
                     let mut n = 1;
                     while n < MAX_EVENTS_PER_FLUSH {
@@ -138,6 +145,28 @@ impl EngineTask {
             outlet.close();
         }
         (self.engine, self.writer)
+    }
+
+    /// A graceful shutdown ends early when no connection is left that could
+    /// run the jobs still queued (gearmand would wait for ever); says what
+    /// becomes of them.
+    fn report_left_behind(&self) {
+        let left = self.engine.job_count();
+        if left == 0 {
+            return;
+        }
+        if self.writer.is_some() {
+            tracing::info!(
+                jobs = left,
+                "graceful shutdown: no connection is left; the queued jobs stay in the store for the next start"
+            );
+        } else {
+            // At the default level (ERROR, as gearmand's): jobs are lost.
+            tracing::error!(
+                jobs = left,
+                "graceful shutdown: no connection is left; the jobs queued in memory (-q builtin) are lost"
+            );
+        }
     }
 
     fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, Arc<Outlet>>) {

@@ -491,3 +491,45 @@ fn detached_server_logs_to_syslog_and_prints_start_up_failures() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open the queue store"), "{err}");
 }
+
+#[test]
+fn graceful_shutdown_without_connections_keeps_durable_jobs_and_says_what_memory_loses() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("s.log");
+    let log_arg = log.to_string_lossy().to_string();
+    let wait_exit = |s: &mut ServerProcess| {
+        let start = Instant::now();
+        while s.child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "graceful shutdown with no connection left hung");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let queue_one = |port: u16| {
+        let mut client = Gear::connect(port).unwrap();
+        assert!(matches!(client.submit_bg("g", "kept", "d").unwrap(), Response::JobCreated { .. }));
+    };
+
+    // In memory: the job cannot survive; the log says so.
+    let mut s = ServerProcess::sprocketd(sprocketd(), &["-q", "builtin", "--log-file", &log_arg]);
+    queue_one(s.port);
+    Command::new("kill").args(["-USR1", &s.child.id().to_string()]).status().unwrap();
+    wait_exit(&mut s);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("lost") && text.contains("jobs=1"), "{text}");
+
+    // Durable: the job is kept and runs after the next start.
+    let data = dir.path().join("data");
+    let data_arg = data.to_string_lossy().to_string();
+    let port = free_port();
+    let args: Vec<String> =
+        ["-L", "127.0.0.1", "-p", &port.to_string(), "--data-dir", &data_arg].iter().map(|s| s.to_string()).collect();
+    let mut s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    queue_one(port);
+    Command::new("kill").args(["-USR1", &s.child.id().to_string()]).status().unwrap();
+    wait_exit(&mut s);
+    let _again = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    let mut worker = Gear::connect(port).unwrap();
+    worker.send(&Request::CanDo { function: b("g") }).unwrap();
+    let (_, _, data) = worker.grab().unwrap().expect("the queued job after the restart");
+    assert_eq!(&data[..], b"d");
+}
