@@ -23,6 +23,7 @@ const MAX_FRAMES_PER_EVENT: usize = 1024;
 
 pub struct ConnSettings {
     pub max_packet_size: u32,
+    pub backlog: crate::outlet::BacklogLimits,
 }
 
 /// Runs a connection until either side closes it.
@@ -39,7 +40,7 @@ pub async fn run(
     let peer = stream.peer_addr().map(|a| peer_name(a.ip())).unwrap_or_else(|_| "-".into());
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let outlet = Arc::new(Outlet::new(wr));
+    let outlet = Arc::new(Outlet::new(wr, settings.backlog));
     if events.send(Event::Connected { conn, fd, peer, outlet: outlet.clone() }).is_err() {
         return;
     }

@@ -161,6 +161,11 @@ pub struct Flags {
     /// Largest packet body accepted, in bytes.
     #[arg(long = "max-packet-size", default_value_t = sprocket_proto::DEFAULT_MAX_PACKET_SIZE)]
     pub max_packet_size: u32,
+    /// Most bytes of output that may wait for one peer (0 = no limit;
+    /// raised to twice --max-packet-size). A peer that reads is never cut
+    /// off below it; one holding over 64 MiB that takes nothing for 30 s is.
+    #[arg(long = "max-reply-backlog", default_value_t = 1 << 30)]
+    pub max_reply_backlog: u64,
     /// Most simultaneous connections; further ones are refused.
     #[arg(long = "max-connections", default_value_t = 65_536)]
     pub max_connections: usize,

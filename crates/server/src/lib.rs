@@ -205,7 +205,10 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
     let (stop_accepting_tx, stop_accepting_rx) = watch::channel(false);
-    let settings = Arc::new(ConnSettings { max_packet_size: flags.max_packet_size });
+    let settings = Arc::new(ConnSettings {
+        max_packet_size: flags.max_packet_size,
+        backlog: outlet::BacklogLimits::new(flags.max_reply_backlog, flags.max_packet_size),
+    });
     let next_conn = Arc::new(AtomicU64::new(1));
     let limit = Arc::new(tokio::sync::Semaphore::new(flags.max_connections.max(1)));
     let keepalive = listener::Keepalive::from_flags(&flags);

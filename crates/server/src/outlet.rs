@@ -10,18 +10,59 @@
 
 use std::io;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
-/// Most bytes queued for a peer that does not read; beyond this the
-/// connection is closed rather than letting memory grow without bound.
-pub const MAX_BACKLOG: usize = 64 * 1024 * 1024;
+/// How much unsent output a connection may hold.
+///
+/// A peer that reads, however slowly, is never cut off below `hard`: a
+/// client reading a stream of WORK_DATA over a slow link, or a large `show
+/// jobs`, gets all of it, as from gearmand. A peer that has more than
+/// `stalled` bytes waiting and takes none of them for `stall_timeout` is
+/// treated as not reading and disconnected, so it cannot hold memory for
+/// long.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogLimits {
+    /// Most unsent bytes for any peer (`--max-reply-backlog`; `usize::MAX`
+    /// when unlimited).
+    pub hard: usize,
+    /// Unsent bytes above which a peer must keep reading.
+    pub stalled: usize,
+    pub stall_timeout: Duration,
+}
+
+/// A peer holding more than this must keep taking bytes.
+pub const STALLED_BACKLOG: usize = 64 * 1024 * 1024;
+/// How long such a peer may take nothing before it is disconnected.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl BacklogLimits {
+    /// `max_reply_backlog` from the flag (0 = unlimited). It is raised to
+    /// twice the largest packet, so that any reply a client may cause fits.
+    pub fn new(max_reply_backlog: u64, max_packet_size: u32) -> BacklogLimits {
+        let hard = match max_reply_backlog {
+            0 => usize::MAX,
+            n => usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .max((max_packet_size as usize).saturating_mul(2).saturating_add(1 << 20)),
+        };
+        // Tests shorten the stall timeout rather than wait 30 s.
+        let stall_timeout = std::env::var("SPROCKET_STALL_TIMEOUT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(STALL_TIMEOUT, Duration::from_millis);
+        BacklogLimits { hard, stalled: STALLED_BACKLOG.min(hard), stall_timeout }
+    }
+}
 
 #[derive(Default)]
 struct State {
     backlog: BytesMut,
+    /// Bytes the writer task has taken from the backlog and not yet written.
+    in_flight: usize,
     /// The writer task holds bytes taken from the backlog.
     writing: bool,
     writer_running: bool,
@@ -33,6 +74,7 @@ struct State {
 
 pub struct Outlet {
     wr: OwnedWriteHalf,
+    limits: BacklogLimits,
     state: Mutex<State>,
     wake: Notify,
     /// Signalled once the write side is shut down or broken, so the
@@ -41,8 +83,8 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    pub fn new(wr: OwnedWriteHalf) -> Outlet {
-        Outlet { wr, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
+    pub fn new(wr: OwnedWriteHalf, limits: BacklogLimits) -> Outlet {
+        Outlet { wr, limits, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
     }
 
     /// Waits until the outlet is closed (after its last byte) or broken.
@@ -90,8 +132,13 @@ impl Outlet {
                 }
             }
         }
-        if st.backlog.len() + rest.len() > MAX_BACKLOG {
-            tracing::warn!(queued = st.backlog.len(), "peer is not reading its replies; closing the connection");
+        let queued = st.backlog.len() + st.in_flight;
+        if queued.saturating_add(rest.len()) > self.limits.hard {
+            tracing::warn!(
+                queued,
+                limit = self.limits.hard,
+                "output waiting for a peer would exceed --max-reply-backlog; closing the connection"
+            );
             st.broken = true;
             drop(st);
             self.done.notify_waiters();
@@ -146,9 +193,17 @@ impl Outlet {
                     return;
                 }
                 st.writing = true;
-                st.backlog.split()
+                let taken = st.backlog.split();
+                st.in_flight = taken.len();
+                taken
             };
-            if self.write_all(&taken).await.is_err() {
+            if let Err(e) = self.write_all(&taken).await {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    tracing::warn!(
+                        seconds = self.limits.stall_timeout.as_secs(),
+                        "peer has not read its replies for a while; closing the connection"
+                    );
+                }
                 if let Ok(mut st) = self.state.lock() {
                     st.broken = true;
                     st.writer_running = false;
@@ -159,12 +214,31 @@ impl Outlet {
         }
     }
 
+    /// Writes `buf`. A peer that has taken nothing for the stall timeout
+    /// while more than `limits.stalled` bytes wait for it ends the write
+    /// with an error of kind `TimedOut`.
     async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            self.wr.writable().await?;
+            loop {
+                match tokio::time::timeout(self.limits.stall_timeout, self.wr.writable()).await {
+                    Ok(ready) => break ready?,
+                    Err(_) => {
+                        // The backlog may have grown during the wait.
+                        let waiting = buf.len() + self.state.lock().map(|st| st.backlog.len()).unwrap_or(0);
+                        if waiting > self.limits.stalled {
+                            return Err(io::ErrorKind::TimedOut.into());
+                        }
+                    }
+                }
+            }
             match self.wr.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
+                Ok(n) => {
+                    buf = &buf[n..];
+                    if let Ok(mut st) = self.state.lock() {
+                        st.in_flight = buf.len();
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -533,3 +533,79 @@ fn graceful_shutdown_without_connections_keeps_durable_jobs_and_says_what_memory
     let (_, _, data) = worker.grab().unwrap().expect("the queued job after the restart");
     assert_eq!(&data[..], b"d");
 }
+
+/// A foreground job on `port` whose worker streams `chunks` WORK_DATA
+/// packets of 1 MiB, then completes: returns the client (submitted, not yet
+/// read from) and the worker (done sending).
+fn streamed_job(port: u16, function: &str, chunks: usize) -> (Gear, Gear) {
+    let mut worker = Gear::connect(port).unwrap();
+    worker.send(&Request::CanDo { function: b(function) }).unwrap();
+    let mut client = Gear::connect(port).unwrap();
+    let mode = sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: false };
+    client.send(&Request::SubmitJob { mode, function: b(function), unique: b(""), data: b("go") }).unwrap();
+    assert!(matches!(client.recv().unwrap(), Response::JobCreated { .. }));
+    let (handle, ..) = worker.grab().unwrap().expect("the job");
+    let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+    for _ in 0..chunks {
+        if worker.send(&Request::WorkData { handle: handle.clone(), data: chunk.clone() }).is_err() {
+            break;
+        }
+    }
+    let _ = worker.send(&Request::WorkComplete { handle, data: b("end") });
+    (client, worker)
+}
+
+/// Reads `client`'s replies until WORK_COMPLETE; returns the WORK_DATA bytes.
+fn read_stream(client: &mut Gear, pause_every: Duration) -> std::io::Result<usize> {
+    let mut got = 0;
+    loop {
+        match client.recv()? {
+            Response::WorkData { data, .. } => {
+                got += data.len();
+                std::thread::sleep(pause_every);
+            }
+            Response::WorkComplete { .. } => return Ok(got),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn client_reading_a_stream_slower_than_the_worker_writes_gets_all_of_it() {
+    // 100 MiB of WORK_DATA, more than a peer may leave unread for long:
+    // the worker writes it at once, the client reads it a little at a time.
+    let s = ServerProcess::sprocketd(sprocketd(), &[]);
+    let writer = std::thread::spawn({
+        let port = s.port;
+        move || streamed_job(port, "stream", 100)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut client, _worker) = writer.join().unwrap();
+    assert_eq!(read_stream(&mut client, Duration::from_millis(2)).expect("whole stream"), 100 << 20);
+}
+
+#[test]
+fn peer_over_the_reply_backlog_or_stalled_is_cut_off_and_others_are_served() {
+    // Over --max-reply-backlog (8 MiB here): cut off at once.
+    let s = ServerProcess::sprocketd(sprocketd(), &["--max-packet-size", "2097152", "--max-reply-backlog", "8388608"]);
+    let (mut client, _worker) = streamed_job(s.port, "big", 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(read_stream(&mut client, Duration::ZERO).is_err(), "a peer 20 MiB behind must be cut off");
+    let mut other = Gear::connect(s.port).unwrap();
+    assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
+    drop(s);
+
+    // Within the limit but taking nothing (over 64 MiB waiting): cut off
+    // after the stall timeout (shortened here), however much it may hold.
+    let port = free_port();
+    let args: Vec<String> =
+        ["-q", "builtin", "-L", "127.0.0.1", "-p", &port.to_string()].iter().map(|s| s.to_string()).collect();
+    std::env::set_var("SPROCKET_STALL_TIMEOUT_MS", "500");
+    let s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    std::env::remove_var("SPROCKET_STALL_TIMEOUT_MS");
+    let (mut client, _worker) = streamed_job(s.port, "stall", 100);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(read_stream(&mut client, Duration::ZERO).is_err(), "a peer that stopped reading must be cut off");
+    let mut other = Gear::connect(s.port).unwrap();
+    assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
+}
