@@ -236,7 +236,7 @@ impl EngineTask {
                 i += 1;
             }
             if let Some(outlet) = conns.get(&conn) {
-                outlet.send(&self.scratch);
+                outlet.send(&mut self.scratch);
             }
         }
         if self.scratch.capacity() > 4 * 1024 * 1024 {

@@ -108,13 +108,17 @@ impl Outlet {
         }
     }
 
-    /// Writes `data` now if the socket takes it, else queues it.
-    pub fn send(self: &std::sync::Arc<Self>, data: &[u8]) {
+    /// Writes `data` now if the socket takes it, else queues the rest. The
+    /// rest is moved, not copied, when nothing else is queued, so a large
+    /// reply (a `show jobs` of millions of lines) does not pause in the
+    /// middle while it is copied; `data` is left empty either way.
+    pub fn send(self: &std::sync::Arc<Self>, data: &mut BytesMut) {
         let Ok(mut st) = self.state.lock() else { return };
         if st.close || st.broken {
             return;
         }
-        let mut rest = data;
+        let total = data.len();
+        let mut rest: &[u8] = data;
         if st.backlog.is_empty() && !st.writing {
             loop {
                 match self.wr.try_write(rest) {
@@ -144,7 +148,13 @@ impl Outlet {
             self.done.notify_waiters();
             return;
         }
-        st.backlog.extend_from_slice(rest);
+        let unsent = rest.len();
+        if st.backlog.is_empty() {
+            st.backlog = data.split_off(total - unsent);
+        } else {
+            st.backlog.extend_from_slice(rest);
+        }
+        data.clear();
         self.start_writer(&mut st);
         drop(st);
         self.wake.notify_one();
