@@ -10,6 +10,27 @@ use crate::packet::{Magic, PacketType, HEADER_LEN};
 /// part; we keep one so a bad size field cannot make us allocate gigabytes.
 pub const DEFAULT_MAX_PACKET_SIZE: u32 = 64 * 1024 * 1024;
 
+/// Packets that carry a job's data along with the job handle the server
+/// added (a worker's results, a job's assignment) may be this much larger
+/// than the packet limit: a job whose submission was just within the limit
+/// must still be assignable and its same-sized result returnable, or a
+/// worker echoing it would be cut off and the job handed out for ever.
+pub const HANDLE_ALLOWANCE: u32 = 1024;
+
+/// Whether `kind` is a packet whose limit gets [`HANDLE_ALLOWANCE`].
+fn carries_handle_and_data(kind: PacketType) -> bool {
+    matches!(
+        kind,
+        PacketType::WorkComplete
+            | PacketType::WorkData
+            | PacketType::WorkWarning
+            | PacketType::WorkException
+            | PacketType::JobAssign
+            | PacketType::JobAssignUniq
+            | PacketType::JobAssignAll
+    )
+}
+
 /// Longest admin text line (gearmand's receive buffer is 8 KiB).
 pub const MAX_TEXT_LINE: usize = 8192;
 
@@ -101,8 +122,12 @@ impl Decoder {
         };
         let code = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         let size = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        if size > self.max_packet_size {
-            return Err(DecodeError::TooLarge { size, max: self.max_packet_size });
+        let limit = match PacketType::from_code(code) {
+            Some(kind) if carries_handle_and_data(kind) => self.max_packet_size.saturating_add(HANDLE_ALLOWANCE),
+            _ => self.max_packet_size,
+        };
+        if size > limit {
+            return Err(DecodeError::TooLarge { size, max: limit });
         }
         let Some(kind) = PacketType::from_code(code) else {
             buf.advance(HEADER_LEN);
@@ -205,6 +230,24 @@ mod tests {
         let err = Decoder::new(1024).decode(&mut buf).unwrap_err();
         assert_eq!(err, DecodeError::TooLarge { size: 0x8000_0000, max: 1024 });
         assert!(!err.recoverable());
+    }
+
+    #[test]
+    fn results_and_assignments_may_exceed_the_limit_by_a_handle() {
+        let header = |code: u32, size: u32| {
+            let mut v = b"\0REQ".to_vec();
+            v.extend_from_slice(&code.to_be_bytes());
+            v.extend_from_slice(&size.to_be_bytes());
+            BytesMut::from(&v[..])
+        };
+        // WORK_COMPLETE (13) with a body just over the limit waits for its body.
+        let mut buf = header(13, 1024 + HANDLE_ALLOWANCE);
+        assert!(matches!(Decoder::new(1024).decode(&mut buf), Ok(None)));
+        let mut buf = header(13, 1024 + HANDLE_ALLOWANCE + 1);
+        assert!(matches!(Decoder::new(1024).decode(&mut buf), Err(DecodeError::TooLarge { .. })));
+        // A submission (SUBMIT_JOB, 7) gets no allowance.
+        let mut buf = header(7, 1025);
+        assert!(matches!(Decoder::new(1024).decode(&mut buf), Err(DecodeError::TooLarge { .. })));
     }
 
     #[test]

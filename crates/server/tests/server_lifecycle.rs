@@ -609,3 +609,23 @@ fn peer_over_the_reply_backlog_or_stalled_is_cut_off_and_others_are_served() {
     let mut other = Gear::connect(s.port).unwrap();
     assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
 }
+
+#[test]
+fn job_just_within_the_packet_limit_can_be_echoed_back() {
+    // The result carries the handle as well as the workload, so it is a
+    // little larger than the submission; it must not cut the worker off.
+    let s = ServerProcess::sprocketd(sprocketd(), &["--max-packet-size", "4096"]);
+    let workload = "w".repeat(4096 - "echo".len() - 2);
+    let mut client = Gear::connect(s.port).unwrap();
+    let mode = sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: false };
+    client.send(&Request::SubmitJob { mode, function: b("echo"), unique: b(""), data: b(&workload) }).unwrap();
+    assert!(matches!(client.recv().unwrap(), Response::JobCreated { .. }));
+    let mut worker = Gear::connect(s.port).unwrap();
+    worker.send(&Request::CanDo { function: b("echo") }).unwrap();
+    let (handle, _, data) = worker.grab().unwrap().expect("the job");
+    worker.send(&Request::WorkComplete { handle, data }).unwrap();
+    match client.recv().unwrap() {
+        Response::WorkComplete { data, .. } => assert_eq!(data.len(), workload.len()),
+        other => panic!("expected the echoed result, got {other:?}"),
+    }
+}
