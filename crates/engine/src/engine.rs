@@ -90,6 +90,12 @@ impl Engine {
         self.jobs.len()
     }
 
+    /// Whether `conn` has replies held back for the store (a JOB_CREATED
+    /// waiting for its commit, and whatever followed it).
+    pub fn holds_replies(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| !c.held.is_empty())
+    }
+
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }

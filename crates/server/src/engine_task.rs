@@ -53,6 +53,9 @@ pub struct EngineTask {
     pub first_seen: FastMap<ConnId, usize>,
     /// A shutdown asked for by an admin command, not yet acted on.
     pub requested: Option<ShutdownRequest>,
+    /// Peers that half-closed while replies were held for the store: they
+    /// are closed once those replies are out.
+    pub half_closed: Vec<ConnId>,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -125,6 +128,7 @@ impl EngineTask {
                 }
             }
             self.flush(&mut conns);
+            self.close_released(&mut conns);
             if let Some(req) = self.requested.take() {
                 match req {
                     ShutdownRequest::Immediate => break,
@@ -188,12 +192,38 @@ impl EngineTask {
             Event::Closed { conn } => {
                 // Answer what the peer sent before it half-closed.
                 self.flush(conns);
-                if let Some(outlet) = conns.remove(&conn) {
-                    outlet.close();
+                if self.engine.holds_replies(conn) {
+                    // JOB_CREATEDs still wait for their commit: a client
+                    // that submitted and then half-closed gets them, as it
+                    // would from the in-memory queue.
+                    self.half_closed.push(conn);
+                } else {
+                    self.close_connection(conn, conns, now);
                 }
-                self.engine.disconnected(conn, now);
             }
         }
+    }
+
+    fn close_connection(&mut self, conn: ConnId, conns: &mut FastMap<ConnId, Arc<Outlet>>, now: u64) {
+        if let Some(outlet) = conns.remove(&conn) {
+            outlet.close();
+        }
+        self.engine.disconnected(conn, now);
+    }
+
+    /// Closes the half-closed peers whose held replies have gone out.
+    fn close_released(&mut self, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
+        if self.half_closed.is_empty() {
+            return;
+        }
+        let (released, waiting): (Vec<ConnId>, Vec<ConnId>) =
+            std::mem::take(&mut self.half_closed).into_iter().partition(|c| !self.engine.holds_replies(*c));
+        self.half_closed = waiting;
+        let now = now_ms();
+        for conn in released {
+            self.close_connection(conn, conns, now);
+        }
+        self.flush(conns);
     }
 
     /// Sends out everything the engine produced; a shutdown request is

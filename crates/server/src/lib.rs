@@ -241,6 +241,7 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
         scratch: bytes::BytesMut::with_capacity(64 * 1024),
         first_seen: sprocket_engine::FastMap::default(),
         requested: None,
+        half_closed: Vec::new(),
     };
     // A runtime task, not the `block_on` thread: wake-ups between it and
     // the connections then stay on the runtime's own threads.

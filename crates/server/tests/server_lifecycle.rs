@@ -262,6 +262,40 @@ fn half_closed_peer_still_gets_its_replies() {
 }
 
 #[test]
+fn half_closed_submitter_gets_every_job_created_from_the_durable_queue() {
+    // JOB_CREATED waits for the commit; a client that half-closes right
+    // after submitting still gets them all, as from the in-memory queue.
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let port = free_port();
+    let args: Vec<String> =
+        ["-L", "127.0.0.1", "-p", &port.to_string(), "--data-dir", &data_dir].iter().map(|s| s.to_string()).collect();
+    let s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mode = sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: true };
+    let mut burst = Vec::new();
+    for i in 0..200 {
+        let req = Request::SubmitJob { mode, function: b("half"), unique: b(&format!("u{i}")), data: b("d") };
+        burst.extend_from_slice(&req.to_bytes());
+    }
+    conn.write_all(&burst).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut replies = Vec::new();
+    conn.read_to_end(&mut replies).unwrap();
+    let mut buf = bytes::BytesMut::from(&replies[..]);
+    let mut decoder = sprocket_proto::Decoder::default();
+    let mut created = 0;
+    while let Ok(Some(sprocket_proto::Frame::Packet { kind, .. })) = decoder.decode(&mut buf) {
+        assert_eq!(kind, sprocket_proto::PacketType::JobCreated);
+        created += 1;
+    }
+    assert_eq!(created, 200);
+    assert!(s.admin("status").contains("half\t200\t0\t0"), "{}", s.admin("status"));
+}
+
+#[test]
 fn pid_file_must_be_a_regular_file() {
     let port = free_port();
     let out = Command::new(sprocketd())
