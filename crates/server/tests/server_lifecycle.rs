@@ -57,15 +57,21 @@ fn check_args_accepts_a_gearmand_params_line() {
 
 #[test]
 fn missing_database_at_start_is_a_clear_error() {
-    let port = free_port();
+    let err = start_with_a_redis_that_is_not_there(&[]);
+    assert!(err.contains("queue store"), "{err}");
+}
+
+/// Starts sprocketd (plus `extra` flags) on a Redis port nobody listens
+/// on, checks it exits 1, and returns what it printed on stderr.
+fn start_with_a_redis_that_is_not_there(extra: &[&str]) -> String {
     let dead = free_port();
     let out = Command::new(sprocketd())
-        .args(["-p", &port.to_string(), "-q", "redis", "--redis-port", &dead.to_string()])
+        .args(extra)
+        .args(["-p", &free_port().to_string(), "-q", "redis", "--redis-port", &dead.to_string()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("queue store"), "{err}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
@@ -515,14 +521,7 @@ fn detached_server_logs_to_syslog_and_prints_start_up_failures() {
 
     // A detached server that cannot start says why on the terminal it was
     // started from, and the parent exits 1.
-    let dead = free_port();
-    let out = Command::new(sprocketd())
-        .args(["-d", "-p", &free_port().to_string(), "-q", "redis", "--redis-port", &dead.to_string()])
-        .env("SPROCKET_SYSLOG_SOCKET", &socket_path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_with_a_redis_that_is_not_there(&["-d"]);
     assert!(err.contains("cannot open the queue store"), "{err}");
 }
 
