@@ -88,6 +88,7 @@ pub async fn run(
         if fatal {
             // The engine writes the error, then closes us.
             let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
+            discard_rest(&mut rd).await;
             writer_done = true;
             break;
         }
@@ -102,6 +103,29 @@ pub async fn run(
         let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
     }
 }
+
+/// After a fatal error the peer may still be sending (the rest of a packet
+/// over the size limit, say). Closing with its bytes unread would reset the
+/// connection, and a peer that writes a whole packet before reading would
+/// lose the ERROR sent to it; so what it sends is read and dropped for a
+/// moment first, within a bound.
+async fn discard_rest(rd: &mut tokio::net::tcp::OwnedReadHalf) {
+    const LIMIT: usize = 256 * 1024 * 1024;
+    let mut sink = vec![0u8; READ_CHUNK];
+    let mut dropped = 0;
+    let drain = async {
+        while dropped < LIMIT {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DISCARD_GRACE, drain).await;
+}
+
+/// How long a peer that caused a fatal error may keep sending before it is closed.
+const DISCARD_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The peer address as `workers` shows it. The default listener is one
 /// dual-stack IPv6 socket, on which IPv4 clients arrive as `::ffff:a.b.c.d`;

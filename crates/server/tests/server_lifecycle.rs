@@ -662,3 +662,26 @@ fn job_just_within_the_packet_limit_can_be_echoed_back() {
         other => panic!("expected the echoed result, got {other:?}"),
     }
 }
+
+#[test]
+fn client_that_writes_a_whole_oversized_packet_still_reads_the_error() {
+    // Many clients write a packet completely before reading. The server
+    // must not reset the connection under them (closing with their bytes
+    // unread would), or the ERROR is lost.
+    use std::io::{Read, Write};
+    let s = ServerProcess::sprocketd(sprocketd(), &["--max-packet-size", "1024"]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let big = Request::EchoReq { data: bytes::Bytes::from(vec![b'x'; 8 << 20]) }.to_bytes();
+    conn.write_all(&big).expect("the server reads the oversized packet to its end instead of resetting");
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).expect("ERROR then EOF, no reset");
+    let mut buf = bytes::BytesMut::from(&reply[..]);
+    match sprocket_proto::Decoder::default().decode(&mut buf) {
+        Ok(Some(sprocket_proto::Frame::Packet { kind, body, .. })) => {
+            assert_eq!(kind, sprocket_proto::PacketType::Error);
+            assert!(body.starts_with(b"ARGUMENT_TOO_LARGE"), "{body:?}");
+        }
+        other => panic!("expected an ERROR packet, got {other:?}"),
+    }
+}
