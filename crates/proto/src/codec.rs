@@ -122,14 +122,15 @@ impl Decoder {
         };
         let code = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         let size = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-        let limit = match PacketType::from_code(code) {
+        let kind = PacketType::from_code(code);
+        let limit = match kind {
             Some(kind) if carries_handle_and_data(kind) => self.max_packet_size.saturating_add(HANDLE_ALLOWANCE),
             _ => self.max_packet_size,
         };
         if size > limit {
             return Err(DecodeError::TooLarge { size, max: limit });
         }
-        let Some(kind) = PacketType::from_code(code) else {
+        let Some(kind) = kind else {
             buf.advance(HEADER_LEN);
             let skip = size as usize;
             let n = skip.min(buf.len());
