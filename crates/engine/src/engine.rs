@@ -194,18 +194,14 @@ impl Engine {
             }
         }
         // The set is taken while connections release what they hold; those
-        // still holding something put themselves back.
+        // still holding something put themselves back, and the emptied set
+        // (with its capacity) is reused for the next commit.
         let mut holding = std::mem::take(&mut self.holding);
         for conn in holding.drain() {
             self.release_held(conn, &failed);
         }
-        if self.holding.is_empty() {
-            // Keep the emptied set's capacity for the next commit.
-            self.holding = holding;
-        } else {
-            holding.extend(self.holding.drain());
-            self.holding = holding;
-        }
+        holding.extend(self.holding.drain());
+        self.holding = holding;
     }
 
     fn advance(&mut self, now: Millis) {
