@@ -21,6 +21,21 @@ fn wait_gone(path: &std::path::Path, limit: Duration) -> bool {
     false
 }
 
+/// Waits up to `limit` for `child` to exit: its status, or None if it is
+/// still running.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn unknown_flag_is_a_clear_error() {
     let out = Command::new(sprocketd()).arg("--frobnicate").output().unwrap();
@@ -106,11 +121,7 @@ fn daemon_mode_detaches_and_stops_by_pid_file() {
 fn admin_shutdown_stops_the_server() {
     let mut s = ServerProcess::sprocketd(sprocketd(), &[]);
     assert_eq!(s.admin("shutdown"), "OK\r\n");
-    let start = Instant::now();
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(wait_exit(&mut s.child, Duration::from_secs(10)).is_some(), "still running");
 }
 
 #[test]
@@ -126,11 +137,7 @@ fn graceful_shutdown_waits_for_jobs_and_refuses_new_connections() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err(), "listener closed");
     let (handle, ..) = worker.grab().unwrap().expect("job");
     worker.send(&Request::WorkComplete { handle, data: b("") }).unwrap();
-    let start = Instant::now();
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "did not exit after the last job");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(wait_exit(&mut s.child, Duration::from_secs(10)).is_some(), "did not exit after the last job");
 }
 
 #[test]
@@ -470,17 +477,10 @@ fn second_server_on_the_same_queue_file_stops_with_a_clear_error() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = second.kill();
-            let _ = second.wait();
-            panic!("a second sprocketd started on the first one's queue file");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_exit(&mut second, Duration::from_secs(10)) else {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second sprocketd started on the first one's queue file");
     };
     assert_eq!(status.code(), Some(1), "second server must not run");
     let mut err = String::new();
@@ -530,12 +530,9 @@ fn graceful_shutdown_without_connections_keeps_durable_jobs_and_says_what_memory
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
     let log_arg = log.to_string_lossy().to_string();
-    let wait_exit = |s: &mut ServerProcess| {
-        let start = Instant::now();
-        while s.child.try_wait().unwrap().is_none() {
-            assert!(start.elapsed() < Duration::from_secs(10), "graceful shutdown with no connection left hung");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let wait_stopped = |s: &mut ServerProcess| {
+        let stopped = wait_exit(&mut s.child, Duration::from_secs(10));
+        assert!(stopped.is_some(), "graceful shutdown with no connection left hung");
     };
     let queue_one = |port: u16| {
         let mut client = Gear::connect(port).unwrap();
@@ -546,7 +543,7 @@ fn graceful_shutdown_without_connections_keeps_durable_jobs_and_says_what_memory
     let mut s = ServerProcess::sprocketd(sprocketd(), &["-q", "builtin", "--log-file", &log_arg]);
     queue_one(s.port);
     Command::new("kill").args(["-USR1", &s.child.id().to_string()]).status().unwrap();
-    wait_exit(&mut s);
+    wait_stopped(&mut s);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("lost") && text.contains("jobs=1"), "{text}");
 
@@ -559,7 +556,7 @@ fn graceful_shutdown_without_connections_keeps_durable_jobs_and_says_what_memory
     let mut s = ServerProcess::start("sprocketd", sprocketd(), &args, port);
     queue_one(port);
     Command::new("kill").args(["-USR1", &s.child.id().to_string()]).status().unwrap();
-    wait_exit(&mut s);
+    wait_stopped(&mut s);
     let _again = ServerProcess::start("sprocketd", sprocketd(), &args, port);
     let mut worker = Gear::connect(port).unwrap();
     worker.send(&Request::CanDo { function: b("g") }).unwrap();
