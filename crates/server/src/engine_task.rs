@@ -39,6 +39,8 @@ pub enum Stopped {
 }
 
 pub struct EngineTask {
+    /// Told after every turn, for `--busy-poll`.
+    pub activity: crate::busy_poll::Activity,
     pub engine: Engine,
     pub events: mpsc::UnboundedReceiver<Event>,
     pub writer: Option<WriterHandle>,
@@ -129,6 +131,7 @@ impl EngineTask {
             }
             self.flush(&mut conns);
             self.close_released(&mut conns);
+            self.activity.touch();
             if let Some(req) = self.requested.take() {
                 match req {
                     ShutdownRequest::Immediate => break,

@@ -166,6 +166,11 @@ pub struct Flags {
     /// off below it; one holding over 64 MiB that takes nothing for 30 s is.
     #[arg(long = "max-reply-backlog", default_value_t = 1 << 30)]
     pub max_reply_backlog: u64,
+    /// After handling anything, keep polling the sockets for this many
+    /// microseconds before sleeping, so the next packet is read without a
+    /// wake-up (0 = always sleep at once). Only with one thread (`-t 1`).
+    #[arg(long = "busy-poll", value_name = "MICROSECONDS", default_value_t = 50)]
+    pub busy_poll: u64,
     /// Most simultaneous connections; further ones are refused.
     #[arg(long = "max-connections", default_value_t = 65_536)]
     pub max_connections: usize,

@@ -4,6 +4,7 @@
 //! reader and a writer task; the store's group-commit writer runs beside
 //! them. The store is replayed into the engine before the listener opens.
 
+pub mod busy_poll;
 pub mod connection;
 pub mod daemon;
 pub mod engine_task;
@@ -122,10 +123,16 @@ pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
     }
     .context("starting the runtime")?;
-    runtime.block_on(serve(flags, level_name, log, ready))
+    runtime.block_on(serve(flags, threads <= 1, level_name, log, ready))
 }
 
-async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<daemon::ReadyPipe>) -> Result<()> {
+async fn serve(
+    flags: Flags,
+    single_thread: bool,
+    level_name: String,
+    log: LogTarget,
+    ready: Option<daemon::ReadyPipe>,
+) -> Result<()> {
     let choice = store_config::choose(&flags, &flags.drizzle).map_err(|e| anyhow!(e))?;
     let config = Config {
         handle_prefix: flags.job_handle_prefix.clone().unwrap_or_else(|| format!("H:{}", hostname())),
@@ -231,7 +238,12 @@ async fn serve(flags: Flags, level_name: String, log: LogTarget, ready: Option<d
     drop(events_tx);
     tokio::spawn(signals(shutdown_tx, log));
 
+    let activity = busy_poll::Activity::default();
+    if single_thread && flags.busy_poll > 0 {
+        tokio::spawn(activity.clone().poll_after_activity(std::time::Duration::from_micros(flags.busy_poll)));
+    }
     let task = EngineTask {
+        activity,
         engine,
         events: events_rx,
         writer,

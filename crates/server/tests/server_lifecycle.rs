@@ -682,3 +682,31 @@ fn client_that_writes_a_whole_oversized_packet_still_reads_the_error() {
         other => panic!("expected an ERROR packet, got {other:?}"),
     }
 }
+
+/// CPU time (user + system, in clock ticks) a process has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn busy_polling_stops_when_the_server_goes_idle() {
+    // A long window makes a poller that never stops show up clearly.
+    let s = ServerProcess::sprocketd(sprocketd(), &["-q", "builtin", "--busy-poll", "20000"]);
+    let mut client = Gear::connect(s.port).unwrap();
+    for i in 0..200 {
+        let data = bytes::Bytes::from(format!("ping {i}"));
+        assert_eq!(client.call(&Request::EchoReq { data: data.clone() }).unwrap(), Response::EchoRes { data });
+    }
+    // The window (20 ms) passes; from then on an idle server sleeps.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(s.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(s.child.id()) - before;
+    assert!(used <= 3, "an idle sprocketd used {used} ticks of CPU in one second");
+    // And it still answers at once after sleeping.
+    assert_eq!(client.call(&Request::EchoReq { data: b("late") }).unwrap(), Response::EchoRes { data: b("late") });
+}
