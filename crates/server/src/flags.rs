@@ -154,6 +154,12 @@ pub struct Flags {
     /// or `normal` (survives a crash of sprocketd).
     #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
     pub sync: String,
+    /// Connections the store writer commits on at once (0 = the backend's
+    /// choice: 4 for Redis, 1 for PostgreSQL and MySQL, whose commits on
+    /// one table measured fastest batched on one connection). SQLite has
+    /// a single writer whatever this says.
+    #[arg(long = "store-connections", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub store_connections: u16,
     /// Seconds a background submit waits for the store (a hung disk or
     /// database) before its client gets an error instead (0 = for ever).
     #[arg(long = "store-timeout", default_value_t = 60)]

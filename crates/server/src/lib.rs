@@ -182,7 +182,8 @@ async fn serve(
             .map_err(|e| anyhow!("failed to reload queue from {}: {e}", store.describe()))?;
         tracing::info!(store = %store.describe(), jobs = replayed, "replayed stored jobs");
         release_freed_memory();
-        let (handle, rx) = writer::spawn(store, WriterConfig::default());
+        let stores = writer::open_streams(store, usize::from(flags.store_connections)).await;
+        let (handle, rx) = writer::spawn_streams(stores, WriterConfig::default());
         writer = Some(handle);
         completions = Some(rx);
     }

@@ -111,6 +111,19 @@ pub trait Store: Send {
     /// Re-establishes a lost connection.
     async fn reconnect(&mut self) -> Result<()>;
 
+    /// How many connections the writer commits on when the operator did not
+    /// say: 1 unless more measured faster for the backend.
+    fn preferred_streams(&self) -> usize {
+        1
+    }
+
+    /// Opens one more connection to the same table, so that the writer can
+    /// have several commits in flight at once (see `writer`); `None` for a
+    /// backend with a single writer (SQLite) or that gains nothing from it.
+    async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
+        Ok(None)
+    }
+
     /// Whether the store's work is blocking calls (an embedded database)
     /// rather than network I/O. The writer then runs on a thread of its
     /// own and calls [`Store::run_inline`], so each commit runs on that

@@ -23,6 +23,13 @@ struct State {
     reject_functions: Vec<Bytes>,
     /// Number of `apply` calls that reached the rows (for batch tests).
     applies: usize,
+    /// How long each `apply` takes, to let commits overlap in tests: the
+    /// next ones from `delays`, then `delay`.
+    delay: std::time::Duration,
+    delays: std::collections::VecDeque<std::time::Duration>,
+    /// `apply` calls under way now, and the most seen at once.
+    running: usize,
+    most_running: usize,
 }
 
 /// A store whose rows live in memory.
@@ -82,6 +89,22 @@ impl MemoryHandle {
         lock(&self.state).applies
     }
 
+    /// Makes every later `apply` take this long (an unhurried database).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        lock(&self.state).delay = delay;
+    }
+
+    /// Makes the next `apply` calls take these times, in order (then the
+    /// time set by [`MemoryHandle::set_delay`]).
+    pub fn set_next_delays(&self, delays: &[std::time::Duration]) {
+        lock(&self.state).delays = delays.iter().copied().collect();
+    }
+
+    /// The most `apply` calls that were under way at the same time.
+    pub fn most_concurrent_applies(&self) -> usize {
+        lock(&self.state).most_running
+    }
+
     /// A new store over the same rows (a "restart" in tests).
     pub fn reopen(&self) -> MemoryStore {
         MemoryStore { state: self.state.clone() }
@@ -103,7 +126,18 @@ impl Store for MemoryStore {
     }
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let delay = {
+            let mut st = lock(&self.state);
+            st.running += 1;
+            st.most_running = st.most_running.max(st.running);
+            let default = st.delay;
+            st.delays.pop_front().unwrap_or(default)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut st = lock(&self.state);
+        st.running -= 1;
         if !st.available {
             return Err(StoreError::Unavailable("memory store switched off".into()));
         }
@@ -130,6 +164,12 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    /// Another view of the same rows, so the writer's concurrent commits
+    /// can be tested without a database.
+    async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
+        Ok(Some(Box::new(self.clone())))
     }
 
     async fn reconnect(&mut self) -> Result<()> {

@@ -307,6 +307,17 @@ impl Store for MysqlStore {
         tx.commit().await.map_err(|e| classify("mysql commit", e))
     }
 
+    async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
+        let mut another = MysqlStore {
+            settings: self.settings.clone(),
+            table_sql: self.table_sql.clone(),
+            form: self.form,
+            conn: None,
+        };
+        another.reconnect().await?;
+        Ok(Some(Box::new(another)))
+    }
+
     async fn reconnect(&mut self) -> Result<()> {
         if let Some(old) = self.conn.take() {
             // Best effort: tell the server we are leaving.

@@ -281,6 +281,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
+        let mut another = PostgresStore {
+            config: self.config.clone(),
+            table: self.table.clone(),
+            target: self.target.clone(),
+            conn: None,
+        };
+        another.reconnect().await?;
+        Ok(Some(Box::new(another)))
+    }
+
     async fn reconnect(&mut self) -> Result<()> {
         self.conn = None;
         let (client, connection) = self.config.connect(NoTls).await.map_err(|e| match classify("", e) {

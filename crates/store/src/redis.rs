@@ -246,6 +246,25 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    /// Redis runs every command at once, and with `appendfsync always`
+    /// one fsync covers what all clients wrote in an event-loop turn, so
+    /// commits on several connections overlap (about 1.3 times the submits
+    /// with 2–4 connections, measured with 4 and 64 submitters).
+    fn preferred_streams(&self) -> usize {
+        4
+    }
+
+    async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
+        let mut another = RedisStore {
+            client: self.client.clone(),
+            target: self.target.clone(),
+            prefix: self.prefix.clone(),
+            conn: None,
+        };
+        another.reconnect().await?;
+        Ok(Some(Box::new(another)))
+    }
+
     async fn reconnect(&mut self) -> Result<()> {
         self.conn = None;
         let config =

@@ -6,6 +6,14 @@
 //! and all go into the next commit, so under load every commit (and its
 //! fsync) is shared by many jobs.
 //!
+//! A network database can commit on several connections at once (each is
+//! a *stream*; see [`spawn_streams`]). A commit then starts as soon as
+//! operations are pending and a stream is free, instead of waiting for the
+//! one before it: with few clients, each waits for one commit instead of
+//! one and a half on average. An operation whose key is in a commit still
+//! in flight waits for that commit, so the operations of one key reach the
+//! database in the order they were submitted.
+//!
 //! Rules, in the order they apply to an incoming operation:
 //! * An Insert followed by a Delete of the same key while both are still
 //!   pending cancel out: neither reaches the database and the Insert counts
@@ -23,10 +31,13 @@
 //! committed or queued for retry after a reconnect.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -102,13 +113,52 @@ impl WriterHandle {
     }
 }
 
+/// Opens up to `streams - 1` more connections of `first` for concurrent
+/// commits (see [`Store::open_another`]); `streams` 0 means the backend's
+/// own choice ([`Store::preferred_streams`]). A backend with one writer
+/// gives just `first`; a connection that cannot be opened is logged and
+/// left out.
+pub async fn open_streams(mut first: Box<dyn Store>, streams: usize) -> Vec<Box<dyn Store>> {
+    let streams = if streams == 0 { first.preferred_streams() } else { streams };
+    let mut more = Vec::new();
+    while more.len() + 1 < streams {
+        match first.open_another().await {
+            Ok(Some(another)) => more.push(another),
+            Ok(None) => break,
+            Err(e) => {
+                warn!("cannot open another connection to {}; committing on {}: {e}", first.describe(), more.len() + 1);
+                break;
+            }
+        }
+    }
+    let mut all = vec![first];
+    all.extend(more);
+    all
+}
+
 /// Starts the writer task on the current tokio runtime.
 pub fn spawn(store: Box<dyn Store>, config: WriterConfig) -> (WriterHandle, mpsc::UnboundedReceiver<Completion>) {
+    spawn_streams(vec![store], config)
+}
+
+/// Starts the writer with one stream per store (connections to the same
+/// table, from [`open_streams`]); up to that many commits are in flight.
+///
+/// # Panics
+/// If `stores` is empty.
+pub fn spawn_streams(
+    stores: Vec<Box<dyn Store>>,
+    config: WriterConfig,
+) -> (WriterHandle, mpsc::UnboundedReceiver<Completion>) {
+    assert!(!stores.is_empty(), "the writer needs a store");
     let (tx, rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let healthy = Arc::new(AtomicBool::new(true));
+    let blocks = stores[0].blocks();
     let writer = Writer {
-        store,
+        streams: stores.len(),
+        idle: stores,
+        in_flight: FuturesUnordered::new(),
         config,
         queue: Queue {
             rx,
@@ -121,9 +171,11 @@ pub fn spawn(store: Box<dyn Store>, config: WriterConfig) -> (WriterHandle, mpsc
             max_seen: None,
             reported: None,
             closing: false,
+            busy_keys: HashMap::new(),
+            busy_from: Vec::new(),
         },
     };
-    let task = if writer.store.blocks() { spawn_on_own_thread(writer) } else { tokio::spawn(writer.run()) };
+    let task = if blocks { spawn_on_own_thread(writer) } else { tokio::spawn(writer.run()) };
     (WriterHandle { tx, healthy, task }, done_rx)
 }
 
@@ -149,7 +201,9 @@ fn spawn_on_own_thread(writer: Writer) -> JoinHandle<()> {
     let started = std::thread::Builder::new().name("sprocket-store".into()).spawn(move || {
         let writer = theirs.lock().ok().and_then(|mut w| w.take());
         if let Some(mut writer) = writer {
-            writer.store.run_inline();
+            for store in &mut writer.idle {
+                store.run_inline();
+            }
             rt.block_on(writer.run());
         }
         let _ = finished_tx.send(());
@@ -165,8 +219,32 @@ fn spawn_on_own_thread(writer: Writer) -> JoinHandle<()> {
     })
 }
 
-struct Writer {
+/// A commit under way on one stream; it gives the stream back when done.
+type InFlight = Pin<Box<dyn Future<Output = Finished> + Send>>;
+
+/// What a commit gives back.
+struct Finished {
     store: Box<dyn Store>,
+    seqs: Vec<Option<u64>>,
+    ops: Vec<StoreOp>,
+    result: Result<()>,
+    started: Instant,
+}
+
+fn commit_on(mut store: Box<dyn Store>, seqs: Vec<Option<u64>>, ops: Vec<StoreOp>) -> InFlight {
+    Box::pin(async move {
+        let started = Instant::now();
+        let result = apply_bounded(store.as_mut(), &ops).await;
+        Finished { store, seqs, ops, result, started }
+    })
+}
+
+struct Writer {
+    /// Streams not committing now.
+    idle: Vec<Box<dyn Store>>,
+    /// How many streams there are (idle or in flight).
+    streams: usize,
+    in_flight: FuturesUnordered<InFlight>,
     config: WriterConfig,
     queue: Queue,
 }
@@ -189,6 +267,18 @@ struct Queue {
     reported: Option<u64>,
     /// The handle was closed: finish and stop.
     closing: bool,
+    /// Keys of the operations in commits still in flight (with several
+    /// streams only): later operations on them wait.
+    busy_keys: HashMap<JobKey, usize>,
+    /// The lowest seq of each commit in flight.
+    busy_from: Vec<u64>,
+}
+
+fn op_key(op: &StoreOp) -> JobKey {
+    match op {
+        StoreOp::Insert(job) => job.key(),
+        StoreOp::Delete(key) => key.clone(),
+    }
 }
 
 impl Queue {
@@ -250,22 +340,26 @@ impl Queue {
         }
     }
 
-    /// Waits for the next operation (or the close).
-    async fn wait(&mut self) {
-        match self.rx.recv().await {
-            Some((seq, op)) => self.intake(seq, op),
-            None => self.closing = true,
-        }
-    }
-
     /// Takes the next batch off the front of `pending`: each operation's
     /// seq (none for a retried delete) and, apart, the operations, which
     /// go to the store as they are.
     fn take_batch(&mut self, max: usize) -> (Vec<Option<u64>>, Vec<StoreOp>) {
         let mut seqs: Vec<Option<u64>> = vec![None; self.deferred_deletes.len()];
         let mut ops: Vec<StoreOp> = self.deferred_deletes.drain(..).map(StoreOp::Delete).collect();
-        while ops.len() < max.max(1) {
-            let Some((seq, op)) = self.pending.pop_first() else { break };
+        let free: Vec<u64> = if self.busy_keys.is_empty() {
+            self.pending.keys().take(max.max(1).saturating_sub(ops.len())).copied().collect()
+        } else {
+            // Operations on a key whose commit is in flight stay behind.
+            let busy = &self.busy_keys;
+            self.pending
+                .iter()
+                .filter(|(_, op)| !busy.contains_key(&op_key(op)))
+                .map(|(seq, _)| *seq)
+                .take(max.max(1).saturating_sub(ops.len()))
+                .collect()
+        };
+        for seq in free {
+            let Some(op) = self.pending.remove(&seq) else { continue };
             if let StoreOp::Insert(job) = &op {
                 let key = job.key();
                 if let Some(seqs) = self.pending_inserts.get_mut(&key) {
@@ -279,6 +373,38 @@ impl Queue {
             ops.push(op);
         }
         (seqs, ops)
+    }
+
+    /// A commit of these operations starts on one of `streams` streams.
+    fn begin(&mut self, seqs: &[Option<u64>], ops: &[StoreOp], streams: usize) {
+        if let Some(first) = seqs.iter().flatten().min() {
+            self.busy_from.push(*first);
+        }
+        if streams > 1 {
+            for op in ops {
+                *self.busy_keys.entry(op_key(op)).or_default() += 1;
+            }
+        }
+    }
+
+    /// The commit of these operations is over (whatever its outcome).
+    fn end(&mut self, seqs: &[Option<u64>], ops: &[StoreOp]) {
+        if let Some(first) = seqs.iter().flatten().min() {
+            if let Some(i) = self.busy_from.iter().position(|s| s == first) {
+                self.busy_from.swap_remove(i);
+            }
+        }
+        if !self.busy_keys.is_empty() {
+            for op in ops {
+                let key = op_key(op);
+                if let Some(n) = self.busy_keys.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.busy_keys.remove(&key);
+                    }
+                }
+            }
+        }
     }
 
     /// The database went away: fail these inserts and everything pending,
@@ -297,16 +423,21 @@ impl Queue {
 
     /// Sends a completion if anything new was handled.
     fn report(&mut self) {
-        let through = match self.pending.first_key_value() {
-            Some((first, _)) => first.checked_sub(1),
+        let first_open =
+            self.pending.first_key_value().map(|(s, _)| *s).into_iter().chain(self.busy_from.iter().copied()).min();
+        let through = match first_open {
+            Some(first) => first.checked_sub(1),
             None => self.max_seen,
         };
         let Some(through) = through else { return };
         if self.reported.is_some_and(|r| through <= r) {
             return;
         }
-        // `failed` only ever holds seqs below the first pending one.
-        let failed = std::mem::take(&mut self.failed);
+        // A commit that finished before an earlier one still in flight
+        // may have failed seqs above `through`: they wait for it.
+        let (failed, later): (Vec<u64>, Vec<u64>) =
+            std::mem::take(&mut self.failed).into_iter().partition(|s| *s <= through);
+        self.failed = later;
         self.reported = Some(through);
         let _ = self.done.send(Completion { through, failed });
     }
@@ -317,28 +448,37 @@ impl Queue {
 }
 
 impl Writer {
+    fn describe(&self) -> String {
+        self.idle.first().map(|s| s.describe()).unwrap_or_else(|| "store".into())
+    }
+
     async fn run(mut self) {
-        info!(store = %self.store.describe(), "store writer started");
+        info!(store = %self.describe(), streams = self.streams, "store writer started");
         loop {
-            if !self.queue.has_work() && !self.queue.closing {
-                self.queue.wait().await;
-            }
             self.queue.drain();
             self.queue.report();
-            if !self.queue.is_healthy() {
+            if !self.queue.is_healthy() && self.in_flight.is_empty() {
                 if !self.reconnect().await {
                     break;
                 }
                 continue;
             }
-            if !self.queue.has_work() {
-                if self.queue.closing {
-                    break;
-                }
-                continue;
+            self.start_commits();
+            if self.in_flight.is_empty() && !self.queue.has_work() && self.queue.closing {
+                break;
             }
-            self.commit_next().await;
-            self.queue.report();
+            tokio::select! {
+                biased;
+                Some(done) = self.in_flight.next(), if !self.in_flight.is_empty() => self.finish(done).await,
+                msg = self.queue.rx.recv(), if !self.queue.closing => match msg {
+                    Some((seq, op)) => self.queue.intake(seq, op),
+                    None => self.queue.closing = true,
+                },
+                // Not reached: with no commit in flight and the channel
+                // closed, the checks above have either started a commit
+                // or ended the loop.
+                else => break,
+            }
         }
         self.queue.report();
         if !self.queue.deferred_deletes.is_empty() {
@@ -350,27 +490,49 @@ impl Writer {
         info!("store writer stopped");
     }
 
-    /// Commits the next batch, isolating refused rows.
-    async fn commit_next(&mut self) {
-        let (seqs, ops) = self.queue.take_batch(self.config.max_batch);
-        let started = std::time::Instant::now();
-        match apply_bounded(self.store.as_mut(), &ops).await {
-            Ok(()) => debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed"),
+    /// Starts a commit on every free stream that has operations to take.
+    fn start_commits(&mut self) {
+        while self.queue.is_healthy() && self.queue.has_work() {
+            let Some(store) = self.idle.pop() else { return };
+            let (seqs, ops) = self.queue.take_batch(self.config.max_batch);
+            if ops.is_empty() {
+                // Everything pending waits for a commit in flight.
+                self.idle.push(store);
+                return;
+            }
+            self.queue.begin(&seqs, &ops, self.streams);
+            self.in_flight.push(commit_on(store, seqs, ops));
+        }
+    }
+
+    /// Handles the outcome of a commit, isolating refused rows.
+    async fn finish(&mut self, done: Finished) {
+        let Finished { mut store, seqs, ops, result, started } = done;
+        match result {
+            Ok(()) => {
+                debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed");
+                self.queue.end(&seqs, &ops);
+            }
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
+                self.queue.end(&seqs, &ops);
                 self.queue.went_down(seqs.into_iter().zip(ops).collect());
             }
             Err(e) => {
                 warn!("store refused a batch of {}, retrying one by one: {e}", ops.len());
-                self.commit_one_by_one(seqs.into_iter().zip(ops).collect()).await;
+                // The keys stay busy until every row has been retried.
+                let batch: Vec<(Option<u64>, StoreOp)> = seqs.iter().copied().zip(ops.iter().cloned()).collect();
+                self.commit_one_by_one(store.as_mut(), batch).await;
+                self.queue.end(&seqs, &ops);
             }
         }
+        self.idle.push(store);
     }
 
-    async fn commit_one_by_one(&mut self, batch: Vec<(Option<u64>, StoreOp)>) {
+    async fn commit_one_by_one(&mut self, store: &mut dyn Store, batch: Vec<(Option<u64>, StoreOp)>) {
         let mut rest = batch.into_iter();
         while let Some((seq, op)) = rest.next() {
-            match apply_bounded(self.store.as_mut(), std::slice::from_ref(&op)).await {
+            match apply_bounded(store, std::slice::from_ref(&op)).await {
                 Ok(()) => {}
                 Err(StoreError::Unavailable(e)) => {
                     warn!("store unavailable: {e}");
@@ -391,13 +553,20 @@ impl Writer {
         }
     }
 
-    /// Reconnects with backoff, failing inserts that arrive meanwhile.
-    /// Returns false when the writer should stop (closed while down).
+    /// Reconnects every stream, with backoff, failing inserts that arrive
+    /// meanwhile. Called with no commit in flight. Returns false when the
+    /// writer should stop (closed while down).
     async fn reconnect(&mut self) -> bool {
         let mut delay = self.config.reconnect_min;
         loop {
             let result = {
-                let attempt = self.store.reconnect();
+                let stores = &mut self.idle;
+                let attempt = async move {
+                    for store in stores.iter_mut() {
+                        store.reconnect().await?;
+                    }
+                    Ok::<(), StoreError>(())
+                };
                 tokio::pin!(attempt);
                 loop {
                     tokio::select! {
@@ -414,7 +583,7 @@ impl Writer {
             };
             match result {
                 Ok(()) => {
-                    info!(store = %self.store.describe(), "store reconnected");
+                    info!(store = %self.describe(), "store reconnected");
                     self.queue.set_healthy(true);
                     return true;
                 }

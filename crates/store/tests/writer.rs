@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sprocket_proto::Priority;
-use sprocket_store::memory::MemoryStore;
+use sprocket_store::memory::{MemoryHandle, MemoryStore};
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
 use sprocket_store::{Completion, StoreConfig, StoreOp, StoredJob};
 use sprocket_testkit::databases::{PrivatePostgres, PrivateRedis};
@@ -244,4 +244,79 @@ async fn sqlite_full_sync_writer_on_its_own_thread() {
         want.sort();
         assert_eq!(uniques, want, "{sync:?}");
     }
+}
+
+/// A writer over `streams` views of one memory store whose commits each
+/// take `delay`, so that they overlap.
+async fn slow_streams(streams: usize, delay: Duration) -> (WriterHandle, UnboundedReceiver<Completion>, MemoryHandle) {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    h.set_delay(delay);
+    let stores = writer::open_streams(Box::new(store), streams).await;
+    assert_eq!(stores.len(), streams);
+    let (w, rx) = writer::spawn_streams(stores, fast_config());
+    (w, rx, h)
+}
+
+#[tokio::test]
+async fn several_streams_commit_at_once_and_report_in_order() {
+    let (w, mut rx, h) = slow_streams(4, Duration::from_millis(50)).await;
+    // Each submit finds the streams before it busy and starts its own commit.
+    for n in 1..=4 {
+        w.submit(n, StoreOp::Insert(j(n)));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let t = Instant::now();
+    assert!(until(&mut rx, 4).await.is_empty());
+    assert!(h.most_concurrent_applies() >= 2, "commits overlapped: {}", h.most_concurrent_applies());
+    assert!(t.elapsed() < Duration::from_millis(150), "four 50 ms commits took {:?}", t.elapsed());
+    assert_eq!(h.rows().len(), 4);
+    w.close().await;
+}
+
+#[tokio::test]
+async fn a_key_in_a_commit_in_flight_waits_for_it() {
+    let (w, mut rx, h) = slow_streams(4, Duration::from_millis(5)).await;
+    // The insert is committing, slowly, when its delete and a new insert
+    // of the same key (a resubmitted unique) arrive: they must not overtake
+    // it, or the delete would find nothing and the old row would come back.
+    h.set_next_delays(&[Duration::from_millis(80)]);
+    w.submit(1, StoreOp::Insert(j(1)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    w.submit(2, StoreOp::Delete(j(1).key()));
+    w.submit(3, StoreOp::Insert(j(3)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut again = j(1);
+    again.data = bytes::Bytes::from_static(b"second");
+    w.submit(4, StoreOp::Insert(again.clone()));
+    assert!(until(&mut rx, 4).await.is_empty());
+    assert_same_jobs(h.rows(), vec![again.clone(), j(3)]);
+    // Finishing the second job removes its row, even while other keys commit.
+    w.submit(5, StoreOp::Insert(j(5)));
+    w.submit(6, StoreOp::Delete(again.key()));
+    assert!(until(&mut rx, 6).await.is_empty());
+    assert_same_jobs(h.rows(), vec![j(3), j(5)]);
+    w.close().await;
+}
+
+#[tokio::test]
+async fn a_failure_on_one_stream_fails_its_inserts_and_recovers() {
+    let (w, mut rx, h) = slow_streams(3, Duration::from_millis(20)).await;
+    w.submit(1, StoreOp::Insert(j(1)));
+    assert!(until(&mut rx, 1).await.is_empty());
+    h.reject_function(b"bad");
+    w.submit(2, StoreOp::Insert(job(b"bad", b"x", Priority::Normal, b"", 0)));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    w.submit(3, StoreOp::Insert(j(3)));
+    assert_eq!(until(&mut rx, 3).await, vec![2], "only the refused row fails");
+    h.set_available(false);
+    w.submit(4, StoreOp::Insert(j(4)));
+    assert_eq!(until(&mut rx, 4).await, vec![4]);
+    w.submit(5, StoreOp::Delete(j(1).key()));
+    h.set_available(true);
+    wait_healthy(&w, true).await;
+    w.submit(6, StoreOp::Insert(j(6)));
+    assert!(until(&mut rx, 6).await.is_empty());
+    assert_same_jobs(h.rows(), vec![j(3), j(6)]);
+    w.close().await;
 }
