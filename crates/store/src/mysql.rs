@@ -308,14 +308,8 @@ impl Store for MysqlStore {
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
-        let mut another = MysqlStore {
-            settings: self.settings.clone(),
-            table_sql: self.table_sql.clone(),
-            form: self.form,
-            conn: None,
-        };
-        another.reconnect().await?;
-        Ok(Some(Box::new(another)))
+        let (settings, table_sql, form) = (self.settings.clone(), self.table_sql.clone(), self.form);
+        crate::netops::connected(MysqlStore { settings, table_sql, form, conn: None }).await
     }
 
     async fn reconnect(&mut self) -> Result<()> {

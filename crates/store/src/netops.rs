@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::{JobKey, StoreOp, StoredJob};
+use crate::{JobKey, Result, Store, StoreOp, StoredJob};
 
 /// The net effect of a batch: rows to upsert and keys to delete, disjoint,
 /// each in the order of its last operation.
@@ -63,6 +63,13 @@ pub fn dedupe_loaded(jobs: Vec<StoredJob>) -> Vec<StoredJob> {
         return jobs;
     }
     jobs.into_iter().enumerate().filter(|(i, job)| last.get(&job.key()) == Some(i)).map(|(_, j)| j).collect()
+}
+
+/// Connects a copy of a store made without a connection and boxes it: the
+/// body of `Store::open_another` for the network backends.
+pub(crate) async fn connected<S: Store + 'static>(mut copy: S) -> Result<Option<Box<dyn Store>>> {
+    copy.reconnect().await?;
+    Ok(Some(Box::new(copy)))
 }
 
 #[cfg(test)]

@@ -282,14 +282,8 @@ impl Store for PostgresStore {
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
-        let mut another = PostgresStore {
-            config: self.config.clone(),
-            table: self.table.clone(),
-            target: self.target.clone(),
-            conn: None,
-        };
-        another.reconnect().await?;
-        Ok(Some(Box::new(another)))
+        let (config, table, target) = (self.config.clone(), self.table.clone(), self.target.clone());
+        crate::netops::connected(PostgresStore { config, table, target, conn: None }).await
     }
 
     async fn reconnect(&mut self) -> Result<()> {

@@ -255,14 +255,8 @@ impl Store for RedisStore {
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
-        let mut another = RedisStore {
-            client: self.client.clone(),
-            target: self.target.clone(),
-            prefix: self.prefix.clone(),
-            conn: None,
-        };
-        another.reconnect().await?;
-        Ok(Some(Box::new(another)))
+        let (client, target, prefix) = (self.client.clone(), self.target.clone(), self.prefix.clone());
+        crate::netops::connected(RedisStore { client, target, prefix, conn: None }).await
     }
 
     async fn reconnect(&mut self) -> Result<()> {
