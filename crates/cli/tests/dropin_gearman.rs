@@ -82,7 +82,9 @@ fn reverse_worker(rt: &tokio::runtime::Runtime, addr: String) -> sprocket_client
                 }
                 Ok::<_, JobError>(job.payload().iter().rev().copied().collect::<Vec<u8>>())
             })
-            .concurrency(4)
+            // One job at a time: with two jobs at once their progress lines
+            // interleave differently from run to run.
+            .concurrency(1)
             .spawn()
             .unwrap()
     })
