@@ -20,6 +20,23 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+/// The window when `--busy-poll` is not given.
+pub const DEFAULT_WINDOW: Duration = Duration::from_micros(50);
+
+/// The polling window to use: `flag` in microseconds when given, else the
+/// default, except with a single CPU to run on (an affinity mask or a
+/// container's CPU quota, as `available_parallelism` reports): there a
+/// polling server would take the CPU from the very clients and workers it
+/// waits for. `None` means no polling.
+pub fn window(flag: Option<u64>, cpus: usize) -> Option<Duration> {
+    match flag {
+        Some(0) => None,
+        Some(us) => Some(Duration::from_micros(us)),
+        None if cpus < 2 => None,
+        None => Some(DEFAULT_WINDOW),
+    }
+}
+
 /// The engine's side: tells the poller that something happened.
 #[derive(Clone, Default)]
 pub struct Activity {
@@ -83,6 +100,14 @@ impl Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_follows_the_flag_and_is_off_on_one_cpu_by_default() {
+        assert_eq!(window(None, 2), Some(DEFAULT_WINDOW));
+        assert_eq!(window(None, 1), None);
+        assert_eq!(window(Some(0), 8), None);
+        assert_eq!(window(Some(200), 1), Some(Duration::from_micros(200)));
+    }
 
     async fn settle() {
         tokio::time::sleep(Duration::from_millis(30)).await;

@@ -174,9 +174,10 @@ pub struct Flags {
     pub max_reply_backlog: u64,
     /// After handling anything, keep polling the sockets for this many
     /// microseconds before sleeping, so the next packet is read without a
-    /// wake-up (0 = always sleep at once). Only with one thread (`-t 1`).
-    #[arg(long = "busy-poll", value_name = "MICROSECONDS", default_value_t = 50)]
-    pub busy_poll: u64,
+    /// wake-up (0 = always sleep at once). Default: 50, or 0 when the
+    /// process may use only one CPU. Only with one thread (`-t 1`).
+    #[arg(long = "busy-poll", value_name = "MICROSECONDS")]
+    pub busy_poll: Option<u64>,
     /// Most simultaneous connections; further ones are refused.
     #[arg(long = "max-connections", default_value_t = 65_536)]
     pub max_connections: usize,

@@ -240,8 +240,15 @@ async fn serve(
     tokio::spawn(signals(shutdown_tx, log));
 
     let activity = busy_poll::Activity::default();
-    if single_thread && flags.busy_poll > 0 {
-        tokio::spawn(activity.clone().poll_after_activity(std::time::Duration::from_micros(flags.busy_poll)));
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match busy_poll::window(flags.busy_poll, cpus) {
+        Some(window) if single_thread => {
+            tracing::info!(micros = window.as_micros() as u64, "busy polling after activity");
+            tokio::spawn(activity.clone().poll_after_activity(window));
+        }
+        Some(_) => tracing::info!("busy polling off: it needs the single-threaded runtime (-t 1)"),
+        None if flags.busy_poll == Some(0) => tracing::info!("busy polling off (--busy-poll 0)"),
+        None => tracing::info!(cpus, "busy polling off: only one CPU to run on"),
     }
     let task = EngineTask {
         activity,

@@ -710,3 +710,32 @@ fn busy_polling_stops_when_the_server_goes_idle() {
     // And it still answers at once after sleeping.
     assert_eq!(client.call(&Request::EchoReq { data: b("late") }).unwrap(), Response::EchoRes { data: b("late") });
 }
+
+#[test]
+fn busy_polling_is_off_by_default_with_one_cpu_to_run_on() {
+    if sprocket_testkit::which("taskset").is_none() {
+        sprocket_testkit::skip("taskset(1) not installed: one-CPU default not checked");
+        return;
+    }
+    let line_of = |pin_to_one_cpu: bool, extra: &[&str], needle: &str| {
+        let port = free_port().to_string();
+        let mut cmd = if pin_to_one_cpu {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(sprocketd());
+            c
+        } else {
+            Command::new(sprocketd())
+        };
+        cmd.args(["-q", "builtin", "-L", "127.0.0.1", "-p", &port, "--verbose", "INFO"]).args(extra);
+        let mut server = sprocket_testkit::process::Background::spawn("sprocketd", &mut cmd);
+        server.wait_for_line(needle, Duration::from_secs(10));
+        server.stop();
+    };
+    line_of(true, &[], "busy polling off: only one CPU to run on");
+    // Asked for explicitly, it polls even on one CPU.
+    line_of(true, &["--busy-poll", "20"], "busy polling after activity micros=20");
+    line_of(false, &["--busy-poll", "0"], "busy polling off (--busy-poll 0)");
+    if std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2 {
+        line_of(false, &[], "busy polling after activity micros=50");
+    }
+}
