@@ -8,6 +8,8 @@ mod store_support;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{b, sprocketd, Gear};
@@ -245,4 +247,82 @@ fn missing_databases_stop_start_up_with_a_clear_message() {
         &["-q".into(), "redis".into(), "--redis-server=127.0.0.1".into(), format!("--redis-port={dead}")],
         &[&dead],
     );
+}
+
+/// Submitters keep resubmitting background jobs over a handful of unique
+/// keys while workers finish them at once, with the writer committing on
+/// four connections: inserts and deletes of nearby keys race in concurrent
+/// commits. No submit may get an ERROR (the database is healthy all along),
+/// and once everything is drained the table is empty.
+fn coalescing_load_on_several_connections(kind: &str) {
+    let Some(store) = Backend::new(kind, "st_coal") else { return };
+    let server = store.start(&["--store-connections", "4"]);
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitters: Vec<_> = (0..8)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = Gear::connect(port).unwrap();
+                let (mut created, mut errors) = (0u32, Vec::new());
+                let mut n = t;
+                while !stop.load(Ordering::Relaxed) {
+                    match c.submit_bg("coal", &format!("key{}", n % 5), "d").unwrap() {
+                        Response::JobCreated { .. } => created += 1,
+                        other => errors.push(format!("{other:?}")),
+                    }
+                    n += 3;
+                }
+                (created, errors)
+            })
+        })
+        .collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut w = Gear::connect(port).unwrap();
+                w.send(&Request::CanDo { function: b("coal") }).unwrap();
+                while !done.load(Ordering::Relaxed) {
+                    match w.grab().unwrap() {
+                        Some((handle, ..)) => w.send(&Request::WorkComplete { handle, data: b("") }).unwrap(),
+                        None => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let (mut created, mut errors) = (0, Vec::new());
+    for s in submitters {
+        let (c, e) = s.join().unwrap();
+        created += c;
+        errors.extend(e);
+    }
+    assert!(created > 100, "{kind}: load too small to mean anything: {created}");
+    assert!(errors.is_empty(), "{kind}: {} of {} submits failed, e.g. {:?}", errors.len(), created, &errors[..1]);
+    // The workers drain what is left; then no row may remain.
+    store.wait_count(0, Duration::from_secs(20), &format!("{kind}: rows left after the drain"));
+    done.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    drop(server);
+}
+
+#[test]
+fn mysql_commits_on_several_connections_without_refusing_submits() {
+    coalescing_load_on_several_connections("mysql");
+}
+
+#[test]
+fn postgres_commits_on_several_connections_without_refusing_submits() {
+    coalescing_load_on_several_connections("postgres");
+}
+
+#[test]
+fn redis_commits_on_several_connections_without_refusing_submits() {
+    coalescing_load_on_several_connections("redis");
 }

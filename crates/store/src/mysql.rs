@@ -30,6 +30,39 @@ const MAX_ROWS_PER_STATEMENT: usize = 512;
 /// Most job data in one statement (MariaDB's default max_allowed_packet is 16 MiB).
 const MAX_BYTES_PER_STATEMENT: usize = 4 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Times a batch that InnoDB picked as a deadlock victim is run again
+/// before it is reported as refused (the writer then writes it row by row).
+const DEADLOCK_RETRIES: u64 = 5;
+
+/// MySQL's "Deadlock found when trying to get lock; try restarting transaction".
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+fn is_deadlock(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_LOCK_DEADLOCK)
+}
+
+/// Runs a batch's statements: alone in autocommit when there is one, else
+/// in one transaction. An error comes with what was being done.
+async fn write_once(
+    conn: &mut Conn,
+    statements: &[(String, Params)],
+) -> std::result::Result<(), (&'static str, mysql_async::Error)> {
+    if let [(sql, params)] = statements {
+        // One statement commits atomically on its own (autocommit).
+        return conn.exec_drop(sql.as_str(), params.clone()).await.map_err(|e| ("mysql write", e));
+    }
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| ("mysql begin", e))?;
+    for (sql, params) in statements {
+        if let Err(e) = tx.exec_drop(sql.as_str(), params.clone()).await {
+            // Roll back now: the batch may be run again on this
+            // connection, and a merely dropped transaction would still be
+            // open when the next one begins.
+            let _ = tx.rollback().await;
+            return Err(("mysql write", e));
+        }
+    }
+    tx.commit().await.map_err(|e| ("mysql commit", e))
+}
 /// Where Debian, RPM distributions and macOS builds put the server socket.
 const LOCAL_SOCKETS: &[&str] =
     &["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock", "/tmp/mysql.sock"];
@@ -74,26 +107,18 @@ pub struct MysqlStore {
 }
 
 /// Lost connections, shutdowns, lock timeouts and login failures mean "try
-/// again later"; other server errors are about the data.
+/// again later"; other server errors are about the data. A deadlock that
+/// outlasted its retries counts as refused: the writer then writes the
+/// batch row by row, instead of failing everything as if the database
+/// were down.
 fn classify(context: &str, e: mysql_async::Error) -> StoreError {
     match e {
         mysql_async::Error::Server(s) => {
             let msg = format!("{context}: {} ({})", s.message, s.code);
             match s.code {
-                1040
-                | 1045
-                | 1049
-                | 1053
-                | 1077
-                | 1152
-                | 1158..=1161
-                | 1205
-                | 1213
-                | 1927
-                | 2002
-                | 2003
-                | 2006
-                | 2013 => StoreError::Unavailable(msg),
+                1040 | 1045 | 1049 | 1053 | 1077 | 1152 | 1158..=1161 | 1205 | 1927 | 2002 | 2003 | 2006 | 2013 => {
+                    StoreError::Unavailable(msg)
+                }
                 _ => StoreError::Rejected(msg),
             }
         }
@@ -294,17 +319,21 @@ impl Store for MysqlStore {
             return Ok(());
         }
         let statements = self.statements(&batch);
-        let conn = self.conn()?;
-        if let [(sql, params)] = &statements[..] {
-            // One statement commits atomically on its own (autocommit).
-            return conn.exec_drop(sql.as_str(), params.clone()).await.map_err(|e| classify("mysql write", e));
+        let mut attempt = 0;
+        loop {
+            match write_once(self.conn()?, &statements).await {
+                Err((_, e)) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                    // InnoDB rolled the transaction back; its advice is to
+                    // run it again. Concurrent commits on several
+                    // connections (`--store-connections`) can lock each
+                    // other's index gaps even for different keys.
+                    attempt += 1;
+                    tracing::debug!(attempt, "mysql deadlock, running the batch again: {e}");
+                    tokio::time::sleep(Duration::from_millis(attempt)).await;
+                }
+                r => return r.map_err(|(context, e)| classify(context, e)),
+            }
         }
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| classify("mysql begin", e))?;
-        for (sql, params) in statements {
-            // Dropping `tx` on error rolls the transaction back.
-            tx.exec_drop(sql, params).await.map_err(|e| classify("mysql write", e))?;
-        }
-        tx.commit().await.map_err(|e| classify("mysql commit", e))
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
