@@ -27,6 +27,8 @@ struct State {
     /// next ones from `delays`, then `delay`.
     delay: std::time::Duration,
     delays: std::collections::VecDeque<std::time::Duration>,
+    /// Apply each batch, then answer as if the connection had dropped.
+    lose_replies: bool,
     /// `apply` calls under way now, and the most seen at once.
     running: usize,
     most_running: usize,
@@ -100,6 +102,12 @@ impl MemoryHandle {
         lock(&self.state).delays = delays.iter().copied().collect();
     }
 
+    /// Makes every later `apply` change the rows and then fail with
+    /// `Unavailable`, like a commit whose reply was lost.
+    pub fn set_lose_replies(&self, lose: bool) {
+        lock(&self.state).lose_replies = lose;
+    }
+
     /// The most `apply` calls that were under way at the same time.
     pub fn most_concurrent_applies(&self) -> usize {
         lock(&self.state).most_running
@@ -163,6 +171,9 @@ impl Store for MemoryStore {
                 st.index.insert(key, id);
             }
         }
+        if st.lose_replies {
+            return Err(StoreError::Unavailable("memory store lost the reply".into()));
+        }
         Ok(())
     }
 
@@ -173,7 +184,8 @@ impl Store for MemoryStore {
     }
 
     async fn reconnect(&mut self) -> Result<()> {
-        if lock(&self.state).available {
+        let st = lock(&self.state);
+        if st.available && !st.lose_replies {
             Ok(())
         } else {
             Err(StoreError::Unavailable("memory store switched off".into()))

@@ -26,6 +26,9 @@
 //!   `reconnect_max`.
 //! * A batch the database refuses is retried one operation at a time, so
 //!   one bad row fails alone.
+//! * A commit that fails because the database became unreachable may still
+//!   have been applied: its inserts are reported failed and their rows are
+//!   deleted again once the database is back.
 //!
 //! A Delete counts as handled (for [`Completion::through`]) once it is
 //! committed or queued for retry after a reconnect.
@@ -407,13 +410,27 @@ impl Queue {
         }
     }
 
-    /// The database went away: fail these inserts and everything pending,
-    /// keep the deletes for later.
-    fn went_down(&mut self, unfinished: Vec<(Option<u64>, StoreOp)>) {
+    /// The database went away: fail these inserts, the `unsent` ones and
+    /// everything pending; keep the deletes for later. `unfinished` were sent, or being sent,
+    /// when the connection failed, so the database may have applied them
+    /// (a commit that timed out can still complete, a reply can be lost):
+    /// their rows are deleted again after reconnecting, or a job whose
+    /// submitter was told it failed would be replayed and run at the next
+    /// start.
+    fn went_down(&mut self, unfinished: Vec<(Option<u64>, StoreOp)>, unsent: Vec<(Option<u64>, StoreOp)>) {
         self.set_healthy(false);
+        for (seq, op) in unfinished {
+            match op {
+                StoreOp::Insert(job) => {
+                    self.failed.extend(seq);
+                    self.deferred_deletes.push(job.key());
+                }
+                StoreOp::Delete(key) => self.deferred_deletes.push(key),
+            }
+        }
         let rest = std::mem::take(&mut self.pending);
         self.pending_inserts.clear();
-        for (seq, op) in unfinished.into_iter().chain(rest.into_iter().map(|(s, o)| (Some(s), o))) {
+        for (seq, op) in unsent.into_iter().chain(rest.into_iter().map(|(s, o)| (Some(s), o))) {
             match op {
                 StoreOp::Insert(_) => self.failed.extend(seq),
                 StoreOp::Delete(key) => self.deferred_deletes.push(key),
@@ -516,7 +533,7 @@ impl Writer {
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
                 self.queue.end(&seqs, &ops);
-                self.queue.went_down(seqs.into_iter().zip(ops).collect());
+                self.queue.went_down(seqs.into_iter().zip(ops).collect(), Vec::new());
             }
             Err(e) => {
                 warn!("store refused a batch of {}, retrying one by one: {e}", ops.len());
@@ -536,8 +553,7 @@ impl Writer {
                 Ok(()) => {}
                 Err(StoreError::Unavailable(e)) => {
                     warn!("store unavailable: {e}");
-                    let unfinished = std::iter::once((seq, op)).chain(rest).collect();
-                    self.queue.went_down(unfinished);
+                    self.queue.went_down(vec![(seq, op)], rest.collect());
                     return;
                 }
                 Err(e) => match op {

@@ -320,3 +320,26 @@ async fn a_failure_on_one_stream_fails_its_inserts_and_recovers() {
     assert_same_jobs(h.rows(), vec![j(3), j(6)]);
     w.close().await;
 }
+
+#[tokio::test]
+async fn an_insert_whose_commit_lost_its_reply_is_deleted_after_reconnecting() {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, mut rx) = writer::spawn(Box::new(store), fast_config());
+    w.submit(1, StoreOp::Insert(j(1)));
+    assert!(until(&mut rx, 1).await.is_empty());
+    // The database applies the commit but the answer never comes back
+    // (a timeout, a dropped connection): the submitter is told it failed…
+    h.set_lose_replies(true);
+    w.submit(2, StoreOp::Insert(j(2)));
+    assert_eq!(until(&mut rx, 2).await, vec![2]);
+    assert_eq!(h.rows(), vec![j(1), j(2)], "the database did take the row");
+    // …so once the database answers again, the row goes, or a restart
+    // would replay and run a job its client was told had failed.
+    h.set_lose_replies(false);
+    wait_healthy(&w, true).await;
+    w.submit(3, StoreOp::Insert(j(3)));
+    assert!(until(&mut rx, 3).await.is_empty());
+    assert_same_jobs(h.rows(), vec![j(1), j(3)]);
+    w.close().await;
+}
