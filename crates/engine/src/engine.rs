@@ -34,6 +34,8 @@ pub struct Engine {
     /// Inserts not yet durable: seq -> job, ordered so a commit report
     /// takes exactly the range it covers.
     pub(crate) pending_inserts: BTreeMap<u64, JobNo>,
+    /// The store is known to be unreachable (see [`Engine::set_store_down`]).
+    pub(crate) store_down: bool,
     /// (seq, time submitted) of inserts, oldest first, for the store
     /// timeout; entries whose insert was answered are skipped lazily.
     pub(crate) insert_times: VecDeque<(u64, Millis)>,
@@ -62,6 +64,7 @@ impl Engine {
             next_seq: 1,
             committed_seq: 0,
             pending_inserts: BTreeMap::new(),
+            store_down: false,
             insert_times: VecDeque::new(),
             holding: HashSet::new(),
             schedule: BinaryHeap::new(),
@@ -88,6 +91,16 @@ impl Engine {
     /// Number of jobs that exist (queued, scheduled or running).
     pub fn job_count(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// Tells the engine whether the store is known to be unreachable. While
+    /// it is, a background submit that would have to be written is refused
+    /// at once with an ERROR and not queued, as gearmand refuses it when its
+    /// queue store fails. Queued anyway, it could be handed to a worker
+    /// before the store's failure came back, and run although its
+    /// submitter had been told it failed (and would likely submit again).
+    pub fn set_store_down(&mut self, down: bool) {
+        self.store_down = down;
     }
 
     /// Whether `conn` has replies held back for the store (a JOB_CREATED

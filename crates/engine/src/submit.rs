@@ -22,6 +22,11 @@ impl Engine {
             return;
         }
 
+        if s.background && self.store_down && self.config.persist == PersistMode::Immediate {
+            self.send_packet(conn, Response::error("QUEUE_ERROR", "Job could not be stored durably"));
+            return;
+        }
+
         let limit = self.function(f).map(|func| func.max_queue[s.priority.index()]).unwrap_or(0);
         let total = self.function(f).map(|func| func.total).unwrap_or(0);
         if limit > 0 && total >= limit as usize {

@@ -626,6 +626,40 @@ fn failed_insert_gives_an_error_not_job_created() {
 }
 
 #[test]
+fn background_submits_are_refused_and_never_run_while_the_store_is_down() {
+    let mut t = durable();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    let bg = |t: &mut Bed, unique: &str| {
+        t.send(
+            c,
+            Request::SubmitJob {
+                mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+                function: b("f"),
+                unique: b(unique),
+                data: b("d"),
+            },
+        );
+    };
+    t.engine.set_store_down(true);
+    bg(&mut t, "down");
+    match t.packets(c).as_slice() {
+        [Response::Error { code, .. }] => assert_eq!(code, &b("QUEUE_ERROR")),
+        other => panic!("expected an immediate ERROR, got {other:?}"),
+    }
+    assert!(t.persisted.is_empty(), "nothing sent to the store");
+    assert_eq!(t.engine.job_count(), 0);
+    assert!(t.grab(w).is_none(), "a refused job is never handed to a worker");
+    // Foreground jobs are not written, so they keep working.
+    t.fg(c, "f", "fg", "d");
+    assert!(t.grab(w).is_some());
+
+    t.engine.set_store_down(false);
+    bg(&mut t, "up");
+    assert_eq!(t.persisted.len(), 1, "written again once the store is back");
+}
+
+#[test]
 fn completion_deletes_the_row_and_foreground_jobs_are_never_written() {
     let mut t = durable();
     let c = t.connect();

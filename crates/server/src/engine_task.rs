@@ -99,6 +99,9 @@ impl EngineTask {
                         }
                         break;
                     };
+                    if let Some(w) = &self.writer {
+                        self.engine.set_store_down(!w.is_healthy());
+                    }
                     self.handle(ev, &mut conns);
                     let mut n = 1;
                     while n < MAX_EVENTS_PER_FLUSH {
