@@ -174,9 +174,9 @@ pub struct Flags {
     pub max_reply_backlog: u64,
     /// After handling anything, keep polling the sockets for this many
     /// microseconds before sleeping, so the next packet is read without a
-    /// wake-up (0 = always sleep at once). Default: 50, or 0 when the
-    /// process may use only one CPU. Only with one thread (`-t 1`).
-    #[arg(long = "busy-poll", value_name = "MICROSECONDS")]
+    /// wake-up (0 = always sleep at once; at most 1000000). Default: 50, or
+    /// 0 when the process may use only one CPU. Only with one thread (`-t 1`).
+    #[arg(long = "busy-poll", value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub busy_poll: Option<u64>,
     /// Most simultaneous connections; further ones are refused.
     #[arg(long = "max-connections", default_value_t = 65_536)]

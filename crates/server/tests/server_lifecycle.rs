@@ -735,6 +735,9 @@ fn busy_polling_is_off_by_default_with_one_cpu_to_run_on() {
     // Asked for explicitly, it polls even on one CPU.
     line_of(true, &["--busy-poll", "20"], "busy polling after activity micros=20");
     line_of(false, &["--busy-poll", "0"], "busy polling off (--busy-poll 0)");
+    let out = Command::new(sprocketd()).args(["--busy-poll", "2000000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a window over one second is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--busy-poll"));
     if std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) >= 2 {
         line_of(false, &[], "busy polling after activity micros=50");
     }
