@@ -22,6 +22,14 @@ fn fast_config() -> WriterConfig {
     }
 }
 
+/// A writer over a fresh memory store, and a handle on the store's rows.
+fn memory_writer(config: WriterConfig) -> (WriterHandle, UnboundedReceiver<Completion>, MemoryHandle) {
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let (w, rx) = writer::spawn(Box::new(store), config);
+    (w, rx, h)
+}
+
 fn j(n: u64) -> StoredJob {
     job(b"w", format!("u{n}").as_bytes(), Priority::Normal, format!("d{n}").as_bytes(), 0)
 }
@@ -54,9 +62,7 @@ async fn wait_healthy(w: &WriterHandle, healthy: bool) {
 
 #[tokio::test]
 async fn pending_operations_share_one_commit() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
+    let (w, mut rx, h) = memory_writer(WriterConfig::default());
     // The writer task cannot run until we await: all 1000 are pending.
     for n in 1..=1000 {
         w.submit(n, StoreOp::Insert(j(n)));
@@ -69,9 +75,7 @@ async fn pending_operations_share_one_commit() {
 
 #[tokio::test]
 async fn max_batch_splits_commits() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig { max_batch: 10, ..fast_config() });
+    let (w, mut rx, h) = memory_writer(WriterConfig { max_batch: 10, ..fast_config() });
     for n in 1..=25 {
         w.submit(n, StoreOp::Insert(j(n)));
     }
@@ -83,9 +87,7 @@ async fn max_batch_splits_commits() {
 
 #[tokio::test]
 async fn insert_then_delete_never_touches_the_database() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
+    let (w, mut rx, h) = memory_writer(WriterConfig::default());
     w.submit(1, StoreOp::Insert(j(1)));
     w.submit(2, StoreOp::Insert(j(2)));
     w.submit(3, StoreOp::Delete(j(1).key()));
@@ -105,10 +107,8 @@ async fn insert_then_delete_never_touches_the_database() {
 
 #[tokio::test]
 async fn one_refused_row_fails_alone() {
-    let store = MemoryStore::new();
-    let h = store.handle();
+    let (w, mut rx, h) = memory_writer(WriterConfig::default());
     h.reject_function(b"bad");
-    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig::default());
     w.submit(1, StoreOp::Insert(j(1)));
     w.submit(2, StoreOp::Insert(job(b"bad", b"x", Priority::Normal, b"", 0)));
     w.submit(3, StoreOp::Insert(j(3)));
@@ -120,9 +120,7 @@ async fn one_refused_row_fails_alone() {
 
 #[tokio::test]
 async fn unreachable_database_fails_inserts_and_retries_deletes() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), fast_config());
+    let (w, mut rx, h) = memory_writer(fast_config());
     w.submit(1, StoreOp::Insert(j(1)));
     until(&mut rx, 1).await;
     h.set_available(false);
@@ -146,9 +144,7 @@ async fn unreachable_database_fails_inserts_and_retries_deletes() {
 
 #[tokio::test]
 async fn close_flushes_everything() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), WriterConfig { max_batch: 7, ..fast_config() });
+    let (w, mut rx, h) = memory_writer(WriterConfig { max_batch: 7, ..fast_config() });
     for n in 1..=100 {
         w.submit(n, StoreOp::Insert(j(n)));
     }
@@ -323,9 +319,7 @@ async fn a_failure_on_one_stream_fails_its_inserts_and_recovers() {
 
 #[tokio::test]
 async fn an_insert_whose_commit_lost_its_reply_is_deleted_after_reconnecting() {
-    let store = MemoryStore::new();
-    let h = store.handle();
-    let (w, mut rx) = writer::spawn(Box::new(store), fast_config());
+    let (w, mut rx, h) = memory_writer(fast_config());
     w.submit(1, StoreOp::Insert(j(1)));
     assert!(until(&mut rx, 1).await.is_empty());
     // The database applies the commit but the answer never comes back
