@@ -37,32 +37,6 @@ const DEADLOCK_RETRIES: u64 = 5;
 /// MySQL's "Deadlock found when trying to get lock; try restarting transaction".
 const ER_LOCK_DEADLOCK: u16 = 1213;
 
-fn is_deadlock(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == ER_LOCK_DEADLOCK)
-}
-
-/// Runs a batch's statements: alone in autocommit when there is one, else
-/// in one transaction. An error comes with what was being done.
-async fn write_once(
-    conn: &mut Conn,
-    statements: &[(String, Params)],
-) -> std::result::Result<(), (&'static str, mysql_async::Error)> {
-    if let [(sql, params)] = statements {
-        // One statement commits atomically on its own (autocommit).
-        return conn.exec_drop(sql.as_str(), params.clone()).await.map_err(|e| ("mysql write", e));
-    }
-    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| ("mysql begin", e))?;
-    for (sql, params) in statements {
-        if let Err(e) = tx.exec_drop(sql.as_str(), params.clone()).await {
-            // Roll back now: the batch may be run again on this
-            // connection, and a merely dropped transaction would still be
-            // open when the next one begins.
-            let _ = tx.rollback().await;
-            return Err(("mysql write", e));
-        }
-    }
-    tx.commit().await.map_err(|e| ("mysql commit", e))
-}
 /// Where Debian, RPM distributions and macOS builds put the server socket.
 const LOCAL_SOCKETS: &[&str] =
     &["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/var/lib/mysql/mysql.sock", "/tmp/mysql.sock"];
@@ -104,6 +78,35 @@ pub struct MysqlStore {
     table_sql: String,
     form: KeyForm,
     conn: Option<Conn>,
+}
+
+fn is_deadlock(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == ER_LOCK_DEADLOCK)
+}
+
+/// Runs a batch's statements: alone in autocommit when there is one, else
+/// in one transaction. An error comes with what was being done.
+async fn write_once(
+    conn: &mut Conn,
+    mut statements: Vec<(String, Params)>,
+) -> std::result::Result<(), (&'static str, mysql_async::Error)> {
+    if statements.len() == 1 {
+        if let Some((sql, params)) = statements.pop() {
+            // One statement commits atomically on its own (autocommit).
+            return conn.exec_drop(sql, params).await.map_err(|e| ("mysql write", e));
+        }
+    }
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| ("mysql begin", e))?;
+    for (sql, params) in statements {
+        if let Err(e) = tx.exec_drop(sql, params).await {
+            // Roll back now: the batch may be run again on this
+            // connection, and a merely dropped transaction would still be
+            // open when the next one begins.
+            let _ = tx.rollback().await;
+            return Err(("mysql write", e));
+        }
+    }
+    tx.commit().await.map_err(|e| ("mysql commit", e))
 }
 
 /// Lost connections, shutdowns, lock timeouts and login failures mean "try
@@ -318,10 +321,12 @@ impl Store for MysqlStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let statements = self.statements(&batch);
         let mut attempt = 0;
         loop {
-            match write_once(self.conn()?, &statements).await {
+            // Built again for a retry rather than copied for every batch:
+            // the statements carry the jobs' data.
+            let statements = self.statements(&batch);
+            match write_once(self.conn()?, statements).await {
                 Err((_, e)) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
                     // InnoDB rolled the transaction back; its advice is to
                     // run it again. Concurrent commits on several
