@@ -410,13 +410,13 @@ impl Queue {
         }
     }
 
-    /// The database went away: fail these inserts, the `unsent` ones and
-    /// everything pending; keep the deletes for later. `unfinished` were sent, or being sent,
-    /// when the connection failed, so the database may have applied them
-    /// (a commit that timed out can still complete, a reply can be lost):
-    /// their rows are deleted again after reconnecting, or a job whose
-    /// submitter was told it failed would be replayed and run at the next
-    /// start.
+    /// The database went away: fail the inserts of `unfinished`, of
+    /// `unsent` and of everything pending; keep the deletes for later.
+    /// `unfinished` were sent, or being sent, when the connection failed,
+    /// so the database may have applied them (a commit that timed out can
+    /// still complete, a reply can be lost): their rows are deleted again
+    /// after reconnecting, or a job whose submitter was told it failed
+    /// would be replayed and run at the next start.
     fn went_down(&mut self, unfinished: Vec<(Option<u64>, StoreOp)>, unsent: Vec<(Option<u64>, StoreOp)>) {
         self.set_healthy(false);
         for (seq, op) in unfinished {
@@ -538,22 +538,21 @@ impl Writer {
             Err(e) => {
                 warn!("store refused a batch of {}, retrying one by one: {e}", ops.len());
                 // The keys stay busy until every row has been retried.
-                let batch: Vec<(Option<u64>, StoreOp)> = seqs.iter().copied().zip(ops.iter().cloned()).collect();
-                self.commit_one_by_one(store.as_mut(), batch).await;
+                self.commit_one_by_one(store.as_mut(), &seqs, &ops).await;
                 self.queue.end(&seqs, &ops);
             }
         }
         self.idle.push(store);
     }
 
-    async fn commit_one_by_one(&mut self, store: &mut dyn Store, batch: Vec<(Option<u64>, StoreOp)>) {
-        let mut rest = batch.into_iter();
-        while let Some((seq, op)) = rest.next() {
-            match apply_bounded(store, std::slice::from_ref(&op)).await {
+    async fn commit_one_by_one(&mut self, store: &mut dyn Store, seqs: &[Option<u64>], ops: &[StoreOp]) {
+        for (i, (seq, op)) in seqs.iter().copied().zip(ops).enumerate() {
+            match apply_bounded(store, std::slice::from_ref(op)).await {
                 Ok(()) => {}
                 Err(StoreError::Unavailable(e)) => {
                     warn!("store unavailable: {e}");
-                    self.queue.went_down(vec![(seq, op)], rest.collect());
+                    let unsent = seqs[i + 1..].iter().copied().zip(ops[i + 1..].iter().cloned()).collect();
+                    self.queue.went_down(vec![(seq, op.clone())], unsent);
                     return;
                 }
                 Err(e) => match op {
