@@ -24,6 +24,8 @@ const MAX_FRAMES_PER_EVENT: usize = 1024;
 pub struct ConnSettings {
     pub max_packet_size: u32,
     pub backlog: crate::outlet::BacklogLimits,
+    /// Output waiting for all peers together.
+    pub total_backlog: Arc<crate::outlet::TotalBacklog>,
 }
 
 /// Runs a connection until either side closes it.
@@ -40,7 +42,7 @@ pub async fn run(
     let peer = stream.peer_addr().map(|a| peer_name(a.ip())).unwrap_or_else(|_| "-".into());
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let outlet = Arc::new(Outlet::new(wr, settings.backlog));
+    let outlet = Arc::new(Outlet::new(wr, settings.backlog, settings.total_backlog.clone()));
     if events.send(Event::Connected { conn, fd, peer, outlet: outlet.clone() }).is_err() {
         return;
     }

@@ -172,6 +172,11 @@ pub struct Flags {
     /// off below it; one holding over 64 MiB that takes nothing for 30 s is.
     #[arg(long = "max-reply-backlog", default_value_t = 1 << 30)]
     pub max_reply_backlog: u64,
+    /// Most bytes of output that may wait for all peers together (0 = no
+    /// limit; default: a quarter of the memory the process may use). Over
+    /// it, a peer given more while it has over 1 MiB waiting is cut off.
+    #[arg(long = "max-total-reply-backlog", value_name = "BYTES")]
+    pub max_total_reply_backlog: Option<u64>,
     /// After handling anything, keep polling the sockets for this many
     /// microseconds before sleeping, so the next packet is read without a
     /// wake-up (0 = always sleep at once; at most 1000000). Default: 50, or

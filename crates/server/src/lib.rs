@@ -216,6 +216,7 @@ async fn serve(
     let settings = Arc::new(ConnSettings {
         max_packet_size: flags.max_packet_size,
         backlog: outlet::BacklogLimits::new(flags.max_reply_backlog, flags.max_packet_size),
+        total_backlog: Arc::new(outlet::TotalBacklog::new(flags.max_total_reply_backlog)),
     });
     let next_conn = Arc::new(AtomicU64::new(1));
     let limit = Arc::new(tokio::sync::Semaphore::new(flags.max_connections.max(1)));

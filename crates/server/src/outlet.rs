@@ -9,7 +9,8 @@
 //! connection always leave in the order the engine produced them.
 
 use std::io;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -58,6 +59,84 @@ impl BacklogLimits {
     }
 }
 
+/// The output waiting for all peers together (`--max-total-reply-backlog`).
+///
+/// Each peer's own limit bounds what one slow reader can hold; this bounds
+/// what many of them hold at once. Once the total is over the limit, a
+/// peer that already has more than [`TOTAL_CUT_MIN`] waiting and is given
+/// more is disconnected, so the peers that hold the memory are the ones
+/// shed, while one with a reply or two waiting is never cut off for what
+/// others hold.
+#[derive(Debug)]
+pub struct TotalBacklog {
+    /// Most bytes waiting across peers (`usize::MAX`: no limit).
+    limit: usize,
+    waiting: AtomicUsize,
+}
+
+/// Below this much of its own output waiting, a peer is never cut off for
+/// the total.
+pub const TOTAL_CUT_MIN: usize = 1 << 20;
+
+impl TotalBacklog {
+    /// `limit` from the flag: `None` picks the default (a quarter of the
+    /// memory the process may use), `Some(0)` means no limit.
+    pub fn new(limit: Option<u64>) -> TotalBacklog {
+        let limit = match limit {
+            Some(0) => usize::MAX,
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => default_total_backlog(),
+        };
+        TotalBacklog { limit, waiting: AtomicUsize::new(0) }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes waiting for all peers now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn over_with(&self, more: usize) -> bool {
+        self.waiting().saturating_add(more) > self.limit
+    }
+
+    /// Moves a peer's share from `was` to `now` bytes.
+    fn recount(&self, was: usize, now: usize) {
+        if now > was {
+            self.waiting.fetch_add(now - was, Ordering::Relaxed);
+        } else if was > now {
+            self.waiting.fetch_sub(was - now, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A quarter of the memory this process may use: the machine's, or the
+/// control group's limit when that is lower (a container).
+fn default_total_backlog() -> usize {
+    const FALLBACK: u64 = 4 << 30;
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| mem_total_kib(&m))
+        .map(|kib| kib.saturating_mul(1024))
+        .unwrap_or(FALLBACK);
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    usize::try_from(machine.min(cgroup) / 4).unwrap_or(usize::MAX)
+}
+
+/// `MemTotal` from /proc/meminfo, in KiB.
+fn mem_total_kib(meminfo: &str) -> Option<u64> {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[derive(Default)]
 struct State {
     backlog: BytesMut,
@@ -70,11 +149,20 @@ struct State {
     broken: bool,
     /// Shut down after the last byte.
     finished: bool,
+    /// This peer's bytes counted in the [`TotalBacklog`].
+    counted: usize,
+}
+
+impl State {
+    fn unsent(&self) -> usize {
+        self.backlog.len() + self.in_flight
+    }
 }
 
 pub struct Outlet {
     wr: OwnedWriteHalf,
     limits: BacklogLimits,
+    total: Arc<TotalBacklog>,
     state: Mutex<State>,
     wake: Notify,
     /// Signalled once the write side is shut down or broken, so the
@@ -83,8 +171,23 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    pub fn new(wr: OwnedWriteHalf, limits: BacklogLimits) -> Outlet {
-        Outlet { wr, limits, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
+    pub fn new(wr: OwnedWriteHalf, limits: BacklogLimits, total: Arc<TotalBacklog>) -> Outlet {
+        Outlet { wr, limits, total, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
+    }
+
+    /// Brings this peer's share of the total up to date.
+    fn recount(&self, st: &mut State) {
+        let now = st.unsent();
+        self.total.recount(st.counted, now);
+        st.counted = now;
+    }
+
+    /// Gives up on the peer: what waits for it is dropped and uncounted.
+    fn break_off(&self, st: &mut State) {
+        st.broken = true;
+        st.backlog = BytesMut::new();
+        st.in_flight = 0;
+        self.recount(st);
     }
 
     /// Waits until the outlet is closed (after its last byte) or broken.
@@ -128,7 +231,7 @@ impl Outlet {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
-                        st.broken = true;
+                        self.break_off(&mut st);
                         drop(st);
                         self.done.notify_waiters();
                         return;
@@ -136,25 +239,39 @@ impl Outlet {
                 }
             }
         }
-        let queued = st.backlog.len() + st.in_flight;
-        if queued.saturating_add(rest.len()) > self.limits.hard {
+        let queued = st.unsent();
+        let unsent = rest.len();
+        if queued.saturating_add(unsent) > self.limits.hard {
             tracing::warn!(
                 queued,
                 limit = self.limits.hard,
                 "output waiting for a peer would exceed --max-reply-backlog; closing the connection"
             );
-            st.broken = true;
+            self.break_off(&mut st);
             drop(st);
             self.done.notify_waiters();
             return;
         }
-        let unsent = rest.len();
+        if queued.saturating_add(unsent) > TOTAL_CUT_MIN && self.total.over_with(unsent) {
+            tracing::warn!(
+                queued,
+                all_peers = self.total.waiting(),
+                limit = self.total.limit(),
+                "output waiting for all peers would exceed --max-total-reply-backlog; closing this connection, \
+                 one of those holding the most"
+            );
+            self.break_off(&mut st);
+            drop(st);
+            self.done.notify_waiters();
+            return;
+        }
         if st.backlog.is_empty() {
             st.backlog = data.split_off(total - unsent);
         } else {
             st.backlog.extend_from_slice(rest);
         }
         data.clear();
+        self.recount(&mut st);
         self.start_writer(&mut st);
         drop(st);
         self.wake.notify_one();
@@ -186,6 +303,7 @@ impl Outlet {
                 let Ok(mut st) = self.state.lock() else { return };
                 if st.broken {
                     st.writer_running = false;
+                    self.break_off(&mut st);
                     drop(st);
                     self.done.notify_waiters();
                     return;
@@ -215,8 +333,8 @@ impl Outlet {
                     );
                 }
                 if let Ok(mut st) = self.state.lock() {
-                    st.broken = true;
                     st.writer_running = false;
+                    self.break_off(&mut st);
                 }
                 self.done.notify_waiters();
                 return;
@@ -247,6 +365,7 @@ impl Outlet {
                     buf = &buf[n..];
                     if let Ok(mut st) = self.state.lock() {
                         st.in_flight = buf.len();
+                        self.recount(&mut st);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
@@ -265,5 +384,44 @@ impl Outlet {
     /// True once the writer gave up (peer gone, or too far behind).
     pub fn is_broken(&self) -> bool {
         self.state.lock().map(|st| st.broken).unwrap_or(true)
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        let counted = self.state.get_mut().map(|st| st.counted).unwrap_or(0);
+        self.total.recount(counted, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_size_is_read_from_meminfo() {
+        let meminfo = "MemTotal:       24573440 kB\nMemFree:        1000 kB\n";
+        assert_eq!(mem_total_kib(meminfo), Some(24_573_440));
+        assert_eq!(mem_total_kib("MemFree: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn total_limit_follows_the_flag() {
+        assert_eq!(TotalBacklog::new(Some(0)).limit(), usize::MAX);
+        assert_eq!(TotalBacklog::new(Some(8 << 20)).limit(), 8 << 20);
+        let default = TotalBacklog::new(None).limit();
+        assert!((1 << 20..usize::MAX).contains(&default), "default {default}");
+    }
+
+    #[test]
+    fn shares_are_moved_and_compared_with_the_limit() {
+        let total = TotalBacklog::new(Some(100));
+        total.recount(0, 60);
+        total.recount(0, 30);
+        assert_eq!(total.waiting(), 90);
+        assert!(!total.over_with(10));
+        assert!(total.over_with(11));
+        total.recount(60, 0);
+        assert_eq!(total.waiting(), 30);
     }
 }

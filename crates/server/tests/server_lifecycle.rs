@@ -641,6 +641,27 @@ fn peer_over_the_reply_backlog_or_stalled_is_cut_off_and_others_are_served() {
 }
 
 #[test]
+fn output_waiting_for_all_peers_together_is_capped() {
+    // Each peer may hold 64 MiB, all of them together only 8 MiB: a peer
+    // that leaves 30 MiB unread is cut off for the total alone.
+    let s = ServerProcess::sprocketd(
+        sprocketd(),
+        &["--max-packet-size", "2097152", "--max-reply-backlog", "67108864", "--max-total-reply-backlog", "8388608"],
+    );
+    let (mut hog, _worker) = streamed_job(s.port, "hog", 30);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(read_stream(&mut hog, Duration::ZERO).is_err(), "a peer holding more than the total must be cut off");
+    // What the cut-off peer held no longer counts: another peer may leave
+    // 4 MiB waiting (over the 1 MiB below which nobody is cut) and then
+    // read all of it.
+    let (mut modest, _worker) = streamed_job(s.port, "modest", 4);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read_stream(&mut modest, Duration::ZERO).expect("whole stream"), 4 << 20);
+    let mut other = Gear::connect(s.port).unwrap();
+    assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
+}
+
+#[test]
 fn job_just_within_the_packet_limit_can_be_echoed_back() {
     // The result carries the handle as well as the workload, so it is a
     // little larger than the submission; it must not cut the worker off.
