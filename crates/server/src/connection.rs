@@ -51,6 +51,59 @@ pub async fn run(
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_START);
     'read: loop {
+        // Hand over what is buffered, as far as the connection's allowance
+        // goes (see `Outlet::room`); what does not fit waits in the buffer,
+        // and what the peer sends after it waits in the socket.
+        loop {
+            let room = outlet.intake_room();
+            if room == 0 {
+                tokio::select! {
+                    _ = outlet.room() => continue,
+                    _ = outlet.finished() => { writer_done = true; break 'read; }
+                }
+            }
+            let (mut frames, mut weight, mut fatal, mut full) = (Vec::new(), 0, false, false);
+            loop {
+                if weight >= room || frames.len() >= MAX_FRAMES_PER_EVENT {
+                    full = true;
+                    break;
+                }
+                match decoder.decode(&mut buf) {
+                    Ok(Some(frame)) => {
+                        let frame = inbound(frame);
+                        weight += frame.weight();
+                        frames.push(frame);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(conn, error = %e, "protocol error");
+                        let (resp, close) = decode_error_reply(&e);
+                        frames.push(Inbound::Error { reply: resp, close });
+                        weight += 1;
+                        if close {
+                            fatal = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if !frames.is_empty() {
+                outlet.forwarded(weight);
+                if events.send(Event::Frames { conn, frames, weight }).is_err() {
+                    break 'read;
+                }
+            }
+            if fatal {
+                // The engine writes the error, then closes us.
+                let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
+                discard_rest(&mut rd).await;
+                writer_done = true;
+                break 'read;
+            }
+            if !full {
+                break;
+            }
+        }
         if buf.capacity() - buf.len() < 512 {
             let grow = if buf.capacity() < READ_CHUNK { buf.capacity().max(READ_START) } else { READ_CHUNK };
             buf.reserve(grow);
@@ -61,38 +114,6 @@ pub async fn run(
                 Ok(_) => {}
             },
             _ = outlet.finished() => { writer_done = true; break 'read; }
-        }
-        let mut frames = Vec::new();
-        let mut fatal = false;
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => frames.push(inbound(frame)),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(conn, error = %e, "protocol error");
-                    let (resp, close) = decode_error_reply(&e);
-                    frames.push(Inbound::Error { reply: resp, close });
-                    if close {
-                        fatal = true;
-                        break;
-                    }
-                }
-            }
-            if frames.len() >= MAX_FRAMES_PER_EVENT
-                && events.send(Event::Frames { conn, frames: std::mem::take(&mut frames) }).is_err()
-            {
-                break 'read;
-            }
-        }
-        if !frames.is_empty() && events.send(Event::Frames { conn, frames }).is_err() {
-            break;
-        }
-        if fatal {
-            // The engine writes the error, then closes us.
-            let _ = tokio::time::timeout(CLOSE_GRACE, outlet.finished()).await;
-            discard_rest(&mut rd).await;
-            writer_done = true;
-            break;
         }
     }
     // The engine answers what was already read, then closes the outlet;

@@ -17,6 +17,11 @@ use crate::outlet::Outlet;
 
 /// Most events handled before the outbox is flushed.
 const MAX_EVENTS_PER_FLUSH: usize = 4096;
+/// Most request weight (see `Inbound::weight`) handled before the outbox is
+/// flushed and signals and timers are looked at again: many connections
+/// each sending admin lines with large replies must not keep the engine
+/// from writing, or from stopping, for long.
+const MAX_WEIGHT_PER_FLUSH: usize = 16 * 1024;
 
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
@@ -90,35 +95,8 @@ impl EngineTask {
             };
             tokio::select! {
                 biased;
-                ev = self.events.recv() => {
-                    let Some(ev) = ev else {
-                        // The listener is closed and the last connection
-                        // is gone: nothing queued can run any more.
-                        if graceful {
-                            self.report_left_behind();
-                        }
-                        break;
-                    };
-                    if let Some(w) = &self.writer {
-                        self.engine.set_store_down(!w.is_healthy());
-                    }
-                    self.handle(ev, &mut conns);
-                    let mut n = 1;
-                    while n < MAX_EVENTS_PER_FLUSH {
-                        match self.events.try_recv() {
-                            Ok(ev) => self.handle(ev, &mut conns),
-                            Err(_) => break,
-                        }
-                        n += 1;
-                    }
-                }
-                c = completions => {
-                    match c {
-                        Some(c) => self.engine.stored(c.through, &c.failed, now_ms()),
-                        None => self.completions = None,
-                    }
-                }
-                _ = sleep => self.engine.tick(now_ms()),
+                // First, so that a flood of requests cannot hold off a
+                // signal or an admin shutdown.
                 changed = self.shutdown.changed() => {
                     if changed.is_err() { break; }
                     let req = *self.shutdown.borrow();
@@ -131,6 +109,35 @@ impl EngineTask {
                         None => {}
                     }
                 }
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else {
+                        // The listener is closed and the last connection
+                        // is gone: nothing queued can run any more.
+                        if graceful {
+                            self.report_left_behind();
+                        }
+                        break;
+                    };
+                    if let Some(w) = &self.writer {
+                        self.engine.set_store_down(!w.is_healthy());
+                    }
+                    let mut weight = self.handle(ev, &mut conns);
+                    let mut n = 1;
+                    while n < MAX_EVENTS_PER_FLUSH && weight < MAX_WEIGHT_PER_FLUSH {
+                        match self.events.try_recv() {
+                            Ok(ev) => weight += self.handle(ev, &mut conns),
+                            Err(_) => break,
+                        }
+                        n += 1;
+                    }
+                }
+                c = completions => {
+                    match c {
+                        Some(c) => self.engine.stored(c.through, &c.failed, now_ms()),
+                        None => self.completions = None,
+                    }
+                }
+                _ = sleep => self.engine.tick(now_ms()),
             }
             self.flush(&mut conns);
             self.close_released(&mut conns);
@@ -179,14 +186,15 @@ impl EngineTask {
         }
     }
 
-    fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
+    /// Handles one event; returns the weight of the requests it carried.
+    fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, Arc<Outlet>>) -> usize {
         let now = now_ms();
         match ev {
             Event::Connected { conn, fd, peer, outlet } => {
                 conns.insert(conn, outlet);
                 self.engine.connected(conn, fd, peer);
             }
-            Event::Frames { conn, frames } => {
+            Event::Frames { conn, frames, weight } => {
                 for frame in frames {
                     match frame {
                         Inbound::Request(req) => self.engine.request(conn, req, now),
@@ -194,6 +202,10 @@ impl EngineTask {
                         Inbound::Error { reply, close } => self.engine.protocol_error(conn, reply, close, now),
                     }
                 }
+                if let Some(outlet) = conns.get(&conn) {
+                    outlet.handled(weight);
+                }
+                return weight;
             }
             Event::Closed { conn } => {
                 // Answer what the peer sent before it half-closed.
@@ -208,6 +220,7 @@ impl EngineTask {
                 }
             }
         }
+        1
     }
 
     fn close_connection(&mut self, conn: ConnId, conns: &mut FastMap<ConnId, Arc<Outlet>>, now: u64) {

@@ -20,9 +20,35 @@ pub enum Inbound {
     },
 }
 
+impl Inbound {
+    /// What the frame counts against the connection's allowance of
+    /// unhandled requests ([`crate::outlet::MAX_UNHANDLED`]). An admin line
+    /// of a few bytes can ask for megabytes (`status` with many functions,
+    /// `show jobs`), so it counts as 64 binary requests.
+    pub fn weight(&self) -> usize {
+        match self {
+            Inbound::Admin(_) => 64,
+            Inbound::Request(_) | Inbound::Error { .. } => 1,
+        }
+    }
+}
+
 /// Connection → engine.
 pub enum Event {
-    Connected { conn: ConnId, fd: i64, peer: String, outlet: Arc<Outlet> },
-    Frames { conn: ConnId, frames: Vec<Inbound> },
-    Closed { conn: ConnId },
+    Connected {
+        conn: ConnId,
+        fd: i64,
+        peer: String,
+        outlet: Arc<Outlet>,
+    },
+    /// `weight` is the frames' total [`Inbound::weight`], handed back to the
+    /// connection's outlet once they are handled.
+    Frames {
+        conn: ConnId,
+        frames: Vec<Inbound>,
+        weight: usize,
+    },
+    Closed {
+        conn: ConnId,
+    },
 }

@@ -7,6 +7,10 @@
 //! the writer task, which waits for the socket to drain. While anything is
 //! queued or being written, new output queues behind it, so the bytes of a
 //! connection always leave in the order the engine produced them.
+//!
+//! It also carries the connection's flow control: the reader stops taking
+//! requests while too many it handed over wait for the engine, or while
+//! too much output waits for the peer (see [`Outlet::room`]).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +43,18 @@ pub struct BacklogLimits {
 pub const STALLED_BACKLOG: usize = 64 * 1024 * 1024;
 /// How long such a peer may take nothing before it is disconnected.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most request weight a connection's reader may hand to the engine before
+/// the engine has handled it (see [`weight`](crate::event::Inbound::weight)):
+/// 1024 binary requests, or 16 admin lines, whose replies (`status`, `show
+/// jobs`) can be far larger than the lines themselves.
+pub const MAX_UNHANDLED: usize = 1024;
+/// A connection with more output than this waiting for its peer is not
+/// read from until the peer has taken some: a peer that sends requests and
+/// never reads the replies is paused by TCP itself (and, holding this
+/// much, cut off if it takes nothing for the stall timeout) instead of
+/// making the server produce replies without end.
+pub const READ_PAUSE: usize = STALLED_BACKLOG;
 
 impl BacklogLimits {
     /// `max_reply_backlog` from the flag (0 = unlimited). It is raised to
@@ -168,11 +184,30 @@ pub struct Outlet {
     /// Signalled once the write side is shut down or broken, so the
     /// connection's reader can finish.
     done: Notify,
+    /// Flow control for the reader: weight of requests handed to the
+    /// engine and not yet handled, and the unsent output (a copy of the
+    /// state's, readable without the lock).
+    unhandled: AtomicUsize,
+    unsent: AtomicUsize,
+    /// The reader waits for room; whoever makes room wakes it.
+    reader_waiting: std::sync::atomic::AtomicBool,
+    room_made: Notify,
 }
 
 impl Outlet {
     pub fn new(wr: OwnedWriteHalf, limits: BacklogLimits, total: Arc<TotalBacklog>) -> Outlet {
-        Outlet { wr, limits, total, state: Mutex::new(State::default()), wake: Notify::new(), done: Notify::new() }
+        Outlet {
+            wr,
+            limits,
+            total,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            done: Notify::new(),
+            unhandled: AtomicUsize::new(0),
+            unsent: AtomicUsize::new(0),
+            reader_waiting: std::sync::atomic::AtomicBool::new(false),
+            room_made: Notify::new(),
+        }
     }
 
     /// Brings this peer's share of the total up to date.
@@ -180,6 +215,51 @@ impl Outlet {
         let now = st.unsent();
         self.total.recount(st.counted, now);
         st.counted = now;
+        self.unsent.store(now, Ordering::SeqCst);
+        if now <= READ_PAUSE {
+            self.wake_reader();
+        }
+    }
+
+    /// How much request weight the reader may still hand over now.
+    pub fn intake_room(&self) -> usize {
+        if self.unsent.load(Ordering::SeqCst) > READ_PAUSE {
+            return 0;
+        }
+        MAX_UNHANDLED.saturating_sub(self.unhandled.load(Ordering::SeqCst))
+    }
+
+    /// The reader handed `weight` of requests to the engine.
+    pub fn forwarded(&self, weight: usize) {
+        self.unhandled.fetch_add(weight, Ordering::SeqCst);
+    }
+
+    /// The engine handled `weight` of this connection's requests.
+    pub fn handled(&self, weight: usize) {
+        self.unhandled.fetch_sub(weight, Ordering::SeqCst);
+        self.wake_reader();
+    }
+
+    fn wake_reader(&self) {
+        if self.reader_waiting.load(Ordering::SeqCst) {
+            self.room_made.notify_one();
+        }
+    }
+
+    /// Waits until the reader may hand over more requests: the engine has
+    /// handled some of those it holds, and the peer has not left too much
+    /// output unread.
+    pub async fn room(&self) {
+        loop {
+            self.reader_waiting.store(true, Ordering::SeqCst);
+            // Checked after saying so: room made in between is not missed
+            // (and a stale wake-up only costs a second look).
+            if self.intake_room() > 0 {
+                self.reader_waiting.store(false, Ordering::SeqCst);
+                return;
+            }
+            self.room_made.notified().await;
+        }
     }
 
     /// Gives up on the peer: what waits for it is dropped and uncounted.

@@ -661,6 +661,59 @@ fn output_waiting_for_all_peers_together_is_capped() {
     assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
 }
 
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn peer_pipelining_admin_lines_without_reading_is_paused_not_fed() {
+    use std::io::Write;
+    // 20,000 functions make each `status` reply about 440 KB; a peer that
+    // sends `status` lines as fast as it can and reads nothing asked for
+    // gigabytes within seconds before reading was paused.
+    let mut s = ServerProcess::sprocketd(sprocketd(), &["-q", "builtin"]);
+    let mut worker = Gear::connect(s.port).unwrap();
+    for i in 0..20_000 {
+        worker.send(&Request::CanDo { function: b(&format!("function_{i:06}")) }).unwrap();
+    }
+    assert!(matches!(worker.call(&Request::EchoReq { data: b("sync") }).unwrap(), Response::EchoRes { .. }));
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], s.port)).into()).unwrap();
+    let mut flood: std::net::TcpStream = sock.into();
+    flood.set_nonblocking(true).unwrap();
+    let lines = b"status\n".repeat(1000);
+    let started = Instant::now();
+    let mut peak = 0;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(3) {
+        match flood.write(&lines) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("flood connection failed: {e}"),
+        }
+        peak = peak.max(rss_kib(s.child.id()));
+        assert!(peak < 400 * 1024, "sprocketd grew to {peak} KiB for a peer that reads nothing");
+        if started.elapsed().as_millis() % 500 < 20 {
+            let asked = Instant::now();
+            assert!(s.admin("version").starts_with("OK "));
+            slowest = slowest.max(asked.elapsed());
+        }
+    }
+    assert!(slowest < Duration::from_secs(1), "other connections waited {slowest:?} for an answer");
+    // A signal is acted on while the peer's lines wait.
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(wait_exit(&mut s.child, Duration::from_secs(5)).is_some(), "SIGTERM not acted on during the flood");
+    drop(flood);
+}
+
 #[test]
 fn job_just_within_the_packet_limit_can_be_echoed_back() {
     // The result carries the handle as well as the workload, so it is a
