@@ -95,7 +95,14 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
         b"getpid" => AdminCommand::GetPid,
         b"verbose" => AdminCommand::Verbose,
         b"version" => AdminCommand::Version,
-        b"shutdown" => AdminCommand::Shutdown { graceful: is(1, "graceful") },
+        // Anything but `shutdown` or `shutdown graceful` is refused (as the
+        // gearmand versions that had the command did): a mistyped
+        // `shutdown gracefull` must not stop the server at once.
+        b"shutdown" => match tokens.len() {
+            1 => AdminCommand::Shutdown { graceful: false },
+            2 if is(1, "graceful") => AdminCommand::Shutdown { graceful: true },
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
         b"show" => {
             if tokens.len() < 2 {
                 return AdminParse::Error(unknown_command(name));
@@ -213,6 +220,16 @@ mod tests {
             err("create function"),
             "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+create\r\n"
         );
+    }
+
+    #[test]
+    fn shutdown_takes_only_graceful() {
+        assert_eq!(cmd("shutdown"), AdminCommand::Shutdown { graceful: false });
+        assert_eq!(cmd("SHUTDOWN Graceful"), AdminCommand::Shutdown { graceful: true });
+        let refused = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+shutdown\r\n";
+        assert_eq!(err("shutdown gracefull"), refused);
+        assert_eq!(err("shutdown now"), refused);
+        assert_eq!(err("shutdown graceful please"), refused);
     }
 
     #[test]

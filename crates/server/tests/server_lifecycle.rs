@@ -816,3 +816,16 @@ fn busy_polling_is_off_by_default_with_one_cpu_to_run_on() {
         line_of(false, &[], "busy polling after activity micros=50");
     }
 }
+
+#[test]
+fn mistyped_admin_shutdown_is_refused_and_the_server_keeps_running() {
+    let mut s = ServerProcess::sprocketd(sprocketd(), &[]);
+    for line in ["shutdown gracefull", "shutdown now", "shutdown graceful please"] {
+        assert!(s.admin(line).starts_with("ERR INVALID_ARGUMENTS "), "{line}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.child.try_wait().unwrap().is_none(), "a mistyped shutdown stopped the server");
+    assert!(s.admin("version").starts_with("OK "));
+    assert_eq!(s.admin("shutdown"), "OK\r\n");
+    assert!(wait_exit(&mut s.child, Duration::from_secs(10)).is_some(), "still running");
+}
