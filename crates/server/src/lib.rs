@@ -133,6 +133,7 @@ async fn serve(
     log: LogTarget,
     ready: Option<daemon::ReadyPipe>,
 ) -> Result<()> {
+    let caught = Signals::install();
     let choice = store_config::choose(&flags, &flags.drizzle).map_err(|e| anyhow!(e))?;
     let config = Config {
         handle_prefix: flags.job_handle_prefix.clone().unwrap_or_else(|| format!("H:{}", hostname())),
@@ -238,7 +239,7 @@ async fn serve(
     }
     drop(flushed_tx);
     drop(events_tx);
-    tokio::spawn(signals(shutdown_tx, log));
+    tokio::spawn(signals(caught, shutdown_tx, log));
 
     let activity = busy_poll::Activity::default();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -285,15 +286,39 @@ async fn serve(
 
 /// SIGTERM/SIGINT stop at once; SIGUSR1 stops gracefully; SIGHUP reopens
 /// the log file.
-async fn signals(shutdown: watch::Sender<Option<ShutdownRequest>>, log: LogTarget) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::user_defined1()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
+/// The signals sprocketd acts on, caught from the start of `serve`: one
+/// that arrives while the store replays or the listeners open (a log
+/// rotation's SIGHUP, an early SIGTERM) is kept and handled once the server
+/// runs, instead of killing the process with the default action.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(usr1), Ok(hup)) => Some(Signals { term, int, usr1, hup }),
+            _ => {
+                tracing::error!("cannot install signal handlers");
+                None
+            }
+        }
+    }
+}
+
+async fn signals(installed: Option<Signals>, shutdown: watch::Sender<Option<ShutdownRequest>>, log: LogTarget) {
+    let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
+        // Keep the sender: the engine stops when it is dropped.
+        std::future::pending::<()>().await;
         return;
     };
     loop {

@@ -829,3 +829,44 @@ fn mistyped_admin_shutdown_is_refused_and_the_server_keeps_running() {
     assert_eq!(s.admin("shutdown"), "OK\r\n");
     assert!(wait_exit(&mut s.child, Duration::from_secs(10)).is_some(), "still running");
 }
+
+#[test]
+fn signals_during_start_up_are_caught_not_fatal() {
+    // A large table to replay keeps the server starting for a while; a
+    // SIGHUP (a log rotation) in that time used to kill it.
+    let Some(sqlite3) = sprocket_testkit::which("sqlite3") else {
+        sprocket_testkit::skip("sqlite3 not installed: start-up signals not checked");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sprocket-startup-signals-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("q.db");
+    let fill = "CREATE TABLE gearman_queue (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB, \
+                when_to_run INTEGER, PRIMARY KEY (unique_key, function_name)); \
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) \
+                INSERT INTO gearman_queue SELECT 'u' || i, 'f', 1, 'data', 0 FROM n;";
+    assert!(Command::new(sqlite3).arg(&db).arg(fill).status().unwrap().success());
+    let port = free_port();
+    let mut child = Command::new(sprocketd())
+        .args(["-p", &port.to_string(), "-L", "127.0.0.1", "-q", "libsqlite3", "--libsqlite3-db"])
+        .arg(&db)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "SIGHUP during start-up killed the server");
+        assert!(started.elapsed() < Duration::from_secs(60), "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sprocket_testkit::admin(port, "status").starts_with("f\t400000\t"), "replayed queue");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some(), "SIGTERM after start-up not acted on");
+    let _ = std::fs::remove_dir_all(&dir);
+}
