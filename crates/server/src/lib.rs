@@ -105,7 +105,9 @@ pub fn run(flags: Flags, ready: Option<daemon::ReadyPipe>) -> Result<()> {
                 max_connections = flags.max_connections,
                 "the file-descriptor limit is below --max-connections; connections beyond about {} will fail \
                  (raise it with -f/--file-descriptors or the service's LimitNOFILE)",
-                (limit as usize).saturating_sub(FD_RESERVE)
+                // Start-up uses a handful of descriptors; the reserve is
+                // kept for the store and logs only where there is room.
+                (limit as usize).saturating_sub(FD_RESERVE.min(limit as usize / 4).max(8)).max(1)
             ),
             Ok(limit) => tracing::debug!(limit, "file-descriptor limit"),
             Err(e) => tracing::warn!("cannot raise the file-descriptor limit: {e}"),

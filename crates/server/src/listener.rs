@@ -132,6 +132,7 @@ pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
     let Acceptor { events, settings, next_conn, limit, keepalive, mut stop, flushed } = acceptor;
     {
         let mut refused_logged = false;
+        let mut accept_errors = AcceptErrorLog::default();
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -144,11 +145,12 @@ pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
                 Ok(x) => x,
                 Err(e) => {
                     // Out of descriptors and the like: back off briefly.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
+            accept_errors.recovered();
             let permit = match limit.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
@@ -171,6 +173,43 @@ pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
                 Some(permit),
                 flushed.clone(),
             ));
+        }
+    }
+}
+
+/// Logs failing accepts (out of file descriptors, say) at most once every
+/// `ACCEPT_ERROR_LOG_EVERY`, with how many went unlogged, and says when
+/// accepting works again after a logged failure: a server out of
+/// descriptors retries every 50 ms, and as connections come and go it
+/// flaps between failing and accepting; one line per retry was twenty a
+/// second.
+#[derive(Default)]
+struct AcceptErrorLog {
+    last_logged: Option<std::time::Instant>,
+    unlogged: u64,
+    /// A failure was logged and no success since.
+    announced: Option<std::time::Instant>,
+}
+
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl AcceptErrorLog {
+    fn failed(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        match self.last_logged {
+            Some(at) if now.duration_since(at) < ACCEPT_ERROR_LOG_EVERY => self.unlogged += 1,
+            _ => {
+                tracing::warn!(error = %e, unlogged_since_last = self.unlogged, "accept failed; retrying every 50 ms");
+                self.last_logged = Some(now);
+                self.unlogged = 0;
+                self.announced.get_or_insert(now);
+            }
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.announced.take() {
+            tracing::warn!(after_ms = since.elapsed().as_millis() as u64, "accepting connections again");
         }
     }
 }

@@ -870,3 +870,41 @@ fn signals_during_start_up_are_caught_not_fatal() {
     assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some(), "SIGTERM after start-up not acted on");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn running_out_of_descriptors_is_logged_once_and_recovered_from() {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("sprocket-emfile-{}-{port}.log", std::process::id()));
+    let script = format!(
+        "ulimit -n 64 && exec {} -q builtin -L 127.0.0.1 -p {port} --verbose WARNING --log-file {}",
+        sprocketd().display(),
+        log.display()
+    );
+    let mut child = Command::new("sh").args(["-c", &script]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while Gear::connect(port).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "sprocketd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // More connections than descriptors: the kernel queues the rest, and
+    // accepting fails until some close.
+    let crowd: Vec<std::net::TcpStream> =
+        (0..100).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(crowd);
+    let mut late = None;
+    while late.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no connection accepted after descriptors were freed");
+        late = Gear::connect(port).ok();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut late = late.unwrap();
+    assert!(matches!(late.call(&Request::EchoReq { data: b("back") }).unwrap(), Response::EchoRes { .. }));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let failures = text.lines().filter(|l| l.contains("accept failed")).count();
+    assert_eq!(failures, 1, "one line for 1.5 s of failing accepts, not one per retry:\n{text}");
+    assert!(text.contains("accepting connections again"), "{text}");
+}
