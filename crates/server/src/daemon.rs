@@ -81,8 +81,37 @@ impl Drop for PidFile {
     fn drop(&mut self) {
         let ours = std::fs::symlink_metadata(&self.0).map(|m| m.file_type().is_file()).unwrap_or(false)
             && std::fs::read_to_string(&self.0).map(|t| t.trim() == std::process::id().to_string()).unwrap_or(false);
-        if ours {
-            let _ = std::fs::remove_file(&self.0);
+        if !ours {
+            return;
+        }
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => {}
+            // After `-u`, the directory may not let the user remove the
+            // file (it was written as root); it was handed to the user, so
+            // it can still be emptied, which tells init scripts and
+            // monitors that no server runs under that pid.
+            Err(e) => match std::fs::write(&self.0, b"") {
+                Ok(()) => tracing::warn!("cannot remove pid file {} ({e}); emptied it instead", self.0.display()),
+                Err(e2) => tracing::warn!("cannot remove pid file {} ({e}) nor empty it ({e2})", self.0.display()),
+            },
+        }
+    }
+}
+
+impl PidFile {
+    /// Warns at start when the file could not be removed at exit: its
+    /// directory is not writable by the user the server now runs as.
+    pub fn check_removable(&self) {
+        let dir = match self.0.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+            tracing::warn!(
+                "pid file {}: its directory is not writable by this user, so the file will be emptied, \
+                 not removed, at exit (give the user a directory of its own, as /run/gearman)",
+                self.0.display()
+            );
         }
     }
 }

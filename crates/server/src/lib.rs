@@ -208,6 +208,9 @@ async fn serve(
             tracing::warn!("cannot hand {f} to user {user}");
         }
         daemon::switch_user(user).map_err(|e| anyhow!(e))?;
+        if let Some(p) = &_pid_file {
+            p.check_removable();
+        }
     }
     if let Some(r) = ready {
         r.ready();

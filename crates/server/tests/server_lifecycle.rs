@@ -415,6 +415,14 @@ fn user_flag_hands_files_to_the_user_and_drops_root_groups() {
     std::thread::sleep(Duration::from_millis(300));
     let log = std::fs::read_to_string(&log_file).unwrap();
     assert!(!log.contains("cannot reopen"), "{log}");
+    // run/ is root's, so the user cannot remove the pid file at exit: the
+    // start-up log says so, and the file is emptied instead of left
+    // naming a process that is gone.
+    assert!(log.contains("will be emptied, not removed, at exit"), "{log}");
+    let mut s = s;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(wait_exit(&mut s.child, Duration::from_secs(10)).is_some(), "SIGTERM not acted on");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), "", "stale pid left in the pid file");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
