@@ -107,9 +107,7 @@ impl Engine {
         // A sleeping worker that learns a new function must hear about
         // work for it too.
         if c.sleeping && !c.noop_sent {
-            if let Some(func) = self.functions.get_mut(f as usize).and_then(Option::as_mut) {
-                func.sleepers.push_back(conn);
-            }
+            self.add_sleeper(f, conn);
             if self.has_runnable(f) {
                 self.wake_workers(f);
             }

@@ -119,10 +119,28 @@ impl Engine {
                 continue;
             }
             seen.push(f);
-            if let Some(func) = self.function_mut(f) {
-                func.sleepers.push_back(conn);
-            }
+            self.add_sleeper(f, conn);
         }
+    }
+
+    /// Lists `conn` as sleeping on `f`. Entries go stale (the worker woke
+    /// for another function, or left) and are normally dropped when work
+    /// for `f` pops them; a function that rarely gets work would keep them
+    /// all, one more each time its workers sleep (a worker polling with a
+    /// timeout sleeps every few hundred milliseconds). So once the list
+    /// holds well over one entry per registered worker, it is compacted to
+    /// the workers still asleep on `f`, each once: its length stays
+    /// proportional to the workers, at a constant cost per entry.
+    pub(crate) fn add_sleeper(&mut self, f: FnId, conn: ConnId) {
+        let Some(func) = self.functions.get_mut(f as usize).and_then(Option::as_mut) else { return };
+        func.sleepers.push_back(conn);
+        if func.sleepers.len() <= 2 * func.workers + 16 {
+            return;
+        }
+        let conns = &self.conns;
+        let mut kept = crate::hash::FastSet::default();
+        func.sleepers
+            .retain(|id| conns.get(id).is_some_and(|c| c.sleeping && !c.noop_sent && c.can_do(f)) && kept.insert(*id));
     }
 
     /// New work for `f`: NOOP its sleeping workers (all of them, or at most
@@ -144,5 +162,67 @@ impl Engine {
             woken += 1;
             self.send_packet(conn, Response::Noop);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sprocket_proto::{Priority, Request, SubmitMode};
+
+    use crate::{Config, Engine};
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn sleepers_of(e: &Engine, name: &str) -> usize {
+        let f = e.fn_index.get(name.as_bytes()).copied().expect("function");
+        e.function(f).map_or(0, |func| func.sleepers.len())
+    }
+
+    #[test]
+    fn sleepers_of_an_idle_function_stay_bounded() {
+        let mut e = Engine::new(Config::default());
+        let (client, worker) = (1, 2);
+        e.connected(client, 11, "c".into());
+        e.connected(worker, 12, "w".into());
+        for name in ["busy", "idle"] {
+            e.request(worker, Request::CanDo { function: b(name) }, 0);
+        }
+        let mode = SubmitMode { priority: Priority::Normal, background: true };
+        for i in 0..1000 {
+            // Sleep, get woken by work for the busy function, take it.
+            e.request(worker, Request::PreSleep, 0);
+            e.request(client, Request::SubmitJob { mode, function: b("busy"), unique: b(""), data: b("x") }, 0);
+            e.request(worker, Request::GrabJob, 0);
+            let handle = e
+                .take_outbox()
+                .sends
+                .into_iter()
+                .find_map(|(_, out)| match out {
+                    crate::Out::Packet(sprocket_proto::Response::JobAssign { handle, .. }) => Some(handle),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("round {i}: no job assigned"));
+            e.request(worker, Request::WorkComplete { handle, data: b("") }, 0);
+            // A polling worker: GRAB_JOB, NO_JOB, PRE_SLEEP, time out, again.
+            e.request(worker, Request::GrabJob, 0);
+            e.request(worker, Request::PreSleep, 0);
+            e.request(worker, Request::GrabJob, 0);
+            let _ = e.take_outbox();
+        }
+        assert!(sleepers_of(&e, "idle") <= 2 + 16, "idle function lists {} sleepers", sleepers_of(&e, "idle"));
+        // Still woken by work for the idle function.
+        e.request(worker, Request::PreSleep, 0);
+        let _ = e.take_outbox();
+        e.request(client, Request::SubmitJob { mode, function: b("idle"), unique: b(""), data: b("y") }, 0);
+        let noops = e
+            .take_outbox()
+            .sends
+            .into_iter()
+            .filter(|(c, out)| *c == worker && matches!(out, crate::Out::Packet(sprocket_proto::Response::Noop)))
+            .count();
+        assert_eq!(noops, 1, "the sleeping worker is woken once");
     }
 }

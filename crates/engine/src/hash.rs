@@ -25,3 +25,5 @@ impl Hasher for IntHasher {
 }
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<IntHasher>>;
