@@ -22,6 +22,9 @@ const MAX_EVENTS_PER_FLUSH: usize = 4096;
 /// each sending admin lines with large replies must not keep the engine
 /// from writing, or from stopping, for long.
 const MAX_WEIGHT_PER_FLUSH: usize = 16 * 1024;
+/// A turn that handled this much (four admin lines, or 1024 binary
+/// requests) yields to the runtime's I/O polling before the next.
+const HEAVY_TURN: usize = crate::outlet::MAX_UNHANDLED;
 
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
@@ -77,6 +80,7 @@ impl EngineTask {
         let mut conns: FastMap<ConnId, Arc<Outlet>> = FastMap::default();
         let mut graceful = false;
         loop {
+            let mut turn_weight = 0;
             let deadline = self.engine.next_deadline();
             let sleep = async {
                 match deadline {
@@ -130,6 +134,7 @@ impl EngineTask {
                         }
                         n += 1;
                     }
+                    turn_weight = weight;
                 }
                 c = completions => {
                     match c {
@@ -142,6 +147,15 @@ impl EngineTask {
             self.flush(&mut conns);
             self.close_released(&mut conns);
             self.activity.touch();
+            if turn_weight >= HEAVY_TURN {
+                // Let the runtime look at the sockets before the next
+                // turn. While the engine and a busy connection's reader
+                // keep waking each other, the scheduler polls for I/O only
+                // every few dozen task polls, and after turns of admin
+                // replies that took milliseconds each, a new connection or
+                // another client's request waited hundreds of them.
+                tokio::task::yield_now().await;
+            }
             if let Some(req) = self.requested.take() {
                 match req {
                     ShutdownRequest::Immediate => break,

@@ -24,10 +24,12 @@ impl Inbound {
     /// What the frame counts against the connection's allowance of
     /// unhandled requests ([`crate::outlet::MAX_UNHANDLED`]). An admin line
     /// of a few bytes can ask for megabytes (`status` with many functions,
-    /// `show jobs`), so it counts as 64 binary requests.
+    /// `show jobs`) that take milliseconds to build, so it counts as 256
+    /// binary requests: at most four of a connection's admin lines are in a
+    /// turn of the engine.
     pub fn weight(&self) -> usize {
         match self {
-            Inbound::Admin(_) => 64,
+            Inbound::Admin(_) => 256,
             Inbound::Request(_) | Inbound::Error { .. } => 1,
         }
     }

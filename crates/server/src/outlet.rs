@@ -46,7 +46,7 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most request weight a connection's reader may hand to the engine before
 /// the engine has handled it (see [`weight`](crate::event::Inbound::weight)):
-/// 1024 binary requests, or 16 admin lines, whose replies (`status`, `show
+/// 1024 binary requests, or 4 admin lines, whose replies (`status`, `show
 /// jobs`) can be far larger than the lines themselves.
 pub const MAX_UNHANDLED: usize = 1024;
 /// A connection with more output than this waiting for its peer is not

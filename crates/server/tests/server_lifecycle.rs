@@ -714,7 +714,9 @@ fn peer_pipelining_admin_lines_without_reading_is_paused_not_fed() {
             slowest = slowest.max(asked.elapsed());
         }
     }
+    // About 40 ms alone; generous, as CI runs many servers at once on two cores.
     assert!(slowest < Duration::from_secs(1), "other connections waited {slowest:?} for an answer");
+    eprintln!("slowest answer to another connection during the flood: {slowest:?}");
     // A signal is acted on while the peer's lines wait.
     let pid = s.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
