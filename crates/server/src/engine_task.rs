@@ -21,10 +21,10 @@ const MAX_EVENTS_PER_FLUSH: usize = 4096;
 /// flushed and signals and timers are looked at again: many connections
 /// each sending admin lines with large replies must not keep the engine
 /// from writing, or from stopping, for long.
-const MAX_WEIGHT_PER_FLUSH: usize = 16 * 1024;
-/// A turn that handled this much (four admin lines, or 1024 binary
-/// requests) yields to the runtime's I/O polling before the next.
-const HEAVY_TURN: usize = crate::outlet::MAX_UNHANDLED;
+const MAX_WEIGHT_PER_FLUSH: usize = 64 * crate::event::ADMIN_WEIGHT;
+/// A turn that handled this much (an admin line, or 1024 binary requests)
+/// yields to the runtime's I/O polling before the next.
+const HEAVY_TURN: usize = crate::event::ADMIN_WEIGHT;
 
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
@@ -66,6 +66,14 @@ pub struct EngineTask {
     /// Peers that half-closed while replies were held for the store: they
     /// are closed once those replies are out.
     pub half_closed: Vec<ConnId>,
+    /// Request weight handled for connections whose replies the engine
+    /// holds until the store commits (a JOB_CREATED, and whatever follows
+    /// it on that connection), told to the connection's outlet until those
+    /// replies are released: held replies count against the reader's
+    /// allowance as unsent output does, so a client pipelining requests
+    /// behind a submit cannot pile up replies in the engine while the store
+    /// is slow or hung (see `outlet::MAX_HELD`).
+    pub withheld: FastMap<ConnId, usize>,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -146,6 +154,7 @@ impl EngineTask {
             }
             self.flush(&mut conns);
             self.close_released(&mut conns);
+            self.give_back_withheld(&conns);
             self.activity.touch();
             if turn_weight >= HEAVY_TURN {
                 // Let the runtime look at the sockets before the next
@@ -218,6 +227,10 @@ impl EngineTask {
                 }
                 if let Some(outlet) = conns.get(&conn) {
                     outlet.handled(weight);
+                    if self.engine.holds_replies(conn) {
+                        outlet.holding(weight);
+                        *self.withheld.entry(conn).or_default() += weight;
+                    }
                 }
                 return weight;
             }
@@ -237,7 +250,25 @@ impl EngineTask {
         1
     }
 
+    /// Gives their allowance back to readers whose held replies are out.
+    fn give_back_withheld(&mut self, conns: &FastMap<ConnId, Arc<Outlet>>) {
+        if self.withheld.is_empty() {
+            return;
+        }
+        let engine = &self.engine;
+        self.withheld.retain(|conn, weight| {
+            if engine.holds_replies(*conn) {
+                return true;
+            }
+            if let Some(outlet) = conns.get(conn) {
+                outlet.released(*weight);
+            }
+            false
+        });
+    }
+
     fn close_connection(&mut self, conn: ConnId, conns: &mut FastMap<ConnId, Arc<Outlet>>, now: u64) {
+        self.withheld.remove(&conn);
         if let Some(outlet) = conns.remove(&conn) {
             outlet.close();
         }

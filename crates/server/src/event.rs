@@ -20,16 +20,19 @@ pub enum Inbound {
     },
 }
 
+/// The weight of one admin line (see [`Inbound::weight`]).
+pub const ADMIN_WEIGHT: usize = 1024;
+
 impl Inbound {
     /// What the frame counts against the connection's allowance of
     /// unhandled requests ([`crate::outlet::MAX_UNHANDLED`]). An admin line
     /// of a few bytes can ask for megabytes (`status` with many functions,
-    /// `show jobs`) that take milliseconds to build, so it counts as 256
+    /// `show jobs`) that take milliseconds to build, so it counts as 1024
     /// binary requests: at most four of a connection's admin lines are in a
     /// turn of the engine.
     pub fn weight(&self) -> usize {
         match self {
-            Inbound::Admin(_) => 256,
+            Inbound::Admin(_) => ADMIN_WEIGHT,
             Inbound::Request(_) | Inbound::Error { .. } => 1,
         }
     }

@@ -269,6 +269,7 @@ async fn serve(
         first_seen: sprocket_engine::FastMap::default(),
         requested: None,
         half_closed: Vec::new(),
+        withheld: sprocket_engine::FastMap::default(),
     };
     // A runtime task, not the `block_on` thread: wake-ups between it and
     // the connections then stay on the runtime's own threads.

@@ -46,15 +46,21 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most request weight a connection's reader may hand to the engine before
 /// the engine has handled it (see [`weight`](crate::event::Inbound::weight)):
-/// 1024 binary requests, or 4 admin lines, whose replies (`status`, `show
-/// jobs`) can be far larger than the lines themselves.
-pub const MAX_UNHANDLED: usize = 1024;
+/// 4096 binary requests (a deeply pipelining client's turns stay large, so
+/// its replies go out in few writes), or 4 admin lines, whose replies
+/// (`status`, `show jobs`) can be far larger than the lines themselves.
+pub const MAX_UNHANDLED: usize = 4096;
 /// A connection with more output than this waiting for its peer is not
 /// read from until the peer has taken some: a peer that sends requests and
 /// never reads the replies is paused by TCP itself (and, holding this
 /// much, cut off if it takes nothing for the stall timeout) instead of
 /// making the server produce replies without end.
 pub const READ_PAUSE: usize = STALLED_BACKLOG;
+/// Most request weight whose replies the engine may hold for a connection
+/// while they wait for the store: 65,536 binary requests (a client with
+/// thousands of background submits in flight commits them in large
+/// batches), or 64 admin lines queued behind a submit.
+pub const MAX_HELD: usize = 16 * MAX_UNHANDLED;
 
 impl BacklogLimits {
     /// `max_reply_backlog` from the flag (0 = unlimited). It is raised to
@@ -188,6 +194,9 @@ pub struct Outlet {
     /// engine and not yet handled, and the unsent output (a copy of the
     /// state's, readable without the lock).
     unhandled: AtomicUsize,
+    /// Weight of handled requests whose replies the engine holds for the
+    /// store.
+    held: AtomicUsize,
     unsent: AtomicUsize,
     /// The reader waits for room; whoever makes room wakes it.
     reader_waiting: std::sync::atomic::AtomicBool,
@@ -204,6 +213,7 @@ impl Outlet {
             wake: Notify::new(),
             done: Notify::new(),
             unhandled: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
             unsent: AtomicUsize::new(0),
             reader_waiting: std::sync::atomic::AtomicBool::new(false),
             room_made: Notify::new(),
@@ -223,7 +233,7 @@ impl Outlet {
 
     /// How much request weight the reader may still hand over now.
     pub fn intake_room(&self) -> usize {
-        if self.unsent.load(Ordering::SeqCst) > READ_PAUSE {
+        if self.unsent.load(Ordering::SeqCst) > READ_PAUSE || self.held.load(Ordering::SeqCst) > MAX_HELD {
             return 0;
         }
         MAX_UNHANDLED.saturating_sub(self.unhandled.load(Ordering::SeqCst))
@@ -237,6 +247,18 @@ impl Outlet {
     /// The engine handled `weight` of this connection's requests.
     pub fn handled(&self, weight: usize) {
         self.unhandled.fetch_sub(weight, Ordering::SeqCst);
+        self.wake_reader();
+    }
+
+    /// The engine holds the replies to `weight` of handled requests until
+    /// the store commits.
+    pub fn holding(&self, weight: usize) {
+        self.held.fetch_add(weight, Ordering::SeqCst);
+    }
+
+    /// The engine released the replies it held for `weight` of requests.
+    pub fn released(&self, weight: usize) {
+        self.held.fetch_sub(weight, Ordering::SeqCst);
         self.wake_reader();
     }
 

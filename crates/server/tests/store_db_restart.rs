@@ -310,3 +310,60 @@ fn private_redis_hung_submit_gets_an_error_after_the_store_timeout() {
     let ran: BTreeSet<String> = run_all_queued(server.port, &["outage"]).into_iter().map(|r| r.unique).collect();
     assert_eq!(ran, BTreeSet::from(["before".to_string(), "after".to_string()]));
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Replies behind a JOB_CREATED that waits for a hung store are held in
+/// the engine, not written; a client that keeps pipelining requests behind
+/// its submit must be paused like one that does not read, not let the
+/// engine pile up its replies until the store answers.
+#[test]
+fn private_redis_hung_replies_held_for_a_pipelining_client_stay_bounded() {
+    use std::io::Write;
+    let Some(r) = PrivateRedis::start() else { return };
+    let db = Private::Redis(r);
+    let table = unique_name("held");
+    let mut flags = db.flags(&table);
+    flags.push("--store-timeout=30".into());
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = ServerProcess::sprocketd(common::sprocketd(), &args);
+    // 2,000 functions: each `status` reply is about 45 KB.
+    let mut worker = Gear::connect(server.port).expect("connect");
+    for i in 0..2_000 {
+        worker.send(&Request::CanDo { function: b(&format!("function_{i:05}")) }).unwrap();
+    }
+    assert!(matches!(worker.call(&Request::EchoReq { data: b("sync") }).unwrap(), Response::EchoRes { .. }));
+    let base = rss_kib(server.child.id());
+
+    let Private::Redis(r) = &db else { unreachable!() };
+    assert_eq!(r.cli(&["CLIENT", "PAUSE", "4000", "ALL"]).trim(), "OK");
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    client.write_all(&bg("held").request().to_bytes()).unwrap();
+    client.set_nonblocking(true).unwrap();
+    let lines = b"status\n".repeat(100);
+    let started = Instant::now();
+    let mut peak = base;
+    while started.elapsed() < Duration::from_secs(2) {
+        match client.write(&lines) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("client connection failed: {e}"),
+        }
+        peak = peak.max(rss_kib(server.child.id()));
+    }
+    let grew = peak.saturating_sub(base);
+    assert!(grew < 100 * 1024, "sprocketd grew by {grew} KiB holding replies for a hung store");
+    // Once the store answers, the client gets its JOB_CREATED first.
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut reader = Gear::from_stream(client);
+    assert!(matches!(reader.recv().unwrap(), Response::JobCreated { .. }), "JOB_CREATED after the hang");
+}

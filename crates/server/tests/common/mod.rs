@@ -32,6 +32,11 @@ impl Gear {
         Ok(Gear { stream, buf: BytesMut::new(), decoder: Decoder::default() })
     }
 
+    /// Wraps a connection made elsewhere (with options `connect` does not set).
+    pub fn from_stream(stream: TcpStream) -> Gear {
+        Gear { stream, buf: BytesMut::new(), decoder: Decoder::default() }
+    }
+
     pub fn send(&mut self, req: &Request) -> std::io::Result<()> {
         self.stream.write_all(&req.to_bytes())
     }
