@@ -669,16 +669,6 @@ fn output_waiting_for_all_peers_together_is_capped() {
     assert!(matches!(other.call(&Request::EchoReq { data: b("ok") }).unwrap(), Response::EchoRes { .. }));
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn peer_pipelining_admin_lines_without_reading_is_paused_not_fed() {
     use std::io::Write;
@@ -706,7 +696,7 @@ fn peer_pipelining_admin_lines_without_reading_is_paused_not_fed() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => panic!("flood connection failed: {e}"),
         }
-        peak = peak.max(rss_kib(s.child.id()));
+        peak = peak.max(common::rss_kib(s.child.id()));
         assert!(peak < 400 * 1024, "sprocketd grew to {peak} KiB for a peer that reads nothing");
         if started.elapsed().as_millis() % 500 < 20 {
             let asked = Instant::now();

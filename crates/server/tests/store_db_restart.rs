@@ -311,16 +311,6 @@ fn private_redis_hung_submit_gets_an_error_after_the_store_timeout() {
     assert_eq!(ran, BTreeSet::from(["before".to_string(), "after".to_string()]));
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Replies behind a JOB_CREATED that waits for a hung store are held in
 /// the engine, not written; a client that keeps pipelining requests behind
 /// its submit must be paused like one that does not read, not let the
@@ -341,7 +331,7 @@ fn private_redis_hung_replies_held_for_a_pipelining_client_stay_bounded() {
         worker.send(&Request::CanDo { function: b(&format!("function_{i:05}")) }).unwrap();
     }
     assert!(matches!(worker.call(&Request::EchoReq { data: b("sync") }).unwrap(), Response::EchoRes { .. }));
-    let base = rss_kib(server.child.id());
+    let base = common::rss_kib(server.child.id());
 
     let Private::Redis(r) = &db else { unreachable!() };
     assert_eq!(r.cli(&["CLIENT", "PAUSE", "4000", "ALL"]).trim(), "OK");
@@ -357,7 +347,7 @@ fn private_redis_hung_replies_held_for_a_pipelining_client_stay_bounded() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => panic!("client connection failed: {e}"),
         }
-        peak = peak.max(rss_kib(server.child.id()));
+        peak = peak.max(common::rss_kib(server.child.id()));
     }
     let grew = peak.saturating_sub(base);
     assert!(grew < 100 * 1024, "sprocketd grew by {grew} KiB holding replies for a hung store");
