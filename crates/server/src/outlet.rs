@@ -171,8 +171,6 @@ struct State {
     broken: bool,
     /// Shut down after the last byte.
     finished: bool,
-    /// This peer's bytes counted in the [`TotalBacklog`].
-    counted: usize,
 }
 
 impl State {
@@ -191,12 +189,14 @@ pub struct Outlet {
     /// connection's reader can finish.
     done: Notify,
     /// Flow control for the reader: weight of requests handed to the
-    /// engine and not yet handled, and the unsent output (a copy of the
-    /// state's, readable without the lock).
+    /// engine and not yet handled.
     unhandled: AtomicUsize,
     /// Weight of handled requests whose replies the engine holds for the
     /// store.
     held: AtomicUsize,
+    /// The state's unsent output as last counted, readable without the
+    /// lock: what the reader checks, and this peer's share of the
+    /// [`TotalBacklog`].
     unsent: AtomicUsize,
     /// The reader waits for room; whoever makes room wakes it.
     reader_waiting: std::sync::atomic::AtomicBool,
@@ -223,9 +223,8 @@ impl Outlet {
     /// Brings this peer's share of the total up to date.
     fn recount(&self, st: &mut State) {
         let now = st.unsent();
-        self.total.recount(st.counted, now);
-        st.counted = now;
-        self.unsent.store(now, Ordering::SeqCst);
+        let was = self.unsent.swap(now, Ordering::SeqCst);
+        self.total.recount(was, now);
         if now <= READ_PAUSE {
             self.wake_reader();
         }
@@ -491,8 +490,7 @@ impl Outlet {
 
 impl Drop for Outlet {
     fn drop(&mut self) {
-        let counted = self.state.get_mut().map(|st| st.counted).unwrap_or(0);
-        self.total.recount(counted, 0);
+        self.total.recount(*self.unsent.get_mut(), 0);
     }
 }
 
