@@ -227,7 +227,8 @@ impl EngineTask {
                 }
                 if let Some(outlet) = conns.get(&conn) {
                     outlet.handled(weight);
-                    if self.engine.holds_replies(conn) {
+                    // Replies are held only for a store's commits.
+                    if self.writer.is_some() && self.engine.holds_replies(conn) {
                         outlet.holding(weight);
                         *self.withheld.entry(conn).or_default() += weight;
                     }
