@@ -32,6 +32,13 @@
 //!
 //! A Delete counts as handled (for [`Completion::through`]) once it is
 //! committed or queued for retry after a reconnect.
+//!
+//! Gathering (one stream only): when commits have been large, a commit
+//! that would start with only a fragment of a batch waits a moment for
+//! more. Under load the clients whose jobs were in the last commit send
+//! their next ones just after it; without the wait, the first few of those
+//! go alone into a commit of their own while the rest queue behind it, and
+//! every such commit pays a whole fsync. See [`WriterConfig::gather_max`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -72,7 +79,19 @@ pub struct WriterConfig {
     pub reconnect_min: Duration,
     /// Longest delay between reconnect attempts.
     pub reconnect_max: Duration,
+    /// Longest a commit waits to gather more operations (with one stream),
+    /// zero for never. It waits only while recent commits were large (at
+    /// least [`GATHER_FROM_BATCH`] operations) and fewer than three
+    /// quarters of their size are pending; it stops as soon as that many
+    /// are. So it costs nothing at low load, and under load it waits about
+    /// as long as the clients of the last commit take to send their next
+    /// jobs; the limit applies only when those stop coming.
+    pub gather_max: Duration,
 }
+
+/// Commits smaller than this never wait to gather more (see
+/// [`WriterConfig::gather_max`]).
+pub const GATHER_FROM_BATCH: usize = 8;
 
 impl Default for WriterConfig {
     fn default() -> Self {
@@ -80,6 +99,7 @@ impl Default for WriterConfig {
             max_batch: 1000,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            gather_max: Duration::from_millis(1),
         }
     }
 }
@@ -163,6 +183,7 @@ pub fn spawn_streams(
         idle: stores,
         in_flight: FuturesUnordered::new(),
         config,
+        recent_batch: 0,
         queue: Queue {
             rx,
             done: done_tx,
@@ -250,6 +271,9 @@ struct Writer {
     in_flight: FuturesUnordered<InFlight>,
     config: WriterConfig,
     queue: Queue,
+    /// The size of recent commits: the last one's if larger, else decaying
+    /// by an eighth per commit (see [`Writer::gather`]).
+    recent_batch: usize,
 }
 
 /// Everything but the store, so the store can be busy (reconnecting) while
@@ -459,6 +483,11 @@ impl Queue {
         let _ = self.done.send(Completion { through, failed });
     }
 
+    /// Operations waiting for a commit.
+    fn pending_count(&self) -> usize {
+        self.pending.len() + self.deferred_deletes.len()
+    }
+
     fn has_work(&self) -> bool {
         !self.pending.is_empty() || !self.deferred_deletes.is_empty()
     }
@@ -480,6 +509,7 @@ impl Writer {
                 }
                 continue;
             }
+            self.gather().await;
             self.start_commits();
             if self.in_flight.is_empty() && !self.queue.has_work() && self.queue.closing {
                 break;
@@ -507,6 +537,40 @@ impl Writer {
         info!("store writer stopped");
     }
 
+    /// Before a commit starts with only a fragment of what recent commits
+    /// took, waits (up to `gather_max`) for three quarters of that to be
+    /// pending. With one stream only: with several, a commit that starts
+    /// small does not hold up the operations that arrive after it.
+    async fn gather(&mut self) {
+        if self.streams != 1
+            || self.config.gather_max.is_zero()
+            || !self.in_flight.is_empty()
+            || self.idle.is_empty()
+            || !self.queue.is_healthy()
+            || self.queue.closing
+            || !self.queue.has_work()
+            || self.recent_batch < GATHER_FROM_BATCH
+        {
+            return;
+        }
+        let want = (self.recent_batch * 3 / 4).min(self.config.max_batch);
+        if self.queue.pending_count() >= want {
+            return;
+        }
+        let deadline = tokio::time::sleep(self.config.gather_max);
+        tokio::pin!(deadline);
+        while self.queue.pending_count() < want && !self.queue.closing {
+            tokio::select! {
+                biased;
+                msg = self.queue.rx.recv() => match msg {
+                    Some((seq, op)) => self.queue.intake(seq, op),
+                    None => self.queue.closing = true,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+    }
+
     /// Starts a commit on every free stream that has operations to take.
     fn start_commits(&mut self) {
         while self.queue.is_healthy() && self.queue.has_work() {
@@ -518,6 +582,7 @@ impl Writer {
                 return;
             }
             self.queue.begin(&seqs, &ops, self.streams);
+            self.recent_batch = ops.len().max(self.recent_batch - self.recent_batch / 8);
             self.in_flight.push(commit_on(store, seqs, ops));
         }
     }

@@ -73,6 +73,65 @@ async fn pending_operations_share_one_commit() {
     w.close().await;
 }
 
+/// After a large commit, a few operations do not get a commit (and an
+/// fsync) of their own while more are on their way: the writer waits until
+/// three quarters of the last batch are pending. Small commits never wait,
+/// the wait has a limit, and closing the writer ends it at once.
+#[tokio::test]
+async fn after_large_commits_a_fragment_waits_for_the_rest() {
+    let long = WriterConfig { gather_max: Duration::from_secs(30), ..fast_config() };
+    let (w, mut rx, h) = memory_writer(long.clone());
+    for n in 1..=40 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 40).await.is_empty());
+    assert_eq!(h.applies(), 1);
+    // 5 of the next 40 arrive: well short of 30, so nothing is committed...
+    for n in 41..=45 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.applies(), 1, "a fragment of a batch was committed alone");
+    // ...until the rest come.
+    for n in 46..=70 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 70).await.is_empty());
+    assert_eq!((h.applies(), h.rows().len()), (2, 70), "the 30 went into one commit");
+    // Closing does not wait for more.
+    w.submit(71, StoreOp::Insert(j(71)));
+    let closing = Instant::now();
+    w.close().await;
+    assert!(closing.elapsed() < Duration::from_secs(5), "close waited {:?}", closing.elapsed());
+    assert_eq!(h.rows().len(), 71);
+
+    // The wait is bounded by gather_max.
+    let bounded = WriterConfig { gather_max: Duration::from_millis(50), ..fast_config() };
+    let (w, mut rx, h) = memory_writer(bounded);
+    for n in 1..=40 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 40).await.is_empty());
+    let started = Instant::now();
+    w.submit(41, StoreOp::Insert(j(41)));
+    assert!(until(&mut rx, 41).await.is_empty());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(40) && waited < Duration::from_secs(5), "waited {waited:?}");
+    assert_eq!(h.applies(), 2);
+    w.close().await;
+
+    // Commits of a few operations at a time (a few clients) never wait.
+    let (w, mut rx, _h) = memory_writer(long);
+    for n in 1..=20 {
+        let started = Instant::now();
+        w.submit(2 * n - 1, StoreOp::Insert(j(n)));
+        w.submit(2 * n, StoreOp::Delete(j(n + 1000).key()));
+        assert!(until(&mut rx, 2 * n).await.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(5), "a small commit waited {:?}", started.elapsed());
+    }
+    w.close().await;
+}
+
 #[tokio::test]
 async fn max_batch_splits_commits() {
     let (w, mut rx, h) = memory_writer(WriterConfig { max_batch: 10, ..fast_config() });
