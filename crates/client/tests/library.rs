@@ -419,3 +419,26 @@ async fn status_goes_to_the_server_that_owns_the_handle() {
     assert_eq!(queued, 6);
     assert!(first.admin("status").contains("owned\t") && extra.admin("status").contains("owned\t"));
 }
+
+/// A connection found closed (the server restarted, or closed an idle
+/// connection) is reopened at once: it is not a failed attempt to back off from.
+#[tokio::test]
+async fn requests_after_a_server_restart_reconnect_at_once() {
+    let pid_dir = tempfile::tempdir().unwrap();
+    for mut srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        let handle = client.submit_background("restart", "x").await.unwrap();
+        assert_eq!(&client.echo("before").await.unwrap()[..], b"before");
+        let mut again = common::restart(&mut srv, pid_dir.path());
+        // Long enough for the connection task to see the close.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let r = client.echo("after").await;
+        assert_eq!(&r.unwrap_or_else(|e| panic!("{}: echo after restart: {e}", srv.name))[..], b"after");
+        let _third = common::restart(&mut again, pid_dir.path());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let st = client.status(&handle).await;
+        assert!(st.is_ok(), "{}: status after restart: {st:?}", srv.name);
+        let r = client.submit_background("restart", "y").await;
+        assert!(r.is_ok(), "{}: submit after restart: {r:?}", srv.name);
+    }
+}

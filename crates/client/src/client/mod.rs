@@ -490,9 +490,10 @@ impl Client {
             if !s.is_closed() {
                 return Ok(s.clone());
             }
+            // Closed while idle (server restarted, idle connection closed by
+            // the peer): not a failed attempt, so reconnect at once. Backoff
+            // is only for connection attempts that fail.
             st.sender = None;
-            let now = Instant::now();
-            st.backoff.failed(now, "connection lost".into());
         }
         if !st.backoff.ready(Instant::now()) {
             let why = st.backoff.last_error.clone().unwrap_or_default();
