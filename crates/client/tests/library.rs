@@ -442,3 +442,26 @@ async fn requests_after_a_server_restart_reconnect_at_once() {
         assert!(r.is_ok(), "{}: submit after restart: {r:?}", srv.name);
     }
 }
+
+/// A handler that panics while building its future (before any `async`
+/// block runs) still fails the job, as a panic inside the future does.
+#[tokio::test]
+async fn handler_panicking_before_its_future_fails_the_job() {
+    for srv in servers() {
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("parse", |job: Job| {
+                let n: u32 = std::str::from_utf8(job.payload()).unwrap().parse().unwrap();
+                async move { Ok::<_, JobError>((n * 2).to_string()) }
+            })
+            .spawn()
+            .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let job = |p: &str| JobRequest::new("parse", p.to_string()).timeout(Duration::from_secs(20));
+        let r = client.submit_job(job("not a number")).await;
+        assert!(matches!(r, Err(Error::JobFailed { .. })), "{}: {r:?}", srv.name);
+        // The worker goes on serving.
+        assert_eq!(&client.submit_job(job("21")).await.unwrap()[..], b"42", "{}", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}

@@ -22,7 +22,7 @@ pub use job::{Job, JobError};
 /// The future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<Bytes, JobError>> + Send>>;
 
-type Handler = Arc<dyn Fn(Job) -> HandlerFuture + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(Job) -> HandlerFuture + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) struct Function {

@@ -177,13 +177,10 @@ async fn run_job(
                 out: out.clone(),
                 server,
             };
-            match AssertUnwindSafe((f.handler)(job)).catch_unwind().await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::error!(handle = %String::from_utf8_lossy(&handle), "job handler panicked");
-                    Err(JobError::Fail)
-                }
-            }
+            call_handler(&f.handler, job).await.unwrap_or_else(|_| {
+                tracing::error!(handle = %String::from_utf8_lossy(&handle), "job handler panicked");
+                Err(JobError::Fail)
+            })
         }
     };
     let reply = match result {
@@ -194,4 +191,16 @@ async fn run_job(
     let _ = out.send(reply);
     drop(permit);
     shared.job_finished();
+}
+
+/// Runs a handler, catching a panic both while it builds its future (a
+/// plain closure doing work before its `async` block) and while the future
+/// runs; `Err` means it panicked. Without the first, such a panic killed the
+/// job's task before any answer was sent and the caller waited forever.
+async fn call_handler(
+    handler: &super::Handler,
+    job: Job,
+) -> std::result::Result<std::result::Result<Bytes, JobError>, ()> {
+    let fut = std::panic::catch_unwind(AssertUnwindSafe(|| handler(job))).map_err(|_| ())?;
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| ())
 }
