@@ -22,8 +22,19 @@ pub(crate) async fn connect(addr: &ServerAddr, limit: Duration) -> Result<TcpStr
     };
     // Small request/response packets: don't let Nagle delay them.
     let _ = stream.set_nodelay(true);
+    // Lets the kernel notice a peer that vanished without closing (host
+    // powered off); the workers' idle check notices it sooner.
+    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(KEEPALIVE_INTERVAL);
+    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(server = %target, error = %e, "cannot enable TCP keepalive");
+    }
     Ok(stream)
 }
+
+/// Quiet time before the first TCP keepalive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time between unanswered keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The reading half: a buffer plus the protocol decoder.
 pub(crate) struct PacketReader {

@@ -465,3 +465,35 @@ async fn handler_panicking_before_its_future_fails_the_job() {
         w.shutdown().await.unwrap();
     }
 }
+
+/// A worker sleeping on a connection that went silent (server host lost
+/// power, a proxy dropped the server side) notices through its idle check
+/// and reconnects, so new jobs run.
+#[tokio::test]
+async fn sleeping_worker_notices_a_silent_connection() {
+    for srv in servers() {
+        let proxy = common::SilentProxy::start(srv.addr()).await;
+        let w = Worker::with_options(
+            proxy.addr(),
+            WorkerOptions {
+                idle_check: Duration::from_millis(300),
+                response_timeout: Duration::from_secs(1),
+                retry_initial: Duration::from_millis(50),
+                ..WorkerOptions::default()
+            },
+        )
+        .unwrap()
+        .register("alive", |_j: Job| async { Ok::<_, JobError>("yes") })
+        .spawn()
+        .unwrap();
+        let client = Client::new(srv.addr()).unwrap();
+        let job = || JobRequest::new("alive", "").timeout(Duration::from_secs(20));
+        assert_eq!(&client.submit_job(job()).await.unwrap()[..], b"yes", "{}", srv.name);
+        // Let the worker go back to sleep, then cut it off silently.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.go_silent();
+        let r = client.submit_job(job()).await;
+        assert_eq!(&r.unwrap_or_else(|e| panic!("{}: job after going silent: {e}", srv.name))[..], b"yes");
+        w.shutdown().await.unwrap();
+    }
+}

@@ -52,9 +52,14 @@ pub struct WorkerOptions {
     pub client_id: Option<String>,
     /// Stop after this many jobs have finished (`gearman -c N`).
     pub max_jobs: Option<u64>,
-    /// Limit for the server's answer to GRAB_JOB; past it the connection is
-    /// considered dead and reopened.
+    /// Limit for the server's answer to GRAB_JOB and to an idle check; past
+    /// it the connection is considered dead and reopened.
     pub response_timeout: Duration,
+    /// How long a connection may stay quiet while the worker waits (asleep
+    /// after PRE_SLEEP, or with every slot busy) before it is checked with
+    /// an ECHO_REQ. A server that lost power, or a proxy that dropped the
+    /// server side, is otherwise never noticed: no NOOP ever comes.
+    pub idle_check: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -67,6 +72,7 @@ impl Default for WorkerOptions {
             client_id: None,
             max_jobs: None,
             response_timeout: Duration::from_secs(30),
+            idle_check: Duration::from_secs(10),
         }
     }
 }

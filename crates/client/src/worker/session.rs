@@ -3,6 +3,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -72,15 +73,72 @@ pub(super) async fn run(shared: &Arc<Shared>, addr: &ServerAddr, stop: watch::Re
     (true, res)
 }
 
+/// What ended an idle wait.
+enum Woke<T> {
+    /// The awaited future finished.
+    Got(T),
+    /// A stop was requested.
+    Stop,
+    /// The server sent a packet.
+    Packet(Response),
+}
+
+/// Checks that a server we wait on still answers. TCP alone may take hours
+/// to notice a server host that lost power, or a proxy that dropped the
+/// server side of the connection: after `every` without hearing anything an
+/// ECHO_REQ is sent, and no packet within `limit` means the connection is
+/// dead and is reopened.
+struct Probe {
+    every: Duration,
+    limit: Duration,
+    next: Instant,
+    asked: bool,
+}
+
+impl Probe {
+    fn new(every: Duration, limit: Duration) -> Probe {
+        // A zero interval would send ECHO_REQ in a loop.
+        let every = every.max(Duration::from_millis(10));
+        Probe { every, limit, next: Instant::now() + every, asked: false }
+    }
+
+    /// Any packet shows the server is alive.
+    fn heard(&mut self) {
+        self.asked = false;
+        self.next = Instant::now() + self.every;
+    }
+
+    /// Called at `self.next`: the question to send, or an error when the
+    /// last one went unanswered.
+    fn fire(&mut self) -> Result<Request> {
+        if self.asked {
+            return Err(Error::Timeout { what: "the answer to an idle check (ECHO_REQ)", after: self.limit });
+        }
+        self.asked = true;
+        self.next = Instant::now() + self.limit;
+        Ok(Request::EchoReq { data: Bytes::from_static(b"idle-check") })
+    }
+}
+
+/// The loop of one connection: its reader, its outgoing queue, its probe.
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    addr: &'a ServerAddr,
+    reader: PacketReader,
+    out: &'a mpsc::UnboundedSender<Request>,
+    probe: Probe,
+}
+
 async fn serve_loop(
     shared: &Arc<Shared>,
     addr: &ServerAddr,
-    mut reader: PacketReader,
+    reader: PacketReader,
     out: &mpsc::UnboundedSender<Request>,
     mut stop: watch::Receiver<bool>,
     jobs: &mut JoinSet<()>,
 ) -> Result<()> {
-    let closed = || Error::ConnectionLost { addr: addr.to_string(), message: "writer ended".into() };
+    let probe = Probe::new(shared.options.idle_check, shared.options.response_timeout);
+    let mut s = Session { shared, addr, reader, out, probe };
     loop {
         while jobs.try_join_next().is_some() {}
         if *stop.borrow() {
@@ -88,54 +146,99 @@ async fn serve_loop(
         }
         if shared.quota_taken() {
             // Wait for the last jobs to finish; job_finished() raises stop.
-            tokio::select! {
-                _ = stop.changed() => continue,
-                r = reader.read() => { ignore_stray(r?); continue; }
+            if let Woke::Packet(p) = s.idle_wait(std::future::pending::<()>(), &mut stop).await? {
+                ignore_stray(p);
             }
+            continue;
         }
-        let permit = tokio::select! {
-            p = shared.permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return Ok(()),
-            },
-            _ = stop.changed() => continue,
-            r = reader.read() => { ignore_stray(r?); continue; }
-        };
-        out.send(Request::GrabJobUniq).map_err(|_| closed())?;
-        let after = shared.options.response_timeout;
-        let assignment = loop {
-            let next = tokio::time::timeout(after, reader.read())
-                .await
-                .map_err(|_| Error::Timeout { what: "the answer to GRAB_JOB_UNIQ", after })??;
-            match next {
-                Response::JobAssignUniq { handle, function, unique, data }
-                | Response::JobAssignAll { handle, function, unique, data, .. } => {
-                    break Some(Assignment { handle, function, unique, data })
-                }
-                Response::JobAssign { handle, function, data } => {
-                    break Some(Assignment { handle, function, unique: Bytes::new(), data })
-                }
-                Response::NoJob => break None,
-                other => ignore_stray(other),
+        let permit = match s.idle_wait(shared.permits.clone().acquire_owned(), &mut stop).await? {
+            Woke::Got(Ok(p)) => p,
+            Woke::Got(Err(_)) => return Ok(()),
+            Woke::Stop => continue,
+            Woke::Packet(p) => {
+                ignore_stray(p);
+                continue;
             }
         };
-        match assignment {
+        match s.grab().await? {
             Some(a) => {
                 shared.started.fetch_add(1, Ordering::SeqCst);
                 jobs.spawn(run_job(shared.clone(), a, permit, out.clone(), addr.to_string()));
             }
             None => {
                 drop(permit);
-                out.send(Request::PreSleep).map_err(|_| closed())?;
-                loop {
-                    tokio::select! {
-                        r = reader.read() => match r? {
-                            Response::Noop => break,
-                            other => ignore_stray(other),
-                        },
-                        _ = stop.changed() => break,
-                    }
+                s.sleep(&mut stop).await?;
+            }
+        }
+    }
+}
+
+impl Session<'_> {
+    fn send(&self, req: Request) -> Result<()> {
+        self.out
+            .send(req)
+            .map_err(|_| Error::ConnectionLost { addr: self.addr.to_string(), message: "writer ended".into() })
+    }
+
+    /// Reads the next packet; hearing anything resets the idle check.
+    async fn read(&mut self) -> Result<Response> {
+        let r = self.reader.read().await?;
+        self.probe.heard();
+        Ok(r)
+    }
+
+    /// Waits for `want`, a stop request or a packet, probing the connection
+    /// meanwhile so that no wait on a dead server lasts forever.
+    async fn idle_wait<T>(
+        &mut self,
+        want: impl std::future::Future<Output = T>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Woke<T>> {
+        tokio::pin!(want);
+        loop {
+            let due = tokio::time::Instant::from_std(self.probe.next);
+            tokio::select! {
+                v = &mut want => return Ok(Woke::Got(v)),
+                _ = stop.changed() => return Ok(Woke::Stop),
+                r = self.read() => return Ok(Woke::Packet(r?)),
+                _ = tokio::time::sleep_until(due) => {
+                    let echo = self.probe.fire()?;
+                    self.send(echo)?;
                 }
+            }
+        }
+    }
+
+    /// Asks for a job; `None` when the server has none.
+    async fn grab(&mut self) -> Result<Option<Assignment>> {
+        self.send(Request::GrabJobUniq)?;
+        let after = self.shared.options.response_timeout;
+        loop {
+            let next = tokio::time::timeout(after, self.read())
+                .await
+                .map_err(|_| Error::Timeout { what: "the answer to GRAB_JOB_UNIQ", after })??;
+            match next {
+                Response::JobAssignUniq { handle, function, unique, data }
+                | Response::JobAssignAll { handle, function, unique, data, .. } => {
+                    return Ok(Some(Assignment { handle, function, unique, data }))
+                }
+                Response::JobAssign { handle, function, data } => {
+                    return Ok(Some(Assignment { handle, function, unique: Bytes::new(), data }))
+                }
+                Response::NoJob => return Ok(None),
+                other => ignore_stray(other),
+            }
+        }
+    }
+
+    /// PRE_SLEEP, then waits for the NOOP that says work arrived (or a stop).
+    async fn sleep(&mut self, stop: &mut watch::Receiver<bool>) -> Result<()> {
+        self.send(Request::PreSleep)?;
+        loop {
+            match self.idle_wait(std::future::pending::<std::convert::Infallible>(), stop).await? {
+                Woke::Packet(Response::Noop) | Woke::Stop => return Ok(()),
+                Woke::Packet(other) => ignore_stray(other),
+                Woke::Got(never) => match never {},
             }
         }
     }
