@@ -94,7 +94,8 @@ drop_stores() {
         done
     fi
     if command -v redis-cli >/dev/null; then
-        redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${TAG}_*" 2>/dev/null |
+        { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "${TAG}_*"
+          redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --scan --pattern "sprocket-side:${TAG}_*"; } 2>/dev/null |
             xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" DEL >/dev/null 2>&1 || true
     fi
 }

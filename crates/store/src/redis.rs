@@ -1,12 +1,20 @@
 //! Redis backend (`-q redis`).
 //!
 //! Layout of gearmand 1.1.16+: key `<prefix>-<function>-<unique>` holding a
-//! hash with `data` and `priority`. We add `function`, `unique` and `when`
-//! fields (as gearmand 2.0 does for the first two), so replay never has to
-//! split the key on `-`, and epoch jobs can be stored (gearmand refused
-//! them). Replay walks the keys with SCAN, never KEYS, and still reads
-//! hashes gearmand wrote (splitting the key as well as it can) and the
-//! plain-string values of gearmand before 1.1.16.
+//! hash with exactly the fields `data` and `priority`. gearmand 1.1.x
+//! refuses to start on a hash with any other field, so that is all a job's
+//! hash holds, and an operator can go back to gearmand with the queue.
+//!
+//! What that layout cannot say goes into a *side* hash at
+//! `sprocket-side:<job key>` (outside gearmand's `<prefix>*` key space):
+//! `function` and `unique` when splitting the key at its first `-` (as
+//! gearmand does) would not give them back, and `when` for an epoch job
+//! (gearmand refused those). Most jobs need none, so most submits write
+//! one key. Replay reads the side hash with the job's, and also reads the
+//! `function`/`unique` fields of gearmand 2.0 hashes and of sprocketd
+//! versions that kept them in the job's own hash, and the plain-string
+//! values of gearmand before 1.1.16. Replay walks the keys with SCAN, never
+//! KEYS.
 //!
 //! A batch is one MULTI/EXEC pipeline: a single round trip.
 
@@ -59,6 +67,22 @@ pub fn job_key(prefix: &[u8], function: &[u8], unique: &[u8]) -> Vec<u8> {
     key.push(b'-');
     key.extend_from_slice(unique);
     key
+}
+
+/// Where the fields of a job that gearmand's layout cannot hold are kept.
+const SIDE_PREFIX: &[u8] = b"sprocket-side:";
+
+/// The side hash of the job at `job_key`.
+pub fn side_key(job_key: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(SIDE_PREFIX.len() + job_key.len());
+    key.extend_from_slice(SIDE_PREFIX);
+    key.extend_from_slice(job_key);
+    key
+}
+
+/// Whether the job's function and unique come back from its key alone.
+fn key_says_it_all(prefix: &[u8], key: &[u8], function: &[u8], unique: &[u8]) -> bool {
+    split_legacy_key(prefix, key) == Some((function, unique))
 }
 
 /// A SCAN pattern matching `<prefix>-*` with the prefix taken literally.
@@ -182,22 +206,30 @@ impl Store for RedisStore {
                         // Deleted since SCAN saw it, or not ours.
                         _ => continue,
                     };
+                    reads.cmd("HGETALL").arg(side_key(k));
                     read_keys.push((k, kind.as_str() == "hash"));
                 }
                 let values: Vec<::redis::Value> =
                     reads.query_async(&mut conn).await.map_err(|e| classify("redis replay", e))?;
-                for ((key, is_hash), value) in read_keys.into_iter().zip(values) {
+                let mut values = values.into_iter();
+                for (key, is_hash) in read_keys {
+                    let (Some(value), Some(side)) = (values.next(), values.next()) else { break };
+                    let side: Vec<(Vec<u8>, Vec<u8>)> = ::redis::from_redis_value(&side).unwrap_or_default();
                     let job = if is_hash {
-                        let fields: Vec<(Vec<u8>, Vec<u8>)> = ::redis::from_redis_value(&value).unwrap_or_default();
+                        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = ::redis::from_redis_value(&value).unwrap_or_default();
                         if fields.is_empty() {
                             continue; // deleted meanwhile
                         }
+                        // The side hash's fields come first, so they win.
+                        fields.splice(0..0, side);
                         job_from_hash(&self.prefix, key, fields)
                     } else {
                         // gearmand before 1.1.16: the value is the data, priority normal.
                         let data: Option<Vec<u8>> = ::redis::from_redis_value(&value).unwrap_or_default();
                         let Some(data) = data else { continue };
-                        job_from_hash(&self.prefix, key, vec![(b"data".to_vec(), data)])
+                        let mut fields = side;
+                        fields.push((b"data".to_vec(), data));
+                        job_from_hash(&self.prefix, key, fields)
                     };
                     match job {
                         Some(job) => out.push(job),
@@ -222,25 +254,31 @@ impl Store for RedisStore {
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         for key in &net.deletes {
-            pipe.cmd("DEL").arg(job_key(&self.prefix, &key.function, &key.unique)).ignore();
+            let key = job_key(&self.prefix, &key.function, &key.unique);
+            pipe.cmd("DEL").arg(side_key(&key)).arg(&key).ignore();
         }
         for job in &net.upserts {
             let key = job_key(&self.prefix, &job.function, &job.unique);
-            // DEL first: the key may hold an old plain-string value.
-            pipe.cmd("DEL").arg(&key).ignore();
+            let side = side_key(&key);
+            // DEL first: the key may hold an old plain-string value, or a
+            // hash with more fields than gearmand reads.
+            pipe.cmd("DEL").arg(&side).arg(&key).ignore();
             pipe.cmd("HSET")
                 .arg(&key)
                 .arg("data")
                 .arg(&job.data[..])
                 .arg("priority")
                 .arg(job.priority.code().to_string())
-                .arg("function")
-                .arg(&job.function[..])
-                .arg("unique")
-                .arg(&job.unique[..])
-                .arg("when")
-                .arg(job.when.to_string())
                 .ignore();
+            let named_by_key = key_says_it_all(&self.prefix, &key, &job.function, &job.unique);
+            if !named_by_key || job.when != 0 {
+                let side_fields = pipe.cmd("HSET");
+                side_fields.arg(&side).arg("when").arg(job.when);
+                if !named_by_key {
+                    side_fields.arg("function").arg(&job.function[..]).arg("unique").arg(&job.unique[..]);
+                }
+                side_fields.ignore();
+            }
         }
         let () = pipe.query_async(&mut conn).await.map_err(|e| classify("redis write", e))?;
         Ok(())

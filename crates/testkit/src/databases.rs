@@ -231,7 +231,11 @@ impl Drop for SharedTable {
                 let _ = mysql(&format!("DROP TABLE IF EXISTS `{n}`"));
                 let _ = mysql(&format!("DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
             }
-            Shared::Redis => redis_delete_at(6379, &format!("{n}-*")),
+            Shared::Redis => {
+                redis_delete_at(6379, &format!("{n}-*"));
+                // The Redis store's side hashes (see its module docs).
+                redis_delete_at(6379, &format!("sprocket-side:{n}-*"));
+            }
         }
     }
 }
