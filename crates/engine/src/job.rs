@@ -101,6 +101,10 @@ pub struct Job {
     /// Its row is in (or on its way to) the store and must be deleted
     /// when the job ends.
     pub persisted: bool,
+    /// Replayed from a row that stays in the store until the job ends
+    /// (with `--store-queue-on-shutdown`, where other jobs get a row only
+    /// at shutdown).
+    pub replayed_row: bool,
     /// Sequence number of the store insert not yet durable; 0 when none.
     pub pending_seq: u64,
     /// Results go nowhere (all clients gone, or cancelled).
@@ -150,6 +154,7 @@ impl Job {
             numerator: 0,
             denominator: 0,
             persisted: false,
+            replayed_row: false,
             pending_seq: 0,
             ignore: false,
             assignment: 0,

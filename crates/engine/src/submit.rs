@@ -184,6 +184,7 @@ impl Engine {
         self.next_job += 1;
         let mut job = Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when);
         job.persisted = self.config.persist != PersistMode::None;
+        job.replayed_row = job.persisted;
         if generated || r.unique.as_ref() == b"-" {
             let key = match GeneratedKey::parse(&r.unique) {
                 Some(key) => StoredKey::Generated(key),

@@ -117,10 +117,18 @@ impl Engine {
         self.end_job(job_no);
     }
 
-    /// A job ended for good: delete its row, forget it everywhere.
+    /// A job ended for good: delete its row, forget it everywhere. With
+    /// `--store-queue-on-shutdown` only replayed jobs have a row while the
+    /// server runs (gearmand 1.1.20 deletes it when they end, so a crash
+    /// after a restart still finds the jobs that had not run).
     pub(crate) fn end_job(&mut self, job_no: JobNo) {
         let Some(job) = self.jobs.get(&job_no) else { return };
-        if job.persisted && self.config.persist == PersistMode::Immediate {
+        let has_row = match self.config.persist {
+            PersistMode::Immediate => true,
+            PersistMode::OnShutdown => job.replayed_row,
+            PersistMode::None => false,
+        };
+        if job.persisted && has_row {
             let op = self.row_delete(job);
             let pending = job.pending_seq;
             self.persist(op);

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use sprocket_engine::{Config, Engine, PersistMode, PersistOp, ReplayJob, ShutdownRequest, TimeoutAction};
+use sprocket_engine::{Config, Engine, PersistMode, ReplayJob, ShutdownRequest, TimeoutAction};
 use sprocket_store::writer::{self, WriterConfig};
 use tokio::sync::{mpsc, watch};
 
@@ -161,15 +161,11 @@ async fn serve(
     if let Some(store_config) = &choice.config {
         let mut store =
             sprocket_store::open(store_config).await.map_err(|e| anyhow!("cannot open the queue store: {e}"))?;
-        let persist = choice.persist;
         let mut replay_part = |jobs: Vec<sprocket_store::StoredJob>| {
             for j in jobs {
-                if persist == PersistMode::OnShutdown {
-                    // The table holds only what the last shutdown wrote; it
-                    // is emptied once replayed (gearmand 1.1.21 and later).
-                    engine
-                        .enqueue_store_op(PersistOp::Delete { function: j.function.clone(), unique: j.unique.clone() });
-                }
+                // With --store-queue-on-shutdown the rows stay until their
+                // jobs end (gearmand 1.1.20; 1.1.21 emptied the table here,
+                // so a crash after a restart lost every replayed job).
                 engine.replay(ReplayJob {
                     function: j.function,
                     unique: j.unique,

@@ -1,6 +1,8 @@
 //! `--store-queue-on-shutdown` with SQLite: nothing is written while
 //! sprocketd runs, the queue (queued and running jobs) is written at
-//! SIGTERM, and the next start replays it and empties the table.
+//! SIGTERM, and the next start replays it; as in gearmand 1.1.20 the
+//! replayed rows stay until their jobs end, so a crash after the restart
+//! loses none of them.
 
 mod common;
 mod store_support;
@@ -28,7 +30,7 @@ fn rows(store: &Backend) -> usize {
 }
 
 #[test]
-fn queue_is_written_only_at_shutdown_and_emptied_after_replay() {
+fn queue_is_written_only_at_shutdown_and_replayed_rows_go_when_their_jobs_end() {
     let Some(store) = Backend::new("sqlite", "st_onshutdown") else { return };
     let flag = ["--store-queue-on-shutdown"];
     let mut server = store.start(&flag);
@@ -48,20 +50,24 @@ fn queue_is_written_only_at_shutdown_and_emptied_after_replay() {
     assert_eq!(server.terminate(Duration::from_secs(15)), Some(0), "clean exit on SIGTERM");
     assert_eq!(rows(&store), 4, "3 queued + 1 running job written at shutdown");
 
-    let server = store.start(&flag);
+    let mut server = store.start(&flag);
     let status = server.admin("status");
     assert!(status.contains("onshut\t4\t0\t0\n"), "replayed at start-up:\n{status}");
-    // Emptied by the store writer right after replay (asynchronously: the
-    // server may already listen while the deletes commit).
-    let emptied = sprocket_testkit::databases::wait_until(Duration::from_secs(5), || rows(&store) == 0);
-    assert!(emptied, "the table is emptied right after replay: {} rows left", rows(&store));
+    // The rows stay while their jobs wait: a crash now loses nothing
+    // (gearmand 1.1.21 emptied the table after replay, and lost them).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rows(&store), 4, "replayed rows stay until their jobs end");
+    server.kill9();
+    let server = store.start(&flag);
+    let status = server.admin("status");
+    assert!(status.contains("onshut\t4\t0\t0\n"), "replayed again after a crash:\n{status}");
     let ran = run_all_queued(server.port, &["onshut"]);
     let mut uniques: Vec<String> = ran.iter().map(|r| r.unique.clone()).collect();
     uniques.sort();
     // u4 (high priority) ran first and completed; u0 was running at shutdown.
     assert_eq!(uniques, ["u0", "u1", "u2", "u3"], "replayed jobs");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(rows(&store), 0, "completing replayed jobs writes nothing");
+    let emptied = sprocket_testkit::databases::wait_until(Duration::from_secs(5), || rows(&store) == 0);
+    assert!(emptied, "a replayed job's row goes when it ends: {} rows left", rows(&store));
 }
 
 #[test]
@@ -88,4 +94,6 @@ fn jobs_without_a_unique_each_get_a_row_at_shutdown() {
         .collect();
     ran.sort();
     assert_eq!(ran, sent, "every job replayed and run");
+    let emptied = sprocket_testkit::databases::wait_until(Duration::from_secs(5), || rows(&store) == 0);
+    assert!(emptied, "each replayed job's own row goes when it ends: {} rows left", rows(&store));
 }
