@@ -11,8 +11,10 @@
 //!   progress reports from inside a handler, graceful stop.
 //!
 //! Jobs are spread over the servers; a server that cannot be reached is
-//! skipped and tried again later with exponential backoff. Every wait has a
-//! time limit (see [`ClientOptions`] and [`WorkerOptions`]).
+//! skipped and tried again later with exponential backoff, and so is one
+//! that stops answering (submissions then move on to the next server:
+//! delivery is at-least-once, see [`ClientOptions::response_timeout`]).
+//! Every wait has a time limit (see [`ClientOptions`] and [`WorkerOptions`]).
 //!
 //! ```no_run
 //! use sprocket_client::{Client, Job, JobError, Worker};

@@ -497,3 +497,41 @@ async fn sleeping_worker_notices_a_silent_connection() {
         w.shutdown().await.unwrap();
     }
 }
+
+/// Sends a signal (`STOP`, `CONT`) to a server process.
+fn signal(srv: &sprocket_testkit::ServerProcess, sig: &str) {
+    let pid = srv.child.id().to_string();
+    let ok = std::process::Command::new("kill").args([&format!("-{sig}"), &pid]).status().unwrap().success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// A hung server (here stopped with SIGSTOP) that times out is marked
+/// failed and the request moves on to the next server; it is not asked
+/// again on every other request.
+#[tokio::test]
+async fn a_frozen_server_is_failed_over_and_backed_off() {
+    let (healthy, frozen) = (servers(), servers());
+    for (good, bad) in healthy.iter().zip(&frozen) {
+        let limit = Duration::from_secs(2);
+        let options = ClientOptions { response_timeout: limit, ..ClientOptions::default() };
+        let client = Client::with_options(format!("{},{}", good.addr(), bad.addr()), options).unwrap();
+        // Connected to both while they answer.
+        assert!(client.echo_all("up").await.iter().all(|(_, r)| r.is_ok()), "{}", good.name);
+        signal(bad, "STOP");
+        let start = Instant::now();
+        let mut results = Vec::new();
+        for i in 0..6 {
+            results.push(client.submit_background("frozen", i.to_string()).await);
+        }
+        for _ in 0..4 {
+            results.push(client.echo("still").await.map(|_| "echo".into()));
+        }
+        let took = start.elapsed();
+        signal(bad, "CONT");
+        assert!(results.iter().all(|r| r.is_ok()), "{}: {results:?}", good.name);
+        // One timeout, maybe a second after the backoff; never one per request.
+        assert!(took < limit * 4, "{}: took {took:?}", good.name);
+        let queued = sprocket_testkit::status::function_status(good.port, "frozen").map(|s| s.total);
+        assert_eq!(queued, Some(6), "{}: every job went to the healthy server", good.name);
+    }
+}

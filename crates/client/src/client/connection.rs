@@ -4,10 +4,11 @@
 //! waiting, and WORK_* packets are routed by job handle.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use sprocket_proto::{Request, Response};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::conn::{PacketReader, PacketWriter};
 use crate::error::{Error, Result};
@@ -30,14 +31,43 @@ pub(crate) struct Command {
     pub(crate) reply: Reply,
 }
 
-/// Sending side of a running connection task.
-pub(crate) type CommandSender = mpsc::UnboundedSender<Command>;
+/// Sending side of a running connection task, which can also close it.
+#[derive(Clone)]
+pub(crate) struct CommandSender {
+    tx: mpsc::UnboundedSender<Command>,
+    close: Arc<Notify>,
+}
+
+impl CommandSender {
+    /// Queues a command; false when the connection has ended (the
+    /// command is then dropped, and its waiter sees the channel closed).
+    pub(crate) fn send(&self, cmd: Command) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    /// True once the connection task has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// True when both send to the same connection.
+    pub(crate) fn same(&self, other: &CommandSender) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
+    /// Closes the connection now: every request waiting on it fails with
+    /// `why`, and a late answer from the server can no longer arrive.
+    pub(crate) fn close(&self) {
+        self.close.notify_one();
+    }
+}
 
 /// Starts the task for an open connection.
 pub(crate) fn spawn(reader: PacketReader, writer: PacketWriter, addr: String) -> CommandSender {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(reader, writer, rx, addr));
-    tx
+    let close = Arc::new(Notify::new());
+    tokio::spawn(run(reader, writer, rx, close.clone(), addr));
+    CommandSender { tx, close }
 }
 
 struct State {
@@ -51,6 +81,7 @@ async fn run(
     mut reader: PacketReader,
     mut writer: PacketWriter,
     mut rx: mpsc::UnboundedReceiver<Command>,
+    close: Arc<Notify>,
     addr: String,
 ) {
     let mut state = State { pending: VecDeque::new(), jobs: HashMap::new() };
@@ -77,6 +108,9 @@ async fn run(
                     }
                 }
             },
+            _ = close.notified() => {
+                break Error::ConnectionLost { addr: addr.clone(), message: "closed: the server stopped answering".into() }
+            }
             resp = reader.read() => match resp {
                 Ok(resp) => {
                     if let Err(e) = state.dispatch(resp) {

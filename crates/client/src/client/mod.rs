@@ -35,6 +35,14 @@ pub struct ClientOptions {
     /// Limit for opening a TCP connection.
     pub connect_timeout: Duration,
     /// Limit for a server's answer to one request (JOB_CREATED, STATUS_RES, ECHO_RES, OPTION_RES).
+    ///
+    /// A server that does not answer in time is treated as down: its
+    /// connection is closed (failing the other requests waiting on it), it
+    /// is skipped with backoff, and the request moves on to the next server.
+    /// A submission that reached a hung server may still be carried out
+    /// when it resumes, so after a failover a job can exist twice: delivery
+    /// is at-least-once, as with other Gearman clients. Give jobs a unique
+    /// id (and handlers idempotence) where a duplicate would hurt.
     pub response_timeout: Duration,
     /// Limit for a foreground job to finish; `None` waits forever.
     pub job_timeout: Option<Duration>,
@@ -245,6 +253,10 @@ impl Client {
 
     /// Submits a background job (any priority, unique id, or epoch time).
     ///
+    /// When a server fails to confirm the job in time the next server is
+    /// tried; the first may still create it later (at-least-once, see
+    /// [`ClientOptions::response_timeout`]).
+    ///
     /// ```no_run
     /// # async fn demo(client: sprocket_client::Client) -> sprocket_client::Result<()> {
     /// use sprocket_client::{JobRequest, Priority};
@@ -337,7 +349,7 @@ impl Client {
             match self.single_on(i, Request::EchoReq { data: data.clone() }, "ECHO_RES").await {
                 Ok(Response::EchoRes { data }) => return Ok(data),
                 Ok(other) => return Err(unexpected(&other)),
-                Err(e) if e.is_connection_error() => last = Some(e),
+                Err(e) if moves_on(&e) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -369,7 +381,7 @@ impl Client {
                 .await
             {
                 Ok(_) => any = Some(Ok(())),
-                Err(e) if e.is_connection_error() => {
+                Err(e) if moves_on(&e) => {
                     if any.is_none() {
                         any = Some(Err(e))
                     }
@@ -422,36 +434,63 @@ impl Client {
         };
         let mut tried = Vec::new();
         for i in self.order(job.routing_key()) {
-            let sender = match self.sender(i).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tried.push(format!("{}: {e}", self.inner.slots[i].addr));
-                    continue;
+            let addr = &self.inner.slots[i].addr;
+            match self.create_on(i, &request, events.clone()).await {
+                Ok(h) => {
+                    self.remember(&h, i);
+                    return Ok((h, i));
                 }
-            };
-            let (ctx, crx) = oneshot::channel();
-            let cmd =
-                Command { request: request.clone(), reply: Reply::Submit { created: ctx, events: events.clone() } };
-            if sender.send(cmd).is_err() {
-                tried.push(format!("{}: connection closed", self.inner.slots[i].addr));
-                self.mark_failed(i, "connection closed".into()).await;
-                continue;
+                // The server is down or hung: the next one may take the job.
+                Err(e) if moves_on(&e) => tried.push(format!("{addr}: {e}")),
+                Err(e) => return Err(e),
             }
-            let after = self.inner.options.response_timeout;
-            let res = match tokio::time::timeout(after, crx).await {
-                Err(_) => Err(Error::Timeout { what: "JOB_CREATED", after }),
-                Ok(Err(_)) => Err(Error::ConnectionLost {
-                    addr: self.inner.slots[i].addr.to_string(),
-                    message: "connection task ended".into(),
-                }),
-                Ok(Ok(r)) => r,
-            };
-            return res.map(|h| {
-                self.remember(&h, i);
-                (h, i)
-            });
         }
         Err(Error::NoServerAvailable { tried: tried.join("; ") })
+    }
+
+    /// One submission to server `i`. A server that does not answer within
+    /// the response timeout is marked failed and its connection closed, so
+    /// that a late JOB_CREATED is never matched with a later request.
+    async fn create_on(
+        &self,
+        i: usize,
+        request: &Request,
+        events: Option<mpsc::UnboundedSender<JobEvent>>,
+    ) -> Result<JobHandle> {
+        let sender = self.sender(i).await?;
+        let (ctx, crx) = oneshot::channel();
+        let cmd = Command { request: request.clone(), reply: Reply::Submit { created: ctx, events } };
+        if !sender.send(cmd) {
+            self.mark_failed(i, &sender, "connection closed".into()).await;
+            return Err(self.lost(i, "connection closed"));
+        }
+        self.await_answer(i, &sender, crx, "JOB_CREATED").await
+    }
+
+    /// Waits for the answer to a request sent on `sender` (server `i`). On
+    /// a timeout the server is marked failed: it is hung, and asking it
+    /// again on every request would cost each of them the full timeout.
+    async fn await_answer<T>(
+        &self,
+        i: usize,
+        sender: &CommandSender,
+        rx: oneshot::Receiver<Result<T>>,
+        what: &'static str,
+    ) -> Result<T> {
+        let after = self.inner.options.response_timeout;
+        match tokio::time::timeout(after, rx).await {
+            Err(_) => {
+                let e = Error::Timeout { what, after };
+                self.mark_failed(i, sender, e.to_string()).await;
+                Err(e)
+            }
+            Ok(Err(_)) => Err(self.lost(i, "connection task ended")),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    fn lost(&self, i: usize, message: &str) -> Error {
+        Error::ConnectionLost { addr: self.inner.slots[i].addr.to_string(), message: message.into() }
     }
 
     fn remember(&self, handle: &JobHandle, server: usize) {
@@ -466,19 +505,10 @@ impl Client {
     async fn single_on(&self, i: usize, request: Request, what: &'static str) -> Result<Response> {
         let sender = self.sender(i).await?;
         let (tx, rx) = oneshot::channel();
-        sender.send(Command { request, reply: Reply::Single(tx) }).map_err(|_| Error::ConnectionLost {
-            addr: self.inner.slots[i].addr.to_string(),
-            message: "connection closed".into(),
-        })?;
-        let after = self.inner.options.response_timeout;
-        match tokio::time::timeout(after, rx).await {
-            Err(_) => Err(Error::Timeout { what, after }),
-            Ok(Err(_)) => Err(Error::ConnectionLost {
-                addr: self.inner.slots[i].addr.to_string(),
-                message: "connection task ended".into(),
-            }),
-            Ok(Ok(r)) => r,
+        if !sender.send(Command { request, reply: Reply::Single(tx) }) {
+            return Err(self.lost(i, "connection closed"));
         }
+        self.await_answer(i, &sender, rx, what).await
     }
 
     /// The live connection to server `i`, connecting if needed. A server in
@@ -512,10 +542,16 @@ impl Client {
         }
     }
 
-    async fn mark_failed(&self, i: usize, why: String) {
+    /// Closes the connection `failed` to server `i` and backs off from the
+    /// server, unless a newer connection replaced it meanwhile (another
+    /// request already reconnected: the server answers again).
+    async fn mark_failed(&self, i: usize, failed: &CommandSender, why: String) {
+        failed.close();
         let mut st = self.inner.slots[i].state.lock().await;
-        st.sender = None;
-        st.backoff.failed(Instant::now(), why);
+        if st.sender.as_ref().is_some_and(|s| s.same(failed)) {
+            st.sender = None;
+            st.backoff.failed(Instant::now(), why);
+        }
     }
 
     async fn open(&self, addr: &ServerAddr) -> Result<CommandSender> {
@@ -537,11 +573,21 @@ impl Client {
             match tokio::time::timeout(opts.response_timeout, rx).await {
                 Ok(Ok(Ok(_))) => {}
                 Ok(Ok(Err(e))) => tracing::warn!(server = %addr, error = %e, "server refused the exceptions option"),
-                _ => return Err(Error::Connect { addr: addr.to_string(), message: "no answer to OPTION_REQ".into() }),
+                _ => {
+                    // Hung server: don't leave the task waiting on it.
+                    sender.close();
+                    return Err(Error::Connect { addr: addr.to_string(), message: "no answer to OPTION_REQ".into() });
+                }
             }
         }
         Ok(sender)
     }
+}
+
+/// True when another server may succeed where this error happened: the
+/// server is unreachable, its connection broke, or it did not answer.
+fn moves_on(e: &Error) -> bool {
+    e.is_connection_error() || matches!(e, Error::Timeout { .. })
 }
 
 fn unexpected(r: &Response) -> Error {
