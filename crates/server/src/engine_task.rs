@@ -113,7 +113,10 @@ impl EngineTask {
                     if changed.is_err() { break; }
                     let req = *self.shutdown.borrow();
                     match req {
-                        Some(ShutdownRequest::Immediate) => break,
+                        Some(ShutdownRequest::Immediate) => {
+                            self.take_last_requests(&mut conns).await;
+                            break;
+                        }
                         Some(ShutdownRequest::Graceful) => {
                             graceful = true;
                             let _ = self.stop_accepting.send(true);
@@ -185,6 +188,26 @@ impl EngineTask {
             outlet.close();
         }
         (self.engine, self.writer)
+    }
+
+    /// Before an immediate stop, handles what peers already sent: a worker's
+    /// WORK_COMPLETE that reached the socket just before the SIGTERM would
+    /// otherwise be lost, and its job stored and run again. The readers get
+    /// a turn of the runtime to read what their sockets hold; what they
+    /// read after that (bounded, so a flood cannot delay the stop) is
+    /// handled.
+    async fn take_last_requests(&mut self, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+        let mut weight = 0;
+        while weight < MAX_WEIGHT_PER_FLUSH {
+            match self.events.try_recv() {
+                Ok(ev) => weight += self.handle(ev, conns),
+                Err(_) => break,
+            }
+        }
+        self.flush(conns);
     }
 
     /// A graceful shutdown ends early when no connection is left that could

@@ -135,3 +135,44 @@ fn servers_on_different_ports_keep_separate_default_queues() {
     assert_eq!(a2.admin("status"), "mine\t1\t0\t0\n.\n");
     assert_eq!(b.admin("status"), ".\n");
 }
+
+/// A worker's WORK_COMPLETE that reached the server's socket just before a
+/// SIGTERM is acted on: its job's row is deleted, so the job does not run
+/// again after the restart. The server is stopped (SIGSTOP) while the
+/// result and the signal arrive, so both are waiting when it resumes.
+#[test]
+fn a_result_sent_just_before_sigterm_is_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), &[]);
+    let port = s.port;
+    let mut c = Gear::connect(port).unwrap();
+    for i in 0..3 {
+        assert!(matches!(c.submit_bg("last", &format!("l{i}"), "x").unwrap(), Response::JobCreated { .. }));
+    }
+    let mut w = Gear::connect(port).unwrap();
+    w.send(&Request::CanDo { function: b("last") }).unwrap();
+    let handle = match w.call(&Request::GrabJobUniq).unwrap() {
+        Response::JobAssignUniq { handle, .. } => handle,
+        other => panic!("expected a job, got {other:?}"),
+    };
+    let pid = s.child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &pid]).status().map(|st| st.success());
+        assert!(matches!(ok, Ok(true)), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    w.send(&Request::WorkComplete { handle, data: b("done") }).unwrap();
+    signal("-TERM");
+    signal("-CONT");
+    let mut exited = None;
+    for _ in 0..500 {
+        if let Ok(Some(st)) = s.child.try_wait() {
+            exited = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(exited.is_some_and(|st| st.success()), "clean exit on SIGTERM: {exited:?}");
+    let s2 = start_on(port, dir.path(), &[]);
+    assert_eq!(s2.admin("status"), "last\t2\t0\t0\n.\n", "the completed job came back");
+}
