@@ -232,10 +232,4 @@ impl Engine {
         }
         n
     }
-
-    /// Queues a store operation that is not tied to a job event (such as
-    /// emptying a replayed table); it gets the next sequence number.
-    pub fn enqueue_store_op(&mut self, op: PersistOp) -> u64 {
-        self.persist(op)
-    }
 }
