@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Params, Row, TxOpts, Value};
+use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction, TxOpts, Value};
 
 use crate::ident::{backquoted, validate_table};
 use crate::netops::dedupe_loaded;
-use crate::rows::{loaded_job, parse_int, EncodedBatch, EncodedKey, EncodedRow, KeyForm};
+use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, Repairs};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
 
 /// Version of sprocketd's own layout, kept in `sprocket_meta`.
@@ -107,6 +107,52 @@ async fn write_once(
         }
     }
     tx.commit().await.map_err(|e| ("mysql commit", e))
+}
+
+/// MySQL's "Duplicate entry … for key …".
+const ER_DUP_ENTRY: u16 = 1062;
+
+/// Rewrites, inside `tx`, the rows `odd` (stored unique, function) whose
+/// unique holds a NUL byte to the key the job's delete will be written
+/// with; a row whose new key already exists for its function is deleted.
+async fn repair_rows(
+    tx: &mut Transaction<'_>,
+    t: &str,
+    form: KeyForm,
+    odd: Vec<(Vec<u8>, Vec<u8>)>,
+) -> std::result::Result<Repairs, mysql_async::Error> {
+    let mut done = Repairs::default();
+    for (unique, function) in odd {
+        let Some(new) = repaired_unique(form, &unique) else { continue };
+        let exists: Option<i64> = tx
+            .exec_first(
+                format!("SELECT COUNT(*) FROM {t} WHERE unique_key = ? AND function_name = ?"),
+                (new.clone(), function.clone()),
+            )
+            .await?;
+        if exists.unwrap_or(0) == 0 {
+            match tx
+                .exec_drop(
+                    format!("UPDATE {t} SET unique_key = ? WHERE unique_key = ? AND function_name = ?"),
+                    (new, unique.clone(), function.clone()),
+                )
+                .await
+            {
+                Ok(()) => {
+                    done.cut += tx.affected_rows();
+                    continue;
+                }
+                // The key's collation (say, case-insensitive) calls it a
+                // duplicate although `=` with our bytes did not: merge it.
+                // A failed statement leaves the transaction open in MySQL.
+                Err(mysql_async::Error::Server(e)) if e.code == ER_DUP_ENTRY => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.exec_drop(format!("DELETE FROM {t} WHERE unique_key = ? AND function_name = ?"), (unique, function)).await?;
+        done.merged += tx.affected_rows();
+    }
+    Ok(done)
 }
 
 /// Lost connections, shutdowns, lock timeouts and login failures mean "try
@@ -249,6 +295,40 @@ impl MysqlStore {
         Ok(())
     }
 
+    /// Before a replay, rewrites the rows no delete could match (gearmand's
+    /// cut uniques, see `rows::cut_unique`) in one transaction, and logs
+    /// what it changed. One scan of the keys when there is nothing to do.
+    async fn repair_keys(&mut self) -> Result<()> {
+        let (t, form, describe) = (self.table_sql.clone(), self.form, self.describe());
+        let conn = self.conn()?;
+        let ctx = "mysql replay: repairing keys";
+        // Compared as bytes, whatever the column's character set.
+        let odd: Vec<(Vec<u8>, Vec<u8>)> = conn
+            .query(format!(
+                "SELECT unique_key, function_name FROM {t} \
+                 WHERE function_name IS NOT NULL AND INSTR(CAST(unique_key AS BINARY), x'00') > 0"
+            ))
+            .await
+            .map_err(|e| classify(ctx, e))?;
+        if odd.is_empty() {
+            return Ok(());
+        }
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| classify(ctx, e))?;
+        match repair_rows(&mut tx, &t, form, odd).await {
+            Ok(done) => {
+                tx.commit().await.map_err(|e| classify(ctx, e))?;
+                done.log(&describe);
+                Ok(())
+            }
+            Err(e) => {
+                // Roll back now rather than leave the transaction open on
+                // the connection the writer goes on to use.
+                let _ = tx.rollback().await;
+                Err(classify(ctx, e))
+            }
+        }
+    }
+
     /// The statements for a batch, each with its parameters.
     fn statements(&self, batch: &EncodedBatch) -> Vec<(String, Params)> {
         let t = &self.table_sql;
@@ -299,6 +379,7 @@ impl Store for MysqlStore {
     }
 
     async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        self.repair_keys().await?;
         let sql = format!("SELECT unique_key, function_name, priority, data, when_to_run FROM {}", self.table_sql);
         let form = self.form;
         let rows: Vec<Row> = self.conn()?.query(sql).await.map_err(|e| classify("mysql replay", e))?;

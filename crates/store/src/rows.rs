@@ -88,7 +88,10 @@ impl EncodedBatch {
 
 /// Builds a job from loosely typed column values, the way every backend's
 /// replay does: NULL data is empty (gearmand's sqlite bug), NULL or unknown
-/// priority is normal, NULL epoch is "now".
+/// priority is normal, NULL epoch is "now". A stored unique is read up to
+/// its first NUL byte where gearmand cut it (see [`cut_unique`]); the
+/// backends rewrite such rows before they read them, so this only matters
+/// for a row written while the replay ran.
 pub fn loaded_job(
     form: KeyForm,
     unique: Option<&[u8]>,
@@ -99,10 +102,66 @@ pub fn loaded_job(
 ) -> StoredJob {
     StoredJob {
         function: Bytes::from(form.decode(function.unwrap_or_default())),
-        unique: Bytes::from(form.decode(unique.unwrap_or_default())),
+        unique: Bytes::from(form.decode(unique.map(|u| cut_unique(form, u).unwrap_or(u)).unwrap_or_default())),
         priority: priority.map(Priority::from_code).unwrap_or(Priority::Normal),
         data: data.unwrap_or_default(),
         when: when.unwrap_or(0).max(0),
+    }
+}
+
+/// The unique gearmand meant by a stored key holding a NUL byte: the bytes
+/// before the first NUL; `None` when the key is not such a row.
+///
+/// gearmand 1.1.20 cuts a unique of 64 bytes to 63 and stores the C
+/// string's terminating NUL with it (`UUU…U\0`); it reads the key back as a
+/// C string, so for it the job's unique ends there. In a text column
+/// sprocketd never stores a raw NUL (the escaping writes `%00`), so any raw
+/// NUL there is foreign and ends the unique. A binary column holds names as
+/// they are, and a unique given to the store with a NUL in it is stored so
+/// (the wire protocol cannot carry one, but the store takes any bytes):
+/// there only gearmand's exact shape counts, 64 bytes whose only NUL is
+/// the last.
+pub fn cut_unique(form: KeyForm, stored: &[u8]) -> Option<&[u8]> {
+    let at = stored.iter().position(|b| *b == 0)?;
+    match form {
+        KeyForm::Text => Some(&stored[..at]),
+        KeyForm::Binary => (stored.len() == GEARMAND_UNIQUE_FIELD && at == stored.len() - 1).then(|| &stored[..at]),
+    }
+}
+
+/// Bytes gearmand 1.1.20 writes for a unique it cut: 63 and the NUL.
+const GEARMAND_UNIQUE_FIELD: usize = 64;
+
+/// The key a row with a cut unique (see [`cut_unique`]) must hold so that
+/// the delete sprocketd writes when the job finishes matches it: the
+/// encoding of the unique the job is replayed with. `None` when the row
+/// needs no change.
+pub fn repaired_unique(form: KeyForm, stored: &[u8]) -> Option<Vec<u8>> {
+    cut_unique(form, stored).map(|cut| form.encode(&form.decode(cut)))
+}
+
+/// What a replay changed in the table before reading it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Repairs {
+    /// Rows whose unique held a NUL, rewritten to the unique before it.
+    pub cut: u64,
+    /// Such rows whose rewritten key already had a row, deleted instead.
+    pub merged: u64,
+}
+
+impl Repairs {
+    /// Logs what was changed, if anything.
+    pub fn log(&self, store: &str) {
+        if self.cut + self.merged > 0 {
+            tracing::warn!(
+                store,
+                rewritten = self.cut,
+                removed_duplicates = self.merged,
+                "rows whose unique_key held a NUL byte (gearmand cuts a unique of 64 bytes or more and stores \
+                 the NUL) now hold the unique before the NUL; a row whose shortened key already existed for \
+                 its function was removed, as gearmand would have coalesced the two jobs"
+            );
+        }
     }
 }
 
@@ -110,4 +169,26 @@ pub fn loaded_job(
 /// hand-edited rows); anything unparsable is `None`.
 pub fn parse_int(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gearmands_cut_uniques_end_at_the_nul() {
+        let mut cut = vec![b'U'; 63];
+        cut.push(0);
+        assert_eq!(cut_unique(KeyForm::Text, &cut), Some(&[b'U'; 63][..]));
+        assert_eq!(cut_unique(KeyForm::Binary, &cut), Some(&[b'U'; 63][..]));
+        assert_eq!(repaired_unique(KeyForm::Text, &cut), Some(vec![b'U'; 63]));
+        // Any raw NUL in a text column is foreign; in a binary column only
+        // gearmand's shape is, as sprocketd stores names there as they are.
+        assert_eq!(cut_unique(KeyForm::Text, b"ab\0c"), Some(&b"ab"[..]));
+        assert_eq!(cut_unique(KeyForm::Binary, b"ab\0c"), None);
+        assert_eq!(cut_unique(KeyForm::Text, b"%~a%00b"), None);
+        assert_eq!(repaired_unique(KeyForm::Text, b"plain"), None);
+        let job = loaded_job(KeyForm::Text, Some(&cut), Some(b"f"), None, None, None);
+        assert_eq!(&job.unique[..], &[b'U'; 63][..]);
+    }
 }

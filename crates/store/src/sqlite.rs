@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::ident::{double_quoted, validate_table};
-use crate::rows::{loaded_job, parse_int, EncodedBatch, KeyForm};
+use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, KeyForm, Repairs};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
 
 /// Version of sprocketd's own layout, kept in `sprocket_meta`.
@@ -89,6 +89,14 @@ impl SqliteStore {
         let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, _lock: lock, inline: false };
         store.reconnect().await?;
         Ok(store)
+    }
+
+    /// Rewrites rows no delete could match before a replay (see
+    /// [`repair_keys`]) and logs what it changed.
+    async fn repair(&mut self) -> Result<()> {
+        let done = self.with_conn(repair_keys).await?;
+        done.log(&self.describe());
+        Ok(())
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -270,6 +278,75 @@ fn row_job(row: &rusqlite::Row<'_>) -> Result<StoredJob> {
     ))
 }
 
+/// Before a replay, rewrites the rows whose unique_key holds a NUL byte
+/// (gearmand's cut uniques, see `rows::cut_unique`) to the key the job's
+/// delete will be written with, in one transaction; a row whose new key
+/// already exists for its function is deleted instead. Cheap when there is
+/// nothing to do: one scan of the keys.
+fn repair_keys(conn: &mut Connection, sql: &Sql) -> Result<Repairs> {
+    let map = |e| unavailable_or_rejected("sqlite replay: repairing keys", e);
+    let q = double_quoted(&sql.table);
+    let odd: Vec<(Value, Value)> = {
+        // `instr` on text stops at a NUL; on a blob it compares bytes.
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT unique_key, function_name FROM {q} \
+                 WHERE function_name IS NOT NULL AND instr(CAST(unique_key AS BLOB), x'00') > 0"
+            ))
+            .map_err(map)?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?))).map_err(map)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(map)?
+    };
+    let mut done = Repairs::default();
+    if odd.is_empty() {
+        return Ok(done);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map)?;
+    for (unique, function) in &odd {
+        let stored = match unique {
+            Value::Text(t) => t.as_bytes(),
+            Value::Blob(b) => &b[..],
+            // The query matched a NUL in it, so it is text or a blob.
+            _ => continue,
+        };
+        let Some(new) = repaired_unique(KeyForm::Text, stored) else { continue };
+        let new = text(&new);
+        // The old value is bound back exactly as read (type included), so
+        // it matches its own row.
+        let exists: bool = tx
+            .query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {q} WHERE unique_key = ?1 AND function_name = ?2)"),
+                params![new, function],
+                |r| r.get(0),
+            )
+            .map_err(map)?;
+        if !exists {
+            match tx.execute(
+                &format!("UPDATE {q} SET unique_key = ?1 WHERE unique_key = ?2 AND function_name = ?3"),
+                params![new, unique, function],
+            ) {
+                Ok(n) => {
+                    done.cut += n as u64;
+                    continue;
+                }
+                // A key column with its own collation can call the new key
+                // a duplicate although `=` above did not: merge it then.
+                Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {}
+                Err(e) => return Err(map(e)),
+            }
+        }
+        let n = tx
+            .execute(
+                &format!("DELETE FROM {q} WHERE unique_key = ?1 AND function_name = ?2"),
+                params![unique, function],
+            )
+            .map_err(map)?;
+        done.merged += n as u64;
+    }
+    tx.commit().map_err(map)?;
+    Ok(done)
+}
+
 fn load_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec<StoredJob>> {
     let map = |e| unavailable_or_rejected("sqlite replay", e);
     let mut st = conn.prepare(&sql.select).map_err(map)?;
@@ -306,6 +383,7 @@ impl Store for SqliteStore {
     }
 
     async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        self.repair().await?;
         self.with_conn(load_rows).await.map(crate::netops::dedupe_loaded)
     }
 
@@ -313,11 +391,12 @@ impl Store for SqliteStore {
     /// key (gearmand's layout) rules out duplicate keys; in a table made
     /// without one, the engine keeps the first row of a repeated unique.
     async fn load_each(&mut self, sink: &mut (dyn FnMut(Vec<StoredJob>) + Send)) -> Result<usize> {
+        self.repair().await?;
         let (mut after, mut total) = (i64::MIN, 0);
         loop {
             match self.with_conn(move |conn, sql| load_part(conn, sql, after)).await? {
                 None => {
-                    let jobs = self.load().await?;
+                    let jobs = self.with_conn(load_rows).await.map(crate::netops::dedupe_loaded)?;
                     let n = jobs.len();
                     sink(jobs);
                     return Ok(total + n);

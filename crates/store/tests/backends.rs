@@ -397,3 +397,80 @@ async fn sqlite_replays_a_large_table_in_parts() {
     assert_eq!(store.load_each(&mut |part| got.extend(part)).await.unwrap(), 2);
     assert_same_jobs(got, vec![job(b"f", b"a", Priority::Normal, &[1], 0), job(b"f", b"b", Priority::Normal, &[2], 0)]);
 }
+
+/// A row gearmand left with a cut unique (`…U\0`) whose 63-byte key also
+/// exists for the same function is the same job to gearmand (it reads the
+/// key as a C string and coalesces): replay keeps the existing row and
+/// removes the cut one; a cut row without a twin is rewritten in place.
+/// `fill` creates gearmand's table with: `U`×63 for `f` (data `kept`), the
+/// same plus NUL for `f` (`dup`), the same for `g` (priority 2, `alone`)
+/// and `ab\0` for `g` (`short`).
+async fn cut_uniques_are_rewritten_or_merged(
+    scratch: &Scratch,
+    fill: &dyn Fn(&Scratch),
+    count: &dyn Fn(&Scratch) -> String,
+) {
+    fill(scratch);
+    let mut store = scratch.open().await;
+    let u63 = [b'U'; 63];
+    assert_same_jobs(
+        store.load().await.expect("replay cut uniques"),
+        vec![
+            job(b"f", &u63, Priority::Normal, b"kept", 0),
+            job(b"g", &u63, Priority::Low, b"alone", 0),
+            job(b"g", b"ab", Priority::Normal, b"short", 0),
+        ],
+    );
+    assert_eq!(count(scratch), "3", "only the cut twin of f's row is gone");
+    for (f, u) in [(&b"f"[..], &u63[..]), (b"g", &u63), (b"g", b"ab")] {
+        store.apply(&[StoreOp::Delete(key(f, u))]).await.expect("delete a finished job");
+    }
+    assert_eq!(count(scratch), "0", "every row matched its delete");
+    assert!(store.load().await.expect("replay").is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_rewrites_or_merges_cut_uniques() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "cut") else { return };
+    let open = |s: &Scratch| rusqlite::Connection::open(s.sqlite_path()).expect("open the queue file");
+    let u = "55".repeat(63);
+    let fill = |s: &Scratch| {
+        open(s)
+            .execute_batch(&format!(
+                "CREATE TABLE \"{t}\" (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB, \
+                 when_to_run INTEGER, PRIMARY KEY (unique_key, function_name));
+                 INSERT INTO \"{t}\" VALUES (CAST(x'{u}' AS TEXT), 'f', 1, 'kept', 0);
+                 INSERT INTO \"{t}\" VALUES (CAST(x'{u}00' AS TEXT), 'f', 1, 'dup', 0);
+                 INSERT INTO \"{t}\" VALUES (CAST(x'{u}00' AS TEXT), 'g', 2, 'alone', 0);
+                 INSERT INTO \"{t}\" VALUES (CAST(x'616200' AS TEXT), 'g', 1, 'short', 0);",
+                t = s.name
+            ))
+            .expect("fill gearmand's table")
+    };
+    let count = |s: &Scratch| {
+        let n: i64 =
+            open(s).query_row(&format!("SELECT COUNT(*) FROM \"{}\"", s.name), [], |r| r.get(0)).expect("count rows");
+        n.to_string()
+    };
+    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &count).await;
+}
+
+#[tokio::test]
+async fn mysql_rewrites_or_merges_cut_uniques() {
+    let Some(scratch) = Scratch::new(Backend::Mysql, "cut") else { return };
+    let u = "55".repeat(63);
+    let fill = |s: &Scratch| {
+        mysql(&format!(
+            "CREATE TABLE `{t}` (unique_key VARCHAR(64), function_name VARCHAR(255), priority INT, data LONGBLOB, \
+             when_to_run INT, unique key (unique_key, function_name));
+             INSERT INTO `{t}` VALUES (x'{u}', 'f', 1, 'kept', 0), (x'{u}00', 'f', 1, 'dup', 0), \
+             (x'{u}00', 'g', 2, 'alone', 0), (x'616200', 'g', 1, 'short', 0);",
+            t = s.name
+        ))
+        .unwrap_or_else(|e| panic!("fill gearmand's table: {e}"));
+    };
+    let count = |s: &Scratch| {
+        mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
+    };
+    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &count).await;
+}

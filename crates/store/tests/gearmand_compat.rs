@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use sprocket_proto::Priority;
-use sprocket_store::StoredJob;
+use sprocket_store::{StoreOp, StoredJob};
+use sprocket_testkit::databases::mysql;
 use sprocket_testkit::{require_tool, ServerProcess};
 
 /// `gearman -b [-I|-L] -p PORT -f FUNC -u UNIQ DATA`.
@@ -196,4 +197,85 @@ async fn gearmand_replays_sqlite_rows_we_wrote() {
     let status = server.admin("status");
     assert!(status.lines().any(|l| l.starts_with("rev\t2\t")), "{status}");
     assert!(status.lines().any(|l| l.starts_with("rev-two\t1\t")), "{status}");
+}
+
+/// gearmand 1.1.20 cuts a unique of 64 bytes or more to 63 and stores the
+/// terminating NUL with it (`UUU…U\0` in unique_key). Replay must give the
+/// job the unique before the NUL (gearmand reads it as a C string), and the
+/// row must be rewritten to that key so the delete after completion
+/// removes it; otherwise the job comes back, corrupted, after every restart.
+async fn replays_gearmands_cut_unique(s: &Scratch, queue_args: &[String], stored_hex: &dyn Fn() -> Vec<String>) {
+    if !require_tool("gearmand") {
+        return;
+    }
+    let args: Vec<&str> = queue_args.iter().map(String::as_str).collect();
+    let Some(mut server) = ServerProcess::gearmand(&args) else { return };
+    // The gearman CLI cuts the unique itself, so send the packet by hand.
+    assert_eq!(submit_raw(server.port, 18, &[b"hunt_long", &[b'U'; 64]], b"long"), JOB_CREATED);
+    assert_eq!(submit_raw(server.port, 18, &[b"hunt_short", b"s1"], b"short"), JOB_CREATED);
+    assert!(server.terminate(Duration::from_secs(10)).is_some(), "gearmand did not stop");
+    let cut = format!("{}00", "55".repeat(63));
+    assert!(stored_hex().contains(&cut), "gearmand stored {:?}", stored_hex());
+
+    let want = vec![
+        job(b"hunt_long", &[b'U'; 63], Priority::Normal, b"long", 0),
+        job(b"hunt_short", b"s1", Priority::Normal, b"short", 0),
+    ];
+    {
+        let mut store = s.open().await;
+        assert_same_jobs(store.load().await.expect("replay gearmand's cut unique"), want.clone());
+        // The row now holds the key a delete is written with.
+        assert!(stored_hex().contains(&"55".repeat(63)), "{:?}", stored_hex());
+        assert!(!stored_hex().contains(&cut), "{:?}", stored_hex());
+        // The worker finished the job: its row goes.
+        store.apply(&[StoreOp::Delete(key(b"hunt_long", &[b'U'; 63]))]).await.expect("delete the finished job");
+    }
+    // A restart does not bring it back.
+    let mut store = s.open().await;
+    assert_same_jobs(store.load().await.expect("replay after completion"), want[1..].to_vec());
+    assert_eq!(stored_hex(), vec![hex_upper(b"s1")]);
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[tokio::test]
+async fn sqlite_replays_and_deletes_gearmands_cut_unique() {
+    let Some(s) = Scratch::new(Backend::Sqlite, "cut") else { return };
+    let args = vec![
+        "-q".into(),
+        "libsqlite3".into(),
+        format!("--libsqlite3-db={}", s.sqlite_path().display()),
+        format!("--libsqlite3-table={}", s.name),
+    ];
+    let stored_hex = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(s.sqlite_path()).expect("open the queue file");
+        let mut st = conn
+            .prepare(&format!("SELECT hex(unique_key) FROM \"{}\" ORDER BY 1", s.name))
+            .expect("select stored keys");
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).expect("stored keys");
+        rows.map(|r| r.expect("stored key")).collect()
+    };
+    replays_gearmands_cut_unique(&s, &args, &stored_hex).await;
+}
+
+#[tokio::test]
+async fn mysql_replays_and_deletes_gearmands_cut_unique() {
+    let Some(s) = Scratch::new(Backend::Mysql, "cut") else { return };
+    let args = vec![
+        "-q".into(),
+        "MySQL".into(),
+        format!("--mysql-host={MYSQL_HOST}"),
+        format!("--mysql-port={MYSQL_PORT}"),
+        "--mysql-user=root".into(),
+        "--mysql-db=test".into(),
+        format!("--mysql-table={}", s.name),
+    ];
+    let stored_hex = || -> Vec<String> {
+        let out = mysql(&format!("SELECT HEX(unique_key) FROM `{}` ORDER BY 1", s.name))
+            .unwrap_or_else(|e| panic!("select stored keys: {e}"));
+        out.lines().map(str::to_string).collect()
+    };
+    replays_gearmands_cut_unique(&s, &args, &stored_hex).await;
 }
