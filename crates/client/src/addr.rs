@@ -16,7 +16,7 @@ pub const DEFAULT_PORT: u16 = 4730;
 /// let b: ServerAddr = "127.0.0.1:4731".parse().unwrap();
 /// assert_eq!(b.to_string(), "127.0.0.1:4731");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServerAddr {
     /// Host name or IP address.
     pub host: String,

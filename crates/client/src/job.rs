@@ -6,21 +6,49 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 pub use sprocket_proto::Priority;
 
-/// A job handle assigned by the server, such as `H:myhost:42`.
+use crate::addr::ServerAddr;
+
+/// A job handle assigned by the server, such as `H:myhost:42`, and the
+/// server that assigned it.
+///
+/// Handles are only unique per server: two servers on one host both hand
+/// out `H:host:1`. A handle this library received remembers its server, so
+/// [`crate::Client::status`] asks that one; a handle built from bytes alone
+/// (e.g. read back from a database) has none, and status then asks every
+/// server in turn. Two handles are equal when bytes and server are.
 ///
 /// ```
-/// use sprocket_client::JobHandle;
+/// use sprocket_client::{JobHandle, ServerAddr};
 /// let h = JobHandle::from("H:host:1");
 /// assert_eq!(h.to_string(), "H:host:1");
 /// assert_eq!(h.as_bytes(), b"H:host:1");
+/// assert!(h.server().is_none());
+/// let at = h.with_server(ServerAddr::new("10.0.0.1", 4730));
+/// assert_eq!(at.server().map(|s| s.port), Some(4730));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobHandle(pub Bytes);
+pub struct JobHandle(pub Bytes, Option<ServerAddr>);
 
 impl JobHandle {
     /// The raw bytes of the handle.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The server that issued the handle, when known.
+    pub fn server(&self) -> Option<&ServerAddr> {
+        self.1.as_ref()
+    }
+
+    /// The same handle, marked as issued by `server` (for handles stored
+    /// with their server and read back).
+    pub fn with_server(self, server: ServerAddr) -> JobHandle {
+        JobHandle(self.0, Some(server))
+    }
+
+    /// A handle issued by `server`.
+    pub(crate) fn issued(bytes: Bytes, server: &ServerAddr) -> JobHandle {
+        JobHandle(bytes, Some(server.clone()))
     }
 }
 
@@ -32,19 +60,19 @@ impl fmt::Display for JobHandle {
 
 impl From<&str> for JobHandle {
     fn from(s: &str) -> JobHandle {
-        JobHandle(Bytes::copy_from_slice(s.as_bytes()))
+        JobHandle(Bytes::copy_from_slice(s.as_bytes()), None)
     }
 }
 
 impl From<String> for JobHandle {
     fn from(s: String) -> JobHandle {
-        JobHandle(Bytes::from(s))
+        JobHandle(Bytes::from(s), None)
     }
 }
 
 impl From<Bytes> for JobHandle {
     fn from(b: Bytes) -> JobHandle {
-        JobHandle(b)
+        JobHandle(b, None)
     }
 }
 

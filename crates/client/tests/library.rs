@@ -535,3 +535,43 @@ async fn a_frozen_server_is_failed_over_and_backed_off() {
         assert_eq!(queued, Some(6), "{}: every job went to the healthy server", good.name);
     }
 }
+
+/// Two servers on one host hand out the same handles (`H:host:1` each);
+/// a handle remembers the server that issued it and status asks that one.
+#[tokio::test]
+async fn status_of_colliding_handles_asks_the_issuing_server() {
+    let (firsts, seconds) = (servers(), servers());
+    for (a, b) in firsts.iter().zip(&seconds) {
+        let client = Client::new(format!("{},{}", a.addr(), b.addr())).unwrap();
+        // Round-robin from a fresh client: the first job goes to a, the second to b.
+        let on_a = client.submit_background("collide", "a").await.unwrap();
+        let on_b = client.submit_background("collide", "b").await.unwrap();
+        assert_eq!(on_a.as_bytes(), on_b.as_bytes(), "{}: both servers should issue the same handle", a.name);
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        let w = Worker::new(b.addr())
+            .unwrap()
+            .register("collide", move |job: Job| {
+                let mut go = go_rx.clone();
+                async move {
+                    job.status(6, 10)?;
+                    let _ = go.wait_for(|g| *g).await;
+                    Ok::<_, JobError>("done")
+                }
+            })
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let st = client.status(&on_b).await.unwrap();
+            if st.running && st.numerator == 6 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: b's job never reported 6/10: {st:?}", a.name);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let st = client.status(&on_a).await.unwrap();
+        assert!(st.known && !st.running && st.numerator == 0, "{}: a's job is queued, not b's: {st:?}", a.name);
+        go_tx.send(true).unwrap();
+        w.shutdown().await.unwrap();
+    }
+}

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use sprocket_proto::{Request, Response};
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::addr::ServerAddr;
 use crate::conn::{PacketReader, PacketWriter};
 use crate::error::{Error, Result};
 use crate::job::{JobEvent, JobHandle};
@@ -63,14 +64,16 @@ impl CommandSender {
 }
 
 /// Starts the task for an open connection.
-pub(crate) fn spawn(reader: PacketReader, writer: PacketWriter, addr: String) -> CommandSender {
+pub(crate) fn spawn(reader: PacketReader, writer: PacketWriter, server: ServerAddr) -> CommandSender {
     let (tx, rx) = mpsc::unbounded_channel();
     let close = Arc::new(Notify::new());
-    tokio::spawn(run(reader, writer, rx, close.clone(), addr));
+    tokio::spawn(run(reader, writer, rx, close.clone(), server));
     CommandSender { tx, close }
 }
 
 struct State {
+    /// The server, recorded in every handle it issues.
+    server: ServerAddr,
     pending: VecDeque<Reply>,
     /// Foreground jobs by handle. Several submissions that coalesced onto
     /// one job on this connection each get every event.
@@ -82,9 +85,10 @@ async fn run(
     mut writer: PacketWriter,
     mut rx: mpsc::UnboundedReceiver<Command>,
     close: Arc<Notify>,
-    addr: String,
+    server: ServerAddr,
 ) {
-    let mut state = State { pending: VecDeque::new(), jobs: HashMap::new() };
+    let addr = server.to_string();
+    let mut state = State { server, pending: VecDeque::new(), jobs: HashMap::new() };
     let mut accepting = true;
     let failure = loop {
         if !accepting && state.pending.is_empty() && state.jobs.is_empty() {
@@ -155,13 +159,14 @@ impl State {
         match resp {
             Response::JobCreated { handle } => match self.pending.pop_front() {
                 Some(Reply::Submit { created, events }) => {
+                    let issued = JobHandle::issued(handle.clone(), &self.server);
                     if let Some(events) = events {
                         if !events.is_closed() {
-                            let _ = events.send(JobEvent::Created(JobHandle(handle.clone())));
-                            self.jobs.entry(handle.clone()).or_default().push(events);
+                            let _ = events.send(JobEvent::Created(issued.clone()));
+                            self.jobs.entry(handle).or_default().push(events);
                         }
                     }
-                    let _ = created.send(Ok(JobHandle(handle)));
+                    let _ = created.send(Ok(issued));
                 }
                 Some(other) => {
                     let e = Error::Protocol("JOB_CREATED received for a request that was not a submission".into());

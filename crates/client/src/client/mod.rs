@@ -4,10 +4,9 @@ mod connection;
 mod stream;
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,12 +84,7 @@ struct Inner {
     slots: Vec<Slot>,
     options: ClientOptions,
     next: AtomicUsize,
-    /// Which server created each handle we saw, so status queries go there.
-    owners: StdMutex<HashMap<Bytes, usize>>,
 }
-
-/// Most handle→server entries remembered before the map is cleared.
-const MAX_REMEMBERED_HANDLES: usize = 100_000;
 
 /// An async Gearman client over one or several job servers.
 ///
@@ -151,9 +145,7 @@ impl Client {
                 }),
             })
             .collect();
-        Ok(Client {
-            inner: Arc::new(Inner { slots, options, next: AtomicUsize::new(0), owners: StdMutex::new(HashMap::new()) }),
-        })
+        Ok(Client { inner: Arc::new(Inner { slots, options, next: AtomicUsize::new(0) }) })
     }
 
     /// The configured servers.
@@ -290,8 +282,9 @@ impl Client {
     }
 
     /// Asks for the status of a job (GET_STATUS). The query goes to the
-    /// server that created the handle when this client submitted it, else
-    /// to each server in turn until one knows the job.
+    /// server that issued the handle when the handle records one of this
+    /// client's servers (see [`JobHandle::server`]), else to each server
+    /// in turn until one knows the job.
     ///
     /// ```no_run
     /// # async fn demo(client: sprocket_client::Client, handle: sprocket_client::JobHandle) -> sprocket_client::Result<()> {
@@ -300,8 +293,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn status(&self, handle: &JobHandle) -> Result<JobStatus> {
-        let owner = self.inner.owners.lock().ok().and_then(|m| m.get(&handle.0).copied());
-        let order: Vec<usize> = match owner {
+        let order: Vec<usize> = match handle.server().and_then(|s| self.slot_of(s)) {
             Some(i) => vec![i],
             None => (0..self.inner.slots.len()).collect(),
         };
@@ -310,7 +302,8 @@ impl Client {
             let req = Request::GetStatus { handle: handle.0.clone() };
             let res = self.single_on(i, req, "STATUS_RES").await.and_then(|r| match r {
                 Response::StatusRes { handle, known, running, numerator, denominator } => {
-                    Ok(JobStatus { handle: JobHandle(handle), known, running, numerator, denominator })
+                    let handle = JobHandle::issued(handle, &self.inner.slots[i].addr);
+                    Ok(JobStatus { handle, known, running, numerator, denominator })
                 }
                 other => Err(unexpected(&other)),
             });
@@ -436,10 +429,7 @@ impl Client {
         for i in self.order(job.routing_key()) {
             let addr = &self.inner.slots[i].addr;
             match self.create_on(i, &request, events.clone()).await {
-                Ok(h) => {
-                    self.remember(&h, i);
-                    return Ok((h, i));
-                }
+                Ok(h) => return Ok((h, i)),
                 // The server is down or hung: the next one may take the job.
                 Err(e) if moves_on(&e) => tried.push(format!("{addr}: {e}")),
                 Err(e) => return Err(e),
@@ -493,13 +483,9 @@ impl Client {
         Error::ConnectionLost { addr: self.inner.slots[i].addr.to_string(), message: message.into() }
     }
 
-    fn remember(&self, handle: &JobHandle, server: usize) {
-        if let Ok(mut m) = self.inner.owners.lock() {
-            if m.len() >= MAX_REMEMBERED_HANDLES {
-                m.clear();
-            }
-            m.insert(handle.0.clone(), server);
-        }
+    /// The slot of a configured server.
+    fn slot_of(&self, server: &ServerAddr) -> Option<usize> {
+        self.inner.slots.iter().position(|s| &s.addr == server)
     }
 
     async fn single_on(&self, i: usize, request: Request, what: &'static str) -> Result<Response> {
@@ -557,7 +543,7 @@ impl Client {
     async fn open(&self, addr: &ServerAddr) -> Result<CommandSender> {
         let opts = &self.inner.options;
         let (reader, writer) = conn::open(addr, opts.connect_timeout).await?;
-        let sender = connection::spawn(reader, writer, addr.to_string());
+        let sender = connection::spawn(reader, writer, addr.clone());
         if let Some(id) = &opts.client_id {
             let _ = sender.send(Command {
                 request: Request::SetClientId { id: Bytes::from(id.clone()) },
