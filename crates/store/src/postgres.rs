@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls, Statement};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
 use crate::netops::dedupe_loaded;
@@ -147,12 +147,30 @@ struct Prepared {
     select: Statement,
 }
 
+/// How a batch's upserts replace existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// `INSERT … ON CONFLICT (unique_key, function_name) DO UPDATE`: the
+    /// table has a unique index on exactly those columns (gearmand's and
+    /// ours do).
+    OnConflict,
+    /// `DELETE` of the keys, then `INSERT`, in one statement: a table made
+    /// without that index, where `ON CONFLICT` fails (42P10). Correct
+    /// because the writer never has one key in two commits in flight at
+    /// once (its `busy_keys`), so no other commit can insert the key
+    /// between the two; it also replaces the duplicates such a table may
+    /// hold with one row.
+    DeleteInsert,
+}
+
 /// A queue table in a PostgreSQL database.
 pub struct PostgresStore {
     config: Config,
     table: String,
     target: String,
     conn: Option<Prepared>,
+    /// The mode of the last connection, so that it is logged once.
+    mode: Option<WriteMode>,
 }
 
 impl PostgresStore {
@@ -161,7 +179,7 @@ impl PostgresStore {
         validate_table("--libpq-table", table)?;
         let config = connection_config(conninfo, &|k| std::env::var(k).ok())?;
         let target = describe_config(&config);
-        let mut store = PostgresStore { config, table: table.to_string(), target, conn: None };
+        let mut store = PostgresStore { config, table: table.to_string(), target, conn: None, mode: None };
         store.reconnect().await?;
         Ok(store)
     }
@@ -223,6 +241,29 @@ async fn prepare_schema(client: &Client, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether the table has a unique index that `ON CONFLICT (unique_key,
+/// function_name)` can use: unique, valid, not deferrable, not partial, on
+/// exactly those two columns (in either order). Anything else, or a
+/// catalogue we cannot read, means [`WriteMode::DeleteInsert`], which works
+/// on every table.
+async fn write_mode(client: &Client, table: &str) -> Result<WriteMode> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+                 WHERE i.indrelid = to_regclass($1::text) AND i.indisunique AND i.indisvalid \
+                 AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnatts = 2 \
+                 AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) \
+                      FROM pg_catalog.pg_attribute a \
+                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])) \
+                     = ARRAY['function_name', 'unique_key'])",
+            &[&postgres_table(table)],
+        )
+        .await
+        .map_err(|e| classify(&format!("preparing table {table}: looking for its unique index"), e))?;
+    let indexed: bool = row.try_get(0).unwrap_or(false);
+    Ok(if indexed { WriteMode::OnConflict } else { WriteMode::DeleteInsert })
+}
+
 fn as_text(encoded: &[u8]) -> &str {
     // `KeyForm::Text` output is always valid UTF-8 without NUL.
     std::str::from_utf8(encoded).unwrap_or_default()
@@ -282,8 +323,8 @@ impl Store for PostgresStore {
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
-        let (config, table, target) = (self.config.clone(), self.table.clone(), self.target.clone());
-        crate::netops::connected(PostgresStore { config, table, target, conn: None }).await
+        let (config, table, target, mode) = (self.config.clone(), self.table.clone(), self.target.clone(), self.mode);
+        crate::netops::connected(PostgresStore { config, table, target, conn: None, mode }).await
     }
 
     async fn reconnect(&mut self) -> Result<()> {
@@ -302,17 +343,40 @@ impl Store for PostgresStore {
         });
         prepare_schema(&client, &self.table).await?;
         let q = postgres_table(&self.table);
+        let mode = write_mode(&client, &self.table).await?;
+        if self.mode != Some(mode) {
+            match mode {
+                WriteMode::OnConflict => info!(table = %self.table, "postgres: writing with INSERT … ON CONFLICT"),
+                WriteMode::DeleteInsert => warn!(
+                    table = %self.table,
+                    "postgres: the table has no unique index on (unique_key, function_name); writing each job \
+                     as a DELETE of its key and an INSERT (add the index to use INSERT … ON CONFLICT)"
+                ),
+            }
+            self.mode = Some(mode);
+        }
         // One statement: atomic on its own, one round trip. The batch was
         // reduced to its net effect, so deleted and upserted keys are
-        // disjoint and no row is touched twice.
-        let apply_sql = format!(
-            "WITH gone AS (DELETE FROM {q} WHERE (unique_key, function_name) IN \
-                 (SELECT * FROM UNNEST($6::text[], $7::text[])) RETURNING 1) \
-             INSERT INTO {q} (priority, unique_key, function_name, data, when_to_run) \
-                 SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bytea[], $5::int8[]) \
-             ON CONFLICT (unique_key, function_name) DO UPDATE SET \
-                 priority = EXCLUDED.priority, data = EXCLUDED.data, when_to_run = EXCLUDED.when_to_run"
-        );
+        // disjoint and no row is touched twice. All parts of the statement
+        // see the same snapshot: the DELETE never sees the rows the INSERT
+        // adds.
+        let apply_sql = match mode {
+            WriteMode::OnConflict => format!(
+                "WITH gone AS (DELETE FROM {q} WHERE (unique_key, function_name) IN \
+                     (SELECT * FROM UNNEST($6::text[], $7::text[])) RETURNING 1) \
+                 INSERT INTO {q} (priority, unique_key, function_name, data, when_to_run) \
+                     SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bytea[], $5::int8[]) \
+                 ON CONFLICT (unique_key, function_name) DO UPDATE SET \
+                     priority = EXCLUDED.priority, data = EXCLUDED.data, when_to_run = EXCLUDED.when_to_run"
+            ),
+            WriteMode::DeleteInsert => format!(
+                "WITH gone AS (DELETE FROM {q} WHERE (unique_key, function_name) IN \
+                     (SELECT * FROM UNNEST($6::text[], $7::text[]) \
+                      UNION ALL SELECT * FROM UNNEST($2::text[], $3::text[])) RETURNING 1) \
+                 INSERT INTO {q} (priority, unique_key, function_name, data, when_to_run) \
+                     SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::bytea[], $5::int8[])"
+            ),
+        };
         let select_sql =
             format!("SELECT unique_key::text, function_name::text, priority::int8, data, when_to_run::int8 FROM {q}");
         let prepare = |what, e| classify(&format!("preparing {what} for table {}", self.table), e);

@@ -474,3 +474,48 @@ async fn mysql_rewrites_or_merges_cut_uniques() {
     };
     cut_uniques_are_rewritten_or_merged(&scratch, &fill, &count).await;
 }
+
+/// A PostgreSQL table without a unique constraint on (unique_key,
+/// function_name), made by hand and holding duplicates: writes work (an
+/// upsert replaces every row of its key, a delete removes them all), as
+/// on MySQL and SQLite, instead of failing with 42P10 on `ON CONFLICT`.
+#[tokio::test]
+async fn postgres_writes_to_a_table_without_a_unique_constraint() {
+    let Some(scratch) = Scratch::new(Backend::Postgres, "nouniq") else { return };
+    let t = &scratch.name;
+    psql(&format!(
+        "CREATE TABLE \"{t}\" (unique_key varchar(64), function_name varchar(255), priority int, data bytea);
+         INSERT INTO \"{t}\" VALUES ('u1', 'f', 0, '\\x01'::bytea), ('u1', 'f', 0, '\\x01'::bytea),
+             ('u2', 'f', NULL, NULL), ('u3', 'f', 2, '\\x03'::bytea);"
+    ))
+    .unwrap_or_else(|e| panic!("create a table without a key: {e}"));
+    let mut store = scratch.open().await;
+    assert_same_jobs(
+        store.load().await.expect("replay"),
+        vec![
+            job(b"f", b"u1", Priority::High, &[1], 0),
+            job(b"f", b"u2", Priority::Normal, b"", 0),
+            job(b"f", b"u3", Priority::Low, &[3], 0),
+        ],
+    );
+    store
+        .apply(&[
+            StoreOp::Insert(job(b"f", b"u1", Priority::Low, b"replaced", 0)),
+            StoreOp::Insert(job(b"f", b"new", Priority::Normal, b"added", 7)),
+            StoreOp::Delete(key(b"f", b"u2")),
+        ])
+        .await
+        .expect("upserts and a delete");
+    store.apply(&[StoreOp::Delete(key(b"f", b"u3"))]).await.expect("a delete alone");
+    let want = vec![job(b"f", b"u1", Priority::Low, b"replaced", 0), job(b"f", b"new", Priority::Normal, b"added", 7)];
+    assert_same_jobs(store.load().await.expect("replay after writes"), want.clone());
+    let rows = psql(&format!("SELECT COUNT(*) FROM \"{t}\"")).unwrap_or_else(|e| panic!("count rows: {e}"));
+    assert_eq!(rows.trim(), "2", "one row per key");
+    // A second connection (--store-connections) writes the same way.
+    let mut other = store.open_another().await.expect("connect again").expect("postgres has more connections");
+    other.apply(&inserts(&[job(b"f", b"new", Priority::High, b"again", 0)])).await.expect("upsert on another store");
+    assert_same_jobs(
+        store.load().await.expect("replay"),
+        vec![want[0].clone(), job(b"f", b"new", Priority::High, b"again", 0)],
+    );
+}
