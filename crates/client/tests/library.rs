@@ -575,3 +575,43 @@ async fn status_of_colliding_handles_asks_the_issuing_server() {
         w.shutdown().await.unwrap();
     }
 }
+
+/// Two submissions of one unique on one client share a job; the server
+/// sends every event once per submission, and each caller sees each event
+/// exactly once, the final one included.
+#[tokio::test]
+async fn coalesced_submissions_on_one_connection_see_each_event_once() {
+    for srv in servers() {
+        let client = Client::new(srv.addr()).unwrap();
+        let job = || JobRequest::new("twice", "x").unique("same-twice");
+        let first = client.submit_stream(job()).await.unwrap();
+        let second = client.submit_stream(job()).await.unwrap();
+        assert_eq!(first.handle(), second.handle(), "{}: the submissions coalesce", srv.name);
+        let w = Worker::new(srv.addr())
+            .unwrap()
+            .register("twice", |job: Job| async move {
+                job.data("d1")?;
+                job.status(1, 2)?;
+                job.warning("w1")?;
+                job.data("d2")?;
+                Ok::<_, JobError>("done")
+            })
+            .spawn()
+            .unwrap();
+        let limit = Duration::from_secs(20);
+        let (a, b) = tokio::join!(
+            tokio::time::timeout(limit, first.collect::<Vec<_>>()),
+            tokio::time::timeout(limit, second.collect::<Vec<_>>())
+        );
+        let expected = vec![
+            JobEvent::Data("d1".into()),
+            JobEvent::Status { numerator: 1, denominator: 2 },
+            JobEvent::Warning("w1".into()),
+            JobEvent::Data("d2".into()),
+            JobEvent::Complete("done".into()),
+        ];
+        assert_eq!(a.expect("first caller finishes"), expected, "{}: first caller", srv.name);
+        assert_eq!(b.expect("second caller finishes"), expected, "{}: second caller", srv.name);
+        w.shutdown().await.unwrap();
+    }
+}

@@ -75,9 +75,41 @@ struct State {
     /// The server, recorded in every handle it issues.
     server: ServerAddr,
     pending: VecDeque<Reply>,
-    /// Foreground jobs by handle. Several submissions that coalesced onto
-    /// one job on this connection each get every event.
-    jobs: HashMap<Bytes, Vec<mpsc::UnboundedSender<JobEvent>>>,
+    /// Foreground jobs by handle, with the callers waiting on each.
+    jobs: HashMap<Bytes, Waiters>,
+}
+
+/// The callers on this connection waiting on one job: several when
+/// submissions with the same unique id coalesced. The server (gearmand and
+/// sprocketd alike) sends every event once per submission, so with n
+/// callers each packet arrives n times in a row; handing the copies out in
+/// turn gives every caller exactly one.
+#[derive(Default)]
+struct Waiters {
+    /// Callers in submission order. One that went away keeps its place so
+    /// that its copies are swallowed rather than doubled to another.
+    list: Vec<mpsc::UnboundedSender<JobEvent>>,
+    /// Who gets the next copy.
+    turn: usize,
+}
+
+impl Waiters {
+    /// Delivers one packet's event; true when nobody waits any more.
+    fn deliver(&mut self, event: JobEvent) -> bool {
+        if event.is_final() {
+            // Every caller must learn the end even if the server sent it
+            // only once; the later copies find no waiter and are dropped.
+            for tx in &self.list {
+                let _ = tx.send(event.clone());
+            }
+            return true;
+        }
+        if let Some(tx) = self.list.get(self.turn % self.list.len().max(1)) {
+            let _ = tx.send(event);
+        }
+        self.turn = (self.turn + 1) % self.list.len().max(1);
+        self.list.iter().all(|tx| tx.is_closed())
+    }
 }
 
 async fn run(
@@ -163,7 +195,7 @@ impl State {
                     if let Some(events) = events {
                         if !events.is_closed() {
                             let _ = events.send(JobEvent::Created(issued.clone()));
-                            self.jobs.entry(handle).or_default().push(events);
+                            self.jobs.entry(handle).or_default().list.push(events);
                         }
                     }
                     let _ = created.send(Ok(issued));
@@ -223,13 +255,11 @@ impl State {
     }
 
     fn event(&mut self, handle: &Bytes, event: JobEvent) {
-        let last = event.is_final();
-        let Some(list) = self.jobs.get_mut(handle) else {
+        let Some(waiters) = self.jobs.get_mut(handle) else {
             tracing::debug!(handle = %String::from_utf8_lossy(handle), "event for a job nobody waits on");
             return;
         };
-        list.retain(|tx| tx.send(event.clone()).is_ok());
-        if last || list.is_empty() {
+        if waiters.deliver(event) {
             self.jobs.remove(handle);
         }
     }
@@ -241,5 +271,47 @@ impl State {
         // Dropping the event senders ends each job's stream; the waiter
         // turns the missing final event into ConnectionLost.
         self.jobs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<JobEvent>) -> Vec<JobEvent> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_caller_joining_later_gets_one_copy_of_each_later_event() {
+        let mut w = Waiters::default();
+        let (a, mut ra) = mpsc::unbounded_channel();
+        w.list.push(a);
+        assert!(!w.deliver(JobEvent::Data("early".into()))); // one submission: one copy
+        let (b, mut rb) = mpsc::unbounded_channel();
+        w.list.push(b);
+        for _ in 0..2 {
+            assert!(!w.deliver(JobEvent::Data("late".into())));
+        }
+        assert!(w.deliver(JobEvent::Complete("r".into())));
+        let late = JobEvent::Data("late".into());
+        let done = JobEvent::Complete("r".into());
+        assert_eq!(drain(&mut ra), vec![JobEvent::Data("early".into()), late.clone(), done.clone()]);
+        assert_eq!(drain(&mut rb), vec![late, done]);
+    }
+
+    #[test]
+    fn a_caller_gone_keeps_its_turn_so_the_others_get_no_duplicate() {
+        let mut w = Waiters::default();
+        let (a, ra) = mpsc::unbounded_channel();
+        let (b, mut rb) = mpsc::unbounded_channel();
+        w.list.extend([a, b]);
+        drop(ra);
+        for _ in 0..2 {
+            assert!(!w.deliver(JobEvent::Warning("w".into())));
+        }
+        assert_eq!(drain(&mut rb), vec![JobEvent::Warning("w".into())]);
+        drop(rb);
+        assert!(w.deliver(JobEvent::Data("x".into())), "nobody waits any more");
     }
 }
