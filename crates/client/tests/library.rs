@@ -615,3 +615,43 @@ async fn coalesced_submissions_on_one_connection_see_each_event_once() {
         w.shutdown().await.unwrap();
     }
 }
+
+/// max_jobs holds over several servers: sessions reserve a run before
+/// asking for a job, so a worker never starts more than max_jobs.
+#[tokio::test]
+async fn max_jobs_holds_over_several_servers() {
+    let (firsts, seconds) = (servers(), servers());
+    for (a, b) in firsts.iter().zip(&seconds) {
+        for srv in [a, b] {
+            let client = Client::new(srv.addr()).unwrap();
+            for i in 0..2 {
+                client.submit_background("counted", i.to_string()).await.unwrap();
+            }
+        }
+        let runs = Arc::new(AtomicUsize::new(0));
+        let seen = runs.clone();
+        let w = Worker::new(format!("{},{}", a.addr(), b.addr()))
+            .unwrap()
+            .register("counted", move |_j: Job| {
+                let runs = seen.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    // Long enough for the other session to grab, were it allowed to.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    Ok::<_, JobError>("")
+                }
+            })
+            .max_jobs(1)
+            .concurrency(4)
+            .spawn()
+            .unwrap();
+        let stats = tokio::time::timeout(Duration::from_secs(20), w.wait()).await.expect("worker stops").unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "{}: handler runs", a.name);
+        assert_eq!(stats.jobs_done, 1, "{}", a.name);
+        let left: u64 = [a, b]
+            .iter()
+            .filter_map(|s| sprocket_testkit::status::function_status(s.port, "counted").map(|f| f.total))
+            .sum();
+        assert_eq!(left, 3, "{}: the other jobs stay queued", a.name);
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::addr::{IntoServers, ServerAddr};
@@ -50,7 +50,8 @@ pub struct WorkerOptions {
     pub retry_max: Duration,
     /// Client id sent with SET_CLIENT_ID (shown by the admin `workers` listing).
     pub client_id: Option<String>,
-    /// Stop after this many jobs have finished (`gearman -c N`).
+    /// Run at most this many jobs, over all servers together, and stop once
+    /// they have finished (`gearman -c N`).
     pub max_jobs: Option<u64>,
     /// Limit for the server's answer to GRAB_JOB and to an idle check; past
     /// it the connection is considered dead and reopened.
@@ -120,14 +121,35 @@ pub(crate) struct Shared {
     pub(crate) options: WorkerOptions,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) stop_tx: watch::Sender<bool>,
-    pub(crate) started: AtomicU64,
+    /// The runs `max_jobs` still allows, shared by the sessions of all servers.
+    pub(crate) quota: Option<Arc<Semaphore>>,
     pub(crate) done: AtomicU64,
 }
 
+/// One of the `max_jobs` runs, taken before asking a server for a job.
+/// Dropped unused (NO_JOB, or the connection failed) it is given back.
+pub(crate) struct Reservation(Option<OwnedSemaphorePermit>);
+
+impl Reservation {
+    /// A job was assigned: the run is spent for good.
+    pub(crate) fn spend(self) {
+        if let Some(p) = self.0 {
+            p.forget();
+        }
+    }
+}
+
 impl Shared {
-    /// True once `max_jobs` jobs have been handed out.
-    pub(crate) fn quota_taken(&self) -> bool {
-        self.options.max_jobs.is_some_and(|m| self.started.load(Ordering::SeqCst) >= m)
+    /// Reserves a run before GRAB_JOB, waiting while every run `max_jobs`
+    /// allows is spent or being asked for by another server's session.
+    /// Checking a counter that only grows on assignment let sessions on
+    /// several servers each grab at once and overshoot `max_jobs`.
+    /// `None` when the quota is closed.
+    pub(crate) async fn reserve(&self) -> Option<Reservation> {
+        match &self.quota {
+            None => Some(Reservation(None)),
+            Some(q) => q.clone().acquire_owned().await.ok().map(|p| Reservation(Some(p))),
+        }
     }
 
     pub(crate) fn job_finished(&self) {
@@ -204,7 +226,7 @@ impl Worker {
         self
     }
 
-    /// Stops after `n` finished jobs.
+    /// Runs at most `n` jobs (over all servers) and stops after they finished.
     pub fn max_jobs(mut self, n: u64) -> Worker {
         self.options.max_jobs = Some(n);
         self
@@ -228,13 +250,14 @@ impl Worker {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let concurrency = self.options.concurrency.max(1);
+        let max_jobs = self.options.max_jobs;
         let shared = Arc::new(Shared {
             functions: self.functions.iter().map(|f| (f.name.clone(), f.clone())).collect(),
             order: self.functions,
             options: self.options,
             permits: Arc::new(Semaphore::new(concurrency)),
             stop_tx,
-            started: AtomicU64::new(0),
+            quota: max_jobs.map(quota),
             done: AtomicU64::new(0),
         });
         let tasks =
@@ -259,6 +282,12 @@ impl Worker {
         }
         handle.wait().await
     }
+}
+
+/// The semaphore holding `max_jobs` runs (capped at what tokio allows).
+fn quota(max_jobs: u64) -> Arc<Semaphore> {
+    let n = usize::try_from(max_jobs).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
+    Arc::new(Semaphore::new(n))
 }
 
 /// Controls a running worker.

@@ -1,7 +1,6 @@
 //! One worker connection: register, then GRAB / PRE_SLEEP / NOOP until stopped.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,13 +143,8 @@ async fn serve_loop(
         if *stop.borrow() {
             return Ok(());
         }
-        if shared.quota_taken() {
-            // Wait for the last jobs to finish; job_finished() raises stop.
-            if let Woke::Packet(p) = s.idle_wait(std::future::pending::<()>(), &mut stop).await? {
-                ignore_stray(p);
-            }
-            continue;
-        }
+        // Always a free slot first, then a run of max_jobs: the same order in
+        // every session, so two sessions never hold one each and wait.
         let permit = match s.idle_wait(shared.permits.clone().acquire_owned(), &mut stop).await? {
             Woke::Got(Ok(p)) => p,
             Woke::Got(Err(_)) => return Ok(()),
@@ -160,13 +154,24 @@ async fn serve_loop(
                 continue;
             }
         };
+        // With max_jobs spent this waits until the last jobs finish and
+        // job_finished() raises stop.
+        let run = match s.idle_wait(shared.reserve(), &mut stop).await? {
+            Woke::Got(Some(r)) => r,
+            Woke::Got(None) => return Ok(()),
+            Woke::Stop => continue,
+            Woke::Packet(p) => {
+                ignore_stray(p);
+                continue;
+            }
+        };
         match s.grab().await? {
             Some(a) => {
-                shared.started.fetch_add(1, Ordering::SeqCst);
+                run.spend();
                 jobs.spawn(run_job(shared.clone(), a, permit, out.clone(), addr.to_string()));
             }
             None => {
-                drop(permit);
+                drop((run, permit));
                 s.sleep(&mut stop).await?;
             }
         }
