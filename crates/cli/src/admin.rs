@@ -32,16 +32,27 @@ impl AdminConn {
         Ok(AdminConn { stream, buf: Vec::new() })
     }
 
+    /// Sends one command line and returns the reply as text (see
+    /// [`AdminConn::command_bytes`]).
+    pub async fn command(&mut self, command: &str) -> anyhow::Result<String> {
+        let reply = self.command_bytes(command.as_bytes()).await?;
+        Ok(String::from_utf8_lossy(&reply).into_owned())
+    }
+
     /// Sends one command line and returns the raw reply: everything up to
     /// and including the `.` line for listings, else the first line.
-    pub async fn command(&mut self, command: &str) -> anyhow::Result<String> {
-        self.stream.write_all(format!("{command}\r\n").as_bytes()).await.context("sending an admin command")?;
+    /// Arguments (function names) and the reply are bytes, passed as they are.
+    pub async fn command_bytes(&mut self, command: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut line = command.to_vec();
+        line.extend_from_slice(b"\r\n");
+        self.stream.write_all(&line).await.context("sending an admin command")?;
+        let shown = String::from_utf8_lossy(command).into_owned();
+        let command = shown.as_str();
         let listing = is_listing(command);
         let work = async {
             loop {
                 if let Some(end) = reply_end(&self.buf, listing) {
-                    let reply: Vec<u8> = self.buf.drain(..end).collect();
-                    return Ok(String::from_utf8_lossy(&reply).into_owned());
+                    return Ok(self.buf.drain(..end).collect());
                 }
                 let mut chunk = [0u8; 8192];
                 let n = self.stream.read(&mut chunk).await.context("reading an admin reply")?;
@@ -49,8 +60,7 @@ impl AdminConn {
                     if self.buf.is_empty() {
                         return Err(anyhow!("the server closed the connection without replying to `{command}`"));
                     }
-                    let reply: Vec<u8> = std::mem::take(&mut self.buf);
-                    return Ok(String::from_utf8_lossy(&reply).into_owned());
+                    return Ok(std::mem::take(&mut self.buf));
                 }
                 self.buf.extend_from_slice(&chunk[..n]);
             }

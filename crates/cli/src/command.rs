@@ -2,6 +2,8 @@
 //! does: execvp semantics (PATH search, no shell), the workload on stdin,
 //! stdout captured, stderr inherited.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -29,21 +31,25 @@ pub struct Outcome {
 /// The command line to run for each job.
 #[derive(Debug, Clone)]
 pub struct JobCommand {
-    program: String,
-    args: Vec<String>,
+    program: OsString,
+    args: Vec<OsString>,
 }
 
 impl JobCommand {
     /// `argv[0]` and its arguments; `None` when empty.
-    pub fn new(argv: &[String]) -> Option<JobCommand> {
+    pub fn new<S: AsRef<OsStr>>(argv: &[S]) -> Option<JobCommand> {
         let (program, args) = argv.split_first()?;
-        Some(JobCommand { program: program.clone(), args: args.to_vec() })
+        Some(JobCommand {
+            program: program.as_ref().to_os_string(),
+            args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
+        })
     }
 
     /// Fails when the program cannot be found or is not executable, so a
     /// worker refuses to start instead of failing every job.
     pub fn check(&self) -> anyhow::Result<PathBuf> {
-        let found = if self.program.contains('/') {
+        let has_slash = self.program.as_bytes().contains(&b'/');
+        let found = if has_slash {
             Some(PathBuf::from(&self.program)).filter(|p| is_executable(p))
         } else {
             std::env::var_os("PATH")
@@ -51,10 +57,10 @@ impl JobCommand {
         };
         match found {
             Some(p) => Ok(p),
-            None if self.program.contains('/') && Path::new(&self.program).exists() => {
-                bail!("cannot execute '{}': permission denied", self.program)
+            None if has_slash && Path::new(&self.program).exists() => {
+                bail!("cannot execute '{}': permission denied", self.program.to_string_lossy())
             }
-            None => bail!("cannot execute '{}': command not found", self.program),
+            None => bail!("cannot execute '{}': command not found", self.program.to_string_lossy()),
         }
     }
 
@@ -72,7 +78,7 @@ impl JobCommand {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot execute '{}'", self.program))?;
+            .with_context(|| format!("cannot execute '{}'", self.program.to_string_lossy()))?;
         let mut stdin = child.stdin.take().context("child stdin")?;
         // Feed stdin from its own task: a command that writes before it has
         // read everything would otherwise deadlock against us.

@@ -3,6 +3,9 @@
 //! run executed in gearadmin's order (the reverse of its option table),
 //! `OK x` printed as `x`, `ERR x` as `Error: x` on stderr with exit status 0.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
 use crate::admin::AdminConn;
 use crate::output::err_raw;
 
@@ -69,20 +72,22 @@ fn fail(msg: &str) -> i32 {
     1
 }
 
-/// The text command for an operation.
-fn wire(op: &str, value: &str) -> String {
+/// The text command for an operation; `value` (a handle or function
+/// name) is sent as the bytes given.
+fn wire(op: &str, value: &[u8]) -> Vec<u8> {
+    let with = |cmd: &str| [cmd.as_bytes(), b" ", value].concat();
     match op {
-        "status" => "status".into(),
-        "priority-status" => "prioritystatus".into(),
-        "workers" => "workers".into(),
-        "server-version" => "version".into(),
-        "server-verbose" => "verbose".into(),
-        "cancel-job" => format!("cancel job {value}"),
-        "show-unique-jobs" => "show unique jobs".into(),
-        "show-jobs" => "show jobs".into(),
-        "drop-function" => format!("drop function {value}"),
-        "create-function" => format!("create function {value}"),
-        _ => "getpid".into(),
+        "status" => b"status".to_vec(),
+        "priority-status" => b"prioritystatus".to_vec(),
+        "workers" => b"workers".to_vec(),
+        "server-version" => b"version".to_vec(),
+        "server-verbose" => b"verbose".to_vec(),
+        "cancel-job" => with("cancel job"),
+        "show-unique-jobs" => b"show unique jobs".to_vec(),
+        "show-jobs" => b"show jobs".to_vec(),
+        "drop-function" => with("drop function"),
+        "create-function" => with("create function"),
+        _ => b"getpid".to_vec(),
     }
 }
 
@@ -100,36 +105,37 @@ fn resolve(name: &str) -> Result<&'static str, String> {
 }
 
 /// Runs gearadmin mode with the full argv; returns the exit status.
-pub fn main(argv: &[String]) -> i32 {
+pub fn main(argv: &[OsString]) -> i32 {
     let args = argv.get(1..).unwrap_or(&[]);
     let mut host = "localhost".to_string();
     let mut port = "4730".to_string();
     let mut seen: Vec<&'static str> = Vec::new();
-    let mut ops: Vec<(&'static str, String)> = Vec::new();
+    // Values are bytes: a function name or handle is sent as given.
+    let mut ops: Vec<(&'static str, Vec<u8>)> = Vec::new();
     let mut i = 0;
     while i < args.len() {
-        let arg = &args[i];
+        let arg = args[i].as_bytes();
         i += 1;
-        let (name, inline): (&'static str, Option<String>) = if let Some(long) = arg.strip_prefix("--") {
+        let (name, inline): (&'static str, Option<Vec<u8>>) = if let Some(long) = arg.strip_prefix(b"--") {
             if long.is_empty() {
                 break; // `--`: the rest are positional and ignored
             }
-            let (n, v) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
+            let (n, v) = match long.iter().position(|&b| b == b'=') {
+                Some(eq) => (&long[..eq], Some(long[eq + 1..].to_vec())),
                 None => (long, None),
             };
-            match resolve(n) {
+            match resolve(&String::from_utf8_lossy(n)) {
                 Ok(n) => (n, v),
                 Err(e) => return fail(&e),
             }
-        } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+        } else if let Some(short) = arg.strip_prefix(b"-").filter(|s| !s.is_empty()) {
             let (c, v) = short.split_at(1);
-            let v = (!v.is_empty()).then(|| v.to_string());
+            let v = (!v.is_empty()).then(|| v.to_vec());
             match c {
-                "h" => ("host", v),
-                "p" => ("port", v),
-                "S" => ("ssl", None),
-                _ => return fail(&format!("unrecognised option '-{c}'")),
+                b"h" => ("host", v),
+                b"p" => ("port", v),
+                b"S" => ("ssl", None),
+                _ => return fail(&format!("unrecognised option '-{}'", String::from_utf8_lossy(c))),
             }
         } else {
             continue; // positional arguments are ignored
@@ -139,12 +145,12 @@ pub fn main(argv: &[String]) -> i32 {
                 Some(v) => v,
                 None if i < args.len() => {
                     i += 1;
-                    args[i - 1].clone()
+                    args[i - 1].as_bytes().to_vec()
                 }
                 None => return fail(&format!("the required argument for option '--{name}' is missing")),
             }
         } else {
-            String::new()
+            Vec::new()
         };
         if seen.contains(&name) {
             return fail(&format!("option '--{name}' cannot be specified more than once"));
@@ -155,8 +161,8 @@ pub fn main(argv: &[String]) -> i32 {
                 print!("{}", help());
                 return 0;
             }
-            "host" => host = value,
-            "port" => port = value,
+            "host" => host = String::from_utf8_lossy(&value).into_owned(),
+            "port" => port = String::from_utf8_lossy(&value).into_owned(),
             "ssl" => {
                 err_raw(b"Error: SSL is not supported by Sprocket\n");
                 return 1;
@@ -187,7 +193,7 @@ pub fn main(argv: &[String]) -> i32 {
             }
         };
         for (op, value) in ops {
-            match conn.command(&wire(op, &value)).await {
+            match conn.command_bytes(&wire(op, &value)).await {
                 Ok(reply) => print_reply(&reply),
                 Err(e) => {
                     err_raw(format!("Error: {e:#}\n").as_bytes());
@@ -199,19 +205,47 @@ pub fn main(argv: &[String]) -> i32 {
     })
 }
 
-/// Prints a reply the way gearadmin does.
-fn print_reply(reply: &str) {
+/// Prints a reply the way gearadmin does, bytes as the server sent them.
+fn print_reply(reply: &[u8]) {
     // gearadmin strips "OK " and "ERR " but keeps the rest of the line as
     // sent, carriage return included.
-    let first = reply.split_inclusive('\n').next().unwrap_or("");
-    let bare = first.trim_end_matches('\n').trim_end_matches('\r');
-    if bare == "OK" {
-        println!("OK");
-    } else if let Some(rest) = first.strip_prefix("OK ") {
-        print!("{rest}");
-    } else if let Some(rest) = first.strip_prefix("ERR ") {
-        err_raw(format!("Error: {rest}").as_bytes());
+    let first = match reply.iter().position(|&b| b == b'\n') {
+        Some(nl) => &reply[..=nl],
+        None => reply,
+    };
+    let bare = first.strip_suffix(b"\n").unwrap_or(first);
+    let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+    if bare == b"OK" {
+        out(b"OK\n");
+    } else if let Some(rest) = first.strip_prefix(b"OK ") {
+        out(rest);
+    } else if let Some(rest) = first.strip_prefix(b"ERR ") {
+        err_raw(&[&b"Error: "[..], rest].concat());
     } else {
-        print!("{}", reply.replace("\r\n", "\n"));
+        out(&crlf_to_lf(reply));
     }
+}
+
+/// `\r\n` line ends as `\n`.
+fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(data.len());
+    let mut rest = data;
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'\r' && tail.first() == Some(&b'\n') {
+            text.push(b'\n');
+            rest = &tail[1..];
+        } else {
+            text.push(b);
+            rest = tail;
+        }
+    }
+    text
+}
+
+/// Writes to standard output.
+fn out(data: &[u8]) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(data);
+    let _ = o.flush();
 }

@@ -3,12 +3,18 @@
 //! separate arguments (`-fwc`, `-f wc`), `--` ending the options, and
 //! permutation: options after the first non-option still count, as with
 //! glibc (unless `POSIXLY_CORRECT` is set).
+//!
+//! Arguments are bytes (`OsString`), as in C: option values and operands
+//! that are not valid UTF-8 come back unchanged.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 /// One parsed option.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opt {
     pub name: char,
-    pub value: Option<String>,
+    pub value: Option<OsString>,
 }
 
 /// Why parsing stopped.
@@ -28,17 +34,17 @@ impl std::fmt::Display for GetoptError {
 }
 
 /// Parses `args` (without argv[0]); returns options in order and the operands.
-pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), GetoptError> {
+pub fn getopt(args: &[OsString], spec: &str) -> Result<(Vec<Opt>, Vec<OsString>), GetoptError> {
     let permute = std::env::var_os("POSIXLY_CORRECT").is_none() && !spec.starts_with('+');
-    let spec = spec.trim_start_matches('+');
-    let takes_arg = |c: char| -> Option<bool> {
-        let mut it = spec.chars().peekable();
+    let spec = spec.trim_start_matches('+').as_bytes();
+    let takes_arg = |c: u8| -> Option<bool> {
+        let mut it = spec.iter().copied().peekable();
         while let Some(x) = it.next() {
-            let has = it.peek() == Some(&':');
+            let has = it.peek() == Some(&b':');
             if has {
                 it.next();
             }
-            if x == c && c != ':' {
+            if x == c && c != b':' {
                 return Some(has);
             }
         }
@@ -48,38 +54,41 @@ pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), Ge
     let mut operands = Vec::new();
     let mut i = 0;
     while i < args.len() {
-        let arg = &args[i];
+        let arg = args[i].as_bytes();
         i += 1;
-        if arg == "--" {
+        if arg == b"--" {
             operands.extend(args[i..].iter().cloned());
             break;
         }
-        if !arg.starts_with('-') || arg == "-" {
-            operands.push(arg.clone());
+        if !arg.starts_with(b"-") || arg == b"-" {
+            operands.push(args[i - 1].clone());
             if !permute {
                 operands.extend(args[i..].iter().cloned());
                 break;
             }
             continue;
         }
-        let chars: Vec<char> = arg.chars().skip(1).collect();
+        let letters = &arg[1..];
         let mut j = 0;
-        while j < chars.len() {
-            let c = chars[j];
+        while j < letters.len() {
+            let c = letters[j];
             j += 1;
+            // A byte outside ASCII is never an option letter; it is shown
+            // as the character with that code, as getopt prints the byte.
+            let name = char::from(c);
             match takes_arg(c) {
-                None => return Err(GetoptError::Unknown(c)),
-                Some(false) => opts.push(Opt { name: c, value: None }),
+                None => return Err(GetoptError::Unknown(name)),
+                Some(false) => opts.push(Opt { name, value: None }),
                 Some(true) => {
-                    let value = if j < chars.len() {
-                        chars[j..].iter().collect()
+                    let value = if j < letters.len() {
+                        OsStr::from_bytes(&letters[j..]).to_os_string()
                     } else if i < args.len() {
                         i += 1;
                         args[i - 1].clone()
                     } else {
-                        return Err(GetoptError::MissingArgument(c));
+                        return Err(GetoptError::MissingArgument(name));
                     };
-                    opts.push(Opt { name: c, value: Some(value) });
+                    opts.push(Opt { name, value: Some(value) });
                     break;
                 }
             }
@@ -92,8 +101,8 @@ pub fn getopt(args: &[String], spec: &str) -> Result<(Vec<Opt>, Vec<String>), Ge
 mod tests {
     use super::*;
 
-    fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
+    fn v(s: &[&str]) -> Vec<OsString> {
+        s.iter().map(OsString::from).collect()
     }
 
     #[test]
@@ -119,5 +128,19 @@ mod tests {
     fn reports_errors() {
         assert_eq!(getopt(&v(&["-Z"]), "f:"), Err(GetoptError::Unknown('Z')));
         assert_eq!(getopt(&v(&["-f"]), "f:"), Err(GetoptError::MissingArgument('f')));
+    }
+
+    #[test]
+    fn keeps_bytes_that_are_not_utf8() {
+        let args = vec![
+            OsString::from("-f"),
+            OsStr::from_bytes(b"c\xffat").into(),
+            OsStr::from_bytes(b"-u\xfe").into(),
+            OsStr::from_bytes(b"\xff\xfeabc").into(),
+        ];
+        let (o, rest) = getopt(&args, "f:u:").unwrap();
+        assert_eq!(o[0].value.as_deref().map(OsStr::as_bytes), Some(&b"c\xffat"[..]));
+        assert_eq!(o[1].value.as_deref().map(OsStr::as_bytes), Some(&b"\xfe"[..]));
+        assert_eq!(rest[0].as_bytes(), b"\xff\xfeabc");
     }
 }

@@ -32,12 +32,17 @@ pub fn personality(argv0: &str) -> Personality {
 }
 
 /// Runs the command for `argv`; returns the exit status.
-pub fn run(argv: Vec<String>) -> i32 {
-    let argv0 = argv.first().cloned().unwrap_or_default();
+pub fn run(argv: Vec<std::ffi::OsString>) -> i32 {
+    let argv0 = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
     match personality(&argv0) {
         Personality::Gearman => gearman::main(&argv),
         Personality::Gearadmin => gearadmin::main(&argv),
-        Personality::Sprocket => sprocket::main(&argv),
+        Personality::Sprocket => {
+            // The subcommands are text (clap); an argument that is not
+            // valid UTF-8 is converted lossily there.
+            let argv: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            sprocket::main(&argv)
+        }
     }
 }
 

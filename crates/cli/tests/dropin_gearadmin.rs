@@ -90,3 +90,34 @@ fn usage_problems_exit_1() {
     let help = run_tool(Tool::Ours, "gearadmin", port, &["--help"], b"");
     assert!(help.success() && text(&help.stdout).contains("--status"));
 }
+
+/// Replies and function names are bytes: a function named `c\xffat` is
+/// created and listed with that byte, not U+FFFD.
+#[test]
+fn function_names_that_are_not_utf8_keep_their_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut outputs = Vec::new();
+        for tool in [Tool::Real, Tool::Ours] {
+            let name = if tool == Tool::Real { &b"r\xffat"[..] } else { &b"o\xffat"[..] };
+            let args = [OsStr::new("--create-function"), OsStr::from_bytes(name)];
+            let created = run_tool(tool, "gearadmin", srv.port, &args, b"");
+            assert!(created.success(), "{tool:?}: {}", created.describe());
+            let status = run_tool(tool, "gearadmin", srv.port, &["--status"], b"");
+            let mut wanted = name.to_vec();
+            wanted.extend_from_slice(b"\t0\t0\t0\n");
+            assert!(
+                status.stdout.windows(wanted.len()).any(|w| w == wanted.as_slice()),
+                "{} {tool:?}: {:?}",
+                srv.name,
+                status.stdout
+            );
+            outputs.push((created.stdout, created.status.and_then(|s| s.code())));
+        }
+        assert_eq!(outputs[0], outputs[1], "{}", srv.name);
+    }
+}

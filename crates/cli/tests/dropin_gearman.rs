@@ -420,3 +420,40 @@ fn worker_exception_is_a_failure_for_the_cli() {
         rt.block_on(w.shutdown()).unwrap();
     }
 }
+
+/// Arguments are bytes, as in C: a workload, a function name, a unique and
+/// a worker command's arguments that are not valid UTF-8 reach the server
+/// unchanged (they used to become U+FFFD, EF BF BD).
+#[test]
+fn arguments_that_are_not_utf8_keep_their_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !have_real_tools() {
+        return;
+    }
+    let b = |x: &'static [u8]| OsStr::from_bytes(x);
+    let function = b(b"c\xffat");
+    let shown = String::from_utf8_lossy(function.as_bytes()).into_owned();
+    for srv in servers() {
+        for worker in BOTH {
+            let mut w = start_worker(worker, &srv, &[b(b"-f"), function, b(b"--"), b(b"cat")], &shown);
+            for client in BOTH {
+                let args = [b(b"-f"), function, b(b"-u"), b(b"\xfe"), b(b"\xff\xfeabc")];
+                let out = run_tool(client, "gearman", srv.port, &args, b"");
+                assert!(out.success(), "{} {worker:?}/{client:?}: {}", srv.name, out.describe());
+                assert_eq!(out.stdout, b"\xff\xfeabc", "{} {worker:?}/{client:?}", srv.name);
+                let prefixed = run_tool(client, "gearman", srv.port, &[b(b"-P"), b(b"-f"), function, b(b"x")], b"");
+                assert_eq!(prefixed.stdout, b"c\xffat: x", "{} {worker:?}/{client:?}", srv.name);
+            }
+            w.stop();
+        }
+        // The worker command's own arguments too.
+        for worker in BOTH {
+            let mut w =
+                start_worker(worker, &srv, &[b(b"-f"), b(b"argb"), b(b"--"), b(b"printf"), b(b"%s\xff\xfe")], "argb");
+            let out = run_tool(Tool::Real, "gearman", srv.port, &["-f", "argb", "x"], b"");
+            assert_eq!(out.stdout, b"\xff\xfe", "{} {worker:?}: {}", srv.name, out.describe());
+            w.stop();
+        }
+    }
+}

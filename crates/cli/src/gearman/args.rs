@@ -1,6 +1,8 @@
 //! gearman(1) 1.1.20 command line: getopt string `bc:f:h:HILnNp:Pst:u:vwi:dS`,
 //! plus `-e` (epoch) as a Sprocket extension.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use crate::getopt::{getopt, GetoptError};
@@ -11,7 +13,8 @@ pub const OPTSTRING: &str = "bc:f:h:HILnNp:Pst:u:vwi:dSe:";
 /// Everything gearman(1) understands.
 #[derive(Debug, Clone, Default)]
 pub struct GearmanArgs {
-    pub functions: Vec<String>,
+    /// Function names as given (bytes: C passes them through unchanged).
+    pub functions: Vec<Vec<u8>>,
     pub host: Option<String>,
     pub port: Option<String>,
     pub help: bool,
@@ -27,12 +30,12 @@ pub struct GearmanArgs {
     pub strip_newline: bool,
     pub prefix: bool,
     pub no_stdin: bool,
-    pub unique: Option<String>,
+    pub unique: Option<Vec<u8>>,
     pub worker: bool,
     pub count: u64,
     pub epoch: Option<u64>,
     /// Client mode: workloads. Worker mode: the command and its arguments.
-    pub operands: Vec<String>,
+    pub operands: Vec<OsString>,
 }
 
 /// A usage problem: the message that goes into "Error in usage(…)".
@@ -40,7 +43,7 @@ pub struct GearmanArgs {
 pub struct UsageError(pub String);
 
 /// Parses the arguments after argv[0].
-pub fn parse(args: &[String]) -> Result<GearmanArgs, UsageError> {
+pub fn parse(args: &[OsString]) -> Result<GearmanArgs, UsageError> {
     let (opts, operands) = getopt(args, OPTSTRING).map_err(|e| {
         crate::output::err_raw(format!("gearman: {e}\n").as_bytes());
         UsageError(match e {
@@ -49,16 +52,18 @@ pub fn parse(args: &[String]) -> Result<GearmanArgs, UsageError> {
     })?;
     let mut a = GearmanArgs { operands, ..GearmanArgs::default() };
     for o in opts {
-        let v = o.value.unwrap_or_default();
+        let raw = o.value.unwrap_or_default();
+        // Host, port, counts and times are text; anything else keeps its bytes.
+        let v = raw.to_string_lossy().into_owned();
         match o.name {
             'b' => a.background = true,
             'c' => a.count = atoi(&v),
             'd' => a.daemon = true,
             'e' => a.epoch = Some(v.trim().parse().map_err(|_| UsageError(format!("bad epoch time {v:?}")))?),
-            'f' => a.functions.push(v),
+            'f' => a.functions.push(raw.into_vec()),
             'h' => a.host = Some(v),
             'H' => a.help = true,
-            'i' => a.pidfile = Some(PathBuf::from(v)),
+            'i' => a.pidfile = Some(PathBuf::from(raw)),
             'I' => a.high = true,
             'L' => a.low = true,
             'n' => a.per_line = true,
@@ -71,7 +76,7 @@ pub fn parse(args: &[String]) -> Result<GearmanArgs, UsageError> {
             's' => a.no_stdin = true,
             'S' => a.ssl = true,
             't' => a.timeout_ms = Some(atoi(&v)),
-            'u' => a.unique = Some(v),
+            'u' => a.unique = Some(raw.into_vec()),
             'v' => a.verbose = true,
             'w' => a.worker = true,
             _ => return Err(UsageError("-?".into())),

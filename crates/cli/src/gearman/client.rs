@@ -72,7 +72,7 @@ pub async fn run(a: &GearmanArgs) -> i32 {
 /// Where the workloads come from, read one at a time.
 enum Workloads {
     /// Command-line arguments, in order.
-    Operands(std::vec::IntoIter<String>),
+    Operands(std::vec::IntoIter<std::ffi::OsString>),
     /// `-s`: one empty workload.
     Empty(bool),
     /// All of standard input as one workload.
@@ -99,7 +99,7 @@ impl Workloads {
             Workloads::Operands(args) => {
                 for arg in args.by_ref() {
                     if !arg.is_empty() {
-                        return Ok(Some(Bytes::from(arg)));
+                        return Ok(Some(Bytes::from(std::os::unix::ffi::OsStringExt::into_vec(arg))));
                     }
                     // As gearman: an empty argument is refused, the rest run.
                     err_raw(
@@ -155,8 +155,8 @@ async fn read_piece(input: &mut BufReader<Stdin>) -> std::io::Result<Option<Vec<
     Ok((!piece.is_empty()).then_some(piece))
 }
 
-fn job_request(a: &GearmanArgs, function: &str, workload: Bytes) -> JobRequest {
-    let mut job = JobRequest::new(function.to_string(), workload);
+fn job_request(a: &GearmanArgs, function: &[u8], workload: Bytes) -> JobRequest {
+    let mut job = JobRequest::new(Bytes::copy_from_slice(function), workload);
     if a.high {
         job = job.priority(Priority::High);
     } else if a.low {
@@ -175,16 +175,16 @@ fn job_request(a: &GearmanArgs, function: &str, workload: Bytes) -> JobRequest {
 async fn run_task(
     client: &Client,
     a: &GearmanArgs,
-    function: String,
+    function: Vec<u8>,
     workload: Bytes,
     out: Arc<Mutex<GearmanOut>>,
     timeout: Option<Duration>,
 ) -> Result<bool, Fatal> {
     let job = job_request(a, &function, workload);
-    let prefix = if a.prefix { format!("{function}: ") } else { String::new() };
-    let print_line = |text: String| {
+    let prefix: Vec<u8> = if a.prefix { [&function[..], b": "].concat() } else { Vec::new() };
+    let print_line = |text: &[u8]| {
         if let Ok(mut o) = out.lock() {
-            o.line(&text);
+            o.line_bytes(text);
         }
     };
     // gearman writes a bare payload straight out, but a prefixed one goes
@@ -194,7 +194,7 @@ async fn run_task(
             if prefix.is_empty() {
                 o.raw(data);
             } else {
-                let mut line = prefix.clone().into_bytes();
+                let mut line = prefix.clone();
                 line.extend_from_slice(data);
                 o.line_bytes(&line);
             }
@@ -203,13 +203,13 @@ async fn run_task(
     if a.background || a.epoch.is_some() {
         let handle = client.submit_background_job(job).await.map_err(|e| Fatal(e.to_string()))?;
         if a.verbose {
-            print_line(format!("Task created: {handle}\n"));
+            print_line(format!("Task created: {handle}\n").as_bytes());
         }
         return Ok(false);
     }
     let mut stream = client.submit_stream(job).await.map_err(|e| Fatal(e.to_string()))?;
     if a.verbose {
-        print_line(format!("Task created: {}\n", stream.handle()));
+        print_line(format!("Task created: {}\n", stream.handle()).as_bytes());
     }
     loop {
         let next = stream.next_event();
@@ -228,19 +228,21 @@ async fn run_task(
                 return Ok(false);
             }
             JobEvent::Warning(d) => {
-                let mut msg = prefix.clone().into_bytes();
+                let mut msg = prefix.clone();
                 msg.extend_from_slice(&d);
                 err_raw(&msg);
             }
             JobEvent::Exception(d) => {
-                let mut msg = prefix.clone().into_bytes();
+                let mut msg = prefix.clone();
                 msg.extend_from_slice(&d);
                 err_raw(&msg);
                 return Ok(true);
             }
             JobEvent::Status { numerator, denominator } => {
                 let pct = numerator.saturating_mul(100).checked_div(denominator).unwrap_or(0);
-                print_line(format!("{prefix}{pct}% Complete\n"));
+                let mut line = prefix.clone();
+                line.extend_from_slice(format!("{pct}% Complete\n").as_bytes());
+                print_line(&line);
             }
             JobEvent::Failed => {
                 err_raw(b"Job failed\n");

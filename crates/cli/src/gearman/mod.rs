@@ -9,7 +9,7 @@ use crate::command::JobCommand;
 use crate::output::err_raw;
 
 /// Runs gearman mode with the full argv; returns the exit status.
-pub fn main(argv: &[String]) -> i32 {
+pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     let rest = argv.get(1..).unwrap_or(&[]);
     let a = match args::parse(rest) {
         Ok(a) => a,

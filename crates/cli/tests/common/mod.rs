@@ -2,6 +2,7 @@
 //! ours (sprocket linked as `gearman` / `gearadmin`), workers and runs.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -66,14 +67,15 @@ pub fn servers() -> Vec<ServerProcess> {
 }
 
 /// Runs `tool name args…` against `port` with `stdin`.
-pub fn run_tool(tool: Tool, name: &str, port: u16, args: &[&str], stdin: &[u8]) -> RunOutput {
+pub fn run_tool<S: AsRef<OsStr>>(tool: Tool, name: &str, port: u16, args: &[S], stdin: &[u8]) -> RunOutput {
     let mut cmd = Command::new(tool.path(name));
     cmd.args(["-p", &port.to_string()]).args(args).env_remove("GEARMAN_SERVER");
     run(&mut cmd, stdin, LIMIT)
 }
 
 /// Starts a gearman(1)-style worker (`-w`) of either implementation.
-pub fn start_worker(tool: Tool, srv: &ServerProcess, args: &[&str], function: &str) -> Background {
+/// `function` is the name as the server's `status` shows it (lossy text).
+pub fn start_worker<S: AsRef<OsStr>>(tool: Tool, srv: &ServerProcess, args: &[S], function: &str) -> Background {
     let mut cmd = Command::new(tool.path("gearman"));
     cmd.args(["-w", "-p", &srv.port.to_string()]).args(args).env_remove("GEARMAN_SERVER");
     let bg = Background::spawn(&format!("{tool:?} gearman worker"), &mut cmd);
