@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
 use crate::admin::AdminConn;
-use crate::output::err_raw;
+use crate::output::{err_raw, out_raw as out};
 
 /// gearadmin's operations in its option-table order; they run in reverse.
 const OPERATIONS: &[(&str, Option<&str>)] = &[
@@ -68,7 +68,7 @@ fn help() -> String {
 /// A usage error: on standard output, as gearadmin prints it (only the
 /// `Error: …` lines of failed operations go to standard error).
 fn fail(msg: &str) -> i32 {
-    print!("gearadmin : {msg}\n\n{}", help());
+    out(format!("gearadmin : {msg}\n\n{}", help()).as_bytes());
     1
 }
 
@@ -158,7 +158,7 @@ pub fn main(argv: &[OsString]) -> i32 {
         seen.push(name);
         match name {
             "help" => {
-                print!("{}", help());
+                out(help().as_bytes());
                 return 0;
             }
             "host" => host = String::from_utf8_lossy(&value).into_owned(),
@@ -171,7 +171,7 @@ pub fn main(argv: &[OsString]) -> i32 {
         }
     }
     if ops.is_empty() {
-        print!("No option execution operation given.\n\n{}", help());
+        out(format!("No option execution operation given.\n\n{}", help()).as_bytes());
         return 1;
     }
     // Execution order: the reverse of gearadmin's option table.
@@ -240,12 +240,4 @@ fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
         }
     }
     text
-}
-
-/// Writes to standard output.
-fn out(data: &[u8]) {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(data);
-    let _ = o.flush();
 }

@@ -30,9 +30,7 @@ impl GearmanOut {
 
     /// A payload: written at once.
     pub fn raw(&mut self, data: &[u8]) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(data);
-        let _ = out.flush();
+        out_raw(data);
     }
 
     /// One of gearman's own lines, through the emulated stdio buffer.
@@ -64,6 +62,22 @@ impl GearmanOut {
 impl Drop for GearmanOut {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// The exit status of a run ended by a closed standard output: what a
+/// shell shows for a process killed by SIGPIPE (128 + 13).
+pub const BROKEN_PIPE_STATUS: i32 = 141;
+
+/// Writes to stdout at once. Never panics: when the reader has gone
+/// (EPIPE) the process ends quietly with status 141, as SIGPIPE ends the
+/// C tools; other errors (a full disk) are ignored, as they ignore them.
+pub fn out_raw(data: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(data).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(BROKEN_PIPE_STATUS);
+        }
     }
 }
 

@@ -121,3 +121,58 @@ fn function_names_that_are_not_utf8_keep_their_bytes() {
         assert_eq!(outputs[0], outputs[1], "{}", srv.name);
     }
 }
+
+/// How a run ended: the exit code, or 128 + the signal that killed it (as
+/// a shell shows it).
+fn shell_status(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or(status.signal().map(|s| 128 + s))
+}
+
+/// Runs `tool name args…` with standard output a pipe whose reader is
+/// already closed (`… | (exec true)`), or /dev/full.
+fn run_closed_stdout(tool: Tool, name: &str, args: &[&str], full: bool) -> (Option<i32>, String) {
+    let stdout = if full {
+        std::process::Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+    } else {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Stdio::from(writer)
+    };
+    let out = std::process::Command::new(tool.path(name))
+        .args(args)
+        .env_remove("GEARMAN_SERVER")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (shell_status(out.status), text(&out.stderr))
+}
+
+/// A closed or full standard output is not a crash (exit 101 with a
+/// panic backtrace): a closed pipe ends the run quietly with status 141,
+/// as SIGPIPE ends the C tools; a full disk is ignored, as they ignore it.
+#[test]
+fn closed_or_full_stdout_does_not_panic() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let port = srv.port.to_string();
+        let cases: Vec<(&str, Vec<&str>, bool)> = vec![
+            ("gearadmin", vec!["-p", &port, "--status"], false),
+            ("gearadmin", vec!["-p", &port, "--getpid", "--server-version"], false),
+            ("gearadmin", vec!["--help"], false),
+            ("gearadmin", vec!["--help"], true),
+            ("gearadmin", vec!["-p", &port, "--status"], true),
+            ("gearman", vec!["-H", "-f", "x"], false),
+            ("gearman", vec!["-H", "-f", "x"], true),
+        ];
+        for (name, args, full) in cases {
+            let real = run_closed_stdout(Tool::Real, name, &args, full);
+            let ours = run_closed_stdout(Tool::Ours, name, &args, full);
+            assert!(!ours.1.contains("panicked"), "{name} {args:?} full={full}: {}", ours.1);
+            assert_eq!(real, ours, "{} {name} {args:?} full={full}", srv.name);
+        }
+    }
+}

@@ -19,7 +19,7 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
         if a.functions.is_empty() {
             return usage_error_with_status("No Functions were provided", 0);
         }
-        print!("{}", args::usage());
+        crate::output::out_raw(args::usage().as_bytes());
         return 0;
     }
     if a.functions.is_empty() {
