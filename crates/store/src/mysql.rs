@@ -19,7 +19,9 @@ use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction, TxOpts, Value};
 
 use crate::ident::{backquoted, validate_table};
 use crate::netops::dedupe_loaded;
-use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, Repairs};
+use crate::rows::{
+    loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, NullKeys, Repairs,
+};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
 
 /// Version of sprocketd's own layout, kept in `sprocket_meta`.
@@ -109,20 +111,42 @@ async fn write_once(
     tx.commit().await.map_err(|e| ("mysql commit", e))
 }
 
+/// Keys of rows to repair before a replay: (unique_key, function_name),
+/// either possibly NULL.
+type OddKeys = Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>;
+
 /// MySQL's "Duplicate entry … for key …".
 const ER_DUP_ENTRY: u16 = 1062;
 
-/// Rewrites, inside `tx`, the rows `odd` (stored unique, function) whose
-/// unique holds a NUL byte to the key the job's delete will be written
-/// with; a row whose new key already exists for its function is deleted.
+/// Rewrites, inside `tx`, the rows `odd` (stored unique, function) no
+/// delete could match: a unique holding a NUL byte becomes the key the
+/// job's delete will be written with (a row whose new key already exists
+/// for its function is deleted instead), a NULL unique gets a generated
+/// key (`rows::NullKeys`). Rows without a function are only counted.
 async fn repair_rows(
     tx: &mut Transaction<'_>,
     t: &str,
     form: KeyForm,
-    odd: Vec<(Vec<u8>, Vec<u8>)>,
+    odd: OddKeys,
 ) -> std::result::Result<Repairs, mysql_async::Error> {
     let mut done = Repairs::default();
+    let mut null_keys = NullKeys::new();
     for (unique, function) in odd {
+        let Some(function) = function else {
+            done.skipped += 1;
+            continue;
+        };
+        let Some(unique) = unique else {
+            // One row at a time: NULLs are distinct even under the unique
+            // key, so a function may have several.
+            tx.exec_drop(
+                format!("UPDATE {t} SET unique_key = ? WHERE unique_key IS NULL AND function_name = ? LIMIT 1"),
+                (null_keys.next_key(), function),
+            )
+            .await?;
+            done.null_keys += tx.affected_rows();
+            continue;
+        };
         let Some(new) = repaired_unique(form, &unique) else { continue };
         let exists: Option<i64> = tx
             .exec_first(
@@ -296,17 +320,17 @@ impl MysqlStore {
     }
 
     /// Before a replay, rewrites the rows no delete could match (gearmand's
-    /// cut uniques, see `rows::cut_unique`) in one transaction, and logs
-    /// what it changed. One scan of the keys when there is nothing to do.
+    /// cut uniques, see `rows::cut_unique`, and NULL uniques) in one
+    /// transaction, and logs what it changed. One scan of the keys when there is nothing to do.
     async fn repair_keys(&mut self) -> Result<()> {
         let (t, form, describe) = (self.table_sql.clone(), self.form, self.describe());
         let conn = self.conn()?;
         let ctx = "mysql replay: repairing keys";
         // Compared as bytes, whatever the column's character set.
-        let odd: Vec<(Vec<u8>, Vec<u8>)> = conn
+        let odd: OddKeys = conn
             .query(format!(
-                "SELECT unique_key, function_name FROM {t} \
-                 WHERE function_name IS NOT NULL AND INSTR(CAST(unique_key AS BINARY), x'00') > 0"
+                "SELECT unique_key, function_name FROM {t} WHERE function_name IS NULL OR unique_key IS NULL \
+                 OR INSTR(CAST(unique_key AS BINARY), x'00') > 0"
             ))
             .await
             .map_err(|e| classify(ctx, e))?;
@@ -392,7 +416,7 @@ impl Store for MysqlStore {
             let priority = value_int(next());
             let data = value_bytes(next()).map(Bytes::from);
             let when = value_int(next());
-            out.push(loaded_job(form, unique.as_deref(), function.as_deref(), priority, data, when));
+            out.extend(loaded_job(form, unique.as_deref(), function.as_deref(), priority, data, when));
         }
         Ok(dedupe_loaded(out))
     }

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
 use crate::netops::dedupe_loaded;
-use crate::rows::{loaded_job, EncodedBatch, KeyForm};
+use crate::rows::{loaded_job, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
 
 /// Version of sprocketd's own layout, kept in `sprocket_meta`.
@@ -184,6 +184,42 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// Before a replay, gives every row with a NULL unique_key a generated
+    /// key (`rows::NullKeys`), so that the job's delete matches it (`=`
+    /// never matches NULL), and counts the rows without a function, which
+    /// replay skips; logs both. One statement, so atomic. (A NUL byte, the
+    /// other key no delete matches in SQLite and MySQL, cannot be stored
+    /// in PostgreSQL text.)
+    async fn repair_keys(&mut self) -> Result<()> {
+        let q = postgres_table(&self.table);
+        let describe = self.describe();
+        let p = self.client()?;
+        let ctx = |e| classify("postgres replay: repairing keys", e);
+        // ctid picks each row, NULLs being distinct even under a unique
+        // constraint; row_number makes each key its own.
+        let null_keys = p
+            .client
+            .execute(
+                &format!(
+                    "WITH odd AS (SELECT ctid AS row_id, row_number() OVER () AS n FROM {q} \
+                         WHERE unique_key IS NULL AND function_name IS NOT NULL) \
+                     UPDATE {q} SET unique_key = $1::text || odd.n FROM odd WHERE {q}.ctid = odd.row_id"
+                ),
+                &[&NullKeys::new().prefix()],
+            )
+            .await
+            .map_err(ctx)?;
+        let skipped: i64 = p
+            .client
+            .query_one(&format!("SELECT COUNT(*) FROM {q} WHERE function_name IS NULL"), &[])
+            .await
+            .map_err(ctx)?
+            .try_get(0)
+            .unwrap_or(0);
+        Repairs { null_keys, skipped: u64::try_from(skipped).unwrap_or(0), ..Repairs::default() }.log(&describe);
+        Ok(())
+    }
+
     fn client(&mut self) -> Result<&Prepared> {
         match &self.conn {
             Some(c) if !c.client.is_closed() => Ok(c),
@@ -276,6 +312,7 @@ impl Store for PostgresStore {
     }
 
     async fn load(&mut self) -> Result<Vec<StoredJob>> {
+        self.repair_keys().await?;
         let p = self.client()?;
         let rows = p.client.query(&p.select, &[]).await.map_err(|e| classify("postgres replay", e))?;
         let mut out = Vec::with_capacity(rows.len());
@@ -290,7 +327,7 @@ impl Store for PostgresStore {
             let function = get_text(1)?;
             let data: Option<Vec<u8>> =
                 row.try_get(3).map_err(|e| StoreError::Corrupt(format!("postgres replay data: {e}")))?;
-            out.push(loaded_job(
+            out.extend(loaded_job(
                 KeyForm::Text,
                 unique.as_deref().map(str::as_bytes),
                 function.as_deref().map(str::as_bytes),

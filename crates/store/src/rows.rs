@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sprocket_proto::Priority;
 
 use crate::netops::reduce;
-use crate::{textkey, StoreOp, StoredJob};
+use crate::{textkey, StoreOp, StoredJob, GENERATED_UNIQUE_PREFIX};
 
 /// How a backend stores function names and uniques.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,9 @@ impl EncodedBatch {
 
 /// Builds a job from loosely typed column values, the way every backend's
 /// replay does: NULL data is empty (gearmand's sqlite bug), NULL or unknown
-/// priority is normal, NULL epoch is "now". A stored unique is read up to
+/// priority is normal, NULL epoch is "now". A row without a function
+/// (NULL) is `None`: no worker can ask for it (gearmand refuses such rows),
+/// so it is left in the table and not replayed. A stored unique is read up to
 /// its first NUL byte where gearmand cut it (see [`cut_unique`]); the
 /// backends rewrite such rows before they read them, so this only matters
 /// for a row written while the replay ran.
@@ -99,14 +101,14 @@ pub fn loaded_job(
     priority: Option<i64>,
     data: Option<Bytes>,
     when: Option<i64>,
-) -> StoredJob {
-    StoredJob {
-        function: Bytes::from(form.decode(function.unwrap_or_default())),
+) -> Option<StoredJob> {
+    Some(StoredJob {
+        function: Bytes::from(form.decode(function?)),
         unique: Bytes::from(form.decode(unique.map(|u| cut_unique(form, u).unwrap_or(u)).unwrap_or_default())),
         priority: priority.map(Priority::from_code).unwrap_or(Priority::Normal),
         data: data.unwrap_or_default(),
         when: when.unwrap_or(0).max(0),
-    }
+    })
 }
 
 /// The unique gearmand meant by a stored key holding a NUL byte: the bytes
@@ -147,6 +149,11 @@ pub struct Repairs {
     pub cut: u64,
     /// Such rows whose rewritten key already had a row, deleted instead.
     pub merged: u64,
+    /// Rows with a NULL unique_key, given a key of their own (see
+    /// [`NullKeys`]).
+    pub null_keys: u64,
+    /// Rows with a NULL function_name, left in the table and not replayed.
+    pub skipped: u64,
 }
 
 impl Repairs {
@@ -162,6 +169,59 @@ impl Repairs {
                  its function was removed, as gearmand would have coalesced the two jobs"
             );
         }
+        if self.null_keys > 0 {
+            tracing::warn!(
+                store,
+                rows = self.null_keys,
+                "rows with a NULL unique_key were given a generated key ({}null-…), so that each job runs \
+                 as a job without a unique and its row is deleted when it finishes",
+                String::from_utf8_lossy(GENERATED_UNIQUE_PREFIX)
+            );
+        }
+        if self.skipped > 0 {
+            tracing::warn!(
+                store,
+                rows = self.skipped,
+                "rows with a NULL function_name are not replayed (no worker can ask for them) and stay in \
+                 the table"
+            );
+        }
+    }
+}
+
+/// Keys for rows whose unique_key is NULL. Such a row is replayed as a job
+/// without a unique, but its delete must match the row, and `= ''` never
+/// matches NULL: so it gets a key first. The key starts with
+/// [`GENERATED_UNIQUE_PREFIX`], which replay turns into an empty unique
+/// (a keyless background job, never coalescing) and whose row it deletes
+/// by exactly that key; the `null-` part can never be one the engine
+/// generates (`<hex>:<number>`), and the time of the repair keeps keys of
+/// different runs apart.
+#[derive(Debug)]
+pub struct NullKeys {
+    stamp: u128,
+    next: u64,
+}
+
+impl NullKeys {
+    pub fn new() -> NullKeys {
+        // A clock before 1970 only makes the keys of runs less distinct.
+        let stamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        NullKeys { stamp, next: 0 }
+    }
+
+    /// The next key, in stored form (plain ASCII, under 64 bytes).
+    pub fn next_key(&mut self) -> Vec<u8> {
+        self.next += 1;
+        let mut key = GENERATED_UNIQUE_PREFIX.to_vec();
+        key.extend_from_slice(format!("null-{:x}-{}", self.stamp, self.next).as_bytes());
+        key
+    }
+
+    /// The text before the number, for a statement that numbers rows itself.
+    pub fn prefix(&self) -> String {
+        format!("{}null-{:x}-", String::from_utf8_lossy(GENERATED_UNIQUE_PREFIX), self.stamp)
     }
 }
 
@@ -189,6 +249,17 @@ mod tests {
         assert_eq!(cut_unique(KeyForm::Text, b"%~a%00b"), None);
         assert_eq!(repaired_unique(KeyForm::Text, b"plain"), None);
         let job = loaded_job(KeyForm::Text, Some(&cut), Some(b"f"), None, None, None);
-        assert_eq!(&job.unique[..], &[b'U'; 63][..]);
+        assert_eq!(job.map(|j| j.unique), Some(Bytes::copy_from_slice(&[b'U'; 63])));
+    }
+
+    #[test]
+    fn null_keys_are_generated_and_distinct() {
+        let mut keys = NullKeys::new();
+        let (a, b) = (keys.next_key(), keys.next_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with(GENERATED_UNIQUE_PREFIX) && a.len() < 64, "{a:?}");
+        assert!(a.starts_with(keys.prefix().as_bytes()));
+        assert_eq!(KeyForm::Text.encode(&a), a, "stored as it is");
+        assert!(loaded_job(KeyForm::Text, None, None, None, None, None).is_none(), "no function, no job");
     }
 }

@@ -14,7 +14,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::ident::{double_quoted, validate_table};
-use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, KeyForm, Repairs};
+use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
 
 /// Version of sprocketd's own layout, kept in `sprocket_meta`.
@@ -265,7 +265,8 @@ fn int_of(v: ValueRef<'_>) -> Option<i64> {
     }
 }
 
-fn row_job(row: &rusqlite::Row<'_>) -> Result<StoredJob> {
+/// The row's job; `None` for a row without a function (see `loaded_job`).
+fn row_job(row: &rusqlite::Row<'_>) -> Result<Option<StoredJob>> {
     let map = |e| unavailable_or_rejected("sqlite replay", e);
     let get = |i: usize| row.get_ref(i).map_err(map);
     Ok(loaded_job(
@@ -278,11 +279,13 @@ fn row_job(row: &rusqlite::Row<'_>) -> Result<StoredJob> {
     ))
 }
 
-/// Before a replay, rewrites the rows whose unique_key holds a NUL byte
-/// (gearmand's cut uniques, see `rows::cut_unique`) to the key the job's
-/// delete will be written with, in one transaction; a row whose new key
-/// already exists for its function is deleted instead. Cheap when there is
-/// nothing to do: one scan of the keys.
+/// Before a replay, rewrites the rows no delete could match, in one
+/// transaction: a unique_key holding a NUL byte (gearmand's cut uniques,
+/// see `rows::cut_unique`) becomes the key the job's delete will be written
+/// with, or the row is deleted when that key already exists for its
+/// function; a NULL unique_key gets a generated key (`rows::NullKeys`).
+/// Counts the rows without a function, which replay skips. Cheap when
+/// there is nothing to do: one scan of the keys.
 fn repair_keys(conn: &mut Connection, sql: &Sql) -> Result<Repairs> {
     let map = |e| unavailable_or_rejected("sqlite replay: repairing keys", e);
     let q = double_quoted(&sql.table);
@@ -291,7 +294,7 @@ fn repair_keys(conn: &mut Connection, sql: &Sql) -> Result<Repairs> {
         let mut st = conn
             .prepare(&format!(
                 "SELECT unique_key, function_name FROM {q} \
-                 WHERE function_name IS NOT NULL AND instr(CAST(unique_key AS BLOB), x'00') > 0"
+                 WHERE function_name IS NULL OR unique_key IS NULL OR instr(CAST(unique_key AS BLOB), x'00') > 0"
             ))
             .map_err(map)?;
         let rows = st.query_map([], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?))).map_err(map)?;
@@ -301,12 +304,40 @@ fn repair_keys(conn: &mut Connection, sql: &Sql) -> Result<Repairs> {
     if odd.is_empty() {
         return Ok(done);
     }
+    let mut null_keys = NullKeys::new();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(map)?;
     for (unique, function) in &odd {
+        if *function == Value::Null {
+            done.skipped += 1;
+            continue;
+        }
+        if *unique == Value::Null {
+            let key = null_keys.next_key();
+            // One row at a time, by rowid: NULLs are distinct even under
+            // the primary key, so a function may have several. A table
+            // without rowids has a NOT NULL key and no such rows; should
+            // the rowid be missing anyway, every NULL row of the function
+            // gets the key (they then replay as one job).
+            let one = format!(
+                "UPDATE {q} SET unique_key = ?1 WHERE rowid = \
+                 (SELECT rowid FROM {q} WHERE unique_key IS NULL AND function_name = ?2 LIMIT 1)"
+            );
+            let n = match tx.execute(&one, params![text(&key), function]) {
+                Ok(n) => n,
+                Err(_) => tx
+                    .execute(
+                        &format!("UPDATE {q} SET unique_key = ?1 WHERE unique_key IS NULL AND function_name = ?2"),
+                        params![text(&key), function],
+                    )
+                    .map_err(map)?,
+            };
+            done.null_keys += n as u64;
+            continue;
+        }
         let stored = match unique {
             Value::Text(t) => t.as_bytes(),
             Value::Blob(b) => &b[..],
-            // The query matched a NUL in it, so it is text or a blob.
+            // Not NULL and it holds a NUL, so it is text or a blob.
             _ => continue,
         };
         let Some(new) = repaired_unique(KeyForm::Text, stored) else { continue };
@@ -353,7 +384,7 @@ fn load_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec<StoredJob>> {
     let mut rows = st.query([]).map_err(map)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(map)? {
-        out.push(row_job(row)?);
+        out.extend(row_job(row)?);
     }
     Ok(out)
 }
@@ -370,7 +401,7 @@ fn load_part(conn: &mut Connection, sql: &Sql, after: i64) -> Result<Option<(Vec
     let mut rows = st.query(params![after, LOAD_PART]).map_err(map)?;
     let (mut out, mut last) = (Vec::new(), after);
     while let Some(row) = rows.next().map_err(map)? {
-        out.push(row_job(row)?);
+        out.extend(row_job(row)?);
         last = row.get(5).map_err(map)?;
     }
     Ok(Some((out, last)))
@@ -401,7 +432,9 @@ impl Store for SqliteStore {
                     sink(jobs);
                     return Ok(total + n);
                 }
-                Some((part, _)) if part.is_empty() => return Ok(total),
+                // No row after `after` (a part of skipped rows is empty
+                // but not the end).
+                Some((_, last)) if last == after => return Ok(total),
                 Some((part, last)) => {
                     total += part.len();
                     after = last;

@@ -519,3 +519,103 @@ async fn postgres_writes_to_a_table_without_a_unique_constraint() {
         vec![want[0].clone(), job(b"f", b"new", Priority::High, b"again", 0)],
     );
 }
+
+/// Rows with a NULL unique_key (two for one function) and a NULL
+/// function_name, as a hand or another program may leave them. `fill`
+/// creates gearmand's table with: (NULL, `f`, `n1`), (NULL, `f`, `n2`),
+/// (`u1`, NULL, `nofn`) and (`ok`, `f`, `ok`), all normal priority.
+/// A NULL unique is replayed as a job without a unique of its own (a
+/// generated key, which replay turns into an empty unique), and its delete
+/// removes the row; before, it was replayed as `''` and `= ''` never
+/// matched, so it ran again after every restart. A NULL function cannot be
+/// run: it stays in the table and is not replayed.
+async fn null_keys_are_replayed_once(scratch: &Scratch, fill: &dyn Fn(&Scratch), count: &dyn Fn(&Scratch) -> String) {
+    fill(scratch);
+    let mut store = scratch.open().await;
+    let got = sorted(store.load().await.expect("replay rows with NULL keys"));
+    let mut datas: Vec<&[u8]> = got.iter().map(|j| &j.data[..]).collect();
+    datas.sort();
+    assert_eq!(datas, vec![&b"n1"[..], b"n2", b"ok"], "{got:?}");
+    for j in &got {
+        assert_eq!(&j.function[..], b"f");
+    }
+    let keyless: Vec<_> = got.iter().filter(|j| j.unique.as_ref() != b"ok").collect();
+    assert_eq!(keyless.len(), 2);
+    assert!(keyless.iter().all(|j| j.unique.starts_with(b"~sprocket:")), "{keyless:?}");
+    assert_ne!(keyless[0].unique, keyless[1].unique);
+    assert_eq!(count(scratch), "4", "nothing deleted");
+    // The same keys come back at the next start. (The same store replays
+    // again: reopening an SQLite file at once can race its flock with a
+    // child another test is forking.)
+    assert_same_jobs(store.load().await.expect("replay again"), got.clone());
+    // The jobs finish: each delete, written with the job's key, matches.
+    for j in &got {
+        store.apply(&[StoreOp::Delete(j.key())]).await.expect("delete a finished job");
+    }
+    assert!(store.load().await.expect("replay").is_empty());
+    assert_eq!(count(scratch), "1", "only the row without a function is left");
+}
+
+#[tokio::test]
+async fn sqlite_replays_null_keys_once() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "null") else { return };
+    let open = |s: &Scratch| rusqlite::Connection::open(s.sqlite_path()).expect("open the queue file");
+    let fill = |s: &Scratch| {
+        open(s)
+            .execute_batch(&format!(
+                "CREATE TABLE \"{t}\" (unique_key TEXT, function_name TEXT, priority INTEGER, data BLOB, \
+                 when_to_run INTEGER, PRIMARY KEY (unique_key, function_name));
+                 INSERT INTO \"{t}\" VALUES (NULL, 'f', 1, 'n1', 0), (NULL, 'f', 1, 'n2', 0),
+                     ('u1', NULL, 1, 'nofn', 0), ('ok', 'f', 1, 'ok', 0);",
+                t = s.name
+            ))
+            .expect("fill gearmand's table")
+    };
+    let count = |s: &Scratch| {
+        let n: i64 =
+            open(s).query_row(&format!("SELECT COUNT(*) FROM \"{}\"", s.name), [], |r| r.get(0)).expect("count rows");
+        n.to_string()
+    };
+    null_keys_are_replayed_once(&scratch, &fill, &count).await;
+}
+
+#[tokio::test]
+async fn mysql_replays_null_keys_once() {
+    let Some(scratch) = Scratch::new(Backend::Mysql, "null") else { return };
+    let fill = |s: &Scratch| {
+        mysql(&format!(
+            "CREATE TABLE `{t}` (unique_key VARCHAR(64), function_name VARCHAR(255), priority INT, data LONGBLOB, \
+             when_to_run INT, unique key (unique_key, function_name));
+             INSERT INTO `{t}` VALUES (NULL, 'f', 1, 'n1', 0), (NULL, 'f', 1, 'n2', 0), ('u1', NULL, 1, 'nofn', 0), \
+             ('ok', 'f', 1, 'ok', 0);",
+            t = s.name
+        ))
+        .unwrap_or_else(|e| panic!("fill gearmand's table: {e}"));
+    };
+    let count = |s: &Scratch| {
+        mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
+    };
+    null_keys_are_replayed_once(&scratch, &fill, &count).await;
+}
+
+#[tokio::test]
+async fn postgres_replays_null_keys_once() {
+    let Some(scratch) = Scratch::new(Backend::Postgres, "null") else { return };
+    let fill = |s: &Scratch| {
+        psql(&format!(
+            "CREATE TABLE \"{t}\" (unique_key VARCHAR(64), function_name VARCHAR(255), priority INTEGER, data BYTEA, \
+             when_to_run INTEGER, UNIQUE (unique_key, function_name));
+             INSERT INTO \"{t}\" VALUES (NULL, 'f', 1, 'n1', 0), (NULL, 'f', 1, 'n2', 0), ('u1', NULL, 1, 'nofn', 0), \
+             ('ok', 'f', 1, 'ok', 0);",
+            t = s.name
+        ))
+        .unwrap_or_else(|e| panic!("fill gearmand's table: {e}"));
+    };
+    let count = |s: &Scratch| {
+        psql(&format!("SELECT COUNT(*) FROM \"{}\"", s.name))
+            .unwrap_or_else(|e| panic!("count rows: {e}"))
+            .trim()
+            .into()
+    };
+    null_keys_are_replayed_once(&scratch, &fill, &count).await;
+}
