@@ -221,17 +221,16 @@ async fn replays_gearmands_cut_unique(s: &Scratch, queue_args: &[String], stored
         job(b"hunt_long", &[b'U'; 63], Priority::Normal, b"long", 0),
         job(b"hunt_short", b"s1", Priority::Normal, b"short", 0),
     ];
-    {
-        let mut store = s.open().await;
-        assert_same_jobs(store.load().await.expect("replay gearmand's cut unique"), want.clone());
-        // The row now holds the key a delete is written with.
-        assert!(stored_hex().contains(&"55".repeat(63)), "{:?}", stored_hex());
-        assert!(!stored_hex().contains(&cut), "{:?}", stored_hex());
-        // The worker finished the job: its row goes.
-        store.apply(&[StoreOp::Delete(key(b"hunt_long", &[b'U'; 63]))]).await.expect("delete the finished job");
-    }
-    // A restart does not bring it back.
     let mut store = s.open().await;
+    assert_same_jobs(store.load().await.expect("replay gearmand's cut unique"), want.clone());
+    // The row now holds the key a delete is written with.
+    assert!(stored_hex().contains(&"55".repeat(63)), "{:?}", stored_hex());
+    assert!(!stored_hex().contains(&cut), "{:?}", stored_hex());
+    // The worker finished the job: its row goes.
+    store.apply(&[StoreOp::Delete(key(b"hunt_long", &[b'U'; 63]))]).await.expect("delete the finished job");
+    // The next replay does not bring it back. (The same store replays: an
+    // SQLite file reopened at once can race its flock with a child that
+    // another test is forking.)
     assert_same_jobs(store.load().await.expect("replay after completion"), want[1..].to_vec());
     assert_eq!(stored_hex(), vec![hex_upper(b"s1")]);
 }
