@@ -457,3 +457,47 @@ fn arguments_that_are_not_utf8_keep_their_bytes() {
         }
     }
 }
+
+/// `-f ''` is refused as gearman(1) refuses it: the client reports an
+/// invalid function for each workload and runs the other functions (exit
+/// 0, nothing queued for ""); the worker exits 1. Sprocket used to hang
+/// waiting for a worker of "" (or queue a background job for it).
+#[test]
+fn empty_function_name_is_refused() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "cat", "--", "cat"], "cat");
+        // The arguments and how many "invalid function" messages (one per workload).
+        let cases: Vec<(Vec<&str>, usize)> =
+            vec![(vec!["-f", "", "x"], 1), (vec!["-b", "-f", "", "x"], 1), (vec!["-f", "", "-f", "cat", "x", "y"], 2)];
+        for (args, messages) in cases {
+            let mut results = Vec::new();
+            for tool in BOTH {
+                let started = std::time::Instant::now();
+                let out = run_tool(tool, "gearman", srv.port, &args, b"");
+                assert!(started.elapsed() < Duration::from_secs(5), "{tool:?} {args:?}: {}", out.describe());
+                let err = text(&out.stderr);
+                assert_eq!(
+                    err.matches("add_task(GEARMAN_INVALID_ARGUMENT) invalid function").count(),
+                    messages,
+                    "{tool:?} {args:?}: {err}"
+                );
+                results.push((out.status.and_then(|s| s.code()), text(&out.stdout)));
+            }
+            assert_eq!(results[0], results[1], "{} {args:?}", srv.name);
+        }
+        assert!(!srv.admin("status").lines().any(|l| l.starts_with('\t')), "{}: {}", srv.name, srv.admin("status"));
+        for tool in BOTH {
+            let out = run_tool(tool, "gearman", srv.port, &["-w", "-f", "", "-c", "1"], b"");
+            assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{tool:?}: {}", out.describe());
+            assert!(
+                text(&out.stderr).contains("_worker_function_create(GEARMAN_INVALID_ARGUMENT) invalid function"),
+                "{tool:?}: {}",
+                out.describe()
+            );
+        }
+        w.stop();
+    }
+}

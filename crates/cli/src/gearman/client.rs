@@ -180,6 +180,11 @@ async fn run_task(
     out: Arc<Mutex<GearmanOut>>,
     timeout: Option<Duration>,
 ) -> Result<bool, Fatal> {
+    if function.is_empty() {
+        // As gearman: this task is refused, the other functions run.
+        err_raw(b"gearman: gearman_client_add_task : add_task(GEARMAN_INVALID_ARGUMENT) invalid function\n");
+        return Ok(false);
+    }
     let job = job_request(a, &function, workload);
     let prefix: Vec<u8> = if a.prefix { [&function[..], b": "].concat() } else { Vec::new() };
     let print_line = |text: &[u8]| {

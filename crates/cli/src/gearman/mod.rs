@@ -29,6 +29,10 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
         err_raw(b"gearman: SSL (-S) is not supported by Sprocket\n");
         return 1;
     }
+    if a.worker && a.functions.iter().any(Vec::is_empty) {
+        err_raw(b"gearman: gearman_worker_add_function : _worker_function_create(GEARMAN_INVALID_ARGUMENT) invalid function\n");
+        return 1;
+    }
     let command = if a.worker { JobCommand::new(&a.operands) } else { None };
     if let Some(c) = &command {
         if let Err(e) = c.check() {
