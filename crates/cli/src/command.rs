@@ -24,6 +24,8 @@ pub enum OutputMode {
 pub struct Outcome {
     /// Exit status 0.
     pub success: bool,
+    /// Killed by a signal (no exit status).
+    pub killed: bool,
     /// Output not already passed to the line callback.
     pub output: Vec<u8>,
 }
@@ -115,7 +117,7 @@ impl JobCommand {
         }
         let status = child.wait().await.context("waiting for the command")?;
         let _ = feeder.await;
-        Ok(Outcome { success: status.success(), output })
+        Ok(Outcome { success: status.success(), killed: status.code().is_none(), output })
     }
 }
 

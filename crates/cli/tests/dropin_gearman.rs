@@ -501,3 +501,31 @@ fn empty_function_name_is_refused() {
         w.stop();
     }
 }
+
+/// gearman(1) fails a job only when its command exits with a non-zero
+/// status: a command killed by a signal has its output sent as the result.
+#[test]
+fn command_killed_by_a_signal_completes_the_job() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        for worker in BOTH {
+            for signal in ["KILL", "TERM"] {
+                let script = format!("echo x; kill -{signal} $$");
+                let function = format!("sig{signal}");
+                let mut w = start_worker(worker, &srv, &["-f", &function, "--", "sh", "-c", &script], &function);
+                for client in BOTH {
+                    let out = run_tool(client, "gearman", srv.port, &["-f", &function, "a"], b"");
+                    assert_eq!(
+                        (out.status.and_then(|s| s.code()), text(&out.stdout), text(&out.stderr)),
+                        (Some(0), "x\n".to_string(), String::new()),
+                        "{} {worker:?}/{client:?} SIG{signal}",
+                        srv.name
+                    );
+                }
+                w.stop();
+            }
+        }
+    }
+}

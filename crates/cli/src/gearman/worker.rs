@@ -184,13 +184,16 @@ async fn handle(job: Job, command: Option<JobCommand>, mode: OutputMode) -> Resu
             JobError::Fail
         })?;
     let lines = matches!(mode, OutputMode::Lines { .. });
-    if outcome.success && !lines {
+    // As gearman(1): only a non-zero exit status fails the job; a command
+    // killed by a signal has its output sent as the result.
+    let success = outcome.success || outcome.killed;
+    if success && !lines {
         return Ok(Bytes::from(outcome.output));
     }
     if !outcome.output.is_empty() {
         let _ = job.data(outcome.output);
     }
-    if outcome.success {
+    if success {
         Ok(Bytes::new())
     } else {
         // gearman(1) reports a failed job on its stderr too, so the
