@@ -529,3 +529,44 @@ fn command_killed_by_a_signal_completes_the_job() {
         }
     }
 }
+
+/// `GEARMAN_SERVERS` (libgearman's variable) is honoured like
+/// `GEARMAN_SERVER`; an empty variable counts as unset, so `-p` applies
+/// (gearman 1.1.20 then tries localhost:4730, a decided difference).
+#[test]
+fn gearman_servers_env_and_empty_variables() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "envs", "--", "cat"], "envs");
+        for tool in BOTH {
+            let mut cmd = std::process::Command::new(tool.path("gearman"));
+            cmd.args(["-p", "1", "-f", "envs", "via-servers"])
+                .env_remove("GEARMAN_SERVER")
+                .env("GEARMAN_SERVERS", srv.addr());
+            let out = sprocket_testkit::process::run(&mut cmd, b"", common::LIMIT);
+            assert_eq!(text(&out.stdout), "via-servers", "{tool:?}: {}", out.describe());
+        }
+        for var in ["GEARMAN_SERVER", "GEARMAN_SERVERS"] {
+            let mut cmd = std::process::Command::new(Tool::Ours.path("gearman"));
+            cmd.args(["-p", &srv.port.to_string(), "-f", "envs", "empty"])
+                .env_remove("GEARMAN_SERVER")
+                .env_remove("GEARMAN_SERVERS")
+                .env(var, "");
+            let out = sprocket_testkit::process::run(&mut cmd, b"", common::LIMIT);
+            assert_eq!(text(&out.stdout), "empty", "{var}='': {}", out.describe());
+        }
+        // The worker reads it too.
+        let mut cmd = std::process::Command::new(Tool::Ours.path("gearman"));
+        cmd.args(["-w", "-p", "1", "-c", "1", "-f", "envw", "--", "cat"])
+            .env_remove("GEARMAN_SERVER")
+            .env("GEARMAN_SERVERS", srv.addr());
+        let mut ours = sprocket_testkit::process::Background::spawn("env worker", &mut cmd);
+        common::wait_workers(&srv, "envw", 1);
+        let out = run_tool(Tool::Real, "gearman", srv.port, &["-f", "envw", "w"], b"");
+        assert_eq!(text(&out.stdout), "w", "{}", out.describe());
+        ours.stop();
+        w.stop();
+    }
+}

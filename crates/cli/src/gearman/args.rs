@@ -94,13 +94,19 @@ fn atoi(s: &str) -> u64 {
 }
 
 impl GearmanArgs {
-    /// The servers to use: `GEARMAN_SERVER` when set, else `-h`/`-p`
-    /// (default localhost:4730).
+    /// The servers to use: the lists in `GEARMAN_SERVERS` (libgearman's
+    /// variable) and `GEARMAN_SERVER` (gearman(1)'s), both when both are
+    /// set; else `-h`/`-p` (default localhost:4730). An empty variable
+    /// counts as unset.
     pub fn servers(&self) -> String {
-        if let Ok(env) = std::env::var("GEARMAN_SERVER") {
-            if !env.trim().is_empty() {
-                return env;
-            }
+        let lists: Vec<String> = ["GEARMAN_SERVERS", "GEARMAN_SERVER"]
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .map(|list| list.trim().to_string())
+            .filter(|list| !list.is_empty())
+            .collect();
+        if !lists.is_empty() {
+            return lists.join(",");
         }
         let host = self.host.clone().unwrap_or_else(|| "localhost".into());
         let port = self.port.clone().unwrap_or_else(|| "4730".into());

@@ -69,7 +69,7 @@ pub fn servers() -> Vec<ServerProcess> {
 /// Runs `tool name args…` against `port` with `stdin`.
 pub fn run_tool<S: AsRef<OsStr>>(tool: Tool, name: &str, port: u16, args: &[S], stdin: &[u8]) -> RunOutput {
     let mut cmd = Command::new(tool.path(name));
-    cmd.args(["-p", &port.to_string()]).args(args).env_remove("GEARMAN_SERVER");
+    cmd.args(["-p", &port.to_string()]).args(args).env_remove("GEARMAN_SERVER").env_remove("GEARMAN_SERVERS");
     run(&mut cmd, stdin, LIMIT)
 }
 
@@ -77,7 +77,7 @@ pub fn run_tool<S: AsRef<OsStr>>(tool: Tool, name: &str, port: u16, args: &[S], 
 /// `function` is the name as the server's `status` shows it (lossy text).
 pub fn start_worker<S: AsRef<OsStr>>(tool: Tool, srv: &ServerProcess, args: &[S], function: &str) -> Background {
     let mut cmd = Command::new(tool.path("gearman"));
-    cmd.args(["-w", "-p", &srv.port.to_string()]).args(args).env_remove("GEARMAN_SERVER");
+    cmd.args(["-w", "-p", &srv.port.to_string()]).args(args).env_remove("GEARMAN_SERVER").env_remove("GEARMAN_SERVERS");
     let bg = Background::spawn(&format!("{tool:?} gearman worker"), &mut cmd);
     wait_workers(srv, function, 1);
     bg
