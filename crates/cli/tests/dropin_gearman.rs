@@ -570,3 +570,51 @@ fn gearman_servers_env_and_empty_variables() {
         w.stop();
     }
 }
+
+/// `-P` prefixes `Job failed` too (`pffail: Job failed`).
+#[test]
+fn prefix_applies_to_job_failed() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "pffail", "--", "false"], "pffail");
+        for tool in BOTH {
+            let out = run_tool(tool, "gearman", srv.port, &["-P", "-f", "pffail", "x"], b"");
+            assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{tool:?}: {}", out.describe());
+            assert_eq!(text(&out.stderr), "pffail: Job failed\n", "{} {tool:?}", srv.name);
+        }
+        w.stop();
+    }
+}
+
+/// With both `-I` and `-L`, the last one given wins, as in gearman(1).
+#[test]
+fn last_priority_flag_wins() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        for tool in BOTH {
+            for (flags, tag) in
+                [(vec!["-I", "-L"], "il"), (vec!["-L", "-I"], "li"), (vec!["-IL"], "c_il"), (vec!["-LI"], "c_li")]
+            {
+                let function = format!("prio_{tool:?}_{tag}");
+                let mut args = vec!["-b"];
+                args.extend(flags);
+                args.extend(["-f", &function, "x"]);
+                let out = run_tool(tool, "gearman", srv.port, &args, b"");
+                assert!(out.success(), "{tool:?} {args:?}: {}", out.describe());
+            }
+        }
+        let status = srv.admin("prioritystatus");
+        let row = |tool: &str, tag: &str| -> String {
+            let name = format!("prio_{tool}_{tag}\t");
+            status.lines().find(|l| l.starts_with(&name)).map(|l| l[name.len()..].to_string()).unwrap_or_default()
+        };
+        for tag in ["il", "li", "c_il", "c_li"] {
+            assert_eq!(row("Real", tag), row("Ours", tag), "{} {tag}: {status}", srv.name);
+        }
+        assert!(row("Ours", "il").starts_with("0\t0\t1"), "{}: {status}", srv.name);
+    }
+}

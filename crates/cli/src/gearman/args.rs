@@ -64,8 +64,9 @@ pub fn parse(args: &[OsString]) -> Result<GearmanArgs, UsageError> {
             'h' => a.host = Some(v),
             'H' => a.help = true,
             'i' => a.pidfile = Some(PathBuf::from(raw)),
-            'I' => a.high = true,
-            'L' => a.low = true,
+            // The last of -I and -L wins, as in gearman(1).
+            'I' => (a.high, a.low) = (true, false),
+            'L' => (a.high, a.low) = (false, true),
             'n' => a.per_line = true,
             'N' => {
                 a.per_line = true;

@@ -250,7 +250,9 @@ async fn run_task(
                 print_line(&line);
             }
             JobEvent::Failed => {
-                err_raw(b"Job failed\n");
+                let mut msg = prefix.clone();
+                msg.extend_from_slice(b"Job failed\n");
+                err_raw(&msg);
                 return Ok(true);
             }
             JobEvent::Created(_) => {}
