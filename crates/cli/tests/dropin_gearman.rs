@@ -618,3 +618,29 @@ fn last_priority_flag_wins() {
         assert!(row("Ours", "il").starts_with("0\t0\t1"), "{}: {status}", srv.name);
     }
 }
+
+/// `-t 0` and `-t abc` (atoi: 0) are a zero timeout in the client, as in
+/// gearman(1): a GEARMAN_TIMEOUT error, no result, nothing queued. (Ours
+/// exits 1 on a timeout, a decided difference.)
+#[test]
+fn zero_client_timeout_times_out_at_once() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "t0cat", "--", "cat"], "t0cat");
+        for t in ["0", "abc"] {
+            for tool in BOTH {
+                for args in [vec!["-t", t, "-f", "t0cat", "x"], vec!["-b", "-t", t, "-f", "t0queue", "x"]] {
+                    let out = run_tool(tool, "gearman", srv.port, &args, b"");
+                    assert_eq!(text(&out.stdout), "", "{tool:?} {args:?}: {}", out.describe());
+                    assert!(text(&out.stderr).contains("GEARMAN_TIMEOUT"), "{tool:?} {args:?}: {}", out.describe());
+                    let code = if tool == Tool::Real { 0 } else { 1 };
+                    assert_eq!(out.status.and_then(|s| s.code()), Some(code), "{tool:?} {args:?}: {}", out.describe());
+                }
+            }
+        }
+        assert!(!srv.admin("status").contains("t0queue"), "{}: {}", srv.name, srv.admin("status"));
+        w.stop();
+    }
+}

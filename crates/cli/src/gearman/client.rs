@@ -24,7 +24,13 @@ struct Fatal(String);
 /// `tail -f log | gearman -n -f f` streams, results come out in input
 /// order, and jobs sharing a `-u` unique do not merge.
 pub async fn run(a: &GearmanArgs) -> i32 {
-    let timeout = a.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis);
+    if a.timeout_ms == Some(0) {
+        // `-t 0` (or `-t abc`, which atoi reads as 0) is a zero timeout in
+        // gearman(1): nothing is submitted and the wait fails at once.
+        err_raw(b"gearman: gearman_client_run_tasks : gearman_wait(GEARMAN_TIMEOUT) timeout reached after 0 ms\n");
+        return 1;
+    }
+    let timeout = a.timeout_ms.map(Duration::from_millis);
     let options = ClientOptions {
         // gearman(1) does not ask for exceptions: a worker's exception
         // reaches it as a failure.
@@ -221,7 +227,12 @@ async fn run_task(
         let ev = match timeout {
             Some(t) => match tokio::time::timeout(t, next).await {
                 Ok(r) => r,
-                Err(_) => return Err(Fatal(format!("timeout reached after {} ms", t.as_millis()))),
+                Err(_) => {
+                    return Err(Fatal(format!(
+                        "gearman_wait(GEARMAN_TIMEOUT) timeout reached after {} ms",
+                        t.as_millis()
+                    )))
+                }
             },
             None => next.await,
         }
