@@ -44,10 +44,19 @@ impl GearmanOut {
             self.raw(data);
             return;
         }
-        if self.buffered.len() + data.len() > STDIO_BUFFER {
-            self.flush();
+        // As glibc's fully buffered stream: fill the buffer to exactly
+        // 4096 bytes (cutting a line if need be) and write it out only when
+        // more bytes need the room.
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.buffered.len() >= STDIO_BUFFER {
+                self.flush();
+            }
+            let take = (STDIO_BUFFER - self.buffered.len()).min(rest.len());
+            let (now, later) = rest.split_at(take);
+            self.buffered.extend_from_slice(now);
+            rest = later;
         }
-        self.buffered.extend_from_slice(data);
     }
 
     /// Empties the emulated stdio buffer (at exit).

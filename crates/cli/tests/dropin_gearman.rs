@@ -644,3 +644,42 @@ fn zero_client_timeout_times_out_at_once() {
         w.stop();
     }
 }
+
+/// In a pipe gearman's stdio buffer fills to exactly 4096 bytes, cutting
+/// a progress line in two, before a payload is written past it: 2000
+/// `50% Complete` lines then `end` put `end` at byte 24576 (6 × 4096).
+#[test]
+fn stdio_buffer_fills_to_exactly_4096_bytes() {
+    if !have_real_tools() {
+        return;
+    }
+    let rt = runtime();
+    for srv in servers() {
+        let w = rt.block_on({
+            let addr = srv.addr();
+            async move {
+                Worker::new(addr)
+                    .unwrap()
+                    .register("pfbig", |job: Job| async move {
+                        for _ in 0..2000 {
+                            job.status(1, 2)?;
+                        }
+                        Ok::<_, JobError>(&b"end"[..])
+                    })
+                    .spawn()
+                    .unwrap()
+            }
+        });
+        wait_workers(&srv, "pfbig", 1);
+        let mut outs = Vec::new();
+        for tool in BOTH {
+            let out = run_tool(tool, "gearman", srv.port, &["-f", "pfbig", "x"], b"");
+            assert!(out.success(), "{tool:?}: {}", out.describe());
+            let at = out.stdout.windows(3).position(|w| w == b"end");
+            assert_eq!(at, Some(24576), "{} {tool:?}", srv.name);
+            outs.push(out.stdout);
+        }
+        assert!(outs[0] == outs[1], "{}: outputs differ", srv.name);
+        rt.block_on(w.shutdown()).unwrap();
+    }
+}
