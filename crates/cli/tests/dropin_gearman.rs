@@ -683,3 +683,31 @@ fn stdio_buffer_fills_to_exactly_4096_bytes() {
         rt.block_on(w.shutdown()).unwrap();
     }
 }
+
+/// `-p` is read with atoi and cut to 16 bits as gearman(1) reads it
+/// (`-p 47301x` is 47301, `-p 112837` is 47301), and `-h ''` is localhost.
+#[test]
+fn port_and_host_are_read_as_gearman_reads_them() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Real, &srv, &["-f", "pcat", "--", "cat"], "pcat");
+        let port = srv.port;
+        let cases: Vec<Vec<String>> = vec![
+            vec!["-p".into(), format!("{port}x")],
+            vec!["-p".into(), format!(" {port}")],
+            vec!["-p".into(), format!("{}", u32::from(port) + 65536)],
+            vec!["-h".into(), String::new(), "-p".into(), port.to_string()],
+        ];
+        for case in cases {
+            for tool in BOTH {
+                let mut cmd = std::process::Command::new(tool.path("gearman"));
+                cmd.args(&case).args(["-f", "pcat", "ok"]).env_remove("GEARMAN_SERVER").env_remove("GEARMAN_SERVERS");
+                let out = sprocket_testkit::process::run(&mut cmd, b"", common::LIMIT);
+                assert_eq!(text(&out.stdout), "ok", "{tool:?} {case:?}: {}", out.describe());
+            }
+        }
+        w.stop();
+    }
+}

@@ -86,6 +86,30 @@ pub fn parse(args: &[OsString]) -> Result<GearmanArgs, UsageError> {
     Ok(a)
 }
 
+/// A port as gearman(1) reads `-p`: C `atoi` (leading blanks, a sign,
+/// digits) stored in 16 bits, so `47301x` is 47301, `99999` is 34463 and
+/// `-1` 65535; 0 (also `notaport`) means the default port 4730.
+pub fn c_port(s: &str) -> u16 {
+    let t = s.trim_start();
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // Only the low 16 bits matter, so wrapping arithmetic gives the
+    // truncated value whatever the length.
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0u16, |n, d| n.wrapping_mul(10).wrapping_add(u16::from(d - b'0')));
+    let n = if negative { n.wrapping_neg() } else { n };
+    if n == 0 {
+        4730
+    } else {
+        n
+    }
+}
+
 /// C `atoi`: leading digits, anything else ends the number.
 fn atoi(s: &str) -> u64 {
     s.trim_start()
@@ -109,8 +133,10 @@ impl GearmanArgs {
         if !lists.is_empty() {
             return lists.join(",");
         }
-        let host = self.host.clone().unwrap_or_else(|| "localhost".into());
-        let port = self.port.clone().unwrap_or_else(|| "4730".into());
+        // As gearman(1): an empty host is localhost, and the port is
+        // read with atoi into 16 bits, 0 meaning the default.
+        let host = self.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        let port = self.port.as_deref().map_or(4730, c_port);
         if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {
@@ -152,4 +178,21 @@ Worker mode:\n\
 \t-n            - send each output line as a data packet\n\
 \t-N            - like -n, without the newline\n"
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_read_like_atoi_into_16_bits() {
+        assert_eq!(c_port("47301"), 47301);
+        assert_eq!(c_port("47301x"), 47301);
+        assert_eq!(c_port(" 47301"), 47301);
+        assert_eq!(c_port("99999"), 34463);
+        assert_eq!(c_port("-1"), 65535);
+        assert_eq!(c_port("notaport"), 4730);
+        assert_eq!(c_port(""), 4730);
+        assert_eq!(c_port("65536"), 4730);
+    }
 }
