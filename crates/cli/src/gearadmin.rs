@@ -163,10 +163,9 @@ pub fn main(argv: &[OsString]) -> i32 {
             }
             "host" => host = String::from_utf8_lossy(&value).into_owned(),
             "port" => port = String::from_utf8_lossy(&value).into_owned(),
-            "ssl" => {
-                err_raw(b"Error: SSL is not supported by Sprocket\n");
-                return 1;
-            }
+            // Debian's gearadmin ignores --ssl and talks plain TCP; so do
+            // we, but say so.
+            "ssl" => err_raw(b"gearadmin: warning: SSL (--ssl) is not supported by Sprocket; using plain TCP\n"),
             op => ops.push((op, value)),
         }
     }

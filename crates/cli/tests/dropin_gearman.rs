@@ -711,3 +711,54 @@ fn port_and_host_are_read_as_gearman_reads_them() {
         w.stop();
     }
 }
+
+/// Debian's gearman ignores `-S` and talks plain TCP; ours does too, with
+/// a warning on stderr, so scripts passing `-S` keep working.
+#[test]
+fn ssl_flag_is_accepted_with_a_warning() {
+    if !have_real_tools() {
+        return;
+    }
+    for srv in servers() {
+        let mut w = start_worker(Tool::Ours, &srv, &["-S", "-f", "sslcat", "--", "cat"], "sslcat");
+        for tool in BOTH {
+            let out = run_tool(tool, "gearman", srv.port, &["-S", "-f", "sslcat", "plain"], b"");
+            assert!(out.success(), "{tool:?}: {}", out.describe());
+            assert_eq!(text(&out.stdout), "plain", "{tool:?}");
+        }
+        let ours = run_tool(Tool::Ours, "gearman", srv.port, &["-S", "-f", "sslcat", "plain"], b"");
+        assert!(text(&ours.stderr).contains("SSL"), "{}", ours.describe());
+        let admin = run_tool(Tool::Ours, "gearadmin", srv.port, &["-S", "--getpid"], b"");
+        assert!(admin.success(), "{}", admin.describe());
+        w.stop();
+    }
+}
+
+/// `gearman -H -f x` prints `Error in usage((null)).` before the usage,
+/// on stdout, exit 0.
+#[test]
+fn help_with_a_function_starts_with_the_null_usage_line() {
+    if !have_real_tools() {
+        return;
+    }
+    let mut heads = Vec::new();
+    for tool in BOTH {
+        let out = run_tool(tool, "gearman", 1, &["-H", "-f", "x"], b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(0), "{tool:?}");
+        assert_eq!(text(&out.stderr), "", "{tool:?}");
+        // The C tool names itself by argv[0], as ours does.
+        let stdout = text(&out.stdout).replace(&tool.path("gearman").display().to_string(), "gearman");
+        heads.push(stdout.lines().take(3).collect::<Vec<_>>().join("\n"));
+    }
+    assert_eq!(heads[0], heads[1]);
+}
+
+/// A `-d` worker whose server cannot be reached says so before detaching
+/// (the message used to go to /dev/null) and exits 1.
+#[test]
+fn daemon_worker_reports_an_unreachable_server() {
+    let port = sprocket_testkit::free_port();
+    let out = run_tool(Tool::Ours, "gearman", port, &["-w", "-d", "-f", "x"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("could not connect"), "{}", out.describe());
+}

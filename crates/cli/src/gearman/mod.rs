@@ -11,23 +11,27 @@ use crate::output::err_raw;
 /// Runs gearman mode with the full argv; returns the exit status.
 pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     let rest = argv.get(1..).unwrap_or(&[]);
+    // gearman names itself by argv[0] in its usage errors.
+    let name = argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_else(|| "gearman".into());
     let a = match args::parse(rest) {
         Ok(a) => a,
-        Err(args::UsageError(msg)) => return usage_error(&msg),
+        Err(args::UsageError(msg)) => return usage_error(&name, &msg),
     };
     if a.help {
         if a.functions.is_empty() {
-            return usage_error_with_status("No Functions were provided", 0);
+            return usage_error_with_status(&name, "No Functions were provided", 0);
         }
-        crate::output::out_raw(args::usage().as_bytes());
+        // With -f, gearman prints its usage error line with a null message,
+        // on stdout.
+        crate::output::out_raw(format!("\n{name}\tError in usage((null)).\n{}", args::usage()).as_bytes());
         return 0;
     }
     if a.functions.is_empty() {
-        return usage_error("No Functions were provided");
+        return usage_error(&name, "No Functions were provided");
     }
     if a.ssl {
-        err_raw(b"gearman: SSL (-S) is not supported by Sprocket\n");
-        return 1;
+        // Debian's gearman ignores -S and talks plain TCP; so do we, but say so.
+        err_raw(b"gearman: warning: SSL (-S) is not supported by Sprocket; using plain TCP\n");
     }
     if a.worker && a.functions.iter().any(Vec::is_empty) {
         err_raw(b"gearman: gearman_worker_add_function : _worker_function_create(GEARMAN_INVALID_ARGUMENT) invalid function\n");
@@ -37,6 +41,13 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     if let Some(c) = &command {
         if let Err(e) = c.check() {
             err_raw(format!("gearman: {e}\n").as_bytes());
+            return 1;
+        }
+    }
+    if a.worker && a.daemon {
+        // Check the servers before detaching, so the error is seen.
+        if let Err(msg) = worker::check_servers(&a) {
+            err_raw(format!("gearman: gearman_worker_work : {msg}\n").as_bytes());
             return 1;
         }
     }
@@ -78,11 +89,11 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-fn usage_error(msg: &str) -> i32 {
-    usage_error_with_status(msg, 1)
+fn usage_error(name: &str, msg: &str) -> i32 {
+    usage_error_with_status(name, msg, 1)
 }
 
-fn usage_error_with_status(msg: &str, status: i32) -> i32 {
-    err_raw(format!("\ngearman\tError in usage({msg}).\n{}", args::usage()).as_bytes());
+fn usage_error_with_status(name: &str, msg: &str, status: i32) -> i32 {
+    err_raw(format!("\n{name}\tError in usage({msg}).\n{}", args::usage()).as_bytes());
     status
 }

@@ -154,6 +154,33 @@ async fn run_with_idle_timeout(
     handle.wait().await
 }
 
+/// Whether any of the servers accepts a connection, checked without a
+/// runtime (so it can run before `-d` forks); the error names each.
+pub fn check_servers(a: &GearmanArgs) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let servers = ServerAddr::parse_list(&a.servers()).map_err(|e| e.to_string())?;
+    let mut errors = Vec::new();
+    for s in &servers {
+        let addrs = match s.socket_string().to_socket_addrs() {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                errors.push(format!("could not connect to {s}: {e}"));
+                continue;
+            }
+        };
+        for addr in addrs {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+                Ok(_) => return Ok(()),
+                Err(e) => errors.push(format!("could not connect to {s}: {e}")),
+            }
+        }
+    }
+    if errors.is_empty() {
+        errors.push("no job server given".into());
+    }
+    Err(errors.join("; "))
+}
+
 async fn any_reachable(servers: &[ServerAddr]) -> Result<(), String> {
     let mut errors = Vec::new();
     for s in servers {
