@@ -62,18 +62,7 @@ async fn background_job_and_status_poll() {
         assert!(st.known && !st.running, "{}: {st:?}", srv.name);
 
         let (go_tx, go_rx) = tokio::sync::watch::channel(false);
-        let w = Worker::new(srv.addr())
-            .unwrap()
-            .register("slow", move |job: Job| {
-                let mut go = go_rx.clone();
-                async move {
-                    job.status(6, 10)?;
-                    let _ = go.wait_for(|g| *g).await;
-                    Ok::<_, JobError>("done")
-                }
-            })
-            .spawn()
-            .unwrap();
+        let w = gated_worker(srv.addr(), "slow", go_rx);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let st = client.status(&handle).await.unwrap();
@@ -548,18 +537,7 @@ async fn status_of_colliding_handles_asks_the_issuing_server() {
         let on_b = client.submit_background("collide", "b").await.unwrap();
         assert_eq!(on_a.as_bytes(), on_b.as_bytes(), "{}: both servers should issue the same handle", a.name);
         let (go_tx, go_rx) = tokio::sync::watch::channel(false);
-        let w = Worker::new(b.addr())
-            .unwrap()
-            .register("collide", move |job: Job| {
-                let mut go = go_rx.clone();
-                async move {
-                    job.status(6, 10)?;
-                    let _ = go.wait_for(|g| *g).await;
-                    Ok::<_, JobError>("done")
-                }
-            })
-            .spawn()
-            .unwrap();
+        let w = gated_worker(b.addr(), "collide", go_rx);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let st = client.status(&on_b).await.unwrap();
@@ -654,4 +632,25 @@ async fn max_jobs_holds_over_several_servers() {
             .sum();
         assert_eq!(left, 3, "{}: the other jobs stay queued", a.name);
     }
+}
+
+/// A worker for `function` whose jobs report 6/10 and then wait until `go`
+/// turns true before completing with "done".
+fn gated_worker(
+    addr: String,
+    function: &'static str,
+    go_rx: tokio::sync::watch::Receiver<bool>,
+) -> sprocket_client::WorkerHandle {
+    Worker::new(addr)
+        .unwrap()
+        .register(function, move |job: Job| {
+            let mut go = go_rx.clone();
+            async move {
+                job.status(6, 10)?;
+                let _ = go.wait_for(|g| *g).await;
+                Ok::<_, JobError>("done")
+            }
+        })
+        .spawn()
+        .unwrap()
 }

@@ -398,6 +398,11 @@ async fn sqlite_replays_a_large_table_in_parts() {
     assert_same_jobs(got, vec![job(b"f", b"a", Priority::Normal, &[1], 0), job(b"f", b"b", Priority::Normal, &[2], 0)]);
 }
 
+/// Rows in a scratch MySQL table, as text.
+fn mysql_rows(s: &Scratch) -> String {
+    mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
+}
+
 /// A row gearmand left with a cut unique (`…U\0`) whose 63-byte key also
 /// exists for the same function is the same job to gearmand (it reads the
 /// key as a C string and coalesces): replay keeps the existing row and
@@ -469,10 +474,7 @@ async fn mysql_rewrites_or_merges_cut_uniques() {
         ))
         .unwrap_or_else(|e| panic!("fill gearmand's table: {e}"));
     };
-    let count = |s: &Scratch| {
-        mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
-    };
-    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &count).await;
+    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &mysql_rows).await;
 }
 
 /// A PostgreSQL table without a unique constraint on (unique_key,
@@ -592,10 +594,7 @@ async fn mysql_replays_null_keys_once() {
         ))
         .unwrap_or_else(|e| panic!("fill gearmand's table: {e}"));
     };
-    let count = |s: &Scratch| {
-        mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
-    };
-    null_keys_are_replayed_once(&scratch, &fill, &count).await;
+    null_keys_are_replayed_once(&scratch, &fill, &mysql_rows).await;
 }
 
 #[tokio::test]

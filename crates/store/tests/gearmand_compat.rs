@@ -63,6 +63,19 @@ fn submit_raw(port: u16, kind: u32, fields: &[&[u8]], data: &[u8]) -> u32 {
 
 const JOB_CREATED: u32 = 8;
 
+/// gearmand's flags for its MySQL queue in `table` on the shared MariaDB.
+fn gearmand_mysql_args(table: &str) -> Vec<String> {
+    vec![
+        "-q".into(),
+        "MySQL".into(),
+        format!("--mysql-host={MYSQL_HOST}"),
+        format!("--mysql-port={MYSQL_PORT}"),
+        "--mysql-user=root".into(),
+        "--mysql-db=test".into(),
+        format!("--mysql-table={table}"),
+    ]
+}
+
 /// Submits the same jobs to a gearmand using `queue_args`, stops it, and
 /// returns what we expect to find.
 fn fill_with_gearmand(queue_args: &[String], epoch_ok: bool, redis_names: bool) -> Option<Vec<StoredJob>> {
@@ -140,15 +153,7 @@ async fn postgres_replays_gearmand_rows() {
 #[tokio::test]
 async fn mysql_replays_gearmand_rows() {
     let Some(s) = Scratch::new(Backend::Mysql, "gmd") else { return };
-    let args = vec![
-        "-q".into(),
-        "MySQL".into(),
-        format!("--mysql-host={MYSQL_HOST}"),
-        format!("--mysql-port={MYSQL_PORT}"),
-        "--mysql-user=root".into(),
-        "--mysql-db=test".into(),
-        format!("--mysql-table={}", s.name),
-    ];
+    let args = gearmand_mysql_args(&s.name);
     let Some(want) = fill_with_gearmand(&args, true, false) else { return };
     let mut store = s.open().await;
     assert_same_jobs(store.load().await.expect("replay gearmand's mysql rows"), want);
@@ -262,15 +267,7 @@ async fn sqlite_replays_and_deletes_gearmands_cut_unique() {
 #[tokio::test]
 async fn mysql_replays_and_deletes_gearmands_cut_unique() {
     let Some(s) = Scratch::new(Backend::Mysql, "cut") else { return };
-    let args = vec![
-        "-q".into(),
-        "MySQL".into(),
-        format!("--mysql-host={MYSQL_HOST}"),
-        format!("--mysql-port={MYSQL_PORT}"),
-        "--mysql-user=root".into(),
-        "--mysql-db=test".into(),
-        format!("--mysql-table={}", s.name),
-    ];
+    let args = gearmand_mysql_args(&s.name);
     let stored_hex = || -> Vec<String> {
         let out = mysql(&format!("SELECT HEX(unique_key) FROM `{}` ORDER BY 1", s.name))
             .unwrap_or_else(|e| panic!("select stored keys: {e}"));
