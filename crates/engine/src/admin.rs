@@ -124,6 +124,9 @@ impl Engine {
         self.fail_to_clients(job_no);
         let running = self.jobs.get(&job_no).is_some_and(|j| j.is_running());
         if running {
+            // The worker may still finish it, but the job is over: its row
+            // goes now, or a crash before the worker ends would bring it back.
+            self.delete_row(job_no);
             let clients = self.jobs.get_mut(&job_no).map(|j| {
                 j.ignore = true;
                 std::mem::take(&mut j.clients)

@@ -168,7 +168,9 @@ impl Engine {
 
     /// When the engine next needs a `tick`, if ever.
     pub fn next_deadline(&self) -> Option<Millis> {
-        let sched = self.schedule.peek().map(|Reverse((when, _))| (*when).max(0) as u64 * 1000);
+        // Saturating: an epoch of 1.8e16 s or more would wrap to a deadline
+        // in the past, and the engine would wake every millisecond.
+        let sched = self.schedule.peek().map(|Reverse((when, _))| ((*when).max(0) as u64).saturating_mul(1000));
         let tmo = self.timeouts.peek().map(|Reverse((at, _, _))| *at);
         let store = match self.config.store_timeout_ms {
             0 => None,

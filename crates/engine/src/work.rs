@@ -117,28 +117,39 @@ impl Engine {
         self.end_job(job_no);
     }
 
-    /// A job ended for good: delete its row, forget it everywhere. With
-    /// `--store-queue-on-shutdown` only replayed jobs have a row while the
-    /// server runs (gearmand 1.1.20 deletes it when they end, so a crash
-    /// after a restart still finds the jobs that had not run).
+    /// A job ended for good: delete its row, forget it everywhere.
     pub(crate) fn end_job(&mut self, job_no: JobNo) {
+        self.delete_row(job_no);
+        self.remove_job(job_no);
+    }
+
+    /// Deletes the job's store row, if it has one (once: the job is no
+    /// longer persisted afterwards). With `--store-queue-on-shutdown` only
+    /// replayed jobs have a row while the server runs (gearmand 1.1.20
+    /// deletes it when they end, so a crash after a restart still finds
+    /// the jobs that had not run).
+    pub(crate) fn delete_row(&mut self, job_no: JobNo) {
         let Some(job) = self.jobs.get(&job_no) else { return };
         let has_row = match self.config.persist {
             PersistMode::Immediate => true,
             PersistMode::OnShutdown => job.replayed_row,
             PersistMode::None => false,
         };
-        if job.persisted && has_row {
-            let op = self.row_delete(job);
-            let pending = job.pending_seq;
-            self.persist(op);
-            if pending != 0 {
-                // Its insert may still be in flight; either way the job is
-                // done, so its submitter can be answered with success.
-                self.pending_inserts.remove(&pending);
-            }
+        if !(job.persisted && has_row) {
+            return;
         }
-        self.remove_job(job_no);
+        let op = self.row_delete(job);
+        let pending = job.pending_seq;
+        self.persist(op);
+        if pending != 0 {
+            // Its insert may still be in flight; either way the job is
+            // done, so its submitter can be answered with success.
+            self.pending_inserts.remove(&pending);
+        }
+        if let Some(job) = self.jobs.get_mut(&job_no) {
+            job.persisted = false;
+            job.pending_seq = 0;
+        }
     }
 
     /// Removes a job from every index without touching the store.

@@ -869,3 +869,50 @@ fn confirmed_inserts_never_time_out() {
     assert_eq!(t.persisted.len(), 1, "no delete for a confirmed job");
     assert_eq!(t.engine.job_count(), 1);
 }
+
+/// Cancelling a running durable job deletes its row at once: the worker may
+/// never report back, and a crash before it does must not bring the job
+/// back (gearmand deletes the row at cancel time too).
+#[test]
+fn cancelling_a_running_durable_job_deletes_its_row_at_once() {
+    let mut t = durable();
+    let c = t.connect();
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("d"),
+        },
+    );
+    let seq = t.persisted[0].0;
+    t.stored(seq, &[]);
+    let w = t.worker(&["f"]);
+    let (handle, ..) = t.grab(w).expect("the job is handed out");
+    t.persisted.clear();
+    let line = format!("cancel job {}", String::from_utf8_lossy(&handle));
+    assert_eq!(t.admin(c, &line), "OK\r\n");
+    let ops: Vec<PersistOp> = t.persisted.iter().map(|(_, op)| op.clone()).collect();
+    assert_eq!(ops, vec![PersistOp::Delete { function: b("f"), unique: b("u") }], "row deleted at cancel time");
+    // The worker's late result deletes nothing more.
+    t.send(w, Request::WorkComplete { handle, data: b("late") });
+    assert_eq!(t.persisted.len(), 1, "deleted once");
+    assert_eq!(t.engine.job_count(), 0);
+}
+
+/// An epoch so far away that it overflows milliseconds is a deadline at
+/// the end of time, not one in the past that wakes the engine every
+/// millisecond.
+#[test]
+fn a_far_future_epoch_is_not_a_deadline_in_the_past() {
+    let mut t = Bed::default();
+    let c = t.connect();
+    t.send(
+        c,
+        Request::SubmitJobEpoch { function: b("f"), unique: b("far"), epoch: b("18446744073709552"), data: b("x") },
+    );
+    assert!(matches!(t.packets(c).pop(), Some(Response::JobCreated { .. })));
+    let deadline = t.engine.next_deadline().expect("a scheduled job has a deadline");
+    assert!(deadline > 4_000_000_000_000, "deadline {deadline} ms is in the past");
+}
