@@ -125,6 +125,18 @@ pub enum ParseError {
     MissingSeparator(PacketType),
 }
 
+/// The part of a lone field before its first NUL. gearmand reads the only
+/// field of WORK_FAIL, GET_STATUS, GET_STATUS_UNIQUE and OPTION_REQ as a C
+/// string, so a client that ends it with a NUL is understood there; kept
+/// whole, the NUL made the handle unknown and was echoed back inside
+/// STATUS_RES as an extra field.
+fn c_string(field: Bytes) -> Bytes {
+    match field.iter().position(|&b| b == 0) {
+        Some(end) => field.slice(..end),
+        None => field,
+    }
+}
+
 impl Request {
     /// Builds a request from a decoded body. Never panics.
     pub fn parse(kind: PacketType, body: Bytes) -> Result<Request, ParseError> {
@@ -176,17 +188,17 @@ impl Request {
             T::GrabJobAll => Request::GrabJobAll,
             T::WorkStatus => Request::WorkStatus { handle: next(), numerator: next(), denominator: next() },
             T::WorkComplete => Request::WorkComplete { handle: next(), data },
-            T::WorkFail => Request::WorkFail { handle: next() },
+            T::WorkFail => Request::WorkFail { handle: c_string(next()) },
             T::WorkException => Request::WorkException { handle: next(), data },
             T::WorkData => Request::WorkData { handle: next(), data },
             T::WorkWarning => Request::WorkWarning { handle: next(), data },
-            T::GetStatus => Request::GetStatus { handle: next() },
-            T::GetStatusUnique => Request::GetStatusUnique { unique: next() },
+            T::GetStatus => Request::GetStatus { handle: c_string(next()) },
+            T::GetStatusUnique => Request::GetStatusUnique { unique: c_string(next()) },
             T::EchoReq => Request::EchoReq { data },
             T::SetClientId => Request::SetClientId { id: next() },
             T::CanDoTimeout => Request::CanDoTimeout { function: next(), timeout: next() },
             T::AllYours => Request::AllYours,
-            T::OptionReq => Request::OptionReq { name: next() },
+            T::OptionReq => Request::OptionReq { name: c_string(next()) },
             T::Noop
             | T::JobCreated
             | T::NoJob
@@ -279,6 +291,27 @@ mod tests {
     use super::*;
     use crate::testing::{blob, decode_one, field};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_lone_field_ending_in_nul_is_read_as_a_c_string() {
+        let h = Bytes::from_static(b"H:x:1\0");
+        assert_eq!(
+            Request::parse(PacketType::GetStatus, h.clone()),
+            Ok(Request::GetStatus { handle: Bytes::from_static(b"H:x:1") })
+        );
+        assert_eq!(
+            Request::parse(PacketType::WorkFail, h),
+            Ok(Request::WorkFail { handle: Bytes::from_static(b"H:x:1") })
+        );
+        assert_eq!(
+            Request::parse(PacketType::GetStatusUnique, Bytes::from_static(b"u\0junk")),
+            Ok(Request::GetStatusUnique { unique: Bytes::from_static(b"u") })
+        );
+        assert_eq!(
+            Request::parse(PacketType::OptionReq, Bytes::from_static(b"exceptions\0")),
+            Ok(Request::OptionReq { name: Bytes::from_static(b"exceptions") })
+        );
+    }
 
     fn priority() -> impl Strategy<Value = Priority> {
         prop_oneof![Just(Priority::High), Just(Priority::Normal), Just(Priority::Low)]
