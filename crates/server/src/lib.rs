@@ -154,6 +154,9 @@ async fn serve(
         store_timeout_ms: flags.store_timeout.saturating_mul(1000),
     };
     let mut engine = Engine::new(config);
+    // The clock is set before replay, so a stored epoch job already due is
+    // queued in replay order instead of being scheduled behind the rest.
+    engine.tick(now_ms());
 
     // Open and replay the store before accepting anyone.
     let mut writer = None;

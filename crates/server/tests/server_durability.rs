@@ -176,3 +176,30 @@ fn a_result_sent_just_before_sigterm_is_not_lost() {
     let s2 = start_on(port, dir.path(), &[]);
     assert_eq!(s2.admin("status"), "last\t2\t0\t0\n.\n", "the completed job came back");
 }
+
+/// A stored epoch job that is already due when the server restarts is
+/// handed out in its place in the queue, not after every job replayed
+/// behind it (the clock was 0 while the store replayed).
+#[test]
+fn a_due_epoch_job_keeps_its_place_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), &[]);
+    let port = s.port;
+    let mut c = Gear::connect(port).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(matches!(c.submit_bg("order", "first", "1").unwrap(), Response::JobCreated { .. }));
+    c.send(&Request::SubmitJobEpoch {
+        function: b("order"),
+        unique: b("due"),
+        epoch: b(&(now - 10).to_string()),
+        data: b("2"),
+    })
+    .unwrap();
+    assert!(matches!(c.recv().unwrap(), Response::JobCreated { .. }));
+    for u in ["third", "fourth"] {
+        assert!(matches!(c.submit_bg("order", u, "x").unwrap(), Response::JobCreated { .. }));
+    }
+    s.kill9();
+    let s2 = start_on(port, dir.path(), &[]);
+    assert_eq!(drain(s2.port, "order"), ["first", "due", "third", "fourth"]);
+}
