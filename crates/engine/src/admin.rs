@@ -127,6 +127,11 @@ impl Engine {
             // The worker may still finish it, but the job is over: its row
             // goes now, or a crash before the worker ends would bring it back.
             self.delete_row(job_no);
+            // Nobody may join a cancelled job (one whose clients merely
+            // left can be joined; see `coalesce_target`).
+            if let Some(job) = self.jobs.get(&job_no).cloned() {
+                self.unindex(&job);
+            }
             let clients = self.jobs.get_mut(&job_no).map(|j| {
                 j.ignore = true;
                 std::mem::take(&mut j.clients)

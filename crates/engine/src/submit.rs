@@ -80,23 +80,25 @@ impl Engine {
         if unique.is_empty() {
             return None;
         }
-        let found = if unique.as_ref() == b"-" {
+        // A running job whose clients all left (`ignore`) is still in the
+        // index and is joined, as gearmand does: the new submitter gets its
+        // result instead of the work being done twice. A cancelled job is
+        // no longer in the index.
+        if unique.as_ref() == b"-" {
             if data.is_empty() {
                 return None;
             }
-            self.by_data.get(&(f, data.clone()))
+            self.by_data.get(&(f, data.clone())).copied()
         } else {
-            return self
-                .by_unique
-                .get(f, unique, |no| self.jobs.get(&no).map(|j| &**j))
-                .filter(|no| self.jobs.get(no).is_some_and(|j| !j.ignore));
-        };
-        found.copied().filter(|no| self.jobs.get(no).is_some_and(|j| !j.ignore))
+            self.by_unique.get(f, unique, |no| self.jobs.get(&no).map(|j| &**j))
+        }
     }
 
     /// Attaches a submitter to an existing job and answers with its handle.
     fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
         let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        // Someone listens again to a job whose clients had all left.
+        job.ignore = false;
         // One listener entry per submission, even from the same connection:
         // a client that submits the same unique twice (a task set with a
         // duplicate) expects every WORK_* packet twice, as gearmand sends

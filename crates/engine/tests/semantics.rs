@@ -916,3 +916,33 @@ fn a_far_future_epoch_is_not_a_deadline_in_the_past() {
     let deadline = t.engine.next_deadline().expect("a scheduled job has a deadline");
     assert!(deadline > 4_000_000_000_000, "deadline {deadline} ms is in the past");
 }
+
+/// A foreground job whose only client left while a worker runs it is
+/// joined by a later submission of the same unique, as gearmand does: the
+/// new client gets the result and the work is not done twice. A cancelled
+/// running job is not joined: the new submission is a job of its own.
+#[test]
+fn a_running_job_whose_client_left_is_joined_but_a_cancelled_one_is_not() {
+    let mut t = Bed::default();
+    let a = t.connect();
+    let first = t.fg(a, "f", "k", "d");
+    let w = t.worker(&["f"]);
+    let (handle, ..) = t.grab(w).expect("job handed out");
+    assert_eq!(handle, first);
+    t.disconnect(a);
+    let b_client = t.connect();
+    assert_eq!(t.fg(b_client, "f", "k", "d"), first, "joined the running job");
+    t.send(w, Request::WorkComplete { handle: handle.clone(), data: b("result") });
+    assert_eq!(t.packets(b_client), vec![Response::WorkComplete { handle, data: b("result") }]);
+    assert_eq!(t.engine.job_count(), 0);
+
+    let c = t.connect();
+    let running = t.fg(c, "f", "k2", "d");
+    let (h2, ..) = t.grab(w).expect("second job handed out");
+    assert_eq!(h2, running);
+    let line = format!("cancel job {}", String::from_utf8_lossy(&h2));
+    assert_eq!(t.admin(c, &line), "OK\r\n");
+    t.packets(c);
+    let d = t.connect();
+    assert_ne!(t.fg(d, "f", "k2", "d"), running, "a cancelled job is not joined");
+}
