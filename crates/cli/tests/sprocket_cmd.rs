@@ -145,6 +145,39 @@ fn bad_input_gets_clear_errors() {
     let out = sp(&["submit", "-s", "host:notaport", "f", "x"], b"");
     assert_eq!(out.status.and_then(|s| s.code()), Some(1));
     assert!(text(&out.stderr).contains("invalid server address"), "{}", out.describe());
+    // A worker with no server to talk to says so and stops, rather than
+    // retrying in silence (it looked like one waiting for jobs), also
+    // before detaching with -d.
+    for extra in [&[][..], &["-d"][..]] {
+        let mut args = vec!["work", "-s", &dead, "-f", "x"];
+        args.extend_from_slice(extra);
+        let out = sp(&args, b"");
+        assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+        assert!(text(&out.stderr).contains("no job server answers"), "{}", out.describe());
+    }
+    let out = sp(&["work", "-s", &dead, "-f", ""], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("cannot be empty"), "{}", out.describe());
+}
+
+/// WORK_DATA reaches the output with several payloads and in JSON, not
+/// only when one job streams it straight out.
+#[test]
+fn work_data_is_kept_with_several_jobs_and_in_json() {
+    for srv in servers() {
+        let addr = srv.addr();
+        let mut cmd = Command::new(sprocket());
+        cmd.args(["work", "-s", &addr, "-f", "lines", "-n", "--", "sh", "-c", "echo a; echo b"]);
+        let _worker = Background::spawn("sprocket work", &mut cmd);
+        wait_workers(&srv, "lines", 1);
+        let out = sp(&["submit", "-s", &addr, "lines", "x"], b"");
+        assert_eq!(text(&out.stdout), "a\nb\n", "{}", out.describe());
+        let out = sp(&["submit", "-s", &addr, "lines", "x", "y"], b"");
+        assert_eq!(text(&out.stdout), "a\nb\na\nb\n", "{}", out.describe());
+        let out = sp(&["submit", "-s", &addr, "--json", "lines", "x"], b"");
+        let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+        assert_eq!(v["data"], "a\nb\n", "{v}");
+    }
 }
 
 /// `sprocket bench` builds the runtime its --threads asks for, outside the

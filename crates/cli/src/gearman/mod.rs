@@ -3,7 +3,7 @@
 
 pub mod args;
 mod client;
-mod worker;
+pub(crate) mod worker;
 
 use crate::command::JobCommand;
 use crate::output::err_raw;

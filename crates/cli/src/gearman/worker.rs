@@ -157,10 +157,17 @@ async fn run_with_idle_timeout(
 /// Whether any of the servers accepts a connection, checked without a
 /// runtime (so it can run before `-d` forks); the error names each.
 pub fn check_servers(a: &GearmanArgs) -> Result<(), String> {
-    use std::net::ToSocketAddrs;
     let servers = ServerAddr::parse_list(&a.servers()).map_err(|e| e.to_string())?;
+    any_server_answers(&servers)
+}
+
+/// Ok once one of `servers` accepts a TCP connection (5 s each at most);
+/// otherwise every server's error. Blocking: for use before a runtime
+/// exists (and before a daemon detaches, so the error is seen).
+pub fn any_server_answers(servers: &[ServerAddr]) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
     let mut errors = Vec::new();
-    for s in &servers {
+    for s in servers {
         let addrs = match s.socket_string().to_socket_addrs() {
             Ok(addrs) => addrs,
             Err(e) => {

@@ -161,6 +161,9 @@ pub async fn run(a: SubmitArgs) -> anyhow::Result<i32> {
         let json = a.json;
         async move {
             let mut handle = None;
+            // WORK_DATA of a job whose output would interleave with others'
+            // (or that goes into JSON), printed with its result.
+            let mut kept = Vec::new();
             let r = client
                 .submit_with(job, |ev| match ev {
                     JobEvent::Created(h) => handle = Some(h.clone()),
@@ -170,25 +173,28 @@ pub async fn run(a: SubmitArgs) -> anyhow::Result<i32> {
                         let _ = o.write_all(d);
                         let _ = o.flush();
                     }
+                    JobEvent::Data(d) => kept.extend_from_slice(d),
                     JobEvent::Warning(d) => eprintln!("warning: {}", String::from_utf8_lossy(d)),
                     JobEvent::Status { numerator, denominator } => progress.update(*numerator, *denominator),
                     _ => {}
                 })
                 .await;
-            (handle, r)
+            (handle, kept, r)
         }
     }))
     .await;
     progress.finish();
     let mut status = 0;
-    for (handle, r) in results {
+    for (handle, kept, r) in results {
         let h = handle.map(|h| h.to_string()).unwrap_or_default();
         match r {
-            Ok(data) if a.json => {
-                println!("{}", json!({ "handle": h, "result": String::from_utf8_lossy(&data) }))
-            }
+            Ok(data) if a.json => println!(
+                "{}",
+                json!({ "handle": h, "data": String::from_utf8_lossy(&kept), "result": String::from_utf8_lossy(&data) })
+            ),
             Ok(data) => {
                 let mut o = std::io::stdout().lock();
+                o.write_all(&kept)?;
                 o.write_all(&data)?;
                 o.flush()?;
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
-use sprocket_client::{Job, JobError, Worker, WorkerOptions};
+use sprocket_client::{Job, JobError, ServerAddr, Worker, WorkerOptions};
 
 use super::ServerOpt;
 use crate::command::{JobCommand, OutputMode};
@@ -55,6 +55,15 @@ impl WorkArgs {
         if let Some(c) = JobCommand::new(&self.command) {
             c.check()?;
         }
+        if let Some(f) = self.functions.iter().find(|f| f.is_empty()) {
+            anyhow::bail!("invalid function name {f:?}: a function name cannot be empty");
+        }
+        // Refuse to start when no server answers at all (before detaching,
+        // so the error is seen): a worker that only retried in silence
+        // looked like one waiting for jobs. Later outages are retried.
+        let servers = ServerAddr::parse_list(&self.server.servers).context("bad server list")?;
+        crate::gearman::worker::any_server_answers(&servers)
+            .map_err(|e| anyhow::anyhow!("no job server answers: {e}"))?;
         if self.daemon {
             crate::process::daemonize()?;
         }
