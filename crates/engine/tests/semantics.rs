@@ -578,6 +578,20 @@ fn durable_with_store_timeout(store_timeout_ms: u64) -> Bed {
     })
 }
 
+/// Sends a normal-priority background SUBMIT_JOB of function `f`, unique
+/// `u`, data `d`, without reading the reply.
+fn submit_bg_f_u_d(t: &mut Bed, c: sprocket_engine::ConnId) {
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("d"),
+        },
+    );
+}
+
 #[test]
 fn background_job_created_only_after_durable_and_order_is_kept() {
     let mut t = durable();
@@ -607,15 +621,7 @@ fn background_job_created_only_after_durable_and_order_is_kept() {
 fn failed_insert_gives_an_error_not_job_created() {
     let mut t = durable();
     let c = t.connect();
-    t.send(
-        c,
-        Request::SubmitJob {
-            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b("u"),
-            data: b("d"),
-        },
-    );
+    submit_bg_f_u_d(&mut t, c);
     let seq = t.persisted[0].0;
     t.stored(seq, &[seq]);
     match t.packets(c).as_slice() {
@@ -877,15 +883,7 @@ fn confirmed_inserts_never_time_out() {
 fn cancelling_a_running_durable_job_deletes_its_row_at_once() {
     let mut t = durable();
     let c = t.connect();
-    t.send(
-        c,
-        Request::SubmitJob {
-            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b("u"),
-            data: b("d"),
-        },
-    );
+    submit_bg_f_u_d(&mut t, c);
     let seq = t.persisted[0].0;
     t.stored(seq, &[]);
     let w = t.worker(&["f"]);

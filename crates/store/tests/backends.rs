@@ -398,6 +398,15 @@ async fn sqlite_replays_a_large_table_in_parts() {
     assert_same_jobs(got, vec![job(b"f", b"a", Priority::Normal, &[1], 0), job(b"f", b"b", Priority::Normal, &[2], 0)]);
 }
 
+/// Rows in a scratch SQLite table, as text.
+fn sqlite_rows(s: &Scratch) -> String {
+    let n: i64 = rusqlite::Connection::open(s.sqlite_path())
+        .expect("open the queue file")
+        .query_row(&format!("SELECT COUNT(*) FROM \"{}\"", s.name), [], |r| r.get(0))
+        .expect("count rows");
+    n.to_string()
+}
+
 /// Rows in a scratch MySQL table, as text.
 fn mysql_rows(s: &Scratch) -> String {
     mysql(&format!("SELECT COUNT(*) FROM `{}`", s.name)).unwrap_or_else(|e| panic!("count rows: {e}")).trim().into()
@@ -452,12 +461,7 @@ async fn sqlite_rewrites_or_merges_cut_uniques() {
             ))
             .expect("fill gearmand's table")
     };
-    let count = |s: &Scratch| {
-        let n: i64 =
-            open(s).query_row(&format!("SELECT COUNT(*) FROM \"{}\"", s.name), [], |r| r.get(0)).expect("count rows");
-        n.to_string()
-    };
-    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &count).await;
+    cut_uniques_are_rewritten_or_merged(&scratch, &fill, &sqlite_rows).await;
 }
 
 #[tokio::test]
@@ -573,12 +577,7 @@ async fn sqlite_replays_null_keys_once() {
             ))
             .expect("fill gearmand's table")
     };
-    let count = |s: &Scratch| {
-        let n: i64 =
-            open(s).query_row(&format!("SELECT COUNT(*) FROM \"{}\"", s.name), [], |r| r.get(0)).expect("count rows");
-        n.to_string()
-    };
-    null_keys_are_replayed_once(&scratch, &fill, &count).await;
+    null_keys_are_replayed_once(&scratch, &fill, &sqlite_rows).await;
 }
 
 #[tokio::test]
