@@ -220,3 +220,33 @@ fn bench_subcommand_runs_with_its_own_runtime() {
     assert_eq!(out.status.and_then(|s| s.code()), Some(1));
     assert!(text(&out.stderr).contains("--threads"), "{}", out.describe());
 }
+
+/// Usage errors exit 2: an empty function name for `submit` (no worker can
+/// register it, so the job would only wait) and a wrong count of maxqueue
+/// limits. A cancel across several servers succeeds when the server that
+/// owns the handle cancels it (the others' UNKNOWN_JOB is expected), and
+/// fails only when no server knows the job.
+#[test]
+fn usage_errors_and_cancel_across_servers() {
+    let dead = format!("127.0.0.1:{}", sprocket_testkit::free_port());
+    let out = sp(&["submit", "-s", &dead, "", "x"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{}", out.describe());
+    assert!(text(&out.stderr).contains("cannot be empty"), "{}", out.describe());
+    let out = sp(&["admin", "-s", &dead, "maxqueue", "f", "1", "2"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(2), "{}", out.describe());
+
+    let all = servers();
+    if all.len() < 2 {
+        return; // gearmand missing: every_server already said SKIPPED
+    }
+    let list = format!("{},{}", all[0].addr(), all[1].addr());
+    let out = sp(&["submit", "-s", &all[1].addr(), "-b", "cx", "x"], b"");
+    assert!(out.success(), "{}", out.describe());
+    let handle = text(&out.stdout).trim().to_string();
+    let out = sp(&["admin", "-s", &list, "cancel", &handle], b"");
+    assert!(out.success(), "cancel on the owning server: {}", out.describe());
+    assert!(text(&out.stdout).contains("OK"), "{}", out.describe());
+    let out = sp(&["admin", "-s", &list, "cancel", "H:nowhere:1"], b"");
+    assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
+    assert!(text(&out.stderr).contains("no server knows job"), "{}", out.describe());
+}

@@ -100,8 +100,18 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
     if servers.is_empty() {
         bail!("no job server given");
     }
-    let line = a.action.wire()?;
+    let line = match a.action.wire() {
+        Ok(line) => line,
+        Err(e) => {
+            // A bad argument is a usage error, as clap's own are.
+            eprintln!("sprocket: {e:#}");
+            return Ok(2);
+        }
+    };
     let many = servers.len() > 1;
+    // A handle belongs to one server: with several, the others' UNKNOWN_JOB
+    // is expected, and the cancel failed only if no server knew the job.
+    let cancel_across = many && matches!(a.action, Action::Cancel { .. });
     let mut status = 0;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut json_out = Vec::new();
@@ -110,8 +120,11 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
         let reply = conn.command(&line).await?;
         let first = reply.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
         if let Some(err) = first.strip_prefix("ERR ") {
-            eprintln!("sprocket: {s}: {err}");
             json_out.push(json!({"server": s.to_string(), "error": err}));
+            if cancel_across && err.starts_with("UNKNOWN_JOB") {
+                continue;
+            }
+            eprintln!("sprocket: {s}: {err}");
             status = 1;
             continue;
         }
@@ -167,6 +180,12 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
                 rows.push(vec![server.clone(), value]);
             }
         }
+    }
+    if cancel_across && status == 0 && rows.is_empty() {
+        if let Action::Cancel { handle } = &a.action {
+            eprintln!("sprocket: no server knows job {handle}");
+        }
+        status = 1;
     }
     if a.json {
         println!("{}", serde_json::Value::Array(json_out));

@@ -124,6 +124,11 @@ fn payloads(a: &SubmitArgs) -> anyhow::Result<Vec<Bytes>> {
 
 /// Runs `sprocket submit`.
 pub async fn run(a: SubmitArgs) -> anyhow::Result<i32> {
+    if a.function.is_empty() {
+        // No worker can register "", so the job would only wait.
+        eprintln!("sprocket: invalid function name \"\": a function name cannot be empty");
+        return Ok(2);
+    }
     let timeout = a.timeout.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
     let client = client(&a.server, timeout)?;
     let jobs: Vec<JobRequest> = payloads(&a)?
