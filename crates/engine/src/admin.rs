@@ -129,8 +129,8 @@ impl Engine {
             self.delete_row(job_no);
             // Nobody may join a cancelled job (one whose clients merely
             // left can be joined; see `coalesce_target`).
-            if let Some(job) = self.jobs.get(&job_no).cloned() {
-                self.unindex(&job);
+            if let Some((f, unique, data)) = self.jobs.get(&job_no).map(|j| (j.function, j.unique(), j.data())) {
+                self.unindex(f, job_no, &unique, data);
             }
             let clients = self.jobs.get_mut(&job_no).map(|j| {
                 j.ignore = true;

@@ -5,7 +5,7 @@ use sprocket_proto::response::parse_decimal;
 use sprocket_proto::Response;
 
 use crate::engine::Engine;
-use crate::job::{Job, JobState};
+use crate::job::JobState;
 use crate::types::*;
 
 impl Engine {
@@ -165,7 +165,7 @@ impl Engine {
                 }
             }
         }
-        self.unindex(&job);
+        self.unindex(f, job_no, job.unique_bytes(), job.data());
         if let JobState::Running(worker) = job.state {
             if let Some(c) = self.conns.get_mut(&worker) {
                 c.running.retain(|&j| j != job_no);
@@ -178,17 +178,16 @@ impl Engine {
         }
     }
 
-    /// Takes a job out of the unique (or `-` data) index, so that no new
-    /// submission joins it.
-    pub(crate) fn unindex(&mut self, job: &Job) {
-        let (f, job_no) = (job.function, job.no);
-        if job.unique_bytes() == b"-" && !job.data_bytes().is_empty() {
-            let key = (f, job.data());
+    /// Takes job `job_no` of function `f` (with this unique and data) out
+    /// of the unique (or `-` data) index, so that no new submission joins it.
+    pub(crate) fn unindex(&mut self, f: FnId, job_no: JobNo, unique: &[u8], data: Bytes) {
+        if unique == b"-" && !data.is_empty() {
+            let key = (f, data);
             if self.by_data.get(&key) == Some(&job_no) {
                 self.by_data.remove(&key);
             }
-        } else if !job.unique_bytes().is_empty() {
-            self.by_unique.remove(f, job.unique_bytes(), job_no);
+        } else if !unique.is_empty() {
+            self.by_unique.remove(f, unique, job_no);
         }
     }
 
