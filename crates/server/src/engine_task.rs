@@ -136,16 +136,8 @@ impl EngineTask {
                     if let Some(w) = &self.writer {
                         self.engine.set_store_down(!w.is_healthy());
                     }
-                    let mut weight = self.handle(ev, &mut conns);
-                    let mut n = 1;
-                    while n < MAX_EVENTS_PER_FLUSH && weight < MAX_WEIGHT_PER_FLUSH {
-                        match self.events.try_recv() {
-                            Ok(ev) => weight += self.handle(ev, &mut conns),
-                            Err(_) => break,
-                        }
-                        n += 1;
-                    }
-                    turn_weight = weight;
+                    let weight = self.handle(ev, &mut conns);
+                    turn_weight = self.handle_waiting(&mut conns, weight, 1);
                 }
                 c = completions => {
                     match c {
@@ -200,14 +192,28 @@ impl EngineTask {
         for _ in 0..2 {
             tokio::task::yield_now().await;
         }
-        let mut weight = 0;
-        while weight < MAX_WEIGHT_PER_FLUSH {
+        self.handle_waiting(conns, 0, 0);
+        self.flush(conns);
+    }
+
+    /// Handles the events already waiting, continuing a turn that has
+    /// handled `events` events of `weight` so far, until the turn's limits
+    /// ([`MAX_EVENTS_PER_FLUSH`], [`MAX_WEIGHT_PER_FLUSH`]); returns the
+    /// turn's weight.
+    fn handle_waiting(
+        &mut self,
+        conns: &mut FastMap<ConnId, Arc<Outlet>>,
+        mut weight: usize,
+        mut events: usize,
+    ) -> usize {
+        while events < MAX_EVENTS_PER_FLUSH && weight < MAX_WEIGHT_PER_FLUSH {
             match self.events.try_recv() {
                 Ok(ev) => weight += self.handle(ev, conns),
                 Err(_) => break,
             }
+            events += 1;
         }
-        self.flush(conns);
+        weight
     }
 
     /// A graceful shutdown ends early when no connection is left that could
