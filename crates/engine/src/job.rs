@@ -50,22 +50,32 @@ pub enum StoredKey {
 }
 
 /// The store key of a job without a coalescing unique of its own:
-/// `~sprocket:<instance hex>:<number>`. Kept as two numbers rather than as
-/// text, because every durable job without a unique has one and the text
-/// would cost an allocation per queued job.
+/// `~sprocket:<instance hex>:<number>`, with `:-` after it when the job's
+/// unique was `-` (which coalesces on data), so that a replay gives the job
+/// its `-` back. Kept as numbers rather than as text, because every durable
+/// job without a unique has one and the text would cost an allocation per
+/// queued job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GeneratedKey {
     /// The server run that made the key.
     pub instance: u64,
     /// The job number in that run.
     pub no: u64,
+    /// The job's own unique was `-`.
+    pub dash: bool,
 }
+
+/// What a generated key ends with when the job's unique was `-`.
+const DASH_SUFFIX: &str = ":-";
 
 impl GeneratedKey {
     pub fn to_bytes(self) -> Bytes {
-        let mut key = BytesMut::with_capacity(GENERATED_UNIQUE_PREFIX.len() + 40);
+        let mut key = BytesMut::with_capacity(GENERATED_UNIQUE_PREFIX.len() + 42);
         key.extend_from_slice(GENERATED_UNIQUE_PREFIX);
         key.extend_from_slice(format!("{:x}:{}", self.instance, self.no).as_bytes());
+        if self.dash {
+            key.extend_from_slice(DASH_SUFFIX.as_bytes());
+        }
         key.freeze()
     }
 
@@ -73,9 +83,22 @@ impl GeneratedKey {
     /// exactly the same bytes (so the row's delete always matches it).
     pub fn parse(stored: &[u8]) -> Option<GeneratedKey> {
         let rest = std::str::from_utf8(stored.strip_prefix(GENERATED_UNIQUE_PREFIX)?).ok()?;
+        let (rest, dash) = match rest.strip_suffix(DASH_SUFFIX) {
+            Some(numbers) => (numbers, true),
+            None => (rest, false),
+        };
         let (instance, no) = rest.split_once(':')?;
-        let key = GeneratedKey { instance: u64::from_str_radix(instance, 16).ok()?, no: no.parse().ok()? };
+        let key = GeneratedKey { instance: u64::from_str_radix(instance, 16).ok()?, no: no.parse().ok()?, dash };
         (key.to_bytes().as_ref() == stored).then_some(key)
+    }
+
+    /// The unique the job had before it was stored: `-` or none.
+    pub fn own_unique(self) -> &'static [u8] {
+        if self.dash {
+            b"-"
+        } else {
+            b""
+        }
     }
 }
 
@@ -198,7 +221,7 @@ impl Job {
     pub fn store_unique(&self, instance: u64) -> Bytes {
         match self.row_key {
             RowKey::Unique => self.unique(),
-            RowKey::Generated => GeneratedKey { instance, no: self.no }.to_bytes(),
+            RowKey::Generated => GeneratedKey { instance, no: self.no, dash: self.unique_bytes() == b"-" }.to_bytes(),
             RowKey::Stored => match self.extra.as_ref().and_then(|e| e.stored_key.as_ref()) {
                 Some(StoredKey::Generated(key)) => key.to_bytes(),
                 Some(StoredKey::Text(key)) => key.clone(),
@@ -238,10 +261,14 @@ mod tests {
 
     #[test]
     fn generated_keys_read_back_only_when_they_write_out_the_same() {
-        let key = GeneratedKey { instance: 0x1a2b, no: 907 };
+        let key = GeneratedKey { instance: 0x1a2b, no: 907, dash: false };
         assert_eq!(&key.to_bytes()[..], b"~sprocket:1a2b:907");
         assert_eq!(GeneratedKey::parse(b"~sprocket:1a2b:907"), Some(key));
-        assert_eq!(GeneratedKey::parse(b"~sprocket:0:1"), Some(GeneratedKey { instance: 0, no: 1 }));
+        assert_eq!(GeneratedKey::parse(b"~sprocket:0:1"), Some(GeneratedKey { instance: 0, no: 1, dash: false }));
+        let dash = GeneratedKey { dash: true, ..key };
+        assert_eq!(&dash.to_bytes()[..], b"~sprocket:1a2b:907:-");
+        assert_eq!(GeneratedKey::parse(b"~sprocket:1a2b:907:-"), Some(dash));
+        assert_eq!((dash.own_unique(), key.own_unique()), (&b"-"[..], &b""[..]));
         for odd in [
             &b"~sprocket:01a2b:907"[..],
             b"~sprocket:1A2B:907",
@@ -250,6 +277,9 @@ mod tests {
             b"~sprocket:1a2b",
             b"~sprocket::907",
             b"~sprocket:1a2b:907:1",
+            b"~sprocket:1a2b:907:-:-",
+            b"~sprocket:1a2b:907-",
+            b"~sprocket:1a2b:-",
             b"~sprocket:\xff:1",
             b"other:1a2b:907",
             b"~sprocket:ffffffffffffffffff:1",

@@ -178,8 +178,17 @@ impl Engine {
     pub fn replay(&mut self, r: ReplayJob) {
         let f = self.function_id(&r.function);
         let generated = r.unique.starts_with(GENERATED_UNIQUE_PREFIX);
-        let unique = if generated { Bytes::new() } else { r.unique.clone() };
-        if !unique.is_empty() && self.by_unique.get(f, &unique, |no| self.jobs.get(&no).map(|j| &**j)).is_some() {
+        let parsed = GeneratedKey::parse(&r.unique);
+        // A generated key stands for no unique, or for `-` when it says so.
+        let unique = match parsed {
+            Some(key) => Bytes::from_static(key.own_unique()),
+            None if generated => Bytes::new(),
+            None => r.unique.clone(),
+        };
+        if unique.as_ref() != b"-"
+            && !unique.is_empty()
+            && self.by_unique.get(f, &unique, |no| self.jobs.get(&no).map(|j| &**j)).is_some()
+        {
             return;
         }
         let job_no = self.next_job;
@@ -188,7 +197,7 @@ impl Engine {
         job.persisted = self.config.persist != PersistMode::None;
         job.replayed_row = job.persisted;
         if generated || r.unique.as_ref() == b"-" {
-            let key = match GeneratedKey::parse(&r.unique) {
+            let key = match parsed {
                 Some(key) => StoredKey::Generated(key),
                 None => StoredKey::Text(r.unique.clone()),
             };
@@ -196,7 +205,10 @@ impl Engine {
             job.extra_mut().stored_key = Some(key);
         }
         let unique = job.unique();
-        self.index_job(f, &unique, None, job_no);
+        // A replayed `-` job (gearmand's row, or ours) coalesces on its
+        // data again, as it did before the restart.
+        let data_key = (unique.as_ref() == b"-" && !job.data_bytes().is_empty()).then(|| job.data());
+        self.index_job(f, &unique, data_key, job_no);
         self.add_job(job);
     }
 

@@ -734,7 +734,7 @@ fn shutdown_dump_gives_jobs_without_a_unique_rows_of_their_own() {
     let keys: std::collections::HashSet<&Bytes> = rows.iter().map(|(u, _)| u).collect();
     assert_eq!(keys.len(), 5, "every job has a row key of its own: {rows:?}");
     assert_eq!(rows[0], (b("~sprocket:ab:1"), b("one")));
-    assert_eq!(rows[3], (b("~sprocket:ab:4"), b("four")));
+    assert_eq!(rows[3], (b("~sprocket:ab:4:-"), b("four")));
     assert_eq!(rows[4], (b("own"), b("five")));
 }
 
@@ -766,6 +766,51 @@ fn replayed_rows_are_deleted_under_exactly_their_stored_key() {
         })
         .collect();
     assert_eq!(deleted, stored.iter().map(|u| b(u)).collect::<Vec<_>>());
+}
+
+#[test]
+fn replayed_dash_jobs_get_their_dash_back_and_coalesce_on_data_again() {
+    let mut t = durable();
+    // Rows of an earlier sprocketd (a generated key that marks `-`, and one
+    // of a job without a unique) and gearmand's row keyed `-`.
+    for (f, u, d) in [("f", "~sprocket:1f:7:-", "ours"), ("g", "-", "theirs"), ("f", "~sprocket:1f:8", "plain")] {
+        t.engine.replay(sprocket_engine::ReplayJob {
+            function: b(f),
+            unique: b(u),
+            priority: Priority::Normal,
+            data: b(d),
+            when: 0,
+        });
+    }
+    let c = t.connect();
+    // Equal data under `-` joins the replayed job, which is already stored.
+    assert_eq!(t.bg(c, "f", "-", "ours"), b("H:d:1"));
+    assert_eq!(t.bg(c, "g", "-", "theirs"), b("H:d:2"));
+    assert!(t.persisted.is_empty(), "joining writes no row");
+    // The job without a unique does not coalesce on data.
+    t.send(
+        c,
+        Request::SubmitJob {
+            mode: sprocket_proto::SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("-"),
+            data: b("plain"),
+        },
+    );
+    assert_eq!(t.persisted.len(), 1, "a new job with a row of its own");
+    // Workers see the `-` again, as gearmand replays it.
+    let w = t.worker(&["f", "g"]);
+    let mut got: Vec<(Bytes, Bytes, Bytes)> = std::iter::from_fn(|| t.grab(w).map(|j| (j.0, j.2, j.3))).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (b("H:d:1"), b("-"), b("ours")),
+            (b("H:d:2"), b("-"), b("theirs")),
+            (b("H:d:3"), b(""), b("plain")),
+            (b("H:d:4"), b("-"), b("plain")),
+        ]
+    );
 }
 
 fn bg_submit(t: &mut Bed, conn: sprocket_engine::ConnId, unique: &str) {

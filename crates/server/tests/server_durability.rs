@@ -72,6 +72,33 @@ fn default_store_keeps_background_jobs_across_kill_9() {
     assert_eq!(s3.admin("status"), ".\n");
 }
 
+/// A background job submitted with unique `-` (which coalesces on equal
+/// data) is stored under a generated key, as two of them would otherwise
+/// share one row; after a restart it is a `-` job again: a new `-`
+/// submission with its data joins it, and its worker sees the `-`.
+#[test]
+fn dash_jobs_still_coalesce_on_their_data_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start(dir.path(), &[]);
+    let mut c = Gear::connect(s.port).unwrap();
+    for data in ["same data", "other data"] {
+        assert!(matches!(c.submit_bg("dash", "-", data).unwrap(), Response::JobCreated { .. }));
+    }
+    let port = s.port;
+    s.kill9();
+
+    let s2 = start_on(port, dir.path(), &[]);
+    let mut c = Gear::connect(s2.port).unwrap();
+    for data in ["same data", "other data"] {
+        assert!(matches!(c.submit_bg("dash", "-", data).unwrap(), Response::JobCreated { .. }));
+    }
+    assert_eq!(s2.admin("status"), "dash\t2\t0\t0\n.\n", "both joined the replayed jobs");
+    let mut seen = run_all_queued(s2.port, &["dash"]);
+    seen.sort_by(|a, b| a.data.cmp(&b.data));
+    let got: Vec<(&str, &[u8])> = seen.iter().map(|r| (r.unique.as_str(), &r.data[..])).collect();
+    assert_eq!(got, vec![("-", &b"other data"[..]), ("-", &b"same data"[..])]);
+}
+
 #[test]
 fn builtin_queue_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,7 +57,8 @@ impl StoredJob {
 
 /// Prefix of the unique keys the engine generates for jobs that have no
 /// coalescing unique of their own (empty or `-`). On replay a row whose
-/// unique starts with this is restored with an empty unique.
+/// unique starts with this is restored with an empty unique, or with `-`
+/// when the engine's key says the job had it (it ends in `:-`).
 pub const GENERATED_UNIQUE_PREFIX: &[u8] = b"~sprocket:";
 
 /// A change to the store.
