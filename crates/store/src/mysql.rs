@@ -29,8 +29,17 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// Most rows in one statement.
 const MAX_ROWS_PER_STATEMENT: usize = 512;
-/// Most job data in one statement (MariaDB's default max_allowed_packet is 16 MiB).
+/// Most job data in one statement (MariaDB's default max_allowed_packet is
+/// 16 MiB); less when the server's `max_allowed_packet` is smaller.
 const MAX_BYTES_PER_STATEMENT: usize = 4 << 20;
+/// What the server's `max_allowed_packet` is taken to be until it has been
+/// read (MySQL 5.7's default; 8.0 has 64 MiB, MariaDB 16 MiB).
+const ASSUMED_MAX_PACKET: usize = 4 << 20;
+/// Room in a packet for everything but the rows' own bytes: the command,
+/// the parameters' types and length prefixes.
+const PACKET_HEADROOM: usize = 64 << 10;
+/// A row's bytes in a statement beyond its unique, function and data.
+const ROW_OVERHEAD: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Times a batch that InnoDB picked as a deadlock victim is run again
 /// before it is reported as refused (the writer then writes it row by row).
@@ -80,6 +89,14 @@ pub struct MysqlStore {
     table_sql: String,
     form: KeyForm,
     conn: Option<Conn>,
+    /// The server's `max_allowed_packet`: a statement larger than this makes
+    /// the server drop the connection, and with it the whole batch.
+    max_packet: usize,
+}
+
+/// What a row adds to an INSERT statement.
+fn row_bytes(r: &EncodedRow) -> usize {
+    r.data.len() + r.unique.len() + r.function.len() + ROW_OVERHEAD
 }
 
 fn is_deadlock(e: &mysql_async::Error) -> bool {
@@ -226,14 +243,15 @@ fn value_int(v: Value) -> Option<i64> {
 }
 
 /// Splits `n` rows into statement sizes: powers of two, at most
-/// [`MAX_ROWS_PER_STATEMENT`], halved while the data would be too big.
-fn chunk_sizes<T>(items: &[T], bytes_of: impl Fn(&T) -> usize) -> Vec<usize> {
+/// [`MAX_ROWS_PER_STATEMENT`], halved while their bytes would pass `budget`
+/// (a row alone may pass it: see [`MysqlStore::check_row_sizes`]).
+fn chunk_sizes<T>(items: &[T], bytes_of: impl Fn(&T) -> usize, budget: usize) -> Vec<usize> {
     let mut sizes = Vec::new();
     let mut at = 0;
     while at < items.len() {
         let left = items.len() - at;
         let mut size = MAX_ROWS_PER_STATEMENT.min(1 << (usize::BITS - 1 - left.leading_zeros()));
-        while size > 1 && items[at..at + size].iter().map(&bytes_of).sum::<usize>() > MAX_BYTES_PER_STATEMENT {
+        while size > 1 && items[at..at + size].iter().map(&bytes_of).sum::<usize>() > budget {
             size /= 2;
         }
         sizes.push(size);
@@ -250,7 +268,8 @@ impl MysqlStore {
             return Err(StoreError::Config("--mysql-db is required (the database that holds the queue table)".into()));
         }
         let table_sql = backquoted(&settings.table);
-        let mut store = MysqlStore { settings, table_sql, form: KeyForm::Binary, conn: None };
+        let mut store =
+            MysqlStore { settings, table_sql, form: KeyForm::Binary, conn: None, max_packet: ASSUMED_MAX_PACKET };
         store.reconnect().await?;
         Ok(store)
     }
@@ -258,6 +277,16 @@ impl MysqlStore {
     fn target(&self) -> String {
         let s = &self.settings;
         format!("mysql://{}@{}:{}/{}", s.user, s.host, s.port, s.db)
+    }
+
+    /// Reads the server's `max_allowed_packet` (kept as it was if that fails).
+    async fn read_max_packet(&mut self) {
+        let Ok(conn) = self.conn() else { return };
+        match conn.query_first::<u64, _>("SELECT @@max_allowed_packet").await {
+            Ok(Some(n)) => self.max_packet = usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(None) => {}
+            Err(e) => tracing::debug!("cannot read max_allowed_packet, assuming {} bytes: {e}", self.max_packet),
+        }
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
@@ -353,12 +382,40 @@ impl MysqlStore {
         }
     }
 
+    /// Most bytes one statement may carry: the server's limit.
+    fn packet_budget(&self) -> usize {
+        self.max_packet.saturating_sub(PACKET_HEADROOM)
+    }
+
+    /// Most row bytes a statement of several rows carries.
+    fn statement_budget(&self) -> usize {
+        MAX_BYTES_PER_STATEMENT.min(self.packet_budget())
+    }
+
+    /// Refuses, before anything is sent, a batch with a row no statement
+    /// can carry: the server would drop the connection, failing every job
+    /// in the batch and every submit until the writer has reconnected. The
+    /// writer then writes the batch row by row, so that row fails alone.
+    fn check_row_sizes(&self, batch: &EncodedBatch) -> Result<()> {
+        let budget = self.packet_budget();
+        match batch.upserts.iter().find(|r| row_bytes(r) > budget) {
+            None => Ok(()),
+            Some(r) => Err(StoreError::Rejected(format!(
+                "a job of {} bytes does not fit the MySQL server's max_allowed_packet ({} bytes); \
+                 raise max_allowed_packet on the server to store jobs that large",
+                r.data.len(),
+                self.max_packet
+            ))),
+        }
+    }
+
     /// The statements for a batch, each with its parameters.
     fn statements(&self, batch: &EncodedBatch) -> Vec<(String, Params)> {
         let t = &self.table_sql;
+        let budget = self.statement_budget();
         let mut out = Vec::new();
         let mut at = 0;
-        for size in chunk_sizes(&batch.deletes, |_| 0) {
+        for size in chunk_sizes(&batch.deletes, |k| k.unique.len() + k.function.len() + ROW_OVERHEAD, budget) {
             let keys: &[EncodedKey] = &batch.deletes[at..at + size];
             at += size;
             let cond = vec!["(unique_key = ? AND function_name = ?)"; size].join(" OR ");
@@ -367,7 +424,7 @@ impl MysqlStore {
             out.push((format!("DELETE FROM {t} WHERE {cond}"), Params::Positional(params)));
         }
         at = 0;
-        for size in chunk_sizes(&batch.upserts, |r| r.data.len()) {
+        for size in chunk_sizes(&batch.upserts, row_bytes, budget) {
             let rows: &[EncodedRow] = &batch.upserts[at..at + size];
             at += size;
             let values = vec!["(?, ?, ?, ?, ?)"; size].join(", ");
@@ -426,6 +483,7 @@ impl Store for MysqlStore {
         if batch.is_empty() {
             return Ok(());
         }
+        self.check_row_sizes(&batch)?;
         let mut attempt = 0;
         loop {
             // Built again for a retry rather than copied for every batch:
@@ -448,7 +506,8 @@ impl Store for MysqlStore {
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
         let (settings, table_sql, form) = (self.settings.clone(), self.table_sql.clone(), self.form);
-        crate::netops::connected(MysqlStore { settings, table_sql, form, conn: None }).await
+        let max_packet = self.max_packet;
+        crate::netops::connected(MysqlStore { settings, table_sql, form, conn: None, max_packet }).await
     }
 
     async fn reconnect(&mut self) -> Result<()> {
@@ -485,6 +544,7 @@ impl Store for MysqlStore {
             Err(_) => return Err(StoreError::Unavailable(format!("cannot connect to {target}: timed out"))),
         };
         self.conn = Some(conn);
+        self.read_max_packet().await;
         if let Err(e) = self.prepare_schema().await {
             self.conn = None;
             return Err(e);
@@ -500,11 +560,11 @@ mod tests {
     #[test]
     fn chunks_are_powers_of_two_and_cover_everything() {
         let items = vec![10usize; 1000];
-        let sizes = chunk_sizes(&items, |x| *x);
+        let sizes = chunk_sizes(&items, |x| *x, MAX_BYTES_PER_STATEMENT);
         assert_eq!(sizes.iter().sum::<usize>(), 1000);
         assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_ROWS_PER_STATEMENT));
         let big = vec![3 << 20; 5];
-        assert_eq!(chunk_sizes(&big, |x| *x), vec![1, 1, 1, 1, 1]);
-        assert!(chunk_sizes(&Vec::<usize>::new(), |x| *x).is_empty());
+        assert_eq!(chunk_sizes(&big, |x| *x, MAX_BYTES_PER_STATEMENT), vec![1, 1, 1, 1, 1]);
+        assert!(chunk_sizes(&Vec::<usize>::new(), |x| *x, MAX_BYTES_PER_STATEMENT).is_empty());
     }
 }

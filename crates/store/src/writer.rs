@@ -75,6 +75,13 @@ async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
 pub struct WriterConfig {
     /// Most operations in one commit; more wait for the next one.
     pub max_batch: usize,
+    /// Most bytes (job data, uniques and function names) in one commit,
+    /// unless a single operation is larger: a commit of many large jobs
+    /// takes the database long enough to pass the apply timeout, and
+    /// databases refuse statements past their own limits (PostgreSQL 1 GiB
+    /// per array, Redis 1 GiB per client's pending commands) by dropping
+    /// the connection, failing every job in the commit.
+    pub max_batch_bytes: usize,
     /// First delay between reconnect attempts.
     pub reconnect_min: Duration,
     /// Longest delay between reconnect attempts.
@@ -102,6 +109,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             max_batch: 1000,
+            max_batch_bytes: 16 << 20,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             gather_max: Duration::from_millis(1),
@@ -306,6 +314,14 @@ struct Queue {
     busy_from: Vec<u64>,
 }
 
+/// The bytes an operation carries to the database.
+fn op_bytes(op: &StoreOp) -> usize {
+    match op {
+        StoreOp::Insert(job) => job.data.len() + job.unique.len() + job.function.len(),
+        StoreOp::Delete(key) => key.unique.len() + key.function.len(),
+    }
+}
+
 fn op_key(op: &StoreOp) -> JobKey {
     match op {
         StoreOp::Insert(job) => job.key(),
@@ -372,24 +388,29 @@ impl Queue {
         }
     }
 
-    /// Takes the next batch off the front of `pending`: each operation's
-    /// seq (none for a retried delete) and, apart, the operations, which
-    /// go to the store as they are.
-    fn take_batch(&mut self, max: usize) -> (Vec<Option<u64>>, Vec<StoreOp>) {
+    /// Takes the next batch off the front of `pending`, at most `max`
+    /// operations and, past the first, `max_bytes` (see [`op_bytes`]): each
+    /// operation's seq (none for a retried delete) and, apart, the
+    /// operations, which go to the store as they are.
+    fn take_batch(&mut self, max: usize, max_bytes: usize) -> (Vec<Option<u64>>, Vec<StoreOp>) {
         let mut seqs: Vec<Option<u64>> = vec![None; self.deferred_deletes.len()];
         let mut ops: Vec<StoreOp> = self.deferred_deletes.drain(..).map(StoreOp::Delete).collect();
-        let free: Vec<u64> = if self.busy_keys.is_empty() {
-            self.pending.keys().take(max.max(1).saturating_sub(ops.len())).copied().collect()
-        } else {
-            // Operations on a key whose commit is in flight stay behind.
-            let busy = &self.busy_keys;
-            self.pending
-                .iter()
-                .filter(|(_, op)| !busy.contains_key(&op_key(op)))
-                .map(|(seq, _)| *seq)
-                .take(max.max(1).saturating_sub(ops.len()))
-                .collect()
-        };
+        let mut bytes: usize = ops.iter().map(op_bytes).sum();
+        let room = max.max(1).saturating_sub(ops.len());
+        let busy = &self.busy_keys;
+        let mut free: Vec<u64> = Vec::new();
+        // Operations on a key whose commit is in flight stay behind.
+        for (seq, op) in self.pending.iter().filter(|(_, op)| busy.is_empty() || !busy.contains_key(&op_key(op))) {
+            if free.len() >= room {
+                break;
+            }
+            let size = op_bytes(op);
+            if !(ops.is_empty() && free.is_empty()) && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            free.push(*seq);
+        }
         for seq in free {
             let Some(op) = self.pending.remove(&seq) else { continue };
             if let StoreOp::Insert(job) = &op {
@@ -580,7 +601,7 @@ impl Writer {
     fn start_commits(&mut self) {
         while self.queue.is_healthy() && self.queue.has_work() {
             let Some(store) = self.idle.pop() else { return };
-            let (seqs, ops) = self.queue.take_batch(self.config.max_batch);
+            let (seqs, ops) = self.queue.take_batch(self.config.max_batch, self.config.max_batch_bytes);
             if ops.is_empty() {
                 // Everything pending waits for a commit in flight.
                 self.idle.push(store);

@@ -144,6 +144,24 @@ async fn max_batch_splits_commits() {
     w.close().await;
 }
 
+/// Large jobs are spread over commits of at most `max_batch_bytes`; one
+/// larger than that goes alone.
+#[tokio::test]
+async fn max_batch_bytes_splits_commits_of_large_jobs() {
+    let (w, mut rx, h) = memory_writer(WriterConfig { max_batch_bytes: 3 << 20, ..fast_config() });
+    let large = |n: u64, size: usize| job(b"w", format!("u{n}").as_bytes(), Priority::Normal, &vec![b'x'; size], 0);
+    for n in 1..=10 {
+        w.submit(n, StoreOp::Insert(large(n, 1_000_000)));
+    }
+    w.submit(11, StoreOp::Insert(large(11, 5 << 20)));
+    w.submit(12, StoreOp::Insert(j(12)));
+    assert!(until(&mut rx, 12).await.is_empty());
+    // 3 + 3 + 3 + 1 of a megabyte each, the 5 MiB job alone, the small one.
+    assert_eq!(h.applies(), 6);
+    assert_eq!(h.rows().len(), 12);
+    w.close().await;
+}
+
 #[tokio::test]
 async fn insert_then_delete_never_touches_the_database() {
     let (w, mut rx, h) = memory_writer(WriterConfig::default());
@@ -175,6 +193,34 @@ async fn one_refused_row_fails_alone() {
     assert_eq!(h.rows(), vec![j(1), j(3)]);
     assert!(w.is_healthy());
     w.close().await;
+}
+
+/// A job larger than the MySQL server's `max_allowed_packet` is refused
+/// before it is sent: sent, it made the server drop the connection, which
+/// failed every job in its batch and every submit until the writer had
+/// reconnected.
+#[tokio::test]
+async fn mysql_job_over_max_allowed_packet_fails_alone() {
+    use mysql_async::prelude::Queryable;
+    let Some(scratch) = Scratch::new(Backend::Mysql, "bigrow") else { return };
+    let opts = mysql_async::OptsBuilder::default().ip_or_hostname(MYSQL_HOST).tcp_port(MYSQL_PORT).user(Some("root"));
+    let mut conn = mysql_async::Conn::new(opts).await.expect("connect to MySQL");
+    let limit: u64 = conn.query_first("SELECT @@max_allowed_packet").await.expect("query").expect("a value");
+    drop(conn);
+    let big = job(b"w", b"big", Priority::Normal, &vec![b'x'; usize::try_from(limit).expect("fits") + 1], 0);
+
+    let (w, mut rx) = writer::spawn(scratch.open().await, fast_config());
+    w.submit(1, StoreOp::Insert(j(1)));
+    w.submit(2, StoreOp::Insert(big));
+    w.submit(3, StoreOp::Insert(j(3)));
+    assert_eq!(until(&mut rx, 3).await, vec![2], "only the large job failed");
+    assert!(w.is_healthy(), "the connection was kept");
+    w.submit(4, StoreOp::Insert(j(4)));
+    assert!(until(&mut rx, 4).await.is_empty());
+    w.close().await;
+    let mut rows = scratch.open().await.load().await.expect("load");
+    rows.sort_by(|a, b| a.unique.cmp(&b.unique));
+    assert_eq!(rows, vec![j(1), j(3), j(4)]);
 }
 
 #[tokio::test]
