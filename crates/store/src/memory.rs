@@ -32,6 +32,11 @@ struct State {
     /// `apply` calls under way now, and the most seen at once.
     running: usize,
     most_running: usize,
+    /// Every `apply` fails as unavailable although connecting works (a
+    /// full disk, a database that refuses writes).
+    fail_writes: bool,
+    /// `apply` calls, whatever their outcome.
+    attempts: usize,
 }
 
 /// A store whose rows live in memory.
@@ -108,6 +113,17 @@ impl MemoryHandle {
         lock(&self.state).lose_replies = lose;
     }
 
+    /// Makes every later `apply` fail as unavailable while reconnecting
+    /// still works, like a database on a full disk (`false` ends it).
+    pub fn set_fail_writes(&self, fail: bool) {
+        lock(&self.state).fail_writes = fail;
+    }
+
+    /// How many `apply` calls there have been, failed ones included.
+    pub fn attempts(&self) -> usize {
+        lock(&self.state).attempts
+    }
+
     /// The most `apply` calls that were under way at the same time.
     pub fn most_concurrent_applies(&self) -> usize {
         lock(&self.state).most_running
@@ -136,6 +152,7 @@ impl Store for MemoryStore {
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
         let delay = {
             let mut st = lock(&self.state);
+            st.attempts += 1;
             st.running += 1;
             st.most_running = st.most_running.max(st.running);
             let default = st.delay;
@@ -148,6 +165,9 @@ impl Store for MemoryStore {
         st.running -= 1;
         if !st.available {
             return Err(StoreError::Unavailable("memory store switched off".into()));
+        }
+        if st.fail_writes {
+            return Err(StoreError::Unavailable("memory store refuses writes".into()));
         }
         st.applies += 1;
         let net = reduce(ops);

@@ -197,6 +197,8 @@ pub fn spawn_streams(
         in_flight: FuturesUnordered::new(),
         config,
         recent_batch: 0,
+        backoff: Duration::ZERO,
+        unproven: false,
         queue: Queue {
             rx,
             done: done_tx,
@@ -287,6 +289,11 @@ struct Writer {
     /// The size of recent commits: the last one's if larger, else decaying
     /// by an eighth per commit (see [`Writer::gather`]).
     recent_batch: usize,
+    /// The delay before the next reconnect attempt after one that worked
+    /// but whose next commit failed again (see [`Writer::reconnect`]).
+    backoff: Duration,
+    /// The store reconnected and no commit has succeeded since.
+    unproven: bool,
 }
 
 /// Everything but the store, so the store can be busy (reconnecting) while
@@ -620,6 +627,8 @@ impl Writer {
             Ok(()) => {
                 debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed");
                 self.queue.end(&seqs, &ops);
+                self.unproven = false;
+                self.backoff = Duration::ZERO;
             }
             Err(StoreError::Unavailable(e)) => {
                 warn!("store unavailable, failing {} operations: {e}", ops.len());
@@ -663,6 +672,15 @@ impl Writer {
     /// meanwhile. Called with no commit in flight. Returns false when the
     /// writer should stop (closed while down).
     async fn reconnect(&mut self) -> bool {
+        // A store that takes the connection and then fails its next commit
+        // again (a full disk, a database that refuses writes) would
+        // otherwise be retried every `reconnect_min` for as long as that
+        // lasts, each time with a warning: the wait grows from one round to
+        // the next until a commit succeeds.
+        if self.unproven && !self.queue.closing {
+            self.backoff = (self.backoff * 2).clamp(self.config.reconnect_min, self.config.reconnect_max);
+            self.pause(self.backoff).await;
+        }
         let mut delay = self.config.reconnect_min;
         loop {
             let result = {
@@ -691,6 +709,7 @@ impl Writer {
                 Ok(()) => {
                     info!(store = %self.describe(), "store reconnected");
                     self.queue.set_healthy(true);
+                    self.unproven = true;
                     return true;
                 }
                 Err(e) => debug!("store reconnect failed: {e}"),
@@ -698,21 +717,27 @@ impl Writer {
             if self.queue.closing {
                 return false;
             }
-            let sleep = tokio::time::sleep(delay);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    msg = self.queue.rx.recv(), if !self.queue.closing => {
-                        match msg {
-                            Some((seq, op)) => self.queue.intake(seq, op),
-                            None => self.queue.closing = true,
-                        }
-                        self.queue.report();
+            self.pause(delay).await;
+            delay = (delay * 2).min(self.config.reconnect_max).max(self.config.reconnect_min);
+        }
+    }
+
+    /// Waits `delay` while taking operations (inserts fail at once while
+    /// the store is down) and reporting them.
+    async fn pause(&mut self, delay: Duration) {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                msg = self.queue.rx.recv(), if !self.queue.closing => {
+                    match msg {
+                        Some((seq, op)) => self.queue.intake(seq, op),
+                        None => self.queue.closing = true,
                     }
+                    self.queue.report();
                 }
             }
-            delay = (delay * 2).min(self.config.reconnect_max).max(self.config.reconnect_min);
         }
     }
 }

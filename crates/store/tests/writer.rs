@@ -247,6 +247,35 @@ async fn unreachable_database_fails_inserts_and_retries_deletes() {
     w.close().await;
 }
 
+/// A store that reconnects at once but fails every commit again (a full
+/// disk) is not retried every `reconnect_min` for as long as that lasts:
+/// the wait grows; once writes work again the kept delete is written.
+#[tokio::test]
+async fn a_store_that_connects_but_cannot_write_is_retried_with_growing_waits() {
+    let (w, mut rx, h) = memory_writer(fast_config());
+    w.submit(1, StoreOp::Insert(j(1)));
+    until(&mut rx, 1).await;
+    h.set_fail_writes(true);
+    w.submit(2, StoreOp::Delete(j(1).key()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let attempts = h.attempts() - 1;
+    // 20 ms at first, doubling to 200 ms: about ten tries in 1.5 s (at a
+    // fixed 20 ms, seventy).
+    assert!((2..=16).contains(&attempts), "{attempts} commits tried in 1.5 s");
+    assert_eq!(h.rows(), vec![j(1)]);
+    h.set_fail_writes(false);
+    until(&mut rx, 2).await;
+    let start = Instant::now();
+    while !h.rows().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "the kept delete was never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_healthy(&w, true).await;
+    w.submit(3, StoreOp::Insert(j(3)));
+    assert!(until(&mut rx, 3).await.is_empty());
+    w.close().await;
+}
+
 #[tokio::test]
 async fn close_flushes_everything() {
     let (w, mut rx, h) = memory_writer(WriterConfig { max_batch: 7, ..fast_config() });
