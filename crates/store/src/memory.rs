@@ -37,6 +37,8 @@ struct State {
     fail_writes: bool,
     /// `apply` calls, whatever their outcome.
     attempts: usize,
+    /// The next `apply` fails as if the server had closed the connection.
+    drop_next: bool,
 }
 
 /// A store whose rows live in memory.
@@ -119,6 +121,12 @@ impl MemoryHandle {
         lock(&self.state).fail_writes = fail;
     }
 
+    /// Makes the next `apply` fail unapplied, as on a connection the server
+    /// closed while it was idle; reconnecting works.
+    pub fn drop_connection(&self) {
+        lock(&self.state).drop_next = true;
+    }
+
     /// How many `apply` calls there have been, failed ones included.
     pub fn attempts(&self) -> usize {
         lock(&self.state).attempts
@@ -168,6 +176,9 @@ impl Store for MemoryStore {
         }
         if st.fail_writes {
             return Err(StoreError::Unavailable("memory store refuses writes".into()));
+        }
+        if std::mem::take(&mut st.drop_next) {
+            return Err(StoreError::Unavailable("memory store: connection closed by the server".into()));
         }
         st.applies += 1;
         let net = reduce(ops);

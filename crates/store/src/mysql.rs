@@ -529,7 +529,11 @@ impl Store for MysqlStore {
             .user((!s.user.is_empty()).then(|| s.user.clone()))
             .pass((!s.password.is_empty()).then(|| s.password.clone()))
             .db_name(Some(s.db.clone()))
-            .stmt_cache_size(64);
+            .stmt_cache_size(64)
+            // A silently dead peer (a NAT or firewall that forgot the idle
+            // connection) is found by the OS instead of by a commit that
+            // hangs until the writer's timeout.
+            .tcp_keepalive(Some(30_000u32));
         let target = self.target();
         let conn = match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
             Ok(Ok(c)) => c,

@@ -98,7 +98,11 @@ pub fn connection_config(conninfo: &str, env: &dyn Fn(&str) -> Option<String>) -
     if config.get_ssl_mode() == SslMode::Require {
         return Err(bad("sslmode=require: TLS to PostgreSQL is not supported; use sslmode=disable".into()));
     }
-    config.application_name("sprocketd");
+    // The name in pg_stat_activity: the conninfo's, else PGAPPNAME, as
+    // libpq takes it.
+    if config.get_application_name().is_none() {
+        config.application_name(env("PGAPPNAME").unwrap_or_else(|| "sprocketd".into()));
+    }
     config.keepalives_idle(Duration::from_secs(30));
     Ok(config)
 }

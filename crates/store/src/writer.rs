@@ -70,6 +70,34 @@ async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
     }
 }
 
+/// Commits `ops`, and once more on a new connection when the first try
+/// fails for want of the database without hanging: a connection the server
+/// closed while it was idle (MySQL's `wait_timeout`, a restart or failover
+/// while nothing was written) fails at its next use, and the jobs of that
+/// commit, and every submission until the writer had reconnected, would get
+/// ERROR although the database is there. Operations are idempotent (an
+/// insert replaces its key's row, a delete removes it), so running a
+/// commit again is safe whether or not the first try reached the database.
+/// A database that is really down refuses the new connection at once; one
+/// that hangs is not waited for twice.
+async fn apply_or_reconnect(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
+    let first = match tokio::time::timeout(APPLY_TIMEOUT, store.apply(ops)).await {
+        Ok(Err(StoreError::Unavailable(e))) => e,
+        Ok(r) => return r,
+        Err(_) => {
+            return Err(StoreError::Unavailable(format!(
+                "no answer from {} within {APPLY_TIMEOUT:?}",
+                store.describe()
+            )))
+        }
+    };
+    debug!("store commit failed, trying once more on a new connection: {first}");
+    match tokio::time::timeout(APPLY_TIMEOUT, store.reconnect()).await {
+        Ok(Ok(())) => apply_bounded(store, ops).await,
+        _ => Err(StoreError::Unavailable(first)),
+    }
+}
+
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -273,7 +301,7 @@ struct Finished {
 fn commit_on(mut store: Box<dyn Store>, seqs: Vec<Option<u64>>, ops: Vec<StoreOp>) -> InFlight {
     Box::pin(async move {
         let started = Instant::now();
-        let result = apply_bounded(store.as_mut(), &ops).await;
+        let result = apply_or_reconnect(store.as_mut(), &ops).await;
         Finished { store, seqs, ops, result, started }
     })
 }
