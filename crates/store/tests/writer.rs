@@ -52,6 +52,13 @@ async fn until(rx: &mut UnboundedReceiver<Completion>, seq: u64) -> Vec<u64> {
     failed
 }
 
+/// The rows of a scratch table, read back through a new store, by unique.
+async fn rows_by_unique(scratch: &Scratch) -> Vec<StoredJob> {
+    let mut rows = scratch.open().await.load().await.expect("load");
+    rows.sort_by(|a, b| a.unique.cmp(&b.unique));
+    rows
+}
+
 async fn wait_healthy(w: &WriterHandle, healthy: bool) {
     let start = Instant::now();
     while w.is_healthy() != healthy {
@@ -218,9 +225,7 @@ async fn mysql_job_over_max_allowed_packet_fails_alone() {
     w.submit(4, StoreOp::Insert(j(4)));
     assert!(until(&mut rx, 4).await.is_empty());
     w.close().await;
-    let mut rows = scratch.open().await.load().await.expect("load");
-    rows.sort_by(|a, b| a.unique.cmp(&b.unique));
-    assert_eq!(rows, vec![j(1), j(3), j(4)]);
+    assert_eq!(rows_by_unique(&scratch).await, vec![j(1), j(3), j(4)]);
 }
 
 #[tokio::test]
@@ -291,9 +296,7 @@ async fn postgres_connection_ended_while_idle_does_not_fail_the_next_jobs() {
     assert!(until(&mut rx, 3).await.is_empty(), "no job failed");
     assert!(w.is_healthy());
     w.close().await;
-    let mut rows = scratch.open().await.load().await.expect("load");
-    rows.sort_by(|a, b| a.unique.cmp(&b.unique));
-    assert_eq!(rows, vec![j(1), j(2), j(3)]);
+    assert_eq!(rows_by_unique(&scratch).await, vec![j(1), j(2), j(3)]);
 }
 
 /// A store that reconnects at once but fails every commit again (a full
