@@ -66,8 +66,13 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 async fn apply_bounded(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()> {
     match tokio::time::timeout(APPLY_TIMEOUT, store.apply(ops)).await {
         Ok(r) => r,
-        Err(_) => Err(StoreError::Unavailable(format!("no answer from {} within {APPLY_TIMEOUT:?}", store.describe()))),
+        Err(_) => Err(no_answer(store)),
     }
+}
+
+/// The error of a commit that passed [`APPLY_TIMEOUT`].
+fn no_answer(store: &dyn Store) -> StoreError {
+    StoreError::Unavailable(format!("no answer from {} within {APPLY_TIMEOUT:?}", store.describe()))
 }
 
 /// Commits `ops`, and once more on a new connection when the first try
@@ -84,12 +89,7 @@ async fn apply_or_reconnect(store: &mut dyn Store, ops: &[StoreOp]) -> Result<()
     let first = match tokio::time::timeout(APPLY_TIMEOUT, store.apply(ops)).await {
         Ok(Err(StoreError::Unavailable(e))) => e,
         Ok(r) => return r,
-        Err(_) => {
-            return Err(StoreError::Unavailable(format!(
-                "no answer from {} within {APPLY_TIMEOUT:?}",
-                store.describe()
-            )))
-        }
+        Err(_) => return Err(no_answer(store)),
     };
     debug!("store commit failed, trying once more on a new connection: {first}");
     match tokio::time::timeout(APPLY_TIMEOUT, store.reconnect()).await {
@@ -706,7 +706,7 @@ impl Writer {
         // lasts, each time with a warning: the wait grows from one round to
         // the next until a commit succeeds.
         if self.unproven && !self.queue.closing {
-            self.backoff = (self.backoff * 2).clamp(self.config.reconnect_min, self.config.reconnect_max);
+            self.backoff = self.longer(self.backoff);
             self.pause(self.backoff).await;
         }
         let mut delay = self.config.reconnect_min;
@@ -746,8 +746,14 @@ impl Writer {
                 return false;
             }
             self.pause(delay).await;
-            delay = (delay * 2).min(self.config.reconnect_max).max(self.config.reconnect_min);
+            delay = self.longer(delay);
         }
+    }
+
+    /// The next wait between reconnect attempts: twice `delay`, within
+    /// `reconnect_min` and `reconnect_max`.
+    fn longer(&self, delay: Duration) -> Duration {
+        (delay * 2).min(self.config.reconnect_max).max(self.config.reconnect_min)
     }
 
     /// Waits `delay` while taking operations (inserts fail at once while
