@@ -15,7 +15,9 @@
 #   --quick     2 repetitions, 1 s runs, smaller memory tests (development)
 #   --smoke     1 repetition, short runs, in-memory only, tiny memory tests (CI)
 #   --skip      comma-separated groups to leave out:
-#               memory,sqlite,sqlite-normal,postgres,mysql,redis,footprint,floor
+#               memory,sqlite,sqlite-normal,postgres,mysql,redis,libgearman,
+#               footprint,floor (libgearman: the rows through the C client
+#               library, bench/libgearman-load.c; needs libgearman-dev)
 #   --out DIR   where results.jsonl, summary.md, chart.png and logs go
 #               (default bench/results/<UTC timestamp>)
 # Environment: CARGO_TARGET_DIR (default <repo>/target), GEARMAND
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --skip) SKIP=",$2,"; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -51,7 +53,7 @@ case $PROFILE in
     full)  : "${REPS:=5}" "${DUR:=1}"  ; MEM_JOBS=1000000; IDLE_CONNS=10000; DRAIN_N=100000; DRAIN_DURABLE_N=5000; PREFILL_S=3; FLOOR_N=40000 ;;
     quick) : "${REPS:=2}" "${DUR:=1}";   MEM_JOBS=200000;  IDLE_CONNS=2000;  DRAIN_N=50000;  DRAIN_DURABLE_N=2000; PREFILL_S=2; FLOOR_N=20000 ;;
     smoke) : "${REPS:=1}" "${DUR:=0.3}"; MEM_JOBS=5000;    IDLE_CONNS=100;   DRAIN_N=2000;   DRAIN_DURABLE_N=200;  PREFILL_S=1; FLOOR_N=2000
-           [ "$SKIP" = "," ] && SKIP=",sqlite,sqlite-normal,postgres,mysql,redis," ;;
+           [ "$SKIP" = "," ] && SKIP=",sqlite,sqlite-normal,postgres,mysql,redis,libgearman," ;;
 esac
 # Every load is cut at $DUR seconds; N only has to be larger than that.
 BIG_N=10000000
@@ -141,6 +143,17 @@ else
     BENCH=("$BIN/sprocket-bench")
 fi
 log "load generator: ${BENCH[*]}"
+# The libgearman load generator, built here from bench/libgearman-load.c
+# when Debian's libgearman-dev is installed; its rows are left out otherwise.
+LGLOAD=""
+if ! skipped libgearman; then
+    if [ -f /usr/include/libgearman/gearman.h ] && command -v cc >/dev/null &&
+        cc -O2 -o "$WORK/libgearman-load" "$REPO/bench/libgearman-load.c" -lgearman -lpthread 2>"$WORK/cc.err"; then
+        LGLOAD=$WORK/libgearman-load
+    else
+        log "libgearman load generator not built (apt-get install libgearman-dev): its rows are skipped"
+    fi
+fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -150,7 +163,7 @@ meta machine "$(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' 
 meta cpu "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
 meta gearmand "$("$GEARMAND" --version 2>/dev/null | tr -d '\n')"
 meta sprocket "$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-meta load_generator "${BENCH[*]}"
+meta load_generator "${BENCH[*]}${LGLOAD:+; rows marked (libgearman): bench/libgearman-load.c on $(dpkg-query -W -f='libgearman ${Version}' libgearman8 2>/dev/null || echo libgearman)}"
 meta load_before "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- servers ----------------------------------------------------------------
@@ -195,25 +208,43 @@ start_server() {
 }
 vmhwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo null; }
 
-# row GROUP LOAD SERIES -- BENCH-ARGS...: REPS x (sprocketd, gearmand).
+# run_load ARGS...: one load against the server just started, one JSON
+# report on stdout; by the generator LOADGEN names (sprocket: `sprocket
+# bench`; libgearman: bench/libgearman-load.c, Debian's C client library).
+LOADGEN=sprocket
+run_load() {
+    case $LOADGEN in
+        sprocket) bench 120 "$@" --server "127.0.0.1:$SERVER_PORT" --json -q ;;
+        libgearman)
+            local saved=("${BENCH[@]}") rc=0
+            BENCH=("$LGLOAD")
+            bench 120 -h 127.0.0.1 -p "$SERVER_PORT" -j "$@" || rc=$?
+            BENCH=("${saved[@]}")
+            return $rc ;;
+    esac
+}
+
+# row GROUP LOAD SERIES -- LOAD-ARGS...: REPS x (sprocketd, gearmand).
 RUN=0
 FOOTPRINT_FLAGS=()
 row() {
     local group=$1 load=$2 series=$3; shift 4
-    skipped "$group" && return 0
+    local store=${group%% *}
+    skipped "$store" && return 0
+    [ "$LOADGEN" = libgearman ] && skipped libgearman && return 0
     local rep server out err
     for rep in $(seq "$REPS"); do
         for server in sprocketd gearmand; do
             RUN=$((RUN + 1))
-            if ! start_server "$server" "$group" "$RUN"; then
-                err="$server did not start with the $group store (see servers.log)"
+            if ! start_server "$server" "$store" "$RUN"; then
+                err="$server did not start with the $store store (see servers.log)"
                 log "$group / $load / $server: $err"
                 jq -nc --arg g "$group" --arg l "$load" --arg s "$server" --arg se "$series" --argjson r "$rep" \
                     --arg e "$err" '{kind:"run",group:$g,load:$l,series:(if $se=="" then null else $se end),server:$s,rep:$r,error:$e}' >>"$RESULTS"
                 drop_stores
                 continue
             fi
-            if bench 120 "$@" --server "127.0.0.1:$SERVER_PORT" --json -q >"$WORK/bench.out" 2>"$WORK/bench.err"; then
+            if run_load "$@" >"$WORK/bench.out" 2>"$WORK/bench.err"; then
                 out=$(cat "$WORK/bench.out")
                 jq -nc --arg g "$group" --arg l "$load" --arg s "$server" --arg se "$series" --argjson r "$rep" \
                     --argjson rep_json "$out" '{kind:"run",group:$g,load:$l,series:(if $se=="" then null else $se end),server:$s,rep:$r,report:$rep_json}' >>"$RESULTS"
@@ -257,6 +288,22 @@ for store in sqlite sqlite-normal postgres mysql redis; do
     row "$store" "drain w=4 (up to $DRAIN_DURABLE_N queued in ${PREFILL_S}s)" "" -- drain -c 16 --window 1 -w 4 -s 100 -u \
         -d "$DUR" -n "$DRAIN_DURABLE_N" --prefill-duration "$PREFILL_S"
 done
+
+# --- the same submits through libgearman ------------------------------------
+# The issue's own figures were taken with a C load generator on libgearman,
+# which costs the machine more per job than `sprocket bench`: on two cores
+# whatever the generator uses is taken from the server, so each generator's
+# durable/in-memory ratio is reported against its own in-memory row.
+if [ -n "$LGLOAD" ]; then
+    LOADGEN=libgearman
+    skipped libgearman || log "through libgearman: submit-bg at 4 and 64 connections"
+    for store in memory sqlite sqlite-normal; do
+        for c in 4 64; do
+            row "$store (libgearman)" "submit-bg c=$c window=1" "" -- -c "$c" -d "$DUR" -s 100
+        done
+    done
+    LOADGEN=sprocket
+fi
 
 # --- footprint: VmHWM with many queued jobs, with many idle connections ----
 # FOOTPRINT_SERVERS lists the server/store pairs measured.
