@@ -125,6 +125,16 @@ pub trait Store: Send {
         Ok(None)
     }
 
+    /// Whether a few clients' small commits should wait for the clients of
+    /// the commit before, when those come back quickly, so that they share
+    /// one commit instead of taking turns (the writer's regrouping). Worth
+    /// it where a commit is a database server's own flush; an embedded
+    /// store whose commits share the machine's CPU with the clients may
+    /// do better with the turns.
+    fn regroups(&self) -> bool {
+        true
+    }
+
     /// Whether the store's work is blocking calls (an embedded database)
     /// rather than network I/O. The writer then runs on a thread of its
     /// own and calls [`Store::run_inline`], so each commit runs on that

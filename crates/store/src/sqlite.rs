@@ -470,6 +470,15 @@ impl Store for SqliteStore {
         self.sync == SyncMode::Full
     }
 
+    /// Measured with 4 and 16 clients submitting one job at a time
+    /// (`--sync=full`, 2 cores shared with the clients): 4 % and 9 % fewer
+    /// submits with regrouping. The commit's SQLite and fsync work needs
+    /// a CPU the returning clients also need, and taking turns overlaps
+    /// one group's turn-around with the other's flush.
+    fn regroups(&self) -> bool {
+        false
+    }
+
     fn run_inline(&mut self) {
         self.inline = true;
     }

@@ -39,6 +39,16 @@
 //! their next ones just after it; without the wait, the first few of those
 //! go alone into a commit of their own while the rest queue behind it, and
 //! every such commit pays a whole fsync. See [`WriterConfig::gather_max`].
+//!
+//! Regrouping (one stream, small commits): a few clients submitting one
+//! job at a time split into two groups that take turns, each commit
+//! carrying one group while the other waits, so each job waits for about
+//! two commits. When the clients of the commit that just ended have been
+//! coming back in well under half a commit's time (a database whose commit
+//! is slow against the clients' turn-around, as a PostgreSQL or MySQL
+//! server's own flush is), the next commit waits that long for them, and
+//! the groups merge into one: each job then waits for one commit. See
+//! [`TurnAround`] and [`Store::regroups`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -219,6 +229,7 @@ pub fn spawn_streams(
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let healthy = Arc::new(AtomicBool::new(true));
     let blocks = stores[0].blocks();
+    let regroups = stores[0].regroups();
     let writer = Writer {
         streams: stores.len(),
         idle: stores,
@@ -227,6 +238,8 @@ pub fn spawn_streams(
         recent_batch: 0,
         backoff: Duration::ZERO,
         unproven: false,
+        turn: TurnAround::default(),
+        regroups,
         queue: Queue {
             rx,
             done: done_tx,
@@ -240,6 +253,7 @@ pub fn spawn_streams(
             closing: false,
             busy_keys: HashMap::new(),
             busy_from: Vec::new(),
+            arrivals: 0,
         },
     };
     let task = if blocks { spawn_on_own_thread(writer) } else { tokio::spawn(writer.run()) };
@@ -322,6 +336,82 @@ struct Writer {
     backoff: Duration,
     /// The store reconnected and no commit has succeeded since.
     unproven: bool,
+    /// How fast the clients of a commit come back (see [`TurnAround`]).
+    turn: TurnAround,
+    /// The store wants regrouping ([`Store::regroups`]).
+    regroups: bool,
+}
+
+/// How long the clients whose operations were in the last commit take to
+/// send their next ones, against how long a commit takes: both as moving
+/// averages, for regrouping (see the module documentation).
+#[derive(Debug, Default)]
+struct TurnAround {
+    /// When the last commit ended.
+    last_end: Option<Instant>,
+    /// How many operations it carried.
+    last_ops: usize,
+    /// `Queue::arrivals` when it ended.
+    arrivals_at_end: u64,
+    /// The turn-around since the last commit has been measured.
+    sampled: bool,
+    /// Moving average of the time from a commit's end until as many new
+    /// operations had arrived as it carried.
+    turnaround: Option<Duration>,
+    /// Moving average of a commit's duration.
+    commit: Option<Duration>,
+}
+
+/// An eighth of the new sample, seven eighths of the old average.
+fn moving(avg: Option<Duration>, sample: Duration) -> Duration {
+    match avg {
+        Some(a) => (a * 7 + sample) / 8,
+        None => sample,
+    }
+}
+
+impl TurnAround {
+    /// A commit of `ops` operations that took `took` has just ended.
+    fn committed(&mut self, ops: usize, took: Duration, arrivals: u64) {
+        self.commit = Some(moving(self.commit, took));
+        self.last_end = Some(Instant::now());
+        self.last_ops = ops;
+        self.arrivals_at_end = arrivals;
+        self.sampled = false;
+    }
+
+    /// As many operations as the last commit carried have arrived since it
+    /// ended (from its clients or any others).
+    fn back(&self, arrivals: u64) -> bool {
+        arrivals.saturating_sub(self.arrivals_at_end) >= self.last_ops as u64
+    }
+
+    /// Takes the turn-around sample once the last commit's count is back.
+    fn observe(&mut self, arrivals: u64) {
+        if self.sampled || self.last_ops == 0 || !self.back(arrivals) {
+            return;
+        }
+        if let Some(end) = self.last_end {
+            self.turnaround = Some(moving(self.turnaround, end.elapsed()));
+            self.sampled = true;
+        }
+    }
+
+    /// When the next commit should stop waiting for the last one's clients,
+    /// or None to start now: they are back already, or they have not been
+    /// coming back within half a commit (waiting would then cost more
+    /// than the commit it saves), or the wait (twice their usual
+    /// turn-around, at most half a commit and `limit`) is over.
+    fn regroup_until(&self, arrivals: u64, limit: Duration) -> Option<Instant> {
+        let (Some(end), Some(turnaround), Some(commit)) = (self.last_end, self.turnaround, self.commit) else {
+            return None;
+        };
+        if self.last_ops == 0 || self.back(arrivals) || turnaround * 2 > commit {
+            return None;
+        }
+        let until = end + (turnaround * 2).min(commit / 2).min(limit);
+        (until > Instant::now()).then_some(until)
+    }
 }
 
 /// Everything but the store, so the store can be busy (reconnecting) while
@@ -347,6 +437,8 @@ struct Queue {
     busy_keys: HashMap<JobKey, usize>,
     /// The lowest seq of each commit in flight.
     busy_from: Vec<u64>,
+    /// Operations received so far (for [`TurnAround`]).
+    arrivals: u64,
 }
 
 /// The bytes an operation carries to the database.
@@ -374,6 +466,7 @@ impl Queue {
     }
 
     fn intake(&mut self, seq: u64, op: StoreOp) {
+        self.arrivals += 1;
         if let Some(prev) = self.max_seen {
             if seq <= prev {
                 // A caller bug; keep the order we were given but say so.
@@ -563,6 +656,7 @@ impl Writer {
         info!(store = %self.describe(), streams = self.streams, "store writer started");
         loop {
             self.queue.drain();
+            self.turn.observe(self.queue.arrivals);
             self.queue.report();
             if !self.queue.is_healthy() && self.in_flight.is_empty() {
                 if !self.reconnect().await {
@@ -610,8 +704,13 @@ impl Writer {
             || !self.queue.is_healthy()
             || self.queue.closing
             || !self.queue.has_work()
-            || self.recent_batch < GATHER_FROM_BATCH
         {
+            return;
+        }
+        if self.recent_batch < GATHER_FROM_BATCH {
+            if self.regroups {
+                self.regroup().await;
+            }
             return;
         }
         let want = (self.recent_batch * 3 / 4).min(self.config.max_batch);
@@ -630,6 +729,25 @@ impl Writer {
                 _ = &mut deadline => break,
             }
         }
+    }
+
+    /// Before a small commit, waits for the clients of the last one while
+    /// they usually come back quickly (see [`TurnAround::regroup_until`]).
+    async fn regroup(&mut self) {
+        let Some(until) = self.turn.regroup_until(self.queue.arrivals, self.config.gather_max) else { return };
+        let deadline = tokio::time::sleep_until(until.into());
+        tokio::pin!(deadline);
+        while !self.turn.back(self.queue.arrivals) && !self.queue.closing {
+            tokio::select! {
+                biased;
+                msg = self.queue.rx.recv() => match msg {
+                    Some((seq, op)) => self.queue.intake(seq, op),
+                    None => self.queue.closing = true,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        self.turn.observe(self.queue.arrivals);
     }
 
     /// Starts a commit on every free stream that has operations to take.
@@ -651,6 +769,7 @@ impl Writer {
     /// Handles the outcome of a commit, isolating refused rows.
     async fn finish(&mut self, done: Finished) {
         let Finished { mut store, seqs, ops, result, started } = done;
+        self.turn.committed(ops.len(), started.elapsed(), self.queue.arrivals);
         match result {
             Ok(()) => {
                 debug!(ops = ops.len(), micros = started.elapsed().as_micros() as u64, "store batch committed");
@@ -773,5 +892,58 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TurnAround that has seen commits of `commit` and clients coming
+    /// back in `turnaround`, the last commit (of 4) just ended.
+    fn learned(turnaround: Duration, commit: Duration) -> TurnAround {
+        TurnAround {
+            last_end: Some(Instant::now()),
+            last_ops: 4,
+            arrivals_at_end: 100,
+            sampled: false,
+            turnaround: Some(turnaround),
+            commit: Some(commit),
+        }
+    }
+
+    #[test]
+    fn regrouping_waits_only_for_quick_clients_and_only_so_long() {
+        let limit = Duration::from_millis(1);
+        // Clients back in 50 µs, commits of 400 µs: wait, at most 100 µs.
+        let t = learned(Duration::from_micros(50), Duration::from_micros(400));
+        let until = t.regroup_until(100, limit).expect("waits for quick clients");
+        assert!(until <= Instant::now() + Duration::from_micros(100), "{until:?}");
+        // Once as many operations as the last commit carried are back: no wait.
+        assert!(t.regroup_until(104, limit).is_none());
+        // Clients that take more than half a commit are not waited for.
+        assert!(learned(Duration::from_micros(250), Duration::from_micros(400)).regroup_until(100, limit).is_none());
+        // The wait is bounded by half a commit and by the limit.
+        let t = learned(Duration::from_millis(2), Duration::from_secs(1));
+        let until = t.regroup_until(100, limit).expect("waits");
+        assert!(until <= Instant::now() + limit, "{until:?}");
+        // Nothing learned yet: no wait.
+        assert!(TurnAround::default().regroup_until(0, limit).is_none());
+    }
+
+    #[test]
+    fn turnaround_is_sampled_once_the_last_commits_count_is_back() {
+        let mut t = TurnAround::default();
+        t.committed(3, Duration::from_micros(300), 10);
+        assert_eq!(t.commit, Some(Duration::from_micros(300)));
+        t.observe(12);
+        assert!(t.turnaround.is_none(), "two of three back: no sample yet");
+        t.observe(13);
+        let first = t.turnaround.expect("sampled when the third came back");
+        t.observe(20);
+        assert_eq!(t.turnaround, Some(first), "one sample per commit");
+        // Averages move by an eighth.
+        t.committed(3, Duration::from_micros(1100), 20);
+        assert_eq!(t.commit, Some(Duration::from_micros(400)));
     }
 }

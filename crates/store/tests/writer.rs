@@ -139,6 +139,59 @@ async fn after_large_commits_a_fragment_waits_for_the_rest() {
     w.close().await;
 }
 
+/// Four clients submitting one job at a time to a store whose commit is
+/// slow against their turn-around (a database server's flush): without
+/// regrouping they split into groups taking turns, so about two commits
+/// per round of four jobs; with it, one commit carries all four.
+#[tokio::test]
+async fn a_few_quick_clients_share_each_slow_commit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let (w, mut rx, h) = memory_writer(fast_config());
+    h.set_delay(Duration::from_millis(20));
+    let w = Arc::new(w);
+    let next_seq = Arc::new(AtomicU64::new(1));
+    let (through_tx, through_rx) = tokio::sync::watch::channel(0u64);
+    let dispatcher = tokio::spawn(async move {
+        while let Some(c) = rx.recv().await {
+            assert!(c.failed.is_empty(), "{c:?}");
+            let _ = through_tx.send(c.through);
+        }
+    });
+    const ROUNDS: u64 = 12;
+    let mut clients = Vec::new();
+    for client in 0..4u64 {
+        let (w, next_seq, mut through) = (w.clone(), next_seq.clone(), through_rx.clone());
+        clients.push(tokio::spawn(async move {
+            // The first client's job goes into a commit alone; the others
+            // arrive while it is in flight and share the next one.
+            if client > 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            for round in 0..ROUNDS {
+                // Single-threaded runtime: nothing runs between taking a
+                // seq and submitting it, so seqs reach the writer in order.
+                let seq = next_seq.fetch_add(1, Ordering::SeqCst);
+                w.submit(seq, StoreOp::Insert(j(client * 1000 + round)));
+                through.wait_for(|t| *t >= seq).await.expect("writer stopped");
+            }
+        }));
+    }
+    for c in clients {
+        tokio::time::timeout(Duration::from_secs(30), c).await.expect("clients finished").expect("client");
+    }
+    assert_eq!(h.rows().len(), 4 * ROUNDS as usize);
+    // Taking turns: about 2 commits a round (24 here). Regrouped: the first
+    // rounds learn the clients' turn-around, then one commit a round.
+    assert!(h.applies() <= ROUNDS as usize + 4, "{} commits for {ROUNDS} rounds of 4 clients", h.applies());
+    match Arc::try_unwrap(w) {
+        Ok(w) => w.close().await,
+        Err(_) => panic!("writer handle still shared"),
+    }
+    dispatcher.await.expect("dispatcher");
+}
+
 #[tokio::test]
 async fn max_batch_splits_commits() {
     let (w, mut rx, h) = memory_writer(WriterConfig { max_batch: 10, ..fast_config() });
