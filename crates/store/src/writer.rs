@@ -130,7 +130,9 @@ pub struct WriterConfig {
     /// quarters of their size are pending; it stops as soon as that many
     /// are. So it costs nothing at low load, and under load it waits about
     /// as long as the clients of the last commit take to send their next
-    /// jobs; the limit applies only when those stop coming.
+    /// jobs; the limit applies only when those stop coming. Also the
+    /// longest wait of regrouping (see the module documentation), which
+    /// applies to smaller commits; zero turns both off.
     pub gather_max: Duration,
 }
 
