@@ -400,41 +400,45 @@ mod tests {
             .replace(r#""series":"roundtrip""#, r#""series":"submit-bg""#)
     }
 
+    /// The Markdown of these results lines.
+    fn markdown_of(lines: &[String]) -> String {
+        Results::parse(&lines.join("\n")).unwrap().markdown()
+    }
+
+    /// The durable-against-in-memory table of a Markdown summary.
+    fn durable_table(md: &str) -> &str {
+        md.split("Durable / in-memory").nth(1).and_then(|t| t.split("\n\n").next()).unwrap_or("")
+    }
+
     #[test]
     fn durable_rows_against_in_memory_and_floor_fractions() {
-        let input = [
+        let md = markdown_of(&[
             bg_line("memory", "sprocketd", 64, 1000.0),
             bg_line("memory", "gearmand", 64, 400.0),
             bg_line("sqlite", "sprocketd", 64, 600.0),
             bg_line("sqlite", "gearmand", 64, 10.0),
             bg_line("sqlite", "sprocketd", 4, 100.0),
             r#"{"kind":"floor","test":"PING_MBULK","connections":64,"rep":1,"rps":2000}"#.to_string(),
-        ]
-        .join("\n");
-        let md = Results::parse(&input).unwrap().markdown();
+        ]);
         assert!(md.contains("| sqlite | submit-bg c=64 window=1 | 600 | 1,000 | **0.60** |"), "{md}");
         // No in-memory row at 4 connections: no line for it.
-        let durable = md.split("Durable / in-memory").nth(1).and_then(|t| t.split("\n\n").next()).unwrap_or("");
-        assert!(!durable.contains("c=4"), "{md}");
+        assert!(!durable_table(&md).contains("c=4"), "{md}");
         assert!(md.contains("| PING_MBULK | 64 | 2,000 | 1,000 (0.50) | 400 (0.20) | – | – |"), "{md}");
     }
 
     #[test]
     fn durable_rows_compare_with_the_in_memory_row_of_their_own_generator() {
-        let input = [
+        let md = markdown_of(&[
             bg_line("memory", "sprocketd", 64, 2000.0),
             bg_line("memory (libgearman)", "sprocketd", 64, 1000.0),
             bg_line("sqlite", "sprocketd", 64, 700.0),
             bg_line("sqlite (libgearman)", "sprocketd", 64, 550.0),
             // No libgearman in-memory row at 4 connections.
             bg_line("sqlite (libgearman)", "sprocketd", 4, 100.0),
-        ]
-        .join("\n");
-        let md = Results::parse(&input).unwrap().markdown();
+        ]);
         assert!(md.contains("| sqlite | submit-bg c=64 window=1 | 700 | 2,000 | **0.35** |"), "{md}");
         assert!(md.contains("| sqlite (libgearman) | submit-bg c=64 window=1 | 550 | 1,000 | **0.55** |"), "{md}");
-        let durable = md.split("Durable / in-memory").nth(1).and_then(|t| t.split("\n\n").next()).unwrap_or("");
-        assert!(!durable.contains("c=4"), "{md}");
+        assert!(!durable_table(&md).contains("c=4"), "{md}");
     }
 
     #[test]

@@ -503,6 +503,23 @@ impl Queue {
         }
     }
 
+    /// Takes operations from the channel until `enough` holds, `until`
+    /// passes, or the handle is closed.
+    async fn receive_until(&mut self, until: tokio::time::Instant, enough: impl Fn(&Queue) -> bool) {
+        let deadline = tokio::time::sleep_until(until);
+        tokio::pin!(deadline);
+        while !enough(self) && !self.closing {
+            tokio::select! {
+                biased;
+                msg = self.rx.recv() => match msg {
+                    Some((seq, op)) => self.intake(seq, op),
+                    None => self.closing = true,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+    }
+
     /// Takes everything already in the channel. Returns false once the
     /// handle is closed and the channel is empty.
     fn drain(&mut self) {
@@ -719,36 +736,16 @@ impl Writer {
         if self.queue.pending_count() >= want {
             return;
         }
-        let deadline = tokio::time::sleep(self.config.gather_max);
-        tokio::pin!(deadline);
-        while self.queue.pending_count() < want && !self.queue.closing {
-            tokio::select! {
-                biased;
-                msg = self.queue.rx.recv() => match msg {
-                    Some((seq, op)) => self.queue.intake(seq, op),
-                    None => self.queue.closing = true,
-                },
-                _ = &mut deadline => break,
-            }
-        }
+        let until = tokio::time::Instant::now() + self.config.gather_max;
+        self.queue.receive_until(until, |q| q.pending_count() >= want).await;
     }
 
     /// Before a small commit, waits for the clients of the last one while
     /// they usually come back quickly (see [`TurnAround::regroup_until`]).
     async fn regroup(&mut self) {
         let Some(until) = self.turn.regroup_until(self.queue.arrivals, self.config.gather_max) else { return };
-        let deadline = tokio::time::sleep_until(until.into());
-        tokio::pin!(deadline);
-        while !self.turn.back(self.queue.arrivals) && !self.queue.closing {
-            tokio::select! {
-                biased;
-                msg = self.queue.rx.recv() => match msg {
-                    Some((seq, op)) => self.queue.intake(seq, op),
-                    None => self.queue.closing = true,
-                },
-                _ = &mut deadline => break,
-            }
-        }
+        let turn = &self.turn;
+        self.queue.receive_until(until.into(), |q| turn.back(q.arrivals)).await;
         self.turn.observe(self.queue.arrivals);
     }
 
