@@ -684,6 +684,11 @@ impl Writer {
                 continue;
             }
             self.gather().await;
+            // Operations taken in while gathering may have cancelled out
+            // (a job submitted and finished meanwhile), leaving nothing to
+            // commit: they are done now, and with no other operation
+            // coming nothing else would report them.
+            self.queue.report();
             self.start_commits();
             if self.in_flight.is_empty() && !self.queue.has_work() && self.queue.closing {
                 break;

@@ -139,6 +139,33 @@ async fn after_large_commits_a_fragment_waits_for_the_rest() {
     w.close().await;
 }
 
+/// A job submitted and finished while the writer waits to gather a batch
+/// (its insert and delete cancel out, nothing is left to commit) is still
+/// reported done: its JOB_CREATED was held until then, and with no other
+/// operation coming the submitter waited for ever (seen with `sprocket
+/// bench mixed` on SQLite and PostgreSQL: a pipelining submitter hung).
+#[tokio::test]
+async fn a_job_finished_while_a_batch_gathers_is_reported_without_another_operation() {
+    let gathering = WriterConfig { gather_max: Duration::from_millis(50), ..fast_config() };
+    let (w, mut rx, h) = memory_writer(gathering);
+    for n in 1..=40 {
+        w.submit(n, StoreOp::Insert(j(n)));
+    }
+    assert!(until(&mut rx, 40).await.is_empty());
+    // A fragment after a large commit: the writer waits for more...
+    w.submit(41, StoreOp::Insert(j(41)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // ...and meanwhile the job is done.
+    w.submit(42, StoreOp::Delete(j(41).key()));
+    let c = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("the cancelled pair was never reported")
+        .expect("writer stopped");
+    assert_eq!((c.through, c.failed.len()), (42, 0));
+    assert_eq!((h.applies(), h.rows().len()), (1, 40), "neither the insert nor the delete was written");
+    w.close().await;
+}
+
 /// Four clients submitting one job at a time to a store whose commit is
 /// slow against their turn-around (a database server's flush): without
 /// regrouping they split into groups taking turns, so about two commits
