@@ -279,7 +279,7 @@ row memory "mixed c=8 w=4" "" -- mixed -c 8 -w 4 --window 4 "${common[@]}"
 
 for store in sqlite sqlite-normal postgres mysql redis; do
     skipped "$store" && continue
-    log "$store queue: submit-bg at 4 and 64 connections, drain"
+    log "$store queue: submit-bg at 4 and 64 connections, drain, mixed"
     for c in 4 64; do
         row "$store" "submit-bg c=$c window=1" "" -- submit-bg -c "$c" --window 1 "${common[@]}"
     done
@@ -287,6 +287,9 @@ for store in sqlite sqlite-normal postgres mysql redis; do
     # synchronous commit per job, so each server drains what it queued by then.
     row "$store" "drain w=4 (up to $DRAIN_DURABLE_N queued in ${PREFILL_S}s)" "" -- drain -c 16 --window 1 -w 4 -s 100 -u \
         -d "$DUR" -n "$DRAIN_DURABLE_N" --prefill-duration "$PREFILL_S"
+    # Pipelining background submitters beside quick workers: jobs finish
+    # while their inserts wait for a commit.
+    row "$store" "mixed c=8 w=4" "" -- mixed -c 8 -w 4 --window 4 "${common[@]}"
 done
 
 # --- the same submits through libgearman ------------------------------------
