@@ -41,6 +41,10 @@ pub struct Engine {
     pub(crate) insert_times: VecDeque<(u64, Millis)>,
     /// Connections with held output.
     pub(crate) holding: HashSet<ConnId>,
+    /// Inserts whose jobs finished before the store confirmed them: their
+    /// JOB_CREATED can go out without waiting for the store (the job is
+    /// done, nothing is left to lose), and does at the end of the turn.
+    pub(crate) done_early: HashSet<u64>,
     /// Scheduled jobs by run time (Unix seconds).
     pub(crate) schedule: BinaryHeap<Reverse<(i64, JobNo)>>,
     /// CAN_DO_TIMEOUT deadlines: (deadline ms, job, assignment).
@@ -67,6 +71,7 @@ impl Engine {
             store_down: false,
             insert_times: VecDeque::new(),
             holding: HashSet::new(),
+            done_early: HashSet::new(),
             schedule: BinaryHeap::new(),
             timeouts: BinaryHeap::new(),
             now: 0,
@@ -80,6 +85,9 @@ impl Engine {
 
     /// Takes the effects produced since the last call.
     pub fn take_outbox(&mut self) -> Outbox {
+        if !self.done_early.is_empty() && !self.holding.is_empty() {
+            self.release_holding(&HashSet::new());
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -208,12 +216,20 @@ impl Engine {
                 }
             }
         }
+        if !self.done_early.is_empty() {
+            self.done_early.retain(|seq| *seq > through);
+        }
+        self.release_holding(&failed);
+    }
+
+    /// Sends what each holding connection may now send.
+    fn release_holding(&mut self, failed: &HashSet<u64>) {
         // The set is taken while connections release what they hold; those
         // still holding something put themselves back, and the emptied set
         // (with its capacity) is reused for the next commit.
         let mut holding = std::mem::take(&mut self.holding);
         for conn in holding.drain() {
-            self.release_held(conn, &failed);
+            self.release_held(conn, failed);
         }
         holding.extend(self.holding.drain());
         self.holding = holding;
@@ -355,13 +371,20 @@ impl Engine {
         };
         while let Some(front) = c.held.front() {
             match front {
-                Held::JobCreated { seq, .. } if *seq > committed && !failed.contains(seq) => break,
+                Held::JobCreated { seq, .. }
+                    if *seq > committed && !failed.contains(seq) && !self.done_early.contains(seq) =>
+                {
+                    break
+                }
                 _ => {}
             }
             let Some(item) = c.held.pop_front() else { break };
             let out = match item {
                 Held::JobCreated { seq, handle } => {
-                    if failed.contains(&seq) {
+                    // A job that ran is reported created even if its
+                    // insert failed afterwards: there is nothing to store.
+                    let ran = self.done_early.remove(&seq);
+                    if failed.contains(&seq) && !ran {
                         Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"))
                     } else {
                         Out::Packet(Response::JobCreated { handle })

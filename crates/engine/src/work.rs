@@ -143,8 +143,10 @@ impl Engine {
         self.persist(op);
         if pending != 0 {
             // Its insert may still be in flight; either way the job is
-            // done, so its submitter can be answered with success.
+            // done, so its submitter can be answered with success, now
+            // rather than when the store reports the insert.
             self.pending_inserts.remove(&pending);
+            self.done_early.insert(pending);
         }
         if let Some(job) = self.jobs.get_mut(&job_no) {
             job.persisted = false;

@@ -617,6 +617,29 @@ fn background_job_created_only_after_durable_and_order_is_kept() {
     assert_eq!(t.packets(c), vec![Response::JobCreated { handle: b("H:d:1") }, Response::EchoRes { data: b("after") }]);
 }
 
+/// A background job that a worker finishes before the store confirms its
+/// insert is answered at once: nothing is left to store, and a submitter
+/// must not depend on the store reporting an insert that was cancelled.
+/// Later replies on the connection keep their order behind it.
+#[test]
+fn a_job_finished_before_its_insert_commits_is_answered_without_the_store() {
+    let mut t = durable();
+    let c = t.connect();
+    let w = t.worker(&["f"]);
+    submit_bg_f_u_d(&mut t, c);
+    t.send(c, Request::EchoReq { data: b("after") });
+    assert!(t.packets(c).is_empty(), "nothing before the commit");
+    let (handle, ..) = t.grab(w).expect("the job is queued before its commit");
+    t.send(w, Request::WorkComplete { handle, data: b("") });
+    assert_eq!(t.packets(c), vec![Response::JobCreated { handle: b("H:d:1") }, Response::EchoRes { data: b("after") }]);
+    // The store's report of the insert and its delete, or a failure of the
+    // insert, comes later and sends nothing more.
+    let last = t.persisted.last().map(|(seq, _)| *seq).expect("insert and delete");
+    let insert = t.persisted[0].0;
+    t.stored(last, &[insert]);
+    assert!(t.packets(c).is_empty());
+}
+
 #[test]
 fn failed_insert_gives_an_error_not_job_created() {
     let mut t = durable();
