@@ -44,7 +44,7 @@
 //! job at a time split into two groups that take turns, each commit
 //! carrying one group while the other waits, so each job waits for about
 //! two commits. When the clients of the commit that just ended have been
-//! coming back in well under half a commit's time (a database whose commit
+//! coming back in at most half a commit's time (a database whose commit
 //! is slow against the clients' turn-around, as a PostgreSQL or MySQL
 //! server's own flush is), the next commit waits that long for them, and
 //! the groups merge into one: each job then waits for one commit. See
