@@ -504,7 +504,10 @@ impl Queue {
     }
 
     /// Takes operations from the channel until `enough` holds, `until`
-    /// passes, or the handle is closed.
+    /// passes, or the handle is closed, reporting as it goes: operations
+    /// taken in while waiting may cancel out (a job submitted and finished
+    /// meanwhile), leaving nothing to commit, and with no other operation
+    /// coming nothing else would report them.
     async fn receive_until(&mut self, until: tokio::time::Instant, enough: impl Fn(&Queue) -> bool) {
         let deadline = tokio::time::sleep_until(until);
         tokio::pin!(deadline);
@@ -517,6 +520,7 @@ impl Queue {
                 },
                 _ = &mut deadline => break,
             }
+            self.report();
         }
     }
 
@@ -684,11 +688,6 @@ impl Writer {
                 continue;
             }
             self.gather().await;
-            // Operations taken in while gathering may have cancelled out
-            // (a job submitted and finished meanwhile), leaving nothing to
-            // commit: they are done now, and with no other operation
-            // coming nothing else would report them.
-            self.queue.report();
             self.start_commits();
             if self.in_flight.is_empty() && !self.queue.has_work() && self.queue.closing {
                 break;
