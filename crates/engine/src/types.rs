@@ -32,12 +32,12 @@ pub enum PersistMode {
 /// What to do when a CAN_DO_TIMEOUT limit expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutAction {
-    /// The job fails and its clients get WORK_FAIL (the protocol document's
-    /// behaviour).
+    /// The job fails and its clients get WORK_FAIL (what the protocol
+    /// document describes; `--timeout-action fail`).
     Fail,
-    /// The job goes back to its queue, counting as an attempt for
-    /// `--job-retries` (gearmand 1.1's actual behaviour, without its stale
-    /// timer bug).
+    /// The job goes back to the tail of its queue, counting as an attempt
+    /// for `--job-retries`, and its clients are told nothing: gearmand
+    /// 1.1.20's behaviour (without its stale timer bug), so the default.
     Retry,
 }
 
@@ -82,7 +82,7 @@ impl Default for Config {
             round_robin: false,
             exceptions_default: false,
             persist: PersistMode::None,
-            timeout_action: TimeoutAction::Fail,
+            timeout_action: TimeoutAction::Retry,
             default_max_queue: 0,
             max_jobs: 0,
             version: "1.1.20".into(),

@@ -454,8 +454,9 @@ fn sched_job_runs_at_the_next_matching_minute() {
 }
 
 #[test]
-fn can_do_timeout_fails_the_job_and_rejects_late_results() {
-    let mut t = Bed::default();
+fn can_do_timeout_fail_mode_fails_the_job_and_rejects_late_results() {
+    let mut t =
+        Bed::new(Config { timeout_action: TimeoutAction::Fail, handle_prefix: "H:t".into(), ..Config::default() });
     let c = t.connect();
     let w = t.connect();
     t.send(w, Request::CanDoTimeout { function: b("f"), timeout: b("1500") });
@@ -482,6 +483,50 @@ fn can_do_timeout_retry_mode_requeues() {
     assert!(t.grab(w).is_none());
     t.advance(2);
     assert!(t.grab(w).is_some(), "back in the queue after the limit");
+}
+
+/// gearmand 1.1.20's behaviour, the default: the job goes back to its
+/// queue, a sleeping worker is woken for it, the client hears only the
+/// second worker's result, and the first worker's late result is refused.
+#[test]
+fn can_do_timeout_requeues_by_default_and_the_next_worker_completes_it() {
+    let mut t = Bed::default();
+    assert_eq!(t.engine.config().timeout_action, TimeoutAction::Retry);
+    let c = t.connect();
+    let slow = t.connect();
+    t.send(slow, Request::CanDoTimeout { function: b("f"), timeout: b("1000") });
+    let h = t.fg(c, "f", "", "d");
+    assert_eq!(t.grab(slow).unwrap().0, h);
+    let fast = t.worker(&["f"]);
+    t.send(fast, Request::PreSleep);
+    assert!(t.packets(fast).is_empty(), "nothing to do while the slow worker holds the job");
+    t.advance(1_001);
+    assert_eq!(t.packets(fast), vec![Response::Noop], "the requeued job wakes the sleeping worker");
+    assert!(t.packets(c).is_empty(), "the client is told nothing of the requeue");
+    assert_eq!(t.grab(fast).unwrap().0, h, "same job, same handle");
+    t.send(fast, Request::WorkComplete { handle: h.clone(), data: b("fast") });
+    assert_eq!(t.packets(c), vec![Response::WorkComplete { handle: h.clone(), data: b("fast") }]);
+    t.send(slow, Request::WorkComplete { handle: h, data: b("late") });
+    assert!(matches!(t.packets(slow).pop(), Some(Response::Error { .. })));
+}
+
+/// Each CAN_DO_TIMEOUT requeue counts as an attempt against
+/// `--job-retries`, as in gearmand: with 2, the second expiry drops the job
+/// and its client gets WORK_FAIL.
+#[test]
+fn can_do_timeout_requeues_count_against_job_retries() {
+    let mut t = Bed::new(Config { job_retries: 2, handle_prefix: "H:t".into(), ..Config::default() });
+    let c = t.connect();
+    let w = t.connect();
+    t.send(w, Request::CanDoTimeout { function: b("f"), timeout: b("1000") });
+    let h = t.fg(c, "f", "", "d");
+    t.grab(w).unwrap();
+    t.advance(1_001);
+    assert!(t.packets(c).is_empty(), "first expiry: requeued");
+    assert_eq!(t.grab(w).unwrap().0, h);
+    t.advance(1_001);
+    assert_eq!(t.packets(c), vec![Response::WorkFail { handle: h }], "second expiry: dropped");
+    assert!(t.grab(w).is_none());
 }
 
 #[test]

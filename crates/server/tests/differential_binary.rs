@@ -413,6 +413,68 @@ fn binary_job_retries_match_gearmand() {
     assert_has(&t, r"c <- RES 14 H:HOST:1");
 }
 
+/// CAN_DO_TIMEOUT expiry as gearmand 1.1.20 handles it (sprocketd's
+/// default, `--timeout-action retry`): the job goes back to its queue, a
+/// sleeping worker is woken with NOOP and runs it under the same handle,
+/// the client hears only that worker's result and nothing of the requeue,
+/// and the first worker's late result gets JOB_NOT_FOUND.
+fn can_do_timeout_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    let mut slow = Conn::connect(port);
+    let mut fast = Conn::connect(port);
+    slow.send_req(kind::CAN_DO_TIMEOUT, &[b"tmo_fn", b"1000"]);
+    c.send_req(kind::SUBMIT_JOB, &[b"tmo_fn", b"", b"slow"]);
+    let h = handle_of(rec.read("c", &mut c));
+    slow.send_req(kind::GRAB_JOB, &[]);
+    rec.read("slow", &mut slow);
+    fast.send_req(kind::CAN_DO, &[b"tmo_fn"]);
+    fast.send_req(kind::PRE_SLEEP, &[]);
+    rec.note("the slow worker overruns its 1 s limit");
+    rec.read("fast", &mut fast);
+    rec.sync("c", &mut c);
+    fast.send_req(kind::GRAB_JOB, &[]);
+    rec.read("fast", &mut fast);
+    fast.send_req(kind::WORK_COMPLETE, &[&h, b"from the fast worker"]);
+    rec.read("c", &mut c);
+    slow.send_req(kind::WORK_COMPLETE, &[&h, b"late"]);
+    rec.read("slow", &mut slow);
+    let mut a = Conn::connect(port);
+    rec.admin(&mut a, "status\r\n");
+}
+
+#[test]
+fn binary_can_do_timeout_requeues_as_gearmand_does() {
+    let Some(t) = compare(bin(), &[], &can_do_timeout_scenario) else { return };
+    assert_has(&t, "fast <- RES 6 ");
+    assert_has(&t, r"c <- RES 13 H:HOST:1\0from the fast worker");
+}
+
+/// With `--job-retries 2`, each CAN_DO_TIMEOUT expiry counts as an attempt,
+/// as in gearmand: the second one drops the job and its client gets
+/// WORK_FAIL.
+fn can_do_timeout_retries_scenario(port: u16, rec: &mut Recorder) {
+    let mut c = Conn::connect(port);
+    let mut w = Conn::connect(port);
+    w.send_req(kind::CAN_DO_TIMEOUT, &[b"tmr_fn", b"1000"]);
+    c.send_req(kind::SUBMIT_JOB, &[b"tmr_fn", b"", b"slow"]);
+    rec.read("c", &mut c);
+    for attempt in 1..=2 {
+        rec.note(&format!("attempt {attempt}"));
+        w.send_req(kind::GRAB_JOB, &[]);
+        rec.read("w", &mut w);
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+    }
+    rec.read("c", &mut c);
+    let mut a = Conn::connect(port);
+    rec.admin(&mut a, "status\r\n");
+}
+
+#[test]
+fn binary_can_do_timeout_counts_against_job_retries_as_gearmand_does() {
+    let Some(t) = compare(bin(), &["--job-retries", "2"], &can_do_timeout_retries_scenario) else { return };
+    assert_has(&t, r"c <- RES 14 H:HOST:1");
+}
+
 /// SUBMIT_JOB_EPOCH (now, past, non-numeric, far future) and map/reduce
 /// submissions, grabbed with GRAB_JOB_ALL.
 fn epoch_and_reduce_scenario(port: u16, rec: &mut Recorder) {

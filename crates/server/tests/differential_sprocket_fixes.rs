@@ -264,40 +264,6 @@ fn fix_admin_shutdown_implemented() {
     }
 }
 
-/// Q13 / issue 2: a CAN_DO_TIMEOUT that expires fails the job, as the
-/// protocol document says, and the client hears WORK_FAIL. gearmand 1.1.20
-/// silently requeues it and tells nobody.
-#[test]
-fn fix_can_do_timeout_fails_the_job() {
-    let Some(srv) = server() else { return };
-    let mut client = Conn::connect(srv.port);
-    let mut worker = Conn::connect(srv.port);
-    worker.send_req(kind::CAN_DO_TIMEOUT, &[b"fx_tmo", b"1000"]);
-    client.send_req(kind::SUBMIT_JOB, &[b"fx_tmo", b"", b"slow"]);
-    let h = client.expect_packet("JOB_CREATED").body;
-    worker.send_req(kind::GRAB_JOB, &[]);
-    assert_eq!(worker.expect_packet("JOB_ASSIGN").kind, kind::JOB_ASSIGN);
-    let started = Instant::now();
-    let heard = client.read_packet(Duration::from_secs(4));
-    if is_gearmand() {
-        assert_eq!(heard, Err(ReadEnd::Timeout), "gearmand tells the client nothing");
-        client.send_req(kind::GET_STATUS, &[&h]);
-        let st = client.expect_packet("STATUS_RES");
-        let mut want = h.clone();
-        want.extend_from_slice(b"\x001\x000\x000\x000");
-        assert_eq!(st.body, want, "gearmand requeued the job: {}", escape(&st.body));
-    } else {
-        let p = heard.unwrap_or_else(|e| panic!("no WORK_FAIL after the 1 s time limit: {e:?}"));
-        assert_eq!(p.kind, kind::WORK_FAIL, "{p:?}");
-        assert_eq!(p.body, h);
-        assert!(started.elapsed() >= Duration::from_millis(900), "not before the limit: {:?}", started.elapsed());
-    }
-    // Either way the late result is refused.
-    worker.send_req(kind::WORK_COMPLETE, &[&h, b"late"]);
-    let p = worker.expect_packet("ERROR");
-    assert_eq!(p.body, b"JOB_NOT_FOUND\0Job given in work result not found");
-}
-
 /// Q16: a cancelled queued job. gearmand keeps listing it (ignored, not
 /// persisted) and counting it until some worker's grab reaps it; Sprocket
 /// removes it at once, so listings and limits see the truth.

@@ -98,3 +98,59 @@ fn php_worker_exception_reaches_exception_callback() {
     let ws = workers(&srv, "exc", 10, 1);
     client(&srv, "exception.php", "exc", &ws);
 }
+
+/// A PHP worker that overruns its CAN_DO_TIMEOUT limit, a second one asleep
+/// in PRE_SLEEP, and a PHP client waiting in doNormal(): how the client's
+/// job ends (its output line).
+fn overrun_job(srv: &ServerProcess, function: &str) -> String {
+    let script = interop_dir().join("php/timeout_worker.php");
+    let port = srv.port.to_string();
+    let mut slow = Background::spawn(
+        "php slow worker",
+        Command::new("php").arg(&script).args(["127.0.0.1", &port, function, "1", "3000", "slow"]),
+    );
+    wait_for_workers(srv.port, function, 1);
+    let client_port = port.clone();
+    let client_function = function.to_string();
+    let client = std::thread::spawn(move || {
+        let mut cmd = Command::new("php");
+        cmd.arg(interop_dir().join("php/timeout_client.php")).args(["127.0.0.1", &client_port, &client_function]);
+        run(&mut cmd, b"", Duration::from_secs(30))
+    });
+    slow.wait_for_line("JOB ", Duration::from_secs(10));
+    let mut fast = Background::spawn(
+        "php fast worker",
+        Command::new("php").arg(&script).args(["127.0.0.1", &port, function, "0", "0", "fast"]),
+    );
+    wait_for_workers(srv.port, function, 2);
+    let out = client.join().expect("client thread");
+    let logs = format!("--- slow ---\n{}\n--- fast ---\n{}", slow.output(), fast.output());
+    slow.stop();
+    fast.stop();
+    assert!(out.success(), "client against {}: {}\n{logs}", srv.name, out.describe());
+    format!("{}\n{logs}", out.stdout_text())
+}
+
+/// gearmand 1.1.20 requeues a job whose worker overran its CAN_DO_TIMEOUT,
+/// and so does sprocketd by default: the sleeping second worker is woken,
+/// runs it, and the PHP client gets that worker's result.
+#[test]
+fn php_worker_over_its_time_limit_loses_the_job_to_another_worker() {
+    let Some(srv) = server() else { return };
+    let started = std::time::Instant::now();
+    let out = overrun_job(&srv, "tmo_requeue");
+    assert!(out.starts_with("RESULT fast\n"), "against {}: {out}", srv.name);
+    assert!(started.elapsed() >= Duration::from_secs(1), "not before the 1 s limit");
+}
+
+/// `--timeout-action fail`: the same overrun fails the job, and the PHP
+/// client gets GEARMAN_WORK_FAIL (sprocketd's option; gearmand has none).
+#[test]
+fn php_worker_over_its_time_limit_fails_the_job_with_timeout_action_fail() {
+    if sprocket_testkit::server_under_test_name() == "gearmand" || !php_ready() {
+        return;
+    }
+    let srv = ServerProcess::sprocketd(Path::new(env!("CARGO_BIN_EXE_sprocketd")), &["--timeout-action", "fail"]);
+    let out = overrun_job(&srv, "tmo_fail");
+    assert!(out.starts_with("FAIL\n"), "{out}");
+}
