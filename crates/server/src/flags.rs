@@ -7,7 +7,17 @@ use clap::{ArgAction, Parser};
 
 /// sprocketd — a Gearman job server, drop-in for gearmand.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sprocketd", version, about, disable_help_flag = true, disable_version_flag = true)]
+// `args_override_self`: a flag given twice takes its last value, so the
+// command line (parsed after the config file's tokens) wins over the file,
+// as with gearmand, instead of stopping with "cannot be used multiple times".
+#[command(
+    name = "sprocketd",
+    version,
+    about,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Flags {
     /// Print this help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -19,195 +29,305 @@ pub struct Flags {
     // ---- gearmand general options ----
     /// Number of backlog connections for listen() (gearmand: 32; a larger
     /// default keeps bursts of new connections from being dropped).
-    #[arg(short = 'b', long, default_value_t = 1024)]
+    #[arg(help_heading = "gearmand options", short = 'b', long, default_value_t = 1024)]
     pub backlog: u32,
     /// Detach and run in the background.
-    #[arg(short = 'd', long)]
+    #[arg(help_heading = "gearmand options", short = 'd', long)]
     pub daemon: bool,
     /// New connections start with exceptions enabled.
-    #[arg(long)]
+    #[arg(help_heading = "gearmand options", long)]
     pub exceptions: bool,
     /// Set the file-descriptor limit (soft, and hard if needed).
-    #[arg(short = 'f', long = "file-descriptors")]
+    #[arg(help_heading = "gearmand options", short = 'f', long = "file-descriptors")]
     pub file_descriptors: Option<u64>,
     /// Most attempts before a job is dropped; 0 = unlimited.
-    #[arg(short = 'j', long = "job-retries", default_value_t = 0)]
+    #[arg(help_heading = "gearmand options", short = 'j', long = "job-retries", default_value_t = 0)]
     pub job_retries: u32,
-    /// Prefix of job handles (default H:<hostname>).
-    #[arg(long = "job-handle-prefix")]
+    /// Prefix of job handles: handles are `<prefix>:<n>` (default
+    /// `H:<hostname>`). At most 42 bytes, so every handle stays under
+    /// gearmand's 64-byte limit.
+    #[arg(help_heading = "gearmand options", long = "job-handle-prefix")]
     pub job_handle_prefix: Option<String>,
     /// Accepted for compatibility (hash tables grow as needed).
-    #[arg(long = "hashtable-buckets")]
+    #[arg(help_heading = "gearmand options", long = "hashtable-buckets")]
     pub hashtable_buckets: Option<u64>,
-    /// Enable TCP keepalive.
-    #[arg(long)]
+    /// Enable TCP keepalive on accepted connections.
+    #[arg(help_heading = "gearmand options", long)]
     pub keepalive: bool,
-    #[arg(long = "keepalive-idle", default_value_t = -1, allow_negative_numbers = true)]
+    /// Seconds a connection is idle before keepalive probes start (-1 =
+    /// the system's default; at most 32767, Linux's limit).
+    #[arg(help_heading = "gearmand options", long = "keepalive-idle", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=32767))]
     pub keepalive_idle: i64,
-    #[arg(long = "keepalive-interval", default_value_t = -1, allow_negative_numbers = true)]
+    /// Seconds between keepalive probes (-1 = the system's default; at
+    /// most 32767).
+    #[arg(help_heading = "gearmand options", long = "keepalive-interval", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=32767))]
     pub keepalive_interval: i64,
-    #[arg(long = "keepalive-count", default_value_t = -1, allow_negative_numbers = true)]
+    /// Unanswered probes before the connection is dropped (-1 = the
+    /// system's default; at most 127, Linux's limit).
+    #[arg(help_heading = "gearmand options", long = "keepalive-count", default_value_t = -1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1..=127))]
     pub keepalive_count: i64,
     /// Log file; `stderr` (default) or `none` are special.
-    #[arg(short = 'l', long = "log-file", default_value = "stderr")]
+    #[arg(help_heading = "gearmand options", short = 'l', long = "log-file", default_value = "stderr")]
     pub log_file: String,
     /// Address to listen on (all addresses it resolves to); default all.
-    #[arg(short = 'L', long)]
+    #[arg(help_heading = "gearmand options", short = 'L', long)]
     pub listen: Option<String>,
     /// Port for the Gearman protocol and admin commands.
-    #[arg(short = 'p', long, default_value_t = 4730)]
+    #[arg(help_heading = "gearmand options", short = 'p', long, default_value_t = 4730)]
     pub port: u16,
     /// Write the process id to this file; removed on exit.
-    #[arg(short = 'P', long = "pid-file")]
+    #[arg(help_heading = "gearmand options", short = 'P', long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Extra protocol module (gearmand: `http`). Not supported yet.
-    #[arg(short = 'r', long)]
+    /// Extra protocol module (gearmand's only one is `http`). Not supported yet.
+    #[arg(help_heading = "gearmand options", short = 'r', long)]
     pub protocol: Option<String>,
     /// Rotate a worker's functions after each hand-out.
-    #[arg(short = 'R', long = "round-robin")]
+    #[arg(help_heading = "gearmand options", short = 'R', long = "round-robin")]
     pub round_robin: bool,
     /// Queue type: sqlite (default, durable), builtin (memory only),
     /// libsqlite3, postgres/libpq, mysql, redis.
-    #[arg(short = 'q', long = "queue-type")]
+    #[arg(help_heading = "gearmand options", short = 'q', long = "queue-type")]
     pub queue_type: Option<String>,
-    /// File of extra command-line tokens (missing default is ignored).
-    #[arg(long = "config-file")]
+    /// File of flags read before the command line, which wins over it
+    /// (default /etc/sprocketd.conf, ignored when missing). Words are split
+    /// and quoted as a shell does; `#` starts a comment to the end of the line.
+    #[arg(help_heading = "gearmand options", long = "config-file")]
     pub config_file: Option<PathBuf>,
     /// Also send every log line to the local syslog daemon (/dev/log).
-    #[arg(long)]
+    #[arg(help_heading = "gearmand options", long)]
     pub syslog: bool,
     /// Leave crash signals alone (accepted; Rust does not catch them).
-    #[arg(long)]
+    #[arg(help_heading = "gearmand options", long)]
     pub coredump: bool,
     /// Threads for connection I/O (0 = number of CPUs). The engine is one
     /// task either way; with 1 (the default) everything shares one thread
     /// and no work crosses threads, which is fastest on small machines.
-    #[arg(short = 't', long, default_value_t = 1)]
+    #[arg(help_heading = "gearmand options", short = 't', long, default_value_t = 1)]
     pub threads: usize,
     /// Switch to this user after binding (requires root).
-    #[arg(short = 'u', long)]
+    #[arg(help_heading = "gearmand options", short = 'u', long)]
     pub user: Option<String>,
     /// Log level: FATAL, ALERT, CRITICAL, ERROR (default), WARNING, NOTICE,
     /// INFO, DEBUG. Alone, it means INFO. May be repeated (the last wins).
-    #[arg(long, num_args = 0..=1, default_missing_value = "INFO", overrides_with = "verbose")]
+    #[arg(help_heading = "gearmand options", long, num_args = 0..=1, default_missing_value = "INFO", overrides_with = "verbose")]
     pub verbose: Option<String>,
     /// More verbose logging (repeatable).
-    #[arg(short = 'v', action = ArgAction::Count)]
+    #[arg(help_heading = "gearmand options", short = 'v', action = ArgAction::Count)]
     pub more_verbose: u8,
     /// NOOPs sent per queued job; 0 wakes every sleeping worker.
-    #[arg(short = 'w', long = "worker-wakeup", default_value_t = 0)]
+    #[arg(help_heading = "gearmand options", short = 'w', long = "worker-wakeup", default_value_t = 0)]
     pub worker_wakeup: u32,
     /// Validate the options and exit.
-    #[arg(long = "check-args", hide = true)]
+    #[arg(help_heading = "gearmand options", long = "check-args", hide = true)]
     pub check_args: bool,
 
     // ---- SSL and HTTP (accepted, not yet supported) ----
-    #[arg(long)]
+    /// Accept TLS connections only (gearmand's flag; refused: not supported yet).
+    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long)]
     pub ssl: bool,
-    #[arg(long = "ssl-ca-file")]
+    /// CA certificate file for TLS (gearmand's flag; not supported yet).
+    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long = "ssl-ca-file")]
     pub ssl_ca_file: Option<String>,
-    #[arg(long = "ssl-certificate")]
+    /// Server certificate file for TLS (gearmand's flag; not supported yet).
+    #[arg(
+        help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)",
+        long = "ssl-certificate"
+    )]
     pub ssl_certificate: Option<String>,
-    #[arg(long = "ssl-key")]
+    /// Server private key file for TLS (gearmand's flag; not supported yet).
+    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long = "ssl-key")]
     pub ssl_key: Option<String>,
-    #[arg(long = "http-port", default_value_t = 8080)]
+    /// Port of gearmand's HTTP protocol module (`-r http`; not supported yet).
+    #[arg(
+        help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)",
+        long = "http-port",
+        default_value_t = 8080
+    )]
     pub http_port: u16,
 
     // ---- queue options (gearmand names) ----
-    #[arg(long = "libsqlite3-db")]
+    /// SQLite file of the queue (`-q libsqlite3`; default: the data
+    /// directory's sprocket-<port>.db).
+    #[arg(help_heading = "gearmand compatibility: SQLite queue (-q libsqlite3)", long = "libsqlite3-db")]
     pub libsqlite3_db: Option<PathBuf>,
-    #[arg(long = "libsqlite3-table", default_value = "gearman_queue")]
+    /// Table of the SQLite queue.
+    #[arg(
+        help_heading = "gearmand compatibility: SQLite queue (-q libsqlite3)",
+        long = "libsqlite3-table",
+        default_value = "gearman_queue"
+    )]
     pub libsqlite3_table: String,
-    /// Write the queue only at shutdown (sqlite).
-    #[arg(long = "store-queue-on-shutdown")]
+    /// Write the queue only at shutdown (SQLite), as gearmand's option does.
+    #[arg(help_heading = "gearmand compatibility: SQLite queue (-q libsqlite3)", long = "store-queue-on-shutdown")]
     pub store_queue_on_shutdown: bool,
-    #[arg(long = "libpq-conninfo", default_value = "")]
+    /// PostgreSQL connection string (`-q libpq`/`postgres`); empty uses the
+    /// PG* environment variables.
+    #[arg(
+        help_heading = "gearmand compatibility: PostgreSQL queue (-q libpq)",
+        long = "libpq-conninfo",
+        default_value = ""
+    )]
     pub libpq_conninfo: String,
-    #[arg(long = "libpq-table", default_value = "queue")]
+    /// Table of the PostgreSQL queue.
+    #[arg(
+        help_heading = "gearmand compatibility: PostgreSQL queue (-q libpq)",
+        long = "libpq-table",
+        default_value = "queue"
+    )]
     pub libpq_table: String,
-    #[arg(long = "mysql-host", default_value = "localhost")]
+    /// MySQL/MariaDB host (`-q mysql`).
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-host",
+        default_value = "localhost"
+    )]
     pub mysql_host: String,
-    #[arg(long = "mysql-port", default_value_t = 3306)]
+    /// MySQL/MariaDB port.
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-port",
+        default_value_t = 3306
+    )]
     pub mysql_port: u16,
-    #[arg(long = "mysql-user", default_value = "")]
+    /// MySQL/MariaDB user.
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-user",
+        default_value = ""
+    )]
     pub mysql_user: String,
-    #[arg(long = "mysql-password", default_value = "")]
+    /// MySQL/MariaDB password.
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-password",
+        default_value = ""
+    )]
     pub mysql_password: String,
-    #[arg(long = "mysql-db", default_value = "")]
+    /// MySQL/MariaDB database.
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-db",
+        default_value = ""
+    )]
     pub mysql_db: String,
-    #[arg(long = "mysql-table", default_value = "gearman_queue")]
+    /// Table of the MySQL/MariaDB queue.
+    #[arg(
+        help_heading = "gearmand compatibility: MySQL/MariaDB queue (-q mysql)",
+        long = "mysql-table",
+        default_value = "gearman_queue"
+    )]
     pub mysql_table: String,
-    #[arg(long = "redis-server", default_value = "127.0.0.1")]
+    /// Redis host (`-q redis`).
+    #[arg(
+        help_heading = "gearmand compatibility: Redis queue (-q redis)",
+        long = "redis-server",
+        default_value = "127.0.0.1"
+    )]
     pub redis_server: String,
-    #[arg(long = "redis-port", default_value_t = 6379)]
+    /// Redis port.
+    #[arg(
+        help_heading = "gearmand compatibility: Redis queue (-q redis)",
+        long = "redis-port",
+        default_value_t = 6379
+    )]
     pub redis_port: u16,
-    #[arg(long = "redis-password")]
+    /// Redis password (AUTH).
+    #[arg(help_heading = "gearmand compatibility: Redis queue (-q redis)", long = "redis-password")]
     pub redis_password: Option<String>,
-    #[arg(long = "redis-prefix", default_value = "_gear_")]
+    /// Prefix of the Redis keys that hold jobs.
+    #[arg(
+        help_heading = "gearmand compatibility: Redis queue (-q redis)",
+        long = "redis-prefix",
+        default_value = "_gear_"
+    )]
     pub redis_prefix: String,
 
     // ---- Sprocket's own ----
     /// Directory of the default SQLite store.
-    #[arg(long = "data-dir")]
+    #[arg(help_heading = "Sprocket's own options", long = "data-dir")]
     pub data_dir: Option<PathBuf>,
     /// Durability: `full` (fsync before JOB_CREATED; survives power loss)
     /// or `normal` (survives a crash of sprocketd).
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    #[arg(help_heading = "Sprocket's own options", long, default_value = "full", value_parser = ["full", "normal"])]
     pub sync: String,
     /// Connections the store writer commits on at once (0 = the backend's
     /// choice: 4 for Redis, 1 for PostgreSQL and MySQL, whose commits on
     /// one table measured fastest batched on one connection). SQLite has
     /// a single writer whatever this says.
-    #[arg(long = "store-connections", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    #[arg(help_heading = "Sprocket's own options", long = "store-connections", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
     pub store_connections: u16,
     /// Seconds a background submit waits for the store (a hung disk or
-    /// database) before its client gets an error instead (0 = for ever).
-    #[arg(long = "store-timeout", default_value_t = 60)]
+    /// database) before its client gets an error instead (0 = for ever; at
+    /// most 31536000, a year).
+    #[arg(help_heading = "Sprocket's own options", long = "store-timeout", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_STORE_TIMEOUT_SECS))]
     pub store_timeout: u64,
-    /// Largest packet body accepted, in bytes.
-    #[arg(long = "max-packet-size", default_value_t = sprocket_proto::DEFAULT_MAX_PACKET_SIZE)]
+    /// Largest packet body accepted, in bytes (at most 4294901760: a job's
+    /// handle must still fit beside its data in one packet).
+    #[arg(help_heading = "Sprocket's own options", long = "max-packet-size", default_value_t = sprocket_proto::DEFAULT_MAX_PACKET_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PACKET_SIZE_LIMIT)))]
     pub max_packet_size: u32,
     /// Most bytes of output that may wait for one peer (0 = no limit;
     /// raised to twice --max-packet-size). A peer that reads is never cut
     /// off below it; one holding over 64 MiB that takes nothing for 30 s is.
-    #[arg(long = "max-reply-backlog", default_value_t = 1 << 30)]
+    #[arg(help_heading = "Sprocket's own options", long = "max-reply-backlog", default_value_t = 1 << 30)]
     pub max_reply_backlog: u64,
     /// Most bytes of output that may wait for all peers together (0 = no
     /// limit; default: a quarter of the memory the process may use). Over
     /// it, a peer given more while it has over 1 MiB waiting is cut off.
-    #[arg(long = "max-total-reply-backlog", value_name = "BYTES")]
+    #[arg(help_heading = "Sprocket's own options", long = "max-total-reply-backlog", value_name = "BYTES")]
     pub max_total_reply_backlog: Option<u64>,
     /// After handling anything, keep polling the sockets for this many
     /// microseconds before sleeping, so the next packet is read without a
     /// wake-up (0 = always sleep at once; at most 1000000). Default: 50, or
     /// 0 when the process may use only one CPU. Only with one thread (`-t 1`).
-    #[arg(long = "busy-poll", value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    #[arg(help_heading = "Sprocket's own options", long = "busy-poll", value_name = "MICROSECONDS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub busy_poll: Option<u64>,
     /// Most simultaneous connections; further ones are refused.
-    #[arg(long = "max-connections", default_value_t = 65_536)]
+    #[arg(help_heading = "Sprocket's own options", long = "max-connections", default_value_t = 65_536)]
     pub max_connections: usize,
     /// Default queue limit per function and priority (0 = none; admin
     /// `maxqueue` overrides it per function).
-    #[arg(long = "max-queue", default_value_t = 0)]
+    #[arg(help_heading = "Sprocket's own options", long = "max-queue", default_value_t = 0)]
     pub max_queue: u32,
     /// Most jobs in the whole server (0 = none).
-    #[arg(long = "max-jobs", default_value_t = 0)]
+    #[arg(help_heading = "Sprocket's own options", long = "max-jobs", default_value_t = 0)]
     pub max_jobs: usize,
-    /// When a CAN_DO_TIMEOUT limit expires: `fail` the job, or `retry` it.
-    #[arg(long = "timeout-action", default_value = "fail", value_parser = ["fail", "retry"])]
+    /// When a CAN_DO_TIMEOUT limit expires: `retry` requeues the job for
+    /// another worker, counting an attempt against --job-retries (gearmand
+    /// 1.1.20's behaviour, the default); `fail` ends it with WORK_FAIL.
+    #[arg(help_heading = "Sprocket's own options", long = "timeout-action", default_value = "retry", value_parser = ["retry", "fail"])]
     pub timeout_action: String,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "gearmand compatibility: libdrizzle MySQL queue (-q libdrizzle)")]
     pub drizzle: crate::store_config::ExtraQueueFlags,
 }
 
-/// Reads the command line, with tokens from `--config-file` (default
+/// Longest `--job-handle-prefix`: a handle is `<prefix>:<n>` with `n` up to
+/// 20 digits, and gearmand's clients and sprocketd's GET_STATUS take handles
+/// of at most 63 bytes (64 with the terminating NUL gearmand formats into).
+pub const MAX_HANDLE_PREFIX: usize = 63 - 1 - 20;
+
+/// Largest `--max-packet-size`: packets that carry a job handle beside the
+/// job's data may be up to 1 KiB larger than the limit, and their size must
+/// still fit the packet header's 32 bits.
+pub const MAX_PACKET_SIZE_LIMIT: u32 = u32::MAX - 0xffff;
+
+/// Largest `--store-timeout`, in seconds (a year); larger values would not
+/// fit the engine's millisecond clock arithmetic and mean "for ever"
+/// anyway, for which 0 is the way to say it.
+pub const MAX_STORE_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
+/// Reads the command line, with flags from `--config-file` (default
 /// `/etc/sprocketd.conf`, missing default ignored) placed before it.
 pub fn parse() -> Result<Flags, String> {
     let args: Vec<String> = std::env::args().collect();
     parse_from(args)
 }
 
+/// [`parse`] for a given argument list (the first is the program name).
 pub fn parse_from(args: Vec<String>) -> Result<Flags, String> {
     let args: Vec<String> = args.into_iter().map(strip_typographic_quotes).filter(|a| !a.is_empty()).collect();
     let first = Flags::try_parse_from(&args).map_err(|e| e.to_string())?;
@@ -220,10 +340,29 @@ pub fn parse_from(args: Vec<String>) -> Result<Flags, String> {
         Err(e) if explicit => return Err(format!("cannot read config file {}: {e}", path.display())),
         Err(_) => return Ok(first),
     };
+    let from_file = config_file_words(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
     let mut merged = vec![args.first().cloned().unwrap_or_else(|| "sprocketd".into())];
-    merged.extend(text.split_whitespace().filter(|t| !t.starts_with('#')).map(String::from));
+    merged.extend(from_file.into_iter().map(strip_typographic_quotes).filter(|a| !a.is_empty()));
+    // The command line comes last: a flag given in both places takes its
+    // command-line value (`args_override_self`).
     merged.extend(args.into_iter().skip(1));
     Flags::try_parse_from(&merged).map_err(|e| e.to_string())
+}
+
+/// Splits a config file into words as a POSIX shell would: whitespace and
+/// newlines separate words, quotes and backslashes work as in a shell, and
+/// `#` at the start of a word begins a comment that runs to the end of the
+/// line. An unfinished quote is an error rather than a guess.
+fn config_file_words(text: &str) -> Result<Vec<String>, String> {
+    let mut lexer = shlex::Shlex::new(text);
+    let words: Vec<String> = lexer.by_ref().collect();
+    if lexer.had_error {
+        return Err(format!(
+            "unbalanced quote or trailing backslash on line {} (words are quoted as in a shell)",
+            lexer.line_no
+        ));
+    }
+    Ok(words)
 }
 
 /// Seed documents carry word-processor quotes (`PARAMS=”--verbose …”`),
@@ -267,7 +406,42 @@ impl Flags {
         if self.ssl {
             return Err("--ssl is not supported yet".into());
         }
+        if let Some(prefix) = &self.job_handle_prefix {
+            if prefix.len() > MAX_HANDLE_PREFIX {
+                return Err(format!(
+                    "--job-handle-prefix is {} bytes long; at most {MAX_HANDLE_PREFIX} are allowed, so that \
+                     handles (<prefix>:<number>) stay under gearmand's 64-byte limit",
+                    prefix.len()
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The handle prefix: `--job-handle-prefix`, or gearmand's default
+    /// `H:<hostname>`. A hostname too long for handles under 64 bytes is cut
+    /// to fit, with a warning, since handles are names and a cut one is
+    /// still unique to this host in practice; an explicit prefix that long
+    /// is refused by [`Flags::validate`] instead.
+    pub fn handle_prefix(&self, hostname: &str) -> String {
+        if let Some(prefix) = &self.job_handle_prefix {
+            return prefix.clone();
+        }
+        let mut prefix = format!("H:{hostname}");
+        if prefix.len() > MAX_HANDLE_PREFIX {
+            let mut end = MAX_HANDLE_PREFIX;
+            while !prefix.is_char_boundary(end) {
+                end -= 1;
+            }
+            prefix.truncate(end);
+            tracing::warn!(
+                %hostname,
+                prefix = %prefix,
+                "the hostname is too long for job handles under 64 bytes; handles use the prefix shown \
+                 (choose one with --job-handle-prefix)"
+            );
+        }
+        prefix
     }
 }
 
@@ -314,6 +488,87 @@ mod tests {
     fn unknown_flag_is_an_error() {
         let err = parse(&["--no-such-flag"]).unwrap_err();
         assert!(err.contains("--no-such-flag"), "{err}");
+    }
+
+    fn with_config(text: &str, args: &[&str]) -> Result<Flags, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("sprocketd.conf");
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        let mut v = vec!["sprocketd".to_string(), format!("--config-file={}", path.display())];
+        v.extend(args.iter().map(|s| s.to_string()));
+        parse_from(v)
+    }
+
+    #[test]
+    fn config_file_comments_run_to_the_end_of_the_line() {
+        let text = "# the port we listen on\n--port 4731   # not 4730: another gearmand runs there\n\
+                    --listen=127.0.0.1\n  # an indented comment with 'quotes' and \"more\"\n--verbose DEBUG\n";
+        let f = with_config(text, &[]).unwrap();
+        assert_eq!((f.port, f.listen.as_deref(), f.verbose.as_deref()), (4731, Some("127.0.0.1"), Some("DEBUG")));
+        // A # inside a word or quotes is not a comment.
+        let f = with_config("--job-handle-prefix 'H:#1'\n--mysql-password=pa#ss\n", &[]).unwrap();
+        assert_eq!((f.job_handle_prefix.as_deref(), f.mysql_password.as_str()), (Some("H:#1"), "pa#ss"));
+    }
+
+    #[test]
+    fn config_file_words_are_quoted_as_in_a_shell() {
+        let f = with_config("--libpq-conninfo 'host=127.0.0.1 dbname=gearman'\n--mysql-password \"a b\\\"c\"\n", &[])
+            .unwrap();
+        assert_eq!(f.libpq_conninfo, "host=127.0.0.1 dbname=gearman");
+        assert_eq!(f.mysql_password, "a b\"c");
+        let err = with_config("--port 4731\n--mysql-password 'unfinished\n", &[]).unwrap_err();
+        assert!(err.contains("config file") && err.contains("quote"), "{err}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_config_file() {
+        let f =
+            with_config("--port 4731\n--verbose WARNING\n-q builtin\n", &["--port", "4732", "--verbose=INFO"]).unwrap();
+        assert_eq!((f.port, f.verbose.as_deref(), f.queue_type.as_deref()), (4732, Some("INFO"), Some("builtin")));
+        // The same flag twice on the command line: the last one counts.
+        let f = parse(&["--port", "4731", "--port", "4733"]).unwrap();
+        assert_eq!(f.port, 4733);
+    }
+
+    #[test]
+    fn every_flag_has_a_description() {
+        use clap::CommandFactory;
+        let cmd = Flags::command();
+        let missing: Vec<String> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_help().is_none_or(|h| h.to_string().trim().is_empty()))
+            .map(|a| a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| a.get_id().to_string()))
+            .collect();
+        assert!(missing.is_empty(), "flags without a description in --help: {missing:?}");
+    }
+
+    #[test]
+    fn handle_prefixes_that_make_handles_too_long_are_refused() {
+        let ok = "P".repeat(MAX_HANDLE_PREFIX);
+        assert!(parse(&["--job-handle-prefix", &ok]).unwrap().validate().is_ok());
+        let long = "P".repeat(MAX_HANDLE_PREFIX + 1);
+        let err = parse(&["--job-handle-prefix", &long]).unwrap().validate().unwrap_err();
+        assert!(err.contains("--job-handle-prefix") && err.contains("64"), "{err}");
+        // A long hostname is cut for the default prefix instead.
+        let f = parse(&[]).unwrap();
+        let prefix = f.handle_prefix(&"h".repeat(70));
+        assert_eq!(prefix.len(), MAX_HANDLE_PREFIX);
+        assert!(prefix.starts_with("H:hhh"));
+        assert_eq!(f.handle_prefix("colo"), "H:colo");
+    }
+
+    #[test]
+    fn numeric_limits_are_explicit() {
+        for args in [
+            &["--max-packet-size", "4294967295"][..],
+            &["--store-timeout", "18446744073709551"],
+            &["--keepalive-count", "300"],
+            &["--keepalive-idle", "40000"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(args[0]), "{args:?}: {err}");
+        }
+        assert_eq!(parse(&[]).unwrap().timeout_action, "retry", "gearmand requeues on CAN_DO_TIMEOUT");
     }
 
     #[test]

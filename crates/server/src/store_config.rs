@@ -108,18 +108,26 @@ pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, Str
 /// gearmand's libdrizzle options (its MySQL-protocol queue).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExtraQueueFlags {
+    /// MySQL host of gearmand's libdrizzle queue (`-q libdrizzle`, served
+    /// by the MySQL backend).
     #[arg(long = "libdrizzle-host", default_value = "localhost")]
     pub drizzle_host: String,
+    /// MySQL port of the libdrizzle queue.
     #[arg(long = "libdrizzle-port", default_value_t = 3306)]
     pub drizzle_port: u16,
+    /// Unix socket of the libdrizzle queue (accepted; connections use TCP).
     #[arg(long = "libdrizzle-uds")]
     pub drizzle_uds: Option<String>,
+    /// MySQL user of the libdrizzle queue.
     #[arg(long = "libdrizzle-user", default_value = "root")]
     pub drizzle_user: String,
+    /// MySQL password of the libdrizzle queue.
     #[arg(long = "libdrizzle-password", default_value = "")]
     pub drizzle_password: String,
+    /// MySQL database of the libdrizzle queue.
     #[arg(long = "libdrizzle-db", default_value = "gearman")]
     pub drizzle_db: String,
+    /// Table of the libdrizzle queue.
     #[arg(long = "libdrizzle-table", default_value = "queue")]
     pub drizzle_table: String,
     /// Accepted: the queue always speaks MySQL.

@@ -908,3 +908,108 @@ fn running_out_of_descriptors_is_logged_once_and_recovered_from() {
     assert_eq!(failures, 1, "one line for 1.5 s of failing accepts, not one per retry:\n{text}");
     assert!(text.contains("accepting connections again"), "{text}");
 }
+
+/// Waits until `port` answers an ECHO (at most 10 s).
+fn answers_on(port: u16) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(mut g) = Gear::connect(port) {
+            return g.call(&Request::EchoReq { data: b("p") }).is_ok();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A config file written the way people write them: comment lines,
+/// comments after a flag, quoted values. Its flags apply, and a flag given
+/// again on the command line takes the command line's value, as with
+/// gearmand, instead of stopping the server.
+#[test]
+fn config_file_comments_and_command_line_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, cli_port) = (free_port(), free_port());
+    let conf = dir.path().join("sprocketd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# the port we listen on\n--port {file_port}   # overridden below\n\
+             --listen '127.0.0.1'\n# memory only: this is a test\n-q builtin\n--verbose WARNING\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(sprocketd())
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["--port", &cli_port.to_string(), "--verbose", "ERROR"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let up = answers_on(cli_port);
+    let file_port_free = std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(up, "not listening on the command line's port: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(file_port_free, "the config file's port was used although the command line gave another");
+}
+
+/// An unfinished quote in the config file is named, with its line.
+#[test]
+fn config_file_with_an_unfinished_quote_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sprocketd.conf");
+    std::fs::write(&conf, "-q builtin\n--mysql-password 'oops\n").unwrap();
+    let out = Command::new(sprocketd()).arg(format!("--config-file={}", conf.display())).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sprocketd.conf") && err.contains("quote"), "{err}");
+}
+
+/// `--help` describes every flag, under headings that say which are
+/// gearmand's compatibility options.
+#[test]
+fn help_describes_every_flag() {
+    let out = Command::new(sprocketd()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for heading in [
+        "gearmand options:",
+        "gearmand compatibility: TLS and HTTP",
+        "gearmand compatibility: SQLite queue",
+        "gearmand compatibility: PostgreSQL queue",
+        "gearmand compatibility: MySQL/MariaDB queue",
+        "gearmand compatibility: Redis queue",
+        "gearmand compatibility: libdrizzle",
+        "Sprocket's own options:",
+    ] {
+        assert!(help.contains(heading), "no {heading:?} in:\n{help}");
+    }
+    // Each flag line is followed by its description (clap puts it on the
+    // same line or, for long ones, on the next line, indented further).
+    let lines: Vec<&str> = help.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        if !(t.starts_with("--") || (t.starts_with('-') && t.len() > 1)) {
+            continue;
+        }
+        let described_here = t.split("  ").filter(|s| !s.trim().is_empty()).count() > 1;
+        let next_is_text = lines.get(i + 1).is_some_and(|n| {
+            let n = n.trim_start();
+            !n.is_empty() && !n.starts_with('-') && !n.ends_with(':')
+        });
+        assert!(described_here || next_is_text, "no description for {t:?}");
+    }
+}
+
+/// A handle prefix that would make handles of 64 bytes or more is refused
+/// at start instead of producing cut handles.
+#[test]
+fn over_long_handle_prefix_is_refused() {
+    let prefix = "P".repeat(43);
+    let out = Command::new(sprocketd())
+        .args(["-q", "builtin", "-p", &free_port().to_string(), "--job-handle-prefix", &prefix])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--job-handle-prefix") && err.contains("at most 42"), "{err}");
+}
