@@ -102,13 +102,32 @@ impl GeneratedKey {
     }
 }
 
+/// Why a job cannot be represented: a length beyond what [`Job`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTooLarge {
+    /// The handle (prefix, colon, number) is longer than 255 bytes. Handles
+    /// are checked when a job is made, never cut; the server refuses a
+    /// `--job-handle-prefix` that could come near this.
+    Handle(usize),
+    /// The unique is longer than [`MAX_STORED_UNIQUE`].
+    Unique(usize),
+}
+
+/// Longest unique a job can have. Clients may send at most
+/// [`crate::types::MAX_UNIQUE`] bytes, but rows in a SQL queue table may
+/// hold longer keys (the columns allow them); those replay whole up to this
+/// length, and longer ones are refused by replay, never cut (a cut key
+/// would never match its row's delete, and the job would run again after
+/// every restart).
+pub const MAX_STORED_UNIQUE: usize = u16::MAX as usize;
+
 #[derive(Debug, Clone)]
 pub struct Job {
     pub no: JobNo,
     /// Handle, unique and data back to back in one allocation.
     buf: Bytes,
     handle_len: u8,
-    unique_len: u8,
+    unique_len: u16,
     pub function: FnId,
     pub priority: Priority,
     pub background: bool,
@@ -142,6 +161,7 @@ pub struct Job {
 impl Job {
     /// Builds a job, copying handle, unique and data into one allocation so
     /// a long-lived job does not pin a connection's whole read buffer.
+    /// Refuses a handle or unique longer than the job can keep.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         no: JobNo,
@@ -152,21 +172,22 @@ impl Job {
         priority: Priority,
         background: bool,
         when: i64,
-    ) -> Job {
+    ) -> Result<Job, JobTooLarge> {
         let no_text = no.to_string();
         let handle_len = prefix.len() + 1 + no_text.len();
+        let handle_len_u8 = u8::try_from(handle_len).map_err(|_| JobTooLarge::Handle(handle_len))?;
+        let unique_len = u16::try_from(unique.len()).map_err(|_| JobTooLarge::Unique(unique.len()))?;
         let mut buf = BytesMut::with_capacity(handle_len + unique.len() + data.len());
         buf.extend_from_slice(prefix.as_bytes());
         buf.extend_from_slice(b":");
         buf.extend_from_slice(no_text.as_bytes());
         buf.extend_from_slice(unique);
         buf.extend_from_slice(data);
-        Job {
+        Ok(Job {
             no,
             buf: buf.freeze(),
-            // Bounded by MAX_UNIQUE and a u64 handle number; checked by callers.
-            handle_len: u8::try_from(handle_len).unwrap_or(u8::MAX),
-            unique_len: u8::try_from(unique.len()).unwrap_or(u8::MAX),
+            handle_len: handle_len_u8,
+            unique_len,
             function,
             priority,
             background,
@@ -183,7 +204,7 @@ impl Job {
             assignment: 0,
             row_key: RowKey::Unique,
             extra: None,
-        }
+        })
     }
 
     pub fn handle(&self) -> Bytes {
@@ -250,7 +271,30 @@ impl Job {
 
 #[cfg(test)]
 mod tests {
-    use super::{GeneratedKey, Job};
+    use super::{GeneratedKey, Job, JobTooLarge, MAX_STORED_UNIQUE};
+    const MAX_JOB_HANDLE: usize = u8::MAX as usize;
+    use sprocket_proto::Priority;
+
+    #[test]
+    fn lengths_beyond_what_a_job_keeps_are_refused_not_cut() {
+        let make = |prefix: &str, unique: &[u8]| Job::new(7, prefix, 0, unique, b"data", Priority::Normal, true, 0);
+        let long_unique = vec![b'u'; 300];
+        let job = make("H:host", &long_unique).unwrap();
+        assert_eq!(
+            (job.handle_bytes(), job.unique_bytes(), job.data_bytes()),
+            (&b"H:host:7"[..], &long_unique[..], &b"data"[..])
+        );
+        let widest = vec![b'u'; MAX_STORED_UNIQUE];
+        assert_eq!(make("H:h", &widest).unwrap().unique_bytes().len(), MAX_STORED_UNIQUE);
+        assert_eq!(
+            make("H:h", &vec![b'u'; MAX_STORED_UNIQUE + 1]).unwrap_err(),
+            JobTooLarge::Unique(MAX_STORED_UNIQUE + 1)
+        );
+        let prefix = "P".repeat(MAX_JOB_HANDLE);
+        assert_eq!(make(&prefix, b"").unwrap_err(), JobTooLarge::Handle(MAX_JOB_HANDLE + 2));
+        let prefix = "P".repeat(MAX_JOB_HANDLE - 2);
+        assert_eq!(make(&prefix, b"u").unwrap().handle_bytes().len(), MAX_JOB_HANDLE);
+    }
 
     #[test]
     fn job_records_stay_compact() {

@@ -5,7 +5,7 @@ use sprocket_proto::Response;
 
 use crate::dispatch::Submit;
 use crate::engine::Engine;
-use crate::job::{GeneratedKey, Job, JobState, RowKey, StoredKey};
+use crate::job::{GeneratedKey, Job, JobState, RowKey, StoredKey, MAX_STORED_UNIQUE};
 use crate::types::*;
 
 impl Engine {
@@ -39,9 +39,15 @@ impl Engine {
         }
 
         let job_no = self.next_job;
-        self.next_job += 1;
-        let mut job =
+        let made =
             Job::new(job_no, &self.config.handle_prefix, f, &s.unique, &s.data, s.priority, s.background, s.when);
+        let Ok(mut job) = made else {
+            // Only a handle prefix the server's flags would have refused
+            // gets here (uniques are checked above).
+            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Job handle too long"));
+            return;
+        };
+        self.next_job += 1;
         if !s.reducer.is_empty() {
             job.extra_mut().reducer = Bytes::copy_from_slice(&s.reducer);
         }
@@ -192,8 +198,25 @@ impl Engine {
             return;
         }
         let job_no = self.next_job;
+        let mut job = match Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when)
+        {
+            Ok(job) => job,
+            Err(too_large) => {
+                // Left in the table, untouched: cut, its key would never
+                // match the row again and the job would run after every
+                // restart.
+                tracing::warn!(
+                    function = %String::from_utf8_lossy(&r.function),
+                    unique_start = %String::from_utf8_lossy(&r.unique[..r.unique.len().min(64)]),
+                    unique_bytes = r.unique.len(),
+                    reason = ?too_large,
+                    "a stored job cannot be replayed (its unique is longer than {MAX_STORED_UNIQUE} bytes); \
+                     its row is left in the table"
+                );
+                return;
+            }
+        };
         self.next_job += 1;
-        let mut job = Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when);
         job.persisted = self.config.persist != PersistMode::None;
         job.replayed_row = job.persisted;
         if generated || r.unique.as_ref() == b"-" {

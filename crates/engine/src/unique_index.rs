@@ -85,7 +85,7 @@ mod tests {
     use sprocket_proto::Priority;
 
     fn job(no: JobNo, f: FnId, unique: &str) -> Job {
-        Job::new(no, "H:t", f, unique.as_bytes(), b"d", Priority::Normal, true, 0)
+        Job::new(no, "H:t", f, unique.as_bytes(), b"d", Priority::Normal, true, 0).expect("short test job")
     }
 
     #[test]

@@ -30,9 +30,19 @@ impl Engine {
 
     pub(crate) fn work_status(&mut self, conn: ConnId, handle: Bytes, numerator: Bytes, denominator: Bytes) {
         let Some(job_no) = self.held_job(conn, &handle, "Job given in work result not found") else { return };
+        // The numbers are kept for GET_STATUS as 32-bit values, as gearmand
+        // keeps them; larger ones are refused rather than stored wrong.
+        let (Ok(num), Ok(den)) = (u32::try_from(parse_decimal(&numerator)), u32::try_from(parse_decimal(&denominator)))
+        else {
+            self.send_packet(
+                conn,
+                Response::error("ARGUMENT_TOO_LARGE", "WORK_STATUS numerator and denominator must be below 2^32"),
+            );
+            return;
+        };
         if let Some(job) = self.jobs.get_mut(&job_no) {
-            job.numerator = u32::try_from(parse_decimal(&numerator)).unwrap_or(u32::MAX);
-            job.denominator = u32::try_from(parse_decimal(&denominator)).unwrap_or(u32::MAX);
+            job.numerator = num;
+            job.denominator = den;
         }
         let handle = self.jobs.get(&job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {

@@ -138,7 +138,7 @@ async fn serve(
     let caught = Signals::install();
     let choice = store_config::choose(&flags, &flags.drizzle).map_err(|e| anyhow!(e))?;
     let config = Config {
-        handle_prefix: flags.job_handle_prefix.clone().unwrap_or_else(|| format!("H:{}", hostname())),
+        handle_prefix: flags.handle_prefix(&hostname()),
         job_retries: flags.job_retries,
         worker_wakeup: flags.worker_wakeup,
         round_robin: flags.round_robin,

@@ -255,3 +255,31 @@ fn missing_separator() {
         by.check("after a missing separator");
     });
 }
+
+/// WORK_STATUS numbers that do not fit the 32 bits GET_STATUS reports are
+/// refused with an ERROR instead of being stored as some other number
+/// (sprocketd only: gearmand keeps whatever atoi made of them).
+#[test]
+fn work_status_numbers_beyond_32_bits_are_refused() {
+    if server_under_test_name() == "gearmand" {
+        return;
+    }
+    let Some(srv) = server() else { return };
+    let mut by = Bystander::new(srv.port);
+    let mut client = Conn::connect(srv.port);
+    let mut worker = Conn::connect(srv.port);
+    worker.send_req(kind::CAN_DO, &[b"st_big"]);
+    client.send_req(kind::SUBMIT_JOB, &[b"st_big", b"", b"x"]);
+    let h = client.expect_packet("JOB_CREATED").body;
+    worker.send_req(kind::GRAB_JOB, &[]);
+    worker.expect_packet("JOB_ASSIGN");
+    worker.send_req(kind::WORK_STATUS, &[&h, b"3", b"10"]);
+    assert_eq!(client.expect_packet("WORK_STATUS").body, [&h[..], b"\x003\x0010"].concat());
+    worker.send_req(kind::WORK_STATUS, &[&h, b"4294967296", b"10"]);
+    let err = worker.expect_packet("ERROR");
+    assert_eq!((err.kind, err.fields()[0].as_slice()), (kind::ERROR, &b"ARGUMENT_TOO_LARGE"[..]), "{err:?}");
+    by.check("after the refused status");
+    client.send_req(kind::GET_STATUS, &[&h]);
+    let st = client.expect_packet("STATUS_RES");
+    assert_eq!(st.body, [&h[..], b"\x001\x001\x003\x0010"].concat(), "the last valid numbers are kept");
+}

@@ -139,3 +139,63 @@ fn mysql_table_filled_by_gearmand_is_replayed() {
 fn redis_keys_filled_by_gearmand_are_replayed() {
     replay_gearmand_table("redis");
 }
+
+/// Inserts a queue row by hand, as an operator or another tool would.
+fn insert_row(store: &store_support::Backend, kind: &str, function: &str, unique: &str, data_hex: &str) {
+    let t = store.name();
+    let sql = match kind {
+        "sqlite" => format!(
+            "INSERT INTO \"{t}\" (unique_key, function_name, priority, data, when_to_run) \
+             VALUES ('{unique}', '{function}', 1, X'{data_hex}', 0)"
+        ),
+        _ => format!(
+            "INSERT INTO \"{t}\" (unique_key, function_name, priority, data, when_to_run) \
+             VALUES ('{unique}', '{function}', 1, '\\x{data_hex}'::bytea, 0)"
+        ),
+    };
+    let result = match kind {
+        "sqlite" => {
+            let out = run(Command::new("sqlite3").arg(store.sqlite_path()).arg(&sql), b"", Duration::from_secs(20));
+            if out.success() {
+                Ok(String::new())
+            } else {
+                Err(out.describe())
+            }
+        }
+        _ => sprocket_testkit::databases::psql(&sql),
+    };
+    if let Err(e) = result {
+        panic!("{kind}: inserting a row by hand failed: {e}");
+    }
+}
+
+/// A row whose unique is longer than any client may send (the SQL columns
+/// allow it) replays with its whole unique, so the delete that follows its
+/// completion matches the row. Cut to 255 bytes, it stayed in the table and
+/// ran again after every restart. A unique too long to keep at all leaves
+/// its row untouched, with a warning, instead of running under a cut key.
+fn long_uniques_replay_whole(kind: &str) {
+    let Some(store) = store_support::Backend::new(kind, "st_longu") else { return };
+    drop(store.start(&[])); // creates the table
+    let long = "u".repeat(300);
+    insert_row(&store, kind, "longu", &long, "6869");
+    if kind == "sqlite" {
+        insert_row(&store, kind, "longu", &"w".repeat(70_000), "6869");
+    }
+    let rows = store.count();
+    let server = store.start(&[]);
+    let ran = run_all_queued(server.port, &["longu"]);
+    assert_eq!(ran.len(), 1, "{kind}: {ran:?}");
+    assert_eq!((ran[0].unique.len(), ran[0].data.as_slice()), (300, &b"hi"[..]), "{kind}: the unique came back whole");
+    store.wait_count(rows - 1, Duration::from_secs(10), &format!("{kind}: the long unique's row deleted"));
+}
+
+#[test]
+fn sqlite_rows_with_long_uniques_replay_whole() {
+    long_uniques_replay_whole("sqlite");
+}
+
+#[test]
+fn postgres_rows_with_long_uniques_replay_whole() {
+    long_uniques_replay_whole("postgres");
+}
