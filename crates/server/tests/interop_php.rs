@@ -154,3 +154,34 @@ fn php_worker_over_its_time_limit_fails_the_job_with_timeout_action_fail() {
     let out = overrun_job(&srv, "tmo_fail");
     assert!(out.starts_with("FAIL\n"), "{out}");
 }
+
+/// An epoch job submitted for two seconds ahead reaches a PHP worker that
+/// is asleep in PRE_SLEEP when it becomes due, not before (sprocketd only:
+/// gearmand never wakes the sleeping worker, see
+/// differential_sprocket_fixes.rs).
+#[test]
+fn php_worker_asleep_in_pre_sleep_is_woken_for_an_epoch_job_when_it_is_due() {
+    if sprocket_testkit::server_under_test_name() == "gearmand" {
+        return;
+    }
+    let Some(srv) = server() else { return };
+    let script = interop_dir().join("php/timeout_worker.php");
+    let mut worker = Background::spawn(
+        "php worker",
+        Command::new("php").arg(&script).args(["127.0.0.1", &srv.port.to_string(), "epoch_php", "0", "0", "done"]),
+    );
+    wait_for_workers(srv.port, "epoch_php", 1);
+    std::thread::sleep(Duration::from_millis(300)); // let it send PRE_SLEEP
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut client = sprocket_testkit::wire::Conn::connect(srv.port);
+    let submitted = std::time::Instant::now();
+    client.send_req(
+        sprocket_testkit::wire::kind::SUBMIT_JOB_EPOCH,
+        &[b"epoch_php", b"e1", (now + 2).to_string().as_bytes(), b"later"],
+    );
+    client.expect_packet("JOB_CREATED");
+    worker.wait_for_line("JOB ", Duration::from_secs(8));
+    let after = submitted.elapsed();
+    worker.stop();
+    assert!(after >= Duration::from_millis(900), "run before its time: {after:?}");
+}
