@@ -64,6 +64,7 @@ impl Activity {
     }
 
     /// How many times the poller has checked the sockets without sleeping.
+    #[cfg(test)]
     pub fn polls(&self) -> u64 {
         self.inner.polls.load(Ordering::Relaxed)
     }
