@@ -31,7 +31,8 @@ pub struct ServerConfig {
     /// TCP keepalive for accepted connections.
     pub keepalive: Keepalive,
     /// `--busy-poll`: microseconds to keep polling after activity; `None`
-    /// for the default (see [`crate::busy_poll::window`]).
+    /// for the default (50 µs, or none when the process may use only one
+    /// CPU; polling needs the single-threaded runtime).
     pub busy_poll: Option<u64>,
 }
 

@@ -1,5 +1,6 @@
 //! sprocketd: parse flags, then run the process (see
 //! `sprocket_server::process`).
+#![forbid(unsafe_code)]
 
 fn main() {
     let flags = match sprocket_server::flags::parse() {
