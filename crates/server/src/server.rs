@@ -261,8 +261,8 @@ async fn finish(
 /// Hands the heap freed after a replay back to the OS. The rows loaded
 /// from the store are copied into compact job records and dropped, but
 /// they were interleaved with those records on the heap, so glibc keeps
-/// the freed pages (the effect on a large replay is measured in
-/// docs/benchmarks.md, "Memory after replaying the store").
+/// the freed pages (see docs/benchmarks.md, "Memory after replaying the
+/// store").
 #[allow(unsafe_code)]
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -74,7 +74,8 @@ pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, Con
             table: flags.mysql_table.clone(),
         }),
         // gearmand's legacy libdrizzle queue spoke MySQL; its flags map
-        // onto the MySQL backend (seeds 001 and 004 use them).
+        // onto the MySQL backend (old walkthroughs, such as "Playing with
+        // Gearman" and the Gearman-and-Mongo job queue, still use them).
         "libdrizzle" | "drizzle" => Some(StoreConfig::Mysql {
             host: extra.drizzle_host.clone(),
             port: extra.drizzle_port,
