@@ -257,3 +257,59 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sprocket_proto::{Priority, Request, SubmitMode};
+
+    use super::*;
+    use crate::types::Config;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn submit(engine: &mut Engine, conn: ConnId, function: &str, unique: &str, priority: Priority) {
+        let mode = SubmitMode { priority, background: true };
+        engine.request(conn, Request::SubmitJob { mode, function: b(function), unique: b(unique), data: b("d") }, 1);
+    }
+
+    #[test]
+    fn views_follow_submits_registrations_and_assignments() {
+        let mut engine = Engine::new(Config { handle_prefix: "H:t".into(), ..Config::default() });
+        engine.connected(1, 11, "10.0.0.1".into());
+        engine.connected(2, 12, "10.0.0.2".into());
+        engine.request(1, Request::SetClientId { id: b("w1") }, 1);
+        engine.request(1, Request::CanDo { function: b("resize") }, 1);
+        submit(&mut engine, 2, "resize", "a", Priority::High);
+        submit(&mut engine, 2, "resize", "b", Priority::Low);
+        submit(&mut engine, 2, "thumb", "c", Priority::Normal);
+
+        let functions = engine.functions_view();
+        let names: Vec<&[u8]> = functions.iter().map(|f| &f.name[..]).collect();
+        assert_eq!(names, [&b"resize"[..], b"thumb"], "sorted by name");
+        assert_eq!((functions[0].total, functions[0].queued, functions[0].workers), (2, [1, 0, 1], 1));
+        assert_eq!(functions[0].queued_at(Priority::Low), 1);
+        assert_eq!((functions[1].total, functions[1].workers), (1, 0));
+
+        let workers = engine.workers_view();
+        assert_eq!(workers.iter().map(|w| w.conn).collect::<Vec<_>>(), [2, 1], "newest first");
+        assert_eq!((&workers[1].client_id[..], &workers[1].functions[..]), (&b"w1"[..], &[b("resize")][..]));
+
+        let jobs = engine.jobs_view(&JobFilter::default());
+        assert_eq!(jobs.iter().map(|j| &j.unique[..]).collect::<Vec<_>>(), [&b"a"[..], b"b", b"c"]);
+        let only = JobFilter { function: Some(b("resize")), limit: Some(1) };
+        assert_eq!(engine.jobs_view(&only).len(), 1);
+        assert!(engine.jobs_view(&JobFilter { function: Some(b("none")), limit: None }).is_empty());
+
+        engine.request(1, Request::GrabJob, 2);
+        let a = engine.job_view(b"H:t:1").expect("job 1 exists");
+        assert_eq!((a.status, a.priority, a.background), (JobStatus::Running { worker: 1 }, Priority::High, true));
+        assert_eq!(engine.workers_view()[1].running, [b("H:t:1")]);
+        assert_eq!(engine.functions_view()[0].running, 1);
+        let info = engine.server_info();
+        assert_eq!((info.jobs, info.connections, info.functions, info.now), (3, 2, 2, 2));
+        assert_eq!(engine.job_view(b"H:t:99"), None);
+    }
+}
