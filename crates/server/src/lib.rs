@@ -18,6 +18,9 @@ mod control;
 mod engine_task;
 mod error;
 mod event;
+// The flags' doc comments are clap's --help text, shown verbatim, where
+// placeholders such as `<hostname>` are plain text rather than HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub mod flags;
 mod listener;
 mod logging;
