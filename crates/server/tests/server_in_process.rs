@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sprocket_engine::{CommandError, Config as EngineConfig, JobFilter, JobStatus, ShutdownRequest};
+use sprocket_engine::{CommandError, Config as EngineConfig, JobFilter, JobStatus, PersistMode, ShutdownRequest};
 use sprocket_server::{EngineLink, ListenConfig, RunError, Server, ServerConfig, Stopper};
 use sprocket_testkit::wire::{kind, Conn};
 
@@ -22,7 +22,14 @@ struct InProcess {
 
 impl InProcess {
     fn start() -> InProcess {
+        InProcess::start_with(None)
+    }
+
+    /// A server writing its jobs to `store`.
+    fn start_with(store: Option<sprocket_store::StoreConfig>) -> InProcess {
+        let persist = if store.is_some() { PersistMode::Immediate } else { PersistMode::None };
         let engine = EngineConfig {
+            persist,
             handle_prefix: "H:inproc".into(),
             version: sprocket_server::version_string(),
             ..EngineConfig::default()
@@ -30,6 +37,7 @@ impl InProcess {
         let mut config =
             ServerConfig::new(engine, ListenConfig { host: Some("127.0.0.1".into()), port: 0, backlog: 64 });
         config.busy_poll = Some(0);
+        config.store = store;
         let (tx, rx) = std::sync::mpsc::channel();
         let server = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -212,4 +220,16 @@ fn a_graceful_stop_waits_for_the_last_job() {
     assert_eq!(worker.expect_packet("JOB_ASSIGN").kind, kind::JOB_ASSIGN);
     worker.send_req(kind::WORK_COMPLETE, &[&handle, b""]);
     server.join(Duration::from_secs(10)).expect("a clean stop once the job is done");
+}
+
+#[test]
+fn a_durable_server_answers_once_the_store_has_the_job() {
+    let mut server = InProcess::start_with(Some(sprocket_store::StoreConfig::Memory));
+    let mut client = Conn::connect(server.port());
+    let handle = submit_bg(&mut client, "kept", "k1", "x");
+    let job = server.ask(server.link.job(handle)).expect("the job exists");
+    assert!(job.stored, "the job has a store row: {job:?}");
+    assert_eq!(server.ask(server.link.server_info()).unconfirmed_inserts, 0, "JOB_CREATED waited for the commit");
+    server.stopper.stop(ShutdownRequest::Immediate);
+    server.join(Duration::from_secs(10)).expect("the writer closes cleanly");
 }
