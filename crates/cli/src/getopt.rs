@@ -33,7 +33,7 @@ impl std::fmt::Display for GetoptError {
     }
 }
 
-/// Parses `args` (without argv[0]); returns options in order and the operands.
+/// Parses `args` (without `argv[0]`); returns options in order and the operands.
 pub fn getopt(args: &[OsString], spec: &str) -> Result<(Vec<Opt>, Vec<OsString>), GetoptError> {
     let permute = std::env::var_os("POSIXLY_CORRECT").is_none() && !spec.starts_with('+');
     let spec = spec.trim_start_matches('+').as_bytes();

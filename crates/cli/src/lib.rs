@@ -13,7 +13,7 @@ pub mod output;
 pub mod process;
 pub mod sprocket;
 
-/// Which interface argv[0] selects.
+/// Which interface `argv[0]` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Personality {
     Gearman,
@@ -21,7 +21,7 @@ pub enum Personality {
     Sprocket,
 }
 
-/// Picks the interface from the file name of argv[0].
+/// Picks the interface from the file name of `argv[0]`.
 pub fn personality(argv0: &str) -> Personality {
     let name = std::path::Path::new(argv0).file_name().and_then(|n| n.to_str()).unwrap_or("");
     match name {

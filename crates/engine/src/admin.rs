@@ -1,13 +1,15 @@
-//! Admin text commands, with gearmand 1.1.20's exact reply bytes.
+//! Admin text commands, with gearmand 1.1.20's exact reply bytes, rendered
+//! from the typed views (`views.rs`) and command results (`commands.rs`).
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use bytes::Bytes;
 use sprocket_proto::admin::{self, AdminCommand, AdminParse};
 
+use crate::commands::CommandError;
 use crate::engine::Engine;
-use crate::job::JobState;
 use crate::types::*;
+use crate::views::{FunctionView, JobFilter, JobView, WorkerView};
 
 impl Engine {
     /// One admin text line arrived on `conn`.
@@ -25,155 +27,108 @@ impl Engine {
 
     fn admin_command(&mut self, cmd: AdminCommand) -> Bytes {
         match cmd {
-            AdminCommand::Workers => self.admin_workers(),
-            AdminCommand::Status => self.admin_status(false),
-            AdminCommand::PriorityStatus => self.admin_status(true),
-            AdminCommand::ShowJobs => self.admin_show_jobs(false),
-            AdminCommand::ShowUniqueJobs => self.admin_show_jobs(true),
-            AdminCommand::CancelJob(handle) => self.admin_cancel(&handle),
+            AdminCommand::Workers => text::workers(&self.workers_view()),
+            AdminCommand::Status => text::status(&self.functions_view()),
+            AdminCommand::PriorityStatus => text::priority_status(&self.functions_view()),
+            AdminCommand::ShowJobs => text::show_jobs(self.job_views(&JobFilter::default())),
+            AdminCommand::ShowUniqueJobs => text::show_unique_jobs(self.job_views(&JobFilter::default())),
+            AdminCommand::CancelJob(handle) => text::command_result(self.cancel_job(&handle)),
             AdminCommand::CreateFunction(name) => {
-                self.function_id(&name);
+                self.create_function(&name);
                 Bytes::from_static(admin::OK)
             }
-            AdminCommand::DropFunction(name) => self.admin_drop_function(&name),
+            AdminCommand::DropFunction(name) => text::command_result(self.drop_function(&name)),
             AdminCommand::MaxQueue { function, limits } => {
-                if let Some(&f) = self.fn_index.get(&function) {
-                    if let Some(func) = self.function_mut(f) {
-                        func.max_queue = limits;
-                    }
-                }
+                // gearmand answers OK for a function it does not know.
+                self.set_max_queue(&function, limits);
                 Bytes::from_static(admin::OK)
             }
             AdminCommand::GetPid => admin::ok_value(&self.config.pid.to_string()),
             AdminCommand::Verbose => admin::ok_value(&self.config.verbose),
             AdminCommand::Version => admin::ok_value(&self.config.version),
             AdminCommand::Shutdown { graceful } => {
-                self.out.shutdown = Some(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
+                self.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
                 Bytes::from_static(admin::OK)
             }
         }
     }
+}
 
-    fn admin_workers(&self) -> Bytes {
+/// gearmand's text renderings of the views.
+mod text {
+    use super::*;
+
+    /// Every listing ends with a line holding a single dot.
+    const END: &[u8] = b".\n";
+
+    /// `workers`: `fd peer client-id : f1 f2…` per connection.
+    pub(super) fn workers(workers: &[WorkerView]) -> Bytes {
         let mut out = Vec::new();
-        for id in self.conn_order.iter().rev() {
-            let Some(c) = self.conns.get(id) else { continue };
-            out.extend_from_slice(format!("{} {} ", c.fd, c.peer).as_bytes());
-            out.extend_from_slice(&c.client_id);
+        for w in workers {
+            let _ = write!(out, "{} {} ", w.fd, w.peer);
+            out.extend_from_slice(&w.client_id);
             out.extend_from_slice(b" :");
-            for a in &c.abilities {
-                if let Some(f) = self.function(a.function) {
-                    out.push(b' ');
-                    out.extend_from_slice(&f.name);
-                }
+            for f in &w.functions {
+                out.push(b' ');
+                out.extend_from_slice(f);
             }
             out.push(b'\n');
         }
-        out.extend_from_slice(b".\n");
+        out.extend_from_slice(END);
         Bytes::from(out)
     }
 
-    /// `status`: name, total, running, workers. `prioritystatus`: name,
-    /// queued high, normal, low, workers. Sorted by name for stable output.
-    fn admin_status(&self, by_priority: bool) -> Bytes {
-        let mut funcs: Vec<_> = self.functions.iter().flatten().collect();
-        funcs.sort_by(|a, b| a.name.cmp(&b.name));
+    /// `status`: name, total, running, workers; sorted by name.
+    pub(super) fn status(functions: &[FunctionView]) -> Bytes {
         let mut out = Vec::new();
-        for f in funcs {
+        for f in functions {
             out.extend_from_slice(&f.name);
-            let mut line = String::new();
-            if by_priority {
-                let _ = write!(line, "\t{}\t{}\t{}\t{}", f.queued[0], f.queued[1], f.queued[2], f.workers);
-            } else {
-                let _ = write!(line, "\t{}\t{}\t{}", f.total, f.running, f.workers);
-            }
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
+            let _ = writeln!(out, "\t{}\t{}\t{}", f.total, f.running, f.workers);
         }
-        out.extend_from_slice(b".\n");
+        out.extend_from_slice(END);
         Bytes::from(out)
     }
 
-    fn admin_show_jobs(&self, uniques: bool) -> Bytes {
-        let mut jobs: Vec<_> = self.jobs.values().collect();
-        jobs.sort_by_key(|j| j.no);
+    /// `prioritystatus`: name, queued high, normal, low, workers.
+    pub(super) fn priority_status(functions: &[FunctionView]) -> Bytes {
+        let mut out = Vec::new();
+        for f in functions {
+            out.extend_from_slice(&f.name);
+            let _ = writeln!(out, "\t{}\t{}\t{}\t{}", f.queued[0], f.queued[1], f.queued[2], f.workers);
+        }
+        out.extend_from_slice(END);
+        Bytes::from(out)
+    }
+
+    /// `show jobs`: handle, attempts, ignored, persisted.
+    pub(super) fn show_jobs(jobs: impl Iterator<Item = JobView>) -> Bytes {
         let mut out = Vec::new();
         for j in jobs {
-            if uniques {
-                out.extend_from_slice(j.unique_bytes());
-            } else {
-                out.extend_from_slice(j.handle_bytes());
-                // gearmand flags every background job "persisted", queue
-                // plugin or not; clients have only ever seen that.
-                let persisted = j.background && !j.ignore;
-                let line = format!("\t{}\t{}\t{}", j.attempts, u8::from(j.ignore), u8::from(persisted));
-                out.extend_from_slice(line.as_bytes());
-            }
-            out.push(b'\n');
+            out.extend_from_slice(&j.handle);
+            let _ = writeln!(out, "\t{}\t{}\t{}", j.attempts, u8::from(j.ignored), u8::from(j.shown_as_persisted()));
         }
-        out.extend_from_slice(b".\n");
+        out.extend_from_slice(END);
         Bytes::from(out)
     }
 
-    /// Cancels a job: its clients get WORK_FAIL and its row is deleted. A
-    /// queued job is removed; a running one finishes with nobody listening.
-    fn admin_cancel(&mut self, handle: &[u8]) -> Bytes {
-        let Some(job_no) = self.job_by_handle(handle) else {
-            return Bytes::from_static(admin::ERR_UNKNOWN_JOB);
-        };
-        self.fail_to_clients(job_no);
-        let running = self.jobs.get(&job_no).is_some_and(|j| j.is_running());
-        if running {
-            // The worker may still finish it, but the job is over: its row
-            // goes now, or a crash before the worker ends would bring it back.
-            self.delete_row(job_no);
-            // Nobody may join a cancelled job (one whose clients merely
-            // left can be joined; see `coalesce_target`).
-            if let Some((f, unique, data)) = self.jobs.get(&job_no).map(|j| (j.function, j.unique(), j.data())) {
-                self.unindex(f, job_no, &unique, data);
-            }
-            let clients = self.jobs.get_mut(&job_no).map(|j| {
-                j.ignore = true;
-                std::mem::take(&mut j.clients)
-            });
-            for c in clients.unwrap_or_default() {
-                if let Some(conn) = self.conns.get_mut(&c) {
-                    conn.waiting.retain(|&x| x != job_no);
-                }
-            }
-        } else {
-            self.end_job(job_no);
+    /// `show unique jobs`: one unique per line.
+    pub(super) fn show_unique_jobs(jobs: impl Iterator<Item = JobView>) -> Bytes {
+        let mut out = Vec::new();
+        for j in jobs {
+            out.extend_from_slice(&j.unique);
+            out.push(b'\n');
         }
-        Bytes::from_static(admin::OK)
+        out.extend_from_slice(END);
+        Bytes::from(out)
     }
 
-    /// Drops a function (name matched case-insensitively, as gearmand
-    /// does) with its queued jobs, unless workers or running jobs remain.
-    fn admin_drop_function(&mut self, name: &[u8]) -> Bytes {
-        let found = self
-            .functions
-            .iter()
-            .enumerate()
-            .find_map(|(i, f)| f.as_ref().filter(|f| f.name.eq_ignore_ascii_case(name)).map(|_| i as FnId));
-        let Some(f) = found else {
-            return Bytes::from_static(admin::ERR_FUNCTION_NOT_FOUND);
-        };
-        let busy = self.function(f).is_some_and(|func| func.workers > 0 || func.running > 0);
-        if busy {
-            return Bytes::from_static(admin::ERR_FUNCTION_BUSY);
-        }
-        let mut doomed: Vec<JobNo> = self.jobs.values().filter(|j| j.function == f).map(|j| j.no).collect();
-        doomed.sort_unstable();
-        for job_no in doomed {
-            if self.jobs.get(&job_no).is_some_and(|j| j.state != JobState::Queued && j.state != JobState::Scheduled) {
-                continue;
-            }
-            self.fail_to_clients(job_no);
-            self.end_job(job_no);
-        }
-        if let Some(func) = self.functions.get_mut(f as usize).and_then(Option::take) {
-            self.fn_index.remove(&func.name);
-        }
-        Bytes::from_static(admin::OK)
+    /// `OK`, or gearmand's error line for a refused command.
+    pub(super) fn command_result(result: Result<(), CommandError>) -> Bytes {
+        Bytes::from_static(match result {
+            Ok(()) => admin::OK,
+            Err(CommandError::UnknownJob) => admin::ERR_UNKNOWN_JOB,
+            Err(CommandError::FunctionNotFound) => admin::ERR_FUNCTION_NOT_FOUND,
+            Err(CommandError::FunctionBusy) => admin::ERR_FUNCTION_BUSY,
+        })
     }
 }

@@ -7,11 +7,17 @@
 //! operations, connections to close. Time is always an argument, so
 //! scheduled jobs and time limits are deterministic under test.
 //!
+//! The engine's state can also be read as typed views ([`views`]) and
+//! changed by typed operator commands ([`Engine::cancel_job`] and the
+//! like): the admin text protocol renders gearmand's bytes from them, and
+//! the server answers its query channel with them.
+//!
 //! Semantics follow gearmand 1.1.20 (see `shared/gearman-reference.md`),
 //! with its documented bugs fixed where clients cannot depend on them.
 #![forbid(unsafe_code)]
 
 mod admin;
+mod commands;
 mod conn;
 pub mod cron;
 mod dispatch;
@@ -24,8 +30,11 @@ mod status;
 mod submit;
 pub mod types;
 mod unique_index;
+pub mod views;
 mod work;
 
+pub use commands::CommandError;
 pub use engine::Engine;
 pub use hash::FastMap;
 pub use types::*;
+pub use views::{FunctionView, JobFilter, JobStatus, JobView, ServerInfo, WorkerView};

@@ -15,24 +15,39 @@ pub const MAX_TOKENS: usize = 5;
 /// A parsed admin command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminCommand {
+    /// `workers`: every connection with its functions.
     Workers,
+    /// `status`: per function, jobs in all, running, and workers.
     Status,
+    /// `prioritystatus`: per function, jobs queued per priority, and workers.
     PriorityStatus,
+    /// `show jobs`: every job's handle, attempts and flags.
     ShowJobs,
+    /// `show unique jobs`: every job's unique id.
     ShowUniqueJobs,
+    /// `cancel job HANDLE`.
     CancelJob(Bytes),
+    /// `create function NAME`.
     CreateFunction(Bytes),
+    /// `drop function NAME`.
     DropFunction(Bytes),
     /// `maxqueue f [n | high normal [low]]`; limits per priority
     /// (high, normal, low), 0 meaning none.
     MaxQueue {
+        /// The function's name.
         function: Bytes,
+        /// Limits for high, normal and low.
         limits: [u32; 3],
     },
+    /// `getpid`: the server's process id.
     GetPid,
+    /// `verbose`: the server's log level.
     Verbose,
+    /// `version`: the server's version.
     Version,
+    /// `shutdown [graceful]`.
     Shutdown {
+        /// Stop accepting and end once no jobs are left.
         graceful: bool,
     },
 }
@@ -40,6 +55,7 @@ pub enum AdminCommand {
 /// What the server should do with an admin line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminParse {
+    /// A command to carry out.
     Command(AdminCommand),
     /// Reply with this error line, connection stays open.
     Error(Bytes),

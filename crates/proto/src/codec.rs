@@ -38,7 +38,14 @@ pub const MAX_TEXT_LINE: usize = 8192;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// A binary packet with a known type.
-    Packet { magic: Magic, kind: PacketType, body: Bytes },
+    Packet {
+        /// `\0REQ` or `\0RES`.
+        magic: Magic,
+        /// The packet's type.
+        kind: PacketType,
+        /// The body after the 12-byte header.
+        body: Bytes,
+    },
     /// An admin text line, without its LF and without one CR before it.
     Text(Bytes),
 }
@@ -47,12 +54,21 @@ pub enum Frame {
 /// is still in sync (the offending bytes were consumed).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
+    /// The first four bytes are neither `\0REQ` nor `\0RES`.
     #[error("bad magic {0:02x?}: expected \\0REQ or \\0RES")]
     BadMagic([u8; 4]),
+    /// The type number names no packet type.
     #[error("unknown packet type {0}")]
     UnknownType(u32),
+    /// The body is larger than the decoder accepts.
     #[error("packet body of {size} bytes exceeds the limit of {max} bytes")]
-    TooLarge { size: u32, max: u32 },
+    TooLarge {
+        /// The size the header announced.
+        size: u32,
+        /// The decoder's limit.
+        max: u32,
+    },
+    /// An admin line runs past the longest accepted without a line end.
     #[error("admin text line longer than {0} bytes")]
     LineTooLong(usize),
 }
@@ -80,10 +96,12 @@ impl Default for Decoder {
 }
 
 impl Decoder {
+    /// A decoder that refuses bodies over `max_packet_size` bytes.
     pub fn new(max_packet_size: u32) -> Decoder {
         Decoder { max_packet_size, skipping: 0 }
     }
 
+    /// The largest body accepted, in bytes.
     pub fn max_packet_size(&self) -> u32 {
         self.max_packet_size
     }

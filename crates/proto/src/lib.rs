@@ -9,6 +9,7 @@
 //!
 //! No I/O happens here: callers feed bytes in and take bytes out.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod admin;
 pub mod codec;

@@ -16,9 +16,12 @@ pub enum Magic {
 }
 
 impl Magic {
+    /// The magic of requests.
     pub const REQ_BYTES: [u8; 4] = *b"\0REQ";
+    /// The magic of responses.
     pub const RES_BYTES: [u8; 4] = *b"\0RES";
 
+    /// The magic these four bytes spell, if any.
     pub fn from_bytes(b: &[u8]) -> Option<Magic> {
         match b {
             b"\0REQ" => Some(Magic::Req),
@@ -27,6 +30,7 @@ impl Magic {
         }
     }
 
+    /// The four bytes of this magic.
     pub fn bytes(self) -> &'static [u8; 4] {
         match self {
             Magic::Req => &Self::REQ_BYTES,
@@ -39,13 +43,17 @@ impl Magic {
 /// normal ones and normal before low (gearmand 1.1.x semantics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
+    /// SUBMIT_JOB_HIGH and its background variant.
     High = 0,
+    /// SUBMIT_JOB and its background variant.
     #[default]
     Normal = 1,
+    /// SUBMIT_JOB_LOW and its background variant.
     Low = 2,
 }
 
 impl Priority {
+    /// Every priority, highest first.
     pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
 
     /// The code used by gearmand's persistent queues (0, 1, 2).
@@ -62,6 +70,8 @@ impl Priority {
         }
     }
 
+    /// 0 for high, 1 for normal, 2 for low: an index into per-priority
+    /// arrays.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -72,7 +82,7 @@ macro_rules! packet_types {
         /// Every packet type of the Gearman binary protocol.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum PacketType {
-            $( $name = $code, )*
+            $( #[doc = $text] $name = $code, )*
         }
 
         impl PacketType {
@@ -153,6 +163,7 @@ packet_types! {
 }
 
 impl PacketType {
+    /// The type's number on the wire.
     pub fn code(self) -> u32 {
         self as u32
     }
@@ -181,10 +192,12 @@ impl Fields {
         }
     }
 
+    /// How many fields were split off.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// No field was split off.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -199,6 +212,7 @@ impl Fields {
         }
     }
 
+    /// The fields split off, in order.
     pub fn as_slice(&self) -> &[Bytes] {
         &self.items[..self.len]
     }

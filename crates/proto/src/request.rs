@@ -8,7 +8,9 @@ use crate::packet::{split_body, write_packet, Magic, PacketType, Priority};
 /// Foreground (a client waits for results) or background.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubmitMode {
+    /// The queue the job goes into.
     pub priority: Priority,
+    /// Nobody waits for the result: the submitter gets only JOB_CREATED.
     pub background: bool,
 }
 
@@ -27,89 +29,154 @@ impl SubmitMode {
     }
 }
 
-/// A request packet with its arguments.
+/// A request packet with its arguments. Field names follow the protocol
+/// document (`gearman-reference.md` §1.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// CAN_DO: the worker can run `function`.
     CanDo {
+        /// The function's name.
         function: Bytes,
     },
+    /// CANT_DO: the worker no longer runs `function`.
     CantDo {
+        /// The function's name.
         function: Bytes,
     },
+    /// RESET_ABILITIES: the worker forgets every function it registered.
     ResetAbilities,
+    /// PRE_SLEEP: the worker sleeps until a NOOP wakes it.
     PreSleep,
+    /// SUBMIT_JOB and its priority and background variants.
     SubmitJob {
+        /// Priority, and whether the client waits.
         mode: SubmitMode,
+        /// The function to run.
         function: Bytes,
+        /// The client's unique id, for coalescing (may be empty).
         unique: Bytes,
+        /// The job's data.
         data: Bytes,
     },
-    /// Cron-style schedule fields, kept as sent (`*` or a number each).
+    /// SUBMIT_JOB_SCHED: a background job for a cron-style schedule, whose
+    /// fields (minute, hour, day of month, month, day of week) are kept as
+    /// sent (`*` or a number each).
     SubmitJobSched {
+        /// The function to run.
         function: Bytes,
+        /// The client's unique id (may be empty).
         unique: Bytes,
+        /// The five schedule fields.
         schedule: [Bytes; 5],
+        /// The job's data.
         data: Bytes,
     },
+    /// SUBMIT_JOB_EPOCH: a background job not to run before a time.
     SubmitJobEpoch {
+        /// The function to run.
         function: Bytes,
+        /// The client's unique id (may be empty).
         unique: Bytes,
+        /// Unix seconds, as decimal text.
         epoch: Bytes,
+        /// The job's data.
         data: Bytes,
     },
+    /// SUBMIT_REDUCE_JOB and SUBMIT_REDUCE_JOB_BACKGROUND (map/reduce).
     SubmitReduceJob {
+        /// The background variant.
         background: bool,
+        /// The function to run.
         function: Bytes,
+        /// The client's unique id (may be empty).
         unique: Bytes,
+        /// The reducer function's name.
         reducer: Bytes,
+        /// The aggregator field (unused by gearmand 1.1).
         aggregate: Bytes,
+        /// The job's data.
         data: Bytes,
     },
+    /// GRAB_JOB: the worker asks for a job (answered with JOB_ASSIGN).
     GrabJob,
+    /// GRAB_JOB_UNIQ: as GRAB_JOB, answered with JOB_ASSIGN_UNIQ.
     GrabJobUniq,
+    /// GRAB_JOB_ALL: as GRAB_JOB, answered with JOB_ASSIGN_ALL.
     GrabJobAll,
+    /// WORK_STATUS: progress of a running job.
     WorkStatus {
+        /// The job's handle.
         handle: Bytes,
+        /// Work done, as decimal text.
         numerator: Bytes,
+        /// Work in all, as decimal text.
         denominator: Bytes,
     },
+    /// WORK_COMPLETE: the job succeeded.
     WorkComplete {
+        /// The job's handle.
         handle: Bytes,
+        /// The result.
         data: Bytes,
     },
+    /// WORK_FAIL: the job failed.
     WorkFail {
+        /// The job's handle.
         handle: Bytes,
     },
+    /// WORK_EXCEPTION: the job failed with an exception.
     WorkException {
+        /// The job's handle.
         handle: Bytes,
+        /// The exception's text.
         data: Bytes,
     },
+    /// WORK_DATA: part of the result, before the end.
     WorkData {
+        /// The job's handle.
         handle: Bytes,
+        /// The part.
         data: Bytes,
     },
+    /// WORK_WARNING: a warning for the job's clients.
     WorkWarning {
+        /// The job's handle.
         handle: Bytes,
+        /// The warning.
         data: Bytes,
     },
+    /// GET_STATUS: a job's status by handle.
     GetStatus {
+        /// The job's handle.
         handle: Bytes,
     },
+    /// GET_STATUS_UNIQUE: a job's status by unique id.
     GetStatusUnique {
+        /// The job's unique id.
         unique: Bytes,
     },
+    /// ECHO_REQ: answered with ECHO_RES carrying the same data.
     EchoReq {
+        /// What to echo.
         data: Bytes,
     },
+    /// SET_CLIENT_ID: the id `workers` shows for the connection.
     SetClientId {
+        /// The id.
         id: Bytes,
     },
+    /// CAN_DO_TIMEOUT: as CAN_DO, with a time limit per job.
     CanDoTimeout {
+        /// The function's name.
         function: Bytes,
+        /// The limit in seconds, as decimal text.
         timeout: Bytes,
     },
+    /// ALL_YOURS: accepted and ignored, as by gearmand.
     AllYours,
+    /// OPTION_REQ: turns on a connection option (`exceptions`).
     OptionReq {
+        /// The option's name.
         name: Bytes,
     },
 }
@@ -213,6 +280,7 @@ impl Request {
         })
     }
 
+    /// The packet type this request is sent as.
     pub fn packet_type(&self) -> PacketType {
         use PacketType as T;
         match self {

@@ -11,23 +11,135 @@ use crate::request::ParseError;
 /// WORK_STATUS keeps the worker's bytes so they are forwarded unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
+    /// NOOP: wakes a sleeping worker.
     Noop,
-    JobCreated { handle: Bytes },
+    /// JOB_CREATED: the job was queued.
+    JobCreated {
+        /// The job's handle.
+        handle: Bytes,
+    },
+    /// NO_JOB: nothing to do for this worker.
     NoJob,
-    JobAssign { handle: Bytes, function: Bytes, data: Bytes },
-    JobAssignUniq { handle: Bytes, function: Bytes, unique: Bytes, data: Bytes },
-    JobAssignAll { handle: Bytes, function: Bytes, unique: Bytes, reducer: Bytes, data: Bytes },
-    WorkStatus { handle: Bytes, numerator: Bytes, denominator: Bytes },
-    WorkComplete { handle: Bytes, data: Bytes },
-    WorkFail { handle: Bytes },
-    WorkException { handle: Bytes, data: Bytes },
-    WorkData { handle: Bytes, data: Bytes },
-    WorkWarning { handle: Bytes, data: Bytes },
-    EchoRes { data: Bytes },
-    Error { code: Bytes, text: Bytes },
-    StatusRes { handle: Bytes, known: bool, running: bool, numerator: u64, denominator: u64 },
-    StatusResUnique { unique: Bytes, known: bool, running: bool, numerator: u64, denominator: u64, clients: u64 },
-    OptionRes { name: Bytes },
+    /// JOB_ASSIGN: a job for the worker.
+    JobAssign {
+        /// The job's handle.
+        handle: Bytes,
+        /// The job's function.
+        function: Bytes,
+        /// The job's data.
+        data: Bytes,
+    },
+    /// JOB_ASSIGN_UNIQ: a job with its unique id.
+    JobAssignUniq {
+        /// The job's handle.
+        handle: Bytes,
+        /// The job's function.
+        function: Bytes,
+        /// The job's unique id.
+        unique: Bytes,
+        /// The job's data.
+        data: Bytes,
+    },
+    /// JOB_ASSIGN_ALL: a job with its unique id and reducer.
+    JobAssignAll {
+        /// The job's handle.
+        handle: Bytes,
+        /// The job's function.
+        function: Bytes,
+        /// The job's unique id.
+        unique: Bytes,
+        /// The reducer function's name.
+        reducer: Bytes,
+        /// The job's data.
+        data: Bytes,
+    },
+    /// WORK_STATUS forwarded to a client.
+    WorkStatus {
+        /// The job's handle.
+        handle: Bytes,
+        /// Work done, as the worker sent it.
+        numerator: Bytes,
+        /// Work in all, as the worker sent it.
+        denominator: Bytes,
+    },
+    /// WORK_COMPLETE forwarded to a client.
+    WorkComplete {
+        /// The job's handle.
+        handle: Bytes,
+        /// The result.
+        data: Bytes,
+    },
+    /// WORK_FAIL forwarded to a client (or made by the server).
+    WorkFail {
+        /// The job's handle.
+        handle: Bytes,
+    },
+    /// WORK_EXCEPTION forwarded to a client that asked for exceptions.
+    WorkException {
+        /// The job's handle.
+        handle: Bytes,
+        /// The exception's text.
+        data: Bytes,
+    },
+    /// WORK_DATA forwarded to a client.
+    WorkData {
+        /// The job's handle.
+        handle: Bytes,
+        /// The part of the result.
+        data: Bytes,
+    },
+    /// WORK_WARNING forwarded to a client.
+    WorkWarning {
+        /// The job's handle.
+        handle: Bytes,
+        /// The warning.
+        data: Bytes,
+    },
+    /// ECHO_RES: the data of an ECHO_REQ.
+    EchoRes {
+        /// The echoed data.
+        data: Bytes,
+    },
+    /// ERROR: a request could not be served.
+    Error {
+        /// A code such as `ARGUMENT_TOO_LARGE`.
+        code: Bytes,
+        /// A human-readable text.
+        text: Bytes,
+    },
+    /// STATUS_RES: the answer to GET_STATUS.
+    StatusRes {
+        /// The job's handle.
+        handle: Bytes,
+        /// The server knows the job.
+        known: bool,
+        /// A worker runs it.
+        running: bool,
+        /// Work done, from the last WORK_STATUS.
+        numerator: u64,
+        /// Work in all, from the last WORK_STATUS.
+        denominator: u64,
+    },
+    /// STATUS_RES_UNIQUE: the answer to GET_STATUS_UNIQUE.
+    StatusResUnique {
+        /// The job's unique id.
+        unique: Bytes,
+        /// The server knows the job.
+        known: bool,
+        /// A worker runs it.
+        running: bool,
+        /// Work done, from the last WORK_STATUS.
+        numerator: u64,
+        /// Work in all, from the last WORK_STATUS.
+        denominator: u64,
+        /// Clients waiting for the job.
+        clients: u64,
+    },
+    /// OPTION_RES: the option was turned on.
+    OptionRes {
+        /// The option's name.
+        name: Bytes,
+    },
 }
 
 fn flag(b: bool) -> &'static [u8] {
@@ -56,6 +168,7 @@ impl Response {
         Response::Error { code: Bytes::from_static(code.as_bytes()), text: Bytes::from_static(text.as_bytes()) }
     }
 
+    /// The packet type this response is sent as.
     pub fn packet_type(&self) -> PacketType {
         use PacketType as T;
         match self {

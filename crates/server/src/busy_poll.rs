@@ -2,8 +2,8 @@
 //!
 //! On a small virtual machine most of a one-client round trip is not work
 //! but wake-ups: the server's thread sleeps in `epoll_wait`, and each new
-//! packet costs an inter-processor interrupt and a switch back in (measured
-//! at over half of sprocketd's profile while draining with four workers).
+//! packet costs an inter-processor interrupt and a switch back in (see
+//! docs/benchmarks.md, "Busy polling").
 //! After handling something, the server therefore keeps its thread awake
 //! for a short window, polling the sockets without blocking, so a packet
 //! that arrives within the window is read at once. Once the window passes
@@ -64,6 +64,7 @@ impl Activity {
     }
 
     /// How many times the poller has checked the sockets without sleeping.
+    #[cfg(test)]
     pub fn polls(&self) -> u64 {
         self.inner.polls.load(Ordering::Relaxed)
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use crate::control::Control;
 use crate::event::{Event, Inbound};
 use crate::outlet::Outlet;
 
@@ -26,6 +27,7 @@ const MAX_WEIGHT_PER_FLUSH: usize = 64 * crate::event::ADMIN_WEIGHT;
 /// yields to the runtime's I/O polling before the next.
 const HEAVY_TURN: usize = crate::event::ADMIN_WEIGHT;
 
+/// The wall clock in Unix milliseconds, the engine's time.
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
@@ -40,32 +42,32 @@ pub fn to_store_op(op: PersistOp) -> StoreOp {
     }
 }
 
-/// Why the engine task stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    Shutdown,
-}
-
+/// The task that owns the engine: it takes connections' events, the
+/// store's commit reports, the passing of time and requests on the control
+/// channel, and writes the engine's replies out.
 pub struct EngineTask {
     /// Told after every turn, for `--busy-poll`.
-    pub activity: crate::busy_poll::Activity,
-    pub engine: Engine,
-    pub events: mpsc::UnboundedReceiver<Event>,
-    pub writer: Option<WriterHandle>,
-    pub completions: Option<mpsc::UnboundedReceiver<Completion>>,
+    activity: crate::busy_poll::Activity,
+    engine: Engine,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Queries and commands from inside the process (see
+    /// [`crate::control`]); `None` once every sender is gone.
+    control: Option<mpsc::Receiver<Control>>,
+    writer: Option<WriterHandle>,
+    completions: Option<mpsc::UnboundedReceiver<Completion>>,
     /// Set to Some(request) when the server must stop (signal or admin).
-    pub shutdown: watch::Receiver<Option<ShutdownRequest>>,
+    shutdown: watch::Receiver<Option<ShutdownRequest>>,
     /// Tells the listener to stop accepting.
-    pub stop_accepting: watch::Sender<bool>,
+    stop_accepting: watch::Sender<bool>,
     /// Reused encoding buffer.
-    pub scratch: BytesMut,
+    scratch: BytesMut,
     /// Reused by `flush`: where each connection first appears in the outbox.
-    pub first_seen: FastMap<ConnId, usize>,
+    first_seen: FastMap<ConnId, usize>,
     /// A shutdown asked for by an admin command, not yet acted on.
-    pub requested: Option<ShutdownRequest>,
+    requested: Option<ShutdownRequest>,
     /// Peers that half-closed while replies were held for the store: they
     /// are closed once those replies are out.
-    pub half_closed: Vec<ConnId>,
+    half_closed: Vec<ConnId>,
     /// Request weight handled for connections whose replies the engine
     /// holds until the store commits (a JOB_CREATED, and whatever follows
     /// it on that connection), told to the connection's outlet until those
@@ -73,7 +75,7 @@ pub struct EngineTask {
     /// allowance as unsent output does, so a client pipelining requests
     /// behind a submit cannot pile up replies in the engine while the store
     /// is slow or hung (see `outlet::MAX_HELD`).
-    pub withheld: FastMap<ConnId, usize>,
+    withheld: FastMap<ConnId, usize>,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -84,6 +86,37 @@ fn encode(out: &Out, buf: &mut BytesMut) {
 }
 
 impl EngineTask {
+    /// A task for `engine`, which the store (writer and its commit
+    /// reports), if any, has been replayed into.
+    pub fn new(
+        engine: Engine,
+        events: mpsc::UnboundedReceiver<Event>,
+        control: mpsc::Receiver<Control>,
+        store: Option<(WriterHandle, mpsc::UnboundedReceiver<Completion>)>,
+        shutdown: watch::Receiver<Option<ShutdownRequest>>,
+        stop_accepting: watch::Sender<bool>,
+        activity: crate::busy_poll::Activity,
+    ) -> EngineTask {
+        let (writer, completions) = store.unzip();
+        EngineTask {
+            activity,
+            engine,
+            events,
+            control: Some(control),
+            writer,
+            completions,
+            shutdown,
+            stop_accepting,
+            scratch: BytesMut::with_capacity(64 * 1024),
+            first_seen: FastMap::default(),
+            requested: None,
+            half_closed: Vec::new(),
+            withheld: FastMap::default(),
+        }
+    }
+
+    /// Runs until the server stops; hands back the engine and the store
+    /// writer for what remains to be stored.
     pub async fn run(mut self) -> (Engine, Option<WriterHandle>) {
         let mut conns: FastMap<ConnId, Arc<Outlet>> = FastMap::default();
         let mut graceful = false;
@@ -101,6 +134,12 @@ impl EngineTask {
             };
             let completions = async {
                 match self.completions.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let control = async {
+                match self.control.as_mut() {
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
@@ -124,6 +163,16 @@ impl EngineTask {
                         None => {}
                     }
                 }
+                // Before the connections' events, so that a flood of
+                // requests cannot hold off a query; an empty channel costs
+                // one poll per turn, nothing per event.
+                request = control => match request {
+                    Some(request) => {
+                        self.engine.tick(now_ms());
+                        crate::control::serve(&mut self.engine, request);
+                    }
+                    None => self.control = None,
+                },
                 ev = self.events.recv() => {
                     let Some(ev) = ev else {
                         // The listener is closed and the last connection

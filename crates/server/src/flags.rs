@@ -320,33 +320,58 @@ pub const MAX_PACKET_SIZE_LIMIT: u32 = u32::MAX - 0xffff;
 /// anyway, for which 0 is the way to say it.
 pub const MAX_STORE_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
 
+/// Why the flags could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// clap's verdict: a usage error, or a request for `--help`, which
+    /// clap reports the same way (see [`FlagsError::is_request_for_help`]).
+    #[error("{0}")]
+    Clap(#[from] clap::Error),
+    /// The config file could not be read or split into words.
+    #[error("config file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl FlagsError {
+    /// `--help` was asked for: the text goes to standard output and the
+    /// process exits 0.
+    pub fn is_request_for_help(&self) -> bool {
+        matches!(self, FlagsError::Clap(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion))
+    }
+}
+
 /// Reads the command line, with flags from `--config-file` (default
 /// `/etc/sprocketd.conf`, missing default ignored) placed before it.
-pub fn parse() -> Result<Flags, String> {
+pub fn parse() -> Result<Flags, FlagsError> {
     let args: Vec<String> = std::env::args().collect();
     parse_from(args)
 }
 
 /// [`parse`] for a given argument list (the first is the program name).
-pub fn parse_from(args: Vec<String>) -> Result<Flags, String> {
+pub fn parse_from(args: Vec<String>) -> Result<Flags, FlagsError> {
     let args: Vec<String> = args.into_iter().map(strip_typographic_quotes).filter(|a| !a.is_empty()).collect();
-    let first = Flags::try_parse_from(&args).map_err(|e| e.to_string())?;
+    let first = Flags::try_parse_from(&args)?;
     let (path, explicit) = match &first.config_file {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from("/etc/sprocketd.conf"), false),
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if explicit => return Err(format!("cannot read config file {}: {e}", path.display())),
+        Err(e) if explicit => return Err(FlagsError::ConfigFile { path, reason: format!("cannot read it: {e}") }),
         Err(_) => return Ok(first),
     };
-    let from_file = config_file_words(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    let from_file = config_file_words(&text).map_err(|reason| FlagsError::ConfigFile { path: path.clone(), reason })?;
     let mut merged = vec![args.first().cloned().unwrap_or_else(|| "sprocketd".into())];
     merged.extend(from_file.into_iter().map(strip_typographic_quotes).filter(|a| !a.is_empty()));
     // The command line comes last: a flag given in both places takes its
     // command-line value (`args_override_self`).
     merged.extend(args.into_iter().skip(1));
-    Flags::try_parse_from(&merged).map_err(|e| e.to_string())
+    Ok(Flags::try_parse_from(&merged)?)
 }
 
 /// Splits a config file into words as a POSIX shell would: whitespace and
@@ -450,6 +475,10 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Flags, String> {
+        parse_flags(args).map_err(|e| e.to_string())
+    }
+
+    fn parse_flags(args: &[&str]) -> Result<Flags, FlagsError> {
         let mut v = vec!["sprocketd".to_string(), "--config-file=/nonexistent-default".into()];
         v.extend(args.iter().map(|s| s.to_string()));
         // Use an explicit but missing config file only where asked.
@@ -485,6 +514,12 @@ mod tests {
     }
 
     #[test]
+    fn help_is_told_apart_from_errors_by_its_kind() {
+        assert!(parse_flags(&["--help"]).unwrap_err().is_request_for_help());
+        assert!(!parse_flags(&["--no-such-flag"]).unwrap_err().is_request_for_help());
+    }
+
+    #[test]
     fn unknown_flag_is_an_error() {
         let err = parse(&["--no-such-flag"]).unwrap_err();
         assert!(err.contains("--no-such-flag"), "{err}");
@@ -496,7 +531,7 @@ mod tests {
         std::fs::write(&path, text).map_err(|e| e.to_string())?;
         let mut v = vec!["sprocketd".to_string(), format!("--config-file={}", path.display())];
         v.extend(args.iter().map(|s| s.to_string()));
-        parse_from(v)
+        parse_from(v).map_err(|e| e.to_string())
     }
 
     #[test]

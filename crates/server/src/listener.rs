@@ -5,39 +5,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::config::{Keepalive, ListenConfig};
 use crate::connection::{self, ConnSettings};
+use crate::error::StartError;
 use crate::event::Event;
-use crate::flags::Flags;
 
-/// The port, with gearmand's GEARMAND_PORT override when left at 4730.
-pub fn effective_port(flags: &Flags) -> u16 {
-    if flags.port == 4730 {
-        if let Some(p) = std::env::var("GEARMAND_PORT").ok().and_then(|v| v.parse().ok()) {
-            return p;
-        }
-    }
-    flags.port
-}
-
-/// Binds every address `-L` resolves to (all interfaces when absent),
-/// retrying for a while if the port is still in use, as gearmand does.
-pub async fn bind(flags: &Flags) -> Result<Vec<TcpListener>> {
-    let port = effective_port(flags);
-    let addrs: Vec<SocketAddr> = match &flags.listen {
+/// Binds every address the host resolves to (all interfaces when there is
+/// none), retrying for a while if the port is still in use, as gearmand
+/// does.
+pub async fn bind(listen: &ListenConfig) -> Result<Vec<TcpListener>, StartError> {
+    let port = listen.port;
+    let addrs: Vec<SocketAddr> = match &listen.host {
         Some(host) => tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| anyhow!("cannot resolve --listen {host}: {e}"))?
+            .map_err(|error| StartError::Resolve { host: host.clone(), error })?
             .collect(),
         None => vec![SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], port)), SocketAddr::from(([0, 0, 0, 0], port))],
     };
     let mut listeners = Vec::new();
     let mut last_err = None;
     for addr in addrs {
-        match bind_one(addr, flags.backlog).await {
+        match bind_one(addr, listen.backlog).await {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "bind failed");
@@ -45,12 +36,12 @@ pub async fn bind(flags: &Flags) -> Result<Vec<TcpListener>> {
             }
         }
         // On dual-stack hosts [::] already covers IPv4.
-        if flags.listen.is_none() && !listeners.is_empty() {
+        if listen.host.is_none() && !listeners.is_empty() {
             break;
         }
     }
     if listeners.is_empty() {
-        return Err(anyhow!("cannot listen on port {port}: {}", last_err.map(|e| e.to_string()).unwrap_or_default()));
+        return Err(StartError::Listen { port, error: last_err });
     }
     Ok(listeners)
 }
@@ -74,53 +65,38 @@ async fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener
     }
 }
 
-/// TCP keepalive settings for accepted sockets.
-#[derive(Debug, Clone)]
-pub struct Keepalive {
-    enabled: bool,
-    idle: i64,
-    interval: i64,
-    count: i64,
-}
-
-impl Keepalive {
-    pub fn from_flags(flags: &Flags) -> Keepalive {
-        Keepalive {
-            enabled: flags.keepalive,
-            idle: flags.keepalive_idle,
-            interval: flags.keepalive_interval,
-            count: flags.keepalive_count,
-        }
+/// Applies the keepalive settings to an accepted socket.
+fn apply_keepalive(keepalive: &Keepalive, stream: &tokio::net::TcpStream) {
+    let sock = socket2::SockRef::from(stream);
+    let _ = sock.set_keepalive(true);
+    if !keepalive.enabled {
+        return;
     }
-
-    fn apply(&self, stream: &tokio::net::TcpStream) {
-        let sock = socket2::SockRef::from(stream);
-        let _ = sock.set_keepalive(true);
-        if !self.enabled {
-            return;
-        }
-        let mut ka = socket2::TcpKeepalive::new();
-        if self.idle > 0 {
-            ka = ka.with_time(Duration::from_secs(self.idle as u64));
-        }
-        if self.interval > 0 {
-            ka = ka.with_interval(Duration::from_secs(self.interval as u64));
-        }
-        if self.count > 0 {
-            ka = ka.with_retries(self.count as u32);
-        }
-        let _ = sock.set_tcp_keepalive(&ka);
+    let mut ka = socket2::TcpKeepalive::new();
+    if keepalive.idle > 0 {
+        ka = ka.with_time(Duration::from_secs(keepalive.idle as u64));
     }
+    if keepalive.interval > 0 {
+        ka = ka.with_interval(Duration::from_secs(keepalive.interval as u64));
+    }
+    if keepalive.count > 0 {
+        ka = ka.with_retries(keepalive.count as u32);
+    }
+    let _ = sock.set_tcp_keepalive(&ka);
 }
 
 /// Everything an accept loop hands to the connections it starts.
 #[derive(Clone)]
 pub struct Acceptor {
+    /// Where connections send what they read.
     pub events: mpsc::UnboundedSender<Event>,
+    /// Limits every connection shares.
     pub settings: Arc<ConnSettings>,
+    /// The number the next connection gets.
     pub next_conn: Arc<AtomicU64>,
     /// One permit per open connection (`--max-connections`).
     pub limit: Arc<Semaphore>,
+    /// TCP keepalive for accepted sockets.
     pub keepalive: Keepalive,
     /// Becomes true when the server stops accepting.
     pub stop: watch::Receiver<bool>,
@@ -128,6 +104,7 @@ pub struct Acceptor {
     pub flushed: mpsc::Sender<()>,
 }
 
+/// Accepts connections until told to stop, starting a task for each.
 pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
     let Acceptor { events, settings, next_conn, limit, keepalive, mut stop, flushed } = acceptor;
     {
@@ -163,7 +140,7 @@ pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
                 }
             };
             refused_logged = false;
-            keepalive.apply(&stream);
+            apply_keepalive(&keepalive, &stream);
             let conn = next_conn.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(connection::run(
                 stream,

@@ -1,15 +1,18 @@
-//! sprocketd: parse flags, maybe detach, run.
+//! sprocketd: parse flags, then run the process (see
+//! `sprocket_server::process`).
+#![forbid(unsafe_code)]
 
 fn main() {
     let flags = match sprocket_server::flags::parse() {
         Ok(f) => f,
         Err(e) => {
-            // clap renders help and version requests as "errors" too.
-            let is_info = e.starts_with("Usage") || e.contains("\nUsage:") && !e.starts_with("error");
-            if is_info {
-                print!("{e}");
+            if e.is_request_for_help() {
+                // `sprocketd --help | head` closes the pipe early: not an error.
+                use std::io::Write;
+                let _ = write!(std::io::stdout(), "{e}");
                 std::process::exit(0);
             }
+            let e = e.to_string();
             eprint!("sprocketd: {e}");
             if !e.ends_with('\n') {
                 eprintln!();
@@ -18,7 +21,8 @@ fn main() {
         }
     };
     if flags.version {
-        println!("sprocketd {} (gearmand 1.1.20 compatible)", env!("CARGO_PKG_VERSION"));
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "sprocketd {} (gearmand 1.1.20 compatible)", env!("CARGO_PKG_VERSION"));
         return;
     }
     if let Err(e) = flags.validate() {
@@ -28,25 +32,14 @@ fn main() {
     if flags.check_args {
         return;
     }
-    let ready = if flags.daemon {
-        match sprocket_server::daemon::daemonize() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("sprocketd: cannot detach: {e}");
-                std::process::exit(1);
-            }
-        }
-    } else {
-        None
-    };
     // The error goes to stderr (still the terminal until a detached server
     // is ready), and into the log too unless that is the same stderr.
     let also_log = flags.daemon || !matches!(flags.log_file.as_str(), "stderr" | "");
-    if let Err(e) = sprocket_server::run(flags, ready) {
-        eprintln!("sprocketd: {e:#}");
+    if let Err(e) = sprocket_server::process::run(flags) {
+        eprintln!("sprocketd: {e}");
         if also_log {
-            tracing::error!("{e:#}");
+            tracing::error!("{e}");
         }
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }

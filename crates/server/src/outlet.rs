@@ -481,11 +481,6 @@ impl Outlet {
         let sock = socket2::SockRef::from(self.wr.as_ref());
         let _ = sock.shutdown(std::net::Shutdown::Write);
     }
-
-    /// True once the writer gave up (peer gone, or too far behind).
-    pub fn is_broken(&self) -> bool {
-        self.state.lock().map(|st| st.broken).unwrap_or(true)
-    }
 }
 
 impl Drop for Outlet {

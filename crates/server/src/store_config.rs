@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use sprocket_engine::PersistMode;
 use sprocket_store::{StoreConfig, SyncMode};
 
+use crate::config::ConfigError;
 use crate::flags::Flags;
 
 /// The store to open (None: memory only) and how jobs are persisted.
 #[derive(Debug, Clone)]
 pub struct StoreChoice {
+    /// The store to open; `None` keeps jobs in memory only.
     pub config: Option<StoreConfig>,
+    /// When jobs are written to it.
     pub persist: PersistMode,
 }
 
@@ -38,19 +41,14 @@ pub fn default_queue_file(port: u16) -> String {
     format!("sprocket-{port}.db")
 }
 
-pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, String> {
-    let port = crate::listener::effective_port(flags);
+/// The store `-q` and its options describe.
+pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, ConfigError> {
+    let port = crate::config::effective_port(flags);
     let sync = if flags.sync == "normal" { SyncMode::Normal } else { SyncMode::Full };
     let data_dir = || flags.data_dir.clone().unwrap_or_else(default_data_dir);
-    let sqlite_in_data_dir = || -> Result<StoreConfig, String> {
+    let sqlite_in_data_dir = || -> Result<StoreConfig, ConfigError> {
         let dir = data_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            format!(
-                "cannot create data directory {}: {e} (the default durable queue lives there: give a directory \
-                 this user can write with --data-dir DIR, or use -q builtin for gearmand's in-memory queue)",
-                dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| ConfigError::DataDirectory { dir: dir.clone(), source })?;
         Ok(StoreConfig::Sqlite {
             path: dir.join(default_queue_file(port)),
             table: flags.libsqlite3_table.clone(),
@@ -76,7 +74,8 @@ pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, Str
             table: flags.mysql_table.clone(),
         }),
         // gearmand's legacy libdrizzle queue spoke MySQL; its flags map
-        // onto the MySQL backend (seeds 001 and 004 use them).
+        // onto the MySQL backend (old walkthroughs, such as "Playing with
+        // Gearman" and the Gearman-and-Mongo job queue, still use them).
         "libdrizzle" | "drizzle" => Some(StoreConfig::Mysql {
             host: extra.drizzle_host.clone(),
             port: extra.drizzle_port,
@@ -91,11 +90,7 @@ pub fn choose(flags: &Flags, extra: &ExtraQueueFlags) -> Result<StoreChoice, Str
             password: flags.redis_password.clone(),
             prefix: flags.redis_prefix.clone(),
         }),
-        other => {
-            return Err(format!(
-                "unknown queue type {other:?}: use sqlite (default), builtin, libsqlite3, postgres (libpq), mysql, libdrizzle or redis"
-            ))
-        }
+        other => return Err(ConfigError::UnknownQueueType(other.to_string())),
     };
     let persist = match (&config, flags.store_queue_on_shutdown) {
         (None, _) => PersistMode::None,

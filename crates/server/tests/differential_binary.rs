@@ -18,7 +18,7 @@ fn handle_of(p: Option<sprocket_testkit::wire::Packet>) -> Vec<u8> {
 }
 
 /// ECHO, OPTION_REQ, status of unknown jobs, the error codes and texts of
-/// reference §1.4, and the types a server must refuse as requests.
+/// gearman-reference.md §1.4, and the types a server must refuse as requests.
 fn errors_scenario(port: u16, rec: &mut Recorder) {
     let mut c = Conn::connect(port);
     rec.note("echo");
@@ -53,7 +53,7 @@ fn errors_scenario(port: u16, rec: &mut Recorder) {
 
     rec.note("response-only and unused types sent as requests");
     // Each with well-formed fields: a packet missing its NUL separators
-    // makes gearmand read on into the next packet (reference §1.2).
+    // makes gearmand read on into the next packet (gearman-reference.md §1.2).
     let filled: [(u32, &[&[u8]]); 13] = [
         (5, &[]),
         (kind::NOOP, &[]),
@@ -227,7 +227,7 @@ fn coalesce_scenario(port: u16, rec: &mut Recorder) {
     c3.send_req(kind::GET_STATUS, &[&h]);
     rec.read("c3", &mut c3);
     // (No GET_STATUS_UNIQUE here: "same" exists in two functions and which
-    // one answers is hash order, Q7. See status_unique_scenario.)
+    // one answers is hash order, gearman-reference.md §8.2. See status_unique_scenario.)
     w.send_req(kind::WORK_DATA, &[&h, b"chunk\0with nul"]);
     w.send_req(kind::WORK_WARNING, &[&h, b"careful"]);
     w.send_req(kind::WORK_STATUS, &[&h, b"1", b"2"]);
@@ -519,7 +519,8 @@ fn binary_epoch_and_reduce_match_gearmand() {
 /// A foreground client that disconnects abandons its queued job: no
 /// worker ever gets it. A foreground client coalesced onto a background job
 /// leaves it alone while connected; the job still runs for the next one.
-/// (Admin counts of abandoned jobs are a gearmand quirk, Q16, not compared.)
+/// (Admin counts of abandoned jobs are a gearmand quirk, gearman-reference.md
+/// §8.2, not compared.)
 fn abandoned_scenario(port: u16, rec: &mut Recorder) {
     let mut c = Conn::connect(port);
     c.send_req(kind::SUBMIT_JOB, &[b"ab_fn", b"gone", b"abandoned"]);

@@ -1,5 +1,5 @@
 //! Where Sprocket deliberately differs from gearmand 1.1.20: it fixes bugs
-//! that real clients trip over (reference §8.2 and §11). Each test asserts
+//! that real clients trip over (gearman-reference.md §8.2 and §11). Each test asserts
 //! Sprocket's behaviour; run with `SPROCKET_TEST_SERVER=gearmand`, the same
 //! scenario instead asserts gearmand's buggy behaviour, which documents the
 //! difference and proves the scenario really exercises it.
@@ -35,7 +35,8 @@ fn submit_and_grab(client: &mut Conn, worker: &mut Conn, function: &[u8]) -> Vec
     created.body
 }
 
-/// Q5 / §11: a client that did not ask for exceptions gets WORK_FAIL for a
+/// gearman-reference.md §8.2 (WORK_FAIL made from WORK_EXCEPTION) and §11:
+/// a client that did not ask for exceptions gets WORK_FAIL for a
 /// WORK_EXCEPTION. gearmand appends a NUL to the handle, so libgearman does
 /// not recognise it and waits forever; Sprocket sends the bare handle.
 #[test]
@@ -164,7 +165,8 @@ fn fix_perl_worker_die_fails_the_task() {
     perl_scenario("pdie", "fail");
 }
 
-/// Q4 / §11: an epoch job wakes a sleeping worker when its time comes.
+/// gearman-reference.md §8.2 (epoch jobs and sleeping workers) and §11: an
+/// epoch job wakes a sleeping worker when its time comes.
 /// gearmand only sends one NOOP at submission and never again.
 #[test]
 fn fix_epoch_job_wakes_sleeping_worker() {
@@ -204,8 +206,9 @@ fn fix_epoch_job_wakes_sleeping_worker() {
     assert!(after >= Duration::from_millis(900), "not run before its time (after {after:?})");
 }
 
-/// Q9: `create function abc` with a bare LF creates `abc`; gearmand drops
-/// the last character (it assumes CRLF) and creates `ab`.
+/// gearman-reference.md §8.2 (`create function` and a bare LF): `create
+/// function abc` with a bare LF creates `abc`; gearmand drops the last
+/// character (it assumes CRLF) and creates `ab`.
 #[test]
 fn fix_create_function_with_bare_lf_keeps_last_char() {
     let Some(srv) = server() else { return };
@@ -264,9 +267,10 @@ fn fix_admin_shutdown_implemented() {
     }
 }
 
-/// Q16: a cancelled queued job. gearmand keeps listing it (ignored, not
-/// persisted) and counting it until some worker's grab reaps it; Sprocket
-/// removes it at once, so listings and limits see the truth.
+/// gearman-reference.md §8.2 (counts of abandoned jobs): a cancelled queued
+/// job. gearmand keeps listing it (ignored, not persisted) and counting it
+/// until some worker's grab reaps it; Sprocket removes it at once, so
+/// listings and limits see the truth.
 #[test]
 fn fix_cancelled_job_is_removed_at_once() {
     let Some(srv) = server() else { return };

@@ -93,7 +93,7 @@ fn seed004_reverse_progress_then_result() {
 
 /// A worker running a command (`tr a-z A-Z`), a client with two workloads,
 /// `-P` prefixes, `-s` (empty workload), and `-n` line mode on the worker
-/// side, as documented in the reference (§6.1).
+/// side, as documented in gearman-reference.md §6.1.
 #[test]
 fn cli_worker_command_and_client_modes() {
     let Some(srv) = server() else { return };

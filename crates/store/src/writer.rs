@@ -48,7 +48,7 @@
 //! is slow against the clients' turn-around, as a PostgreSQL or MySQL
 //! server's own flush is), the next commit waits that long for them, and
 //! the groups merge into one: each job then waits for one commit. See
-//! [`TurnAround`] and [`Store::regroups`].
+//! `TurnAround` and [`Store::regroups`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -42,7 +42,7 @@ pub struct GearmanArgs {
 #[derive(Debug, Clone)]
 pub struct UsageError(pub String);
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after `argv[0]`.
 pub fn parse(args: &[OsString]) -> Result<GearmanArgs, UsageError> {
     let (opts, operands) = getopt(args, OPTSTRING).map_err(|e| {
         crate::output::err_raw(format!("gearman: {e}\n").as_bytes());

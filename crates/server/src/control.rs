@@ -1,0 +1,218 @@
+//! The typed channel into the engine task, for code in the same process
+//! that is not a Gearman connection (an HTTP API, a metrics endpoint,
+//! tests): queries answered with the engine's views, and operator commands
+//! answered with typed results. Each request carries its own reply channel;
+//! the engine task serves them between turns of event handling.
+
+use bytes::Bytes;
+use sprocket_engine::{
+    CommandError, Engine, FunctionView, JobFilter, JobView, ServerInfo, ShutdownRequest, WorkerView,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// A question about the engine's state.
+#[derive(Debug)]
+pub enum Query {
+    /// The server as a whole.
+    ServerInfo(oneshot::Sender<ServerInfo>),
+    /// Every function with its queue counts, sorted by name.
+    Functions(oneshot::Sender<Vec<FunctionView>>),
+    /// Every connection with its functions and running jobs, newest first.
+    Workers(oneshot::Sender<Vec<WorkerView>>),
+    /// The jobs the filter selects, oldest first.
+    Jobs {
+        /// Which jobs.
+        filter: JobFilter,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Vec<JobView>>,
+    },
+    /// One job by handle; `None` when no job has it.
+    Job {
+        /// The job's handle.
+        handle: Bytes,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Option<JobView>>,
+    },
+}
+
+/// An operator command, as the admin text protocol offers them.
+#[derive(Debug)]
+pub enum Command {
+    /// Cancels a job: its clients get WORK_FAIL; a running job finishes
+    /// with nobody listening.
+    Cancel {
+        /// The job's handle.
+        handle: Bytes,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    /// Drops a function with its queued jobs, unless it has workers or
+    /// running jobs (name matched case-insensitively, as gearmand does).
+    DropFunction {
+        /// The function's name.
+        name: Bytes,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    /// Sets a function's queue limits per priority (high, normal, low; 0 =
+    /// none). Answers whether the function exists.
+    MaxQueue {
+        /// The function's name.
+        function: Bytes,
+        /// The limits.
+        limits: [u32; 3],
+        /// Where the result goes.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Stops the server, at once or once no jobs are left.
+    Shutdown {
+        /// Stop accepting and wait for the queued jobs to finish.
+        graceful: bool,
+        /// Told when the request has been taken.
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What travels on the channel.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Query(Query),
+    Command(Command),
+}
+
+/// How many requests may wait for the engine task; senders wait beyond.
+pub(crate) const CONTROL_QUEUE: usize = 64;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server has stopped")]
+pub struct Stopped;
+
+/// The sending side of the channel: cheap to clone, one per user.
+#[derive(Debug, Clone)]
+pub struct EngineLink {
+    tx: mpsc::Sender<Control>,
+}
+
+impl EngineLink {
+    pub(crate) fn new(tx: mpsc::Sender<Control>) -> EngineLink {
+        EngineLink { tx }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Sends a query built by the caller; the answer comes on the reply
+    /// sender it carries.
+    pub async fn query(&self, query: Query) -> Result<(), Stopped> {
+        self.tx.send(Control::Query(query)).await.map_err(|_| Stopped)
+    }
+
+    /// Sends a command built by the caller; the result comes on the reply
+    /// sender it carries.
+    pub async fn command(&self, command: Command) -> Result<(), Stopped> {
+        self.tx.send(Control::Command(command)).await.map_err(|_| Stopped)
+    }
+
+    /// The server as a whole.
+    pub async fn server_info(&self) -> Result<ServerInfo, Stopped> {
+        self.ask(|r| Control::Query(Query::ServerInfo(r))).await
+    }
+
+    /// Every function with its queue counts, sorted by name.
+    pub async fn functions(&self) -> Result<Vec<FunctionView>, Stopped> {
+        self.ask(|r| Control::Query(Query::Functions(r))).await
+    }
+
+    /// Every connection with its functions and running jobs, newest first.
+    pub async fn workers(&self) -> Result<Vec<WorkerView>, Stopped> {
+        self.ask(|r| Control::Query(Query::Workers(r))).await
+    }
+
+    /// The jobs `filter` selects, oldest first.
+    pub async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobView>, Stopped> {
+        self.ask(|reply| Control::Query(Query::Jobs { filter, reply })).await
+    }
+
+    /// The job with this handle, if any.
+    pub async fn job(&self, handle: impl Into<Bytes>) -> Result<Option<JobView>, Stopped> {
+        let handle = handle.into();
+        self.ask(|reply| Control::Query(Query::Job { handle, reply })).await
+    }
+
+    /// Cancels the job with this handle.
+    pub async fn cancel(&self, handle: impl Into<Bytes>) -> Result<Result<(), CommandError>, Stopped> {
+        let handle = handle.into();
+        self.ask(|reply| Control::Command(Command::Cancel { handle, reply })).await
+    }
+
+    /// Drops a function with its queued jobs.
+    pub async fn drop_function(&self, name: impl Into<Bytes>) -> Result<Result<(), CommandError>, Stopped> {
+        let name = name.into();
+        self.ask(|reply| Control::Command(Command::DropFunction { name, reply })).await
+    }
+
+    /// Sets a function's queue limits; answers whether it exists.
+    pub async fn max_queue(&self, function: impl Into<Bytes>, limits: [u32; 3]) -> Result<bool, Stopped> {
+        let function = function.into();
+        self.ask(|reply| Control::Command(Command::MaxQueue { function, limits, reply })).await
+    }
+
+    /// Asks the server to stop; returns once the engine task has taken the
+    /// request (use [`crate::ServerHandle::wait`] to wait for the end).
+    pub async fn shutdown(&self, graceful: bool) -> Result<(), Stopped> {
+        self.ask(|reply| Control::Command(Command::Shutdown { graceful, reply })).await
+    }
+}
+
+/// Answers one request from the engine's state. A requester that gave up
+/// waiting is no error: its answer is dropped.
+pub(crate) fn serve(engine: &mut Engine, control: Control) {
+    match control {
+        Control::Query(query) => answer(engine, query),
+        Control::Command(command) => obey(engine, command),
+    }
+}
+
+fn answer(engine: &Engine, query: Query) {
+    match query {
+        Query::ServerInfo(reply) => {
+            let _ = reply.send(engine.server_info());
+        }
+        Query::Functions(reply) => {
+            let _ = reply.send(engine.functions_view());
+        }
+        Query::Workers(reply) => {
+            let _ = reply.send(engine.workers_view());
+        }
+        Query::Jobs { filter, reply } => {
+            let _ = reply.send(engine.jobs_view(&filter));
+        }
+        Query::Job { handle, reply } => {
+            let _ = reply.send(engine.job_view(&handle));
+        }
+    }
+}
+
+fn obey(engine: &mut Engine, command: Command) {
+    match command {
+        Command::Cancel { handle, reply } => {
+            let _ = reply.send(engine.cancel_job(&handle));
+        }
+        Command::DropFunction { name, reply } => {
+            let _ = reply.send(engine.drop_function(&name));
+        }
+        Command::MaxQueue { function, limits, reply } => {
+            let _ = reply.send(engine.set_max_queue(&function, limits));
+        }
+        Command::Shutdown { graceful, reply } => {
+            engine.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
+            {
+                let _ = reply.send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The server's one entry point: [`Server::start`] opens and replays the
+//! store, binds the listeners and starts the engine task, the accept loops
+//! and the store writer; the [`ServerHandle`] it returns reports the local
+//! addresses, stops the server, and carries the typed query and command
+//! channel into the engine task ([`EngineLink`]).
+//!
+//! Process matters (detaching, the pid file, switching user, signals,
+//! logging) are not here but in [`crate::process`], so a server can run
+//! inside any tokio runtime: a test starts one on port 0 in-process.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sprocket_engine::{Engine, PersistMode, ReplayJob, ShutdownRequest};
+use sprocket_store::writer::{self, WriterConfig, WriterHandle};
+use sprocket_store::{Completion, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::runtime::RuntimeFlavor;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::connection::ConnSettings;
+use crate::control::{Control, EngineLink, CONTROL_QUEUE};
+use crate::engine_task::{now_ms, to_store_op, EngineTask};
+use crate::error::{RunError, StartError};
+use crate::{busy_poll, listener, outlet};
+
+/// A server whose store is replayed and whose listeners are bound, not yet
+/// accepting: connections wait in the listen backlog until
+/// [`Server::run`]. `sprocketd` writes its pid file and drops root between
+/// the two, so nothing is accepted before either is done.
+pub struct Server {
+    config: ServerConfig,
+    engine: Engine,
+    store: Option<(WriterHandle, mpsc::UnboundedReceiver<Completion>)>,
+    listeners: Vec<TcpListener>,
+    local_addrs: Vec<SocketAddr>,
+}
+
+/// The running server.
+///
+/// Dropping the handle stops the server at once (unless a [`Stopper`]
+/// taken from it is still held); [`ServerHandle::wait`] waits for it to
+/// stop on its own.
+pub struct ServerHandle {
+    local_addrs: Vec<SocketAddr>,
+    link: EngineLink,
+    stopper: Stopper,
+    finished: JoinHandle<Result<(), RunError>>,
+}
+
+/// Asks a running server to stop; cheap to clone.
+#[derive(Clone)]
+pub struct Stopper(Arc<watch::Sender<Option<ShutdownRequest>>>);
+
+impl Stopper {
+    /// Stops the server: at once (after handling what peers already sent),
+    /// or gracefully (no new connections; ends when no jobs are left).
+    pub fn stop(&self, request: ShutdownRequest) {
+        let _ = self.0.send(Some(request));
+    }
+}
+
+impl Server {
+    /// Prepares a server and starts it.
+    pub async fn start(config: ServerConfig) -> Result<ServerHandle, StartError> {
+        Ok(Server::prepare(config).await?.run())
+    }
+
+    /// Opens and replays the store, then binds the listeners.
+    pub async fn prepare(config: ServerConfig) -> Result<Server, StartError> {
+        let mut engine = Engine::new(config.engine.clone());
+        // The clock is set before replay, so a stored epoch job already due
+        // is queued in replay order instead of being scheduled behind the
+        // rest.
+        engine.tick(now_ms());
+        let store = match &config.store {
+            Some(store_config) => Some(open_and_replay(store_config, config.store_connections, &mut engine).await?),
+            None => None,
+        };
+        let listeners = listener::bind(&config.listen).await?;
+        let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        for addr in &local_addrs {
+            tracing::info!(%addr, version = %crate::version_string(), "sprocketd listening");
+        }
+        Ok(Server { config, engine, store, listeners, local_addrs })
+    }
+
+    /// The addresses the listeners are bound to (with the port the system
+    /// chose when the configuration asked for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The store this server writes to, if any.
+    pub fn store_config(&self) -> Option<&StoreConfig> {
+        self.config.store.as_ref()
+    }
+
+    /// Starts accepting connections and running jobs. Must be called
+    /// within a tokio runtime.
+    pub fn run(self) -> ServerHandle {
+        let Server { config, engine, store, listeners, local_addrs } = self;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
+        let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
+        let (stop_accepting_tx, stop_accepting_rx) = watch::channel(false);
+        let limits = config.connections;
+        let settings = Arc::new(ConnSettings {
+            max_packet_size: limits.max_packet_size,
+            backlog: outlet::BacklogLimits::new(limits.max_reply_backlog, limits.max_packet_size),
+            total_backlog: Arc::new(outlet::TotalBacklog::new(limits.max_total_reply_backlog)),
+        });
+        let next_conn = Arc::new(AtomicU64::new(1));
+        let limit = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        // Every connection task holds a clone; when all are gone, every
+        // reply (such as the OK to `shutdown`) has been written.
+        let (flushed_tx, flushed_rx) = mpsc::channel::<()>(1);
+        for l in listeners {
+            let acceptor = listener::Acceptor {
+                events: events_tx.clone(),
+                settings: settings.clone(),
+                next_conn: next_conn.clone(),
+                limit: limit.clone(),
+                keepalive: config.keepalive,
+                stop: stop_accepting_rx.clone(),
+                flushed: flushed_tx.clone(),
+            };
+            tokio::spawn(listener::accept_loop(l, acceptor));
+        }
+        drop(flushed_tx);
+        drop(events_tx);
+
+        let activity = busy_poll::Activity::default();
+        let poller = start_busy_polling(config.busy_poll, &activity);
+        let task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity);
+        // A runtime task, not the caller's: wake-ups between it and the
+        // connections then stay on the runtime's own threads.
+        let engine_task = tokio::spawn(task.run());
+        let finished = tokio::spawn(finish(engine_task, flushed_rx, poller));
+        ServerHandle {
+            local_addrs,
+            link: EngineLink::new(control_tx),
+            stopper: Stopper(Arc::new(shutdown_tx)),
+            finished,
+        }
+    }
+}
+
+impl ServerHandle {
+    /// The addresses the listeners are bound to.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// The typed query and command channel into the engine task.
+    pub fn link(&self) -> EngineLink {
+        self.link.clone()
+    }
+
+    /// Something that can stop the server from elsewhere (a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Stops the server (see [`Stopper::stop`]); [`ServerHandle::wait`]
+    /// waits for the end.
+    pub fn shutdown(&self, request: ShutdownRequest) {
+        self.stopper.stop(request);
+    }
+
+    /// Waits until the server has stopped: the engine task is done, the
+    /// last replies are written (up to 2 s) and the store writer has
+    /// committed what it was given.
+    pub async fn wait(self) -> Result<(), RunError> {
+        let ServerHandle { finished, stopper, .. } = self;
+        let result = finished.await.map_err(RunError::EngineTask).and_then(|r| r);
+        drop(stopper);
+        result
+    }
+}
+
+/// Opens the store, replays its jobs into the engine, and starts the
+/// writer on the connections asked for.
+async fn open_and_replay(
+    store_config: &StoreConfig,
+    connections: u16,
+    engine: &mut Engine,
+) -> Result<(WriterHandle, mpsc::UnboundedReceiver<Completion>), StartError> {
+    let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
+    let mut replay_part = |jobs: Vec<sprocket_store::StoredJob>| {
+        for j in jobs {
+            // With --store-queue-on-shutdown the rows stay until their jobs
+            // end (gearmand 1.1.20; 1.1.21 emptied the table here, so a
+            // crash after a restart lost every replayed job).
+            engine.replay(ReplayJob {
+                function: j.function,
+                unique: j.unique,
+                priority: j.priority,
+                data: j.data,
+                when: j.when,
+            });
+        }
+    };
+    let replayed = store
+        .load_each(&mut replay_part)
+        .await
+        .map_err(|error| StartError::Replay { store: store.describe(), error })?;
+    tracing::info!(store = %store.describe(), jobs = replayed, "replayed stored jobs");
+    release_freed_memory();
+    let stores = writer::open_streams(store, usize::from(connections)).await;
+    Ok(writer::spawn_streams(stores, WriterConfig::default()))
+}
+
+/// Starts the busy poller when the flag and the runtime allow it.
+fn start_busy_polling(flag: Option<u64>, activity: &busy_poll::Activity) -> Option<JoinHandle<()>> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let single_thread = tokio::runtime::Handle::current().runtime_flavor() == RuntimeFlavor::CurrentThread;
+    match busy_poll::window(flag, cpus) {
+        Some(window) if single_thread => {
+            tracing::info!(micros = window.as_micros() as u64, "busy polling after activity");
+            return Some(tokio::spawn(activity.clone().poll_after_activity(window)));
+        }
+        Some(_) => tracing::info!("busy polling off: it needs the single-threaded runtime (-t 1)"),
+        None if flag == Some(0) => tracing::info!("busy polling off (--busy-poll 0)"),
+        None => tracing::info!(cpus, "busy polling off: only one CPU to run on"),
+    }
+    None
+}
+
+/// After the engine task ends: waits for the last replies to be written,
+/// stores the queue if it is stored only at shutdown, and closes the writer.
+async fn finish(
+    engine_task: JoinHandle<(Engine, Option<WriterHandle>)>,
+    mut flushed: mpsc::Receiver<()>,
+    poller: Option<JoinHandle<()>>,
+) -> Result<(), RunError> {
+    let stopped = engine_task.await;
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    let (mut engine, writer) = stopped.map_err(RunError::EngineTask)?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), flushed.recv()).await;
+    if let Some(w) = writer {
+        if engine.config().persist == PersistMode::OnShutdown {
+            let n = engine.dump_persisted_jobs();
+            tracing::info!(jobs = n, "storing the queue at shutdown");
+        }
+        for (seq, op) in engine.take_outbox().persist {
+            w.submit(seq, to_store_op(op));
+        }
+        w.close().await;
+    }
+    tracing::info!("sprocketd stopped");
+    Ok(())
+}
+
+/// Hands the heap freed after a replay back to the OS. The rows loaded
+/// from the store are copied into compact job records and dropped, but
+/// they were interleaved with those records on the heap, so glibc keeps
+/// the freed pages (see docs/benchmarks.md, "Memory after replaying the
+/// store").
+#[allow(unsafe_code)]
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap; it has no
+    // preconditions and is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
