@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod json;
 pub mod record;
 pub mod state;
+pub mod stored;
 
 pub use record::{Attempt, Chunk, ChunkKind, Limits, Record, RecordEnded, Status, Truncation, Worker};
 pub use state::{AttemptEnd, Outcome, RecordState};

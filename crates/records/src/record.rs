@@ -237,10 +237,6 @@ impl Record {
         Record { state, run, ..queued }
     }
 
-    pub(crate) fn run_parts(&self) -> Option<&Run> {
-        self.run.as_deref()
-    }
-
     fn run_mut(&mut self) -> &mut Run {
         self.run.get_or_insert_with(Box::default)
     }
@@ -314,7 +310,9 @@ impl Record {
     pub fn attempt_ended(&mut self, end: AttemptEnd, now: u64) -> Result<(), RecordEnded> {
         self.check_live()?;
         self.state = RecordState::Queued;
-        close_open_attempt(self.run_mut(), end, now);
+        if let Some(run) = self.run.as_mut() {
+            close_open_attempt(run, end, now);
+        }
         Ok(())
     }
 
