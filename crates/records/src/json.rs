@@ -25,7 +25,7 @@ use crate::record::{Attempt, Chunk, ChunkKind, Record, Run, Status, Worker};
 use crate::state::{AttemptEnd, RecordState};
 
 /// A byte string in the JSON rule: `(text, base64)`.
-fn split(bytes: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn split(bytes: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(bytes) {
         Ok(text) => (Some(text.to_owned()), None),
         Err(_) => (None, Some(BASE64.encode(bytes))),

@@ -6,6 +6,7 @@ pub mod json;
 pub mod record;
 pub mod state;
 pub mod stored;
+pub mod text;
 
 pub use record::{Attempt, Chunk, ChunkKind, Limits, Record, RecordEnded, Status, Truncation, Worker};
 pub use state::{AttemptEnd, Outcome, RecordState};
