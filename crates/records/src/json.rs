@@ -37,7 +37,7 @@ fn split_opt(bytes: Option<&[u8]>) -> (Option<String>, Option<String>) {
 }
 
 /// Reads a byte string back; `None` when both halves are absent.
-fn join(field: &'static str, text: Option<String>, base64: Option<String>) -> Result<Option<Vec<u8>>, de::value::Error> {
+pub(crate) fn join(field: &'static str, text: Option<String>, base64: Option<String>) -> Result<Option<Vec<u8>>, de::value::Error> {
     match (text, base64) {
         (None, None) => Ok(None),
         (Some(text), None) => Ok(Some(text.into_bytes())),

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod histogram;
+pub mod history;
 pub mod json;
 pub mod record;
 pub mod state;
