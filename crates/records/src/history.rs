@@ -306,11 +306,8 @@ impl History {
 
     /// Every function's windows at `now`, ordered by function name.
     pub fn query_all(&self, now: u64) -> Vec<(&[u8], HistoryView)> {
-        let mut all: Vec<_> = self
-            .functions
-            .keys()
-            .filter_map(|function| Some((&**function, self.query(function, now)?)))
-            .collect();
+        let mut all: Vec<_> =
+            self.functions.keys().filter_map(|function| Some((&**function, self.query(function, now)?))).collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all
     }

@@ -37,7 +37,11 @@ fn split_opt(bytes: Option<&[u8]>) -> (Option<String>, Option<String>) {
 }
 
 /// Reads a byte string back; `None` when both halves are absent.
-pub(crate) fn join(field: &'static str, text: Option<String>, base64: Option<String>) -> Result<Option<Vec<u8>>, de::value::Error> {
+pub(crate) fn join(
+    field: &'static str,
+    text: Option<String>,
+    base64: Option<String>,
+) -> Result<Option<Vec<u8>>, de::value::Error> {
     match (text, base64) {
         (None, None) => Ok(None),
         (Some(text), None) => Ok(Some(text.into_bytes())),
@@ -235,8 +239,7 @@ impl TryFrom<RecordJson> for Record {
             .attempt_log
             .into_iter()
             .map(|attempt| {
-                let client_id =
-                    required("client_id", join("client_id", attempt.client_id, attempt.client_id_base64)?)?;
+                let client_id = required("client_id", join("client_id", attempt.client_id, attempt.client_id_base64)?)?;
                 let ended = match (attempt.ended, attempt.end) {
                     (Some(at), Some(end)) => Some((at, end)),
                     (None, None) => None,
@@ -276,7 +279,8 @@ impl TryFrom<RecordJson> for Record {
 fn merge_chunks(data: Vec<ChunkJson>, warnings: Vec<ChunkJson>) -> Result<Vec<Chunk>, de::value::Error> {
     let total = data.len() + warnings.len();
     let mut slots: Vec<Option<Chunk>> = vec![None; total];
-    let tagged = data.into_iter().map(|c| (ChunkKind::Data, c)).chain(warnings.into_iter().map(|c| (ChunkKind::Warning, c)));
+    let tagged =
+        data.into_iter().map(|c| (ChunkKind::Data, c)).chain(warnings.into_iter().map(|c| (ChunkKind::Warning, c)));
     for (kind, chunk) in tagged {
         let seq = chunk.seq;
         let slot = usize::try_from(seq)
@@ -373,7 +377,10 @@ mod tests {
         let value = serde_json::to_value(&cut).unwrap();
         assert!(value["error_base64"].is_string(), "{value}");
         assert_eq!(value["data"][0]["cut"], json!(true));
-        assert_eq!(value["truncated"], json!({"chunks_received": 1, "chunk_bytes_received": 16, "result_bytes_received": 20}));
+        assert_eq!(
+            value["truncated"],
+            json!({"chunks_received": 1, "chunk_bytes_received": 16, "result_bytes_received": 20})
+        );
         for record in [finished_binary(), cut, queued("H:h:11")] {
             let text = serde_json::to_string(&record).unwrap();
             let back: Record = serde_json::from_str(&text).unwrap();

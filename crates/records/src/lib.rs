@@ -5,6 +5,7 @@
 pub mod histogram;
 pub mod history;
 pub mod json;
+pub mod memory;
 pub mod record;
 pub mod state;
 pub mod stored;

@@ -264,6 +264,9 @@ impl Record {
         if run.attempt_log.len() == MAX_KEPT_ATTEMPTS {
             run.attempt_log.remove(0);
         }
+        // Most jobs run once: grow the list one attempt at a time rather
+        // than by doubling (a first push would make room for four).
+        run.attempt_log.reserve_exact(1);
         run.attempt_log.push(Attempt { worker, started: now, ended: None });
         Ok(())
     }

@@ -283,7 +283,10 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    fn opt<T>(&mut self, read: impl FnOnce(&mut Reader<'a>) -> Result<T, StoredError>) -> Result<Option<T>, StoredError> {
+    fn opt<T>(
+        &mut self,
+        read: impl FnOnce(&mut Reader<'a>) -> Result<T, StoredError>,
+    ) -> Result<Option<T>, StoredError> {
         match self.u8()? {
             0 => Ok(None),
             1 => read(self).map(Some),
@@ -294,7 +297,10 @@ impl<'a> Reader<'a> {
     /// A counted list. The count is not trusted for the allocation: every
     /// element takes at least one byte, so a count beyond the bytes left is
     /// refused before anything is reserved.
-    fn list<T>(&mut self, mut read: impl FnMut(&mut Reader<'a>) -> Result<T, StoredError>) -> Result<Vec<T>, StoredError> {
+    fn list<T>(
+        &mut self,
+        mut read: impl FnMut(&mut Reader<'a>) -> Result<T, StoredError>,
+    ) -> Result<Vec<T>, StoredError> {
         let count = self.u32()? as usize;
         if count > self.remaining() {
             return Err(StoredError::Truncated { at: self.at, len: self.bytes.len() });

@@ -152,7 +152,12 @@ pub fn admin_record(record: &Record) -> String {
         line("error", &escape(error));
     }
     if let Some(cut) = record.truncation() {
-        let value = format!("{}\t{}\t{}", cut.chunks_received, cut.chunk_bytes_received, time_or_dash(cut.result_bytes_received));
+        let value = format!(
+            "{}\t{}\t{}",
+            cut.chunks_received,
+            cut.chunk_bytes_received,
+            time_or_dash(cut.result_bytes_received)
+        );
         line("truncated", &value);
     }
     out.push_str(".\n");
@@ -362,7 +367,10 @@ mod tests {
             "handle\tH:h:8\nfunction\tf\nunique\t\npriority\tnormal\nbackground\t0\nstate\tqueued\n\
              submitted\t5\nstarted\t-\nfinished\t-\nattempts\t0\n.\n"
         );
-        assert_eq!(admin_record_list([&record, &ended_record()]), "H:h:8\tqueued\t0\t5\t-\t\nH:h:7\texception\t2\t1000\t1700\timg\\t1\n.\n");
+        assert_eq!(
+            admin_record_list([&record, &ended_record()]),
+            "H:h:8\tqueued\t0\t5\t-\t\nH:h:7\texception\t2\t1000\t1700\timg\\t1\n.\n"
+        );
         assert_eq!(admin_record_list([]), ".\n");
     }
 
