@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sprocket_proto::Priority;
 use sprocket_records::memory::{MemoryRecords, Retention};
+use sprocket_records::stored;
 use sprocket_records::{Limits, Outcome, Record, Worker};
 
 struct Counting;
@@ -96,5 +97,10 @@ fn memory_per_record() {
          (record, run details, attempt, result, handle index entry and end-time index)"
     );
     assert!(per_kept < 1_024.0, "a kept record costs {per_kept} bytes");
+
+    // The same record in its storage form (one database column).
+    let stored_len = stored::encode(store.get(b"H:build-host:1000000").unwrap()).unwrap().len();
+    println!("the same record stored: {stored_len} bytes");
+    assert_eq!(stored_len, 288, "docs/records.md states this size");
     assert_eq!(store.len(), N);
 }
