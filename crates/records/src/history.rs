@@ -1,0 +1,694 @@
+//! Per-function history: how many jobs ended in each way, and percentiles
+//! of queue wait and run time, over the last minute, hour and day.
+//!
+//! Each window is a ring of time slots: the minute is 12 slots of 5
+//! seconds, the hour 12 slots of 5 minutes, the day 24 slots of an hour.
+//! An ended job is counted in the current slot of each ring. A window
+//! reports its slots that are not older than the ring, so "the last
+//! minute" covers between 55 and 60 seconds (the hour between 55 and 60
+//! minutes, the day between 23 and 24 hours), depending on how far into
+//! its current slot the clock is. Percentiles come from log-scale
+//! histograms (see [`crate::histogram`]) and are within 12.5 % of the
+//! exact nearest-rank value.
+//!
+//! Memory is bounded per function: 48 slots, each a few dozen bytes plus
+//! 8 bytes per histogram bucket in use (at most 252 per histogram).
+//! [`History::prune`] forgets functions with nothing in the last day.
+//!
+//! [`History::snapshot`] gives a serde value the server stores; restoring
+//! it ([`History::restore`]) after a restart keeps the slots still inside
+//! their window and drops older ones, so a server that was down for two
+//! hours comes back with its day window and empty minute and hour windows.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::{percentile, BadHistogram, Histogram, BUCKETS};
+use crate::json::split;
+use crate::record::Record;
+use crate::state::RecordState;
+use crate::text::escape;
+
+/// One of the reported windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    /// The last minute.
+    Minute,
+    /// The last hour.
+    Hour,
+    /// The last day.
+    Day,
+}
+
+impl Window {
+    /// The windows, shortest first.
+    pub const ALL: [Window; 3] = [Window::Minute, Window::Hour, Window::Day];
+
+    /// `minute`, `hour` or `day`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::Minute => "minute",
+            Window::Hour => "hour",
+            Window::Day => "day",
+        }
+    }
+
+    /// The width of one slot (milliseconds) and the number of slots.
+    pub fn slots(self) -> (u64, usize) {
+        match self {
+            Window::Minute => (5_000, 12),
+            Window::Hour => (300_000, 12),
+            Window::Day => (3_600_000, 24),
+        }
+    }
+}
+
+/// Jobs counted by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Ended `complete`.
+    pub completed: u64,
+    /// Ended `failed`.
+    pub failed: u64,
+    /// Ended `exception`.
+    pub exceptions: u64,
+    /// Ended `timeout`.
+    pub timeouts: u64,
+    /// Ended `cancelled`.
+    pub cancelled: u64,
+    /// Ended `dropped`.
+    pub dropped: u64,
+    /// Ended `dead` (reserved for dead letters; nothing ends so yet).
+    #[serde(default)]
+    pub dead: u64,
+}
+
+impl Counts {
+    fn count(&mut self, state: RecordState) {
+        let counter = match state {
+            RecordState::Complete => &mut self.completed,
+            RecordState::Failed => &mut self.failed,
+            RecordState::Exception => &mut self.exceptions,
+            RecordState::Timeout => &mut self.timeouts,
+            RecordState::Cancelled => &mut self.cancelled,
+            RecordState::Dropped => &mut self.dropped,
+            RecordState::Dead => &mut self.dead,
+            RecordState::Queued | RecordState::Running | RecordState::Retrying => return,
+        };
+        *counter += 1;
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.exceptions += other.exceptions;
+        self.timeouts += other.timeouts;
+        self.cancelled += other.cancelled;
+        self.dropped += other.dropped;
+        self.dead += other.dead;
+    }
+
+    /// All jobs counted.
+    pub fn total(&self) -> u64 {
+        self.completed + self.failed + self.exceptions + self.timeouts + self.cancelled + self.dropped + self.dead
+    }
+}
+
+/// Approximate percentiles of durations in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// How many durations there were.
+    pub samples: u64,
+    /// Median; `None` without samples.
+    pub p50: Option<u64>,
+    /// 90th percentile.
+    pub p90: Option<u64>,
+    /// 99th percentile.
+    pub p99: Option<u64>,
+}
+
+impl Percentiles {
+    fn of(dense: &[u64; BUCKETS]) -> Percentiles {
+        Percentiles {
+            samples: dense.iter().sum(),
+            p50: percentile(dense, 50),
+            p90: percentile(dense, 90),
+            p99: percentile(dense, 99),
+        }
+    }
+}
+
+/// One window of one function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowView {
+    /// Ended jobs by outcome.
+    pub counts: Counts,
+    /// Time from submission to the first start, of jobs that started.
+    pub queue_wait_ms: Percentiles,
+    /// Duration of the last attempt, of jobs that ran.
+    pub run_time_ms: Percentiles,
+}
+
+/// The three windows of one function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryView {
+    /// The last minute.
+    pub minute: WindowView,
+    /// The last hour.
+    pub hour: WindowView,
+    /// The last day.
+    pub day: WindowView,
+}
+
+impl HistoryView {
+    /// The view of one window.
+    pub fn window(&self, window: Window) -> &WindowView {
+        match window {
+            Window::Minute => &self.minute,
+            Window::Hour => &self.hour,
+            Window::Day => &self.day,
+        }
+    }
+}
+
+/// What one slot holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct SlotStats {
+    counts: Counts,
+    wait: Histogram,
+    run: Histogram,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Slot {
+    /// The slot's start (a multiple of the ring's slot width).
+    start: u64,
+    stats: SlotStats,
+}
+
+/// One window's ring of slots; allocated on first use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ring {
+    window: Window,
+    slots: Vec<Option<Box<Slot>>>,
+}
+
+impl Ring {
+    fn new(window: Window) -> Ring {
+        Ring { window, slots: Vec::new() }
+    }
+
+    fn index(&self, start: u64) -> usize {
+        let (width, count) = self.window.slots();
+        (start / width % count as u64) as usize
+    }
+
+    /// Whether a slot starting at `start` is inside the window at `now`.
+    fn in_window(&self, start: u64, now: u64) -> bool {
+        let (width, count) = self.window.slots();
+        let current = now - now % width;
+        start <= current && current - start < width * count as u64
+    }
+
+    fn slot_for(&mut self, now: u64) -> &mut SlotStats {
+        let (width, count) = self.window.slots();
+        if self.slots.is_empty() {
+            self.slots.resize_with(count, || None);
+        }
+        let start = now - now % width;
+        let index = self.index(start);
+        let slot = self.slots[index].get_or_insert_with(Box::default);
+        if slot.start != start {
+            // An older lap of the ring (or, after the clock stepped back, a
+            // later one): start the slot afresh.
+            **slot = Slot { start, stats: SlotStats::default() };
+        }
+        &mut slot.stats
+    }
+
+    fn live_slots(&self, now: u64) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().flatten().map(|slot| &**slot).filter(move |slot| self.in_window(slot.start, now))
+    }
+
+    fn view(&self, now: u64) -> WindowView {
+        let (mut counts, mut wait, mut run) = (Counts::default(), [0; BUCKETS], [0; BUCKETS]);
+        for slot in self.live_slots(now) {
+            counts.add(&slot.stats.counts);
+            slot.stats.wait.add_to(&mut wait);
+            slot.stats.run.add_to(&mut run);
+        }
+        WindowView { counts, queue_wait_ms: Percentiles::of(&wait), run_time_ms: Percentiles::of(&run) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FunctionHistory {
+    rings: [Ring; 3],
+}
+
+impl FunctionHistory {
+    fn new() -> FunctionHistory {
+        FunctionHistory { rings: Window::ALL.map(Ring::new) }
+    }
+}
+
+/// Per-function history of ended jobs. Times are Unix milliseconds given
+/// by the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    functions: HashMap<Box<[u8]>, FunctionHistory>,
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// Counts a job of `function` that ended in `state` at `now`, with its
+    /// queue wait and run time when it had them. Live states are not
+    /// counted.
+    pub fn record_end(&mut self, function: &[u8], state: RecordState, wait: Option<u64>, run: Option<u64>, now: u64) {
+        if !state.is_final() {
+            return;
+        }
+        let history = match self.functions.get_mut(function) {
+            Some(history) => history,
+            None => self.functions.entry(function.into()).or_insert_with(FunctionHistory::new),
+        };
+        for ring in &mut history.rings {
+            let stats = ring.slot_for(now);
+            stats.counts.count(state);
+            if let Some(wait) = wait {
+                stats.wait.add(wait);
+            }
+            if let Some(run) = run {
+                stats.run.add(run);
+            }
+        }
+    }
+
+    /// Counts an ended record, at its end time.
+    pub fn record(&mut self, record: &Record) {
+        let ended = record.finished().unwrap_or(record.submitted());
+        self.record_end(record.function(), record.state(), record.queue_wait(), record.run_time(), ended);
+    }
+
+    /// The windows of `function` at `now`; `None` for a function never seen
+    /// (or pruned).
+    pub fn query(&self, function: &[u8], now: u64) -> Option<HistoryView> {
+        let history = self.functions.get(function)?;
+        let [minute, hour, day] = &history.rings;
+        Some(HistoryView { minute: minute.view(now), hour: hour.view(now), day: day.view(now) })
+    }
+
+    /// Every function's windows at `now`, ordered by function name.
+    pub fn query_all(&self, now: u64) -> Vec<(&[u8], HistoryView)> {
+        let mut all: Vec<_> =
+            self.functions.keys().filter_map(|function| Some((&**function, self.query(function, now)?))).collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
+    /// Forgets functions with nothing in their day window at `now`.
+    pub fn prune(&mut self, now: u64) {
+        self.functions.retain(|_, history| history.rings.iter().any(|ring| ring.live_slots(now).next().is_some()));
+    }
+
+    /// Everything still inside its window at `now`, for storing.
+    pub fn snapshot(&self, now: u64) -> HistorySnapshot {
+        let mut functions: Vec<FunctionSnapshot> = self
+            .functions
+            .iter()
+            .map(|(function, history)| {
+                let (name, name_base64) = split(function);
+                let windows = history
+                    .rings
+                    .iter()
+                    .map(|ring| RingSnapshot {
+                        window: ring.window,
+                        slot_ms: ring.window.slots().0,
+                        slots: ring
+                            .live_slots(now)
+                            .map(|slot| SlotSnapshot { start: slot.start, stats: slot.stats.clone() })
+                            .collect(),
+                    })
+                    .collect();
+                FunctionSnapshot { function: name, function_base64: name_base64, windows }
+            })
+            .collect();
+        functions.sort_unstable_by(|a, b| (&a.function, &a.function_base64).cmp(&(&b.function, &b.function_base64)));
+        HistorySnapshot { version: SNAPSHOT_VERSION, taken_at: now, functions }
+    }
+
+    /// A history from a snapshot, at `now`: slots that have left their
+    /// window since the snapshot was taken are dropped, and so are windows
+    /// whose slot width is not this version's (a snapshot from a server
+    /// with other window sizes).
+    pub fn restore(snapshot: HistorySnapshot, now: u64) -> Result<History, SnapshotError> {
+        if snapshot.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(snapshot.version));
+        }
+        let mut history = History::new();
+        for function in snapshot.functions {
+            let name = crate::json::join("function", function.function, function.function_base64)
+                .map_err(|err| SnapshotError::Function(err.to_string()))?
+                .ok_or_else(|| SnapshotError::Function("function is missing".to_owned()))?;
+            let mut restored = FunctionHistory::new();
+            for ring_snapshot in function.windows {
+                let Some(ring) = restored.rings.iter_mut().find(|ring| ring.window == ring_snapshot.window) else {
+                    continue;
+                };
+                let (width, count) = ring.window.slots();
+                if ring_snapshot.slot_ms != width {
+                    continue;
+                }
+                for slot in ring_snapshot.slots {
+                    slot.stats.wait.validate()?;
+                    slot.stats.run.validate()?;
+                    if slot.start % width != 0 {
+                        return Err(SnapshotError::Slot(slot.start));
+                    }
+                    if !ring.in_window(slot.start, now) {
+                        continue;
+                    }
+                    if ring.slots.is_empty() {
+                        ring.slots.resize_with(count, || None);
+                    }
+                    let index = ring.index(slot.start);
+                    if ring.slots[index].is_some() {
+                        return Err(SnapshotError::Slot(slot.start));
+                    }
+                    ring.slots[index] = Some(Box::new(Slot { start: slot.start, stats: slot.stats }));
+                }
+            }
+            history.functions.insert(name.into_boxed_slice(), restored);
+        }
+        history.prune(now);
+        Ok(history)
+    }
+
+    /// The answer to the admin command `history`: one line per function and
+    /// window, `function\twindow\tcompleted\tfailed\texceptions\ttimeouts\t
+    /// cancelled\tdropped\tdead\twait_p50\twait_p90\twait_p99\trun_p50\t
+    /// run_p90\trun_p99` (milliseconds, `-` without samples, the function
+    /// name escaped), then a line `.`.
+    pub fn admin_text(&self, now: u64) -> String {
+        let dash = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let mut out = String::new();
+        for (function, view) in self.query_all(now) {
+            for window in Window::ALL {
+                let w = view.window(window);
+                let c = &w.counts;
+                let (wait, run) = (&w.queue_wait_ms, &w.run_time_ms);
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    escape(function),
+                    window.as_str(),
+                    c.completed,
+                    c.failed,
+                    c.exceptions,
+                    c.timeouts,
+                    c.cancelled,
+                    c.dropped,
+                    c.dead,
+                    dash(wait.p50),
+                    dash(wait.p90),
+                    dash(wait.p99),
+                    dash(run.p50),
+                    dash(run.p90),
+                    dash(run.p99),
+                ));
+            }
+        }
+        out.push_str(".\n");
+        out
+    }
+}
+
+/// The snapshot format version this crate writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A stored form of a [`History`] (serde; JSON is the intended encoding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySnapshot {
+    version: u32,
+    /// When it was taken (Unix milliseconds).
+    taken_at: u64,
+    functions: Vec<FunctionSnapshot>,
+}
+
+impl HistorySnapshot {
+    /// When it was taken (Unix milliseconds).
+    pub fn taken_at(&self) -> u64 {
+        self.taken_at
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FunctionSnapshot {
+    function: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    function_base64: Option<String>,
+    windows: Vec<RingSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RingSnapshot {
+    window: Window,
+    slot_ms: u64,
+    slots: Vec<SlotSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SlotSnapshot {
+    start: u64,
+    #[serde(flatten)]
+    stats: SlotStats,
+}
+
+/// A snapshot that cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// Written by another version.
+    #[error("history snapshot has version {0}; this server reads version {SNAPSHOT_VERSION}")]
+    Version(u32),
+    /// A function name that cannot be read.
+    #[error("history snapshot has a bad function name: {0}")]
+    Function(String),
+    /// A slot that does not start on a slot boundary, or two slots in one
+    /// place.
+    #[error("history snapshot has a misplaced slot starting at {0}")]
+    Slot(u64),
+    /// A histogram that is not well formed.
+    #[error("history snapshot: {0}")]
+    Histogram(#[from] BadHistogram),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: u64 = 60_000;
+    const HOUR: u64 = 60 * MINUTE;
+    const DAY: u64 = 24 * HOUR;
+    /// A day boundary, so window arithmetic is easy to follow.
+    const T0: u64 = 20_000 * DAY;
+
+    fn completed(history: &mut History, now: u64, wait: u64, run: u64) {
+        history.record_end(b"resize", RecordState::Complete, Some(wait), Some(run), now);
+    }
+
+    fn totals(history: &History, now: u64) -> [u64; 3] {
+        let view = history.query(b"resize", now).unwrap();
+        Window::ALL.map(|w| view.window(w).counts.total())
+    }
+
+    #[test]
+    fn counts_by_outcome() {
+        let mut history = History::new();
+        for (state, n) in [
+            (RecordState::Complete, 5),
+            (RecordState::Failed, 4),
+            (RecordState::Exception, 3),
+            (RecordState::Timeout, 2),
+            (RecordState::Cancelled, 1),
+            (RecordState::Dropped, 6),
+            (RecordState::Running, 9),
+        ] {
+            for _ in 0..n {
+                history.record_end(b"f", state, None, None, T0);
+            }
+        }
+        let view = history.query(b"f", T0).unwrap();
+        let expected =
+            Counts { completed: 5, failed: 4, exceptions: 3, timeouts: 2, cancelled: 1, dropped: 6, dead: 0 };
+        assert_eq!((view.minute.counts, view.hour.counts, view.day.counts), (expected, expected, expected));
+        assert_eq!(view.minute.queue_wait_ms, Percentiles::default());
+        assert!(history.query(b"other", T0).is_none());
+    }
+
+    #[test]
+    fn windows_slide_across_minute_hour_and_day_boundaries() {
+        let mut history = History::new();
+        completed(&mut history, T0 + 1_000, 1, 1);
+        assert_eq!(totals(&history, T0 + 1_000), [1, 1, 1]);
+        // Still in the minute at 59.999 s into it (its slot started at T0).
+        assert_eq!(totals(&history, T0 + MINUTE - 1), [1, 1, 1]);
+        // The minute window drops the slot once the ring has lapped it.
+        assert_eq!(totals(&history, T0 + MINUTE), [0, 1, 1]);
+        completed(&mut history, T0 + 30 * MINUTE, 1, 1);
+        assert_eq!(totals(&history, T0 + 30 * MINUTE), [1, 2, 2]);
+        assert_eq!(totals(&history, T0 + HOUR - 1), [0, 2, 2]);
+        assert_eq!(totals(&history, T0 + HOUR), [0, 1, 2]);
+        assert_eq!(totals(&history, T0 + 90 * MINUTE), [0, 0, 2]);
+        assert_eq!(totals(&history, T0 + DAY - 1), [0, 0, 2]);
+        assert_eq!(totals(&history, T0 + DAY), [0, 0, 0]);
+        // Recording a day later reuses the ring's slots from scratch.
+        completed(&mut history, T0 + DAY + 2_000, 1, 1);
+        assert_eq!(totals(&history, T0 + DAY + 2_000), [1, 1, 1]);
+    }
+
+    #[test]
+    fn percentiles_per_window() {
+        let mut history = History::new();
+        // An hour ago: slow jobs. Now: fast ones.
+        for n in 0..100 {
+            completed(&mut history, T0, 10_000 + n, 50_000);
+        }
+        for n in 1..=100 {
+            completed(&mut history, T0 + HOUR, n, 20);
+        }
+        let view = history.query(b"resize", T0 + HOUR).unwrap();
+        let minute = view.minute.queue_wait_ms;
+        assert_eq!(minute.samples, 100);
+        let (p50, p99) = (minute.p50.unwrap(), minute.p99.unwrap());
+        assert!(p50.abs_diff(50) * 8 <= 50 && p99.abs_diff(99) * 8 <= 99, "{minute:?}");
+        assert_eq!(view.hour.queue_wait_ms.samples, 100, "the slow slot is an hour old");
+        let day = view.day.queue_wait_ms;
+        assert_eq!(day.samples, 200);
+        assert!(day.p90.unwrap() >= 8_750, "{day:?}");
+        assert!(view.day.run_time_ms.p50.unwrap().abs_diff(20) <= 2);
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_restarts_the_slot() {
+        let mut history = History::new();
+        completed(&mut history, T0 + 10_000, 1, 1);
+        completed(&mut history, T0 + 10_000 - 5 * MINUTE, 1, 1);
+        assert_eq!(totals(&history, T0 + 10_000 - 5 * MINUTE), [1, 1, 1]);
+    }
+
+    #[test]
+    fn snapshot_restores_and_drops_what_a_gap_aged_out() {
+        let mut history = History::new();
+        history.record_end(b"\xffbin", RecordState::Failed, None, Some(3), T0);
+        for n in 0..10 {
+            completed(&mut history, T0 + 2 * HOUR + n, 5, 7);
+        }
+        let now = T0 + 2 * HOUR + 30_000;
+        let snapshot = history.snapshot(now);
+        let json = serde_json::to_string(&snapshot).unwrap();
+        let back: HistorySnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snapshot);
+        assert_eq!(back.taken_at(), now);
+
+        // Restored at once: the same answers.
+        let same = History::restore(back.clone(), now).unwrap();
+        assert_eq!(same.query_all(now), history.query_all(now));
+
+        // Restored after 40 minutes down: the minute window is empty, the
+        // hour and day windows are kept.
+        let later = now + 40 * MINUTE;
+        let restored = History::restore(back.clone(), later).unwrap();
+        assert_eq!(totals(&restored, later), [0, 10, 10]);
+        assert_eq!(restored.query(b"\xffbin", later).unwrap().day.counts.failed, 1);
+
+        // After a day down nothing is left, and the functions are gone.
+        let restored = History::restore(back, now + DAY).unwrap();
+        assert!(restored.query_all(now + DAY).is_empty());
+    }
+
+    #[test]
+    fn bad_snapshots_are_refused() {
+        let mut history = History::new();
+        completed(&mut history, T0, 5, 7);
+        let good = serde_json::to_value(history.snapshot(T0)).unwrap();
+
+        let mut other_version = good.clone();
+        other_version["version"] = 2.into();
+        let snapshot = serde_json::from_value(other_version).unwrap();
+        assert_eq!(History::restore(snapshot, T0), Err(SnapshotError::Version(2)));
+
+        let mut misaligned = good.clone();
+        misaligned["functions"][0]["windows"][0]["slots"][0]["start"] = (T0 + 1).into();
+        let snapshot = serde_json::from_value(misaligned).unwrap();
+        assert_eq!(History::restore(snapshot, T0), Err(SnapshotError::Slot(T0 + 1)));
+
+        let mut doubled = good.clone();
+        let slot = doubled["functions"][0]["windows"][0]["slots"][0].clone();
+        doubled["functions"][0]["windows"][0]["slots"].as_array_mut().unwrap().push(slot);
+        let snapshot = serde_json::from_value(doubled).unwrap();
+        assert_eq!(History::restore(snapshot, T0), Err(SnapshotError::Slot(T0)));
+
+        let mut bad_histogram = good.clone();
+        bad_histogram["functions"][0]["windows"][0]["slots"][0]["wait"] = serde_json::json!([[9, 1], [3, 1]]);
+        let snapshot = serde_json::from_value(bad_histogram).unwrap();
+        assert!(matches!(History::restore(snapshot, T0), Err(SnapshotError::Histogram(_))));
+
+        // Another slot width (a server with other window sizes): dropped.
+        let mut resized = good;
+        resized["functions"][0]["windows"][0]["slot_ms"] = 1_000.into();
+        let snapshot = serde_json::from_value(resized).unwrap();
+        assert_eq!(totals(&History::restore(snapshot, T0).unwrap(), T0), [0, 1, 1]);
+    }
+
+    #[test]
+    fn prune_forgets_idle_functions() {
+        let mut history = History::new();
+        completed(&mut history, T0, 1, 1);
+        history.record_end(b"later", RecordState::Complete, None, None, T0 + 12 * HOUR);
+        history.prune(T0 + DAY);
+        assert!(history.query(b"resize", T0 + DAY).is_none());
+        assert!(history.query(b"later", T0 + DAY).is_some());
+    }
+
+    #[test]
+    fn admin_text_lines() {
+        let mut history = History::new();
+        completed(&mut history, T0, 5, 7);
+        history.record_end(b"a\tb", RecordState::Timeout, Some(1), None, T0);
+        assert_eq!(
+            history.admin_text(T0),
+            "a\\tb\tminute\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
+             a\\tb\thour\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
+             a\\tb\tday\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
+             resize\tminute\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n\
+             resize\thour\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n\
+             resize\tday\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n.\n"
+        );
+        assert_eq!(History::new().admin_text(T0), ".\n");
+    }
+
+    #[test]
+    fn memory_per_function_is_bounded() {
+        let mut history = History::new();
+        // A week of one job every 10 seconds with widely spread durations.
+        let mut now = T0;
+        while now < T0 + 7 * DAY {
+            let spread = (now / 10_000) % 40;
+            completed(&mut history, now, 1 << spread, (1 << spread) + 1);
+            now += 10_000;
+        }
+        let history = &history.functions[&b"resize"[..]];
+        let slots: usize = history.rings.iter().map(|ring| ring.slots.len()).sum();
+        assert_eq!(slots, 12 + 12 + 24);
+        for ring in &history.rings {
+            for slot in ring.slots.iter().flatten() {
+                assert!(slot.stats.wait.is_empty() || slot.stats.wait.validate().is_ok());
+            }
+        }
+    }
+}
