@@ -5,9 +5,20 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+// A flag given twice takes its last value (`-v` still counts): a service
+// wrapper puts its own defaults before the administrator's PARAMS line and
+// the flags it must control (detaching, pid file, user, log file) after it,
+// and Debian's stock PARAMS already holds `--daemon` and a `--log-file`.
 /// sprocketd — a Gearman job server, drop-in for gearmand.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sprocketd", version, about, disable_help_flag = true, disable_version_flag = true)]
+#[command(
+    name = "sprocketd",
+    version,
+    about,
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Flags {
     /// Print this help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
@@ -308,6 +319,26 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(f.mysql_user, "drupal");
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let f = parse(&[
+            "--daemon",
+            "--log-file=/var/log/a.log",
+            "-p",
+            "4731",
+            "--daemon",
+            "--log-file=/var/log/b.log",
+            "--port=4732",
+            "-v",
+            "-v",
+        ])
+        .unwrap();
+        assert!(f.daemon);
+        assert_eq!(f.log_file, "/var/log/b.log");
+        assert_eq!(f.port, 4732);
+        assert_eq!(f.more_verbose, 2, "-v counts");
     }
 
     #[test]
