@@ -74,6 +74,15 @@ work=$(mktemp -d)
 chmod 755 "$work" # the image step runs a server as nobody with its data in here
 had_job_server=0
 if installed gearman-job-server; then had_job_server=1; fi
+# gearman-job-server's package, fetched now so that putting it back needs
+# no network and cannot fail after the swap.
+if ((had_job_server)); then
+    version=$(dpkg-query -W -f='${Version}' gearman-job-server)
+    if ! (cd "$work" && apt-get download -q "gearman-job-server=$version"); then
+        rm -rf "$work"
+        fail "cannot download gearman-job-server $version, needed to reinstall it afterwards"
+    fi
+fi
 had_default=0
 if [ -e /etc/default/gearman-job-server ]; then
     cp -a /etc/default/gearman-job-server "$work/gearman-job-server.saved"
@@ -116,7 +125,7 @@ restore() {
         rm -f /etc/default/gearman-job-server
     fi
     if ((had_job_server)) && ! installed gearman-job-server; then
-        timeout 600 apt-get install -y -qq --no-install-recommends gearman-job-server >/dev/null ||
+        apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$work"/gearman-job-server_*.deb >/dev/null ||
             echo "restore: reinstalling gearman-job-server failed; run: apt-get install gearman-job-server" >&2
     fi
     if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
