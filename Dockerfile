@@ -16,6 +16,7 @@ COPY . .
 RUN CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     cargo build --release --locked -p sprocket-server -p sprocket-cli
 
+# The binaries need only libc, libgcc_s and zlib, which the slim image has.
 FROM debian:bookworm-slim
 # A fixed uid and gid (4730, the Gearman port) so that a host directory
 # mounted as the data volume can be given to this user beforehand.
