@@ -94,7 +94,9 @@ had_run_dir=0
 if [ -e /run/sprocket ]; then had_run_dir=1; fi
 made_policy=0
 pids_to_stop=()
-created_pg_role=0 created_pg_db=0 created_maria=0
+# The users' databases and roles are made only where missing, and only
+# those made here are dropped again; the queue tables are the test's own.
+created_pg_role=0 created_pg_db=0 created_maria_db=0 created_maria_user=0
 
 stop_started_processes() {
     local pid
@@ -111,6 +113,7 @@ restore() {
     local status=$?
     set +e
     trap - EXIT
+    trap '' TERM INT HUP # finish putting the machine back
     step "restoring the machine"
     stop_started_processes
     if dpkg-query -W -f='${Status}' sprocket 2>/dev/null | grep -q .; then
@@ -133,9 +136,8 @@ restore() {
     if ((!had_run_dir)); then rm -rf /run/sprocket; fi
     if ((created_pg_db)); then pg -c 'DROP DATABASE IF EXISTS gearman'; fi
     if ((created_pg_role)); then pg -c 'DROP ROLE IF EXISTS gearman'; fi
-    if ((created_maria)); then
-        maria -e "DROP DATABASE IF EXISTS drupal; DROP USER IF EXISTS 'drupal'@'localhost', 'drupal'@'127.0.0.1'"
-    fi
+    if ((created_maria_db)); then maria -e "DROP DATABASE IF EXISTS drupal"; fi
+    if ((created_maria_user)); then maria -e "DROP USER IF EXISTS 'drupal'@'localhost', 'drupal'@'127.0.0.1'"; fi
     if ((!had_user)) && getent passwd sprocket >/dev/null; then
         userdel sprocket 2>/dev/null
         getent group sprocket >/dev/null && groupdel sprocket 2>/dev/null
@@ -144,6 +146,10 @@ restore() {
     exit "$status"
 }
 trap restore EXIT
+# A signal ends the script through the EXIT trap too.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 
 # Package scripts must not start services here: gearmand or sprocketd on
 # 4730 would get in the way of the test suites (as in .ci/run).
@@ -305,12 +311,17 @@ done
 stop_unit
 
 step "seed 002 (Islandora): MySQL arguments added to Debian's stock PARAMS"
-maria -e "CREATE DATABASE IF NOT EXISTS drupal"
-created_maria=1
-maria -e "CREATE USER IF NOT EXISTS 'drupal'@'localhost' IDENTIFIED BY 'your_pw';
-          CREATE USER IF NOT EXISTS 'drupal'@'127.0.0.1' IDENTIFIED BY 'your_pw';
-          GRANT ALL ON drupal.* TO 'drupal'@'localhost', 'drupal'@'127.0.0.1';
-          DROP TABLE IF EXISTS drupal.gearman_queue"
+if [ -z "$(maria -e "SHOW DATABASES LIKE 'drupal'")" ]; then
+    maria -e "CREATE DATABASE drupal"
+    created_maria_db=1
+fi
+if [ -z "$(maria -e "SELECT 1 FROM mysql.user WHERE user = 'drupal'")" ]; then
+    maria -e "CREATE USER 'drupal'@'localhost' IDENTIFIED BY 'your_pw';
+              CREATE USER 'drupal'@'127.0.0.1' IDENTIFIED BY 'your_pw';
+              GRANT ALL ON drupal.* TO 'drupal'@'localhost', 'drupal'@'127.0.0.1'"
+    created_maria_user=1
+fi
+maria -e "DROP TABLE IF EXISTS drupal.gearman_queue"
 # Debian's file as gearman-job-server installs it, with Islandora's line
 # added to PARAMS: it also holds --daemon and a --log-file in gearmand's
 # log directory, which the unit overrides.
