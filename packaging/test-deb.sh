@@ -78,7 +78,9 @@ if installed gearman-job-server; then had_job_server=1; fi
 # no network and cannot fail after the swap.
 if ((had_job_server)); then
     version=$(dpkg-query -W -f='${Version}' gearman-job-server)
-    if ! (cd "$work" && apt-get download -q "gearman-job-server=$version"); then
+    # apt downloads as its own user _apt, which must be able to write here.
+    install -d -o _apt "$work/saved-package" 2>/dev/null || mkdir -p "$work/saved-package"
+    if ! (cd "$work/saved-package" && apt-get download -q "gearman-job-server=$version"); then
         rm -rf "$work"
         fail "cannot download gearman-job-server $version, needed to reinstall it afterwards"
     fi
@@ -128,7 +130,7 @@ restore() {
         rm -f /etc/default/gearman-job-server
     fi
     if ((had_job_server)) && ! installed gearman-job-server; then
-        apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$work"/gearman-job-server_*.deb >/dev/null ||
+        apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends "$work"/saved-package/gearman-job-server_*.deb >/dev/null ||
             echo "restore: reinstalling gearman-job-server failed; run: apt-get install gearman-job-server" >&2
     fi
     if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
