@@ -7,9 +7,12 @@ use clap::{ArgAction, Parser};
 
 /// sprocketd — a Gearman job server, drop-in for gearmand.
 #[derive(Debug, Clone, Parser)]
-// `args_override_self`: a flag given twice takes its last value, so the
-// command line (parsed after the config file's tokens) wins over the file,
-// as with gearmand, instead of stopping with "cannot be used multiple times".
+// `args_override_self`: a flag given twice takes its last value (`-v` still
+// counts), so the command line (parsed after the config file's words) wins
+// over the file, as with gearmand, and a service wrapper can put its own
+// defaults before an administrator's PARAMS line and the flags it must
+// control after it (Debian's stock PARAMS already holds `--daemon` and a
+// `--log-file`).
 #[command(
     name = "sprocketd",
     version,
@@ -517,6 +520,26 @@ mod tests {
     fn help_is_told_apart_from_errors_by_its_kind() {
         assert!(parse_flags(&["--help"]).unwrap_err().is_request_for_help());
         assert!(!parse_flags(&["--no-such-flag"]).unwrap_err().is_request_for_help());
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        let f = parse(&[
+            "--daemon",
+            "--log-file=/var/log/a.log",
+            "-p",
+            "4731",
+            "--daemon",
+            "--log-file=/var/log/b.log",
+            "--port=4732",
+            "-v",
+            "-v",
+        ])
+        .unwrap();
+        assert!(f.daemon);
+        assert_eq!(f.log_file, "/var/log/b.log");
+        assert_eq!(f.port, 4732);
+        assert_eq!(f.more_verbose, 2, "-v counts");
     }
 
     #[test]
