@@ -64,7 +64,13 @@ impl Gear {
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk)?;
+            // A signal to the test process (a child database stopped or
+            // ended by another test) interrupts a blocking read; it is not
+            // an answer from the server.
+            let n = match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
             }
