@@ -18,6 +18,7 @@ use crate::backoff::Backoff;
 use crate::conn;
 use crate::error::{Error, Result};
 use crate::job::{JobEvent, JobHandle, JobRequest, JobStatus, UniqueStatus};
+use crate::tls::TlsConfig;
 use connection::{Command, CommandSender, Reply};
 pub use stream::JobStream;
 
@@ -54,6 +55,10 @@ pub struct ClientOptions {
     pub retry_max: Duration,
     /// Client id sent with SET_CLIENT_ID (shown by the admin `workers` listing).
     pub client_id: Option<String>,
+    /// Speak TLS to every server, verifying its certificate; `None` is
+    /// plain TCP. A failed handshake fails that server's connection with
+    /// [`Error::Tls`] (and the client moves on to the next server).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +71,7 @@ impl Default for ClientOptions {
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             client_id: None,
+            tls: None,
         }
     }
 }
@@ -542,7 +548,7 @@ impl Client {
 
     async fn open(&self, addr: &ServerAddr) -> Result<CommandSender> {
         let opts = &self.inner.options;
-        let (reader, writer) = conn::open(addr, opts.connect_timeout).await?;
+        let (reader, writer) = conn::open(addr, opts.tls.as_ref(), opts.connect_timeout).await?;
         let sender = connection::spawn(reader, writer, addr.clone());
         if let Some(id) = &opts.client_id {
             let _ = sender.send(Command {
@@ -558,6 +564,11 @@ impl Client {
             });
             match tokio::time::timeout(opts.response_timeout, rx).await {
                 Ok(Ok(Ok(_))) => {}
+                // The connection broke before the answer (a server that
+                // requires a client certificate refuses one only after a
+                // TLS 1.3 handshake, with the first answer): that error
+                // is the one to report, not a refused option.
+                Ok(Ok(Err(e))) if e.is_connection_error() => return Err(e),
                 Ok(Ok(Err(e))) => tracing::warn!(server = %addr, error = %e, "server refused the exceptions option"),
                 _ => {
                     // Hung server: don't leave the task waiting on it.
