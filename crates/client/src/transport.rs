@@ -70,28 +70,14 @@ async fn handshake(addr: &ServerAddr, config: &TlsConfig, tcp: TcpStream) -> Res
     }
 }
 
-/// Checks without an async runtime that `addr` accepts a connection and,
-/// with `tls`, completes a TLS handshake with a certificate that verifies;
-/// then closes it. For a check before a process forks into the background
-/// (a runtime's threads must not exist then), so the error is still seen.
-/// Each address the host resolves to gets `limit` for TCP and the
-/// handshake's limit for each read or write of the handshake.
-pub fn probe_blocking(addr: &ServerAddr, tls: Option<&TlsConfig>, limit: Duration) -> Result<()> {
-    use std::net::ToSocketAddrs;
-    let target = addr.socket_string();
-    let unreachable = |message: String| Error::Connect { addr: target.clone(), message };
-    let resolved = target.to_socket_addrs().map_err(|e| unreachable(e.to_string()))?;
-    let mut last = unreachable("the host name resolves to no address".into());
-    for ip in resolved {
-        match std::net::TcpStream::connect_timeout(&ip, limit) {
-            Ok(tcp) => return tls.map_or(Ok(()), |config| handshake_blocking(addr, config, tcp)),
-            Err(e) => last = unreachable(e.to_string()),
-        }
-    }
-    Err(last)
-}
-
-fn handshake_blocking(addr: &ServerAddr, config: &TlsConfig, mut tcp: std::net::TcpStream) -> Result<()> {
+/// The blocking counterpart of [`connect`]'s handshake, for checks made
+/// before a process forks (no runtime may exist then). The socket keeps
+/// the handshake's limit as its read and write timeout.
+pub(crate) fn handshake_blocking(
+    addr: &ServerAddr,
+    config: &TlsConfig,
+    mut tcp: std::net::TcpStream,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
     let failed = |message: String| Error::Tls { addr: addr.to_string(), message };
     let name = ServerName::try_from(addr.host.clone())
         .map_err(|e| failed(format!("{:?} cannot be checked against a certificate: {e}", addr.host)))?;
@@ -115,9 +101,24 @@ fn handshake_blocking(addr: &ServerAddr, config: &TlsConfig, mut tcp: std::net::
             Err(e) => return Err(failed(tls::describe(&e))),
         }
     }
-    session.send_close_notify();
-    let _ = session.complete_io(&mut tcp);
-    Ok(())
+    Ok(rustls::StreamOwned::new(session, tcp))
+}
+
+/// Opens a blocking TCP connection to `addr`, trying each address its
+/// host resolves to with `limit`.
+pub(crate) fn connect_tcp_blocking(addr: &ServerAddr, limit: Duration) -> Result<std::net::TcpStream> {
+    use std::net::ToSocketAddrs;
+    let target = addr.socket_string();
+    let unreachable = |message: String| Error::Connect { addr: target.clone(), message };
+    let resolved = target.to_socket_addrs().map_err(|e| unreachable(e.to_string()))?;
+    let mut last = unreachable("the host name resolves to no address".into());
+    for ip in resolved {
+        match std::net::TcpStream::connect_timeout(&ip, limit) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = unreachable(e.to_string()),
+        }
+    }
+    Err(last)
 }
 
 /// Opens a TCP connection with a time limit and TCP_NODELAY.

@@ -142,6 +142,21 @@ async fn a_server_that_requires_a_client_certificate_refuses_none_or_an_untruste
         assert!(message.contains("refused the TLS session"), "{what}: {message}");
         assert!(took < Duration::from_secs(15), "{what}: took {took:?}");
     }
+    // The start-up checks see the refusal too, with and without a runtime;
+    // with a trusted certificate they pass.
+    let server = tunnel.addr().parse().unwrap();
+    let limit = Duration::from_secs(5);
+    let e = sprocket_client::probe(&server, Some(&trusting(&ca)), limit).await.unwrap_err();
+    assert!(e.to_string().contains("refused the TLS session"), "{e}");
+    let e = sprocket_client::probe_blocking(&server, Some(&trusting(&ca)), limit).unwrap_err();
+    assert!(e.to_string().contains("refused the TLS session"), "{e}");
+    let with_cert = TlsConfig::builder()
+        .ca_file(&ca)
+        .client_certificate(pki.client_cert(KeyKind::EcSec1), pki.client_key(KeyKind::EcSec1))
+        .build()
+        .unwrap();
+    sprocket_client::probe(&server, Some(&with_cert), limit).await.expect("async check passes");
+    sprocket_client::probe_blocking(&server, Some(&with_cert), limit).expect("blocking check passes");
     // Nothing reached sprocketd.
     let status = srv.admin("status");
     assert!(!status.contains("upper"), "{status}");

@@ -457,8 +457,9 @@ impl Client {
         let (ctx, crx) = oneshot::channel();
         let cmd = Command { request: request.clone(), reply: Reply::Submit { created: ctx, events } };
         if !sender.send(cmd) {
-            self.mark_failed(i, &sender, "connection closed".into()).await;
-            return Err(self.lost(i, "connection closed"));
+            let e = sender.failure().unwrap_or_else(|| self.lost(i, "connection closed"));
+            self.mark_failed(i, &sender, e.to_string()).await;
+            return Err(e);
         }
         self.await_answer(i, &sender, crx, "JOB_CREATED").await
     }
@@ -480,7 +481,7 @@ impl Client {
                 self.mark_failed(i, sender, e.to_string()).await;
                 Err(e)
             }
-            Ok(Err(_)) => Err(self.lost(i, "connection task ended")),
+            Ok(Err(_)) => Err(sender.failure().unwrap_or_else(|| self.lost(i, "connection task ended"))),
             Ok(Ok(r)) => r,
         }
     }
@@ -498,7 +499,7 @@ impl Client {
         let sender = self.sender(i).await?;
         let (tx, rx) = oneshot::channel();
         if !sender.send(Command { request, reply: Reply::Single(tx) }) {
-            return Err(self.lost(i, "connection closed"));
+            return Err(sender.failure().unwrap_or_else(|| self.lost(i, "connection closed")));
         }
         self.await_answer(i, &sender, rx, what).await
     }
@@ -562,15 +563,23 @@ impl Client {
                 request: Request::OptionReq { name: Bytes::from_static(b"exceptions") },
                 reply: Reply::Single(tx),
             });
+            let ended = |sender: &CommandSender| {
+                sender.failure().unwrap_or_else(|| Error::ConnectionLost {
+                    addr: addr.to_string(),
+                    message: "closed before answering OPTION_REQ".into(),
+                })
+            };
             match tokio::time::timeout(opts.response_timeout, rx).await {
                 Ok(Ok(Ok(_))) => {}
                 // The connection broke before the answer (a server that
-                // requires a client certificate refuses one only after a
-                // TLS 1.3 handshake, with the first answer): that error
-                // is the one to report, not a refused option.
+                // requires a client certificate may refuse ours only after
+                // a TLS 1.3 handshake, before its first answer): that
+                // error is the one to report, not a refused option.
                 Ok(Ok(Err(e))) if e.is_connection_error() => return Err(e),
                 Ok(Ok(Err(e))) => tracing::warn!(server = %addr, error = %e, "server refused the exceptions option"),
-                _ => {
+                // The connection ended before the request was taken in.
+                Ok(Err(_)) => return Err(ended(&sender)),
+                Err(_) => {
                     // Hung server: don't leave the task waiting on it.
                     sender.close();
                     return Err(Error::Connect { addr: addr.to_string(), message: "no answer to OPTION_REQ".into() });
