@@ -163,6 +163,30 @@ async fn a_server_that_requires_a_client_certificate_refuses_none_or_an_untruste
 }
 
 #[tokio::test]
+async fn tls_1_2_with_a_required_client_certificate() {
+    let Some((pki, srv)) = prerequisites() else { return };
+    let ca = pki.ca();
+    let setup = StunnelSetup { cert: &pki.server_cert(), key: &pki.server_key(), require_client_cert_from: Some(&ca) };
+    let tunnel = Stunnel::start_with(&setup, srv.port, "sslVersionMax = TLSv1.2\n");
+    let tls = TlsConfig::builder()
+        .ca_file(&ca)
+        .client_certificate(pki.client_cert(KeyKind::RsaPkcs1), pki.client_key(KeyKind::RsaPkcs1))
+        .build()
+        .unwrap();
+    let worker = upper_worker(&tunnel.addr(), tls.clone()).spawn().expect("worker starts");
+    let result = client(&tunnel.addr(), tls).submit("upper", "twelve").await;
+    assert_eq!(result.unwrap_or_else(|e| panic!("{e}\nstunnel:\n{}", tunnel.log())), "TWELVE");
+    worker.shutdown().await.expect("worker stops");
+    // Under TLS 1.2 the refusal comes within the handshake itself.
+    let direct =
+        sprocket_client::connect(&tunnel.addr().parse().unwrap(), Some(&trusting(&ca)), Duration::from_secs(5)).await;
+    match direct {
+        Err(Error::Tls { message, .. }) => assert!(message.contains("refused the TLS session"), "{message}"),
+        other => panic!("expected a refused handshake: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn an_untrusted_expired_or_misnamed_server_certificate_is_refused_clearly() {
     let Some((pki, srv)) = prerequisites() else { return };
     let untrusted = Stunnel::start(

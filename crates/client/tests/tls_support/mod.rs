@@ -270,12 +270,19 @@ impl Stunnel {
     }
 
     pub fn start(setup: &StunnelSetup<'_>, backend: u16) -> Stunnel {
+        Stunnel::start_with(setup, backend, "")
+    }
+
+    /// Like [`Stunnel::start`], with more lines for the service section
+    /// (say, `sslVersionMax = TLSv1.2`).
+    pub fn start_with(setup: &StunnelSetup<'_>, backend: u16, extra: &str) -> Stunnel {
         // A port free a moment ago may be taken before stunnel binds it:
         // then stunnel exits, and another port is tried.
         for _ in 0..5 {
             let port = free_port();
             let conf = tempfile::NamedTempFile::new().expect("temp file");
-            std::fs::write(conf.path(), Stunnel::config(setup, port, backend)).expect("write stunnel.conf");
+            let text = Stunnel::config(setup, port, backend) + extra;
+            std::fs::write(conf.path(), text).expect("write stunnel.conf");
             let mut cmd = Command::new("stunnel");
             cmd.arg(conf.path());
             let mut process = Background::spawn("stunnel", &mut cmd);
