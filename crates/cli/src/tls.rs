@@ -4,6 +4,7 @@
 //! files; as with libgearman, TLS itself is switched on by a flag.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use sprocket_client::TlsConfig;
 
@@ -45,7 +46,16 @@ impl TlsFiles {
     /// a server that requires a client certificate would refuse it later
     /// with a far less helpful message.
     pub fn load(&self) -> Result<TlsConfig, String> {
+        self.load_with_handshake_limit(None)
+    }
+
+    /// [`TlsFiles::load`] with a limit for each handshake other than the
+    /// library's default.
+    pub fn load_with_handshake_limit(&self, limit: Option<Duration>) -> Result<TlsConfig, String> {
         let mut builder = TlsConfig::builder();
+        if let Some(limit) = limit {
+            builder = builder.handshake_timeout(limit);
+        }
         if let Some(ca) = &self.ca {
             builder = builder.ca_file(ca);
         }

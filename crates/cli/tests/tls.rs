@@ -257,3 +257,24 @@ fn untrusted_expired_and_plaintext_servers_fail_clearly() {
     let status = srv.admin("status");
     assert!(!status.contains("upper"), "no job reached sprocketd: {status}");
 }
+
+#[test]
+fn gearman_dash_t_limits_the_handshake_too() {
+    let Some(pki) = Pki::get() else { return };
+    // Accepts the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let ca = pki.ca();
+    let start = std::time::Instant::now();
+    let out = dropin(
+        "gearman",
+        &["-S", "-t", "700", "-h", "127.0.0.1", "-p", &port, "-f", "f", "x"],
+        &[("GEARMAND_CA_CERTIFICATE", &ca)],
+    );
+    let took = start.elapsed();
+    assert_eq!(code(&out), Some(1), "{}", out.describe());
+    assert!(out.stderr_text().contains("handshake timed out after 700ms"), "{}", out.describe());
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    drop(held.join());
+}

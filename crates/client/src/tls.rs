@@ -118,7 +118,11 @@ impl TlsConfigBuilder {
                 let chain = certificates_from_file(cert, "client certificate")?;
                 let key_der = private_key_from_file(key)?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
-                    Error::TlsSetup(format!("client certificate {} with key {}: {e}", cert.display(), key.display()))
+                    let why = match &e {
+                        rustls::Error::InvalidCertificate(c) => describe_certificate(c, "this certificate"),
+                        other => other.to_string(),
+                    };
+                    Error::TlsSetup(format!("client certificate {} with key {}: {why}", cert.display(), key.display()))
                 })?
             }
         };

@@ -280,6 +280,13 @@ fn unusable_files_are_named_in_the_error() {
         .build()
         .unwrap_err();
     assert!(matches!(&e, Error::TlsSetup(_)), "{e}");
+    // `openssl x509 -req` without any extension: refused, saying why.
+    let e = TlsConfig::builder()
+        .ca_file(pki.ca())
+        .client_certificate(pki.v1_client_cert(), pki.client_key(KeyKind::EcSec1))
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("X.509 version 1"), "{e}");
 }
 
 #[test]

@@ -31,9 +31,11 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
         return usage_error(&name, "No Functions were provided");
     }
     // -S: TLS with the files libgearman's variables name (the server's
-    // certificate is verified, which libgearman does not do).
+    // certificate is verified, which libgearman does not do). A client's
+    // -t limits every wait for the server, the handshake included.
+    let handshake_limit = a.timeout_ms.filter(|ms| *ms > 0 && !a.worker).map(std::time::Duration::from_millis);
     let tls = if a.ssl {
-        match TlsFiles::from_environment().load() {
+        match TlsFiles::from_environment().load_with_handshake_limit(handshake_limit) {
             Ok(t) => Some(t),
             Err(e) => {
                 err_raw(format!("gearman: {e}\n").as_bytes());

@@ -116,6 +116,11 @@ impl Pki {
             false,
         );
         pki.sign("wrong-ca", "wrong-client", "wrong-client");
+        // Signed without any extension: an X.509 version 1 certificate.
+        pki.openssl(&words("req -new -key client-ec.key -out v1-client.csr -subj /CN=old-style"));
+        pki.openssl(&words(
+            "x509 -req -in v1-client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 -out v1-client.pem",
+        ));
         pki
     }
 
@@ -155,6 +160,10 @@ impl Pki {
     }
     pub fn client_key(&self, kind: KeyKind) -> PathBuf {
         self.path(&format!("{}.key", kind.stem()))
+    }
+    /// An X.509 version 1 client certificate, for the EC client key.
+    pub fn v1_client_cert(&self) -> PathBuf {
+        self.path("v1-client.pem")
     }
     pub fn wrong_client_cert(&self) -> PathBuf {
         self.path("wrong-client.pem")
@@ -230,6 +239,11 @@ impl Pki {
         );
         self.openssl(&args.split_whitespace().map(String::from).collect::<Vec<_>>());
     }
+}
+
+/// A command line split at spaces (for arguments without any).
+fn words(line: &str) -> Vec<String> {
+    line.split(' ').map(String::from).collect()
 }
 
 /// How stunnel should present itself.
