@@ -213,13 +213,6 @@ pub(crate) fn describe(e: &std::io::Error) -> String {
         rustls::Error::InvalidMessage(m) => {
             format!("the server does not speak TLS here (it sent something that is not a TLS record: {m:?})")
         }
-        // webpki's reason is wrapped in an opaque error; its name is the
-        // only handle on it. `openssl x509 -req` without any extension
-        // writes such version 1 certificates.
-        other if format!("{other:?}").contains("UnsupportedCertVersion") => format!(
-            "an X.509 version 1 certificate (one without extensions), which is not accepted: \
-             sign it with at least one extension, such as a subjectAltName ({other})"
-        ),
         other => other.to_string(),
     }
 }
