@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use sprocket_client::{ServerAddr, ServerStream, TlsConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How long to wait for a connection or a reply.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,17 +18,14 @@ pub fn is_listing(command: &str) -> bool {
 
 /// One admin connection.
 pub struct AdminConn {
-    stream: TcpStream,
+    stream: ServerStream,
     buf: Vec<u8>,
 }
 
 impl AdminConn {
-    /// Connects to `host:port`.
-    pub async fn connect(target: &str) -> anyhow::Result<AdminConn> {
-        let stream = tokio::time::timeout(ADMIN_TIMEOUT, TcpStream::connect(target))
-            .await
-            .map_err(|_| anyhow!("timed out connecting to {target}"))?
-            .with_context(|| format!("cannot connect to {target}"))?;
+    /// Connects to `server`, over TLS when `tls` is given.
+    pub async fn connect(server: &ServerAddr, tls: Option<&TlsConfig>) -> anyhow::Result<AdminConn> {
+        let stream = sprocket_client::connect(server, tls, ADMIN_TIMEOUT).await?;
         Ok(AdminConn { stream, buf: Vec::new() })
     }
 
@@ -46,6 +43,8 @@ impl AdminConn {
         let mut line = command.to_vec();
         line.extend_from_slice(b"\r\n");
         self.stream.write_all(&line).await.context("sending an admin command")?;
+        // A no-op on TCP; a TLS session may hold the record until flushed.
+        self.stream.flush().await.context("sending an admin command")?;
         let shown = String::from_utf8_lossy(command).into_owned();
         let command = shown.as_str();
         let listing = is_listing(command);

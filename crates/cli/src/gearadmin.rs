@@ -6,8 +6,11 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use sprocket_client::ServerAddr;
+
 use crate::admin::AdminConn;
 use crate::output::{err_raw, out_raw as out};
+use crate::tls::TlsFiles;
 
 /// gearadmin's operations in its option-table order; they run in reverse.
 const OPERATIONS: &[(&str, Option<&str>)] = &[
@@ -61,7 +64,8 @@ fn help() -> String {
   --status                       per-function totals\n\
   --priority-status              queued jobs per priority\n\
   --workers                      list connections and their functions\n\
-  -S [ --ssl ]                   SSL (not supported by Sprocket)\n\n"
+  -S [ --ssl ]                   TLS; files from GEARMAND_CA_CERTIFICATE,\n\
+                                 GEARMAN_CLIENT_PEM, GEARMAN_CLIENT_KEY\n\n"
         .to_string()
 }
 
@@ -109,6 +113,7 @@ pub fn main(argv: &[OsString]) -> i32 {
     let args = argv.get(1..).unwrap_or(&[]);
     let mut host = "localhost".to_string();
     let mut port = "4730".to_string();
+    let mut ssl = false;
     let mut seen: Vec<&'static str> = Vec::new();
     // Values are bytes: a function name or handle is sent as given.
     let mut ops: Vec<(&'static str, Vec<u8>)> = Vec::new();
@@ -163,9 +168,7 @@ pub fn main(argv: &[OsString]) -> i32 {
             }
             "host" => host = String::from_utf8_lossy(&value).into_owned(),
             "port" => port = String::from_utf8_lossy(&value).into_owned(),
-            // Debian's gearadmin ignores --ssl and talks plain TCP; so do
-            // we, but say so.
-            "ssl" => err_raw(b"gearadmin: warning: SSL (--ssl) is not supported by Sprocket; using plain TCP\n"),
+            "ssl" => ssl = true,
             op => ops.push((op, value)),
         }
     }
@@ -183,8 +186,28 @@ pub fn main(argv: &[OsString]) -> i32 {
         }
     };
     let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let server = match target.parse::<ServerAddr>() {
+        Ok(s) => s,
+        Err(e) => {
+            err_raw(format!("Error: Error connecting to {host}: {e}\n").as_bytes());
+            return 1;
+        }
+    };
+    // -S: TLS with the files libgearman's variables name (the server's
+    // certificate is verified, which libgearman does not do).
+    let tls = if ssl {
+        match TlsFiles::from_environment().load() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                err_raw(format!("Error: {e}\n").as_bytes());
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     rt.block_on(async move {
-        let mut conn = match AdminConn::connect(&target).await {
+        let mut conn = match AdminConn::connect(&server, tls.as_ref()).await {
             Ok(c) => c,
             Err(e) => {
                 err_raw(format!("Error: Error connecting to {host}: {e:#}\n").as_bytes());

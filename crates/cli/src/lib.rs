@@ -12,6 +12,7 @@ pub mod getopt;
 pub mod output;
 pub mod process;
 pub mod sprocket;
+pub mod tls;
 
 /// Which interface `argv[0]` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

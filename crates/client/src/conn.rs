@@ -6,46 +6,22 @@ use std::time::Duration;
 use bytes::BytesMut;
 use sprocket_proto::{Decoder, Frame, Magic, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 use crate::addr::ServerAddr;
 use crate::error::{Error, Result};
-
-/// Opens a TCP connection with a time limit and TCP_NODELAY.
-pub(crate) async fn connect(addr: &ServerAddr, limit: Duration) -> Result<TcpStream> {
-    let target = addr.socket_string();
-    let stream = match tokio::time::timeout(limit, TcpStream::connect(&target)).await {
-        Err(_) => return Err(Error::Connect { addr: target, message: format!("timed out after {limit:?}") }),
-        Ok(Err(e)) => return Err(Error::Connect { addr: target, message: e.to_string() }),
-        Ok(Ok(s)) => s,
-    };
-    // Small request/response packets: don't let Nagle delay them.
-    let _ = stream.set_nodelay(true);
-    // Lets the kernel notice a peer that vanished without closing (host
-    // powered off); the workers' idle check notices it sooner.
-    let keepalive = socket2::TcpKeepalive::new().with_time(KEEPALIVE_IDLE).with_interval(KEEPALIVE_INTERVAL);
-    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
-        tracing::debug!(server = %target, error = %e, "cannot enable TCP keepalive");
-    }
-    Ok(stream)
-}
-
-/// Quiet time before the first TCP keepalive probe.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-/// Time between unanswered keepalive probes.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+use crate::tls::{self, TlsConfig};
+use crate::transport::{self, ReadSide, WriteSide};
 
 /// The reading half: a buffer plus the protocol decoder.
 pub(crate) struct PacketReader {
-    half: OwnedReadHalf,
+    half: ReadSide,
     buf: BytesMut,
     decoder: Decoder,
     addr: String,
 }
 
 impl PacketReader {
-    pub(crate) fn new(half: OwnedReadHalf, addr: String) -> PacketReader {
+    pub(crate) fn new(half: ReadSide, addr: String) -> PacketReader {
         PacketReader { half, buf: BytesMut::with_capacity(8192), decoder: Decoder::default(), addr }
     }
 
@@ -72,7 +48,7 @@ impl PacketReader {
                 Err(e) => return Err(Error::Protocol(format!("from {}: {e}", self.addr))),
                 Ok(None) => {}
             }
-            let n = self.half.read_buf(&mut self.buf).await.map_err(|e| self.lost(e.to_string()))?;
+            let n = self.half.read_buf(&mut self.buf).await.map_err(|e| self.lost(tls::describe(&e)))?;
             if n == 0 {
                 return Err(self.lost("closed by the server".into()));
             }
@@ -86,13 +62,13 @@ impl PacketReader {
 
 /// The writing half.
 pub(crate) struct PacketWriter {
-    half: OwnedWriteHalf,
+    half: WriteSide,
     buf: BytesMut,
     addr: String,
 }
 
 impl PacketWriter {
-    pub(crate) fn new(half: OwnedWriteHalf, addr: String) -> PacketWriter {
+    pub(crate) fn new(half: WriteSide, addr: String) -> PacketWriter {
         PacketWriter { half, buf: BytesMut::with_capacity(8192), addr }
     }
 
@@ -107,16 +83,20 @@ impl PacketWriter {
             return Ok(());
         }
         let data = self.buf.split();
-        self.half
-            .write_all(&data)
-            .await
-            .map_err(|e| Error::ConnectionLost { addr: self.addr.clone(), message: e.to_string() })
+        let lost = |e: std::io::Error| Error::ConnectionLost { addr: self.addr.clone(), message: tls::describe(&e) };
+        self.half.write_all(&data).await.map_err(lost)?;
+        // A no-op on TCP; a TLS session may hold the last record until flushed.
+        self.half.flush().await.map_err(lost)
     }
 }
 
-/// Connects and splits into reader and writer.
-pub(crate) async fn open(addr: &ServerAddr, limit: Duration) -> Result<(PacketReader, PacketWriter)> {
-    let stream = connect(addr, limit).await?;
+/// Connects (with TLS when `tls` is given) and splits into reader and writer.
+pub(crate) async fn open(
+    addr: &ServerAddr,
+    tls: Option<&TlsConfig>,
+    limit: Duration,
+) -> Result<(PacketReader, PacketWriter)> {
+    let stream = transport::connect(addr, tls, limit).await?;
     let (r, w) = stream.into_split();
     let name = addr.to_string();
     Ok((PacketReader::new(r, name.clone()), PacketWriter::new(w, name)))

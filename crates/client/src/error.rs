@@ -36,6 +36,21 @@ pub enum Error {
         /// The operating system's reason.
         message: String,
     },
+    /// The TLS handshake with a server failed (certificate not trusted,
+    /// expired or for another name, the server refused ours, or the server
+    /// does not speak TLS). The connection is closed; nothing is sent in
+    /// plain text instead.
+    #[error("TLS with {addr} failed: {message}")]
+    Tls {
+        /// The server address.
+        addr: String,
+        /// What went wrong, in words.
+        message: String,
+    },
+    /// The TLS settings cannot be used (a CA, certificate or key file is
+    /// missing, unreadable or holds nothing usable).
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
     /// Every configured server is down or backing off after a failure.
     #[error("no job server available (tried {tried})")]
     NoServerAvailable {
@@ -98,6 +113,9 @@ impl Error {
     /// True when the error came from the network or a server being down,
     /// so trying another server may help.
     pub fn is_connection_error(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::NoServerAvailable { .. } | Error::ConnectionLost { .. })
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Tls { .. } | Error::NoServerAvailable { .. } | Error::ConnectionLost { .. }
+        )
     }
 }

@@ -16,6 +16,10 @@
 //! delivery is at-least-once, see [`ClientOptions::response_timeout`]).
 //! Every wait has a time limit (see [`ClientOptions`] and [`WorkerOptions`]).
 //!
+//! Connections may use TLS ([`TlsConfig`], set in the `tls` field of the
+//! options): the server's certificate is always verified, and a client
+//! certificate can be presented.
+//!
 //! ```no_run
 //! use sprocket_client::{Client, Job, JobError, Worker};
 //!
@@ -42,6 +46,9 @@ mod client;
 mod conn;
 mod error;
 mod job;
+mod probe;
+mod tls;
+mod transport;
 mod worker;
 
 pub use addr::{IntoServers, ServerAddr, DEFAULT_PORT};
@@ -49,4 +56,7 @@ pub use bytes::Bytes;
 pub use client::{BatchResult, Client, ClientOptions, JobStream};
 pub use error::{Error, Result};
 pub use job::{JobEvent, JobHandle, JobRequest, JobStatus, Priority, Unique, UniqueStatus};
+pub use probe::{probe, probe_blocking};
+pub use tls::{TlsConfig, TlsConfigBuilder, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use transport::{connect, ServerStream};
 pub use worker::{HandlerFuture, Job, JobError, Worker, WorkerHandle, WorkerOptions, WorkerStats};

@@ -159,7 +159,8 @@ Options for both modes:\n\
 \t-t <timeout>  - I/O timeout in milliseconds\n\
 \t-i <pidfile>  - write the process id to this file\n\
 \t-d            - detach and run as a daemon\n\
-\t-S            - SSL (not supported by Sprocket)\n\
+\t-S            - TLS; files from GEARMAND_CA_CERTIFICATE, GEARMAN_CLIENT_PEM,\n\
+\t                GEARMAN_CLIENT_KEY (the server's certificate is verified)\n\
 \n\
 Client mode:\n\
 \t-b            - submit background jobs\n\

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sprocket_client::{Client, ClientOptions, JobEvent, JobRequest, Priority};
+use sprocket_client::{Client, ClientOptions, JobEvent, JobRequest, Priority, TlsConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Stdin};
 
 use super::args::GearmanArgs;
@@ -23,7 +23,7 @@ struct Fatal(String);
 /// line of standard input) only when those jobs have finished. So
 /// `tail -f log | gearman -n -f f` streams, results come out in input
 /// order, and jobs sharing a `-u` unique do not merge.
-pub async fn run(a: &GearmanArgs) -> i32 {
+pub async fn run(a: &GearmanArgs, tls: Option<TlsConfig>) -> i32 {
     if a.timeout_ms == Some(0) {
         // `-t 0` (or `-t abc`, which atoi reads as 0) is a zero timeout in
         // gearman(1): nothing is submitted and the wait fails at once.
@@ -39,6 +39,7 @@ pub async fn run(a: &GearmanArgs) -> i32 {
         response_timeout: timeout.unwrap_or(Duration::from_secs(30)),
         retry_max: Duration::from_millis(1),
         retry_initial: Duration::from_millis(1),
+        tls,
         ..ClientOptions::default()
     };
     let client = match Client::with_options(a.servers(), options) {

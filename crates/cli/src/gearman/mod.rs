@@ -7,6 +7,7 @@ pub(crate) mod worker;
 
 use crate::command::JobCommand;
 use crate::output::err_raw;
+use crate::tls::TlsFiles;
 
 /// Runs gearman mode with the full argv; returns the exit status.
 pub fn main(argv: &[std::ffi::OsString]) -> i32 {
@@ -29,10 +30,21 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     if a.functions.is_empty() {
         return usage_error(&name, "No Functions were provided");
     }
-    if a.ssl {
-        // Debian's gearman ignores -S and talks plain TCP; so do we, but say so.
-        err_raw(b"gearman: warning: SSL (-S) is not supported by Sprocket; using plain TCP\n");
-    }
+    // -S: TLS with the files libgearman's variables name (the server's
+    // certificate is verified, which libgearman does not do). A client's
+    // -t limits every wait for the server, the handshake included.
+    let handshake_limit = a.timeout_ms.filter(|ms| *ms > 0 && !a.worker).map(std::time::Duration::from_millis);
+    let tls = if a.ssl {
+        match TlsFiles::from_environment().load_with_handshake_limit(handshake_limit) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                err_raw(format!("gearman: {e}\n").as_bytes());
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     if a.worker && a.functions.iter().any(Vec::is_empty) {
         err_raw(b"gearman: gearman_worker_add_function : _worker_function_create(GEARMAN_INVALID_ARGUMENT) invalid function\n");
         return 1;
@@ -46,7 +58,7 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
     }
     if a.worker && a.daemon {
         // Check the servers before detaching, so the error is seen.
-        if let Err(msg) = worker::check_servers(&a) {
+        if let Err(msg) = worker::check_servers(&a, tls.as_ref()) {
             err_raw(format!("gearman: gearman_worker_work : {msg}\n").as_bytes());
             return 1;
         }
@@ -83,9 +95,9 @@ pub fn main(argv: &[std::ffi::OsString]) -> i32 {
         }
     };
     if a.worker {
-        rt.block_on(worker::run(&a, command))
+        rt.block_on(worker::run(&a, command, tls))
     } else {
-        rt.block_on(client::run(&a))
+        rt.block_on(client::run(&a, tls))
     }
 }
 

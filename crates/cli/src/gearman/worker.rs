@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sprocket_client::{Job, JobError, ServerAddr, Worker, WorkerOptions};
+use sprocket_client::{Job, JobError, ServerAddr, TlsConfig, Worker, WorkerOptions};
 
 use super::args::GearmanArgs;
 use crate::command::{JobCommand, OutputMode};
 use crate::output::err_raw;
 
 /// Runs worker mode until `-c` jobs are done or a stop signal arrives.
-pub async fn run(a: &GearmanArgs, command: Option<JobCommand>) -> i32 {
+pub async fn run(a: &GearmanArgs, command: Option<JobCommand>, tls: Option<TlsConfig>) -> i32 {
     let servers = match ServerAddr::parse_list(&a.servers()) {
         Ok(s) if !s.is_empty() => s,
         Ok(_) => {
@@ -27,7 +27,7 @@ pub async fn run(a: &GearmanArgs, command: Option<JobCommand>) -> i32 {
     };
     // Refuse to start when no server answers at all: a clear error beats
     // gearman's endless retry loop. Later outages are retried with backoff.
-    if let Err(msg) = any_reachable(&servers).await {
+    if let Err(msg) = any_reachable(&servers, tls.as_ref()).await {
         err_raw(format!("gearman: gearman_worker_work : {msg}\n").as_bytes());
         return 1;
     }
@@ -35,6 +35,7 @@ pub async fn run(a: &GearmanArgs, command: Option<JobCommand>) -> i32 {
     let options = WorkerOptions {
         max_jobs: (a.count > 0).then_some(a.count),
         retry_max: Duration::from_secs(5),
+        tls,
         ..WorkerOptions::default()
     };
     let mut worker = match Worker::with_options(servers, options) {
@@ -154,32 +155,24 @@ async fn run_with_idle_timeout(
     handle.wait().await
 }
 
-/// Whether any of the servers accepts a connection, checked without a
-/// runtime (so it can run before `-d` forks); the error names each.
-pub fn check_servers(a: &GearmanArgs) -> Result<(), String> {
+/// Whether any of the servers accepts a connection (and, with `tls`, a
+/// TLS session), checked without a runtime (so it can run before `-d`
+/// forks); the error names each.
+pub fn check_servers(a: &GearmanArgs, tls: Option<&TlsConfig>) -> Result<(), String> {
     let servers = ServerAddr::parse_list(&a.servers()).map_err(|e| e.to_string())?;
-    any_server_answers(&servers)
+    any_server_answers(&servers, tls)
 }
 
-/// Ok once one of `servers` accepts a TCP connection (5 s each at most);
+/// Ok once one of `servers` accepts a TCP connection (5 s each at most)
+/// and, with `tls`, completes a TLS handshake whose certificate verifies;
 /// otherwise every server's error. Blocking: for use before a runtime
 /// exists (and before a daemon detaches, so the error is seen).
-pub fn any_server_answers(servers: &[ServerAddr]) -> Result<(), String> {
-    use std::net::ToSocketAddrs;
+pub fn any_server_answers(servers: &[ServerAddr], tls: Option<&TlsConfig>) -> Result<(), String> {
     let mut errors = Vec::new();
     for s in servers {
-        let addrs = match s.socket_string().to_socket_addrs() {
-            Ok(addrs) => addrs,
-            Err(e) => {
-                errors.push(format!("could not connect to {s}: {e}"));
-                continue;
-            }
-        };
-        for addr in addrs {
-            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
-                Ok(_) => return Ok(()),
-                Err(e) => errors.push(format!("could not connect to {s}: {e}")),
-            }
+        match sprocket_client::probe_blocking(s, tls, Duration::from_secs(5)) {
+            Ok(()) => return Ok(()),
+            Err(e) => errors.push(describe(s, &e)),
         }
     }
     if errors.is_empty() {
@@ -188,16 +181,24 @@ pub fn any_server_answers(servers: &[ServerAddr]) -> Result<(), String> {
     Err(errors.join("; "))
 }
 
-async fn any_reachable(servers: &[ServerAddr]) -> Result<(), String> {
+async fn any_reachable(servers: &[ServerAddr], tls: Option<&TlsConfig>) -> Result<(), String> {
     let mut errors = Vec::new();
     for s in servers {
-        match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(s.socket_string())).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => errors.push(format!("could not connect to {s}: {e}")),
-            Err(_) => errors.push(format!("could not connect to {s}: timed out")),
+        match sprocket_client::probe(s, tls, Duration::from_secs(5)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => errors.push(describe(s, &e)),
         }
     }
     Err(errors.join("; "))
+}
+
+/// "could not connect to S: why" as before TLS, and the TLS error's own
+/// words (which name the server) for a failed handshake.
+fn describe(server: &ServerAddr, e: &sprocket_client::Error) -> String {
+    match e {
+        sprocket_client::Error::Connect { message, .. } => format!("could not connect to {server}: {message}"),
+        other => other.to_string(),
+    }
 }
 
 async fn handle(job: Job, command: Option<JobCommand>, mode: OutputMode) -> Result<Bytes, JobError> {

@@ -108,6 +108,7 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    let tls = a.server.tls()?;
     let many = servers.len() > 1;
     // A handle belongs to one server: with several, the others' UNKNOWN_JOB
     // is expected, and the cancel failed only if no server knew the job.
@@ -116,7 +117,7 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut json_out = Vec::new();
     for s in &servers {
-        let mut conn = AdminConn::connect(&s.socket_string()).await?;
+        let mut conn = AdminConn::connect(s, tls.as_ref()).await?;
         let reply = conn.command(&line).await?;
         let first = reply.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
         if let Some(err) = first.strip_prefix("ERR ") {

@@ -6,7 +6,12 @@ mod submit;
 mod table;
 mod work;
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
+use sprocket_client::TlsConfig;
+
+use crate::tls::TlsFiles;
 
 /// Sprocket: a Gearman job server toolkit. Invoked as `gearman` or
 /// `gearadmin` (a symlink) it behaves like those tools instead.
@@ -38,6 +43,34 @@ pub struct ServerOpt {
     /// Job servers, comma-separated `host[:port]` (default port 4730).
     #[arg(short = 's', long = "servers", env = "GEARMAN_SERVER", default_value = "localhost:4730")]
     pub servers: String,
+    /// Speak TLS to the servers, verifying their certificates (against the
+    /// system's CAs unless a CA file is given). Implied by the other --ssl-* flags.
+    #[arg(long)]
+    pub ssl: bool,
+    /// CA certificates (PEM) that sign the servers' certificates
+    /// [default with TLS on: $GEARMAND_CA_CERTIFICATE, else the system's CAs].
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present [default with TLS on: $GEARMAN_CLIENT_PEM].
+    #[arg(long, value_name = "FILE")]
+    pub ssl_cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate [default with TLS on: $GEARMAN_CLIENT_KEY].
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key: Option<PathBuf>,
+}
+
+impl ServerOpt {
+    /// The TLS settings, or `None` for plain TCP: TLS is on with `--ssl` or
+    /// any `--ssl-*` file; files not given as flags come from libgearman's
+    /// variables.
+    pub fn tls(&self) -> anyhow::Result<Option<TlsConfig>> {
+        let flags = TlsFiles { ca: self.ssl_ca.clone(), certificate: self.ssl_cert.clone(), key: self.ssl_key.clone() };
+        if !self.ssl && flags == TlsFiles::default() {
+            return Ok(None);
+        }
+        let config = flags.or(TlsFiles::from_environment()).load().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(config))
+    }
 }
 
 /// Runs the sprocket interface with the full argv; returns the exit status.

@@ -96,7 +96,7 @@ pub struct StatusArgs {
 }
 
 fn client(server: &ServerOpt, timeout: Option<Duration>) -> anyhow::Result<Client> {
-    let mut opts = ClientOptions { job_timeout: timeout, ..ClientOptions::default() };
+    let mut opts = ClientOptions { job_timeout: timeout, tls: server.tls()?, ..ClientOptions::default() };
     if let Some(t) = timeout {
         opts.response_timeout = t;
     }

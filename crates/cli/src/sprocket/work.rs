@@ -62,7 +62,8 @@ impl WorkArgs {
         // so the error is seen): a worker that only retried in silence
         // looked like one waiting for jobs. Later outages are retried.
         let servers = ServerAddr::parse_list(&self.server.servers).context("bad server list")?;
-        crate::gearman::worker::any_server_answers(&servers)
+        let tls = self.server.tls()?;
+        crate::gearman::worker::any_server_answers(&servers, tls.as_ref())
             .map_err(|e| anyhow::anyhow!("no job server answers: {e}"))?;
         if self.daemon {
             crate::process::daemonize()?;
@@ -79,6 +80,7 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<i32> {
         concurrency: a.concurrency.max(1),
         max_jobs: a.count,
         client_id: a.id.clone(),
+        tls: a.server.tls()?,
         ..WorkerOptions::default()
     };
     let mut worker = Worker::with_options(a.server.servers.as_str(), options).context("bad server list")?;

@@ -4,7 +4,7 @@
 //! waiting, and WORK_* packets are routed by job handle.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use sprocket_proto::{Request, Response};
@@ -37,6 +37,10 @@ pub(crate) struct Command {
 pub(crate) struct CommandSender {
     tx: mpsc::UnboundedSender<Command>,
     close: Arc<Notify>,
+    /// Why the connection ended, once it has: a request sent too late
+    /// (say, right after a TLS handshake the server then rejects) can
+    /// report the real cause instead of a bare "closed".
+    ended: Arc<OnceLock<Error>>,
 }
 
 impl CommandSender {
@@ -44,6 +48,11 @@ impl CommandSender {
     /// command is then dropped, and its waiter sees the channel closed).
     pub(crate) fn send(&self, cmd: Command) -> bool {
         self.tx.send(cmd).is_ok()
+    }
+
+    /// The error that ended the connection, once it has ended with one.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.ended.get().cloned()
     }
 
     /// True once the connection task has ended.
@@ -67,8 +76,9 @@ impl CommandSender {
 pub(crate) fn spawn(reader: PacketReader, writer: PacketWriter, server: ServerAddr) -> CommandSender {
     let (tx, rx) = mpsc::unbounded_channel();
     let close = Arc::new(Notify::new());
-    tokio::spawn(run(reader, writer, rx, close.clone(), server));
-    CommandSender { tx, close }
+    let ended = Arc::new(OnceLock::new());
+    tokio::spawn(run(reader, writer, rx, close.clone(), ended.clone(), server));
+    CommandSender { tx, close, ended }
 }
 
 struct State {
@@ -117,6 +127,7 @@ async fn run(
     mut writer: PacketWriter,
     mut rx: mpsc::UnboundedReceiver<Command>,
     close: Arc<Notify>,
+    ended: Arc<OnceLock<Error>>,
     server: ServerAddr,
 ) {
     let addr = server.to_string();
@@ -158,6 +169,7 @@ async fn run(
         }
     };
     tracing::debug!(server = %addr, error = %failure, "client connection closed");
+    let _ = ended.set(failure.clone());
     state.fail_all(&failure);
     // Refuse whatever was queued behind the failure.
     rx.close();

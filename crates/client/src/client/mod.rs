@@ -18,6 +18,7 @@ use crate::backoff::Backoff;
 use crate::conn;
 use crate::error::{Error, Result};
 use crate::job::{JobEvent, JobHandle, JobRequest, JobStatus, UniqueStatus};
+use crate::tls::TlsConfig;
 use connection::{Command, CommandSender, Reply};
 pub use stream::JobStream;
 
@@ -54,6 +55,10 @@ pub struct ClientOptions {
     pub retry_max: Duration,
     /// Client id sent with SET_CLIENT_ID (shown by the admin `workers` listing).
     pub client_id: Option<String>,
+    /// Speak TLS to every server, verifying its certificate; `None` is
+    /// plain TCP. A failed handshake fails that server's connection with
+    /// [`Error::Tls`] (and the client moves on to the next server).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +71,7 @@ impl Default for ClientOptions {
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             client_id: None,
+            tls: None,
         }
     }
 }
@@ -451,8 +457,9 @@ impl Client {
         let (ctx, crx) = oneshot::channel();
         let cmd = Command { request: request.clone(), reply: Reply::Submit { created: ctx, events } };
         if !sender.send(cmd) {
-            self.mark_failed(i, &sender, "connection closed".into()).await;
-            return Err(self.lost(i, "connection closed"));
+            let e = sender.failure().unwrap_or_else(|| self.lost(i, "connection closed"));
+            self.mark_failed(i, &sender, e.to_string()).await;
+            return Err(e);
         }
         self.await_answer(i, &sender, crx, "JOB_CREATED").await
     }
@@ -474,7 +481,7 @@ impl Client {
                 self.mark_failed(i, sender, e.to_string()).await;
                 Err(e)
             }
-            Ok(Err(_)) => Err(self.lost(i, "connection task ended")),
+            Ok(Err(_)) => Err(sender.failure().unwrap_or_else(|| self.lost(i, "connection task ended"))),
             Ok(Ok(r)) => r,
         }
     }
@@ -492,7 +499,7 @@ impl Client {
         let sender = self.sender(i).await?;
         let (tx, rx) = oneshot::channel();
         if !sender.send(Command { request, reply: Reply::Single(tx) }) {
-            return Err(self.lost(i, "connection closed"));
+            return Err(sender.failure().unwrap_or_else(|| self.lost(i, "connection closed")));
         }
         self.await_answer(i, &sender, rx, what).await
     }
@@ -542,7 +549,7 @@ impl Client {
 
     async fn open(&self, addr: &ServerAddr) -> Result<CommandSender> {
         let opts = &self.inner.options;
-        let (reader, writer) = conn::open(addr, opts.connect_timeout).await?;
+        let (reader, writer) = conn::open(addr, opts.tls.as_ref(), opts.connect_timeout).await?;
         let sender = connection::spawn(reader, writer, addr.clone());
         if let Some(id) = &opts.client_id {
             let _ = sender.send(Command {
@@ -556,10 +563,23 @@ impl Client {
                 request: Request::OptionReq { name: Bytes::from_static(b"exceptions") },
                 reply: Reply::Single(tx),
             });
+            let ended = |sender: &CommandSender| {
+                sender.failure().unwrap_or_else(|| Error::ConnectionLost {
+                    addr: addr.to_string(),
+                    message: "closed before answering OPTION_REQ".into(),
+                })
+            };
             match tokio::time::timeout(opts.response_timeout, rx).await {
                 Ok(Ok(Ok(_))) => {}
+                // The connection broke before the answer (a server that
+                // requires a client certificate may refuse ours only after
+                // a TLS 1.3 handshake, before its first answer): that
+                // error is the one to report, not a refused option.
+                Ok(Ok(Err(e))) if e.is_connection_error() => return Err(e),
                 Ok(Ok(Err(e))) => tracing::warn!(server = %addr, error = %e, "server refused the exceptions option"),
-                _ => {
+                // The connection ended before the request was taken in.
+                Ok(Err(_)) => return Err(ended(&sender)),
+                Err(_) => {
                     // Hung server: don't leave the task waiting on it.
                     sender.close();
                     return Err(Error::Connect { addr: addr.to_string(), message: "no answer to OPTION_REQ".into() });

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::addr::{IntoServers, ServerAddr};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
+use crate::tls::TlsConfig;
 pub use job::{Job, JobError};
 
 /// The future a handler returns.
@@ -61,6 +62,10 @@ pub struct WorkerOptions {
     /// an ECHO_REQ. A server that lost power, or a proxy that dropped the
     /// server side, is otherwise never noticed: no NOOP ever comes.
     pub idle_check: Duration,
+    /// Speak TLS to every server, verifying its certificate; `None` is
+    /// plain TCP. A failed handshake counts as a failed connection: the
+    /// worker retries it with backoff, as for a server that is down.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for WorkerOptions {
@@ -74,6 +79,7 @@ impl Default for WorkerOptions {
             max_jobs: None,
             response_timeout: Duration::from_secs(30),
             idle_check: Duration::from_secs(10),
+            tls: None,
         }
     }
 }

@@ -25,7 +25,8 @@ struct Assignment {
 /// Runs one session. Returns whether the connection was made, and `Ok`
 /// when it ended because of a stop request.
 pub(super) async fn run(shared: &Arc<Shared>, addr: &ServerAddr, stop: watch::Receiver<bool>) -> (bool, Result<()>) {
-    let (reader, mut writer) = match conn::open(addr, shared.options.connect_timeout).await {
+    let (reader, mut writer) = match conn::open(addr, shared.options.tls.as_ref(), shared.options.connect_timeout).await
+    {
         Ok(c) => c,
         Err(e) => return (false, Err(e)),
     };
