@@ -3,8 +3,7 @@
 //! completed jobs' rows are deleted, a crash under load loses no
 //! acknowledged job, and a database missing at start-up is a clear error.
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;

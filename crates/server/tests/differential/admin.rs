@@ -63,7 +63,7 @@ fn listings_scenario(port: u16, rec: &mut Recorder) {
     rec.admin(&mut admin, "cancel job H:nosuchhost:999\r\n");
     // What `show jobs` and `prioritystatus` list after the cancel differs on
     // purpose: gearmand keeps the cancelled job until a worker reaps it
-    // (gearman-reference.md §8.2), Sprocket removes it at once (differential_sprocket_fixes.rs).
+    // (gearman-reference.md §8.2), Sprocket removes it at once (sprocket_fixes.rs).
 }
 
 /// Every one-line command and error reply.

@@ -1,8 +1,7 @@
 //! The default durable store: background jobs that got JOB_CREATED survive
 //! `kill -9` and a restart.
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::collections::HashSet;
 use std::path::Path;

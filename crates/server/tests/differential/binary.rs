@@ -2,7 +2,7 @@
 //! server under test and to gearmand 1.1.20, and everything the clients and
 //! workers receive compared (after the normalisations documented in
 //! `sprocket_testkit::differential`). Behaviour where Sprocket deliberately
-//! differs from gearmand is in differential_sprocket_fixes.rs instead.
+//! differs from gearmand is in sprocket_fixes.rs instead.
 
 use std::path::Path;
 

@@ -4,8 +4,7 @@
 //! replayed rows stay until their jobs end, so a crash after the restart
 //! loses none of them.
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::process::Command;
 use std::time::Duration;

@@ -3,8 +3,7 @@
 //! sprocketd started with the same queue flags replays those jobs, runs
 //! them with their data and priority, and deletes their rows.
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::process::Command;
 use std::time::Duration;

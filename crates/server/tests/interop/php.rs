@@ -158,7 +158,7 @@ fn php_worker_over_its_time_limit_fails_the_job_with_timeout_action_fail() {
 /// An epoch job submitted for two seconds ahead reaches a PHP worker that
 /// is asleep in PRE_SLEEP when it becomes due, not before (sprocketd only:
 /// gearmand never wakes the sleeping worker, see
-/// differential_sprocket_fixes.rs).
+/// differential/sprocket_fixes.rs).
 #[test]
 fn php_worker_asleep_in_pre_sleep_is_woken_for_an_epoch_job_when_it_is_due() {
     if sprocket_testkit::server_under_test_name() == "gearmand" {

@@ -4,8 +4,7 @@
 //! flags, the operators' GROUP BY and DELETE queries), seeds 001/004
 //! (the legacy libdrizzle flags).
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::process::Command;
 use std::time::Duration;

@@ -8,8 +8,7 @@
 //! and the deletes of jobs completed during the outage are written, so no
 //! stale row brings a finished job back after a restart.
 
-mod common;
-mod store_support;
+use crate::{common, store_support};
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};

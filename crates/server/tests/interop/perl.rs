@@ -2,7 +2,7 @@
 //! 2.004) against the server under test: do_task with on_status,
 //! dispatch_background + get_status, task sets. The worker's false-value
 //! and die() cases, where Sprocket deliberately differs from gearmand, are
-//! in differential_sprocket_fixes.rs.
+//! in differential/sprocket_fixes.rs.
 
 use std::path::Path;
 use std::process::Command;
