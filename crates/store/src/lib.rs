@@ -16,6 +16,7 @@ use thiserror::Error;
 mod config;
 mod ident;
 mod netops;
+mod op;
 mod rows;
 mod textkey;
 
@@ -27,6 +28,7 @@ pub mod sqlite;
 pub mod writer;
 
 pub use config::{open, StoreConfig, SyncMode};
+pub use op::StoreOp;
 
 /// One persisted background job, as gearmand's queue plugins store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +62,6 @@ impl StoredJob {
 /// unique starts with this is restored with an empty unique, or with `-`
 /// when the engine's key says the job had it (it ends in `:-`).
 pub const GENERATED_UNIQUE_PREFIX: &[u8] = b"~sprocket:";
-
-/// A change to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreOp {
-    Insert(StoredJob),
-    Delete(JobKey),
-}
 
 /// Store failures. `Unavailable` means the database could not be reached
 /// (the writer reconnects with backoff); `Rejected` means the database

@@ -28,19 +28,11 @@ pub fn reduce(ops: &[StoreOp]) -> NetOps<'_> {
     }
     let mut last: HashMap<(&[u8], &[u8]), usize> = HashMap::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let key = match op {
-            StoreOp::Insert(job) => (&job.function[..], &job.unique[..]),
-            StoreOp::Delete(key) => (&key.function[..], &key.unique[..]),
-        };
-        last.insert(key, i);
+        last.insert(op.key_parts(), i);
     }
     let mut net = NetOps::default();
     for (i, op) in ops.iter().enumerate() {
-        let key = match op {
-            StoreOp::Insert(job) => (&job.function[..], &job.unique[..]),
-            StoreOp::Delete(key) => (&key.function[..], &key.unique[..]),
-        };
-        if last.get(&key) != Some(&i) {
+        if last.get(&op.key_parts()) != Some(&i) {
             continue;
         }
         match op {
