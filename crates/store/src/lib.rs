@@ -24,6 +24,7 @@ pub mod memory;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+pub mod schema;
 pub mod sqlite;
 pub mod writer;
 
