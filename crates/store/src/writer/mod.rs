@@ -55,8 +55,11 @@
 //! the operations of a commit; `pacing` decides how long a commit waits
 //! for more; `commit` writes a batch and handles its outcome; `reconnect`
 //! brings the streams back with backoff; `placement` picks the thread the
-//! writer runs on. What each kind of operation means to the writer is
-//! said by the operation itself ([`StoreOp`]).
+//! writer runs on. Which of the rules above applies to an operation is
+//! said by the operation itself ([`StoreOp::is_cancellable`],
+//! [`StoreOp::cancels`], [`StoreOp::is_kept_while_down`],
+//! [`StoreOp::is_awaited`], [`StoreOp::undo`]), so a new kind of operation
+//! needs no change here.
 
 mod batch;
 mod commit;
@@ -109,8 +112,8 @@ pub struct WriterConfig {
 }
 
 /// Commits smaller than this never wait to gather more (see
-/// [`WriterConfig::gather_max`]). Measured with SQLite `--sync=full`
-/// (session 7): from 8, 16 one-at-a-time submitters lost 5 %, because
+/// [`WriterConfig::gather_max`]). Measured with SQLite `--sync=full`:
+/// from 8, 16 one-at-a-time submitters lost 5 %, because
 /// their commits, which had alternated between a few jobs and the rest
 /// and so overlapped the clients' turn-around, became one group that
 /// waited for it; from 32 they are unchanged, while 64 submitters gain
