@@ -17,6 +17,9 @@
 //! KEYS.
 //!
 //! A batch is one MULTI/EXEC pipeline: a single round trip.
+//!
+//! The version of this layout is a field of the hash [`META_KEY`], one per
+//! prefix, migrated like the SQL backends' tables (see [`crate::schema`]).
 
 use std::time::Duration;
 
