@@ -23,14 +23,49 @@ pub enum StoreConfig {
     /// Keeps rows in process memory (tests; nothing survives a restart).
     Memory,
     /// `-q libsqlite3 --libsqlite3-db PATH --libsqlite3-table TABLE`.
-    Sqlite { path: PathBuf, table: String, sync: SyncMode },
+    Sqlite {
+        /// The database file, created if missing.
+        path: PathBuf,
+        /// The queue table in it.
+        table: String,
+        /// How each commit is made durable (`--sync`).
+        sync: SyncMode,
+    },
     /// `-q postgres --libpq-conninfo STR --libpq-table TABLE`, with the PG*
     /// environment variables under the conninfo string.
-    Postgres { conninfo: String, table: String },
+    Postgres {
+        /// libpq's key=value or URL form.
+        conninfo: String,
+        /// The queue table, folded to lower case unless it needs quotes.
+        table: String,
+    },
     /// `-q mysql --mysql-host … --mysql-table …`.
-    Mysql { host: String, port: u16, user: String, password: String, db: String, table: String },
+    Mysql {
+        /// Server host name or address (`localhost` on port 3306 means the
+        /// local socket where there is one, as for libmysqlclient).
+        host: String,
+        /// Server port.
+        port: u16,
+        /// User name; empty for the server's default.
+        user: String,
+        /// Password; empty for none.
+        password: String,
+        /// The database that holds the queue table (required).
+        db: String,
+        /// The queue table.
+        table: String,
+    },
     /// `-q redis --redis-server … --redis-prefix …`.
-    Redis { host: String, port: u16, password: Option<String>, prefix: String },
+    Redis {
+        /// Server host name or address.
+        host: String,
+        /// Server port.
+        port: u16,
+        /// Sent with AUTH when given.
+        password: Option<String>,
+        /// The start of every job's key (`<prefix>-<function>-<unique>`).
+        prefix: String,
+    },
 }
 
 impl StoreConfig {

@@ -7,7 +7,10 @@
 //!
 //! Rows use gearmand's table layouts, so a table written by gearmand is
 //! replayed by sprocketd and the usual operator SQL keeps working.
+//! What sprocketd keeps beside them is versioned and migrated by
+//! [`schema`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use bytes::Bytes;
 use sprocket_proto::Priority;
@@ -16,6 +19,7 @@ use thiserror::Error;
 mod config;
 mod ident;
 mod netops;
+mod op;
 mod rows;
 mod textkey;
 
@@ -23,20 +27,25 @@ pub mod memory;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+pub mod schema;
 pub mod sqlite;
 pub mod writer;
 
 pub use config::{open, StoreConfig, SyncMode};
+pub use op::StoreOp;
 
 /// One persisted background job, as gearmand's queue plugins store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJob {
+    /// The function a worker asks for.
     pub function: Bytes,
     /// The row's unique key. For jobs submitted without a coalescing
     /// unique, the engine supplies a generated key (see
     /// `GENERATED_UNIQUE_PREFIX`) so rows never collide.
     pub unique: Bytes,
+    /// The queue the job is replayed into.
     pub priority: Priority,
+    /// The workload, as submitted.
     pub data: Bytes,
     /// Unix seconds before which the job may not run; 0 means now.
     pub when: i64,
@@ -45,11 +54,14 @@ pub struct StoredJob {
 /// Rows are keyed by (function, unique), as in every gearmand plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct JobKey {
+    /// The job's function.
     pub function: Bytes,
+    /// The job's unique key, as stored (generated for jobs without one).
     pub unique: Bytes,
 }
 
 impl StoredJob {
+    /// The key of the job's row.
     pub fn key(&self) -> JobKey {
         JobKey { function: self.function.clone(), unique: self.unique.clone() }
     }
@@ -61,28 +73,30 @@ impl StoredJob {
 /// when the engine's key says the job had it (it ends in `:-`).
 pub const GENERATED_UNIQUE_PREFIX: &[u8] = b"~sprocket:";
 
-/// A change to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreOp {
-    Insert(StoredJob),
-    Delete(JobKey),
-}
-
 /// Store failures. `Unavailable` means the database could not be reached
 /// (the writer reconnects with backoff); `Rejected` means the database
 /// refused the data itself.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// The database could not be reached, or stopped answering; the
+    /// operation may be tried again on a new connection.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The database refused the data itself (a value its columns cannot
+    /// hold); trying again would fail the same way.
     #[error("store rejected the operation: {0}")]
     Rejected(String),
+    /// The settings or the table cannot be used (a bad flag, a table in
+    /// use by another server, a schema newer than this build); the server
+    /// does not start.
     #[error("bad configuration: {0}")]
     Config(String),
+    /// A stored row cannot be read back.
     #[error("corrupt row in store: {0}")]
     Corrupt(String),
 }
 
+/// The store's results, failing with a [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A storage backend. Implementations live in their own modules.

@@ -22,10 +22,8 @@ use crate::netops::dedupe_loaded;
 use crate::rows::{
     loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, NullKeys, Repairs,
 };
+use crate::schema::{self, Dialect};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
-
-/// Version of sprocketd's own layout, kept in `sprocket_meta`.
-pub const SCHEMA_VERSION: i64 = 1;
 
 /// Most rows in one statement.
 const MAX_ROWS_PER_STATEMENT: usize = 512;
@@ -294,8 +292,10 @@ impl MysqlStore {
         self.conn.as_mut().ok_or_else(|| StoreError::Unavailable(format!("{target}: not connected")))
     }
 
-    /// Creates the table, adds `when_to_run` if an old table lacks it,
-    /// records our schema version and decides how keys are stored.
+    /// Adopts the queue table (see [`crate::schema`]): creates it if
+    /// missing and adds `when_to_run` if a table from an old gearmand lacks
+    /// it; brings sprocketd's own tables up to date; and decides how keys
+    /// are stored.
     async fn prepare_schema(&mut self) -> Result<()> {
         let t = self.table_sql.clone();
         let table = self.settings.table.clone();
@@ -323,27 +323,7 @@ impl MysqlStore {
         }
         let binary =
             [type_of("unique_key"), type_of("function_name")].iter().all(|t| t.as_deref().is_some_and(is_binary_type));
-        conn.query_drop(
-            "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table VARCHAR(64) PRIMARY KEY, \
-             schema_version INT NOT NULL) ENGINE=InnoDB",
-        )
-        .await
-        .map_err(|e| classify(&ctx("meta"), e))?;
-        conn.exec_drop(
-            "INSERT IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?, ?)",
-            (table.clone(), SCHEMA_VERSION),
-        )
-        .await
-        .map_err(|e| classify(&ctx("meta"), e))?;
-        let version: Option<i64> = conn
-            .exec_first("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?", (table.clone(),))
-            .await
-            .map_err(|e| classify(&ctx("meta"), e))?;
-        if version.unwrap_or(0) > SCHEMA_VERSION {
-            return Err(StoreError::Config(format!(
-                "table {table} has schema version {version:?}, newer than this sprocketd understands ({SCHEMA_VERSION})"
-            )));
-        }
+        schema::migrate(&mut MysqlCatalog { conn, table: &table }, &table, &t).await?;
         self.form = if binary { KeyForm::Binary } else { KeyForm::Text };
         Ok(())
     }
@@ -554,6 +534,43 @@ impl Store for MysqlStore {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// The migration runner's view of a MySQL connection. MySQL commits each
+/// `CREATE` or `ALTER` at once, so only the version's row is transactional.
+struct MysqlCatalog<'a> {
+    conn: &'a mut Conn,
+    table: &'a str,
+}
+
+fn meta_error(table: &str) -> impl Fn(mysql_async::Error) -> StoreError + '_ {
+    move |e| classify(&format!("preparing table {table}: meta"), e)
+}
+
+#[async_trait::async_trait]
+impl schema::Catalog for MysqlCatalog<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Mysql
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn.query_drop(sql).await.map_err(meta_error(self.table))
+    }
+
+    async fn recorded_version(&mut self) -> Result<i64> {
+        let table = self.table;
+        let insert = "INSERT IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?, 0)";
+        self.conn.exec_drop(insert, (table,)).await.map_err(meta_error(table))?;
+        let select = "SELECT schema_version FROM sprocket_meta WHERE queue_table = ? FOR UPDATE";
+        let found: Option<i64> = self.conn.exec_first(select, (table,)).await.map_err(meta_error(table))?;
+        Ok(found.unwrap_or(0))
+    }
+
+    async fn record_version(&mut self, version: i64) -> Result<()> {
+        let table = self.table;
+        let update = "UPDATE sprocket_meta SET schema_version = ? WHERE queue_table = ?";
+        self.conn.exec_drop(update, (version, table)).await.map_err(meta_error(table))
     }
 }
 

@@ -17,35 +17,31 @@ pub struct NetOps<'a> {
     pub deletes: Vec<&'a JobKey>,
 }
 
+impl<'a> NetOps<'a> {
+    /// Adds the row effect of one operation.
+    fn push(&mut self, op: &'a StoreOp) {
+        match op {
+            StoreOp::Insert(job) => self.upserts.push(job),
+            StoreOp::Delete(key) => self.deletes.push(key),
+        }
+    }
+}
+
 /// Reduces `ops` (in submission order) to their net effect.
 pub fn reduce(ops: &[StoreOp]) -> NetOps<'_> {
+    let mut net = NetOps::default();
     if ops.len() == 1 {
         // The common single-op case needs no map.
-        return match &ops[0] {
-            StoreOp::Insert(job) => NetOps { upserts: vec![job], deletes: vec![] },
-            StoreOp::Delete(key) => NetOps { upserts: vec![], deletes: vec![key] },
-        };
+        net.push(&ops[0]);
+        return net;
     }
     let mut last: HashMap<(&[u8], &[u8]), usize> = HashMap::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let key = match op {
-            StoreOp::Insert(job) => (&job.function[..], &job.unique[..]),
-            StoreOp::Delete(key) => (&key.function[..], &key.unique[..]),
-        };
-        last.insert(key, i);
+        last.insert(op.key_parts(), i);
     }
-    let mut net = NetOps::default();
     for (i, op) in ops.iter().enumerate() {
-        let key = match op {
-            StoreOp::Insert(job) => (&job.function[..], &job.unique[..]),
-            StoreOp::Delete(key) => (&key.function[..], &key.unique[..]),
-        };
-        if last.get(&key) != Some(&i) {
-            continue;
-        }
-        match op {
-            StoreOp::Insert(job) => net.upserts.push(job),
-            StoreOp::Delete(key) => net.deletes.push(key),
+        if last.get(&op.key_parts()) == Some(&i) {
+            net.push(op);
         }
     }
     net

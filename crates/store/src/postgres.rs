@@ -18,10 +18,8 @@ use tracing::{info, warn};
 use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
 use crate::netops::dedupe_loaded;
 use crate::rows::{loaded_job, EncodedBatch, KeyForm, NullKeys, Repairs};
+use crate::schema::{self, Dialect};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
-
-/// Version of sprocketd's own layout, kept in `sprocket_meta`.
-pub const SCHEMA_VERSION: i32 = 1;
 
 /// Connection timeout when neither the conninfo nor PGCONNECT_TIMEOUT sets one.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -232,53 +230,89 @@ impl PostgresStore {
     }
 }
 
-/// Creates the table (gearmand's columns; see docs/persistence.md for the
-/// wider types) and records our schema version.
+/// Adopts the queue table (see [`crate::schema`]): creates it if missing
+/// (gearmand's columns; see docs/persistence.md for the wider types) and
+/// adds `when_to_run` to a table from a gearmand without it. Then brings
+/// sprocketd's own tables up to date.
 async fn prepare_schema(client: &Client, table: &str) -> Result<()> {
     let q = postgres_table(table);
-    let ctx = |what: &str| format!("preparing table {table}: {what}");
+    let mut catalog = PostgresCatalog { client, table, meta_key: postgres_catalog_name(table) };
     let statements = [
         format!(
             "CREATE TABLE IF NOT EXISTS {q} (unique_key TEXT, function_name TEXT, priority INTEGER, data BYTEA, \
              when_to_run BIGINT, UNIQUE (unique_key, function_name))"
         ),
         format!("ALTER TABLE {q} ADD COLUMN IF NOT EXISTS when_to_run BIGINT"),
-        "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
-            .to_string(),
     ];
     for sql in &statements {
+        schema::Catalog::execute(&mut catalog, sql).await?;
+    }
+    schema::migrate(&mut catalog, table, &q).await?;
+    Ok(())
+}
+
+/// The migration runner's view of a PostgreSQL connection.
+struct PostgresCatalog<'a> {
+    client: &'a Client,
+    /// The queue table as the operator named it, for messages.
+    table: &'a str,
+    /// Its row's key in `sprocket_meta`: the name in the catalogue.
+    meta_key: String,
+}
+
+impl PostgresCatalog<'_> {
+    fn error(&self, what: &str, e: tokio_postgres::Error) -> StoreError {
+        classify(&format!("preparing table {}: {what}", self.table), e)
+    }
+}
+
+#[async_trait::async_trait]
+impl schema::Catalog for PostgresCatalog<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<()> {
         // Two servers (or parallel tests) creating the same table at once
         // can collide in the catalogue; the second attempt sees the table.
         let mut attempt = 0;
         loop {
-            match client.batch_execute(sql).await {
-                Ok(()) => break,
+            match self.client.batch_execute(sql).await {
+                Ok(()) => return Ok(()),
                 Err(e) if attempt < 3 && matches!(e.code().map(|c| c.code()), Some("23505" | "42P07")) => {
                     attempt += 1;
                 }
-                Err(e) => return Err(classify(&ctx("create"), e)),
+                Err(e) => return Err(self.error("create", e)),
             }
         }
     }
-    let name = postgres_catalog_name(table);
-    client
-        .execute(
-            "INSERT INTO sprocket_meta (queue_table, schema_version) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&name, &SCHEMA_VERSION],
-        )
-        .await
-        .map_err(|e| classify(&ctx("meta"), e))?;
-    let row = client
-        .query_one("SELECT schema_version FROM sprocket_meta WHERE queue_table = $1", &[&name])
-        .await
-        .map_err(|e| classify(&ctx("meta"), e))?;
-    let version: i32 = row.get(0);
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Config(format!(
-            "table {table} has schema version {version}, newer than this sprocketd understands ({SCHEMA_VERSION})"
-        )));
+
+    async fn recorded_version(&mut self) -> Result<i64> {
+        self.client
+            .execute(
+                "INSERT INTO sprocket_meta (queue_table, schema_version) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                &[&self.meta_key],
+            )
+            .await
+            .map_err(|e| self.error("meta", e))?;
+        let row = self
+            .client
+            .query_one("SELECT schema_version FROM sprocket_meta WHERE queue_table = $1 FOR UPDATE", &[&self.meta_key])
+            .await
+            .map_err(|e| self.error("meta", e))?;
+        let version: i32 = row.try_get(0).map_err(|e| self.error("meta", e))?;
+        Ok(i64::from(version))
     }
-    Ok(())
+
+    async fn record_version(&mut self, version: i64) -> Result<()> {
+        let version = i32::try_from(version)
+            .map_err(|_| StoreError::Config(format!("schema version {version} does not fit sprocket_meta")))?;
+        self.client
+            .execute("UPDATE sprocket_meta SET schema_version = $2 WHERE queue_table = $1", &[&self.meta_key, &version])
+            .await
+            .map_err(|e| self.error("meta", e))?;
+        Ok(())
+    }
 }
 
 /// Whether the table has a unique index that `ON CONFLICT (unique_key,

@@ -17,6 +17,9 @@
 //! KEYS.
 //!
 //! A batch is one MULTI/EXEC pipeline: a single round trip.
+//!
+//! The version of this layout is a field of the hash [`META_KEY`], one per
+//! prefix, migrated like the SQL backends' tables (see [`crate::schema`]).
 
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ use sprocket_proto::Priority;
 
 use crate::netops::{dedupe_loaded, reduce};
 use crate::rows::parse_int;
+use crate::schema;
 use crate::{Result, Store, StoreError, StoreOp, StoredJob};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +75,53 @@ pub fn job_key(prefix: &[u8], function: &[u8], unique: &[u8]) -> Vec<u8> {
 
 /// Where the fields of a job that gearmand's layout cannot hold are kept.
 const SIDE_PREFIX: &[u8] = b"sprocket-side:";
+
+/// The hash holding the version of the key layout under each prefix (one
+/// field per prefix; see [`crate::schema`]). Its name has no `-`, so no
+/// `<prefix>-*` pattern of a replay or an operator matches it.
+pub const META_KEY: &str = "sprocket_meta";
+
+/// Brings the key layout under `prefix` up to date: runs the steps of
+/// [`schema::REDIS_MIGRATIONS`] above the recorded version and records the
+/// version reached; refuses a layout newer than this build knows. A
+/// prefix without a recorded version is at version 0 (gearmand's keys, or
+/// none yet). Steps must be safe to run twice, as two servers starting at
+/// once may both run them.
+async fn migrate_layout(conn: &mut MultiplexedConnection, prefix: &[u8]) -> Result<()> {
+    let what = format!("redis key layout of prefix {}", String::from_utf8_lossy(prefix));
+    let recorded: Option<Vec<u8>> = ::redis::cmd("HGET")
+        .arg(META_KEY)
+        .arg(prefix)
+        .query_async(conn)
+        .await
+        .map_err(|e| classify(&format!("reading the {what}"), e))?;
+    let recorded = match recorded {
+        None => 0,
+        Some(v) => parse_int(&v).ok_or_else(|| {
+            StoreError::Config(format!(
+                "{what}: field of {META_KEY} holds {:?}, not a version number",
+                String::from_utf8_lossy(&v)
+            ))
+        })?,
+    };
+    let steps = schema::pending(schema::REDIS_MIGRATIONS, &what, recorded)?;
+    for migration in steps {
+        tracing::info!(version = migration.version, "migrating the {what}: {}", migration.purpose);
+        for cmd in (migration.step)(prefix) {
+            let () = cmd.query_async(conn).await.map_err(|e| classify(&format!("migrating the {what}"), e))?;
+        }
+    }
+    if let Some(last) = steps.last() {
+        let () = ::redis::cmd("HSET")
+            .arg(META_KEY)
+            .arg(prefix)
+            .arg(last.version)
+            .query_async(conn)
+            .await
+            .map_err(|e| classify(&format!("recording the {what}"), e))?;
+    }
+    Ok(())
+}
 
 /// The side hash of the job at `job_key`.
 pub fn side_key(job_key: &[u8]) -> Vec<u8> {
@@ -311,6 +362,7 @@ impl Store for RedisStore {
             .await
             .map(|_: String| ())
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.target)))?;
+        migrate_layout(&mut conn, &self.prefix).await?;
         self.conn = Some(conn);
         Ok(())
     }

@@ -15,10 +15,8 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::ident::{double_quoted, validate_table};
 use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, KeyForm, NullKeys, Repairs};
+use crate::schema::{self, Dialect};
 use crate::{Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
-
-/// Version of sprocketd's own layout, kept in `sprocket_meta`.
-pub const SCHEMA_VERSION: i64 = 1;
 
 /// How long a statement waits for a lock held by another process (gearmand's value).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(6);
@@ -161,7 +159,7 @@ const INLINE_COMMIT_MAX: usize = 32;
 fn open_connection(path: &Path, sync: SyncMode, sql: &Sql) -> Result<Connection> {
     let ctx = |what: &str| format!("sqlite database {}: {what}", path.display());
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
+    let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", ctx("cannot open"))))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| unavailable_or_rejected(&ctx("busy_timeout"), e))?;
     let mode: String = conn
@@ -176,16 +174,17 @@ fn open_connection(path: &Path, sync: SyncMode, sql: &Sql) -> Result<Connection>
     };
     conn.execute_batch(&format!("PRAGMA synchronous={level}"))
         .map_err(|e| unavailable_or_rejected(&ctx("cannot set synchronous"), e))?;
-    prepare_schema(&conn, sql).map_err(|e| match e {
+    prepare_schema(&mut conn, sql).map_err(|e| match e {
         StoreError::Rejected(m) => StoreError::Config(format!("{}: {m}", ctx("bad schema"))),
         other => other,
     })?;
     Ok(conn)
 }
 
-/// Creates gearmand's table if missing, adds `when_to_run` to tables from
-/// gearmand versions without it, and records our schema version.
-fn prepare_schema(conn: &Connection, sql: &Sql) -> Result<()> {
+/// Adopts the queue table (see [`crate::schema`]): creates it with
+/// gearmand's statement if missing, and adds `when_to_run` to a table from
+/// a gearmand without it. Then brings sprocketd's own tables up to date.
+fn prepare_schema(conn: &mut Connection, sql: &Sql) -> Result<()> {
     let q = double_quoted(&sql.table);
     let map = |e| unavailable_or_rejected("schema", e);
     conn.execute_batch(&format!(
@@ -205,25 +204,48 @@ fn prepare_schema(conn: &Connection, sql: &Sql) -> Result<()> {
     if !has_when {
         conn.execute_batch(&format!("ALTER TABLE {q} ADD COLUMN when_to_run INTEGER")).map_err(map)?;
     }
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS sprocket_meta (queue_table TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)",
-    )
-    .map_err(map)?;
-    conn.execute(
-        "INSERT OR IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?1, ?2)",
-        params![sql.table, SCHEMA_VERSION],
-    )
-    .map_err(map)?;
-    let version: i64 = conn
-        .query_row("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?1", [&sql.table], |r| r.get(0))
-        .map_err(map)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Config(format!(
-            "table {} has schema version {version}, newer than this sprocketd understands ({SCHEMA_VERSION})",
-            sql.table
-        )));
-    }
+    // The runner is shared with the network databases, so it is async;
+    // here every step is a blocking call and the future is ready at once.
+    let mut catalog = SqliteCatalog { conn, table: &sql.table };
+    futures::executor::block_on(schema::migrate(&mut catalog, &sql.table, &q))?;
     Ok(())
+}
+
+/// The migration runner's view of an SQLite connection.
+struct SqliteCatalog<'a> {
+    conn: &'a mut Connection,
+    table: &'a str,
+}
+
+#[async_trait::async_trait]
+impl schema::Catalog for SqliteCatalog<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(|e| unavailable_or_rejected("schema", e))
+    }
+
+    async fn recorded_version(&mut self) -> Result<i64> {
+        let map = |e| unavailable_or_rejected("schema", e);
+        self.conn
+            .execute("INSERT OR IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?1, 0)", [self.table])
+            .map_err(map)?;
+        self.conn
+            .query_row("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?1", [self.table], |r| r.get(0))
+            .map_err(map)
+    }
+
+    async fn record_version(&mut self, version: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE sprocket_meta SET schema_version = ?2 WHERE queue_table = ?1",
+                params![self.table, version],
+            )
+            .map(drop)
+            .map_err(|e| unavailable_or_rejected("schema", e))
+    }
 }
 
 fn apply_batch(conn: &mut Connection, sql: &Sql, batch: &EncodedBatch) -> Result<()> {
