@@ -235,6 +235,8 @@ impl Drop for SharedTable {
                 redis_delete_at(6379, &format!("{n}-*"));
                 // The Redis store's side hashes (see its module docs).
                 redis_delete_at(6379, &format!("sprocket-side:{n}-*"));
+                // The key layout's version, a field per prefix.
+                let _ = redis_cli(&["HDEL", "sprocket_meta", n]);
             }
         }
     }
