@@ -170,7 +170,7 @@ impl Results {
     }
 
     /// Sprocket's durable `submit-bg` rows against its own in-memory row
-    /// of the same load and load generator (issue 3: `--sync=full` must
+    /// of the same load and load generator (the durability target: `--sync=full` must
     /// keep at least half of the in-memory throughput). A group is a store
     /// name, followed by the generator in parentheses when it is not
     /// `sprocket bench` (`sqlite (libgearman)`): a generator's cost per job

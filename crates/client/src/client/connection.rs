@@ -190,7 +190,8 @@ fn fail_reply(reply: Reply, error: &Error) {
     }
 }
 
-/// gearmand may append a NUL to a WORK_FAIL handle (reference Q5).
+/// gearmand 1.1.20 appends a NUL to the handle of a WORK_FAIL it makes from a
+/// WORK_EXCEPTION for a client without exceptions.
 fn clean_handle(handle: &Bytes) -> Bytes {
     match handle.iter().position(|&b| b == 0) {
         Some(i) => handle.slice(..i),
