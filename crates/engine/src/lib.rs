@@ -12,20 +12,21 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod coalesce;
 mod conn;
 pub mod cron;
-mod dispatch;
 mod engine;
 mod function;
-mod grab;
 pub mod hash;
 mod job;
-mod status;
-mod submit;
+mod jobs;
+mod ledger;
+mod outcome;
+mod timers;
 pub mod types;
 mod unique_index;
-mod work;
 
 pub use engine::Engine;
 pub use hash::FastMap;
+pub use outcome::{AttemptEnd, Outcome};
 pub use types::*;
