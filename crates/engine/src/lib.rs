@@ -10,6 +10,7 @@
 //! Semantics follow gearmand 1.1.20 (see `shared/gearman-reference.md`),
 //! with its documented bugs fixed where clients cannot depend on them.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod admin;
 mod coalesce;
