@@ -26,10 +26,8 @@ pub(crate) struct Conn {
     pub abilities: Vec<Ability>,
     /// WORK_EXCEPTION is forwarded to it (OPTION_REQ exceptions).
     pub exceptions: bool,
-    /// Sent PRE_SLEEP and has not grabbed since.
-    pub sleeping: bool,
-    /// Was sent a NOOP since it last slept or grabbed.
-    pub noop_sent: bool,
+    /// Where it is between PRE_SLEEP, NOOP and GRAB_JOB.
+    sleep: Sleep,
     /// Foreground jobs this connection waits on, one entry per submission.
     pub waiting: Vec<JobNo>,
     /// Jobs assigned to this connection as a worker.
@@ -46,8 +44,7 @@ impl Conn {
             client_id: Bytes::from_static(b"-"),
             abilities: Vec::new(),
             exceptions,
-            sleeping: false,
-            noop_sent: false,
+            sleep: Sleep::Awake,
             waiting: Vec::new(),
             running: Vec::new(),
             held: HeldReplies::default(),
@@ -59,10 +56,43 @@ impl Conn {
         self.abilities.iter().any(|a| a.function == f)
     }
 
-    /// Asleep on `f` and not yet woken: a NOOP for work of `f` is due to it.
-    pub fn wakeable_for(&self, f: FnId) -> bool {
-        self.sleeping && !self.noop_sent && self.can_do(f)
+    /// Asleep and not yet woken: a NOOP for work it can do is due to it.
+    pub fn is_asleep(&self) -> bool {
+        self.sleep == Sleep::Asleep
     }
+
+    /// Asleep and able to do `f`: work of `f` wakes it.
+    pub fn wakeable_for(&self, f: FnId) -> bool {
+        self.is_asleep() && self.can_do(f)
+    }
+
+    /// It asked for a job (GRAB_JOB*): awake, owed nothing.
+    pub fn grabbing(&mut self) {
+        self.sleep = Sleep::Awake;
+    }
+
+    /// It sent PRE_SLEEP and there is nothing for it.
+    pub fn fall_asleep(&mut self) {
+        self.sleep = Sleep::Asleep;
+    }
+
+    /// It is being sent a NOOP: it will grab, and needs no other until
+    /// it sleeps again.
+    pub fn noop_sent(&mut self) {
+        self.sleep = Sleep::Woken;
+    }
+}
+
+/// A worker's sleep, as the protocol has it: it sends PRE_SLEEP, is sent
+/// one NOOP when there is work, and then grabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sleep {
+    /// Working or grabbing.
+    Awake,
+    /// Sent PRE_SLEEP, not yet woken.
+    Asleep,
+    /// Sent a NOOP since it last slept or grabbed.
+    Woken,
 }
 
 /// The open connections, by id and in arrival order. A connection is in

@@ -111,7 +111,7 @@ impl Engine {
         c.abilities.insert(0, Ability { function: f, timeout_ms });
         // A sleeping worker that learns a new function must hear about
         // work for it too.
-        if c.sleeping && !c.noop_sent {
+        if c.is_asleep() {
             self.add_sleeper(f, conn);
             if self.has_runnable(f) {
                 self.wake_workers(f);

@@ -18,8 +18,7 @@ impl Engine {
     /// GRAB_JOB*: the next job of the worker's functions, or NO_JOB.
     pub(super) fn grab(&mut self, conn: ConnId, kind: GrabKind) {
         let Some(c) = self.conns.get_mut(conn) else { return };
-        c.sleeping = false;
-        c.noop_sent = false;
+        c.grabbing();
         let order: Vec<(usize, FnId)> = c.abilities.iter().map(|a| a.function).enumerate().collect();
         let mut found = None;
         for (pos, f) in order {
@@ -98,18 +97,16 @@ impl Engine {
     pub(super) fn pre_sleep(&mut self, conn: ConnId) {
         let Some(c) = self.conns.get(conn) else { return };
         let functions: Vec<FnId> = c.abilities.iter().map(|a| a.function).collect();
-        let already_sleeping = c.sleeping && !c.noop_sent;
+        let already_sleeping = c.is_asleep();
         if functions.iter().any(|&f| self.has_runnable(f)) {
             if let Some(c) = self.conns.get_mut(conn) {
-                c.noop_sent = true;
-                c.sleeping = false;
+                c.noop_sent();
             }
             self.send_packet(conn, Response::Noop);
             return;
         }
         if let Some(c) = self.conns.get_mut(conn) {
-            c.sleeping = true;
-            c.noop_sent = false;
+            c.fall_asleep();
         }
         if already_sleeping {
             return;
@@ -148,7 +145,7 @@ impl Engine {
             if !c.wakeable_for(f) {
                 continue;
             }
-            c.noop_sent = true;
+            c.noop_sent();
             woken += 1;
             self.send_packet(conn, Response::Noop);
         }
