@@ -245,3 +245,63 @@ impl HeldReplies {
         self.queue.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use sprocket_proto::Response;
+
+    use super::Ledger;
+    use crate::conn::ConnTable;
+    use crate::hash::FastSet;
+    use crate::types::{ConnId, Out, PersistOp};
+
+    fn insert(ledger: &mut Ledger, persist: &mut Vec<(u64, PersistOp)>, job: u64) -> u64 {
+        let op = PersistOp::Delete { function: Bytes::from_static(b"f"), unique: Bytes::new() };
+        let seq = ledger.write(op, persist);
+        ledger.insert_written(seq, job);
+        seq
+    }
+
+    fn held(conns: &mut ConnTable) -> &mut super::HeldReplies {
+        &mut conns.get_mut(1).expect("open").held
+    }
+
+    fn created(handle: &'static [u8]) -> Out {
+        Out::Packet(Response::JobCreated { handle: Bytes::from_static(handle) })
+    }
+
+    /// Replies behind a held JOB_CREATED keep their order; a failed insert's
+    /// JOB_CREATED becomes an ERROR, unless its job ended before the failure
+    /// came back (it ran: there was nothing left to store).
+    #[test]
+    fn held_replies_leave_in_order_as_their_inserts_are_answered() {
+        let (mut ledger, mut persist, mut sends) = (Ledger::default(), Vec::new(), Vec::<(ConnId, Out)>::new());
+        let mut conns = ConnTable::default();
+        conns.open(1, 10, "peer".into(), false);
+        let (a, b, c) = (
+            insert(&mut ledger, &mut persist, 1),
+            insert(&mut ledger, &mut persist, 2),
+            insert(&mut ledger, &mut persist, 3),
+        );
+        assert_eq!(persist.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), vec![a, b, c]);
+        ledger.job_created(1, held(&mut conns), a, Bytes::from_static(b"H:1"), &mut sends);
+        let echo = Out::Packet(Response::EchoRes { data: Bytes::from_static(b"e") });
+        assert!(held(&mut conns).pass_or_hold(echo.clone()).is_none(), "held behind the JOB_CREATED");
+        ledger.job_created(1, held(&mut conns), b, Bytes::from_static(b"H:2"), &mut sends);
+        ledger.job_created(1, held(&mut conns), c, Bytes::from_static(b"H:3"), &mut sends);
+        assert!(sends.is_empty());
+
+        // Job 3 ends before its insert is confirmed; insert b fails.
+        ledger.ended_before_confirmed(c);
+        assert_eq!(ledger.take_failed(b), Some(2));
+        let failed: FastSet<u64> = [b, c].into_iter().collect();
+        ledger.confirm_through(a);
+        ledger.release(&mut conns, &failed, &mut sends);
+        let error = Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"));
+        let outs: Vec<Out> = sends.drain(..).map(|(_, out)| out).collect();
+        assert_eq!(outs, vec![created(b"H:1"), echo, error, created(b"H:3")]);
+        assert!(conns.get(1).expect("open").held.is_empty());
+        assert!(!ledger.release_due(), "nothing is held any more");
+    }
+}

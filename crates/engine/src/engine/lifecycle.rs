@@ -27,7 +27,7 @@ impl Engine {
             self.remove_job(job_no);
             return;
         }
-        if outcome == Outcome::Cancelled && job.is_running() {
+        if matches!(outcome, Outcome::Cancelled) && job.is_running() {
             self.delete_row(job_no);
             self.keep_for_worker(job_no, &outcome);
             return;
