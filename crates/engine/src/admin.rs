@@ -36,7 +36,7 @@ impl Engine {
             }
             AdminCommand::DropFunction(name) => self.admin_drop_function(&name),
             AdminCommand::MaxQueue { function, limits } => {
-                self.set_max_queue(&function, limits);
+                self.set_queue_limits(&function, limits);
                 Bytes::from_static(admin::OK)
             }
             AdminCommand::GetPid => admin::ok_value(&self.config().pid.to_string()),
@@ -131,7 +131,7 @@ impl Engine {
         if busy {
             return Bytes::from_static(admin::ERR_FUNCTION_BUSY);
         }
-        self.drop_function(f);
+        self.remove_function(f);
         Bytes::from_static(admin::OK)
     }
 }

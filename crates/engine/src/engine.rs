@@ -286,7 +286,7 @@ impl Engine {
 
     /// Sets the queue limits of the function with exactly this name, if
     /// there is one.
-    pub(crate) fn set_max_queue(&mut self, name: &[u8], limits: [u32; 3]) {
+    pub(crate) fn set_queue_limits(&mut self, name: &[u8], limits: [u32; 3]) {
         if let Some(func) = self.functions.id_of(name).and_then(|f| self.functions.get_mut(f)) {
             func.set_max_queue(limits);
         }

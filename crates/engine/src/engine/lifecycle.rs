@@ -165,7 +165,7 @@ impl Engine {
     /// An operator drops function `f`: its queued and scheduled jobs end
     /// (their clients get WORK_FAIL), oldest first, and it is forgotten.
     /// The caller checked that it has no workers and no running jobs.
-    pub(crate) fn drop_function(&mut self, f: FnId) {
+    pub(crate) fn remove_function(&mut self, f: FnId) {
         let mut doomed: Vec<JobNo> = self.jobs.iter().filter(|j| j.function == f).map(|j| j.no).collect();
         doomed.sort_unstable();
         for job_no in doomed {
