@@ -43,9 +43,9 @@ impl Engine {
                 self.set_max_queue(&function, limits);
                 Bytes::from_static(admin::OK)
             }
-            AdminCommand::GetPid => admin::ok_value(&self.config.pid.to_string()),
-            AdminCommand::Verbose => admin::ok_value(&self.config.verbose),
-            AdminCommand::Version => admin::ok_value(&self.config.version),
+            AdminCommand::GetPid => admin::ok_value(&self.config().pid.to_string()),
+            AdminCommand::Verbose => admin::ok_value(&self.config().verbose),
+            AdminCommand::Version => admin::ok_value(&self.config().version),
             AdminCommand::Shutdown { graceful } => {
                 self.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
                 Bytes::from_static(admin::OK)

@@ -1,92 +1,81 @@
 //! The engine: owns all job state and turns events into effects.
-
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+//!
+//! [`Engine`] holds a handful of parts, each keeping its own rule (see
+//! their modules): the job table, the function table, the connection
+//! table, the coalescing index, the store ledger (with the replies held
+//! for it) and the timers. The handlers in the child modules move jobs
+//! between them:
+//!
+//! - `dispatch`: routes each request to its handler;
+//! - `submit`: SUBMIT_*, replay, the shutdown dump;
+//! - `grab`: handing jobs to workers, sleeping and waking them;
+//! - `results`: WORK_* packets from workers;
+//! - `status`: GET_STATUS and GET_STATUS_UNIQUE;
+//! - `lifecycle`: the one place a job ends ([`Outcome`]) and the one place
+//!   an attempt ends ([`AttemptEnd`]), retries and requeues;
+//! - `durability`: store reports, the store timeout, store rows and held
+//!   replies.
 
 use bytes::Bytes;
 use sprocket_proto::{Request, Response};
 
-use crate::conn::{Conn, Held};
-use crate::function::Function;
-use crate::hash::FastMap;
-use crate::job::{Job, JobState};
+use crate::coalesce::CoalesceIndex;
+use crate::conn::ConnTable;
+use crate::function::{Function, FunctionTable};
+use crate::job::JobState;
+use crate::jobs::JobTable;
+use crate::ledger::Ledger;
+use crate::outcome::AttemptEnd;
+use crate::timers::{Due, Timers};
 use crate::types::*;
-use crate::unique_index::UniqueIndex;
+
+mod dispatch;
+mod durability;
+mod grab;
+mod lifecycle;
+mod results;
+mod status;
+mod submit;
 
 /// The Gearman job engine. Feed it events; drain [`Engine::outbox`].
 pub struct Engine {
-    pub(crate) config: Config,
-    /// Boxed so the table moves 8-byte pointers when it grows.
-    pub(crate) jobs: FastMap<JobNo, Box<Job>>,
-    pub(crate) functions: Vec<Option<Function>>,
-    pub(crate) fn_index: HashMap<Bytes, FnId>,
-    pub(crate) conns: FastMap<ConnId, Conn>,
-    /// Connections in arrival order (newest last), for `workers`.
-    pub(crate) conn_order: Vec<ConnId>,
-    /// (function, unique) -> job, for coalescing.
-    pub(crate) by_unique: UniqueIndex,
-    /// (function, data) -> job, for the `-` unique (coalesce on equal data).
-    pub(crate) by_data: HashMap<(FnId, Bytes), JobNo>,
-    pub(crate) next_job: JobNo,
-    pub(crate) next_seq: u64,
-    /// Store sequence numbers committed so far (everything <= this).
-    pub(crate) committed_seq: u64,
-    /// Inserts not yet durable: seq -> job, ordered so a commit report
-    /// takes exactly the range it covers.
-    pub(crate) pending_inserts: BTreeMap<u64, JobNo>,
-    /// The store is known to be unreachable (see [`Engine::set_store_down`]).
-    pub(crate) store_down: bool,
-    /// (seq, time submitted) of inserts, oldest first, for the store
-    /// timeout; entries whose insert was answered are skipped lazily.
-    pub(crate) insert_times: VecDeque<(u64, Millis)>,
-    /// Connections with held output.
-    pub(crate) holding: HashSet<ConnId>,
-    /// Inserts whose jobs finished before the store confirmed them: their
-    /// JOB_CREATED can go out without waiting for the store (the job is
-    /// done, nothing is left to lose), and does at the end of the turn.
-    pub(crate) done_early: HashSet<u64>,
-    /// Scheduled jobs by run time (Unix seconds).
-    pub(crate) schedule: BinaryHeap<Reverse<(i64, JobNo)>>,
-    /// CAN_DO_TIMEOUT deadlines: (deadline ms, job, assignment).
-    pub(crate) timeouts: BinaryHeap<Reverse<(Millis, JobNo, u32)>>,
-    pub(crate) now: Millis,
-    pub(crate) out: Outbox,
+    config: Config,
+    jobs: JobTable,
+    functions: FunctionTable,
+    conns: ConnTable,
+    coalesce: CoalesceIndex,
+    ledger: Ledger,
+    timers: Timers,
+    /// The latest time any event carried; never goes back.
+    now: Millis,
+    out: Outbox,
 }
 
 impl Engine {
+    /// An engine with no jobs, functions or connections.
     pub fn new(config: Config) -> Engine {
         Engine {
+            timers: Timers::new(config.store_timeout_ms),
             config,
-            jobs: FastMap::default(),
-            functions: Vec::new(),
-            fn_index: HashMap::new(),
-            conns: FastMap::default(),
-            conn_order: Vec::new(),
-            by_unique: UniqueIndex::default(),
-            by_data: HashMap::new(),
-            next_job: 1,
-            next_seq: 1,
-            committed_seq: 0,
-            pending_inserts: BTreeMap::new(),
-            store_down: false,
-            insert_times: VecDeque::new(),
-            holding: HashSet::new(),
-            done_early: HashSet::new(),
-            schedule: BinaryHeap::new(),
-            timeouts: BinaryHeap::new(),
+            jobs: JobTable::default(),
+            functions: FunctionTable::default(),
+            conns: ConnTable::default(),
+            coalesce: CoalesceIndex::default(),
+            ledger: Ledger::default(),
             now: 0,
             out: Outbox::default(),
         }
     }
 
+    /// The settings the engine was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// Takes the effects produced since the last call.
     pub fn take_outbox(&mut self) -> Outbox {
-        if !self.done_early.is_empty() && !self.holding.is_empty() {
-            self.release_holding(&HashSet::new());
+        if self.ledger.release_due() {
+            self.release_held(&Default::default());
         }
         std::mem::take(&mut self.out)
     }
@@ -108,15 +97,16 @@ impl Engine {
     /// before the store's failure came back, and run although its
     /// submitter had been told it failed (and would likely submit again).
     pub fn set_store_down(&mut self, down: bool) {
-        self.store_down = down;
+        self.ledger.set_store_down(down);
     }
 
     /// Whether `conn` has replies held back for the store (a JOB_CREATED
     /// waiting for its commit, and whatever followed it).
     pub fn holds_replies(&self, conn: ConnId) -> bool {
-        self.conns.get(&conn).is_some_and(|c| !c.held.is_empty())
+        self.conns.get(conn).is_some_and(|c| !c.held.is_empty())
     }
 
+    /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
@@ -125,15 +115,13 @@ impl Engine {
 
     /// A connection was accepted.
     pub fn connected(&mut self, conn: ConnId, fd: i64, peer: String) {
-        let c = Conn::new(fd, peer, self.config.exceptions_default);
-        self.conns.insert(conn, c);
-        self.conn_order.push(conn);
+        self.conns.open(conn, fd, peer, self.config.exceptions_default);
     }
 
     /// One request packet arrived on `conn` at time `now`.
     pub fn request(&mut self, conn: ConnId, req: Request, now: Millis) {
         self.advance(now);
-        if !self.conns.contains_key(&conn) {
+        if !self.conns.contains(conn) {
             return;
         }
         self.dispatch(conn, req);
@@ -143,16 +131,15 @@ impl Engine {
     /// the foreground jobs it waited on lose a listener.
     pub fn disconnected(&mut self, conn: ConnId, now: Millis) {
         self.advance(now);
-        let Some(c) = self.conns.remove(&conn) else { return };
-        self.conn_order.retain(|&id| id != conn);
-        self.holding.remove(&conn);
+        let Some(c) = self.conns.close(conn) else { return };
+        self.ledger.forget(conn);
         for a in &c.abilities {
-            if let Some(f) = self.function_mut(a.function) {
-                f.workers = f.workers.saturating_sub(1);
+            if let Some(f) = self.functions.get_mut(a.function) {
+                f.workers_removed(1);
             }
         }
         for job_no in c.running {
-            self.worker_lost_job(job_no);
+            self.end_attempt(job_no, AttemptEnd::WorkerLost);
         }
         for job_no in c.waiting {
             self.detach_client(job_no, conn);
@@ -176,15 +163,7 @@ impl Engine {
 
     /// When the engine next needs a `tick`, if ever.
     pub fn next_deadline(&self) -> Option<Millis> {
-        // Saturating: an epoch of 1.8e16 s or more would wrap to a deadline
-        // in the past, and the engine would wake every millisecond.
-        let sched = self.schedule.peek().map(|Reverse((when, _))| ((*when).max(0) as u64).saturating_mul(1000));
-        let tmo = self.timeouts.peek().map(|Reverse((at, _, _))| *at);
-        let store = match self.config.store_timeout_ms {
-            0 => None,
-            limit => self.insert_times.front().map(|(_, at)| at.saturating_add(limit)),
-        };
-        [sched, tmo, store].into_iter().flatten().min()
+        self.timers.next_deadline()
     }
 
     /// The store made everything up to `through` durable, except the
@@ -194,264 +173,78 @@ impl Engine {
         self.apply_completion(through, failed);
     }
 
-    fn apply_completion(&mut self, through: u64, failed: &[u64]) {
-        // Called once per store commit: no allocation unless something failed.
-        let failed: HashSet<u64> = if failed.is_empty() { HashSet::new() } else { failed.iter().copied().collect() };
-        for seq in &failed {
-            if let Some(job_no) = self.pending_inserts.remove(seq) {
-                self.insert_failed(job_no);
-            }
-        }
-        if through > self.committed_seq {
-            self.committed_seq = through;
-        }
-        while let Some(entry) = self.pending_inserts.first_entry() {
-            if *entry.key() > through {
-                break;
-            }
-            let (seq, job_no) = entry.remove_entry();
-            if let Some(job) = self.jobs.get_mut(&job_no) {
-                if job.pending_seq == seq {
-                    job.pending_seq = 0;
-                }
-            }
-        }
-        if !self.done_early.is_empty() {
-            self.done_early.retain(|seq| *seq > through);
-        }
-        self.release_holding(&failed);
-    }
-
-    /// Sends what each holding connection may now send.
-    fn release_holding(&mut self, failed: &HashSet<u64>) {
-        // The set is taken while connections release what they hold; those
-        // still holding something put themselves back, and the emptied set
-        // (with its capacity) is reused for the next commit.
-        let mut holding = std::mem::take(&mut self.holding);
-        for conn in holding.drain() {
-            self.release_held(conn, failed);
-        }
-        holding.extend(self.holding.drain());
-        self.holding = holding;
-    }
-
+    /// Moves the clock to `now` (never back) and runs every timer due.
     fn advance(&mut self, now: Millis) {
         if now > self.now {
             self.now = now;
         }
-        self.run_due_schedule();
-        self.run_due_timeouts();
-        self.expire_inserts();
-    }
-
-    /// Records an insert whose JOB_CREATED waits for the store.
-    pub(crate) fn track_insert(&mut self, seq: u64, job_no: JobNo) {
-        self.pending_inserts.insert(seq, job_no);
-        if self.config.store_timeout_ms > 0 {
-            self.insert_times.push_back((seq, self.now));
-        }
-    }
-
-    /// Inserts the store has not confirmed within `store_timeout_ms` (a
-    /// hung disk or database) are answered with an error, like refused
-    /// ones, and their rows withdrawn: the Delete that follows each Insert
-    /// cancels it if it is still waiting in the writer, or removes the row
-    /// if it was written after all, so no job the engine has forgotten is
-    /// left in the table to run after a restart.
-    fn expire_inserts(&mut self) {
-        let limit = self.config.store_timeout_ms;
-        if limit == 0 {
-            return;
-        }
+        // Store deadlines are handled together after the loop, so one
+        // warning covers every insert that expired in this tick; the Vec
+        // allocates only when one does.
         let mut expired = Vec::new();
-        while let Some(&(seq, at)) = self.insert_times.front() {
-            if !self.pending_inserts.contains_key(&seq) {
-                self.insert_times.pop_front();
-                continue;
+        loop {
+            let ledger = &self.ledger;
+            let Some(due) = self.timers.pop_due(self.now, |seq| ledger.is_pending(seq)) else { break };
+            match due {
+                Due::Scheduled(job_no) => self.job_due(job_no),
+                Due::TimeLimit { job, assignment } => self.time_limit_expired(job, assignment),
+                Due::StoreTimeout(seq) => expired.push(seq),
             }
-            if self.now < at.saturating_add(limit) {
-                break;
-            }
-            self.insert_times.pop_front();
-            expired.push(seq);
         }
-        if expired.is_empty() {
+        if !expired.is_empty() {
+            self.expire_inserts(&expired);
+        }
+    }
+
+    /// A scheduled job's time came: it joins its queue.
+    fn job_due(&mut self, job_no: JobNo) {
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
+        if job.state != JobState::Scheduled {
             return;
         }
-        tracing::warn!(
-            jobs = expired.len(),
-            seconds = limit / 1000,
-            "the store did not confirm background jobs in time; their submitters get an error"
-        );
-        for seq in &expired {
-            let Some(job) = self.pending_inserts.get(seq).and_then(|no| self.jobs.get(no)) else { continue };
-            let op = self.row_delete(job);
-            self.persist(op);
+        job.state = JobState::Queued;
+        let (f, p) = (job.function, job.priority);
+        if let Some(func) = self.functions.get_mut(f) {
+            func.job_due(job_no, p);
         }
-        self.apply_completion(self.committed_seq, &expired);
+        self.wake_workers(f);
     }
 
-    fn run_due_schedule(&mut self) {
-        let now_secs = (self.now / 1000) as i64;
-        while let Some(Reverse((when, job_no))) = self.schedule.peek().copied() {
-            if when > now_secs {
-                break;
-            }
-            self.schedule.pop();
-            let Some(job) = self.jobs.get_mut(&job_no) else { continue };
-            if job.state != JobState::Scheduled {
-                continue;
-            }
-            job.state = JobState::Queued;
-            let (f, p) = (job.function, job.priority);
-            if let Some(func) = self.function_mut(f) {
-                func.queues[p.index()].push_back(job_no);
-            }
-            self.wake_workers(f);
+    /// A CAN_DO_TIMEOUT limit expired, if it is for the job's current
+    /// hand-out.
+    fn time_limit_expired(&mut self, job_no: JobNo, assignment: u32) {
+        let Some(job) = self.jobs.get(job_no) else { return };
+        if !job.is_running() || job.assignment != assignment {
+            return;
         }
-    }
-
-    fn run_due_timeouts(&mut self) {
-        while let Some(Reverse((at, job_no, assignment))) = self.timeouts.peek().copied() {
-            if at > self.now {
-                break;
-            }
-            self.timeouts.pop();
-            let Some(job) = self.jobs.get(&job_no) else { continue };
-            let JobState::Running(worker) = job.state else { continue };
-            if job.assignment != assignment {
-                continue;
-            }
-            tracing::info!(handle = %String::from_utf8_lossy(job.handle_bytes()), "job exceeded its CAN_DO_TIMEOUT limit");
-            if let Some(c) = self.conns.get_mut(&worker) {
-                c.running.retain(|&j| j != job_no);
-            }
-            match self.config.timeout_action {
-                TimeoutAction::Fail => {
-                    self.fail_to_clients(job_no);
-                    self.end_job(job_no);
-                }
-                TimeoutAction::Retry => self.requeue_or_drop(job_no),
-            }
-        }
+        tracing::info!(handle = %String::from_utf8_lossy(job.handle_bytes()), "job exceeded its CAN_DO_TIMEOUT limit");
+        self.end_attempt(job_no, AttemptEnd::TimedOut);
     }
 
     // ----- output -------------------------------------------------------
 
     /// Queues output for a connection, behind anything held for it.
     pub(crate) fn send(&mut self, conn: ConnId, out: Out) {
-        match self.conns.get_mut(&conn) {
-            Some(c) if !c.held.is_empty() => c.held.push_back(Held::Ready(out)),
-            Some(_) => self.out.sends.push((conn, out)),
-            None => {}
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        if let Some(out) = c.held.pass_or_hold(out) {
+            self.out.sends.push((conn, out));
         }
     }
 
-    pub(crate) fn send_packet(&mut self, conn: ConnId, resp: Response) {
+    fn send_packet(&mut self, conn: ConnId, resp: Response) {
         self.send(conn, Out::Packet(resp));
     }
 
-    /// Sends JOB_CREATED, or holds it until store sequence `seq` commits.
-    pub(crate) fn send_job_created(&mut self, conn: ConnId, handle: Bytes, seq: u64) {
-        if seq == 0 || seq <= self.committed_seq {
-            self.send_packet(conn, Response::JobCreated { handle });
-            return;
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.held.push_back(Held::JobCreated { seq, handle });
-            self.holding.insert(conn);
-        }
-    }
-
-    fn release_held(&mut self, conn: ConnId, failed: &HashSet<u64>) {
-        let committed = self.committed_seq;
-        let Some(c) = self.conns.get_mut(&conn) else {
-            self.holding.remove(&conn);
-            return;
-        };
-        while let Some(front) = c.held.front() {
-            match front {
-                Held::JobCreated { seq, .. }
-                    if *seq > committed && !failed.contains(seq) && !self.done_early.contains(seq) =>
-                {
-                    break
-                }
-                _ => {}
-            }
-            let Some(item) = c.held.pop_front() else { break };
-            let out = match item {
-                Held::JobCreated { seq, handle } => {
-                    // A job that ran is reported created even if its
-                    // insert failed afterwards: there is nothing to store.
-                    let ran = self.done_early.remove(&seq);
-                    if failed.contains(&seq) && !ran {
-                        Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"))
-                    } else {
-                        Out::Packet(Response::JobCreated { handle })
-                    }
-                }
-                Held::Ready(out) => out,
-            };
-            self.out.sends.push((conn, out));
-        }
-        if c.held.is_empty() {
-            self.holding.remove(&conn);
-        } else {
-            self.holding.insert(conn);
-        }
-    }
-
-    /// Store operations get consecutive sequence numbers.
-    /// The store write that records `job`'s row.
-    pub(crate) fn row_insert(&self, job: &Job) -> PersistOp {
-        PersistOp::Insert {
-            function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
-            unique: job.store_unique(self.config.instance_id),
-            priority: job.priority,
-            data: job.data(),
-            when: job.when,
-        }
-    }
-
-    /// The store write that removes `job`'s row.
-    pub(crate) fn row_delete(&self, job: &Job) -> PersistOp {
-        PersistOp::Delete {
-            function: self.function(job.function).map(|f| f.name.clone()).unwrap_or_default(),
-            unique: job.store_unique(self.config.instance_id),
-        }
-    }
-
-    pub(crate) fn persist(&mut self, op: PersistOp) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.out.persist.push((seq, op));
-        seq
-    }
-
+    /// Closes `conn` once its pending output is written.
     pub(crate) fn close(&mut self, conn: ConnId) {
         self.out.close.push(conn);
     }
 
     // ----- lookups ------------------------------------------------------
 
-    pub(crate) fn function_mut(&mut self, f: FnId) -> Option<&mut Function> {
-        self.functions.get_mut(f as usize).and_then(Option::as_mut)
-    }
-
-    pub(crate) fn function(&self, f: FnId) -> Option<&Function> {
-        self.functions.get(f as usize).and_then(Option::as_ref)
-    }
-
     /// Finds or creates a function by exact name.
     pub(crate) fn function_id(&mut self, name: &Bytes) -> FnId {
-        if let Some(&id) = self.fn_index.get(name) {
-            return id;
-        }
-        let id = self.functions.len() as FnId;
-        let name = Bytes::copy_from_slice(name);
-        self.functions.push(Some(Function::new(name.clone(), self.config.default_max_queue)));
-        self.fn_index.insert(name, id);
-        id
+        self.functions.find_or_create(name, self.config.default_max_queue)
     }
 
     /// Resolves a handle sent by a peer to a job number.
@@ -462,10 +255,50 @@ impl Engine {
             return None;
         }
         let no: JobNo = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        self.jobs.contains_key(&no).then_some(no)
+        self.jobs.contains(no).then_some(no)
     }
 
-    pub(crate) fn now_secs(&self) -> i64 {
+    fn now_secs(&self) -> i64 {
         (self.now / 1000) as i64
+    }
+
+    // ----- read access for the admin protocol ---------------------------
+
+    /// Every job that exists.
+    pub(crate) fn job_table(&self) -> &JobTable {
+        &self.jobs
+    }
+
+    /// Every function.
+    pub(crate) fn function_table(&self) -> &FunctionTable {
+        &self.functions
+    }
+
+    /// Every open connection.
+    pub(crate) fn conn_table(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// The store ledger, read-only (for views).
+    pub(crate) fn ledger_view(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The engine's clock: the time of the latest event, Unix ms.
+    pub(crate) fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Function `f`, if it exists.
+    pub(crate) fn function(&self, f: FnId) -> Option<&Function> {
+        self.functions.get(f)
+    }
+
+    /// Sets the queue limits of the function with exactly this name, if
+    /// there is one.
+    pub(crate) fn set_queue_limits(&mut self, name: &[u8], limits: [u32; 3]) {
+        if let Some(func) = self.functions.id_of(name).and_then(|f| self.functions.get_mut(f)) {
+            func.set_max_queue(limits);
+        }
     }
 }

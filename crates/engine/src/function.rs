@@ -1,33 +1,241 @@
-//! A function: its queues by priority and its registered workers.
+//! Functions: each one's queues by priority, its job counts, its workers
+//! and sleepers, and the table that names them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
+use sprocket_proto::Priority;
 
-use crate::types::{ConnId, JobNo};
+use crate::hash::FastSet;
+use crate::types::{ConnId, FnId, JobNo};
 
+/// One function.
+///
+/// Its counts follow the jobs of the function that exist: `total` is every
+/// such job, `queued[p]` those of priority `p` waiting (runnable or
+/// scheduled), `running` those held by a worker, and
+/// `total == sum(queued) + running` always. Only the `job_*` methods change
+/// them, each for one move of a job.
 #[derive(Debug, Default)]
-pub struct Function {
-    pub name: Bytes,
+pub(crate) struct Function {
+    name: Bytes,
     /// Runnable jobs by priority (high, normal, low), FIFO. Entries of jobs
-    /// that were removed meanwhile are skipped when met.
-    pub queues: [VecDeque<JobNo>; 3],
-    /// Queued jobs per priority (runnable or scheduled), excluding running.
-    pub queued: [usize; 3],
-    /// Jobs of this function that exist: queued, scheduled and running.
-    pub total: usize,
-    pub running: usize,
+    /// that were removed or handed out meanwhile are skipped when met.
+    queues: [VecDeque<JobNo>; 3],
+    queued: [usize; 3],
+    total: usize,
+    running: usize,
     /// Registrations (a connection registered twice counts twice).
-    pub workers: usize,
+    workers: usize,
     /// Sleeping workers not yet woken, oldest first. Entries may be stale
     /// (the worker woke or left); they are checked when popped.
-    pub sleepers: VecDeque<ConnId>,
+    sleepers: VecDeque<ConnId>,
     /// Queue limits per priority; 0 means none.
-    pub max_queue: [u32; 3],
+    max_queue: [u32; 3],
 }
 
 impl Function {
-    pub fn new(name: Bytes, default_max_queue: u32) -> Function {
+    fn new(name: Bytes, default_max_queue: u32) -> Function {
         Function { name, max_queue: [default_max_queue; 3], ..Default::default() }
+    }
+
+    /// The function's name, as workers registered it.
+    pub fn name(&self) -> &Bytes {
+        &self.name
+    }
+
+    /// Jobs waiting per priority (high, normal, low), scheduled ones included.
+    pub fn queued(&self) -> [usize; 3] {
+        self.queued
+    }
+
+    /// Jobs of this function that exist: queued, scheduled and running.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Jobs held by a worker.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Worker registrations.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn max_queue(&self) -> [u32; 3] {
+        self.max_queue
+    }
+
+    /// Sets the queue limits per priority (0 = none).
+    pub fn set_max_queue(&mut self, limits: [u32; 3]) {
+        self.max_queue = limits;
+    }
+
+    /// Whether a new job of priority `p` would exceed the queue limit. The
+    /// limit of the job's priority is compared with all the function's jobs,
+    /// as gearmand does.
+    pub fn is_full(&self, p: Priority) -> bool {
+        let limit = self.max_queue[p.index()];
+        limit > 0 && self.total >= limit as usize
+    }
+
+    pub fn worker_added(&mut self) {
+        self.workers += 1;
+    }
+
+    pub fn workers_removed(&mut self, n: usize) {
+        self.workers = self.workers.saturating_sub(n);
+    }
+
+    /// A new job exists; if `runnable`, it joins the tail of its queue,
+    /// otherwise it waits for its time (see [`Function::job_due`]).
+    pub fn job_added(&mut self, no: JobNo, p: Priority, runnable: bool) {
+        self.total += 1;
+        self.queued[p.index()] += 1;
+        if runnable {
+            self.queues[p.index()].push_back(no);
+        }
+    }
+
+    /// A scheduled job's time came: it joins the tail of its queue.
+    pub fn job_due(&mut self, no: JobNo, p: Priority) {
+        self.queues[p.index()].push_back(no);
+    }
+
+    /// A waiting job was handed to a worker.
+    pub fn job_assigned(&mut self, p: Priority) {
+        self.running += 1;
+        self.queued[p.index()] = self.queued[p.index()].saturating_sub(1);
+    }
+
+    /// A running job goes back to the tail of its queue.
+    pub fn job_requeued(&mut self, no: JobNo, p: Priority) {
+        self.running = self.running.saturating_sub(1);
+        self.queued[p.index()] += 1;
+        self.queues[p.index()].push_back(no);
+    }
+
+    /// A job left the table; `running` says whether a worker held it.
+    pub fn job_removed(&mut self, p: Priority, running: bool) {
+        self.total = self.total.saturating_sub(1);
+        if running {
+            self.running = self.running.saturating_sub(1);
+        } else {
+            self.queued[p.index()] = self.queued[p.index()].saturating_sub(1);
+        }
+    }
+
+    /// Pops the next runnable job: highest non-empty priority first, FIFO
+    /// within it. Entries `runnable` rejects are stale and dropped.
+    pub fn pop_runnable(&mut self, runnable: impl Fn(JobNo) -> bool) -> Option<JobNo> {
+        for q in self.queues.iter_mut() {
+            while let Some(job_no) = q.pop_front() {
+                if runnable(job_no) {
+                    return Some(job_no);
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether any queued entry is a job `runnable` accepts.
+    pub fn has_runnable(&self, runnable: impl Fn(JobNo) -> bool) -> bool {
+        self.queues.iter().flatten().any(|&no| runnable(no))
+    }
+
+    /// Lists `conn` as sleeping on this function. Entries go stale (the
+    /// worker woke for another function, or left) and are normally dropped
+    /// when work pops them; a function that rarely gets work would keep them
+    /// all, one more each time its workers sleep (a worker polling with a
+    /// timeout sleeps every few hundred milliseconds). So once the list
+    /// holds well over one entry per registered worker, it is compacted to
+    /// the workers `still_asleep` accepts, each once: its length stays
+    /// proportional to the workers, at a constant cost per entry.
+    pub fn add_sleeper(&mut self, conn: ConnId, still_asleep: impl Fn(ConnId) -> bool) {
+        self.sleepers.push_back(conn);
+        if self.sleepers.len() <= 2 * self.workers + 16 {
+            return;
+        }
+        let mut kept = FastSet::default();
+        self.sleepers.retain(|id| still_asleep(*id) && kept.insert(*id));
+    }
+
+    /// The oldest listed sleeper, possibly stale.
+    pub fn pop_sleeper(&mut self) -> Option<ConnId> {
+        self.sleepers.pop_front()
+    }
+
+    #[cfg(test)]
+    pub fn sleeper_entries(&self) -> usize {
+        self.sleepers.len()
+    }
+}
+
+/// Every function by number, and by exact name. A function's number is
+/// its slot, never reused: a dropped function leaves an empty slot, so a
+/// number held anywhere never comes to mean another function.
+#[derive(Debug, Default)]
+pub(crate) struct FunctionTable {
+    slots: Vec<Option<Function>>,
+    by_name: HashMap<Bytes, FnId>,
+}
+
+impl FunctionTable {
+    pub fn get(&self, f: FnId) -> Option<&Function> {
+        self.slots.get(f as usize).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, f: FnId) -> Option<&mut Function> {
+        self.slots.get_mut(f as usize).and_then(Option::as_mut)
+    }
+
+    /// The function with exactly this name.
+    pub fn id_of(&self, name: &[u8]) -> Option<FnId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The name of function `f`, empty if it is gone.
+    pub fn name_of(&self, f: FnId) -> Bytes {
+        self.get(f).map(|func| func.name.clone()).unwrap_or_default()
+    }
+
+    /// Finds or creates a function by exact name.
+    pub fn find_or_create(&mut self, name: &Bytes, default_max_queue: u32) -> FnId {
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        let id = self.slots.len() as FnId;
+        let name = Bytes::copy_from_slice(name);
+        self.slots.push(Some(Function::new(name.clone(), default_max_queue)));
+        self.by_name.insert(name, id);
+        id
+    }
+
+    /// The first function whose name matches ignoring ASCII case (how
+    /// gearmand's `drop function` finds it).
+    pub fn find_ignore_case(&self, name: &[u8]) -> Option<FnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.as_ref().filter(|f| f.name.eq_ignore_ascii_case(name)).map(|_| i as FnId))
+    }
+
+    /// Forgets function `f`; its slot stays empty.
+    pub fn remove(&mut self, f: FnId) {
+        if let Some(func) = self.slots.get_mut(f as usize).and_then(Option::take) {
+            self.by_name.remove(&func.name);
+        }
+    }
+
+    /// Every function that exists, in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = &Function> {
+        self.slots.iter().flatten()
+    }
+
+    /// Every function number ever given out (dropped ones included).
+    pub fn ids(&self) -> impl Iterator<Item = FnId> {
+        0..self.slots.len() as FnId
     }
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// A multiplicative hasher for integer keys the engine assigns itself
+/// (never for keys a peer chooses).
 #[derive(Default, Clone, Copy)]
 pub struct IntHasher(u64);
 
@@ -24,6 +26,8 @@ impl Hasher for IntHasher {
     }
 }
 
+/// A hash map keyed by engine-assigned integers, hashed with [`IntHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
+/// A hash set of engine-assigned integers, hashed with [`IntHasher`].
 pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<IntHasher>>;

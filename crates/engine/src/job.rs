@@ -147,10 +147,15 @@ pub struct Job {
     /// (with `--store-queue-on-shutdown`, where other jobs get a row only
     /// at shutdown).
     pub replayed_row: bool,
-    /// Sequence number of the store insert not yet durable; 0 when none.
-    pub pending_seq: u64,
+    /// Sequence number of its store insert; 0 when it has none or the
+    /// insert failed. The insert is durable once the store has confirmed
+    /// everything up to this number.
+    pub insert_seq: u64,
     /// Results go nowhere (all clients gone, or cancelled).
     pub ignore: bool,
+    /// The job has ended (it was cancelled while a worker held it); it
+    /// stays in the table only until that worker lets go of it.
+    pub ended: bool,
     /// Increments per assignment, so a stale timeout is recognised.
     pub assignment: u32,
     /// Which key its store row has.
@@ -199,8 +204,9 @@ impl Job {
             denominator: 0,
             persisted: false,
             replayed_row: false,
-            pending_seq: 0,
+            insert_seq: 0,
             ignore: false,
+            ended: false,
             assignment: 0,
             row_key: RowKey::Unique,
             extra: None,

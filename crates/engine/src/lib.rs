@@ -15,26 +15,28 @@
 //! Semantics follow gearmand 1.1.20 (see `shared/gearman-reference.md`),
 //! with its documented bugs fixed where clients cannot depend on them.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod admin;
+mod coalesce;
 mod commands;
 mod conn;
 pub mod cron;
-mod dispatch;
 mod engine;
 mod function;
-mod grab;
 pub mod hash;
 mod job;
-mod status;
-mod submit;
+mod jobs;
+mod ledger;
+mod outcome;
+mod timers;
 pub mod types;
 mod unique_index;
 pub mod views;
-mod work;
 
 pub use commands::CommandError;
 pub use engine::Engine;
 pub use hash::FastMap;
+pub use outcome::{AttemptEnd, Outcome};
 pub use types::*;
 pub use views::{FunctionView, JobFilter, JobStatus, JobView, ServerInfo, WorkerView};

@@ -54,7 +54,9 @@ pub struct Config {
     pub round_robin: bool,
     /// New connections start with exceptions enabled (`--exceptions`).
     pub exceptions_default: bool,
+    /// How background jobs are persisted.
     pub persist: PersistMode,
+    /// What to do when a CAN_DO_TIMEOUT limit expires.
     pub timeout_action: TimeoutAction,
     /// Queue limit applied to functions when they are created; 0 = none.
     pub default_max_queue: u32,
@@ -97,6 +99,7 @@ impl Default for Config {
 /// One thing to write to a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Out {
+    /// A binary protocol response.
     Packet(Response),
     /// Raw admin text reply bytes.
     Text(Bytes),
@@ -105,13 +108,33 @@ pub enum Out {
 /// A change to the persistent store, numbered by `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersistOp {
-    Insert { function: Bytes, unique: Bytes, priority: Priority, data: Bytes, when: i64 },
-    Delete { function: Bytes, unique: Bytes },
+    /// Write a background job's row.
+    Insert {
+        /// The job's function name.
+        function: Bytes,
+        /// The row's key within the function: the job's unique, or a key
+        /// generated for a job without one (see [`GENERATED_UNIQUE_PREFIX`]).
+        unique: Bytes,
+        /// The job's priority.
+        priority: Priority,
+        /// The job's data (its workload).
+        data: Bytes,
+        /// Unix seconds before which the job may not run; 0 for at once.
+        when: i64,
+    },
+    /// Remove the row written under this function and key.
+    Delete {
+        /// The job's function name.
+        function: Bytes,
+        /// The row's key, as in the Insert that wrote it.
+        unique: Bytes,
+    },
 }
 
 /// How the server should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownRequest {
+    /// Stop now (`shutdown`).
     Immediate,
     /// Stop accepting, exit when no jobs remain.
     Graceful,
@@ -128,10 +151,12 @@ pub struct Outbox {
     pub persist: Vec<(u64, PersistOp)>,
     /// Connections to close after their pending output is written.
     pub close: Vec<ConnId>,
+    /// An operator asked the server to stop.
     pub shutdown: Option<ShutdownRequest>,
 }
 
 impl Outbox {
+    /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty() && self.persist.is_empty() && self.close.is_empty() && self.shutdown.is_none()
     }
@@ -140,10 +165,17 @@ impl Outbox {
 /// A job to replay from the store at start-up.
 #[derive(Debug, Clone)]
 pub struct ReplayJob {
+    /// The job's function name.
     pub function: Bytes,
+    /// The row's key, as stored: the job's unique, a generated key (see
+    /// [`GENERATED_UNIQUE_PREFIX`]), or another row's key such as
+    /// gearmand's `-`.
     pub unique: Bytes,
+    /// The job's priority.
     pub priority: Priority,
+    /// The job's data.
     pub data: Bytes,
+    /// Unix seconds before which the job may not run; 0 for at once.
     pub when: i64,
 }
 

@@ -153,16 +153,15 @@ impl Engine {
     /// Every function, sorted by name.
     pub fn functions_view(&self) -> Vec<FunctionView> {
         let mut views: Vec<FunctionView> = self
-            .functions
+            .function_table()
             .iter()
-            .flatten()
             .map(|f| FunctionView {
-                name: f.name.clone(),
-                total: f.total,
-                running: f.running,
-                queued: f.queued,
-                workers: f.workers,
-                max_queue: f.max_queue,
+                name: f.name().clone(),
+                total: f.total(),
+                running: f.running(),
+                queued: f.queued(),
+                workers: f.workers(),
+                max_queue: f.max_queue(),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
@@ -171,24 +170,21 @@ impl Engine {
 
     /// Every connection, newest first (the order of gearmand's `workers`).
     pub fn workers_view(&self) -> Vec<WorkerView> {
-        self.conn_order
-            .iter()
+        self.conn_table()
+            .in_arrival_order()
             .rev()
-            .filter_map(|id| {
-                let c = self.conns.get(id)?;
-                Some(WorkerView {
-                    conn: *id,
-                    fd: c.fd,
-                    peer: c.peer.clone(),
-                    client_id: c.client_id.clone(),
-                    functions: c
-                        .abilities
-                        .iter()
-                        .filter_map(|a| self.function(a.function).map(|f| f.name.clone()))
-                        .collect(),
-                    running: c.running.iter().filter_map(|no| self.jobs.get(no).map(|j| j.handle())).collect(),
-                    sleeping: c.sleeping,
-                })
+            .map(|(id, c)| WorkerView {
+                conn: id,
+                fd: c.fd,
+                peer: c.peer.clone(),
+                client_id: c.client_id.clone(),
+                functions: c
+                    .abilities
+                    .iter()
+                    .filter_map(|a| self.function(a.function).map(|f| f.name().clone()))
+                    .collect(),
+                running: c.running.iter().filter_map(|no| self.job_table().get(*no).map(|j| j.handle())).collect(),
+                sleeping: c.is_asleep(),
             })
             .collect()
     }
@@ -202,12 +198,12 @@ impl Engine {
     /// taken: a listing of a million jobs is written out one view at a
     /// time instead of holding every view at once.
     pub fn job_views<'a>(&'a self, filter: &JobFilter) -> impl Iterator<Item = JobView> + 'a {
-        let wanted = filter.function.as_ref().map(|name| self.fn_index.get(name).copied());
+        let wanted = filter.function.as_ref().map(|name| self.function_table().id_of(name));
         let mut jobs: Vec<&Job> = match wanted {
             // A function nobody knows has no jobs.
             Some(None) => Vec::new(),
-            Some(Some(f)) => self.jobs.values().map(|j| &**j).filter(|j| j.function == f).collect(),
-            None => self.jobs.values().map(|j| &**j).collect(),
+            Some(Some(f)) => self.job_table().iter().filter(|j| j.function == f).collect(),
+            None => self.job_table().iter().collect(),
         };
         jobs.sort_unstable_by_key(|j| j.no);
         jobs.truncate(filter.limit.unwrap_or(usize::MAX));
@@ -217,21 +213,21 @@ impl Engine {
     /// The job with this handle, if it exists.
     pub fn job_view(&self, handle: &[u8]) -> Option<JobView> {
         let no = self.job_by_handle(handle)?;
-        self.jobs.get(&no).map(|j| self.job_view_of(j))
+        self.job_table().get(no).map(|j| self.job_view_of(j))
     }
 
     /// The server as a whole.
     pub fn server_info(&self) -> ServerInfo {
         ServerInfo {
-            version: self.config.version.clone(),
-            pid: self.config.pid,
-            verbose: self.config.verbose.clone(),
-            jobs: self.jobs.len(),
-            connections: self.conns.len(),
-            functions: self.functions.iter().flatten().count(),
-            unconfirmed_inserts: self.pending_inserts.len(),
-            store_down: self.store_down,
-            now: self.now,
+            version: self.config().version.clone(),
+            pid: self.config().pid,
+            verbose: self.config().verbose.clone(),
+            jobs: self.job_table().len(),
+            connections: self.conn_table().len(),
+            functions: self.function_table().iter().count(),
+            unconfirmed_inserts: self.ledger_view().unconfirmed_count(),
+            store_down: self.ledger_view().store_down(),
+            now: self.now(),
         }
     }
 
@@ -240,7 +236,7 @@ impl Engine {
             no: j.no,
             handle: j.handle(),
             unique: j.unique(),
-            function: self.function(j.function).map(|f| f.name.clone()).unwrap_or_default(),
+            function: self.function(j.function).map(|f| f.name().clone()).unwrap_or_default(),
             priority: j.priority,
             background: j.background,
             status: match j.state {

@@ -1057,3 +1057,30 @@ fn a_running_job_whose_client_left_is_joined_but_a_cancelled_one_is_not() {
     let d = t.connect();
     assert_ne!(t.fg(d, "f", "k2", "d"), running, "a cancelled job is not joined");
 }
+
+/// A job cancelled while its worker runs it has ended: when the worker's
+/// CAN_DO_TIMEOUT limit then expires, the job is gone, not put back in its
+/// queue to run again (it was, with the requeueing timeout action), and
+/// the running count drops as when the worker reports back.
+#[test]
+fn a_cancelled_running_job_is_not_requeued_when_its_time_limit_expires() {
+    let mut t = Bed::default();
+    assert_eq!(t.engine.config().timeout_action, TimeoutAction::Retry);
+    let c = t.connect();
+    let admin = t.connect();
+    let w = t.connect();
+    t.send(w, Request::CanDoTimeout { function: b("f"), timeout: b("1000") });
+    let h = t.fg(c, "f", "u", "d");
+    assert_eq!(t.grab(w).expect("job handed out").0, h);
+    let line = format!("cancel job {}", String::from_utf8_lossy(&h));
+    assert_eq!(t.admin(admin, &line), "OK\r\n");
+    assert_eq!(t.packets(c), vec![Response::WorkFail { handle: h.clone() }]);
+    assert_eq!(t.admin(admin, "status"), "f\t1\t1\t1\n.\n", "still running on its worker");
+    t.advance(1_001);
+    assert_eq!(t.engine.job_count(), 0, "the cancelled job is gone");
+    assert_eq!(t.admin(admin, "status"), "f\t0\t0\t1\n.\n");
+    assert!(t.grab(w).is_none(), "and never handed out again");
+    assert!(t.packets(c).is_empty(), "its client hears nothing more");
+    t.send(w, Request::WorkComplete { handle: h, data: b("late") });
+    assert!(matches!(t.packets(w).pop(), Some(Response::Error { .. })), "the late result finds no job");
+}

@@ -8,13 +8,14 @@ use crate::job::Job;
 use crate::types::*;
 
 impl Engine {
-    pub(crate) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
+    /// GET_STATUS: what is known of the job with this handle.
+    pub(super) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
         if handle.len() >= MAX_HANDLE {
             // gearmand sends nothing here; every request deserves an answer.
             self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Job handle too large"));
             return;
         }
-        let job = self.job_by_handle(&handle).and_then(|no| self.jobs.get(&no));
+        let job = self.job_by_handle(&handle).and_then(|no| self.jobs.get(no));
         let resp = match job {
             Some(j) => Response::StatusRes {
                 handle,
@@ -28,7 +29,8 @@ impl Engine {
         self.send_packet(conn, resp);
     }
 
-    pub(crate) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
+    /// GET_STATUS_UNIQUE: what is known of the oldest job with this unique.
+    pub(super) fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
         if unique.len() >= MAX_UNIQUE {
             self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Unique value too large"));
             return;
@@ -60,9 +62,10 @@ impl Engine {
         if unique.is_empty() {
             return None;
         }
-        (0..self.functions.len() as FnId)
-            .filter_map(|f| self.by_unique.get(f, unique, |no| self.jobs.get(&no).map(|j| &**j)))
-            .filter_map(|no| self.jobs.get(&no).map(|j| &**j))
+        self.functions
+            .ids()
+            .filter_map(|f| self.coalesce.by_unique(f, unique, &self.jobs))
+            .filter_map(|no| self.jobs.get(no))
             .min_by_key(|j| j.no)
     }
 }

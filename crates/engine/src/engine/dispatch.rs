@@ -6,18 +6,23 @@ use sprocket_proto::{Priority, Request, Response};
 
 use crate::conn::Ability;
 use crate::engine::Engine;
+use crate::outcome::AttemptEnd;
 use crate::types::*;
 
 /// Which packet a grab is answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GrabKind {
+pub(super) enum GrabKind {
+    /// GRAB_JOB: JOB_ASSIGN.
     Plain,
+    /// GRAB_JOB_UNIQ: JOB_ASSIGN_UNIQ.
     Uniq,
+    /// GRAB_JOB_ALL: JOB_ASSIGN_ALL when the job has a reducer.
     All,
 }
 
 impl Engine {
-    pub(crate) fn dispatch(&mut self, conn: ConnId, req: Request) {
+    /// Handles one request from `conn`.
+    pub(super) fn dispatch(&mut self, conn: ConnId, req: Request) {
         match req {
             Request::CanDo { function } => self.can_do(conn, &function, None),
             Request::CanDoTimeout { function, timeout } => {
@@ -77,7 +82,7 @@ impl Engine {
             Request::GetStatusUnique { unique } => self.get_status_unique(conn, unique),
             Request::EchoReq { data } => self.send_packet(conn, Response::EchoRes { data }),
             Request::SetClientId { id } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
+                if let Some(c) = self.conns.get_mut(conn) {
                     let keep = id.len().min(MAX_CLIENT_ID);
                     c.client_id =
                         if keep == 0 { Bytes::from_static(b"-") } else { Bytes::copy_from_slice(&id[..keep]) };
@@ -85,7 +90,7 @@ impl Engine {
             }
             Request::OptionReq { name } => {
                 if name.len() <= MAX_OPTION && name.eq_ignore_ascii_case(b"exceptions") {
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                    if let Some(c) = self.conns.get_mut(conn) {
                         c.exceptions = true;
                     }
                     self.send_packet(conn, Response::OptionRes { name });
@@ -99,14 +104,14 @@ impl Engine {
 
     fn can_do(&mut self, conn: ConnId, name: &Bytes, timeout_ms: Option<u64>) {
         let f = self.function_id(name);
-        if let Some(func) = self.function_mut(f) {
-            func.workers += 1;
+        if let Some(func) = self.functions.get_mut(f) {
+            func.worker_added();
         }
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(conn) else { return };
         c.abilities.insert(0, Ability { function: f, timeout_ms });
         // A sleeping worker that learns a new function must hear about
         // work for it too.
-        if c.sleeping && !c.noop_sent {
+        if c.is_asleep() {
             self.add_sleeper(f, conn);
             if self.has_runnable(f) {
                 self.wake_workers(f);
@@ -115,54 +120,52 @@ impl Engine {
     }
 
     fn cant_do(&mut self, conn: ConnId, name: &[u8]) {
-        let Some(&f) = self.fn_index.get(name) else { return };
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(f) = self.functions.id_of(name) else { return };
+        let Some(c) = self.conns.get_mut(conn) else { return };
         let before = c.abilities.len();
         c.abilities.retain(|a| a.function != f);
         let removed = before - c.abilities.len();
         let give_back: Vec<JobNo> = c.running.clone();
-        if let Some(func) = self.function_mut(f) {
-            func.workers = func.workers.saturating_sub(removed);
+        if let Some(func) = self.functions.get_mut(f) {
+            func.workers_removed(removed);
         }
         for job_no in give_back {
-            if self.jobs.get(&job_no).is_some_and(|j| j.function == f) {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.running.retain(|&j| j != job_no);
-                }
-                self.worker_lost_job(job_no);
+            if self.jobs.get(job_no).is_some_and(|j| j.function == f) {
+                self.end_attempt(job_no, AttemptEnd::WorkerLost);
             }
         }
     }
 
     fn reset_abilities(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(conn) else { return };
         let abilities = std::mem::take(&mut c.abilities);
         let running = std::mem::take(&mut c.running);
         for a in abilities {
-            if let Some(func) = self.function_mut(a.function) {
-                func.workers = func.workers.saturating_sub(1);
+            if let Some(func) = self.functions.get_mut(a.function) {
+                func.workers_removed(1);
             }
         }
         for job_no in running {
-            self.worker_lost_job(job_no);
+            self.end_attempt(job_no, AttemptEnd::WorkerLost);
         }
     }
 }
 
 /// What a SUBMIT_* asks for.
 #[derive(Debug, Default)]
-pub(crate) struct Submit {
+pub(super) struct Submit {
     pub function: Bytes,
     pub unique: Bytes,
     pub data: Bytes,
     pub priority: Priority,
     pub background: bool,
+    /// Unix seconds before which it may not run; 0 = now.
     pub when: i64,
     pub reducer: Bytes,
 }
 
 /// strtol-like: optional sign, leading digits; garbage gives 0.
-pub(crate) fn parse_signed(b: &[u8]) -> i64 {
+fn parse_signed(b: &[u8]) -> i64 {
     let (neg, digits) = match b.first() {
         Some(b'-') => (true, &b[1..]),
         Some(b'+') => (false, &b[1..]),

@@ -3,13 +3,14 @@
 use bytes::Bytes;
 use sprocket_proto::Response;
 
-use crate::dispatch::Submit;
+use super::dispatch::Submit;
 use crate::engine::Engine;
 use crate::job::{GeneratedKey, Job, JobState, RowKey, StoredKey, MAX_STORED_UNIQUE};
 use crate::types::*;
 
 impl Engine {
-    pub(crate) fn submit(&mut self, conn: ConnId, s: Submit) {
+    /// A SUBMIT_* request: joins an existing job or makes a new one.
+    pub(super) fn submit(&mut self, conn: ConnId, s: Submit) {
         if s.unique.len() > MAX_UNIQUE || s.reducer.len() > MAX_UNIQUE {
             let text = if s.unique.len() > MAX_UNIQUE { "Unique value too large" } else { "Reducer value too large" };
             self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", text));
@@ -17,19 +18,17 @@ impl Engine {
         }
         let f = self.function_id(&s.function);
 
-        if let Some(job_no) = self.coalesce_target(f, &s.unique, &s.data) {
+        if let Some(job_no) = self.coalesce.target(f, &s.unique, &s.data, &self.jobs) {
             self.attach(conn, job_no, s.background);
             return;
         }
 
-        if s.background && self.store_down && self.config.persist == PersistMode::Immediate {
+        if s.background && self.ledger.store_down() && self.config.persist == PersistMode::Immediate {
             self.send_packet(conn, Response::error("QUEUE_ERROR", "Job could not be stored durably"));
             return;
         }
 
-        let limit = self.function(f).map(|func| func.max_queue[s.priority.index()]).unwrap_or(0);
-        let total = self.function(f).map(|func| func.total).unwrap_or(0);
-        if limit > 0 && total >= limit as usize {
+        if self.functions.get(f).is_some_and(|func| func.is_full(s.priority)) {
             self.send_packet(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
             return;
         }
@@ -38,7 +37,7 @@ impl Engine {
             return;
         }
 
-        let job_no = self.next_job;
+        let job_no = self.jobs.next_no();
         let made =
             Job::new(job_no, &self.config.handle_prefix, f, &s.unique, &s.data, s.priority, s.background, s.when);
         let Ok(mut job) = made else {
@@ -47,7 +46,6 @@ impl Engine {
             self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Job handle too long"));
             return;
         };
-        self.next_job += 1;
         if !s.reducer.is_empty() {
             job.extra_mut().reducer = Bytes::copy_from_slice(&s.reducer);
         }
@@ -55,8 +53,6 @@ impl Engine {
             job.clients.push(conn);
         }
         let handle = job.handle();
-        let unique = job.unique();
-        let data_key = (unique.as_ref() == b"-" && !job.data_bytes().is_empty()).then(|| job.data());
 
         let mut seq = 0;
         if s.background && self.config.persist != PersistMode::None {
@@ -65,44 +61,24 @@ impl Engine {
                 // Handles restart at 1 after a restart, so generated keys
                 // also name this server run; replayed rows keep theirs.
                 job.key_if_keyless();
-                seq = self.persist(self.row_insert(&job));
-                job.pending_seq = seq;
-                self.track_insert(seq, job_no);
+                seq = self.write_insert(self.row_insert(&job), job_no);
+                job.insert_seq = seq;
             }
         }
 
-        self.index_job(f, &unique, data_key, job_no);
+        self.coalesce.insert(&job, &self.jobs);
         self.add_job(job);
         if !s.background {
-            if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(c) = self.conns.get_mut(conn) {
                 c.waiting.push(job_no);
             }
         }
         self.send_job_created(conn, handle, seq);
     }
 
-    /// The existing job a submission joins, if any.
-    fn coalesce_target(&self, f: FnId, unique: &Bytes, data: &Bytes) -> Option<JobNo> {
-        if unique.is_empty() {
-            return None;
-        }
-        // A running job whose clients all left (`ignore`) is still in the
-        // index and is joined, as gearmand does: the new submitter gets its
-        // result instead of the work being done twice. A cancelled job is
-        // no longer in the index.
-        if unique.as_ref() == b"-" {
-            if data.is_empty() {
-                return None;
-            }
-            self.by_data.get(&(f, data.clone())).copied()
-        } else {
-            self.by_unique.get(f, unique, |no| self.jobs.get(&no).map(|j| &**j))
-        }
-    }
-
     /// Attaches a submitter to an existing job and answers with its handle.
     fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
-        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
         // Someone listens again to a job whose clients had all left.
         job.ignore = false;
         // One listener entry per submission, even from the same connection:
@@ -111,15 +87,15 @@ impl Engine {
         // them, and otherwise waits for ever for its second completion.
         if !background {
             job.clients.push(conn);
-            if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(c) = self.conns.get_mut(conn) {
                 c.waiting.push(job_no);
             }
         }
         if background && !job.background {
             self.make_background(job_no);
         }
-        let Some(job) = self.jobs.get(&job_no) else { return };
-        let (handle, seq) = (job.handle(), job.pending_seq);
+        let Some(job) = self.jobs.get(job_no) else { return };
+        let (handle, seq) = (job.handle(), job.insert_seq);
         self.send_job_created(conn, handle, seq);
     }
 
@@ -131,7 +107,7 @@ impl Engine {
     /// job is counted in `status` but never handed out.)
     fn make_background(&mut self, job_no: JobNo) {
         let persist = self.config.persist;
-        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
         job.background = true;
         if persist == PersistMode::None {
             return;
@@ -141,38 +117,24 @@ impl Engine {
             return;
         }
         job.key_if_keyless();
-        let Some(op) = self.jobs.get(&job_no).map(|j| self.row_insert(j)) else { return };
-        let seq = self.persist(op);
-        if let Some(job) = self.jobs.get_mut(&job_no) {
-            job.pending_seq = seq;
-        }
-        self.track_insert(seq, job_no);
-    }
-
-    pub(crate) fn index_job(&mut self, f: FnId, unique: &Bytes, data_key: Option<Bytes>, job_no: JobNo) {
-        if let Some(data) = data_key {
-            self.by_data.insert((f, data), job_no);
-        } else if !unique.is_empty() && unique.as_ref() != b"-" {
-            let jobs = &self.jobs;
-            self.by_unique.insert(f, unique, job_no, |no| jobs.get(&no).map(|j| &**j));
+        let Some(op) = self.jobs.get(job_no).map(|j| self.row_insert(j)) else { return };
+        let seq = self.write_insert(op, job_no);
+        if let Some(job) = self.jobs.get_mut(job_no) {
+            job.insert_seq = seq;
         }
     }
 
     /// Puts a new job in the table and its queue (or the schedule).
-    pub(crate) fn add_job(&mut self, mut job: Job) {
+    fn add_job(&mut self, mut job: Job) {
         let (f, p, no) = (job.function, job.priority, job.no);
         let future = job.when > self.now_secs();
         job.state = if future { JobState::Scheduled } else { JobState::Queued };
         if future {
-            self.schedule.push(std::cmp::Reverse((job.when, no)));
+            self.timers.schedule(job.when, no);
         }
-        self.jobs.insert(no, Box::new(job));
-        if let Some(func) = self.function_mut(f) {
-            func.total += 1;
-            func.queued[p.index()] += 1;
-            if !future {
-                func.queues[p.index()].push_back(no);
-            }
+        self.jobs.insert(job);
+        if let Some(func) = self.functions.get_mut(f) {
+            func.job_added(no, p, !future);
         }
         if !future {
             self.wake_workers(f);
@@ -191,13 +153,10 @@ impl Engine {
             None if generated => Bytes::new(),
             None => r.unique.clone(),
         };
-        if unique.as_ref() != b"-"
-            && !unique.is_empty()
-            && self.by_unique.get(f, &unique, |no| self.jobs.get(&no).map(|j| &**j)).is_some()
-        {
+        if unique.as_ref() != b"-" && !unique.is_empty() && self.coalesce.by_unique(f, &unique, &self.jobs).is_some() {
             return;
         }
-        let job_no = self.next_job;
+        let job_no = self.jobs.next_no();
         let mut job = match Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when)
         {
             Ok(job) => job,
@@ -216,7 +175,6 @@ impl Engine {
                 return;
             }
         };
-        self.next_job += 1;
         job.persisted = self.config.persist != PersistMode::None;
         job.replayed_row = job.persisted;
         if generated || r.unique.as_ref() == b"-" {
@@ -227,27 +185,10 @@ impl Engine {
             job.row_key = RowKey::Stored;
             job.extra_mut().stored_key = Some(key);
         }
-        let unique = job.unique();
         // A replayed `-` job (gearmand's row, or ours) coalesces on its
         // data again, as it did before the restart.
-        let data_key = (unique.as_ref() == b"-" && !job.data_bytes().is_empty()).then(|| job.data());
-        self.index_job(f, &unique, data_key, job_no);
+        self.coalesce.insert(&job, &self.jobs);
         self.add_job(job);
-    }
-
-    /// The store could not make a job durable: forget it if it has not
-    /// started, and stop treating it as persisted.
-    pub(crate) fn insert_failed(&mut self, job_no: JobNo) {
-        let Some(job) = self.jobs.get_mut(&job_no) else { return };
-        job.persisted = false;
-        job.pending_seq = 0;
-        // Its background submitters were all told it failed; only
-        // foreground clients (if any) still want it.
-        job.background = false;
-        let attached = !job.clients.is_empty();
-        if !job.is_running() && !attached {
-            self.remove_job(job_no);
-        }
     }
 
     /// Queues an Insert for every background job still flagged persisted
@@ -257,15 +198,15 @@ impl Engine {
         // as they would have at submission with an immediate store:
         // written under their own (empty or `-`) unique, they would all
         // share one row and all but one would be lost.
-        for job in self.jobs.values_mut().filter(|j| j.persisted && !j.ignore) {
+        for job in self.jobs.iter_mut().filter(|j| j.persisted && !j.ignore) {
             job.key_if_keyless();
         }
-        let mut jobs: Vec<&Job> = self.jobs.values().map(|j| &**j).filter(|j| j.persisted && !j.ignore).collect();
+        let mut jobs: Vec<&Job> = self.jobs.iter().filter(|j| j.persisted && !j.ignore).collect();
         jobs.sort_by_key(|j| j.no);
         let ops: Vec<PersistOp> = jobs.iter().map(|j| self.row_insert(j)).collect();
         let n = ops.len();
         for op in ops {
-            self.persist(op);
+            self.ledger.write(op, &mut self.out.persist);
         }
         n
     }

@@ -1,17 +1,24 @@
 //! Handing jobs to workers, and sleeping / waking them.
 
+use bytes::Bytes;
 use sprocket_proto::Response;
 
-use crate::dispatch::GrabKind;
+use super::dispatch::GrabKind;
 use crate::engine::Engine;
 use crate::job::JobState;
+use crate::jobs::JobTable;
 use crate::types::*;
 
+/// Whether queue entry `no` of function `f` is a job a worker may take.
+fn is_runnable(jobs: &JobTable, no: JobNo, f: FnId) -> bool {
+    jobs.get(no).is_some_and(|j| j.state == JobState::Queued && j.function == f)
+}
+
 impl Engine {
-    pub(crate) fn grab(&mut self, conn: ConnId, kind: GrabKind) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        c.sleeping = false;
-        c.noop_sent = false;
+    /// GRAB_JOB*: the next job of the worker's functions, or NO_JOB.
+    pub(super) fn grab(&mut self, conn: ConnId, kind: GrabKind) {
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        c.grabbing();
         let order: Vec<(usize, FnId)> = c.abilities.iter().map(|a| a.function).enumerate().collect();
         let mut found = None;
         for (pos, f) in order {
@@ -25,7 +32,7 @@ impl Engine {
             return;
         };
         if self.config.round_robin {
-            if let Some(c) = self.conns.get_mut(&conn) {
+            if let Some(c) = self.conns.get_mut(conn) {
                 if pos < c.abilities.len() {
                     let a = c.abilities.remove(pos);
                     c.abilities.push(a);
@@ -38,35 +45,24 @@ impl Engine {
     /// Pops the next runnable job of a function: highest non-empty
     /// priority first, FIFO within it. Stale queue entries are dropped.
     fn take_runnable(&mut self, f: FnId) -> Option<JobNo> {
-        let func = self.functions.get_mut(f as usize)?.as_mut()?;
-        for q in func.queues.iter_mut() {
-            while let Some(job_no) = q.pop_front() {
-                match self.jobs.get(&job_no) {
-                    Some(job) if job.state == JobState::Queued && job.function == f => return Some(job_no),
-                    _ => continue,
-                }
-            }
-        }
-        None
+        let jobs = &self.jobs;
+        self.functions.get_mut(f)?.pop_runnable(|no| is_runnable(jobs, no, f))
     }
 
     /// True when the function has a job a worker could take now.
-    pub(crate) fn has_runnable(&self, f: FnId) -> bool {
-        let Some(func) = self.function(f) else { return false };
-        func.queues
-            .iter()
-            .flatten()
-            .any(|no| self.jobs.get(no).is_some_and(|j| j.state == JobState::Queued && j.function == f))
+    pub(super) fn has_runnable(&self, f: FnId) -> bool {
+        let Some(func) = self.functions.get(f) else { return false };
+        func.has_runnable(|no| is_runnable(&self.jobs, no, f))
     }
 
     fn assign(&mut self, conn: ConnId, job_no: JobNo, kind: GrabKind) {
         let timeout = self
             .jobs
-            .get(&job_no)
-            .and_then(|j| self.conns.get(&conn)?.abilities.iter().find(|a| a.function == j.function))
+            .get(job_no)
+            .and_then(|j| self.conns.get(conn)?.abilities.iter().find(|a| a.function == j.function))
             .and_then(|a| a.timeout_ms);
         let now = self.now;
-        let Some(job) = self.jobs.get_mut(&job_no) else { return };
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
         job.state = JobState::Running(conn);
         job.assignment = job.assignment.wrapping_add(1);
         let assignment = job.assignment;
@@ -74,17 +70,19 @@ impl Engine {
         let handle = job.handle();
         let data = job.data();
         let unique = job.unique();
-        let reducer = bytes::Bytes::copy_from_slice(job.reducer());
-        let function = self.function(f).map(|x| x.name.clone()).unwrap_or_default();
-        if let Some(func) = self.function_mut(f) {
-            func.running += 1;
-            func.queued[p.index()] = func.queued[p.index()].saturating_sub(1);
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
+        let reducer = Bytes::copy_from_slice(job.reducer());
+        let function = match self.functions.get_mut(f) {
+            Some(func) => {
+                func.job_assigned(p);
+                func.name().clone()
+            }
+            None => Bytes::new(),
+        };
+        if let Some(c) = self.conns.get_mut(conn) {
             c.running.push(job_no);
         }
         if let Some(ms) = timeout {
-            self.timeouts.push(std::cmp::Reverse((now + ms, job_no, assignment)));
+            self.timers.limit_attempt(now + ms, job_no, assignment);
         }
         let resp = match kind {
             GrabKind::Plain => Response::JobAssign { handle, function, data },
@@ -94,21 +92,21 @@ impl Engine {
         self.send_packet(conn, resp);
     }
 
-    pub(crate) fn pre_sleep(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get(&conn) else { return };
+    /// PRE_SLEEP: a NOOP at once if there is work, otherwise the worker is
+    /// listed as a sleeper of each of its functions.
+    pub(super) fn pre_sleep(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(conn) else { return };
         let functions: Vec<FnId> = c.abilities.iter().map(|a| a.function).collect();
-        let already_sleeping = c.sleeping && !c.noop_sent;
+        let already_sleeping = c.is_asleep();
         if functions.iter().any(|&f| self.has_runnable(f)) {
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.noop_sent = true;
-                c.sleeping = false;
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.noop_sent();
             }
             self.send_packet(conn, Response::Noop);
             return;
         }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.sleeping = true;
-            c.noop_sent = false;
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.fall_asleep();
         }
         if already_sleeping {
             return;
@@ -123,42 +121,31 @@ impl Engine {
         }
     }
 
-    /// Lists `conn` as sleeping on `f`. Entries go stale (the worker woke
-    /// for another function, or left) and are normally dropped when work
-    /// for `f` pops them; a function that rarely gets work would keep them
-    /// all, one more each time its workers sleep (a worker polling with a
-    /// timeout sleeps every few hundred milliseconds). So once the list
-    /// holds well over one entry per registered worker, it is compacted to
-    /// the workers still asleep on `f`, each once: its length stays
-    /// proportional to the workers, at a constant cost per entry.
-    pub(crate) fn add_sleeper(&mut self, f: FnId, conn: ConnId) {
-        let Some(func) = self.functions.get_mut(f as usize).and_then(Option::as_mut) else { return };
-        func.sleepers.push_back(conn);
-        if func.sleepers.len() <= 2 * func.workers + 16 {
-            return;
-        }
+    /// Lists `conn` as sleeping on `f` (see [`Function::add_sleeper`]).
+    ///
+    /// [`Function::add_sleeper`]: crate::function::Function::add_sleeper
+    pub(super) fn add_sleeper(&mut self, f: FnId, conn: ConnId) {
         let conns = &self.conns;
-        let mut kept = crate::hash::FastSet::default();
-        func.sleepers
-            .retain(|id| conns.get(id).is_some_and(|c| c.sleeping && !c.noop_sent && c.can_do(f)) && kept.insert(*id));
+        let Some(func) = self.functions.get_mut(f) else { return };
+        func.add_sleeper(conn, |id| conns.get(id).is_some_and(|c| c.wakeable_for(f)));
     }
 
     /// New work for `f`: NOOP its sleeping workers (all of them, or at most
     /// `--worker-wakeup` of them), oldest sleeper first.
-    pub(crate) fn wake_workers(&mut self, f: FnId) {
+    pub(super) fn wake_workers(&mut self, f: FnId) {
         let limit = self.config.worker_wakeup as usize;
         let mut woken = 0;
         loop {
             if limit > 0 && woken >= limit {
                 break;
             }
-            let Some(func) = self.functions.get_mut(f as usize).and_then(Option::as_mut) else { return };
-            let Some(conn) = func.sleepers.pop_front() else { break };
-            let Some(c) = self.conns.get_mut(&conn) else { continue };
-            if !c.sleeping || c.noop_sent || !c.can_do(f) {
+            let Some(func) = self.functions.get_mut(f) else { return };
+            let Some(conn) = func.pop_sleeper() else { break };
+            let Some(c) = self.conns.get_mut(conn) else { continue };
+            if !c.wakeable_for(f) {
                 continue;
             }
-            c.noop_sent = true;
+            c.noop_sent();
             woken += 1;
             self.send_packet(conn, Response::Noop);
         }
@@ -177,8 +164,8 @@ mod tests {
     }
 
     fn sleepers_of(e: &Engine, name: &str) -> usize {
-        let f = e.fn_index.get(name.as_bytes()).copied().expect("function");
-        e.function(f).map_or(0, |func| func.sleepers.len())
+        let f = e.functions.id_of(name.as_bytes()).expect("function");
+        e.functions.get(f).map_or(0, |func| func.sleeper_entries())
     }
 
     #[test]

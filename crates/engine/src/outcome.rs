@@ -1,0 +1,64 @@
+//! How a job ends, and how one attempt at it ends without the job ending.
+
+use bytes::Bytes;
+
+/// How a job ended. Every job ends exactly once, through one place in
+/// the engine, which tells its clients, deletes its store row and forgets
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The worker sent WORK_COMPLETE with this result.
+    Completed {
+        /// The result, as the worker sent it.
+        result: Bytes,
+    },
+    /// The worker sent WORK_FAIL.
+    Failed,
+    /// The worker sent WORK_EXCEPTION with this text (clients that did not
+    /// ask for exceptions hear WORK_FAIL).
+    Exception {
+        /// The exception text, as the worker sent it.
+        text: Bytes,
+    },
+    /// An operator cancelled it (`cancel job`).
+    Cancelled,
+    /// An operator dropped its function while it was queued
+    /// (`drop function`).
+    FunctionDropped,
+    /// Its CAN_DO_TIMEOUT limit expired, with `--timeout-action fail`.
+    TimedOut,
+    /// Its attempts ran out (`--job-retries`).
+    Dropped {
+        /// Attempts that ended without a result.
+        attempts: u32,
+    },
+    /// The store could not make it durable (the insert failed or was not
+    /// confirmed in time) and no foreground client wants it.
+    NotStored,
+    /// Every foreground client left and nothing else wants it.
+    Abandoned,
+}
+
+impl Outcome {
+    /// Whether the job's clients hear WORK_FAIL for it.
+    pub fn tells_clients_failed(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed
+                | Outcome::Cancelled
+                | Outcome::FunctionDropped
+                | Outcome::TimedOut
+                | Outcome::Dropped { .. }
+        )
+    }
+}
+
+/// Why one attempt at a job ended without a result. The job may go back
+/// to its queue for another attempt, or end (see [`Outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// The worker holding it left, or said CANT_DO or RESET_ABILITIES.
+    WorkerLost,
+    /// Its CAN_DO_TIMEOUT limit expired.
+    TimedOut,
+}
