@@ -334,7 +334,8 @@ fn unique_longer_than_64_is_rejected() {
         },
     );
     assert_eq!(t.packets(c), vec![Response::error("ARGUMENT_TOO_LARGE", "Unique value too large")]);
-    // 64 bytes is accepted and coalesces (gearmand's Q6 bug fixed).
+    // 64 bytes is accepted and coalesces (gearmand stores 63 of them, so a
+    // 64-byte unique never coalesces there).
     let u64s = "v".repeat(64);
     assert_eq!(t.bg(c, "f", &u64s, "d"), t.bg(c, "f", &u64s, "d"));
 }
@@ -381,7 +382,7 @@ fn background_job_survives_a_coalesced_foreground_client_leaving() {
     t.fg(c2, "f", "u", "d");
     t.disconnect(c2);
     let w = t.worker(&["f"]);
-    assert!(t.grab(w).is_some(), "gearmand's Q8 bug would cancel it");
+    assert!(t.grab(w).is_some(), "gearmand cancels it when the joined foreground client leaves");
 }
 
 #[test]

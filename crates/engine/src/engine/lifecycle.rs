@@ -127,7 +127,8 @@ impl Engine {
 
     /// A foreground client went away: a job nobody listens to any more is
     /// dropped if queued, or finishes silently if running. Background jobs
-    /// are never abandoned (gearmand's Q8 bug cancelled them).
+    /// are never abandoned (gearmand 1.1.20 cancelled a background job when a
+    /// foreground client that had joined it disconnected).
     pub(crate) fn detach_client(&mut self, job_no: JobNo, conn: ConnId) {
         let Some(job) = self.jobs.get_mut(job_no) else { return };
         job.clients.retain(|&c| c != conn);
