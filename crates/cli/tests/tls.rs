@@ -11,29 +11,13 @@ mod tls_support;
 use std::path::Path;
 use std::process::Command;
 
-use common::{sprocket, sprocketd_bin, wait_workers, Tool, LIMIT};
+use common::{sprocket, wait_workers, Tool, LIMIT};
 use sprocket_testkit::process::{run, Background, RunOutput};
-use sprocket_testkit::{skip, ServerProcess};
-use tls_support::{have_stunnel, KeyKind, Pki, Stunnel, StunnelSetup};
+use sprocket_testkit::ServerProcess;
+use tls_support::{prerequisites, KeyKind, Pki, Stunnel, StunnelSetup};
 
 /// libgearman's variables, cleared in every run unless a test sets them.
 const TLS_VARIABLES: [&str; 3] = ["GEARMAND_CA_CERTIFICATE", "GEARMAN_CLIENT_PEM", "GEARMAN_CLIENT_KEY"];
-
-fn sprocketd() -> Option<ServerProcess> {
-    let Some(bin) = sprocketd_bin() else {
-        skip("sprocketd not built (cargo build -p sprocket-server)");
-        return None;
-    };
-    Some(ServerProcess::sprocketd(&bin, &["-q", "builtin"]))
-}
-
-fn prerequisites() -> Option<(&'static Pki, ServerProcess)> {
-    let pki = Pki::get()?;
-    if !have_stunnel() {
-        return None;
-    }
-    Some((pki, sprocketd()?))
-}
 
 fn plain_tunnel(pki: &Pki, backend: u16) -> Stunnel {
     Stunnel::start(

@@ -12,26 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sprocket_client::{Client, ClientOptions, Error, Job, JobError, JobRequest, TlsConfig, Worker, WorkerOptions};
-use sprocket_testkit::{skip, ServerProcess};
-use tls_support::{have_stunnel, KeyKind, Pki, Stunnel, StunnelSetup, ALL_KEY_KINDS};
-
-/// sprocketd with its in-memory queue, or `None` after SKIPPED.
-fn sprocketd() -> Option<ServerProcess> {
-    let Some(bin) = common::sprocketd_bin() else {
-        skip("sprocketd not built (cargo build -p sprocket-server)");
-        return None;
-    };
-    Some(ServerProcess::sprocketd(&bin, &["-q", "builtin"]))
-}
-
-/// Everything a TLS scenario needs, or `None` after SKIPPED.
-fn prerequisites() -> Option<(&'static Pki, ServerProcess)> {
-    let pki = Pki::get()?;
-    if !have_stunnel() {
-        return None;
-    }
-    Some((pki, sprocketd()?))
-}
+use tls_support::{prerequisites, sprocketd, KeyKind, Pki, Stunnel, StunnelSetup, ALL_KEY_KINDS};
 
 fn trusting(ca: &Path) -> TlsConfig {
     TlsConfig::builder().ca_file(ca).build().expect("CA file loads")

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sprocket_testkit::process::{run, Background};
-use sprocket_testkit::{free_port, require_tool};
+use sprocket_testkit::{free_port, require_tool, skip, ServerProcess};
 
 /// The kinds of client key the tests present, each in the PEM form
 /// `openssl` writes for it.
@@ -321,4 +321,23 @@ impl Stunnel {
     pub fn log(&self) -> String {
         self.process.output()
     }
+}
+
+/// sprocketd with its in-memory queue, or `None` after SKIPPED.
+pub fn sprocketd() -> Option<ServerProcess> {
+    let Some(bin) = sprocket_testkit::find_workspace_bin("sprocketd") else {
+        skip("sprocketd not built (cargo build -p sprocket-server)");
+        return None;
+    };
+    Some(ServerProcess::sprocketd(&bin, &["-q", "builtin"]))
+}
+
+/// Everything a TLS scenario needs (certificates, stunnel, a sprocketd
+/// behind it), or `None` after SKIPPED.
+pub fn prerequisites() -> Option<(&'static Pki, ServerProcess)> {
+    let pki = Pki::get()?;
+    if !have_stunnel() {
+        return None;
+    }
+    Some((pki, sprocketd()?))
 }
