@@ -185,3 +185,37 @@ fn php_worker_asleep_in_pre_sleep_is_woken_for_an_epoch_job_when_it_is_due() {
     worker.stop();
     assert!(after >= Duration::from_millis(900), "run before its time: {after:?}");
 }
+
+/// A SUBMIT_JOB_SCHED job (`* * * * *`: the next whole minute) reaches a
+/// PHP worker asleep in PRE_SLEEP at that minute, not before (sprocketd
+/// only: gearmand refuses SUBMIT_JOB_SCHED). Cron fields have a one-minute
+/// grain, so this test waits up to a minute.
+#[test]
+fn php_worker_asleep_in_pre_sleep_is_woken_for_a_sched_job_at_its_minute() {
+    if sprocket_testkit::server_under_test_name() == "gearmand" {
+        return;
+    }
+    let Some(srv) = server() else { return };
+    let script = interop_dir().join("php/timeout_worker.php");
+    let mut worker = Background::spawn(
+        "php worker",
+        Command::new("php").arg(&script).args(["127.0.0.1", &srv.port.to_string(), "sched_php", "0", "0", "done"]),
+    );
+    wait_for_workers(srv.port, "sched_php", 1);
+    std::thread::sleep(Duration::from_millis(300)); // let it send PRE_SLEEP
+    let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64());
+    let mut client = sprocket_testkit::wire::Conn::connect(srv.port);
+    let submitted = unix_now().unwrap_or(0.0);
+    let star: &[u8] = b"*";
+    client.send_req(
+        sprocket_testkit::wire::kind::SUBMIT_JOB_SCHED,
+        &[b"sched_php", b"s1", star, star, star, star, star, b"at the minute"],
+    );
+    client.expect_packet("JOB_CREATED");
+    worker.wait_for_line("JOB ", Duration::from_secs(75));
+    let ran = unix_now().unwrap_or(0.0);
+    worker.stop();
+    let minute = (submitted / 60.0).floor() * 60.0 + 60.0;
+    assert!(ran >= minute, "ran at {ran:.1}, before the next minute {minute}");
+    assert!(ran < minute + 5.0, "ran at {ran:.1}, long after its minute {minute}");
+}
