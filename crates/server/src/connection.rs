@@ -34,6 +34,10 @@ pub struct ConnSettings {
 /// TLS session's plaintext. A type parameter of [`serve`], so the plain
 /// path is the socket's own read, with nothing in between.
 pub trait Source: Send + 'static {
+    /// The bytes read are what the peer sent on the wire, so a TLS
+    /// handshake there means a TLS client on a plain port.
+    const ON_THE_WIRE: bool;
+
     /// Reads into `buf`'s spare room; 0 at the end. Must be cancel-safe.
     fn read_into(&mut self, buf: &mut BytesMut) -> impl std::future::Future<Output = std::io::Result<usize>> + Send;
 
@@ -45,12 +49,16 @@ pub trait Source: Send + 'static {
 }
 
 impl Source for OwnedReadHalf {
+    const ON_THE_WIRE: bool = true;
+
     async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         self.read_buf(buf).await
     }
 }
 
 impl Source for TlsSource {
+    const ON_THE_WIRE: bool = false;
+
     async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         TlsSource::read_into(self, buf).await
     }
@@ -119,7 +127,7 @@ async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff:
 
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_START);
-    let mut first_read = true;
+    let mut first_read = S::ON_THE_WIRE;
     'read: loop {
         // Hand over what is buffered, as far as the connection's allowance
         // goes (see `Outlet::room`); what does not fit waits in the buffer,

@@ -448,6 +448,11 @@ impl Flags {
         if let Some(p) = &self.protocol {
             return Err(format!("protocol module {p:?} is not supported yet (gearmand's only one is http)"));
         }
+        if self.ssl_port.is_some() && self.ssl_port == Some(crate::config::effective_port(self)) {
+            return Err(
+                "--ssl-port must differ from the Gearman port (for TLS on the Gearman port itself, use --ssl)".into()
+            );
+        }
         if self.ssl_verify_clients && !self.ssl && self.ssl_port.is_none() {
             return Err("--ssl-verify-clients needs TLS: add --ssl or --ssl-port PORT".into());
         }
@@ -644,6 +649,17 @@ mod tests {
             assert!(err.contains(args[0]), "{args:?}: {err}");
         }
         assert_eq!(parse(&[]).unwrap().timeout_action, "retry", "gearmand requeues on CAN_DO_TIMEOUT");
+    }
+
+    #[test]
+    fn tls_flags_that_cannot_work_together_are_refused() {
+        assert!(parse(&["--ssl"]).unwrap().validate().is_ok());
+        let err = parse(&["--port", "4731", "--ssl-port", "4731"]).unwrap().validate().unwrap_err();
+        assert!(err.contains("--ssl-port"), "{err}");
+        let err = parse(&["--ssl-verify-clients"]).unwrap().validate().unwrap_err();
+        assert!(err.contains("--ssl-verify-clients"), "{err}");
+        assert!(parse(&["--ssl-port", "4731", "--ssl-verify-clients"]).unwrap().validate().is_ok());
+        assert!(parse(&["--ssl-handshake-timeout", "0"]).is_err());
     }
 
     #[test]
