@@ -459,29 +459,24 @@ impl Outlet {
                     self.done.notify_waiters();
                     return;
                 }
-                if st.backlog.is_empty() && self.wr.has_pending() {
-                    // TLS records the socket has not taken yet go out
-                    // before the writer is done (and before a close).
-                    st.writing = true;
-                    BytesMut::new()
-                } else {
-                    if st.backlog.is_empty() {
-                        st.writing = false;
-                        st.writer_running = false;
-                        if st.close && !st.finished {
-                            st.finished = true;
-                            self.shutdown();
-                            drop(st);
-                            self.done.notify_waiters();
-                        }
-                        // Drained: the engine writes directly again.
-                        return;
+                // TLS records the socket has not taken yet go out (with
+                // an empty batch) before the writer is done or closes.
+                if st.backlog.is_empty() && !self.wr.has_pending() {
+                    st.writing = false;
+                    st.writer_running = false;
+                    if st.close && !st.finished {
+                        st.finished = true;
+                        self.shutdown();
+                        drop(st);
+                        self.done.notify_waiters();
                     }
-                    st.writing = true;
-                    let taken = st.backlog.split();
-                    st.in_flight = taken.len();
-                    taken
+                    // Drained: the engine writes directly again.
+                    return;
                 }
+                st.writing = true;
+                let taken = st.backlog.split();
+                st.in_flight = taken.len();
+                taken
             };
             if let Err(e) = self.write_all(&taken).await {
                 if e.kind() == io::ErrorKind::TimedOut {
@@ -502,8 +497,8 @@ impl Outlet {
 
     /// Writes `buf`. A peer that has taken nothing for the stall timeout
     /// while more than `limits.stalled` bytes wait for it ends the write
-    /// with an error of kind `TimedOut`.
-    /// Returns once the wire holds nothing more either (TLS records).
+    /// with an error of kind `TimedOut`. Returns once the wire holds
+    /// nothing more of its own either (TLS records).
     async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() || self.wr.has_pending() {
             loop {
