@@ -165,17 +165,23 @@ fn upper_worker(addr: &str, tls: TlsConfig) -> Worker {
 #[tokio::test]
 async fn the_rust_client_and_worker_run_a_job_on_a_tls_only_port() {
     let Some(pki) = Pki::get() else { return };
-    let srv = TlsServer::start(pki, &[]);
-    let worker = upper_worker(&srv.addr(), trusting(&pki.ca())).spawn().expect("worker starts");
-    let client = client(&srv.addr(), trusting(&pki.ca()));
-    let result = client.submit("upper", "over tls").await.expect("job runs over TLS");
-    assert_eq!(&result[..], b"OVER TLS");
-    // Large payloads cross many TLS records each way.
-    let big = "x".repeat(3 * 1024 * 1024);
-    let result = client.submit("upper", big.clone()).await.expect("large job runs over TLS");
-    assert_eq!(result.len(), big.len());
-    assert!(result.iter().all(|b| *b == b'X'));
-    worker.stop();
+    // One runtime thread (the default), and connections spread over two.
+    for threads in ["1", "2"] {
+        let srv = TlsServer::start(pki, &["-t", threads]);
+        let worker = upper_worker(&srv.addr(), trusting(&pki.ca())).spawn().expect("worker starts");
+        let client = client(&srv.addr(), trusting(&pki.ca()));
+        let result = client.submit("upper", "over tls").await.expect("job runs over TLS");
+        assert_eq!(&result[..], b"OVER TLS");
+        // Large payloads cross many TLS records each way, and fill the
+        // sockets, so replies wait for the writer task.
+        let big = "x".repeat(3 * 1024 * 1024);
+        for _ in 0..3 {
+            let result = client.submit("upper", big.clone()).await.expect("large job runs over TLS");
+            assert_eq!(result.len(), big.len(), "-t {threads}");
+            assert!(result.iter().all(|b| *b == b'X'));
+        }
+        worker.stop();
+    }
 }
 
 #[test]
@@ -650,4 +656,46 @@ fn debian_gearman_cli_php_and_perl_through_stunnel_with_and_without_client_certi
             );
         }
     }
+}
+
+#[test]
+fn a_slow_tls_reader_gets_every_reply_in_order() {
+    let Some(pki) = Pki::get() else { return };
+    if !require_tool("python3") {
+        return;
+    }
+    let srv = TlsServer::start(pki, &[]);
+    // 200 echoes of 64 KiB each (12.8 MB of replies) sent before reading
+    // any, then read slowly: the replies queue behind the socket and the
+    // TLS records rustls holds, and must arrive whole and in order.
+    let script = r#"
+import socket, ssl, struct, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        for i in range(200):
+            data = (b"%05d" % i) * (65536 // 5)
+            s.sendall(b"\0REQ" + struct.pack(">II", 16, len(data)) + data)
+        time.sleep(1)
+        buf = b""
+        for i in range(200):
+            want = (b"%05d" % i) * (65536 // 5)
+            while len(buf) < 12 + len(want):
+                chunk = s.recv(16384)
+                if not chunk:
+                    sys.exit("closed after %d replies" % i)
+                buf += chunk
+                time.sleep(0.0005)
+            magic, kind, size = struct.unpack(">4sII", buf[:12])
+            assert (magic, kind, buf[12:12 + size]) == (b"\0RES", 17, want), i
+            buf = buf[12 + size:]
+        print("ALL IN ORDER")
+"#;
+    let out = run(
+        Command::new("python3").args(["-c", script, &srv.port.to_string()]).arg(pki.ca()),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(out.success() && out.stdout_text().contains("ALL IN ORDER"), "{}", out.describe());
 }
