@@ -34,6 +34,8 @@ pub struct ServerConfig {
     /// for the default (50 µs, or none when the process may use only one
     /// CPU; polling needs the single-threaded runtime).
     pub busy_poll: Option<u64>,
+    /// TLS on the Gearman port or a port of its own; `None`: plaintext only.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Where to listen for Gearman connections.
@@ -130,6 +132,7 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             keepalive: Keepalive::default(),
             busy_poll: None,
+            tls: None,
         }
     }
 
@@ -173,6 +176,7 @@ impl ServerConfig {
                 count: flags.keepalive_count,
             },
             busy_poll: flags.busy_poll,
+            tls: tls_settings(flags),
         })
     }
 }
@@ -185,6 +189,30 @@ pub(crate) fn effective_port(flags: &Flags) -> u16 {
         }
     }
     flags.port
+}
+
+/// The TLS settings the flags ask for: each file from its flag, else from
+/// gearmand's environment variable, else at gearmand's default path.
+fn tls_settings(flags: &Flags) -> Option<crate::tls::TlsSettings> {
+    use crate::tls::{DEFAULT_CA_FILE, DEFAULT_CERTIFICATE, DEFAULT_KEY};
+    if !flags.ssl && flags.ssl_port.is_none() {
+        return None;
+    }
+    let file = |flag: &Option<String>, variable: &str, default: &str| -> PathBuf {
+        flag.clone()
+            .or_else(|| std::env::var(variable).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| default.to_string())
+            .into()
+    };
+    Some(crate::tls::TlsSettings {
+        certificate: file(&flags.ssl_certificate, "GEARMAND_SERVER_PEM", DEFAULT_CERTIFICATE),
+        key: file(&flags.ssl_key, "GEARMAND_SERVER_KEY", DEFAULT_KEY),
+        ca_file: file(&flags.ssl_ca_file, "GEARMAND_CA_CERTIFICATE", DEFAULT_CA_FILE),
+        verify_clients: flags.ssl_verify_clients,
+        handshake_timeout: std::time::Duration::from_secs(flags.ssl_handshake_timeout),
+        on_main_port: flags.ssl,
+        extra_port: flags.ssl_port,
+    })
 }
 
 fn hostname() -> String {

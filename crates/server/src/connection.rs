@@ -8,11 +8,13 @@ use bytes::BytesMut;
 use sprocket_engine::{ConnId, Out};
 use sprocket_proto::{DecodeError, Decoder, Frame, Magic, Request, Response};
 use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::event::{Event, Inbound};
-use crate::outlet::Outlet;
+use crate::outlet::{Outlet, Wire};
+use crate::tls_wire::{TlsSource, TlsWire};
 
 /// Read buffer: small at first so idle connections cost little; a busy
 /// connection grows it to `READ_CHUNK`, a large packet beyond.
@@ -28,28 +30,104 @@ pub struct ConnSettings {
     pub total_backlog: Arc<crate::outlet::TotalBacklog>,
 }
 
-/// Runs a connection until either side closes it.
+/// Where a connection's reader gets its bytes: the socket itself, or a
+/// TLS session's plaintext. A type parameter of [`serve`], so the plain
+/// path is the socket's own read, with nothing in between.
+pub trait Source: Send + 'static {
+    /// The bytes read are what the peer sent on the wire, so a TLS
+    /// handshake there means a TLS client on a plain port.
+    const ON_THE_WIRE: bool;
+
+    /// Reads into `buf`'s spare room; 0 at the end. Must be cancel-safe.
+    fn read_into(&mut self, buf: &mut BytesMut) -> impl std::future::Future<Output = std::io::Result<usize>> + Send;
+
+    /// Whether the read left records of the connection's own to send (TLS
+    /// alerts and the like).
+    fn wants_write(&self) -> bool {
+        false
+    }
+}
+
+impl Source for OwnedReadHalf {
+    const ON_THE_WIRE: bool = true;
+
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        self.read_buf(buf).await
+    }
+}
+
+impl Source for TlsSource {
+    const ON_THE_WIRE: bool = false;
+
+    async fn read_into(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        TlsSource::read_into(self, buf).await
+    }
+
+    fn wants_write(&self) -> bool {
+        TlsSource::wants_write(self)
+    }
+}
+
+/// What the accept loop hands to a connection's task besides its socket.
+pub struct Handoff {
+    pub conn: ConnId,
+    pub events: mpsc::UnboundedSender<Event>,
+    pub settings: Arc<ConnSettings>,
+    /// Its place under `--max-connections`, held until it ends.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Dropped when it ends (see `server::finish`).
+    pub flushed: mpsc::Sender<()>,
+}
+
+/// Runs a plain connection until either side closes it.
 pub async fn run(
     stream: TcpStream,
     conn: ConnId,
     events: mpsc::UnboundedSender<Event>,
     settings: Arc<ConnSettings>,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    _flushed: mpsc::Sender<()>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    flushed: mpsc::Sender<()>,
 ) {
+    let (fd, peer) = describe(&stream);
+    let (rd, wr) = stream.into_split();
+    let handoff = Handoff { conn, events, settings, permit, flushed };
+    serve(rd, Wire::Plain(wr), fd, peer, handoff).await;
+}
+
+/// Runs a TLS connection whose handshake is done until either side
+/// closes it.
+pub async fn run_tls(stream: TcpStream, session: rustls::ServerConnection, handoff: Handoff) {
+    let (fd, peer) = describe(&stream);
+    let (rd, wr) = stream.into_split();
+    let session = Arc::new(std::sync::Mutex::new(session));
+    serve(TlsSource::new(rd, session.clone()), Wire::Tls(TlsWire::new(wr, session)), fd, peer, handoff).await;
+}
+
+/// The socket's descriptor and peer as `workers` shows them; sets
+/// TCP_NODELAY.
+fn describe(stream: &TcpStream) -> (i64, String) {
     use std::os::fd::AsRawFd;
     let fd = i64::from(stream.as_raw_fd());
     let peer = stream.peer_addr().map(|a| peer_name(a.ip())).unwrap_or_else(|_| "-".into());
     let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
-    let outlet = Arc::new(Outlet::new(wr, settings.backlog, settings.total_backlog.clone()));
-    if events.send(Event::Connected { conn, fd, peer, outlet: outlet.clone() }).is_err() {
+    (fd, peer)
+}
+
+/// The first byte of a TLS handshake record. No Gearman frame starts with
+/// it (binary packets start with a zero byte, admin lines with text).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff: Handoff) {
+    let Handoff { conn, events, settings, permit: _permit, flushed: _flushed } = handoff;
+    let outlet = Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone()));
+    if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone() }).is_err() {
         return;
     }
     let mut writer_done = false;
 
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_START);
+    let mut first_read = S::ON_THE_WIRE;
     'read: loop {
         // Hand over what is buffered, as far as the connection's allowance
         // goes (see `Outlet::room`); what does not fit waits in the buffer,
@@ -109,9 +187,23 @@ pub async fn run(
             buf.reserve(grow);
         }
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
+            r = rd.read_into(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
-                Ok(_) => {}
+                Ok(_) => {
+                    if rd.wants_write() {
+                        outlet.flush_wire();
+                    }
+                    if first_read {
+                        first_read = false;
+                        if buf.first() == Some(&TLS_HANDSHAKE_RECORD) {
+                            // A TLS client on a plain port would otherwise
+                            // wait for an answer that never comes; closing
+                            // ends its handshake at once.
+                            tracing::warn!(conn, %peer, "TLS handshake on a plaintext port; connection closed (TLS is on --ssl-port, or on every port with --ssl)");
+                            break 'read;
+                        }
+                    }
+                }
             },
             _ = outlet.finished() => { writer_done = true; break 'read; }
         }
@@ -132,13 +224,15 @@ pub async fn run(
 /// connection, and a peer that writes a whole packet before reading would
 /// lose the ERROR sent to it; so what it sends is read and dropped for a
 /// moment first, within a bound.
-async fn discard_rest(rd: &mut tokio::net::tcp::OwnedReadHalf) {
+async fn discard_rest<S: Source>(rd: &mut S) {
     const LIMIT: usize = 256 * 1024 * 1024;
-    let mut sink = vec![0u8; READ_CHUNK];
+    let mut sink = BytesMut::with_capacity(READ_CHUNK);
     let mut dropped = 0;
     let drain = async {
         while dropped < LIMIT {
-            match rd.read(&mut sink).await {
+            sink.clear();
+            sink.reserve(READ_CHUNK);
+            match rd.read_into(&mut sink).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => dropped += n,
             }

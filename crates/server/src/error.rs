@@ -29,6 +29,9 @@ pub enum StartError {
         /// The resolver's answer.
         error: std::io::Error,
     },
+    /// A TLS certificate, key or CA file is missing or unusable.
+    #[error("{0}")]
+    Tls(crate::tls::TlsError),
     /// No address could be bound.
     #[error("cannot listen on port {port}: {}", error.as_ref().map(ToString::to_string).unwrap_or_default())]
     Listen {

@@ -128,24 +128,41 @@ pub struct Flags {
     pub check_args: bool,
 
     // ---- SSL and HTTP (accepted, not yet supported) ----
-    /// Accept TLS connections only (gearmand's flag; refused: not supported yet).
-    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long)]
+    /// TLS on the Gearman port: it then accepts TLS connections only,
+    /// admin ones too (see --ssl-port for a TLS port beside a plain one).
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long)]
     pub ssl: bool,
-    /// CA certificate file for TLS (gearmand's flag; not supported yet).
-    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long = "ssl-ca-file")]
+    /// CA certificate file that client certificates must be signed by
+    /// (read with --ssl-verify-clients). Default: $GEARMAND_CA_CERTIFICATE,
+    /// else /etc/ssl/certs/gearmand-ca.pem.
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-ca-file")]
     pub ssl_ca_file: Option<String>,
-    /// Server certificate file for TLS (gearmand's flag; not supported yet).
-    #[arg(
-        help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)",
-        long = "ssl-certificate"
-    )]
+    /// Server certificate file (PEM; the chain may follow the
+    /// certificate). Default: $GEARMAND_SERVER_PEM, else
+    /// /etc/ssl/certs/gearmand.pem.
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-certificate")]
     pub ssl_certificate: Option<String>,
-    /// Server private key file for TLS (gearmand's flag; not supported yet).
-    #[arg(help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)", long = "ssl-key")]
+    /// Server private key file (PEM). Default: $GEARMAND_SERVER_KEY, else
+    /// /etc/ssl/certs/gearmand.key.
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-key")]
     pub ssl_key: Option<String>,
+    /// Also listen for TLS on this port, beside the plain Gearman port
+    /// (local workers can stay on plaintext over loopback).
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-port", value_name = "PORT")]
+    pub ssl_port: Option<u16>,
+    /// Require a client certificate signed by the CA file; the
+    /// certificate's common name (or first DNS name) is the connection's
+    /// identity.
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-verify-clients")]
+    pub ssl_verify_clients: bool,
+    /// Seconds a new TLS connection has to finish its handshake before it
+    /// is dropped (1 to 3600).
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-handshake-timeout", value_name = "SECONDS",
+          default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ssl_handshake_timeout: u64,
     /// Port of gearmand's HTTP protocol module (`-r http`; not supported yet).
     #[arg(
-        help_heading = "gearmand compatibility: TLS and HTTP (accepted, not supported yet)",
+        help_heading = "gearmand compatibility: HTTP protocol (-r http; not supported yet)",
         long = "http-port",
         default_value_t = 8080
     )]
@@ -431,8 +448,13 @@ impl Flags {
         if let Some(p) = &self.protocol {
             return Err(format!("protocol module {p:?} is not supported yet (gearmand's only one is http)"));
         }
-        if self.ssl {
-            return Err("--ssl is not supported yet".into());
+        if self.ssl_port.is_some() && self.ssl_port == Some(crate::config::effective_port(self)) {
+            return Err(
+                "--ssl-port must differ from the Gearman port (for TLS on the Gearman port itself, use --ssl)".into()
+            );
+        }
+        if self.ssl_verify_clients && !self.ssl && self.ssl_port.is_none() {
+            return Err("--ssl-verify-clients needs TLS: add --ssl or --ssl-port PORT".into());
         }
         if let Some(prefix) = &self.job_handle_prefix {
             if prefix.len() > MAX_HANDLE_PREFIX {

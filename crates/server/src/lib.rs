@@ -28,11 +28,15 @@ mod outlet;
 pub mod process;
 mod server;
 mod store_config;
+mod tls;
+mod tls_identity;
+mod tls_wire;
 
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
 pub use control::{Command, EngineLink, Query, Stopped};
 pub use error::{Error, ProcessError, RunError, StartError};
 pub use server::{Server, ServerHandle, Stopper};
+pub use tls::{CertificateReloader, TlsError, TlsSettings};
 
 /// The version reported by `version`: gearmand's protocol level, then ours.
 pub fn version_string() -> String {

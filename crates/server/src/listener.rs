@@ -102,11 +102,13 @@ pub struct Acceptor {
     pub stop: watch::Receiver<bool>,
     /// Held by every connection until its last reply is written.
     pub flushed: mpsc::Sender<()>,
+    /// The TLS configuration, when this port speaks TLS only.
+    pub tls: Option<Arc<crate::tls::Certificates>>,
 }
 
 /// Accepts connections until told to stop, starting a task for each.
 pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
-    let Acceptor { events, settings, next_conn, limit, keepalive, mut stop, flushed } = acceptor;
+    let Acceptor { events, settings, next_conn, limit, keepalive, mut stop, flushed, tls } = acceptor;
     {
         let mut refused_logged = false;
         let mut accept_errors = AcceptErrorLog::default();
@@ -142,14 +144,30 @@ pub async fn accept_loop(listener: TcpListener, acceptor: Acceptor) {
             refused_logged = false;
             apply_keepalive(&keepalive, &stream);
             let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(connection::run(
-                stream,
-                conn,
-                events.clone(),
-                settings.clone(),
-                Some(permit),
-                flushed.clone(),
-            ));
+            match &tls {
+                None => {
+                    tokio::spawn(connection::run(
+                        stream,
+                        conn,
+                        events.clone(),
+                        settings.clone(),
+                        Some(permit),
+                        flushed.clone(),
+                    ));
+                }
+                // The handshake runs in the connection's own task, so a
+                // peer that stalls in it holds up no one else.
+                Some(certificates) => {
+                    let handoff = connection::Handoff {
+                        conn,
+                        events: events.clone(),
+                        settings: settings.clone(),
+                        permit: Some(permit),
+                        flushed: flushed.clone(),
+                    };
+                    tokio::spawn(crate::tls::serve(certificates.clone(), stream, handoff));
+                }
+            }
         }
     }
 }

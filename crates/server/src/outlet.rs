@@ -179,8 +179,50 @@ impl State {
     }
 }
 
+/// The socket an outlet writes to: plain TCP, or TLS over it. A plain
+/// write is the socket's own `try_write`, behind one match.
+pub enum Wire {
+    Plain(OwnedWriteHalf),
+    Tls(crate::tls_wire::TlsWire),
+}
+
+impl Wire {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(wr) => wr.try_write(buf),
+            Wire::Tls(tls) => tls.try_write(buf),
+        }
+    }
+
+    async fn writable(&self) -> io::Result<()> {
+        match self {
+            Wire::Plain(wr) => wr.writable().await,
+            Wire::Tls(tls) => tls.writable().await,
+        }
+    }
+
+    /// Bytes taken by `try_write` that still wait to reach the socket
+    /// (only TLS records, which rustls holds until the socket takes them).
+    fn has_pending(&self) -> bool {
+        match self {
+            Wire::Plain(_) => false,
+            Wire::Tls(tls) => tls.has_pending(),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            // Half-close so the peer sees EOF after the last reply.
+            Wire::Plain(wr) => {
+                let _ = socket2::SockRef::from(wr.as_ref()).shutdown(std::net::Shutdown::Write);
+            }
+            Wire::Tls(tls) => tls.shutdown(),
+        }
+    }
+}
+
 pub struct Outlet {
-    wr: OwnedWriteHalf,
+    wr: Wire,
     limits: BacklogLimits,
     total: Arc<TotalBacklog>,
     state: Mutex<State>,
@@ -204,7 +246,7 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    pub fn new(wr: OwnedWriteHalf, limits: BacklogLimits, total: Arc<TotalBacklog>) -> Outlet {
+    pub fn new(wr: Wire, limits: BacklogLimits, total: Arc<TotalBacklog>) -> Outlet {
         Outlet {
             wr,
             limits,
@@ -326,7 +368,15 @@ impl Outlet {
         if st.backlog.is_empty() && !st.writing {
             loop {
                 match self.wr.try_write(rest) {
-                    Ok(n) if n == rest.len() => return,
+                    Ok(n) if n == rest.len() => {
+                        if self.wr.has_pending() {
+                            // TLS records the socket did not take yet.
+                            self.start_writer(&mut st);
+                            drop(st);
+                            self.wake.notify_one();
+                        }
+                        return;
+                    }
                     Ok(0) => break,
                     Ok(n) => rest = &rest[n..],
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -382,7 +432,7 @@ impl Outlet {
     pub fn close(self: &std::sync::Arc<Self>) {
         let Ok(mut st) = self.state.lock() else { return };
         st.close = true;
-        if st.backlog.is_empty() && !st.writing {
+        if st.backlog.is_empty() && !st.writing && !self.wr.has_pending() {
             if !st.finished && !st.broken {
                 st.finished = true;
                 self.shutdown();
@@ -409,7 +459,9 @@ impl Outlet {
                     self.done.notify_waiters();
                     return;
                 }
-                if st.backlog.is_empty() {
+                // TLS records the socket has not taken yet go out (with
+                // an empty batch) before the writer is done or closes.
+                if st.backlog.is_empty() && !self.wr.has_pending() {
                     st.writing = false;
                     st.writer_running = false;
                     if st.close && !st.finished {
@@ -445,9 +497,10 @@ impl Outlet {
 
     /// Writes `buf`. A peer that has taken nothing for the stall timeout
     /// while more than `limits.stalled` bytes wait for it ends the write
-    /// with an error of kind `TimedOut`.
+    /// with an error of kind `TimedOut`. Returns once the wire holds
+    /// nothing more of its own either (TLS records).
     async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
+        while !buf.is_empty() || self.wr.has_pending() {
             loop {
                 match tokio::time::timeout(self.limits.stall_timeout, self.wr.writable()).await {
                     Ok(ready) => break ready?,
@@ -459,6 +512,10 @@ impl Outlet {
                         }
                     }
                 }
+            }
+            if buf.is_empty() {
+                // Waiting for the wire to take its pending records was all.
+                continue;
             }
             match self.wr.try_write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -477,9 +534,20 @@ impl Outlet {
     }
 
     fn shutdown(&self) {
-        // Half-close so the peer sees EOF after the last reply.
-        let sock = socket2::SockRef::from(self.wr.as_ref());
-        let _ = sock.shutdown(std::net::Shutdown::Write);
+        self.wr.shutdown();
+    }
+
+    /// Sends what the wire holds of its own (a TLS session's alerts or
+    /// key-update answers, made while reading): by the writer task, which
+    /// queues it behind any replies still waiting.
+    pub fn flush_wire(self: &std::sync::Arc<Self>) {
+        let Ok(mut st) = self.state.lock() else { return };
+        if st.broken || st.finished || !self.wr.has_pending() {
+            return;
+        }
+        self.start_writer(&mut st);
+        drop(st);
+        self.wake.notify_one();
     }
 }
 

@@ -26,6 +26,7 @@ use crate::connection::ConnSettings;
 use crate::control::{Control, EngineLink, CONTROL_QUEUE};
 use crate::engine_task::{now_ms, to_store_op, EngineTask};
 use crate::error::{RunError, StartError};
+use crate::tls::{CertificateReloader, Certificates};
 use crate::{busy_poll, listener, outlet};
 
 /// A server whose store is replayed and whose listeners are bound, not yet
@@ -36,8 +37,10 @@ pub struct Server {
     config: ServerConfig,
     engine: Engine,
     store: Option<(WriterHandle, mpsc::UnboundedReceiver<Completion>)>,
-    listeners: Vec<TcpListener>,
+    /// Each listener, with the TLS configuration when it speaks TLS.
+    listeners: Vec<(TcpListener, Option<Arc<Certificates>>)>,
     local_addrs: Vec<SocketAddr>,
+    certificates: Option<Arc<Certificates>>,
 }
 
 /// The running server.
@@ -48,6 +51,7 @@ pub struct Server {
 pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     link: EngineLink,
+    certificates: CertificateReloader,
     stopper: Stopper,
     finished: JoinHandle<Result<(), RunError>>,
 }
@@ -81,16 +85,30 @@ impl Server {
             Some(store_config) => Some(open_and_replay(store_config, config.store_connections, &mut engine).await?),
             None => None,
         };
-        let listeners = listener::bind(&config.listen).await?;
-        let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        for addr in &local_addrs {
-            tracing::info!(%addr, version = %crate::version_string(), "sprocketd listening");
+        // The files are read before any port is bound: a missing or
+        // unusable one stops start-up, naming the file.
+        let certificates = match &config.tls {
+            Some(settings) => Some(Arc::new(Certificates::load(settings).map_err(StartError::Tls)?)),
+            None => None,
+        };
+        let main_tls = certificates.clone().filter(|_| config.tls.as_ref().is_some_and(|t| t.on_main_port));
+        let mut listeners: Vec<(TcpListener, Option<Arc<Certificates>>)> =
+            listener::bind(&config.listen).await?.into_iter().map(|l| (l, main_tls.clone())).collect();
+        if let (Some(port), Some(certificates)) = (config.tls.as_ref().and_then(|t| t.extra_port), &certificates) {
+            let listen = crate::config::ListenConfig { port, ..config.listen.clone() };
+            listeners.extend(listener::bind(&listen).await?.into_iter().map(|l| (l, Some(certificates.clone()))));
         }
-        Ok(Server { config, engine, store, listeners, local_addrs })
+        let local_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect();
+        for ((_, tls), addr) in listeners.iter().zip(&local_addrs) {
+            let tls = tls.is_some();
+            tracing::info!(%addr, tls, version = %crate::version_string(), "sprocketd listening");
+        }
+        Ok(Server { config, engine, store, listeners, local_addrs, certificates })
     }
 
     /// The addresses the listeners are bound to (with the port the system
-    /// chose when the configuration asked for port 0).
+    /// chose when the configuration asked for port 0): the Gearman port's,
+    /// then the `--ssl-port`'s.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
     }
@@ -103,7 +121,7 @@ impl Server {
     /// Starts accepting connections and running jobs. Must be called
     /// within a tokio runtime.
     pub fn run(self) -> ServerHandle {
-        let Server { config, engine, store, listeners, local_addrs } = self;
+        let Server { config, engine, store, listeners, local_addrs, certificates } = self;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
@@ -119,7 +137,7 @@ impl Server {
         // Every connection task holds a clone; when all are gone, every
         // reply (such as the OK to `shutdown`) has been written.
         let (flushed_tx, flushed_rx) = mpsc::channel::<()>(1);
-        for l in listeners {
+        for (l, tls) in listeners {
             let acceptor = listener::Acceptor {
                 events: events_tx.clone(),
                 settings: settings.clone(),
@@ -128,6 +146,7 @@ impl Server {
                 keepalive: config.keepalive,
                 stop: stop_accepting_rx.clone(),
                 flushed: flushed_tx.clone(),
+                tls,
             };
             tokio::spawn(listener::accept_loop(l, acceptor));
         }
@@ -144,6 +163,7 @@ impl Server {
         ServerHandle {
             local_addrs,
             link: EngineLink::new(control_tx),
+            certificates: CertificateReloader(certificates),
             stopper: Stopper(Arc::new(shutdown_tx)),
             finished,
         }
@@ -159,6 +179,12 @@ impl ServerHandle {
     /// The typed query and command channel into the engine task.
     pub fn link(&self) -> EngineLink {
         self.link.clone()
+    }
+
+    /// Something that reloads the TLS certificate, key and CA files (a
+    /// signal handler); it does nothing for a server without TLS.
+    pub fn certificate_reloader(&self) -> CertificateReloader {
+        self.certificates.clone()
     }
 
     /// Something that can stop the server from elsewhere (a signal handler).

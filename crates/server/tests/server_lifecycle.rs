@@ -973,7 +973,8 @@ fn help_describes_every_flag() {
     let help = String::from_utf8_lossy(&out.stdout);
     for heading in [
         "gearmand options:",
-        "gearmand compatibility: TLS and HTTP",
+        "TLS (gearmand's flags",
+        "gearmand compatibility: HTTP protocol",
         "gearmand compatibility: SQLite queue",
         "gearmand compatibility: PostgreSQL queue",
         "gearmand compatibility: MySQL/MariaDB queue",

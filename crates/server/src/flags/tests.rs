@@ -154,3 +154,14 @@ fn numeric_limits_are_explicit() {
 fn bad_verbose_level_is_rejected() {
     assert!(parse(&["--verbose", "LOUD"]).unwrap().validate().is_err());
 }
+
+#[test]
+fn tls_flags_that_cannot_work_together_are_refused() {
+    assert!(parse(&["--ssl"]).unwrap().validate().is_ok());
+    let err = parse(&["--port", "4731", "--ssl-port", "4731"]).unwrap().validate().unwrap_err();
+    assert!(err.contains("--ssl-port"), "{err}");
+    let err = parse(&["--ssl-verify-clients"]).unwrap().validate().unwrap_err();
+    assert!(err.contains("--ssl-verify-clients"), "{err}");
+    assert!(parse(&["--ssl-port", "4731", "--ssl-verify-clients"]).unwrap().validate().is_ok());
+    assert!(parse(&["--ssl-handshake-timeout", "0"]).is_err());
+}

@@ -94,7 +94,7 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         r.ready();
     }
     let handle = server.run();
-    tokio::spawn(signals::handle(caught, handle.stopper(), log));
+    tokio::spawn(signals::handle(caught, handle.stopper(), log, handle.certificate_reloader()));
     handle.wait().await?;
     // The pid file goes last, once everything is stored.
     drop(pid_file);

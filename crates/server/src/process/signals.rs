@@ -1,11 +1,13 @@
 //! The signals `sprocketd` acts on: SIGTERM and SIGINT stop at once,
-//! SIGUSR1 stops gracefully, SIGHUP reopens the log file.
+//! SIGUSR1 stops gracefully, SIGHUP reopens the log file and reloads the
+//! TLS certificate and key.
 
 use sprocket_engine::ShutdownRequest;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::logging::LogTarget;
 use crate::server::Stopper;
+use crate::tls::CertificateReloader;
 
 /// The signal handlers, installed at the very start of start-up: a signal
 /// that arrives while the store replays or the listeners open (a log
@@ -38,7 +40,7 @@ impl Signals {
 }
 
 /// Acts on the signals caught for as long as the process runs.
-pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget) {
+pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget, tls: CertificateReloader) {
     let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
         return;
     };
@@ -47,7 +49,10 @@ pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); stopper.stop(ShutdownRequest::Immediate); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); stopper.stop(ShutdownRequest::Immediate); }
             _ = usr1.recv() => { tracing::info!("SIGUSR1: graceful shutdown"); stopper.stop(ShutdownRequest::Graceful); }
-            _ = hup.recv() => log.reopen(),
+            _ = hup.recv() => {
+                log.reopen();
+                tls.reload();
+            }
         }
     }
 }
