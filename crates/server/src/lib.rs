@@ -28,6 +28,7 @@ mod outlet;
 pub mod process;
 mod server;
 mod store_config;
+mod web;
 
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
 pub use control::{Command, EngineLink, Query, Stopped};
