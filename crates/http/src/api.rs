@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -72,6 +73,29 @@ fn command_error(e: CommandError) -> ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Taken by every write handler: refuses a request that a page of another
+/// site sent (see [`crate::auth::cross_site`]). Write handlers also read a
+/// JSON body, which needs `Content-Type: application/json`: a page of
+/// another site can send a form without asking the server first, but not
+/// that.
+pub(crate) struct SameSite;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SameSite, ApiError> {
+        match crate::auth::cross_site(&parts.headers) {
+            Some(why) => Err(ApiError::new(StatusCode::FORBIDDEN, format!("cross-site request refused: {why}"))),
+            None => Ok(SameSite),
+        }
+    }
+}
+
+/// The body of a command that takes no arguments: `{}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoArguments {}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -170,12 +194,17 @@ pub(crate) async fn function(State(s): State<AppState>, Path(name): Path<String>
     found.map(|f| Json(f.into())).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no function has that name"))
 }
 
-pub(crate) async fn drop_function(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<serde_json::Value> {
+pub(crate) async fn drop_function(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
     s.backend.drop_function(Bytes::from(name.clone())).await?.map_err(command_error)?;
     Ok(Json(serde_json::json!({ "dropped": name })))
 }
 
 pub(crate) async fn max_queue(
+    _: SameSite,
     State(s): State<AppState>,
     Path(name): Path<String>,
     body: Result<Json<ByPriority<u32>>, JsonRejection>,
@@ -352,7 +381,13 @@ pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -
     }
 }
 
-pub(crate) async fn cancel_job(State(s): State<AppState>, Path(handle): Path<String>) -> ApiResult<serde_json::Value> {
+pub(crate) async fn cancel_job(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(NoArguments {}) = body?;
     s.backend.cancel(Bytes::from(handle.clone())).await?.map_err(command_error)?;
     Ok(Json(serde_json::json!({ "cancelled": handle })))
 }

@@ -3,7 +3,7 @@
 //! the check that write requests come from the server's own pages rather
 //! than from another site.
 
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap};
 use base64::Engine as _;
 
 /// The web port's secret.
@@ -77,11 +77,6 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Methods that change something.
-pub(crate) fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Why a write request looks like it came from another site: a browser
