@@ -25,6 +25,10 @@ pub(crate) struct AppState {
     pub started: Instant,
     /// The store, as the start-up line names it.
     pub store: String,
+    /// The server's own Gearman port, where submitted jobs go.
+    pub gearman: Option<std::net::SocketAddr>,
+    /// The Gearman port's `--max-packet-size`.
+    pub max_packet_size: u32,
 }
 
 /// An error answer: its status and a message for a person.
@@ -405,4 +409,140 @@ pub(crate) async fn openapi() -> Response {
 
 pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such path: see /api/v1/openapi.json")
+}
+
+/// Longest a foreground submit may wait for its result, in seconds: the
+/// web port answers every request within 30 s.
+pub(crate) const MAX_WAIT_SECONDS: u64 = 25;
+const DEFAULT_WAIT_SECONDS: u64 = 10;
+/// Longest a submit waits for JOB_CREATED (the store's commit included).
+const ACKNOWLEDGE_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubmitIn {
+    function: String,
+    /// The job's data as text.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<String>,
+    /// The job's data as base64, for bytes that are not text.
+    #[serde(default, deserialize_with = "present")]
+    data_base64: Option<String>,
+    #[serde(default)]
+    unique: String,
+    #[serde(default = "normal")]
+    priority: PriorityIn,
+    #[serde(default = "yes")]
+    background: bool,
+    #[serde(default, deserialize_with = "present")]
+    wait_seconds: Option<u64>,
+}
+
+/// An optional field that, when given, holds a value: `null` is refused
+/// rather than read as absent, so the OpenAPI document's rules about which
+/// fields go together mean the same to every client.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+fn normal() -> PriorityIn {
+    PriorityIn::Normal
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum PriorityIn {
+    High,
+    Normal,
+    Low,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SubmitOut {
+    handle: String,
+    /// `queued` (background), `completed`, `failed`, `exception`, or
+    /// `waiting` (the wait limit passed; the job goes on).
+    outcome: &'static str,
+    /// The result (or exception) as text, when it is valid UTF-8.
+    result: Option<String>,
+    /// The result (or exception) as base64.
+    result_base64: Option<String>,
+}
+
+pub(crate) async fn submit_job(
+    _: SameSite,
+    State(s): State<AppState>,
+    body: Result<Json<SubmitIn>, JsonRejection>,
+) -> Result<(StatusCode, Json<SubmitOut>), ApiError> {
+    use crate::submit::{Outcome, Submission, SubmitError};
+    use base64::Engine as _;
+    let Json(job) = body?;
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m);
+    if job.function.is_empty() {
+        return Err(bad("function must not be empty"));
+    }
+    let data = match (job.data, job.data_base64) {
+        (Some(_), Some(_)) => return Err(bad("give data or data_base64, not both")),
+        (Some(text), None) => Bytes::from(text),
+        (None, Some(b64)) => Bytes::from(
+            base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| bad(&format!("data_base64: {e}")))?,
+        ),
+        (None, None) => Bytes::new(),
+    };
+    let wait = job.wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS);
+    if job.background && job.wait_seconds.is_some() {
+        return Err(bad("wait_seconds is for foreground jobs (background: false)"));
+    }
+    if wait == 0 || wait > MAX_WAIT_SECONDS {
+        return Err(bad(&format!("wait_seconds must be 1 to {MAX_WAIT_SECONDS}")));
+    }
+    let Some(gearman) = s.gearman else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this server takes no jobs over its web port"));
+    };
+    let submission = Submission {
+        function: Bytes::from(job.function),
+        unique: Bytes::from(job.unique),
+        data,
+        priority: match job.priority {
+            PriorityIn::High => Priority::High,
+            PriorityIn::Normal => Priority::Normal,
+            PriorityIn::Low => Priority::Low,
+        },
+        background: job.background,
+    };
+    let outcome = crate::submit::submit(
+        gearman,
+        s.max_packet_size,
+        submission,
+        ACKNOWLEDGE_WITHIN,
+        std::time::Duration::from_secs(wait),
+    )
+    .await
+    .map_err(|e| match e {
+        SubmitError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+        SubmitError::Refused { .. } | SubmitError::NotAcknowledged(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    })?;
+    let out = |handle: &Bytes, outcome: &'static str, result: Option<&Bytes>| SubmitOut {
+        handle: text(handle),
+        outcome,
+        result: result.and_then(|r| std::str::from_utf8(r).ok().map(str::to_owned)),
+        result_base64: result.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
+    };
+    Ok(match &outcome {
+        Outcome::Queued { handle } => (StatusCode::ACCEPTED, Json(out(handle, "queued", None))),
+        Outcome::StillRunning { handle } => (StatusCode::ACCEPTED, Json(out(handle, "waiting", None))),
+        Outcome::Completed { handle, result } => (StatusCode::OK, Json(out(handle, "completed", Some(result)))),
+        Outcome::Failed { handle } => (StatusCode::OK, Json(out(handle, "failed", None))),
+        Outcome::Exception { handle, exception } => (StatusCode::OK, Json(out(handle, "exception", Some(exception)))),
+    })
 }

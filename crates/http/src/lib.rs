@@ -17,6 +17,7 @@ mod listen;
 mod metrics;
 mod openapi;
 mod serve;
+mod submit;
 
 pub use auth::{Token, TokenError};
 pub use backend::{Backend, Unavailable};

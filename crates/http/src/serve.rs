@@ -38,6 +38,11 @@ pub struct WebConfig {
     pub body_limit: usize,
     /// The store, as reported by the server info.
     pub store: String,
+    /// The server's own Gearman port, where jobs submitted over HTTP go
+    /// (as from any client); `None` takes no jobs over the web port.
+    pub gearman: Option<SocketAddr>,
+    /// The Gearman port's `--max-packet-size`.
+    pub max_packet_size: u32,
 }
 
 /// A bound web port, not yet serving.
@@ -104,7 +109,14 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = config.token.is_some(), "web port listening");
     }
-    let app = router(AppState { backend, started: Instant::now(), store: config.store.clone() }, &config);
+    let state = AppState {
+        backend,
+        started: Instant::now(),
+        store: config.store.clone(),
+        gearman: config.gearman,
+        max_packet_size: config.max_packet_size,
+    };
+    let app = router(state, &config);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
@@ -147,7 +159,7 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/functions/{name}", get(api::function).delete(api::drop_function))
         .route("/api/v1/functions/{name}/max-queue", post(api::max_queue))
         .route("/api/v1/workers", get(api::workers))
-        .route("/api/v1/jobs", get(api::jobs))
+        .route("/api/v1/jobs", get(api::jobs).post(api::submit_job))
         .route("/api/v1/jobs/{handle}", get(api::job))
         .route("/api/v1/jobs/{handle}/cancel", post(api::cancel_job))
         .fallback(api::not_found)

@@ -3,7 +3,7 @@
 //! running sprocketd in a terminal sees.
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, ServerInfo, WorkerView};
@@ -28,7 +28,11 @@ pub(crate) fn check_flags(flags: &Flags) -> Result<(), String> {
 }
 
 /// The web port's settings; reads the token file.
-pub(crate) fn config_from_flags(flags: &Flags, store: Option<&StoreConfig>) -> Result<WebConfig, String> {
+pub(crate) fn config_from_flags(
+    flags: &Flags,
+    store: Option<&StoreConfig>,
+    gearman: &[SocketAddr],
+) -> Result<WebConfig, String> {
     check_flags(flags)?;
     let listen = WebListen::parse(flags.web_listen.as_deref()).map_err(|e| e.to_string())?;
     let token = flags.web_token.as_deref().map(Token::load).transpose().map_err(|e| e.to_string())?;
@@ -37,7 +41,19 @@ pub(crate) fn config_from_flags(flags: &Flags, store: Option<&StoreConfig>) -> R
         token,
         body_limit: usize::try_from(flags.max_packet_size).unwrap_or(usize::MAX),
         store: describe_store(store),
+        gearman: gearman.first().map(|a| reachable(*a)),
+        max_packet_size: flags.max_packet_size,
     })
+}
+
+/// An address to connect to for a listener bound to `addr`: a listener
+/// on every interface is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
 }
 
 /// The store as people name it, without passwords.

@@ -429,6 +429,9 @@ fn schemathesis_finds_nothing_against_the_openapi_document() {
     let out = run(
         Command::new("schemathesis")
             .args(["run", &spec, "--checks", "all", "--max-examples", "30", "--generation-deterministic"])
+            // Submitting is tested below: generated foreground jobs for
+            // functions nobody serves would each wait out their limit.
+            .args(["--exclude-operation-id", "submitJob"])
             .env("NO_COLOR", "1"),
         b"",
         Duration::from_secs(300),
@@ -470,4 +473,68 @@ fn the_start_up_line_appears_on_a_terminal_only() {
         Duration::from_secs(20),
     );
     assert!(piped.stderr_text().is_empty() && piped.stdout_text().is_empty(), "{}", piped.describe());
+}
+
+#[test]
+fn jobs_are_submitted_over_http_in_the_background_and_the_foreground() {
+    if !require_tool("curl") || !require_tool("python3") || !require_tool("gearman") {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let (status, queued) = post_json(web, "/api/v1/jobs", r#"{"function":"later","data":"payload","priority":"high"}"#);
+    assert_eq!((status, queued["outcome"].as_str()), (202, Some("queued")), "{queued}");
+    let handle = queued["handle"].as_str().unwrap();
+    let job = get_json(web, &format!("/api/v1/jobs/{handle}"));
+    assert_eq!((job["function"].as_str(), job["priority"].as_str()), (Some("later"), Some("high")), "{job}");
+    assert_eq!(sprocket_testkit::status::function_status(server.port, "later").map(|s| s.total), Some(1));
+
+    // gearman-tools' worker runs `tr` for each job.
+    let mut worker = Command::new("gearman")
+        .args(["-p", &server.port.to_string(), "-h", "127.0.0.1", "-w", "-f", "upper", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    sprocket_testkit::status::wait_for_workers(server.port, "upper", 1);
+    let script = format!(
+        r#"
+import json, urllib.request
+def post(body):
+    req = urllib.request.Request("http://127.0.0.1:{web}/api/v1/jobs", data=json.dumps(body).encode(),
+                                 headers={{"Content-Type": "application/json"}}, method="POST")
+    with urllib.request.urlopen(req) as r:
+        return r.status, json.load(r)
+status, answer = post({{"function": "upper", "data": "hello web", "background": False, "wait_seconds": 10}})
+print(status, answer["outcome"], answer["result"])
+status, answer = post({{"function": "upper", "data_base64": "YWJj", "background": False}})
+print(status, answer["outcome"], answer["result_base64"])
+"#
+    );
+    let out = run(Command::new("python3").args(["-c", &script]), b"", Duration::from_secs(60));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(out.stdout_text(), "200 completed HELLO WEB\n200 completed QUJD\n", "{}", out.describe());
+
+    // Nobody serves this one: the wait limit passes and the job goes on.
+    let started = Instant::now();
+    let (status, waiting) =
+        post_json(web, "/api/v1/jobs", r#"{"function":"nobody","data":"x","background":false,"wait_seconds":1}"#);
+    assert_eq!((status, waiting["outcome"].as_str()), (202, Some("waiting")), "{waiting}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    for (body, why) in [
+        (r#"{"function":"f","data":"a","data_base64":"YQ=="}"#, "both data forms"),
+        (r#"{"function":"f","wait_seconds":5}"#, "a wait for a background job"),
+        (r#"{"function":"f","background":false,"wait_seconds":26}"#, "too long a wait"),
+        (r#"{"function":""}"#, "no function"),
+        (r#"{"function":"f","data_base64":"%%%"}"#, "bad base64"),
+    ] {
+        let (status, answer) = post_json(web, "/api/v1/jobs", body);
+        assert_eq!(status, 400, "{why}: {answer}");
+    }
+    post_json(web, "/api/v1/functions/later/max-queue", r#"{"high":1,"normal":1,"low":1}"#);
+    let (status, full) = post_json(web, "/api/v1/jobs", r#"{"function":"later","priority":"high"}"#);
+    assert_eq!(status, 503, "a full queue refuses: {full}");
+    assert!(full["error"].as_str().unwrap().contains("refused"), "{full}");
 }
