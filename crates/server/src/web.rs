@@ -77,7 +77,8 @@ pub(crate) fn announce(gearman: &[SocketAddr], store: &str, web: Option<SocketAd
     }
     let listening: Vec<String> = gearman.iter().map(ToString::to_string).collect();
     let web = match web {
-        Some(addr) => format!("dashboard and API http://{addr}/"),
+        // The dashboard is not there yet: name what is.
+        Some(addr) => format!("web API http://{addr}/api/v1/ and http://{addr}/metrics"),
         None => "no web port".into(),
     };
     eprintln!(
