@@ -104,6 +104,9 @@ pub enum ProcessError {
         /// The system's answer.
         error: nix::Error,
     },
+    /// The web port (`--web-listen`, `--web-token`) could not start.
+    #[error("{0}")]
+    Web(String),
 }
 
 /// Anything that ends `sprocketd` with an error.

@@ -320,6 +320,20 @@ pub struct Flags {
     /// 1.1.20's behaviour, the default); `fail` ends it with WORK_FAIL.
     #[arg(help_heading = "Sprocket's own options", long = "timeout-action", default_value = "retry", value_parser = ["retry", "fail"])]
     pub timeout_action: String,
+    /// Where the web port (JSON API, Prometheus /metrics) listens:
+    /// ADDR:PORT, or `none`. Default 127.0.0.1:4780; when that default is
+    /// taken the server runs without a web port, while an address given
+    /// here that cannot be bound stops start-up. Any address but loopback
+    /// needs --web-token (or --web-insecure).
+    #[arg(help_heading = "Sprocket's own options", long = "web-listen", value_name = "ADDR:PORT|none")]
+    pub web_listen: Option<String>,
+    /// The web port's secret, sent as a Bearer token or as the Basic
+    /// password (any user name); read from the file when it starts with /.
+    #[arg(help_heading = "Sprocket's own options", long = "web-token", value_name = "TOKEN|/FILE")]
+    pub web_token: Option<String>,
+    /// Serve the web port on an address other hosts reach without a token.
+    #[arg(help_heading = "Sprocket's own options", long = "web-insecure")]
+    pub web_insecure: bool,
 
     #[command(flatten, next_help_heading = "gearmand compatibility: libdrizzle MySQL queue (-q libdrizzle)")]
     pub drizzle: crate::store_config::ExtraQueueFlags,
@@ -465,6 +479,7 @@ impl Flags {
                 ));
             }
         }
+        crate::web::check_flags(self)?;
         Ok(())
     }
 

@@ -31,6 +31,7 @@ mod store_config;
 mod tls;
 mod tls_identity;
 mod tls_wire;
+mod web;
 
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
 pub use control::{Command, EngineLink, Query, Stopped};

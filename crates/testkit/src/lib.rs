@@ -182,6 +182,11 @@ impl ServerProcess {
                 args.push("--queue-type=builtin".into());
             }
         }
+        // The web port's default address is one per host: tests that want
+        // a web port give their own free one.
+        if !extra.iter().any(|a| a.starts_with("--web-listen")) {
+            args.push("--web-listen=none".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut server = ServerProcess::start("sprocketd", bin, &args, port);
         server.scratch = scratch;

@@ -74,6 +74,12 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
     let caught = signals::Signals::install();
     let config = ServerConfig::from_flags(&flags)?;
     let server = Server::prepare(config).await?;
+    // Bound before the user switch, like the Gearman port, so a port
+    // below 1024 and a token file only root may read both work.
+    let web_config = crate::web::config_from_flags(&flags, server.store_config(), server.local_addrs())
+        .map_err(ProcessError::Web)?;
+    let store_name = web_config.store.clone();
+    let web = sprocket_http::bind(web_config).map_err(|e| ProcessError::Web(e.to_string()))?;
     // Listening, not yet accepting: the pid file and the user switch come
     // before any connection is served.
     let pid_file = match &flags.pid_file {
@@ -94,6 +100,18 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         r.ready();
     }
     let handle = server.run();
+    let web_addr = match web {
+        Some(web) => {
+            let addr = web.local_addr().ok();
+            sprocket_http::spawn(web, std::sync::Arc::new(handle.link()))
+                .map_err(|e| ProcessError::Web(format!("cannot start the web port: {e}")))?;
+            addr
+        }
+        None => None,
+    };
+    if !flags.daemon {
+        crate::web::announce(handle.local_addrs(), &store_name, web_addr);
+    }
     tokio::spawn(signals::handle(caught, handle.stopper(), log, handle.certificate_reloader()));
     handle.wait().await?;
     // The pid file goes last, once everything is stored.

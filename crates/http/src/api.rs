@@ -1,0 +1,551 @@
+//! The JSON API under `/api/v1/`: the engine's views rendered as JSON and
+//! its operator commands. Every error is a JSON object `{"error": "…"}`
+//! with a status that says what kind of error it is.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sprocket_engine::{CommandError, FunctionView, JobFilter, JobStatus, JobView, WorkerView};
+use sprocket_proto::Priority;
+
+use crate::backend::{Backend, Unavailable};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub backend: Arc<dyn Backend>,
+    pub started: Instant,
+    /// The store, as the start-up line names it.
+    pub store: String,
+    /// The server's own Gearman port, where submitted jobs go.
+    pub gearman: Option<std::net::SocketAddr>,
+    /// The Gearman port's `--max-packet-size`.
+    pub max_packet_size: u32,
+}
+
+/// An error answer: its status and a message for a person.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(e: Unavailable) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError::new(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, r.body_text())
+    }
+}
+
+fn command_error(e: CommandError) -> ApiError {
+    let status = match e {
+        CommandError::UnknownJob | CommandError::FunctionNotFound => StatusCode::NOT_FOUND,
+        CommandError::FunctionBusy => StatusCode::CONFLICT,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Taken by every write handler: refuses a request that a page of another
+/// site sent (see [`crate::auth::cross_site`]). Write handlers also read a
+/// JSON body, which needs `Content-Type: application/json`: a page of
+/// another site can send a form without asking the server first, but not
+/// that.
+pub(crate) struct SameSite;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<SameSite, ApiError> {
+        match crate::auth::cross_site(&parts.headers) {
+            Some(why) => Err(ApiError::new(StatusCode::FORBIDDEN, format!("cross-site request refused: {why}"))),
+            None => Ok(SameSite),
+        }
+    }
+}
+
+/// The body of a command that takes no arguments: `{}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoArguments {}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Three numbers by priority.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ByPriority<T> {
+    high: T,
+    normal: T,
+    low: T,
+}
+
+impl<T: Copy> From<[T; 3]> for ByPriority<T> {
+    fn from(a: [T; 3]) -> Self {
+        ByPriority { high: a[0], normal: a[1], low: a[2] }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct ServerOut {
+    version: String,
+    pid: u32,
+    uptime_seconds: f64,
+    log_level: String,
+    connections: usize,
+    functions: usize,
+    jobs: usize,
+    /// Resident memory in bytes, when the system tells it.
+    memory_rss_bytes: Option<u64>,
+    store: StoreOut,
+}
+
+#[derive(Serialize)]
+struct StoreOut {
+    name: String,
+    up: bool,
+    unconfirmed_inserts: usize,
+}
+
+pub(crate) async fn server(State(s): State<AppState>) -> ApiResult<ServerOut> {
+    let info = s.backend.server_info().await?;
+    Ok(Json(ServerOut {
+        version: info.version,
+        pid: info.pid,
+        uptime_seconds: s.started.elapsed().as_secs_f64(),
+        log_level: info.verbose,
+        connections: info.connections,
+        functions: info.functions,
+        jobs: info.jobs,
+        memory_rss_bytes: resident_bytes(),
+        store: StoreOut { name: s.store.clone(), up: !info.store_down, unconfirmed_inserts: info.unconfirmed_inserts },
+    }))
+}
+
+/// VmRSS from /proc/self/status (Linux), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[derive(Serialize)]
+pub(crate) struct FunctionOut {
+    name: String,
+    total: usize,
+    running: usize,
+    waiting: usize,
+    queued: ByPriority<usize>,
+    workers: usize,
+    max_queue: ByPriority<u32>,
+}
+
+impl From<FunctionView> for FunctionOut {
+    fn from(f: FunctionView) -> Self {
+        FunctionOut {
+            name: text(&f.name),
+            total: f.total,
+            running: f.running,
+            waiting: f.total.saturating_sub(f.running),
+            queued: f.queued.into(),
+            workers: f.workers,
+            max_queue: f.max_queue.into(),
+        }
+    }
+}
+
+pub(crate) async fn functions(State(s): State<AppState>) -> ApiResult<Vec<FunctionOut>> {
+    Ok(Json(s.backend.functions().await?.into_iter().map(FunctionOut::from).collect()))
+}
+
+pub(crate) async fn function(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<FunctionOut> {
+    let found = s.backend.functions().await?.into_iter().find(|f| f.name == name.as_bytes());
+    found.map(|f| Json(f.into())).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no function has that name"))
+}
+
+pub(crate) async fn drop_function(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<serde_json::Value> {
+    s.backend.drop_function(Bytes::from(name.clone())).await?.map_err(command_error)?;
+    Ok(Json(serde_json::json!({ "dropped": name })))
+}
+
+pub(crate) async fn max_queue(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<ByPriority<u32>>, JsonRejection>,
+) -> ApiResult<FunctionOut> {
+    let Json(limits) = body?;
+    let limits = [limits.high, limits.normal, limits.low];
+    if !s.backend.max_queue(Bytes::from(name.clone()), limits).await? {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no function has that name"));
+    }
+    function(State(s), Path(name)).await
+}
+
+#[derive(Serialize)]
+pub(crate) struct WorkerOut {
+    id: u64,
+    fd: i64,
+    address: String,
+    client_id: Option<String>,
+    functions: Vec<String>,
+    running: Vec<String>,
+    sleeping: bool,
+}
+
+impl From<WorkerView> for WorkerOut {
+    fn from(w: WorkerView) -> Self {
+        WorkerOut {
+            id: w.conn,
+            fd: w.fd,
+            address: w.peer,
+            client_id: (&w.client_id[..] != b"-").then(|| text(&w.client_id)),
+            functions: w.functions.iter().map(|f| text(f)).collect(),
+            running: w.running.iter().map(|h| text(h)).collect(),
+            sleeping: w.sleeping,
+        }
+    }
+}
+
+pub(crate) async fn workers(State(s): State<AppState>) -> ApiResult<Vec<WorkerOut>> {
+    Ok(Json(s.backend.workers().await?.into_iter().map(WorkerOut::from).collect()))
+}
+
+#[derive(Serialize)]
+pub(crate) struct JobOut {
+    handle: String,
+    unique: String,
+    function: String,
+    priority: &'static str,
+    background: bool,
+    state: &'static str,
+    worker: Option<u64>,
+    /// Unix seconds before which it may not run; absent for at once.
+    when: Option<i64>,
+    attempts: u32,
+    ignored: bool,
+    clients: usize,
+    progress: Progress,
+    stored: bool,
+}
+
+#[derive(Serialize)]
+struct Progress {
+    numerator: u32,
+    denominator: u32,
+}
+
+fn priority_name(p: Priority) -> &'static str {
+    match p {
+        Priority::High => "high",
+        Priority::Normal => "normal",
+        Priority::Low => "low",
+    }
+}
+
+fn state_name(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Queued => "queued",
+        JobStatus::Scheduled => "scheduled",
+        JobStatus::Running { .. } => "running",
+    }
+}
+
+impl From<JobView> for JobOut {
+    fn from(j: JobView) -> Self {
+        JobOut {
+            handle: text(&j.handle),
+            unique: text(&j.unique),
+            function: text(&j.function),
+            priority: priority_name(j.priority),
+            background: j.background,
+            state: state_name(j.status),
+            worker: match j.status {
+                JobStatus::Running { worker } => Some(worker),
+                _ => None,
+            },
+            when: (j.when != 0).then_some(j.when),
+            attempts: j.attempts,
+            ignored: j.ignored,
+            clients: j.clients,
+            progress: Progress { numerator: j.progress.0, denominator: j.progress.1 },
+            stored: j.stored,
+        }
+    }
+}
+
+/// Most jobs one page holds.
+pub(crate) const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobsQuery {
+    function: Option<String>,
+    state: Option<StateFilter>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum StateFilter {
+    Queued,
+    Scheduled,
+    Running,
+}
+
+impl StateFilter {
+    fn selects(self, status: JobStatus) -> bool {
+        matches!(
+            (self, status),
+            (StateFilter::Queued, JobStatus::Queued)
+                | (StateFilter::Scheduled, JobStatus::Scheduled)
+                | (StateFilter::Running, JobStatus::Running { .. })
+        )
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct JobsPage {
+    jobs: Vec<JobOut>,
+    offset: usize,
+    limit: usize,
+    /// The offset of the next page; absent on the last one.
+    next_offset: Option<usize>,
+}
+
+pub(crate) async fn jobs(
+    State(s): State<AppState>,
+    query: Result<Query<JobsQuery>, QueryRejection>,
+) -> ApiResult<JobsPage> {
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    // One job more than the page, to tell whether another page follows.
+    let wanted = q.offset.checked_add(limit + 1);
+    let filter = JobFilter {
+        function: q.function.map(Bytes::from),
+        // With a state filter the engine cannot count for us.
+        limit: if q.state.is_some() { None } else { wanted },
+    };
+    let all = s.backend.jobs(filter).await?;
+    let mut selected = all.into_iter().filter(|j| q.state.is_none_or(|st| st.selects(j.status))).skip(q.offset);
+    let jobs: Vec<JobOut> = selected.by_ref().take(limit).map(JobOut::from).collect();
+    let more = selected.next().is_some();
+    Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then_some(q.offset + limit) }))
+}
+
+pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> ApiResult<JobOut> {
+    match s.backend.job(Bytes::from(handle)).await? {
+        Some(j) => Ok(Json(j.into())),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle")),
+    }
+}
+
+pub(crate) async fn cancel_job(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(NoArguments {}) = body?;
+    s.backend.cancel(Bytes::from(handle.clone())).await?.map_err(command_error)?;
+    Ok(Json(serde_json::json!({ "cancelled": handle })))
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let info = s.backend.server_info().await?;
+    let functions = s.backend.functions().await?;
+    let page = crate::metrics::render(&info, &functions, s.started.elapsed().as_secs_f64());
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response())
+}
+
+pub(crate) async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT).into_response()
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such path: see /api/v1/openapi.json")
+}
+
+/// Longest a foreground submit may wait for its result, in seconds: the
+/// web port answers every request within 30 s.
+pub(crate) const MAX_WAIT_SECONDS: u64 = 25;
+const DEFAULT_WAIT_SECONDS: u64 = 10;
+/// Longest a submit waits for JOB_CREATED (the store's commit included).
+const ACKNOWLEDGE_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubmitIn {
+    function: String,
+    /// The job's data as text.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<String>,
+    /// The job's data as base64, for bytes that are not text.
+    #[serde(default, deserialize_with = "present")]
+    data_base64: Option<String>,
+    #[serde(default)]
+    unique: String,
+    #[serde(default = "normal")]
+    priority: PriorityIn,
+    #[serde(default = "yes")]
+    background: bool,
+    #[serde(default, deserialize_with = "present")]
+    wait_seconds: Option<u64>,
+}
+
+/// An optional field that, when given, holds a value: `null` is refused
+/// rather than read as absent, so the OpenAPI document's rules about which
+/// fields go together mean the same to every client.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+fn normal() -> PriorityIn {
+    PriorityIn::Normal
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum PriorityIn {
+    High,
+    Normal,
+    Low,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SubmitOut {
+    handle: String,
+    /// `queued` (background), `completed`, `failed`, `exception`, or
+    /// `waiting` (the wait limit passed; the job goes on).
+    outcome: &'static str,
+    /// The result (or exception) as text, when it is valid UTF-8.
+    result: Option<String>,
+    /// The result (or exception) as base64.
+    result_base64: Option<String>,
+}
+
+pub(crate) async fn submit_job(
+    _: SameSite,
+    State(s): State<AppState>,
+    body: Result<Json<SubmitIn>, JsonRejection>,
+) -> Result<(StatusCode, Json<SubmitOut>), ApiError> {
+    use crate::submit::{Outcome, Submission, SubmitError};
+    use base64::Engine as _;
+    let Json(job) = body?;
+    let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m);
+    if job.function.is_empty() {
+        return Err(bad("function must not be empty"));
+    }
+    let data = match (job.data, job.data_base64) {
+        (Some(_), Some(_)) => return Err(bad("give data or data_base64, not both")),
+        (Some(text), None) => Bytes::from(text),
+        (None, Some(b64)) => Bytes::from(
+            base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| bad(&format!("data_base64: {e}")))?,
+        ),
+        (None, None) => Bytes::new(),
+    };
+    let wait = job.wait_seconds.unwrap_or(DEFAULT_WAIT_SECONDS);
+    if job.background && job.wait_seconds.is_some() {
+        return Err(bad("wait_seconds is for foreground jobs (background: false)"));
+    }
+    if wait == 0 || wait > MAX_WAIT_SECONDS {
+        return Err(bad(&format!("wait_seconds must be 1 to {MAX_WAIT_SECONDS}")));
+    }
+    let Some(gearman) = s.gearman else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server takes no jobs over its web port (with --ssl its Gearman port speaks TLS only)",
+        ));
+    };
+    let submission = Submission {
+        function: Bytes::from(job.function),
+        unique: Bytes::from(job.unique),
+        data,
+        priority: match job.priority {
+            PriorityIn::High => Priority::High,
+            PriorityIn::Normal => Priority::Normal,
+            PriorityIn::Low => Priority::Low,
+        },
+        background: job.background,
+    };
+    let outcome = crate::submit::submit(
+        gearman,
+        s.max_packet_size,
+        submission,
+        ACKNOWLEDGE_WITHIN,
+        std::time::Duration::from_secs(wait),
+    )
+    .await
+    .map_err(|e| match e {
+        SubmitError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+        SubmitError::Refused { .. } | SubmitError::NotAcknowledged(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    })?;
+    let out = |handle: &Bytes, outcome: &'static str, result: Option<&Bytes>| SubmitOut {
+        handle: text(handle),
+        outcome,
+        result: result.and_then(|r| std::str::from_utf8(r).ok().map(str::to_owned)),
+        result_base64: result.map(|r| base64::engine::general_purpose::STANDARD.encode(r)),
+    };
+    Ok(match &outcome {
+        Outcome::Queued { handle } => (StatusCode::ACCEPTED, Json(out(handle, "queued", None))),
+        Outcome::StillRunning { handle } => (StatusCode::ACCEPTED, Json(out(handle, "waiting", None))),
+        Outcome::Completed { handle, result } => (StatusCode::OK, Json(out(handle, "completed", Some(result)))),
+        Outcome::Failed { handle } => (StatusCode::OK, Json(out(handle, "failed", None))),
+        Outcome::Exception { handle, exception } => (StatusCode::OK, Json(out(handle, "exception", Some(exception)))),
+    })
+}

@@ -1,0 +1,33 @@
+//! What the web port needs from the server: the engine's views and its
+//! operator commands. The server implements this with its query and
+//! command channel; the web crate depends only on the view types.
+
+use bytes::Bytes;
+use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, ServerInfo, WorkerView};
+
+/// The server stopped before it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is stopping")]
+pub struct Unavailable;
+
+/// The engine, as the web port reaches it.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The server as a whole.
+    async fn server_info(&self) -> Result<ServerInfo, Unavailable>;
+    /// Every function, sorted by name.
+    async fn functions(&self) -> Result<Vec<FunctionView>, Unavailable>;
+    /// Every connection, newest first.
+    async fn workers(&self) -> Result<Vec<WorkerView>, Unavailable>;
+    /// The jobs the filter selects, oldest first.
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobView>, Unavailable>;
+    /// One job by handle.
+    async fn job(&self, handle: Bytes) -> Result<Option<JobView>, Unavailable>;
+    /// Cancels a job.
+    async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable>;
+    /// Drops a function with its queued jobs.
+    async fn drop_function(&self, name: Bytes) -> Result<Result<(), CommandError>, Unavailable>;
+    /// Sets a function's queue limits (high, normal, low); answers whether
+    /// the function exists.
+    async fn max_queue(&self, function: Bytes, limits: [u32; 3]) -> Result<bool, Unavailable>;
+}

@@ -1,0 +1,25 @@
+//! sprocketd's web port: a JSON API under `/api/v1/` (described by the
+//! OpenAPI document at `/api/v1/openapi.json`) and Prometheus metrics at
+//! `/metrics`, served from the same process as the Gearman port.
+//!
+//! The web port never touches the engine itself: every answer comes
+//! through a [`Backend`], which the server implements with its typed
+//! query and command channel, so a web request waits its turn like any
+//! other request and never holds a lock the Gearman connections need.
+//! [`spawn`] runs the port on a thread and runtime of its own, so slow web
+//! clients or a large `/metrics` page do not share the engine's thread.
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod backend;
+mod listen;
+mod metrics;
+mod openapi;
+mod serve;
+mod submit;
+
+pub use auth::{Token, TokenError};
+pub use backend::{Backend, Unavailable};
+pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
+pub use serve::{bind, spawn, BindError, WebConfig, WebListener};

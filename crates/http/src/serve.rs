@@ -1,0 +1,196 @@
+//! Binding the web port and serving it on a thread of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
+use crate::api::{self, ApiError, AppState};
+use crate::auth::Token;
+use crate::backend::Backend;
+use crate::listen::WebListen;
+
+/// A client must send its request head within this time, so one that
+/// opens connections and sends nothing holds no resources for long.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole request (its body read and its answer made) must finish
+/// within this time.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most web connections at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+
+/// The web port's settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Where to listen.
+    pub listen: WebListen,
+    /// The secret clients must present; `None` admits everyone.
+    pub token: Option<Token>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// The store, as reported by the server info.
+    pub store: String,
+    /// The server's own Gearman port, where jobs submitted over HTTP go
+    /// (as from any client); `None` takes no jobs over the web port.
+    pub gearman: Option<SocketAddr>,
+    /// The Gearman port's `--max-packet-size`.
+    pub max_packet_size: u32,
+}
+
+/// A bound web port, not yet serving.
+#[derive(Debug)]
+pub struct WebListener {
+    listener: std::net::TcpListener,
+    config: WebConfig,
+}
+
+/// The web port could not be bound where the operator asked.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for the web port (--web-listen): {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Binds the web port. The default address, when taken (a second
+/// sprocketd on the same host), is given up with a warning and the server
+/// runs without a web port; an address given explicitly that cannot be
+/// bound is an error.
+pub fn bind(config: WebConfig) -> Result<Option<WebListener>, BindError> {
+    let WebListen::At { addr, explicit } = config.listen else {
+        return Ok(None);
+    };
+    match std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+        Ok(listener) => Ok(Some(WebListener { listener, config })),
+        Err(source) if !explicit => {
+            tracing::warn!(%addr, "web port off: cannot listen on its default address ({source}); give another with --web-listen ADDR:PORT");
+            Ok(None)
+        }
+        Err(source) => Err(BindError { addr, source }),
+    }
+}
+
+impl WebListener {
+    /// The bound address (with the port the system chose for port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Serves the web port on a thread with a runtime of its own; runs until
+/// the process ends.
+pub fn spawn(web: WebListener, backend: Arc<dyn Backend>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("sprocketd-web".into()).spawn(move || {
+        runtime.block_on(accept_loop(web, backend));
+    })?;
+    Ok(())
+}
+
+async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
+    let WebListener { listener, config } = web;
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("web port off: {e}");
+            return;
+        }
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, auth = config.token.is_some(), "web port listening");
+    }
+    let state = AppState {
+        backend,
+        started: Instant::now(),
+        store: config.store.clone(),
+        gearman: config.gearman,
+        max_packet_size: config.max_packet_size,
+    };
+    let app = router(state, &config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::warn!("web port: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!("web connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[derive(Clone)]
+struct Guard {
+    token: Option<Token>,
+}
+
+fn router(state: AppState, config: &WebConfig) -> Router {
+    let guard = Guard { token: config.token.clone() };
+    Router::new()
+        .route("/metrics", get(api::metrics))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/server", get(api::server))
+        .route("/api/v1/functions", get(api::functions))
+        .route("/api/v1/functions/{name}", get(api::function).delete(api::drop_function))
+        .route("/api/v1/functions/{name}/max-queue", post(api::max_queue))
+        .route("/api/v1/workers", get(api::workers))
+        .route("/api/v1/jobs", get(api::jobs).post(api::submit_job))
+        .route("/api/v1/jobs/{handle}", get(api::job))
+        .route("/api/v1/jobs/{handle}/cancel", post(api::cancel_job))
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(middleware::from_fn_with_state(guard, check))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path: see /api/v1/openapi.json")
+}
+
+/// Every request: the token when one is set, and the whole request within
+/// its time.
+async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    if let Some(token) = &guard.token {
+        if !token.admits(request.headers()) {
+            let mut answer = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs its --web-token (Bearer, or Basic password)",
+            )
+            .into_response();
+            answer
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"sprocketd\""));
+            return answer;
+        }
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(answer) => answer,
+        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request took too long").into_response(),
+    }
+}

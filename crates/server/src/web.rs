@@ -1,0 +1,130 @@
+//! The web port's glue: its settings from the flags, the engine reached
+//! through the query and command channel, and the start-up line a person
+//! running sprocketd in a terminal sees.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::Bytes;
+use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, ServerInfo, WorkerView};
+use sprocket_http::{Backend, Token, Unavailable, WebConfig, WebListen};
+use sprocket_store::StoreConfig;
+
+use crate::control::{EngineLink, Stopped};
+use crate::flags::Flags;
+
+/// Refuses flags that would serve the web port to other hosts with no
+/// token (checked with the other flags, so `--check-args` catches it).
+pub(crate) fn check_flags(flags: &Flags) -> Result<(), String> {
+    let listen = WebListen::parse(flags.web_listen.as_deref()).map_err(|e| e.to_string())?;
+    if !listen.is_loopback() && flags.web_token.is_none() && !flags.web_insecure {
+        return Err(format!(
+            "--web-listen {} is reachable from other hosts: give --web-token TOKEN|/FILE, or --web-insecure to \
+             serve it without one",
+            flags.web_listen.as_deref().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The web port's settings; reads the token file.
+pub(crate) fn config_from_flags(
+    flags: &Flags,
+    store: Option<&StoreConfig>,
+    gearman: &[SocketAddr],
+) -> Result<WebConfig, String> {
+    check_flags(flags)?;
+    let listen = WebListen::parse(flags.web_listen.as_deref()).map_err(|e| e.to_string())?;
+    let token = flags.web_token.as_deref().map(Token::load).transpose().map_err(|e| e.to_string())?;
+    Ok(WebConfig {
+        listen,
+        token,
+        body_limit: usize::try_from(flags.max_packet_size).unwrap_or(usize::MAX),
+        store: describe_store(store),
+        // Jobs submitted over the web port travel over the plain Gearman
+        // port; with `--ssl` there is none, and submitting answers 503.
+        gearman: if flags.ssl { None } else { gearman.first().map(|a| reachable(*a)) },
+        max_packet_size: flags.max_packet_size,
+    })
+}
+
+/// An address to connect to for a listener bound to `addr`: a listener
+/// on every interface is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
+}
+
+/// The store as people name it, without passwords.
+pub(crate) fn describe_store(store: Option<&StoreConfig>) -> String {
+    match store {
+        None => "builtin (memory only)".into(),
+        Some(StoreConfig::Memory) => "memory".into(),
+        Some(StoreConfig::Sqlite { path, .. }) => format!("sqlite:{}", path.display()),
+        Some(StoreConfig::Postgres { table, .. }) => format!("postgres table {table}"),
+        Some(StoreConfig::Mysql { host, port, db, table, .. }) => format!("mysql://{host}:{port}/{db} table {table}"),
+        Some(StoreConfig::Redis { host, port, prefix, .. }) => format!("redis://{host}:{port} prefix {prefix}"),
+    }
+}
+
+/// One line on stderr when it is a terminal, so a person who started
+/// sprocketd by hand sees that it runs, where, on which store, and where
+/// its web port is. Logs, pipes (tests) and detached servers get nothing.
+pub(crate) fn announce(gearman: &[SocketAddr], store: &str, web: Option<SocketAddr>) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let listening: Vec<String> = gearman.iter().map(ToString::to_string).collect();
+    let web = match web {
+        // The dashboard is not there yet: name what is.
+        Some(addr) => format!("web API http://{addr}/api/v1/ and http://{addr}/metrics"),
+        None => "no web port".into(),
+    };
+    eprintln!(
+        "sprocketd {} listening on {} (Gearman), store {store}, {web}",
+        env!("CARGO_PKG_VERSION"),
+        listening.join(", ")
+    );
+}
+
+fn unavailable(_: Stopped) -> Unavailable {
+    Unavailable
+}
+
+#[async_trait::async_trait]
+impl Backend for EngineLink {
+    async fn server_info(&self) -> Result<ServerInfo, Unavailable> {
+        EngineLink::server_info(self).await.map_err(unavailable)
+    }
+
+    async fn functions(&self) -> Result<Vec<FunctionView>, Unavailable> {
+        EngineLink::functions(self).await.map_err(unavailable)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerView>, Unavailable> {
+        EngineLink::workers(self).await.map_err(unavailable)
+    }
+
+    async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobView>, Unavailable> {
+        EngineLink::jobs(self, filter).await.map_err(unavailable)
+    }
+
+    async fn job(&self, handle: Bytes) -> Result<Option<JobView>, Unavailable> {
+        EngineLink::job(self, handle).await.map_err(unavailable)
+    }
+
+    async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable> {
+        EngineLink::cancel(self, handle).await.map_err(unavailable)
+    }
+
+    async fn drop_function(&self, name: Bytes) -> Result<Result<(), CommandError>, Unavailable> {
+        EngineLink::drop_function(self, name).await.map_err(unavailable)
+    }
+
+    async fn max_queue(&self, function: Bytes, limits: [u32; 3]) -> Result<bool, Unavailable> {
+        EngineLink::max_queue(self, function, limits).await.map_err(unavailable)
+    }
+}
