@@ -459,6 +459,7 @@ impl Store for MysqlStore {
     }
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        crate::netops::refuse_records(ops, &self.describe())?;
         let batch = EncodedBatch::new(ops, self.form);
         if batch.is_empty() {
             return Ok(());

@@ -378,6 +378,7 @@ impl Store for PostgresStore {
     }
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        crate::netops::refuse_records(ops, &self.describe())?;
         let batch = EncodedBatch::new(ops, KeyForm::Text);
         if batch.is_empty() {
             return Ok(());

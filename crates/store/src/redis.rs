@@ -297,6 +297,7 @@ impl Store for RedisStore {
     }
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        crate::netops::refuse_records(ops, &self.describe())?;
         let net = reduce(ops);
         if net.upserts.is_empty() && net.deletes.is_empty() {
             return Ok(());
