@@ -352,3 +352,41 @@ async fn sqlite_a_job_is_always_queued_or_recorded_as_ended() {
     let all = RecordFilter { limit: 1000, ..Default::default() };
     assert_eq!(store.search_records(&all).await.expect("search").len() as u64, JOBS);
 }
+
+/// Removes a scratch table's records and handle counter from the shared
+/// database's record tables (the scratch itself drops only the queue table).
+struct SharedRecords(Backend, String);
+
+impl Drop for SharedRecords {
+    fn drop(&mut self) {
+        let sql = format!(
+            "DELETE FROM sprocket_records WHERE namespace = '{0}'; DELETE FROM sprocket_handles WHERE namespace = '{0}';",
+            self.1
+        );
+        let _ = match self.0 {
+            Backend::Postgres => sprocket_testkit::databases::psql(&sql),
+            Backend::Mysql => sprocket_testkit::databases::mysql(&sql),
+            _ => return,
+        };
+    }
+}
+
+/// The whole round on a real database server: through the writer, read
+/// back, searched, expired in batches, handle blocks across reopening.
+async fn real_database_round(backend: Backend) {
+    let Some(scratch) = Scratch::new(backend, "rec") else { return };
+    let _cleanup = SharedRecords(backend, scratch.name.clone());
+    let records = write_sample(scratch.open().await).await;
+    let mut store = scratch.open().await;
+    check_sample(store.as_mut(), &records).await;
+    check_expiry(store.as_mut()).await;
+    let next = check_handles(store.as_mut()).await;
+    drop(store);
+    let mut reopened = scratch.open().await;
+    assert_eq!(reopened.reserve_handles(5).await.expect("reserve after reopening"), next);
+}
+
+#[tokio::test]
+async fn postgres_keeps_searches_and_expires_records() {
+    real_database_round(Backend::Postgres).await;
+}
