@@ -203,7 +203,7 @@ mod tests {
     #[test]
     fn a_record_row_refuses_a_handle_that_is_not_text() {
         let rec = sprocket_records::Record::new(&[0xff, 0xfe], b"f", b"", Priority::Normal, true, 1).expect("record");
-        assert!(matches!(crate::RecordRow::new(&rec, b""), Err(crate::RecordRowError::HandleNotUtf8(_))));
+        assert!(matches!(crate::RecordRow::new(&rec, b""), Err(crate::RecordRowError::HandleNotAscii(_))));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use sprocket_records::{Record, RecordState};
 /// One job record to upsert, keyed by its handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordRow {
-    /// The job handle (`H:<host>:<n>`), UTF-8 so that operators can type
-    /// it in SQL.
+    /// The job handle (`H:<host>:<n>`), ASCII so that operators can type
+    /// it in SQL and every backend's text column holds it.
     pub handle: Bytes,
     /// The job's function.
     pub function: Bytes,
@@ -31,9 +31,9 @@ pub struct RecordRow {
 /// Why a record cannot be made into a row.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordRowError {
-    /// The handle is not UTF-8 (handles are `H:<host>:<n>` text).
-    #[error("job handle {0:?} is not UTF-8")]
-    HandleNotUtf8(Bytes),
+    /// The handle is not ASCII (handles are `H:<host>:<n>` text).
+    #[error("job handle {0:?} is not ASCII text")]
+    HandleNotAscii(Bytes),
     /// A field too long for the stored form.
     #[error(transparent)]
     TooLong(#[from] sprocket_records::record::FieldTooLong),
@@ -44,8 +44,8 @@ impl RecordRow {
     /// `row_unique`.
     pub fn new(record: &Record, row_unique: &[u8]) -> Result<RecordRow, RecordRowError> {
         let handle = Bytes::copy_from_slice(record.handle());
-        if std::str::from_utf8(&handle).is_err() {
-            return Err(RecordRowError::HandleNotUtf8(handle));
+        if !handle.is_ascii() {
+            return Err(RecordRowError::HandleNotAscii(handle));
         }
         let body = sprocket_records::stored::encode(record)?;
         Ok(RecordRow {
@@ -59,8 +59,8 @@ impl RecordRow {
         })
     }
 
-    /// The handle as text (checked to be UTF-8 by [`RecordRow::new`]; a
-    /// row built otherwise gets its invalid bytes replaced).
+    /// The handle as text (checked to be ASCII by [`RecordRow::new`]; a
+    /// row built otherwise gets bytes that are not UTF-8 replaced).
     pub fn handle_text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.handle)
     }

@@ -390,3 +390,8 @@ async fn real_database_round(backend: Backend) {
 async fn postgres_keeps_searches_and_expires_records() {
     real_database_round(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn mysql_keeps_searches_and_expires_records() {
+    real_database_round(Backend::Mysql).await;
+}
