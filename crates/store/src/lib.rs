@@ -169,9 +169,9 @@ pub trait Store: Send {
     fn run_inline(&mut self) {}
 
     /// Whether the backend keeps job records: its [`Store::apply`] writes
-    /// [`StoreOp::Record`] and the record methods below work. A backend
-    /// that does not refuses record operations (`Rejected`), so the
-    /// engine should not send them.
+    /// [`StoreOp::Record`] and the record methods below work. Every
+    /// backend here does; the defaults below answer for one that does not
+    /// (a `Config` error), and the engine should not send it records.
     fn keeps_records(&self) -> bool {
         false
     }

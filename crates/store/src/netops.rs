@@ -82,15 +82,6 @@ pub fn dedupe_loaded(jobs: Vec<StoredJob>) -> Vec<StoredJob> {
     jobs.into_iter().enumerate().filter(|(i, job)| last.get(&job.key()) == Some(i)).map(|(_, j)| j).collect()
 }
 
-/// For a backend that does not keep job records: refuses a batch holding
-/// a record, rather than leaving the record out silently.
-pub(crate) fn refuse_records(ops: &[StoreOp], store: &str) -> Result<()> {
-    if ops.iter().any(|op| op.record_handle().is_some()) {
-        return Err(crate::StoreError::Rejected(format!("{store} does not keep job records")));
-    }
-    Ok(())
-}
-
 /// Connects a copy of a store made without a connection and boxes it: the
 /// body of `Store::open_another` for the network backends.
 pub(crate) async fn connected<S: Store + 'static>(mut copy: S) -> Result<Option<Box<dyn Store>>> {

@@ -122,8 +122,13 @@ pub type RedisStep = fn(&[u8]) -> Vec<::redis::Cmd>;
 /// side hash for what it cannot hold. Keys of older layouts (gearmand's,
 /// and sprocketd's before the side hash) are read as they are and never
 /// rewritten, so reaching version 1 takes no commands.
-pub const REDIS_MIGRATIONS: &[Migration<RedisStep>] =
-    &[Migration { version: 1, purpose: "job hashes with gearmand's fields and side hashes", step: |_| Vec::new() }];
+///
+/// Version 2 adds job records (see `redis::record_key`): keys made when
+/// first written, so reaching it takes no commands either.
+pub const REDIS_MIGRATIONS: &[Migration<RedisStep>] = &[
+    Migration { version: 1, purpose: "job hashes with gearmand's fields and side hashes", step: |_| Vec::new() },
+    Migration { version: 2, purpose: "job records and the handle counter", step: |_| Vec::new() },
+];
 
 /// The version of sprocketd's tables in the SQL databases this build writes.
 pub const SCHEMA_VERSION: i64 = latest(SQL_MIGRATIONS);

@@ -13,6 +13,7 @@ use common::*;
 use sprocket_proto::Priority;
 use sprocket_records::{Limits, Outcome, Worker};
 use sprocket_store::memory::MemoryStore;
+use sprocket_store::redis::{ended_key, live_key, record_key, HANDLES_KEY};
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
 use sprocket_store::{Completion, Record, RecordFilter, RecordRow, RecordState, Store, StoreOp, StoredJob};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -366,7 +367,19 @@ impl Drop for SharedRecords {
         let _ = match self.0 {
             Backend::Postgres => sprocket_testkit::databases::psql(&sql),
             Backend::Mysql => sprocket_testkit::databases::mysql(&sql),
-            _ => return,
+            Backend::Redis => {
+                let prefix = self.1.as_bytes();
+                let mut keys: Vec<Vec<u8>> = (1..=10).map(|n| record_key(prefix, handle(n).as_bytes())).collect();
+                keys.push(ended_key(prefix));
+                keys.push(live_key(prefix));
+                let keys: Vec<String> = keys.into_iter().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
+                let mut args = vec!["DEL"];
+                args.extend(keys.iter().map(String::as_str));
+                sprocket_testkit::databases::redis_cli_at(REDIS_PORT, &args);
+                sprocket_testkit::databases::redis_cli_at(REDIS_PORT, &["HDEL", HANDLES_KEY, &self.1]);
+                return;
+            }
+            Backend::Sqlite => return,
         };
     }
 }
@@ -394,4 +407,9 @@ async fn postgres_keeps_searches_and_expires_records() {
 #[tokio::test]
 async fn mysql_keeps_searches_and_expires_records() {
     real_database_round(Backend::Mysql).await;
+}
+
+#[tokio::test]
+async fn redis_keeps_searches_and_expires_records() {
+    real_database_round(Backend::Redis).await;
 }
