@@ -413,3 +413,68 @@ async fn mysql_keeps_searches_and_expires_records() {
 async fn redis_keeps_searches_and_expires_records() {
     real_database_round(Backend::Redis).await;
 }
+
+/// Measures the space 10,000 ended records with a 100-byte result take on
+/// each backend (the figures in docs/persistence.md). Run alone:
+/// `cargo test -p sprocket-store --test records measure -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn measure_record_disk_use() {
+    const N: u64 = 10_000;
+    let result = [b'r'; 100];
+    let ops: Vec<StoreOp> =
+        (1..=N).map(|n| rec_op(&ended(n, b"resize", Outcome::Complete(&result), NOW + n), n)).collect();
+    let body = match &ops[0] {
+        StoreOp::Record(row) => row.body.len(),
+        _ => 0,
+    };
+    println!("stored form of one record: {body} bytes");
+    for backend in [Backend::Sqlite, Backend::Postgres, Backend::Mysql, Backend::Redis] {
+        let Some(scratch) = Scratch::new(backend, "size") else { continue };
+        let _cleanup = SharedRecords(backend, scratch.name.clone());
+        let mut store = scratch.open().await;
+        let size = |scratch: &Scratch| -> u64 {
+            let out = match backend {
+                Backend::Sqlite => {
+                    let conn = rusqlite::Connection::open(scratch.sqlite_path()).expect("open");
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    return std::fs::metadata(scratch.sqlite_path()).map(|m| m.len()).unwrap_or(0);
+                }
+                Backend::Postgres => {
+                    sprocket_testkit::databases::psql("VACUUM ANALYZE sprocket_records").expect("vacuum");
+                    sprocket_testkit::databases::psql("SELECT pg_total_relation_size('sprocket_records')")
+                }
+                Backend::Mysql => {
+                    sprocket_testkit::databases::mysql("ANALYZE TABLE sprocket_records").expect("analyze");
+                    sprocket_testkit::databases::mysql(
+                        "SELECT DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES \
+                         WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = 'sprocket_records'",
+                    )
+                }
+                Backend::Redis => {
+                    let info = sprocket_testkit::databases::redis_cli(&["MEMORY", "STATS"]);
+                    let lines: Vec<&str> = info.lines().collect();
+                    let at = lines.iter().position(|l| l.trim() == "dataset.bytes").expect("dataset.bytes");
+                    Ok(lines[at + 1].to_string())
+                }
+            };
+            out.expect("size").trim().parse().unwrap_or(0)
+        };
+        let before = size(&scratch);
+        for chunk in ops.chunks(1000) {
+            store.apply(chunk).await.expect("apply");
+        }
+        let after = size(&scratch);
+        let grown = after.saturating_sub(before);
+        println!("{backend:?}: {grown} bytes for {N} records, {} per record", grown / N);
+        if backend == Backend::Redis {
+            // Not the job of SharedRecords (it removes the first ten).
+            let mut args = vec!["DEL".to_string()];
+            for n in 1..=N {
+                args.push(String::from_utf8_lossy(&record_key(scratch.name.as_bytes(), handle(n).as_bytes())).into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            sprocket_testkit::databases::redis_cli_at(REDIS_PORT, &args);
+        }
+    }
+}
