@@ -463,25 +463,31 @@ impl MysqlStore {
         }
         out
     }
+}
 
-    /// Reserves a block of handle numbers in one transaction; the row lock
-    /// of `FOR UPDATE` makes two servers' reservations take turns.
-    async fn reserve_block(&mut self, block: i64) -> std::result::Result<i64, mysql_async::Error> {
-        let table = self.settings.table.clone();
-        let conn = self.conn().map_err(|e| mysql_async::Error::Other(Box::new(e)))?;
-        let mut tx = conn.start_transaction(TxOpts::default()).await?;
-        tx.exec_drop("INSERT IGNORE INTO sprocket_handles (namespace, next_handle) VALUES (?, 1)", (&table,)).await?;
-        let next: Option<i64> =
-            tx.exec_first("SELECT next_handle FROM sprocket_handles WHERE namespace = ? FOR UPDATE", (&table,)).await?;
-        let first = next.unwrap_or(1).max(1);
-        tx.exec_drop(
-            "UPDATE sprocket_handles SET next_handle = ? WHERE namespace = ?",
-            (first.saturating_add(block), &table),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(first)
-    }
+/// Reserves a block of handle numbers for the queue table `table` in one
+/// transaction; the row lock of `FOR UPDATE` makes two servers'
+/// reservations take turns.
+async fn reserve_block(conn: &mut Conn, table: &str, block: i64) -> Result<i64> {
+    let ctx = |e| classify("mysql handle reservation", e);
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(ctx)?;
+    tx.exec_drop("INSERT IGNORE INTO sprocket_handles (namespace, next_handle) VALUES (?, 1)", (table,))
+        .await
+        .map_err(ctx)?;
+    let next: Option<i64> = tx
+        .exec_first("SELECT next_handle FROM sprocket_handles WHERE namespace = ? FOR UPDATE", (table,))
+        .await
+        .map_err(ctx)?;
+    let first = next.unwrap_or(1).max(1);
+    let Some(after) = first.checked_add(block) else {
+        let _ = tx.rollback().await;
+        return Err(StoreError::Rejected(format!("handle numbers of {table} are used up")));
+    };
+    tx.exec_drop("UPDATE sprocket_handles SET next_handle = ? WHERE namespace = ?", (after, table))
+        .await
+        .map_err(ctx)?;
+    tx.commit().await.map_err(ctx)?;
+    Ok(first)
 }
 
 /// A time in Unix ms as a signed 64-bit column (held at the largest).
@@ -630,7 +636,8 @@ impl Store for MysqlStore {
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
         let block = i64::try_from(block.max(1))
             .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
-        let first = self.reserve_block(block).await.map_err(|e| classify("mysql handle reservation", e))?;
+        let table = self.settings.table.clone();
+        let first = reserve_block(self.conn()?, &table, block).await?;
         u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
     }
 
