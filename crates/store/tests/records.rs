@@ -478,3 +478,39 @@ async fn measure_record_disk_use() {
         }
     }
 }
+
+/// A long outage does not grow the kept records without bound: past
+/// `MAX_RECORDS_KEPT_WHILE_DOWN` further records are dropped, and those
+/// kept are written once the database returns.
+#[tokio::test]
+async fn records_kept_while_down_are_bounded() {
+    let limit = sprocket_store::MAX_RECORDS_KEPT_WHILE_DOWN as u64;
+    let store = MemoryStore::new();
+    let h = store.handle();
+    let config = WriterConfig {
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let (w, mut rx) = spawn(Box::new(store), config);
+    w.submit(1, rec_op(&queued(1, b"f", NOW), 1));
+    until(&mut rx, 1).await;
+    h.set_available(false);
+    // Fails the next commit, so the writer knows the store is down.
+    w.submit(2, rec_op(&queued(2, b"f", NOW), 2));
+    let mut seq = 2;
+    for n in 3..=limit + 10 {
+        seq += 1;
+        w.submit(seq, rec_op(&queued(n, b"f", NOW), n));
+    }
+    until(&mut rx, seq).await;
+    h.set_available(true);
+    let start = std::time::Instant::now();
+    while h.record_counts().0 < limit as usize + 1 {
+        assert!(start.elapsed() < Duration::from_secs(60), "kept records not written: {:?}", h.record_counts());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.record_counts().0, limit as usize + 1, "the first record, then as many as are kept");
+    w.close().await;
+}
