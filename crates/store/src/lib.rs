@@ -20,6 +20,7 @@ mod config;
 mod ident;
 mod netops;
 mod op;
+mod record_row;
 mod rows;
 mod textkey;
 
@@ -32,7 +33,13 @@ pub mod sqlite;
 pub mod writer;
 
 pub use config::{open, StoreConfig, SyncMode};
-pub use op::StoreOp;
+pub use op::{StoreOp, MAX_RECORDS_KEPT_WHILE_DOWN};
+pub use record_row::{QueuedHandle, RecordFilter, RecordRow, RecordRowError};
+pub use sprocket_records::{Record, RecordState};
+
+/// Handle numbers reserved at a time: a block lasts long, so giving out a
+/// handle never waits for the database.
+pub const HANDLE_BLOCK: u64 = 1_000_000;
 
 /// One persisted background job, as gearmand's queue plugins store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +167,58 @@ pub trait Store: Send {
     /// From now on, do blocking work on the calling thread. Only called on
     /// a thread that nothing else needs (see [`Store::blocks`]).
     fn run_inline(&mut self) {}
+
+    /// Whether the backend keeps job records: its [`Store::apply`] writes
+    /// [`StoreOp::Record`] and the record methods below work. Every
+    /// backend here does; the defaults below answer for one that does not
+    /// (a `Config` error), and the engine should not send it records.
+    fn keeps_records(&self) -> bool {
+        false
+    }
+
+    /// The record of `handle`, if it is kept. Off the hot path: a query.
+    async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        let _ = handle;
+        Err(no_records(&self.describe()))
+    }
+
+    /// Ended records matching `filter`, newest end first, at most
+    /// `filter.limit`.
+    async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let _ = filter;
+        Err(no_records(&self.describe()))
+    }
+
+    /// Deletes up to `batch_limit` records that ended before `before_ms`
+    /// (Unix ms), oldest first, in one short transaction; returns how many.
+    /// Called again while it returns `batch_limit`, so that no call holds
+    /// the database for long.
+    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let _ = (before_ms, batch_limit);
+        Err(no_records(&self.describe()))
+    }
+
+    /// The handles of the jobs whose records are not ended yet, with their
+    /// queue rows' keys, so that a replay gives each queued job the handle
+    /// it had. A key with no handle here (a row gearmand wrote) gets a new
+    /// handle.
+    async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        Err(no_records(&self.describe()))
+    }
+
+    /// Reserves `block` handle numbers and returns the first: numbers
+    /// `first .. first + block` are this server's to give out, and no later
+    /// reservation (also after a restart) returns any of them. Durable
+    /// before it returns. Numbers start at 1.
+    async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
+        let _ = block;
+        Err(no_records(&self.describe()))
+    }
+}
+
+/// The error of a record method on a backend that does not keep records.
+fn no_records(store: &str) -> StoreError {
+    StoreError::Config(format!("{store} does not keep job records"))
 }
 
 /// What the writer reports after trying to make a run of operations durable.

@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use sprocket_records::{MemoryRecords, Retention};
+
 use crate::netops::reduce;
-use crate::{JobKey, Result, Store, StoreError, StoreOp, StoredJob};
+use crate::{JobKey, QueuedHandle, Record, RecordFilter, RecordRow, Result, Store, StoreError, StoreOp, StoredJob};
 
 #[derive(Debug, Default)]
 struct State {
@@ -39,6 +41,14 @@ struct State {
     attempts: usize,
     /// The next `apply` fails as if the server had closed the connection.
     drop_next: bool,
+    /// Records of ended jobs, bounded by their retention's count.
+    ended: MemoryRecords,
+    /// Records of jobs not ended yet, by handle (as many as jobs live).
+    live: HashMap<Bytes, RecordRow>,
+    /// Functions of the ended records, to search without a function.
+    functions: std::collections::HashSet<Bytes>,
+    /// The next free handle number (0: none reserved yet).
+    next_handle: u64,
 }
 
 /// A store whose rows live in memory.
@@ -68,7 +78,15 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty, available store.
     pub fn new() -> MemoryStore {
-        MemoryStore { state: Arc::new(Mutex::new(State { available: true, ..State::default() })) }
+        MemoryStore::with_retention(Retention::default())
+    }
+
+    /// An empty, available store keeping ended job records within
+    /// `retention` (`--record-max-count` bounds them; the oldest ended
+    /// record goes first).
+    pub fn with_retention(retention: Retention) -> MemoryStore {
+        let ended = MemoryRecords::new(retention);
+        MemoryStore { state: Arc::new(Mutex::new(State { available: true, ended, ..State::default() })) }
     }
 
     /// A handle sharing this store's rows.
@@ -137,9 +155,26 @@ impl MemoryHandle {
         lock(&self.state).most_running
     }
 
+    /// How many records are held: (not ended, ended).
+    pub fn record_counts(&self) -> (usize, usize) {
+        let st = lock(&self.state);
+        (st.live.len(), st.ended.len())
+    }
+
     /// A new store over the same rows (a "restart" in tests).
     pub fn reopen(&self) -> MemoryStore {
         MemoryStore { state: self.state.clone() }
+    }
+}
+
+impl MemoryStore {
+    /// The state, or `Unavailable` while the store is switched off.
+    fn available(&self) -> Result<MutexGuard<'_, State>> {
+        let st = lock(&self.state);
+        if !st.available {
+            return Err(StoreError::Unavailable("memory store switched off".into()));
+        }
+        Ok(st)
     }
 }
 
@@ -186,9 +221,25 @@ impl Store for MemoryStore {
         if let Some(bad) = net.upserts.iter().find(|j| st.reject_functions.contains(&j.function)) {
             return Err(StoreError::Rejected(format!("function {:?} refused", bad.function)));
         }
+        // A record that cannot be read refuses the whole batch too.
+        let mut records = Vec::with_capacity(net.records.len());
+        for row in net.records {
+            let record = row.record().map_err(|e| StoreError::Rejected(format!("job record: {e}")))?;
+            records.push((row, record));
+        }
         for key in net.deletes {
             if let Some(id) = st.index.remove(key) {
                 st.rows.remove(&id);
+            }
+        }
+        for (row, record) in records {
+            st.live.remove(&row.handle);
+            if record.state().is_final() {
+                st.functions.insert(row.function.clone());
+                // An error is a record that is not ended, ruled out above.
+                let _ = st.ended.insert(record);
+            } else {
+                st.live.insert(row.handle.clone(), row.clone());
             }
         }
         for job in net.upserts {
@@ -212,6 +263,64 @@ impl Store for MemoryStore {
     /// can be tested without a database.
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
         Ok(Some(Box::new(self.clone())))
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        let st = self.available()?;
+        if let Some(row) = st.live.get(handle) {
+            return row.record().map(Some).map_err(|e| StoreError::Corrupt(format!("job record: {e}")));
+        }
+        Ok(st.ended.get(handle).cloned())
+    }
+
+    async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let st = self.available()?;
+        let functions: Vec<Bytes> = match &filter.function {
+            Some(f) => vec![f.clone()],
+            None => st.functions.iter().cloned().collect(),
+        };
+        // With an upper bound the newest records may all be past it, so
+        // every match up to `since` is looked at.
+        let each = if filter.until.is_some() { usize::MAX } else { filter.limit };
+        let mut found: Vec<&Record> = functions
+            .iter()
+            .flat_map(|f| st.ended.search(f, filter.state, filter.since, each))
+            .filter(|r| filter.matches(r.function(), r.state(), r.finished()))
+            .collect();
+        found.sort_by(|a, b| (b.finished(), b.handle()).cmp(&(a.finished(), a.handle())));
+        Ok(found.into_iter().take(filter.limit).cloned().collect())
+    }
+
+    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let mut st = self.available()?;
+        // `expire` takes the present time; the cutoff it derives is `before_ms`.
+        let now = before_ms.saturating_add(st.ended.retention().keep_ms);
+        Ok(st.ended.expire(now, batch_limit).len())
+    }
+
+    async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        let st = self.available()?;
+        Ok(st
+            .live
+            .values()
+            .filter(|row| !row.row_unique.is_empty())
+            .map(|row| QueuedHandle {
+                key: JobKey { function: row.function.clone(), unique: row.row_unique.clone() },
+                handle: row.handle.clone(),
+            })
+            .collect())
+    }
+
+    async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
+        let mut st = self.available()?;
+        let first = st.next_handle.max(1);
+        st.next_handle =
+            first.checked_add(block.max(1)).ok_or_else(|| StoreError::Rejected("handle numbers are used up".into()))?;
+        Ok(first)
     }
 
     async fn reconnect(&mut self) -> Result<()> {

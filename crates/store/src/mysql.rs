@@ -23,7 +23,7 @@ use crate::rows::{
     loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, NullKeys, Repairs,
 };
 use crate::schema::{self, Dialect};
-use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
 /// Most rows in one statement.
 const MAX_ROWS_PER_STATEMENT: usize = 512;
@@ -429,8 +429,74 @@ impl MysqlStore {
                 Params::Positional(params),
             ));
         }
+        at = 0;
+        let record_bytes = |r: &crate::RecordRow| r.body.len() + r.handle.len() + r.function.len() + ROW_OVERHEAD;
+        for size in chunk_sizes(&batch.records, record_bytes, budget) {
+            let rows = &batch.records[at..at + size];
+            at += size;
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; size].join(", ");
+            let params = rows
+                .iter()
+                .flat_map(|r| {
+                    [
+                        Value::Bytes(self.settings.table.clone().into_bytes()),
+                        Value::Bytes(r.handle.to_vec()),
+                        Value::Bytes(r.function.to_vec()),
+                        Value::Bytes(r.row_unique.to_vec()),
+                        Value::Bytes(r.state.as_str().as_bytes().to_vec()),
+                        Value::Int(ms(r.submitted)),
+                        r.finished.map_or(Value::NULL, |f| Value::Int(ms(f))),
+                        Value::Bytes(r.body.to_vec()),
+                    ]
+                })
+                .collect();
+            out.push((
+                format!(
+                    "INSERT INTO sprocket_records \
+                     (namespace, handle, function, row_unique, state, submitted, finished, body) VALUES {values} \
+                     ON DUPLICATE KEY UPDATE function = VALUES(function), row_unique = VALUES(row_unique), \
+                     state = VALUES(state), submitted = VALUES(submitted), finished = VALUES(finished), \
+                     body = VALUES(body)"
+                ),
+                Params::Positional(params),
+            ));
+        }
         out
     }
+}
+
+/// Reserves a block of handle numbers for the queue table `table` in one
+/// transaction; the row lock of `FOR UPDATE` makes two servers'
+/// reservations take turns.
+async fn reserve_block(conn: &mut Conn, table: &str, block: i64) -> Result<i64> {
+    let ctx = |e| classify("mysql handle reservation", e);
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(ctx)?;
+    tx.exec_drop("INSERT IGNORE INTO sprocket_handles (namespace, next_handle) VALUES (?, 1)", (table,))
+        .await
+        .map_err(ctx)?;
+    let next: Option<i64> = tx
+        .exec_first("SELECT next_handle FROM sprocket_handles WHERE namespace = ? FOR UPDATE", (table,))
+        .await
+        .map_err(ctx)?;
+    let first = next.unwrap_or(1).max(1);
+    let Some(after) = first.checked_add(block) else {
+        let _ = tx.rollback().await;
+        return Err(StoreError::Rejected(format!("handle numbers of {table} are used up")));
+    };
+    tx.exec_drop("UPDATE sprocket_handles SET next_handle = ? WHERE namespace = ?", (after, table))
+        .await
+        .map_err(ctx)?;
+    tx.commit().await.map_err(ctx)?;
+    Ok(first)
+}
+
+/// A time in Unix ms as a signed 64-bit column (held at the largest).
+fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn decode_body(body: &[u8]) -> Result<Record> {
+    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -482,6 +548,97 @@ impl Store for MysqlStore {
                 r => return r.map_err(|(context, e)| classify(context, e)),
             }
         }
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        // Handles are ASCII text (the column's character set); no other
+        // bytes can name a record.
+        let Some(handle) = std::str::from_utf8(handle).ok().filter(|h| h.is_ascii()) else { return Ok(None) };
+        let table = self.settings.table.clone();
+        let body: Option<Vec<u8>> = self
+            .conn()?
+            .exec_first("SELECT body FROM sprocket_records WHERE namespace = ? AND handle = ?", (table, handle))
+            .await
+            .map_err(|e| classify("mysql record read", e))?;
+        body.as_deref().map(decode_body).transpose()
+    }
+
+    async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let table = self.settings.table.clone();
+        let function = filter.function.as_deref().map(<[u8]>::to_vec);
+        let state = filter.state.map(|s| s.as_str());
+        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
+        let limit = u64::try_from(filter.limit).unwrap_or(u64::MAX);
+        let params = Params::Positional(vec![
+            Value::from(table),
+            Value::from(function.clone()),
+            Value::from(function),
+            Value::from(state),
+            Value::from(state),
+            Value::from(since),
+            Value::from(since),
+            Value::from(until),
+            Value::from(until),
+            Value::from(limit),
+        ]);
+        let bodies: Vec<Vec<u8>> = self
+            .conn()?
+            .exec(
+                "SELECT body FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL \
+                 AND (? IS NULL OR function = ?) AND (? IS NULL OR state = ?) \
+                 AND (? IS NULL OR finished >= ?) AND (? IS NULL OR finished < ?) \
+                 ORDER BY finished DESC, handle DESC LIMIT ?",
+                params,
+            )
+            .await
+            .map_err(|e| classify("mysql record search", e))?;
+        bodies.iter().map(|b| decode_body(b)).collect()
+    }
+
+    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let table = self.settings.table.clone();
+        let limit = u64::try_from(batch_limit).unwrap_or(u64::MAX);
+        let conn = self.conn()?;
+        conn.exec_drop(
+            "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL AND finished < ? \
+             ORDER BY finished LIMIT ?",
+            (table, ms(before_ms), limit),
+        )
+        .await
+        .map_err(|e| classify("mysql record expiry", e))?;
+        Ok(usize::try_from(conn.affected_rows()).unwrap_or(usize::MAX))
+    }
+
+    async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        let table = self.settings.table.clone();
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
+            .conn()?
+            .exec(
+                "SELECT function, row_unique, handle FROM sprocket_records \
+                 WHERE namespace = ? AND finished IS NULL AND row_unique <> ''",
+                (table,),
+            )
+            .await
+            .map_err(|e| classify("mysql record replay", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(function, unique, handle)| QueuedHandle {
+                key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                handle: Bytes::from(handle),
+            })
+            .collect())
+    }
+
+    async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
+        let block = i64::try_from(block.max(1))
+            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
+        let table = self.settings.table.clone();
+        let first = reserve_block(self.conn()?, &table, block).await?;
+        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {

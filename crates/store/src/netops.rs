@@ -7,14 +7,16 @@
 
 use std::collections::HashMap;
 
-use crate::{JobKey, Result, Store, StoreOp, StoredJob};
+use crate::{JobKey, RecordRow, Result, Store, StoreOp, StoredJob};
 
 /// The net effect of a batch: rows to upsert and keys to delete, disjoint,
-/// each in the order of its last operation.
+/// each in the order of its last operation; and the last record of each
+/// handle (only a record's last state needs writing).
 #[derive(Debug, Default)]
 pub struct NetOps<'a> {
     pub upserts: Vec<&'a StoredJob>,
     pub deletes: Vec<&'a JobKey>,
+    pub records: Vec<&'a RecordRow>,
 }
 
 impl<'a> NetOps<'a> {
@@ -23,6 +25,25 @@ impl<'a> NetOps<'a> {
         match op {
             StoreOp::Insert(job) => self.upserts.push(job),
             StoreOp::Delete(key) => self.deletes.push(key),
+            StoreOp::Record(row) => self.records.push(row),
+        }
+    }
+}
+
+/// What an operation is reduced by: a queue row's key, or a record's
+/// handle (a record and its job's queue row are both written).
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Target<'a> {
+    Row(&'a [u8], &'a [u8]),
+    Record(&'a [u8]),
+}
+
+fn target(op: &StoreOp) -> Target<'_> {
+    match op.record_handle() {
+        Some(handle) => Target::Record(handle),
+        None => {
+            let (function, unique) = op.key_parts();
+            Target::Row(function, unique)
         }
     }
 }
@@ -35,12 +56,12 @@ pub fn reduce(ops: &[StoreOp]) -> NetOps<'_> {
         net.push(&ops[0]);
         return net;
     }
-    let mut last: HashMap<(&[u8], &[u8]), usize> = HashMap::with_capacity(ops.len());
+    let mut last: HashMap<Target<'_>, usize> = HashMap::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        last.insert(op.key_parts(), i);
+        last.insert(target(op), i);
     }
     for (i, op) in ops.iter().enumerate() {
-        if last.get(&op.key_parts()) == Some(&i) {
+        if last.get(&target(op)) == Some(&i) {
             net.push(op);
         }
     }
@@ -99,6 +120,34 @@ mod tests {
         assert_eq!(&net.deletes[0].unique[..], b"a");
         let ups: Vec<&str> = net.upserts.iter().map(|j| std::str::from_utf8(&j.data).unwrap()).collect();
         assert_eq!(ups, vec!["2", "4"]);
+    }
+
+    fn record(handle: &str, f: &str, u: &str, body: &str) -> StoreOp {
+        StoreOp::Record(crate::RecordRow {
+            handle: Bytes::copy_from_slice(handle.as_bytes()),
+            function: Bytes::copy_from_slice(f.as_bytes()),
+            row_unique: Bytes::copy_from_slice(u.as_bytes()),
+            state: crate::RecordState::Complete,
+            submitted: 1,
+            finished: Some(2),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        })
+    }
+
+    #[test]
+    fn records_are_kept_beside_their_rows_and_the_last_of_a_handle_wins() {
+        let ops = vec![
+            record("H:h:1", "f", "a", "queued"),
+            StoreOp::Insert(job("f", "a", "1")),
+            record("H:h:2", "f", "b", "other"),
+            StoreOp::Delete(job("f", "a", "").key()),
+            record("H:h:1", "f", "a", "complete"),
+        ];
+        let net = reduce(&ops);
+        assert_eq!(net.deletes.len(), 1, "the delete is not swallowed by the record of its key");
+        assert!(net.upserts.is_empty());
+        let bodies: Vec<&[u8]> = net.records.iter().map(|r| &r.body[..]).collect();
+        assert_eq!(bodies, vec![&b"other"[..], &b"complete"[..]]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! whether a reply waits for it, whether it is kept while the database is
 //! down). A new kind is one variant here plus how each backend writes it.
 
-use crate::{JobKey, StoredJob};
+use crate::{JobKey, RecordRow, StoredJob};
 
 /// A change to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,11 @@ pub enum StoreOp {
     Insert(StoredJob),
     /// Remove the row of a key, if there is one.
     Delete(JobKey),
+    /// Write a job's record, replacing the record of its handle. Kept in
+    /// sprocketd's record table, beside the queue table; committed in the
+    /// same transaction as the queue operations of its batch, so a job's
+    /// delete and its final record land together.
+    Record(RecordRow),
 }
 
 impl StoreOp {
@@ -23,14 +28,18 @@ impl StoreOp {
         match self {
             StoreOp::Insert(job) => job.key(),
             StoreOp::Delete(key) => key.clone(),
+            StoreOp::Record(row) => JobKey { function: row.function.clone(), unique: row.row_unique.clone() },
         }
     }
 
-    /// The row's key as (function, unique), borrowed.
+    /// The row's key as (function, unique), borrowed. A record's key is its
+    /// job's queue row, so that with several streams a record waits for a
+    /// commit of its job still in flight and lands after it.
     pub fn key_parts(&self) -> (&[u8], &[u8]) {
         match self {
             StoreOp::Insert(job) => (&job.function, &job.unique),
             StoreOp::Delete(key) => (&key.function, &key.unique),
+            StoreOp::Record(row) => (&row.function, &row.row_unique),
         }
     }
 
@@ -39,6 +48,7 @@ impl StoreOp {
         match self {
             StoreOp::Insert(_) => "insert",
             StoreOp::Delete(_) => "delete",
+            StoreOp::Record(_) => "record",
         }
     }
 
@@ -48,6 +58,7 @@ impl StoreOp {
         match self {
             StoreOp::Insert(job) => job.data.len() + job.unique.len() + job.function.len(),
             StoreOp::Delete(key) => key.unique.len() + key.function.len(),
+            StoreOp::Record(row) => row.body.len() + row.row_unique.len() + row.function.len() + row.handle.len(),
         }
     }
 
@@ -57,6 +68,13 @@ impl StoreOp {
         match self {
             StoreOp::Insert(_) => &Rules { cancellable: true, cancels: false, awaited: true, kept_while_down: false },
             StoreOp::Delete(_) => &Rules { cancellable: false, cancels: true, awaited: false, kept_while_down: true },
+            // A record outlives its queue row: the delete of the row never
+            // cancels it (the final record is what remains of the job). No
+            // reply waits for it, so a JOB_CREATED is never held by one.
+            // Kept while the database is down, within
+            // `MAX_RECORDS_KEPT_WHILE_DOWN`, so the end of a job is still
+            // recorded once the database is back.
+            StoreOp::Record(_) => &Rules { cancellable: false, cancels: false, awaited: false, kept_while_down: true },
         }
     }
 
@@ -100,10 +118,29 @@ impl StoreOp {
     pub fn undo(&self) -> Option<StoreOp> {
         match self {
             StoreOp::Insert(job) => Some(StoreOp::Delete(job.key())),
-            StoreOp::Delete(_) => None,
+            // An upsert of a record is safe to have landed: it is
+            // written again, whole, by the record's next operation.
+            StoreOp::Delete(_) | StoreOp::Record(_) => None,
+        }
+    }
+
+    /// The handle whose record the operation writes, for a record: within
+    /// one commit only the last record of a handle is written.
+    pub fn record_handle(&self) -> Option<&[u8]> {
+        match self {
+            StoreOp::Record(row) => Some(&row.handle),
+            _ => None,
         }
     }
 }
+
+/// How many record operations the writer keeps while the database is
+/// unreachable. Each holds its record's stored form (up to
+/// `--record-max-bytes`), so an outage must not grow them without bound:
+/// past this many, further records are dropped with a warning (their jobs'
+/// queue deletes are still kept, so such a job ends unrecorded rather than
+/// running again).
+pub const MAX_RECORDS_KEPT_WHILE_DOWN: usize = 100_000;
 
 /// How the writer treats one kind of operation (see the methods of
 /// [`StoreOp`] that read it).
@@ -139,6 +176,34 @@ mod tests {
         assert_eq!(op.undo(), Some(StoreOp::Delete(op.key())));
         assert_eq!(op.size(), 5 + 2 + 6, "data, unique and function");
         assert_eq!(op.key_parts(), (&b"resize"[..], &b"u1"[..]));
+    }
+
+    fn record() -> StoreOp {
+        let rec =
+            sprocket_records::Record::new(b"H:h:7", b"resize", b"", Priority::Normal, true, 1_000).expect("record");
+        StoreOp::Record(crate::RecordRow::new(&rec, b"u1").expect("row"))
+    }
+
+    #[test]
+    fn a_record_outlives_its_row_waits_for_nothing_and_is_kept_while_down() {
+        let op = record();
+        assert!(!op.is_cancellable(), "a later delete of the queue row never cancels the record");
+        assert!(!op.cancels(), "a record never cancels the job's insert");
+        assert!(!op.is_awaited(), "no JOB_CREATED waits for a record");
+        assert!(op.is_kept_while_down());
+        assert_eq!(op.undo(), None);
+        assert_eq!(op.key(), insert().key(), "keyed by its job's queue row, for ordering");
+        assert_eq!(op.record_handle(), Some(&b"H:h:7"[..]));
+        assert_eq!(insert().record_handle(), None);
+        let StoreOp::Record(row) = &op else { unreachable!() };
+        assert_eq!(op.size(), row.body.len() + 2 + 6 + 5);
+        assert_eq!(op.name(), "record");
+    }
+
+    #[test]
+    fn a_record_row_refuses_a_handle_that_is_not_text() {
+        let rec = sprocket_records::Record::new(&[0xff, 0xfe], b"f", b"", Priority::Normal, true, 1).expect("record");
+        assert!(matches!(crate::RecordRow::new(&rec, b""), Err(crate::RecordRowError::HandleNotAscii(_))));
     }
 
     #[test]

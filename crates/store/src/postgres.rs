@@ -19,7 +19,7 @@ use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
 use crate::netops::dedupe_loaded;
 use crate::rows::{loaded_job, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::schema::{self, Dialect};
-use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
 /// Connection timeout when neither the conninfo nor PGCONNECT_TIMEOUT sets one.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,7 +146,18 @@ fn classify(context: &str, e: tokio_postgres::Error) -> StoreError {
 struct Prepared {
     client: Client,
     apply: Statement,
+    /// `apply` with the batch's job records upserted in the same statement.
+    apply_with_records: Statement,
     select: Statement,
+}
+
+/// A time in Unix ms as a signed 64-bit column (held at the largest).
+fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn decode_body(body: &[u8]) -> Result<Record> {
+    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
 }
 
 /// How a batch's upserts replace existing rows.
@@ -382,6 +393,7 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let table = self.table.clone();
         let p = self.client()?;
         let priorities: Vec<i32> = batch.upserts.iter().map(|r| r.priority).collect();
         let uniques: Vec<&str> = batch.upserts.iter().map(|r| as_text(&r.unique)).collect();
@@ -390,11 +402,126 @@ impl Store for PostgresStore {
         let whens: Vec<i64> = batch.upserts.iter().map(|r| r.when).collect();
         let del_uniques: Vec<&str> = batch.deletes.iter().map(|k| as_text(&k.unique)).collect();
         let del_functions: Vec<&str> = batch.deletes.iter().map(|k| as_text(&k.function)).collect();
-        p.client
-            .execute(&p.apply, &[&priorities, &uniques, &functions, &data, &whens, &del_uniques, &del_functions])
-            .await
-            .map_err(|e| classify("postgres write", e))?;
+        let queue: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&priorities, &uniques, &functions, &data, &whens, &del_uniques, &del_functions];
+        if batch.records.is_empty() {
+            p.client.execute(&p.apply, &queue).await.map_err(|e| classify("postgres write", e))?;
+            return Ok(());
+        }
+        let r = &batch.records;
+        let handles: Vec<String> = r.iter().map(|r| r.handle_text().into_owned()).collect();
+        let rec_functions: Vec<&[u8]> = r.iter().map(|r| &r.function[..]).collect();
+        let row_uniques: Vec<&[u8]> = r.iter().map(|r| &r.row_unique[..]).collect();
+        let states: Vec<&str> = r.iter().map(|r| r.state.as_str()).collect();
+        let submitted: Vec<i64> = r.iter().map(|r| ms(r.submitted)).collect();
+        let finished: Vec<Option<i64>> = r.iter().map(|r| r.finished.map(ms)).collect();
+        let bodies: Vec<&[u8]> = r.iter().map(|r| &r.body[..]).collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = queue.to_vec();
+        let records: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&table, &handles, &rec_functions, &row_uniques, &states, &submitted, &finished, &bodies];
+        params.extend(records);
+        p.client.execute(&p.apply_with_records, &params).await.map_err(|e| classify("postgres write", e))?;
         Ok(())
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        let Ok(handle) = std::str::from_utf8(handle) else { return Ok(None) };
+        let table = self.table.clone();
+        let p = self.client()?;
+        let row = p
+            .client
+            .query_opt("SELECT body FROM sprocket_records WHERE namespace = $1 AND handle = $2", &[&table, &handle])
+            .await
+            .map_err(|e| classify("postgres record read", e))?;
+        row.map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record read", e))?)).transpose()
+    }
+
+    async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let table = self.table.clone();
+        let function: Option<&[u8]> = filter.function.as_deref();
+        let state: Option<&str> = filter.state.map(|s| s.as_str());
+        let since: Option<i64> = filter.since.map(ms);
+        let until: Option<i64> = filter.until.map(ms);
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let p = self.client()?;
+        let rows = p
+            .client
+            .query(
+                "SELECT body FROM sprocket_records WHERE namespace = $1 AND finished IS NOT NULL \
+                 AND ($2::bytea IS NULL OR function = $2) AND ($3::text IS NULL OR state = $3) \
+                 AND ($4::int8 IS NULL OR finished >= $4) AND ($5::int8 IS NULL OR finished < $5) \
+                 ORDER BY finished DESC, handle DESC LIMIT $6",
+                &[&table, &function, &state, &since, &until, &limit],
+            )
+            .await
+            .map_err(|e| classify("postgres record search", e))?;
+        rows.iter().map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record search", e))?)).collect()
+    }
+
+    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let table = self.table.clone();
+        let (before, limit) = (ms(before_ms), i64::try_from(batch_limit).unwrap_or(i64::MAX));
+        let p = self.client()?;
+        let n = p
+            .client
+            .execute(
+                "DELETE FROM sprocket_records WHERE ctid IN (SELECT ctid FROM sprocket_records \
+                 WHERE namespace = $1 AND finished IS NOT NULL AND finished < $2 ORDER BY finished LIMIT $3)",
+                &[&table, &before, &limit],
+            )
+            .await
+            .map_err(|e| classify("postgres record expiry", e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        let table = self.table.clone();
+        let p = self.client()?;
+        let ctx = |e| classify("postgres record replay", e);
+        let rows = p
+            .client
+            .query(
+                "SELECT function, row_unique, handle FROM sprocket_records \
+                 WHERE namespace = $1 AND finished IS NULL AND row_unique <> ''::bytea",
+                &[&table],
+            )
+            .await
+            .map_err(ctx)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let function: Vec<u8> = row.try_get(0).map_err(ctx)?;
+            let unique: Vec<u8> = row.try_get(1).map_err(ctx)?;
+            let handle: String = row.try_get(2).map_err(ctx)?;
+            out.push(QueuedHandle {
+                key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                handle: Bytes::from(handle.into_bytes()),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
+        let block = i64::try_from(block.max(1))
+            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
+        let table = self.table.clone();
+        let p = self.client()?;
+        // One statement, so two servers reserving at once get disjoint blocks.
+        let first: i64 = p
+            .client
+            .query_one(
+                "INSERT INTO sprocket_handles (namespace, next_handle) VALUES ($1, 1 + $2::int8) \
+                 ON CONFLICT (namespace) DO UPDATE SET next_handle = sprocket_handles.next_handle + $2::int8 \
+                 RETURNING next_handle - $2::int8",
+                &[&table, &block],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| classify("postgres handle reservation", e))?;
+        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
@@ -455,9 +582,23 @@ impl Store for PostgresStore {
         let select_sql =
             format!("SELECT unique_key::text, function_name::text, priority::int8, data, when_to_run::int8 FROM {q}");
         let prepare = |what, e| classify(&format!("preparing {what} for table {}", self.table), e);
+        // Data-modifying parts of a WITH all run, in the one statement's
+        // transaction: the records land with the queue rows or not at all.
+        let with_records_sql = format!(
+            "WITH recs AS (INSERT INTO sprocket_records \
+                 (namespace, handle, function, row_unique, state, submitted, finished, body) \
+                 SELECT $8::text, * FROM UNNEST($9::text[], $10::bytea[], $11::bytea[], $12::text[], \
+                     $13::int8[], $14::int8[], $15::bytea[]) \
+                 ON CONFLICT (namespace, handle) DO UPDATE SET function = EXCLUDED.function, \
+                     row_unique = EXCLUDED.row_unique, state = EXCLUDED.state, submitted = EXCLUDED.submitted, \
+                     finished = EXCLUDED.finished, body = EXCLUDED.body RETURNING 1), {}",
+            apply_sql.trim_start_matches("WITH ")
+        );
         let apply = client.prepare(&apply_sql).await.map_err(|e| prepare("write", e))?;
+        let apply_with_records =
+            client.prepare(&with_records_sql).await.map_err(|e| prepare("write with records", e))?;
         let select = client.prepare(&select_sql).await.map_err(|e| prepare("replay", e))?;
-        self.conn = Some(Prepared { client, apply, select });
+        self.conn = Some(Prepared { client, apply, apply_with_records, select });
         Ok(())
     }
 }

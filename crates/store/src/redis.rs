@@ -18,6 +18,16 @@
 //!
 //! A batch is one MULTI/EXEC pipeline: a single round trip.
 //!
+//! Job records (layout version 2) live outside `<prefix>*` too, under
+//! names without a `-` right after a prefix (so no `<prefix>-*` replay
+//! pattern matches them), named after the prefix with its length so that
+//! no two prefixes share a key:
+//! a hash per record at [`record_key`] (fields `function`, `row_unique`,
+//! `state`, `submitted`, `finished`, `body`), a sorted set of ended
+//! records' handles scored by end time at [`ended_key`], a set of the
+//! handles of jobs not ended at [`live_key`], and the next free handle
+//! number in the field `<prefix>` of the hash [`HANDLES_KEY`].
+//!
 //! The version of this layout is a field of the hash [`META_KEY`], one per
 //! prefix, migrated like the SQL backends' tables (see [`crate::schema`]).
 
@@ -31,7 +41,7 @@ use sprocket_proto::Priority;
 use crate::netops::{dedupe_loaded, reduce};
 use crate::rows::parse_int;
 use crate::schema;
-use crate::{Result, Store, StoreError, StoreOp, StoredJob};
+use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +81,42 @@ pub fn job_key(prefix: &[u8], function: &[u8], unique: &[u8]) -> Vec<u8> {
     key.push(b'-');
     key.extend_from_slice(unique);
     key
+}
+
+/// `<stem><length of prefix>:<prefix>`, then `rest`.
+fn prefixed(stem: &[u8], prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut key = stem.to_vec();
+    key.extend_from_slice(prefix.len().to_string().as_bytes());
+    key.push(b':');
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// The hash of the record of `handle` under `prefix`:
+/// `sprocket_rec:<length of prefix>:<prefix>:<handle>`.
+pub fn record_key(prefix: &[u8], handle: &[u8]) -> Vec<u8> {
+    prefixed(b"sprocket_rec:", prefix, &[b":", handle].concat())
+}
+
+/// The sorted set of ended records' handles, scored by end time (Unix ms).
+pub fn ended_key(prefix: &[u8]) -> Vec<u8> {
+    prefixed(b"sprocket_rec_ended:", prefix, b"")
+}
+
+/// The set of the handles of records not ended (queued or running jobs).
+pub fn live_key(prefix: &[u8]) -> Vec<u8> {
+    prefixed(b"sprocket_rec_live:", prefix, b"")
+}
+
+/// The hash of next free handle numbers, one field per prefix.
+pub const HANDLES_KEY: &str = "sprocket_handles";
+
+/// Handles read per round while searching.
+const SEARCH_PAGE: isize = 500;
+
+fn decode_body(body: &[u8]) -> Result<Record> {
+    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
 }
 
 /// Where the fields of a job that gearmand's layout cannot hold are kept.
@@ -298,12 +344,42 @@ impl Store for RedisStore {
 
     async fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
         let net = reduce(ops);
-        if net.upserts.is_empty() && net.deletes.is_empty() {
+        if net.upserts.is_empty() && net.deletes.is_empty() && net.records.is_empty() {
             return Ok(());
         }
         let mut conn = self.conn()?;
         let mut pipe = ::redis::pipe();
         pipe.atomic();
+        // In the same MULTI as the queue's keys: a job's end and its
+        // final record are applied together.
+        for r in &net.records {
+            let key = record_key(&self.prefix, &r.handle);
+            pipe.cmd("DEL").arg(&key).ignore();
+            let fields = pipe.cmd("HSET");
+            fields
+                .arg(&key)
+                .arg("function")
+                .arg(&r.function[..])
+                .arg("row_unique")
+                .arg(&r.row_unique[..])
+                .arg("state")
+                .arg(r.state.as_str())
+                .arg("submitted")
+                .arg(r.submitted)
+                .arg("body")
+                .arg(&r.body[..]);
+            match r.finished {
+                Some(end) => {
+                    fields.arg("finished").arg(end).ignore();
+                    pipe.cmd("ZADD").arg(ended_key(&self.prefix)).arg(end).arg(&r.handle[..]).ignore();
+                    pipe.cmd("SREM").arg(live_key(&self.prefix)).arg(&r.handle[..]).ignore();
+                }
+                None => {
+                    fields.ignore();
+                    pipe.cmd("SADD").arg(live_key(&self.prefix)).arg(&r.handle[..]).ignore();
+                }
+            }
+        }
         for key in &net.deletes {
             let key = job_key(&self.prefix, &key.function, &key.unique);
             pipe.cmd("DEL").arg(side_key(&key)).arg(&key).ignore();
@@ -333,6 +409,137 @@ impl Store for RedisStore {
         }
         let () = pipe.query_async(&mut conn).await.map_err(|e| classify("redis write", e))?;
         Ok(())
+    }
+
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
+    async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        let mut conn = self.conn()?;
+        let body: Option<Vec<u8>> = ::redis::cmd("HGET")
+            .arg(record_key(&self.prefix, handle))
+            .arg("body")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify("redis record read", e))?;
+        body.as_deref().map(decode_body).transpose()
+    }
+
+    /// Walks the ended set from the newest end (within `until` and
+    /// `since`) a page at a time, reading each record's function and state
+    /// to filter, until `limit` match.
+    async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let mut conn = self.conn()?;
+        let ctx = |e| classify("redis record search", e);
+        let max = filter.until.map_or("+inf".to_string(), |u| format!("({u}"));
+        let min = filter.since.map_or("-inf".to_string(), |s| s.to_string());
+        let mut out = Vec::new();
+        let mut offset: isize = 0;
+        while out.len() < filter.limit {
+            let handles: Vec<Vec<u8>> = ::redis::cmd("ZREVRANGEBYSCORE")
+                .arg(ended_key(&self.prefix))
+                .arg(&max)
+                .arg(&min)
+                .arg("LIMIT")
+                .arg(offset)
+                .arg(SEARCH_PAGE)
+                .query_async(&mut conn)
+                .await
+                .map_err(ctx)?;
+            if handles.is_empty() {
+                break;
+            }
+            offset += handles.len() as isize;
+            let mut pipe = ::redis::pipe();
+            for h in &handles {
+                pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("state").arg("body");
+            }
+            let rows: Vec<(Option<Vec<u8>>, Option<String>, Option<Vec<u8>>)> =
+                pipe.query_async(&mut conn).await.map_err(ctx)?;
+            for (function, state, body) in rows {
+                let (Some(function), Some(state), Some(body)) = (function, state, body) else { continue };
+                if filter.function.as_deref().is_some_and(|f| f != function)
+                    || filter.state.is_some_and(|s| s.as_str() != state)
+                {
+                    continue;
+                }
+                out.push(decode_body(&body)?);
+                if out.len() >= filter.limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let ctx = |e| classify("redis record expiry", e);
+        let ended = ended_key(&self.prefix);
+        let handles: Vec<Vec<u8>> = ::redis::cmd("ZRANGEBYSCORE")
+            .arg(&ended)
+            .arg("-inf")
+            .arg(format!("({before_ms}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(batch_limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(ctx)?;
+        if handles.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = ::redis::pipe();
+        pipe.atomic();
+        for h in &handles {
+            pipe.cmd("DEL").arg(record_key(&self.prefix, h)).ignore();
+            pipe.cmd("ZREM").arg(&ended).arg(&h[..]).ignore();
+        }
+        let () = pipe.query_async(&mut conn).await.map_err(ctx)?;
+        Ok(handles.len())
+    }
+
+    async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        let mut conn = self.conn()?;
+        let ctx = |e| classify("redis record replay", e);
+        let handles: Vec<Vec<u8>> =
+            ::redis::cmd("SMEMBERS").arg(live_key(&self.prefix)).query_async(&mut conn).await.map_err(ctx)?;
+        let mut out = Vec::with_capacity(handles.len());
+        for page in handles.chunks(SEARCH_PAGE as usize) {
+            let mut pipe = ::redis::pipe();
+            for h in page {
+                pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("row_unique");
+            }
+            let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = pipe.query_async(&mut conn).await.map_err(ctx)?;
+            for (h, (function, unique)) in page.iter().zip(rows) {
+                let (Some(function), Some(unique)) = (function, unique) else { continue };
+                if unique.is_empty() {
+                    continue;
+                }
+                out.push(QueuedHandle {
+                    key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                    handle: Bytes::copy_from_slice(h),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
+        let block = i64::try_from(block.max(1))
+            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
+        let mut conn = self.conn()?;
+        // HINCRBY is atomic: two servers reserving at once get disjoint blocks.
+        let after: i64 = ::redis::cmd("HINCRBY")
+            .arg(HANDLES_KEY)
+            .arg(&self.prefix)
+            .arg(block)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify("redis handle reservation", e))?;
+        let first = after - block + 1;
+        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
     }
 
     /// Redis runs every command at once, and with `appendfsync always`

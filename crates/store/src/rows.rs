@@ -56,6 +56,9 @@ pub struct EncodedKey {
 pub struct EncodedBatch {
     pub upserts: Vec<EncodedRow>,
     pub deletes: Vec<EncodedKey>,
+    /// Records, last of each handle; written as they are (their columns
+    /// are binary, not gearmand's).
+    pub records: Vec<crate::RecordRow>,
 }
 
 impl EncodedBatch {
@@ -78,11 +81,12 @@ impl EncodedBatch {
                 .into_iter()
                 .map(|k| EncodedKey { unique: form.encode(&k.unique), function: form.encode(&k.function) })
                 .collect(),
+            records: net.records.into_iter().cloned().collect(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.deletes.is_empty()
+        self.upserts.is_empty() && self.deletes.is_empty() && self.records.is_empty()
     }
 }
 

@@ -58,9 +58,60 @@ pub type SqlStep = fn(Dialect, &str) -> Vec<String>;
 /// Version 1 is `sprocket_meta` holding the queue table's row, and nothing
 /// else: every sprocketd so far has written version 1, so the step has no
 /// statements (the runner makes `sprocket_meta` itself, as it must read
-/// it first). The per-job record tables will be the next step.
-pub const SQL_MIGRATIONS: &[Migration<SqlStep>] =
-    &[Migration { version: 1, purpose: "sprocket_meta records the queue table", step: |_, _| Vec::new() }];
+/// it first).
+///
+/// Version 2 adds the job record tables, shared by every queue table of
+/// the database and keyed by the queue table's name (`namespace`):
+/// `sprocket_records` (one row per job, see [`record_tables`]) and
+/// `sprocket_handles` (the next free handle number).
+pub const SQL_MIGRATIONS: &[Migration<SqlStep>] = &[
+    Migration { version: 1, purpose: "sprocket_meta records the queue table", step: |_, _| Vec::new() },
+    Migration { version: 2, purpose: "job records and the handle counter", step: |d, _| record_tables(d) },
+];
+
+/// The statements of version 2: the record table with its indexes (by end
+/// time for expiry and listing; by function, state and end for searches;
+/// by queue row for replay) and the handle counter. `IF NOT EXISTS`: the
+/// tables are shared, so the step of a second queue table finds them made.
+pub fn record_tables(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite | Dialect::Postgres => {
+            let (bytes, int) = if dialect == Dialect::Sqlite { ("BLOB", "INTEGER") } else { ("BYTEA", "BIGINT") };
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS sprocket_records (namespace TEXT NOT NULL, handle TEXT NOT NULL, \
+                     function {bytes} NOT NULL, row_unique {bytes} NOT NULL, state TEXT NOT NULL, \
+                     submitted {int} NOT NULL, finished {int}, body {bytes} NOT NULL, \
+                     PRIMARY KEY (namespace, handle))"
+                ),
+                "CREATE INDEX IF NOT EXISTS sprocket_records_by_end ON sprocket_records (namespace, finished)".into(),
+                "CREATE INDEX IF NOT EXISTS sprocket_records_by_function \
+                 ON sprocket_records (namespace, function, state, finished)"
+                    .into(),
+                "CREATE INDEX IF NOT EXISTS sprocket_records_by_row ON sprocket_records (namespace, function, row_unique)"
+                    .into(),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS sprocket_handles (namespace TEXT PRIMARY KEY, next_handle {int} NOT NULL)"
+                ),
+            ]
+        }
+        // MySQL has no CREATE INDEX IF NOT EXISTS: the indexes are part of
+        // the table's statement.
+        Dialect::Mysql => vec![
+            "CREATE TABLE IF NOT EXISTS sprocket_records (namespace VARCHAR(64) NOT NULL, \
+             handle VARCHAR(255) CHARACTER SET ascii NOT NULL, function VARBINARY(512) NOT NULL, \
+             row_unique VARBINARY(255) NOT NULL, state VARCHAR(16) NOT NULL, submitted BIGINT NOT NULL, \
+             finished BIGINT NULL, body LONGBLOB NOT NULL, PRIMARY KEY (namespace, handle), \
+             KEY sprocket_records_by_end (namespace, finished), \
+             KEY sprocket_records_by_function (namespace, function, state, finished), \
+             KEY sprocket_records_by_row (namespace, function, row_unique)) ENGINE=InnoDB"
+                .into(),
+            "CREATE TABLE IF NOT EXISTS sprocket_handles (namespace VARCHAR(64) PRIMARY KEY, \
+             next_handle BIGINT NOT NULL) ENGINE=InnoDB"
+                .into(),
+        ],
+    }
+}
 
 /// The statements of one Redis step, given the key prefix.
 pub type RedisStep = fn(&[u8]) -> Vec<::redis::Cmd>;
@@ -71,8 +122,13 @@ pub type RedisStep = fn(&[u8]) -> Vec<::redis::Cmd>;
 /// side hash for what it cannot hold. Keys of older layouts (gearmand's,
 /// and sprocketd's before the side hash) are read as they are and never
 /// rewritten, so reaching version 1 takes no commands.
-pub const REDIS_MIGRATIONS: &[Migration<RedisStep>] =
-    &[Migration { version: 1, purpose: "job hashes with gearmand's fields and side hashes", step: |_| Vec::new() }];
+///
+/// Version 2 adds job records (see `redis::record_key`): keys made when
+/// first written, so reaching it takes no commands either.
+pub const REDIS_MIGRATIONS: &[Migration<RedisStep>] = &[
+    Migration { version: 1, purpose: "job hashes with gearmand's fields and side hashes", step: |_| Vec::new() },
+    Migration { version: 2, purpose: "job records and the handle counter", step: |_| Vec::new() },
+];
 
 /// The version of sprocketd's tables in the SQL databases this build writes.
 pub const SCHEMA_VERSION: i64 = latest(SQL_MIGRATIONS);

@@ -142,7 +142,7 @@ async fn sqlite_replays_old_partial_and_duplicate_rows() {
     let version: i64 = conn
         .query_row("SELECT schema_version FROM sprocket_meta WHERE queue_table = ?1", [&scratch.name], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, sprocket_store::schema::SCHEMA_VERSION, "migrated to this build's version");
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }

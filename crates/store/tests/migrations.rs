@@ -6,9 +6,11 @@
 //!
 //! The versions: a queue table without a `sprocket_meta` row is version 0
 //! (gearmand 1.1.20's own table, and the table of a gearmand older than
-//! `when_to_run`); every sprocketd so far has written version 1. gearmand's
-//! tables are never altered beyond the `when_to_run` an old one lacks. A
-//! version newer than this build is refused.
+//! `when_to_run`); sprocketd before job records wrote version 1; version 2
+//! adds the record tables (`sprocket_records`, `sprocket_handles`; Redis:
+//! record keys made on first write). gearmand's tables are never altered
+//! beyond the `when_to_run` an old one lacks. A version newer than this
+//! build is refused.
 
 mod common;
 
@@ -341,12 +343,97 @@ async fn redis_key_layouts_of_every_earlier_version_are_migrated_and_replayed() 
     // The keys themselves are not rewritten.
     assert_eq!(redis_cli(&["TYPE", &format!("{p}-mail-m-1")]).trim(), "string");
     drop(store);
-    // Version 1, as recorded: opened as it is.
+    // Version 1, as recorded before job records: migrated to the latest.
+    redis_cli(&["HSET", "sprocket_meta", &p, "1"]);
     let mut again = scratch.open().await;
     assert_same_jobs(again.load().await.expect("replay again"), want);
+    assert_eq!(redis_version(&p), REDIS_LAYOUT_VERSION.to_string());
+    assert!(again.keeps_records());
     drop(again);
     let newer = REDIS_LAYOUT_VERSION + 1;
     redis_cli(&["HSET", "sprocket_meta", &p, &newer.to_string()]);
     assert_refused(&scratch, newer, REDIS_LAYOUT_VERSION).await;
     assert_eq!(redis_version(&p), newer.to_string());
+}
+
+// ------------------------------------------------------------ Job records
+
+/// The columns of the record tables, as each database describes them.
+const RECORD_COLUMNS: [&str; 8] =
+    ["namespace", "handle", "function", "row_unique", "state", "submitted", "finished", "body"];
+
+fn assert_record_columns(found: &str, types: &[&str]) {
+    let lines: Vec<&str> = found.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), RECORD_COLUMNS.len(), "{found}");
+    for ((line, name), ty) in lines.iter().zip(RECORD_COLUMNS).zip(types) {
+        assert!(line.starts_with(name) && line.to_lowercase().contains(ty), "column {name} {ty}: {line}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_version_1_gets_the_record_tables() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "mig") else { return };
+    let conn = sqlite_fixture(&scratch, Fixture::SprocketdV1);
+    let _store = scratch.open().await;
+    assert_eq!(sqlite_version(&conn, &scratch.name), Some(SCHEMA_VERSION));
+    let cols: Vec<String> =
+        sqlite_columns(&conn, "sprocket_records").into_iter().map(|(n, t)| format!("{n} {t}")).collect();
+    assert_record_columns(&cols.join("\n"), &["text", "text", "blob", "blob", "text", "integer", "integer", "blob"]);
+    let handles = sqlite_columns(&conn, "sprocket_handles");
+    assert_eq!(handles, vec![("namespace".into(), "TEXT".into()), ("next_handle".into(), "INTEGER".into())]);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sprocket_records' \
+             AND name LIKE 'sprocket_records_by_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 3, "by end, by function, by queue row");
+}
+
+#[tokio::test]
+async fn postgres_version_1_gets_the_record_tables() {
+    let Some(scratch) = Scratch::new(Backend::Postgres, "mig") else { return };
+    pg_fixture(&scratch, Fixture::SprocketdV1);
+    let _store = scratch.open().await;
+    assert_eq!(pg_version(&scratch.name), SCHEMA_VERSION.to_string());
+    let cols = pg_columns("sprocket_records").replace('|', " ");
+    assert_record_columns(&cols, &["text", "text", "bytea", "bytea", "text", "bigint", "bigint", "bytea"]);
+    assert_eq!(pg_columns("sprocket_handles").replace('|', " ").split_whitespace().count(), 4, "two columns");
+    let indexes = psql("SELECT indexname FROM pg_indexes WHERE tablename = 'sprocket_records' ORDER BY 1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
+        assert!(indexes.contains(index), "{indexes}");
+    }
+}
+
+#[tokio::test]
+async fn mysql_version_1_gets_the_record_tables() {
+    let Some(scratch) = Scratch::new(Backend::Mysql, "mig") else { return };
+    mysql_fixture(&scratch, Fixture::SprocketdV1);
+    let _store = scratch.open().await;
+    assert_eq!(mysql_version(&scratch.name), SCHEMA_VERSION.to_string());
+    let cols = mysql_columns("sprocket_records").replace('\t', " ");
+    assert_record_columns(
+        &cols,
+        &[
+            "varchar(64)",
+            "varchar(255)",
+            "varbinary(512)",
+            "varbinary(255)",
+            "varchar(16)",
+            "bigint",
+            "bigint",
+            "longblob",
+        ],
+    );
+    let indexes = mysql(
+        "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = 'sprocket_records'",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
+        assert!(indexes.contains(index), "{indexes}");
+    }
 }

@@ -89,20 +89,30 @@ impl Queue {
     pub(super) fn take_batch(&mut self, max: usize, max_bytes: usize) -> Batch {
         let mut seqs: Vec<Option<u64>> = vec![None; self.deferred.len()];
         let mut ops: Vec<StoreOp> = std::mem::take(&mut self.deferred);
+        self.records_kept = 0;
         let mut bytes: usize = ops.iter().map(StoreOp::size).sum();
         let room = max.max(1).saturating_sub(ops.len());
         let in_flight = &self.in_flight;
         let mut free: Vec<u64> = Vec::new();
+        let mut last: Option<&StoreOp> = ops.last();
         for (seq, op) in self.pending.iter().filter(|(_, op)| !in_flight.is_busy(op)) {
-            if free.len() >= room {
-                break;
-            }
             let size = op.size();
-            if !(ops.is_empty() && free.is_empty()) && bytes.saturating_add(size) > max_bytes {
+            let full =
+                free.len() >= room || (!(ops.is_empty() && free.is_empty()) && bytes.saturating_add(size) > max_bytes);
+            // A job's record right after its queue row's operation (or the
+            // other way round) goes into the same commit even past the
+            // limits, so that the end of a job (its delete and its final
+            // record) lands at once.
+            if full && !last.is_some_and(|prev| same_job_with_record(prev, op)) {
                 break;
             }
             bytes = bytes.saturating_add(size);
             free.push(*seq);
+            last = Some(op);
+            if full {
+                // Only the one operation that completes the pair.
+                break;
+            }
         }
         for seq in free {
             let Some(op) = self.take(seq) else { continue };
@@ -111,4 +121,9 @@ impl Queue {
         }
         Batch { seqs, ops }
     }
+}
+
+/// Whether `a` then `b` are a job's queue row operation and its record.
+fn same_job_with_record(a: &StoreOp, b: &StoreOp) -> bool {
+    (a.record_handle().is_some() != b.record_handle().is_some()) && a.key_parts() == b.key_parts()
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::batch::InFlightKeys;
-use crate::{Completion, JobKey, StoreOp};
+use crate::{Completion, JobKey, StoreOp, MAX_RECORDS_KEPT_WHILE_DOWN};
 
 /// Which of two ready events [`Queue::receive`] handles first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub(super) struct Queue {
     /// Operations kept while the database was unreachable (see
     /// [`StoreOp::is_kept_while_down`]); they go first into the next commit.
     pub(super) deferred: Vec<StoreOp>,
+    /// How many of `deferred` are records (bounded by
+    /// [`MAX_RECORDS_KEPT_WHILE_DOWN`]).
+    pub(super) records_kept: usize,
     /// Seqs of awaited operations that failed, not yet reported.
     pub(super) failed: Vec<u64>,
     max_seen: Option<u64>,
@@ -65,6 +68,7 @@ impl Queue {
             pending: BTreeMap::new(),
             cancellable: HashMap::new(),
             deferred: Vec::new(),
+            records_kept: 0,
             failed: Vec::new(),
             max_seen: None,
             reported: None,
@@ -120,7 +124,16 @@ impl Queue {
     /// down: kept for after the reconnect, or failed (reported when a
     /// reply waits for it).
     fn down(&mut self, seq: Option<u64>, op: StoreOp) {
-        if op.is_kept_while_down() {
+        if op.record_handle().is_some() && op.is_kept_while_down() {
+            if self.records_kept >= MAX_RECORDS_KEPT_WHILE_DOWN {
+                let key = op.key();
+                warn!(function = ?key.function, unique = ?key.unique,
+                    "store unavailable for long; {MAX_RECORDS_KEPT_WHILE_DOWN} job records are waiting, this one is dropped");
+                return;
+            }
+            self.records_kept += 1;
+            self.deferred.push(op);
+        } else if op.is_kept_while_down() {
             self.deferred.push(op);
         } else if op.is_awaited() {
             self.failed.extend(seq);

@@ -1,0 +1,109 @@
+//! A job record as the store writes it: the record's stored form
+//! (`sprocket_records::stored`) with the columns the store searches by,
+//! taken out once when the operation is made.
+
+use bytes::Bytes;
+use sprocket_records::{Record, RecordState};
+
+/// One job record to upsert, keyed by its handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// The job handle (`H:<host>:<n>`), ASCII so that operators can type
+    /// it in SQL and every backend's text column holds it.
+    pub handle: Bytes,
+    /// The job's function.
+    pub function: Bytes,
+    /// The unique of the job's queue row as stored (generated for a job
+    /// without a unique of its own); empty for a job that has no queue row
+    /// (a foreground job). Replay finds a queued job's handle by
+    /// (function, this).
+    pub row_unique: Bytes,
+    /// The record's state.
+    pub state: RecordState,
+    /// When the job was submitted (Unix milliseconds).
+    pub submitted: u64,
+    /// When the job ended (Unix milliseconds), once it has.
+    pub finished: Option<u64>,
+    /// `sprocket_records::stored::encode` of the record.
+    pub body: Bytes,
+}
+
+/// Why a record cannot be made into a row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordRowError {
+    /// The handle is not ASCII (handles are `H:<host>:<n>` text).
+    #[error("job handle {0:?} is not ASCII text")]
+    HandleNotAscii(Bytes),
+    /// A field too long for the stored form.
+    #[error(transparent)]
+    TooLong(#[from] sprocket_records::record::FieldTooLong),
+}
+
+impl RecordRow {
+    /// The row of `record`, whose queue row (if any) has the unique
+    /// `row_unique`.
+    pub fn new(record: &Record, row_unique: &[u8]) -> Result<RecordRow, RecordRowError> {
+        let handle = Bytes::copy_from_slice(record.handle());
+        if !handle.is_ascii() {
+            return Err(RecordRowError::HandleNotAscii(handle));
+        }
+        let body = sprocket_records::stored::encode(record)?;
+        Ok(RecordRow {
+            handle,
+            function: Bytes::copy_from_slice(record.function()),
+            row_unique: Bytes::copy_from_slice(row_unique),
+            state: record.state(),
+            submitted: record.submitted(),
+            finished: record.finished(),
+            body: Bytes::from(body),
+        })
+    }
+
+    /// The handle as text (checked to be ASCII by [`RecordRow::new`]; a
+    /// row built otherwise gets bytes that are not UTF-8 replaced).
+    pub fn handle_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.handle)
+    }
+
+    /// The record, decoded from [`RecordRow::body`].
+    pub fn record(&self) -> Result<Record, sprocket_records::stored::StoredError> {
+        sprocket_records::stored::decode(&self.body)
+    }
+}
+
+/// What [`Store::search_records`](crate::Store::search_records) looks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Only records of this function.
+    pub function: Option<Bytes>,
+    /// Only records in this state.
+    pub state: Option<RecordState>,
+    /// Only records that ended at or after this time (Unix ms).
+    pub since: Option<u64>,
+    /// Only records that ended before this time (Unix ms).
+    pub until: Option<u64>,
+    /// At most this many records, newest end first.
+    pub limit: usize,
+}
+
+impl RecordFilter {
+    /// Whether an ended record matches (the memory store's search, and a
+    /// check for the others).
+    pub fn matches(&self, function: &[u8], state: RecordState, finished: Option<u64>) -> bool {
+        let Some(end) = finished else { return false };
+        self.function.as_deref().is_none_or(|f| f == function)
+            && self.state.is_none_or(|s| s == state)
+            && self.since.is_none_or(|s| end >= s)
+            && self.until.is_none_or(|u| end < u)
+    }
+}
+
+/// A queued job's handle, for replay: the queue row's key and the handle
+/// its record names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedHandle {
+    /// The queue row's key.
+    pub key: crate::JobKey,
+    /// The handle the job had before the restart.
+    pub handle: Bytes,
+}
