@@ -23,6 +23,9 @@ pub struct JobExtra {
     pub reducer: Bytes,
     /// The key of a replayed row, when it is not the job's own unique.
     pub stored_key: Option<StoredKey>,
+    /// Times and workers, kept only when the server asked for ended-job
+    /// reports.
+    pub life: Option<crate::ended::JobLife>,
 }
 
 /// Which key a job's store row has.
