@@ -303,6 +303,19 @@ pub struct Flags {
     /// 1.1.20's behaviour, the default); `fail` ends it with WORK_FAIL.
     #[arg(help_heading = "Sprocket's own options", long = "timeout-action", default_value = "retry", value_parser = ["retry", "fail"])]
     pub timeout_action: String,
+    /// Write one JSON line per ended job to this file (`-` for standard
+    /// output): time, handle, function, unique, state, attempts, queue
+    /// wait, run time, worker, error text. Reopened on SIGHUP.
+    #[arg(help_heading = "Sprocket's own options", long = "job-log", value_name = "PATH")]
+    pub job_log: Option<String>,
+    /// Add each completed job's result to its --job-log line.
+    #[arg(help_heading = "Sprocket's own options", long = "job-log-results")]
+    pub job_log_results: bool,
+    /// Keep per-function history of ended jobs (counts by outcome, queue
+    /// wait and run time percentiles over the last minute, hour and day;
+    /// admin `history`), saved in --data-dir (or beside the SQLite queue).
+    #[arg(help_heading = "Sprocket's own options", long = "history")]
+    pub history: bool,
 
     #[command(flatten, next_help_heading = "gearmand compatibility: libdrizzle MySQL queue (-q libdrizzle)")]
     pub drizzle: crate::store_config::ExtraQueueFlags,

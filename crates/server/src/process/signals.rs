@@ -1,9 +1,10 @@
 //! The signals `sprocketd` acts on: SIGTERM and SIGINT stop at once,
-//! SIGUSR1 stops gracefully, SIGHUP reopens the log file.
+//! SIGUSR1 stops gracefully, SIGHUP reopens the log file and the job log.
 
 use sprocket_engine::ShutdownRequest;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::ended_jobs::Reopener;
 use crate::logging::LogTarget;
 use crate::server::Stopper;
 
@@ -38,7 +39,7 @@ impl Signals {
 }
 
 /// Acts on the signals caught for as long as the process runs.
-pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget) {
+pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget, job_log: Option<Reopener>) {
     let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
         return;
     };
@@ -47,7 +48,12 @@ pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); stopper.stop(ShutdownRequest::Immediate); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); stopper.stop(ShutdownRequest::Immediate); }
             _ = usr1.recv() => { tracing::info!("SIGUSR1: graceful shutdown"); stopper.stop(ShutdownRequest::Graceful); }
-            _ = hup.recv() => log.reopen(),
+            _ = hup.recv() => {
+                log.reopen();
+                if let Some(job_log) = &job_log {
+                    job_log.reopen();
+                }
+            }
         }
     }
 }
