@@ -48,8 +48,10 @@ impl Engine {
     /// Puts the end of job `job_no` in the outbox for the server's job log
     /// and history (only called when the server asked for that).
     fn report_end(&mut self, job_no: JobNo, outcome: &Outcome) {
-        let Some(job) = self.jobs.get(job_no) else { return };
-        let life = job.extra.as_ref().and_then(|e| e.life.clone()).unwrap_or_default();
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
+        // Taken, not copied: the job has ended and never reports again.
+        let life = job.extra.as_mut().and_then(|e| e.life.take()).map(|life| *life).unwrap_or_default();
+        let job = &*job;
         let function = self.functions.get(job.function).map(|f| f.name().clone()).unwrap_or_default();
         let outcome = match outcome {
             Outcome::Completed { .. } if !self.config.ended_job_results => Outcome::Completed { result: Bytes::new() },
