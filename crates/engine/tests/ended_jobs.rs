@@ -110,3 +110,18 @@ fn a_job_whose_workers_keep_leaving_is_dropped_with_every_attempt_counted() {
     assert_eq!((ended.first_started, ended.attempt_started), (Some(first_start), Some(first_start + 100)));
     assert_eq!(&ended.worker.as_ref().unwrap().client_id[..], b"second", "the latest attempt's worker, though gone");
 }
+
+#[test]
+fn a_job_cancelled_while_running_is_reported_at_the_cancel_and_not_again() {
+    let mut bed = reporting(true);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    let admin = bed.connect();
+    let reply = bed.admin(admin, &format!("cancel job {}", String::from_utf8_lossy(&handle)));
+    assert!(reply.starts_with("OK"), "{reply}");
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("late") });
+    let outcomes: Vec<_> = bed.ended.iter().map(|e| (e.handle.clone(), e.outcome.clone(), e.attempts)).collect();
+    assert_eq!(outcomes, [(handle, Outcome::Cancelled, 1)]);
+}
