@@ -187,3 +187,24 @@ fn results_only_with_job_log_results_and_sighup_reopens_the_file() {
     // Without --history, admin history says so rather than answering empty.
     assert!(admin(port, "history").starts_with("ERR HISTORY_OFF"));
 }
+
+#[test]
+fn a_job_log_that_cannot_be_opened_stops_the_start_with_its_path() {
+    let port = free_port().to_string();
+    let out = run(
+        Command::new(sprocketd()).args([
+            "--port",
+            &port,
+            "-q",
+            "builtin",
+            "--log-file",
+            "stderr",
+            "--job-log",
+            "/nonexistent-dir/jobs.log",
+        ]),
+        b"",
+        LIMIT,
+    );
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stderr_text().contains("cannot open the job log: /nonexistent-dir/jobs.log"), "{}", out.describe());
+}

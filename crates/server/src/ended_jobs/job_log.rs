@@ -134,7 +134,11 @@ impl Sink {
     fn open(target: &JobLogTarget) -> io::Result<Sink> {
         Ok(match target {
             JobLogTarget::Stdout => Sink::Stdout(BufWriter::new(io::stdout())),
-            JobLogTarget::File(path) => Sink::File { path: path.clone(), out: BufWriter::new(open_append(path)?) },
+            JobLogTarget::File(path) => {
+                let file =
+                    open_append(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                Sink::File { path: path.clone(), out: BufWriter::new(file) }
+            }
         })
     }
 
