@@ -1,6 +1,9 @@
-//! The job log writer: a thread of its own that writes the lines the engine
-//! task hands it through a bounded channel, so a slow disk never holds up
-//! the engine. When the writer falls behind by [`QUEUE_LINES`] lines,
+//! The job log writer: a thread of its own that formats and writes the
+//! records of ended jobs the engine task hands it through a bounded
+//! channel, so neither the formatting nor a slow disk holds up the engine.
+//! After each batch the writer waits [`GATHER`] before it looks again, so
+//! that under load the engine task adds to the queue without waking it for
+//! every job (one wake-up and one write per batch, not per line). When the writer falls behind by [`QUEUE_LINES`] lines,
 //! further lines are counted and left out (never queued without bound), and
 //! the writer logs how many it left out. The file is opened in append mode,
 //! reopened on SIGHUP (for logrotate), and flushed whenever the writer has
@@ -15,11 +18,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sprocket_records::text::job_log_line;
+use sprocket_records::Record;
+
 /// Lines that may wait for the writer before further ones are left out.
 pub const QUEUE_LINES: usize = 65_536;
 
 /// How often the writer looks at its flags when no line comes.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+
+/// How long the writer lets lines gather after writing a batch.
+pub const GATHER: Duration = Duration::from_millis(20);
 
 /// Where the job log goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +51,7 @@ impl JobLogTarget {
 }
 
 enum Message {
-    Line(String),
+    Line(Box<Record>),
     /// Look at the reopen flag now.
     Wake,
 }
@@ -83,21 +92,22 @@ impl Reopener {
 impl JobLog {
     /// Opens the target (so a path that cannot be written is refused at
     /// start) and starts the writer thread.
-    pub fn open(target: &JobLogTarget) -> io::Result<JobLog> {
+    /// With `results`, completed jobs' results are added to their lines.
+    pub fn open(target: &JobLogTarget, results: bool) -> io::Result<JobLog> {
         let sink = Sink::open(target)?;
         let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
         let shared = Arc::new(Shared::default());
         let writer_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("sprocketd-job-log".into())
-            .spawn(move || write_lines(rx, sink, &writer_shared))?;
+            .spawn(move || write_lines(rx, sink, &writer_shared, results))?;
         Ok(JobLog { tx, shared, thread: Some(thread) })
     }
 
-    /// Queues one line (without its line break); counts it left out when
-    /// the writer is [`QUEUE_LINES`] behind.
-    pub fn write(&self, line: String) {
-        match self.tx.try_send(Message::Line(line)) {
+    /// Queues the line of one ended job; counts it left out when the writer
+    /// is [`QUEUE_LINES`] behind.
+    pub fn write(&self, record: Record) {
+        match self.tx.try_send(Message::Line(Box::new(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.shared.left_out.fetch_add(1, Ordering::Relaxed);
@@ -169,7 +179,7 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 /// The writer thread: until every sender is gone, writes lines, reopens
 /// when asked, flushes when idle, and reports lines left out.
-fn write_lines(rx: Receiver<Message>, mut sink: Sink, shared: &Shared) {
+fn write_lines(rx: Receiver<Message>, mut sink: Sink, shared: &Shared, results: bool) {
     let mut failing = false;
     let mut reported_left_out = 0;
     loop {
@@ -181,9 +191,11 @@ fn write_lines(rx: Receiver<Message>, mut sink: Sink, shared: &Shared) {
         if shared.reopen.swap(false, Ordering::AcqRel) {
             sink.reopen();
         }
+        let busy = first.is_some();
         let mut next = first;
         while let Some(message) = next {
-            if let Message::Line(line) = message {
+            if let Message::Line(record) = message {
+                let line = job_log_line(&record, results);
                 let written = sink.out().write_all(line.as_bytes()).and_then(|()| sink.out().write_all(b"\n"));
                 report_write(written, &mut failing);
             }
@@ -200,6 +212,9 @@ fn write_lines(rx: Receiver<Message>, mut sink: Sink, shared: &Shared) {
         }
         if shared.stop.load(Ordering::Acquire) {
             break;
+        }
+        if busy {
+            std::thread::sleep(GATHER);
         }
     }
     report_write(sink.out().flush(), &mut failing);

@@ -42,7 +42,6 @@ impl EndedJobsConfig {
 #[derive(Default)]
 pub struct EndedJobs {
     log: Option<JobLog>,
-    results: bool,
     history: Option<HistoryKeeper>,
 }
 
@@ -51,9 +50,9 @@ impl EndedJobs {
     /// operator asked for it) and restores the history snapshot, at `now`
     /// (Unix milliseconds).
     pub fn open(config: &EndedJobsConfig, now: u64) -> std::io::Result<EndedJobs> {
-        let log = config.job_log.as_ref().map(JobLog::open).transpose()?;
+        let log = config.job_log.as_ref().map(|target| JobLog::open(target, config.job_log_results)).transpose()?;
         let history = config.history.then(|| HistoryKeeper::open(config.history_file.clone(), now));
-        Ok(EndedJobs { log, results: config.job_log_results, history })
+        Ok(EndedJobs { log, history })
     }
 
     /// What SIGHUP uses to reopen the job log file.
@@ -66,11 +65,11 @@ impl EndedJobs {
     pub fn take(&mut self, ended: Vec<EndedJob>, now: u64) {
         for job in &ended {
             let Some(record) = record_of(job) else { continue };
-            if let Some(log) = &self.log {
-                log.write(sprocket_records::text::job_log_line(&record, self.results));
-            }
             if let Some(history) = &mut self.history {
                 history.record(&record);
+            }
+            if let Some(log) = &self.log {
+                log.write(record);
             }
         }
         if let Some(history) = &mut self.history {
