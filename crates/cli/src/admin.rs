@@ -13,7 +13,12 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Commands whose reply is a listing ending with a `.` line.
 pub fn is_listing(command: &str) -> bool {
     let c = command.trim().to_ascii_lowercase();
-    c == "status" || c == "prioritystatus" || c == "workers" || c == "show jobs" || c == "show unique jobs"
+    c == "status"
+        || c == "prioritystatus"
+        || c == "workers"
+        || c == "show jobs"
+        || c == "show unique jobs"
+        || c == "history"
 }
 
 /// One admin connection.
@@ -127,6 +132,37 @@ fn tab_rows(reply: &str, fields: usize) -> impl Iterator<Item = Vec<&str>> {
     listing_lines(reply).into_iter().map(|l| l.split('\t').collect::<Vec<_>>()).filter(move |f| f.len() >= fields)
 }
 
+/// One line of sprocketd's `history` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryLine {
+    /// The function name, escaped as the server sends it (`\\`, `\t`,
+    /// `\n`, `\r`, `\0`, `\xNN`).
+    pub function: String,
+    /// `minute`, `hour` or `day`.
+    pub window: String,
+    /// Completed, failed, exceptions, timeouts, cancelled, dropped, dead.
+    pub counts: [u64; 7],
+    /// Queue wait p50, p90, p99 in milliseconds; `None` without samples.
+    pub wait_ms: [Option<u64>; 3],
+    /// Run time p50, p90, p99 in milliseconds; `None` without samples.
+    pub run_ms: [Option<u64>; 3],
+}
+
+/// Parses a `history` reply; lines without the 15 fields are skipped.
+pub fn parse_history(reply: &str) -> Vec<HistoryLine> {
+    let count = |s: &str| s.trim().parse().unwrap_or(0);
+    let millis = |s: &str| s.trim().parse().ok();
+    tab_rows(reply, 15)
+        .map(|f| HistoryLine {
+            function: f[0].to_string(),
+            window: f[1].to_string(),
+            counts: [count(f[2]), count(f[3]), count(f[4]), count(f[5]), count(f[6]), count(f[7]), count(f[8])],
+            wait_ms: [millis(f[9]), millis(f[10]), millis(f[11])],
+            run_ms: [millis(f[12]), millis(f[13]), millis(f[14])],
+        })
+        .collect()
+}
+
 pub fn parse_status(reply: &str) -> Vec<FunctionStatus> {
     tab_rows(reply, 4)
         .map(|f| FunctionStatus {
@@ -168,6 +204,16 @@ pub fn parse_jobs(reply: &str) -> Vec<JobLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_history_lines() {
+        let reply = "resize\tminute\t3\t1\t0\t0\t0\t0\t0\t12\t40\t40\t-\t-\t-\nshort\tline\n.\n";
+        let lines = parse_history(reply);
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0].function.as_str(), lines[0].window.as_str()), ("resize", "minute"));
+        assert_eq!(lines[0].counts, [3, 1, 0, 0, 0, 0, 0]);
+        assert_eq!((lines[0].wait_ms, lines[0].run_ms), ([Some(12), Some(40), Some(40)], [None, None, None]));
+    }
 
     #[test]
     fn finds_reply_ends() {

@@ -250,3 +250,54 @@ fn usage_errors_and_cancel_across_servers() {
     assert_eq!(out.status.and_then(|s| s.code()), Some(1), "{}", out.describe());
     assert!(text(&out.stderr).contains("no server knows job"), "{}", out.describe());
 }
+
+/// `sprocket admin history` against sprocketd with `--history`: two jobs
+/// completed and one failed by `gearman -w` workers show in the table and
+/// in the JSON, in every window.
+#[test]
+fn admin_history_table_and_json() {
+    if !sprocket_testkit::require_tool("gearman") {
+        return;
+    }
+    let Some(bin) = common::sprocketd_bin() else {
+        sprocket_testkit::skip("sprocketd not built (cargo build --workspace)");
+        return;
+    };
+    let srv = sprocket_testkit::ServerProcess::sprocketd(&bin, &["-q", "builtin", "--history"]);
+    let addr = srv.addr();
+    let port = srv.port.to_string();
+    let gearman = |args: &[&str]| {
+        let mut cmd = Command::new("gearman");
+        cmd.args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        cmd
+    };
+    let _ok = Background::spawn("gearman -w -f ok", &mut gearman(&["-w", "-f", "ok", "--", "cat"]));
+    let _bad = Background::spawn("gearman -w -f bad", &mut gearman(&["-w", "-f", "bad", "--", "false"]));
+    wait_workers(&srv, "ok", 1);
+    wait_workers(&srv, "bad", 1);
+    for (args, ok) in [(&["-f", "ok", "a"][..], true), (&["-f", "ok", "b"][..], true), (&["-f", "bad", "c"][..], false)]
+    {
+        let out = run(&mut gearman(args), b"", LIMIT);
+        assert_eq!(out.success(), ok, "gearman {args:?}: {}", out.describe());
+    }
+
+    let out = sp(&["admin", "-s", &addr, "history"], b"");
+    assert!(out.success(), "{}", out.describe());
+    let table = text(&out.stdout);
+    assert!(table.starts_with("FUNCTION  WINDOW  COMPLETED  FAILED"), "{table}");
+    let rows: Vec<Vec<&str>> = table.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 6, "two functions, three windows: {table}");
+    assert!(rows.iter().any(|r| r[..4] == ["bad", "minute", "0", "1"]), "{table}");
+    assert!(rows.iter().any(|r| r[..4] == ["ok", "day", "2", "0"]), "{table}");
+
+    let out = sp(&["admin", "-s", &addr, "--json", "history"], b"");
+    assert!(out.success(), "{}", out.describe());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let ok_hour = json
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["function"] == "ok" && r["window"] == "hour"))
+        .unwrap_or_else(|| panic!("no ok/hour object: {json}"));
+    assert_eq!((&ok_hour["completed"], &ok_hour["failed"]), (&2.into(), &0.into()), "{ok_hour}");
+    assert!(ok_hour["run_time_ms"]["p99"].as_u64().is_some(), "{ok_hour}");
+    assert!(ok_hour["queue_wait_ms"]["p50"].as_u64().is_some(), "{ok_hour}");
+}

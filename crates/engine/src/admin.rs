@@ -25,6 +25,14 @@ impl Engine {
         }
     }
 
+    /// Sends `reply` to `conn` as the answer to an admin line the server
+    /// answered itself (such as `history`), in order with the engine's own
+    /// replies to that connection.
+    pub fn admin_reply(&mut self, conn: ConnId, reply: Bytes, now: Millis) {
+        self.tick(now);
+        self.send(conn, Out::Text(reply));
+    }
+
     fn admin_command(&mut self, cmd: AdminCommand) -> Bytes {
         match cmd {
             AdminCommand::Workers => text::workers(&self.workers_view()),

@@ -23,6 +23,10 @@ pub struct JobExtra {
     pub reducer: Bytes,
     /// The key of a replayed row, when it is not the job's own unique.
     pub stored_key: Option<StoredKey>,
+    /// Times and workers, kept only when the server asked for ended-job
+    /// reports; boxed, so the jobs that have extra fields for other reasons
+    /// (replayed rows with stored keys, reducers) pay 8 bytes when it is off.
+    pub life: Option<Box<crate::ended::JobLife>>,
 }
 
 /// Which key a job's store row has.

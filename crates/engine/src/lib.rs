@@ -22,6 +22,7 @@ mod coalesce;
 mod commands;
 mod conn;
 pub mod cron;
+mod ended;
 mod engine;
 mod function;
 pub mod hash;
@@ -35,6 +36,7 @@ mod unique_index;
 pub mod views;
 
 pub use commands::CommandError;
+pub use ended::{AttemptWorker, EndedJob, JobLife};
 pub use engine::Engine;
 pub use hash::FastMap;
 pub use outcome::{AttemptEnd, Outcome};

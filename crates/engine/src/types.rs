@@ -73,6 +73,13 @@ pub struct Config {
     /// A background submit the store has not confirmed within this many
     /// milliseconds gets an error; 0 waits for ever.
     pub store_timeout_ms: u64,
+    /// Put an [`crate::EndedJob`] in [`Outbox::ended`] for every job that
+    /// ends (for the job log and the history). Off, jobs carry no timing
+    /// and nothing is built when they end.
+    pub report_ended_jobs: bool,
+    /// Keep a completed job's result in its [`crate::EndedJob`]
+    /// (`--job-log-results`).
+    pub ended_job_results: bool,
 }
 
 impl Default for Config {
@@ -92,6 +99,8 @@ impl Default for Config {
             verbose: "ERROR".into(),
             instance_id: 0,
             store_timeout_ms: 60_000,
+            report_ended_jobs: false,
+            ended_job_results: false,
         }
     }
 }
@@ -153,12 +162,18 @@ pub struct Outbox {
     pub close: Vec<ConnId>,
     /// An operator asked the server to stop.
     pub shutdown: Option<ShutdownRequest>,
+    /// Jobs that ended, when [`Config::report_ended_jobs`] is set.
+    pub ended: Vec<crate::EndedJob>,
 }
 
 impl Outbox {
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.persist.is_empty() && self.close.is_empty() && self.shutdown.is_none()
+        self.sends.is_empty()
+            && self.persist.is_empty()
+            && self.close.is_empty()
+            && self.shutdown.is_none()
+            && self.ended.is_empty()
     }
 }
 

@@ -2,11 +2,12 @@
 //! flags stay a thin parsing layer, and an embedder or a test can build a
 //! [`ServerConfig`] directly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sprocket_engine::{Config as EngineConfig, TimeoutAction};
 use sprocket_store::StoreConfig;
 
+use crate::ended_jobs::{EndedJobsConfig, JobLogTarget};
 use crate::flags::Flags;
 use crate::store_config;
 
@@ -36,6 +37,9 @@ pub struct ServerConfig {
     pub busy_poll: Option<u64>,
     /// TLS on the Gearman port or a port of its own; `None`: plaintext only.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The job log and the per-function history (`--job-log`,
+    /// `--history`).
+    pub ended_jobs: EndedJobsConfig,
 }
 
 /// Where to listen for Gearman connections.
@@ -133,6 +137,7 @@ impl ServerConfig {
             keepalive: Keepalive::default(),
             busy_poll: None,
             tls: None,
+            ended_jobs: EndedJobsConfig::default(),
         }
     }
 
@@ -142,6 +147,12 @@ impl ServerConfig {
     pub fn from_flags(flags: &Flags) -> Result<ServerConfig, ConfigError> {
         let choice = store_config::choose(flags, &flags.drizzle)?;
         let (_, level_name) = flags.log_level();
+        let ended_jobs = EndedJobsConfig {
+            job_log: flags.job_log.as_deref().map(JobLogTarget::parse),
+            job_log_results: flags.job_log_results,
+            history: flags.history,
+            history_file: history_file(flags, choice.config.as_ref()),
+        };
         let engine = EngineConfig {
             handle_prefix: flags.handle_prefix(&hostname()),
             job_retries: flags.job_retries,
@@ -157,6 +168,8 @@ impl ServerConfig {
             verbose: level_name,
             instance_id: crate::engine_task::now_ms() ^ (u64::from(std::process::id()) << 40),
             store_timeout_ms: flags.store_timeout.saturating_mul(1000),
+            report_ended_jobs: ended_jobs.wants_reports(),
+            ended_job_results: flags.job_log_results,
         };
         Ok(ServerConfig {
             engine,
@@ -177,7 +190,23 @@ impl ServerConfig {
             },
             busy_poll: flags.busy_poll,
             tls: tls_settings(flags),
+            ended_jobs,
         })
+    }
+}
+
+/// Where the history snapshot lives: in `--data-dir` when given, else
+/// beside the SQLite queue file; `None` (history in memory only) for the
+/// other queues without `--data-dir`.
+fn history_file(flags: &Flags, store: Option<&StoreConfig>) -> Option<PathBuf> {
+    if !flags.history {
+        return None;
+    }
+    let name = format!("sprocket-{}-history.json", effective_port(flags));
+    match (&flags.data_dir, store) {
+        (Some(dir), _) => Some(dir.join(name)),
+        (None, Some(StoreConfig::Sqlite { path, .. })) => Some(path.parent().unwrap_or(Path::new(".")).join(name)),
+        (None, _) => None,
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::control::Control;
+use crate::ended_jobs::EndedJobs;
 use crate::event::{Event, Inbound};
 use crate::outlet::Outlet;
 
@@ -76,6 +77,9 @@ pub struct EngineTask {
     /// behind a submit cannot pile up replies in the engine while the store
     /// is slow or hung (see `outlet::MAX_HELD`).
     withheld: FastMap<ConnId, usize>,
+    /// The job log and the history, fed with the jobs the engine reports
+    /// ended.
+    ended_jobs: EndedJobs,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -112,7 +116,15 @@ impl EngineTask {
             requested: None,
             half_closed: Vec::new(),
             withheld: FastMap::default(),
+            ended_jobs: EndedJobs::default(),
         }
+    }
+
+    /// Feeds `ended_jobs` (the job log and the history) from the engine's
+    /// reports of ended jobs.
+    pub fn with_ended_jobs(mut self, ended_jobs: EndedJobs) -> EngineTask {
+        self.ended_jobs = ended_jobs;
+        self
     }
 
     /// Runs until the server stops; hands back the engine and the store
@@ -228,6 +240,7 @@ impl EngineTask {
         for outlet in conns.values() {
             outlet.close();
         }
+        self.ended_jobs.close(now_ms());
         (self.engine, self.writer)
     }
 
@@ -299,6 +312,10 @@ impl EngineTask {
                 for frame in frames {
                     match frame {
                         Inbound::Request(req) => self.engine.request(conn, req, now),
+                        Inbound::Admin(line) if crate::ended_jobs::is_history_command(&line) => {
+                            let reply = self.ended_jobs.admin_history(now);
+                            self.engine.admin_reply(conn, reply, now);
+                        }
                         Inbound::Admin(line) => self.engine.admin_line(conn, &line, now),
                         Inbound::Error { reply, close } => self.engine.protocol_error(conn, reply, close, now),
                     }
@@ -422,6 +439,9 @@ impl EngineTask {
         }
         if out.shutdown.is_some() {
             self.requested = out.shutdown;
+        }
+        if !out.ended.is_empty() {
+            self.ended_jobs.take(out.ended, now_ms());
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum StartError {
         /// The last bind error, if any address was tried.
         error: Option<std::io::Error>,
     },
+    /// `--job-log` names a file that cannot be opened for appending.
+    #[error("cannot open the job log: {0}")]
+    JobLog(std::io::Error),
 }
 
 /// Why a running server stopped abnormally.

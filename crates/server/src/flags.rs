@@ -334,6 +334,19 @@ pub struct Flags {
     /// Serve the web port on an address other hosts reach without a token.
     #[arg(help_heading = "Sprocket's own options", long = "web-insecure")]
     pub web_insecure: bool,
+    /// Write one JSON line per ended job to this file (`-` for standard
+    /// output): time, handle, function, unique, state, attempts, queue
+    /// wait, run time, worker, error text. Reopened on SIGHUP.
+    #[arg(help_heading = "Sprocket's own options", long = "job-log", value_name = "PATH")]
+    pub job_log: Option<String>,
+    /// Add each completed job's result to its --job-log line.
+    #[arg(help_heading = "Sprocket's own options", long = "job-log-results")]
+    pub job_log_results: bool,
+    /// Keep per-function history of ended jobs (counts by outcome, queue
+    /// wait and run time percentiles over the last minute, hour and day;
+    /// admin `history`), saved in --data-dir (or beside the SQLite queue).
+    #[arg(help_heading = "Sprocket's own options", long = "history")]
+    pub history: bool,
 
     #[command(flatten, next_help_heading = "gearmand compatibility: libdrizzle MySQL queue (-q libdrizzle)")]
     pub drizzle: crate::store_config::ExtraQueueFlags,

@@ -15,6 +15,7 @@ mod busy_poll;
 mod config;
 mod connection;
 mod control;
+pub mod ended_jobs;
 mod engine_task;
 mod error;
 mod event;
@@ -35,6 +36,7 @@ mod web;
 
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
 pub use control::{Command, EngineLink, Query, Stopped};
+pub use ended_jobs::{EndedJobsConfig, JobLogTarget};
 pub use error::{Error, ProcessError, RunError, StartError};
 pub use server::{Server, ServerHandle, Stopper};
 pub use tls::{CertificateReloader, TlsError, TlsSettings};

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::config::ServerConfig;
 use crate::connection::ConnSettings;
 use crate::control::{Control, EngineLink, CONTROL_QUEUE};
+use crate::ended_jobs::{EndedJobs, Reopener};
 use crate::engine_task::{now_ms, to_store_op, EngineTask};
 use crate::error::{RunError, StartError};
 use crate::tls::{CertificateReloader, Certificates};
@@ -41,6 +42,7 @@ pub struct Server {
     listeners: Vec<(TcpListener, Option<Arc<Certificates>>)>,
     local_addrs: Vec<SocketAddr>,
     certificates: Option<Arc<Certificates>>,
+    ended_jobs: EndedJobs,
 }
 
 /// The running server.
@@ -54,6 +56,7 @@ pub struct ServerHandle {
     certificates: CertificateReloader,
     stopper: Stopper,
     finished: JoinHandle<Result<(), RunError>>,
+    job_log: Option<Reopener>,
 }
 
 /// Asks a running server to stop; cheap to clone.
@@ -76,7 +79,12 @@ impl Server {
 
     /// Opens and replays the store, then binds the listeners.
     pub async fn prepare(config: ServerConfig) -> Result<Server, StartError> {
-        let mut engine = Engine::new(config.engine.clone());
+        let mut engine_config = config.engine.clone();
+        // The job log and the history are fed from the engine's reports.
+        engine_config.report_ended_jobs |= config.ended_jobs.wants_reports();
+        engine_config.ended_job_results |= config.ended_jobs.job_log_results;
+        let ended_jobs = EndedJobs::open(&config.ended_jobs, now_ms()).map_err(StartError::JobLog)?;
+        let mut engine = Engine::new(engine_config);
         // The clock is set before replay, so a stored epoch job already due
         // is queued in replay order instead of being scheduled behind the
         // rest.
@@ -103,7 +111,7 @@ impl Server {
             let tls = tls.is_some();
             tracing::info!(%addr, tls, version = %crate::version_string(), "sprocketd listening");
         }
-        Ok(Server { config, engine, store, listeners, local_addrs, certificates })
+        Ok(Server { config, engine, store, listeners, local_addrs, certificates, ended_jobs })
     }
 
     /// The addresses the listeners are bound to (with the port the system
@@ -121,7 +129,7 @@ impl Server {
     /// Starts accepting connections and running jobs. Must be called
     /// within a tokio runtime.
     pub fn run(self) -> ServerHandle {
-        let Server { config, engine, store, listeners, local_addrs, certificates } = self;
+        let Server { config, engine, store, listeners, local_addrs, certificates, ended_jobs } = self;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
@@ -155,7 +163,9 @@ impl Server {
 
         let activity = busy_poll::Activity::default();
         let poller = start_busy_polling(config.busy_poll, &activity);
-        let task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity);
+        let job_log = ended_jobs.reopener();
+        let task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity)
+            .with_ended_jobs(ended_jobs);
         // A runtime task, not the caller's: wake-ups between it and the
         // connections then stay on the runtime's own threads.
         let engine_task = tokio::spawn(task.run());
@@ -166,6 +176,7 @@ impl Server {
             certificates: CertificateReloader(certificates),
             stopper: Stopper(Arc::new(shutdown_tx)),
             finished,
+            job_log,
         }
     }
 }
@@ -190,6 +201,11 @@ impl ServerHandle {
     /// Something that can stop the server from elsewhere (a signal handler).
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
+    }
+
+    /// What reopens the job log file (SIGHUP); `None` without a job log.
+    pub fn job_log_reopener(&self) -> Option<Reopener> {
+        self.job_log.clone()
     }
 
     /// Stops the server (see [`Stopper::stop`]); [`ServerHandle::wait`]

@@ -42,6 +42,10 @@ pub enum Action {
     DropFunction { function: String },
     /// Set queue limits: one for every priority, or high normal low; none clears them.
     Maxqueue { function: String, limits: Vec<u32> },
+    /// Ended jobs per function over the last minute, hour and day: counts by
+    /// outcome and queue wait / run time percentiles in milliseconds (a
+    /// server started with --history).
+    History,
     /// Server version.
     Version,
     /// Server process id.
@@ -77,6 +81,7 @@ impl Action {
                     _ => bail!("maxqueue takes one limit or three (high normal low)"),
                 }
             }
+            Action::History => "history".into(),
             Action::Version => "version".into(),
             Action::Pid => "getpid".into(),
             Action::Verbose => "verbose".into(),
@@ -168,6 +173,18 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
                     rows.push(vec![server.clone(), j.handle, j.retries.to_string(), yes(j.ignore), yes(j.persisted)]);
                 }
             }
+            Action::History => {
+                for h in admin::parse_history(&reply) {
+                    json_out.push(history_json(&server, &h));
+                    rows.push(
+                        [server.clone(), h.function, h.window]
+                            .into_iter()
+                            .chain(h.counts[..6].iter().map(u64::to_string))
+                            .chain(h.wait_ms.iter().chain(&h.run_ms).map(|v| v.map_or("-".into(), |v| v.to_string())))
+                            .collect(),
+                    );
+                }
+            }
             Action::UniqueJobs => {
                 for u in admin::listing_lines(&reply) {
                     json_out.push(json!({"server": server, "unique": u}));
@@ -198,6 +215,23 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
         Action::Workers => &["SERVER", "FD", "IP", "ID", "FUNCTIONS"],
         Action::Jobs => &["SERVER", "HANDLE", "RETRIES", "IGNORED", "PERSISTED"],
         Action::UniqueJobs => &["SERVER", "UNIQUE"],
+        Action::History => &[
+            "SERVER",
+            "FUNCTION",
+            "WINDOW",
+            "COMPLETED",
+            "FAILED",
+            "EXCEPTIONS",
+            "TIMEOUTS",
+            "CANCELLED",
+            "DROPPED",
+            "WAIT_P50",
+            "WAIT_P90",
+            "WAIT_P99",
+            "RUN_P50",
+            "RUN_P90",
+            "RUN_P99",
+        ],
         _ => {
             for r in rows {
                 if many {
@@ -217,6 +251,19 @@ pub async fn run(a: AdminArgs) -> anyhow::Result<i32> {
     };
     print!("{}", table::render(&header, &rows));
     Ok(status)
+}
+
+/// One `history` line as JSON: counts by outcome, and percentiles in
+/// milliseconds (`null` without samples).
+fn history_json(server: &str, h: &admin::HistoryLine) -> serde_json::Value {
+    let [completed, failed, exceptions, timeouts, cancelled, dropped, dead] = h.counts;
+    let [wait_p50, wait_p90, wait_p99] = h.wait_ms;
+    let [run_p50, run_p90, run_p99] = h.run_ms;
+    json!({"server": server, "function": h.function, "window": h.window,
+        "completed": completed, "failed": failed, "exceptions": exceptions, "timeouts": timeouts,
+        "cancelled": cancelled, "dropped": dropped, "dead": dead,
+        "queue_wait_ms": {"p50": wait_p50, "p90": wait_p90, "p99": wait_p99},
+        "run_time_ms": {"p50": run_p50, "p90": run_p90, "p99": run_p99}})
 }
 
 fn num(s: &str) -> u64 {

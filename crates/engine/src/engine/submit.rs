@@ -128,6 +128,9 @@ impl Engine {
     fn add_job(&mut self, mut job: Job) {
         let (f, p, no) = (job.function, job.priority, job.no);
         let future = job.when > self.now_secs();
+        if self.config.report_ended_jobs {
+            job.extra_mut().life = Some(Box::new(crate::ended::JobLife { submitted: self.now, ..Default::default() }));
+        }
         job.state = if future { JobState::Scheduled } else { JobState::Queued };
         if future {
             self.timers.schedule(job.when, no);

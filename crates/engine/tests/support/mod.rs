@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, Engine, Millis, Out, PersistOp};
+use sprocket_engine::{Config, ConnId, EndedJob, Engine, Millis, Out, PersistOp};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -14,6 +14,8 @@ pub struct Bed {
     pub inbox: HashMap<ConnId, Vec<Out>>,
     pub persisted: Vec<(u64, PersistOp)>,
     pub closed: Vec<ConnId>,
+    /// Ended-job reports, when the config asks for them.
+    pub ended: Vec<EndedJob>,
     next: ConnId,
 }
 
@@ -29,6 +31,7 @@ impl Bed {
             inbox: HashMap::new(),
             persisted: Vec::new(),
             closed: Vec::new(),
+            ended: Vec::new(),
             next: 1,
         }
     }
@@ -51,6 +54,7 @@ impl Bed {
         }
         self.persisted.extend(out.persist);
         self.closed.extend(out.close);
+        self.ended.extend(out.ended);
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {

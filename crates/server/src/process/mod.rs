@@ -112,7 +112,13 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
     if !flags.daemon {
         crate::web::announce(handle.local_addrs(), &store_name, web_addr);
     }
-    tokio::spawn(signals::handle(caught, handle.stopper(), log, handle.certificate_reloader()));
+    tokio::spawn(signals::handle(
+        caught,
+        handle.stopper(),
+        log,
+        handle.certificate_reloader(),
+        handle.job_log_reopener(),
+    ));
     handle.wait().await?;
     // The pid file goes last, once everything is stored.
     drop(pid_file);
@@ -133,6 +139,8 @@ fn files_kept_after_dropping_root(
         paths.push(path.clone());
     }
     paths.extend(flags.pid_file.iter().cloned());
+    // Reopened on SIGHUP, and the history snapshot rewritten, as the user.
+    paths.extend(flags.job_log.iter().filter(|p| *p != "-").map(PathBuf::from));
     if let Some(sprocket_store::StoreConfig::Sqlite { path, .. }) = store {
         if flags.libsqlite3_db.is_none() {
             paths.extend(path.parent().map(std::path::Path::to_path_buf));

@@ -1,10 +1,11 @@
 //! The signals `sprocketd` acts on: SIGTERM and SIGINT stop at once,
-//! SIGUSR1 stops gracefully, SIGHUP reopens the log file and reloads the
-//! TLS certificate and key.
+//! SIGUSR1 stops gracefully, SIGHUP reopens the log file and the job log
+//! and reloads the TLS certificate and key.
 
 use sprocket_engine::ShutdownRequest;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::ended_jobs::Reopener;
 use crate::logging::LogTarget;
 use crate::server::Stopper;
 use crate::tls::CertificateReloader;
@@ -40,7 +41,13 @@ impl Signals {
 }
 
 /// Acts on the signals caught for as long as the process runs.
-pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget, tls: CertificateReloader) {
+pub async fn handle(
+    installed: Option<Signals>,
+    stopper: Stopper,
+    log: LogTarget,
+    tls: CertificateReloader,
+    job_log: Option<Reopener>,
+) {
     let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
         return;
     };
@@ -52,6 +59,9 @@ pub async fn handle(installed: Option<Signals>, stopper: Stopper, log: LogTarget
             _ = hup.recv() => {
                 log.reopen();
                 tls.reload();
+                if let Some(job_log) = &job_log {
+                    job_log.reopen();
+                }
             }
         }
     }
