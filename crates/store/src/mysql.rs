@@ -25,6 +25,11 @@ use crate::rows::{
 use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
+mod catalog;
+mod records;
+
+use catalog::MysqlCatalog;
+
 /// Most rows in one statement.
 const MAX_ROWS_PER_STATEMENT: usize = 512;
 /// Most job data in one statement (MariaDB's default max_allowed_packet is
@@ -465,31 +470,6 @@ impl MysqlStore {
     }
 }
 
-/// Reserves a block of handle numbers for the queue table `table` in one
-/// transaction; the row lock of `FOR UPDATE` makes two servers'
-/// reservations take turns.
-async fn reserve_block(conn: &mut Conn, table: &str, block: i64) -> Result<i64> {
-    let ctx = |e| classify("mysql handle reservation", e);
-    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(ctx)?;
-    tx.exec_drop("INSERT IGNORE INTO sprocket_handles (namespace, next_handle) VALUES (?, 1)", (table,))
-        .await
-        .map_err(ctx)?;
-    let next: Option<i64> = tx
-        .exec_first("SELECT next_handle FROM sprocket_handles WHERE namespace = ? FOR UPDATE", (table,))
-        .await
-        .map_err(ctx)?;
-    let first = next.unwrap_or(1).max(1);
-    let Some(after) = first.checked_add(block) else {
-        let _ = tx.rollback().await;
-        return Err(StoreError::Rejected(format!("handle numbers of {table} are used up")));
-    };
-    tx.exec_drop("UPDATE sprocket_handles SET next_handle = ? WHERE namespace = ?", (after, table))
-        .await
-        .map_err(ctx)?;
-    tx.commit().await.map_err(ctx)?;
-    Ok(first)
-}
-
 /// A time in Unix ms as a signed 64-bit column (held at the largest).
 fn ms(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
@@ -555,90 +535,23 @@ impl Store for MysqlStore {
     }
 
     async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
-        // Handles are ASCII text (the column's character set); no other
-        // bytes can name a record.
-        let Some(handle) = std::str::from_utf8(handle).ok().filter(|h| h.is_ascii()) else { return Ok(None) };
-        let table = self.settings.table.clone();
-        let body: Option<Vec<u8>> = self
-            .conn()?
-            .exec_first("SELECT body FROM sprocket_records WHERE namespace = ? AND handle = ?", (table, handle))
-            .await
-            .map_err(|e| classify("mysql record read", e))?;
-        body.as_deref().map(decode_body).transpose()
+        self.read_record(handle).await
     }
 
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
-        let table = self.settings.table.clone();
-        let function = filter.function.as_deref().map(<[u8]>::to_vec);
-        let state = filter.state.map(|s| s.as_str());
-        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
-        let limit = u64::try_from(filter.limit).unwrap_or(u64::MAX);
-        let params = Params::Positional(vec![
-            Value::from(table),
-            Value::from(function.clone()),
-            Value::from(function),
-            Value::from(state),
-            Value::from(state),
-            Value::from(since),
-            Value::from(since),
-            Value::from(until),
-            Value::from(until),
-            Value::from(limit),
-        ]);
-        let bodies: Vec<Vec<u8>> = self
-            .conn()?
-            .exec(
-                "SELECT body FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL \
-                 AND (? IS NULL OR function = ?) AND (? IS NULL OR state = ?) \
-                 AND (? IS NULL OR finished >= ?) AND (? IS NULL OR finished < ?) \
-                 ORDER BY finished DESC, handle DESC LIMIT ?",
-                params,
-            )
-            .await
-            .map_err(|e| classify("mysql record search", e))?;
-        bodies.iter().map(|b| decode_body(b)).collect()
+        self.find_records(filter).await
     }
 
     async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
-        let table = self.settings.table.clone();
-        let limit = u64::try_from(batch_limit).unwrap_or(u64::MAX);
-        let conn = self.conn()?;
-        conn.exec_drop(
-            "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL AND finished < ? \
-             ORDER BY finished LIMIT ?",
-            (table, ms(before_ms), limit),
-        )
-        .await
-        .map_err(|e| classify("mysql record expiry", e))?;
-        Ok(usize::try_from(conn.affected_rows()).unwrap_or(usize::MAX))
+        self.expire_ended_records(before_ms, batch_limit).await
     }
 
     async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
-        let table = self.settings.table.clone();
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
-            .conn()?
-            .exec(
-                "SELECT function, row_unique, handle FROM sprocket_records \
-                 WHERE namespace = ? AND finished IS NULL AND row_unique <> ''",
-                (table,),
-            )
-            .await
-            .map_err(|e| classify("mysql record replay", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|(function, unique, handle)| QueuedHandle {
-                key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
-                handle: Bytes::from(handle),
-            })
-            .collect())
+        self.queued_record_handles().await
     }
 
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
-        let block = i64::try_from(block.max(1))
-            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
-        let table = self.settings.table.clone();
-        let first = reserve_block(self.conn()?, &table, block).await?;
-        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
+        self.reserve_handle_numbers(block).await
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {
@@ -694,55 +607,5 @@ impl Store for MysqlStore {
     }
 }
 
-/// The migration runner's view of a MySQL connection. MySQL commits each
-/// `CREATE` or `ALTER` at once, so only the version's row is transactional.
-struct MysqlCatalog<'a> {
-    conn: &'a mut Conn,
-    table: &'a str,
-}
-
-fn meta_error(table: &str) -> impl Fn(mysql_async::Error) -> StoreError + '_ {
-    move |e| classify(&format!("preparing table {table}: meta"), e)
-}
-
-#[async_trait::async_trait]
-impl schema::Catalog for MysqlCatalog<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Mysql
-    }
-
-    async fn execute(&mut self, sql: &str) -> Result<()> {
-        self.conn.query_drop(sql).await.map_err(meta_error(self.table))
-    }
-
-    async fn recorded_version(&mut self) -> Result<i64> {
-        let table = self.table;
-        let insert = "INSERT IGNORE INTO sprocket_meta (queue_table, schema_version) VALUES (?, 0)";
-        self.conn.exec_drop(insert, (table,)).await.map_err(meta_error(table))?;
-        let select = "SELECT schema_version FROM sprocket_meta WHERE queue_table = ? FOR UPDATE";
-        let found: Option<i64> = self.conn.exec_first(select, (table,)).await.map_err(meta_error(table))?;
-        Ok(found.unwrap_or(0))
-    }
-
-    async fn record_version(&mut self, version: i64) -> Result<()> {
-        let table = self.table;
-        let update = "UPDATE sprocket_meta SET schema_version = ? WHERE queue_table = ?";
-        self.conn.exec_drop(update, (version, table)).await.map_err(meta_error(table))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_powers_of_two_and_cover_everything() {
-        let items = vec![10usize; 1000];
-        let sizes = chunk_sizes(&items, |x| *x, MAX_BYTES_PER_STATEMENT);
-        assert_eq!(sizes.iter().sum::<usize>(), 1000);
-        assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= MAX_ROWS_PER_STATEMENT));
-        let big = vec![3 << 20; 5];
-        assert_eq!(chunk_sizes(&big, |x| *x, MAX_BYTES_PER_STATEMENT), vec![1, 1, 1, 1, 1]);
-        assert!(chunk_sizes(&Vec::<usize>::new(), |x| *x, MAX_BYTES_PER_STATEMENT).is_empty());
-    }
-}
+mod tests;

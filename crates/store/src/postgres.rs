@@ -21,6 +21,8 @@ use crate::rows::{loaded_job, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
+mod records;
+
 /// Connection timeout when neither the conninfo nor PGCONNECT_TIMEOUT sets one.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -429,99 +431,23 @@ impl Store for PostgresStore {
     }
 
     async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
-        let Ok(handle) = std::str::from_utf8(handle) else { return Ok(None) };
-        let table = self.table.clone();
-        let p = self.client()?;
-        let row = p
-            .client
-            .query_opt("SELECT body FROM sprocket_records WHERE namespace = $1 AND handle = $2", &[&table, &handle])
-            .await
-            .map_err(|e| classify("postgres record read", e))?;
-        row.map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record read", e))?)).transpose()
+        self.read_record(handle).await
     }
 
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
-        let table = self.table.clone();
-        let function: Option<&[u8]> = filter.function.as_deref();
-        let state: Option<&str> = filter.state.map(|s| s.as_str());
-        let since: Option<i64> = filter.since.map(ms);
-        let until: Option<i64> = filter.until.map(ms);
-        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-        let p = self.client()?;
-        let rows = p
-            .client
-            .query(
-                "SELECT body FROM sprocket_records WHERE namespace = $1 AND finished IS NOT NULL \
-                 AND ($2::bytea IS NULL OR function = $2) AND ($3::text IS NULL OR state = $3) \
-                 AND ($4::int8 IS NULL OR finished >= $4) AND ($5::int8 IS NULL OR finished < $5) \
-                 ORDER BY finished DESC, handle DESC LIMIT $6",
-                &[&table, &function, &state, &since, &until, &limit],
-            )
-            .await
-            .map_err(|e| classify("postgres record search", e))?;
-        rows.iter().map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record search", e))?)).collect()
+        self.find_records(filter).await
     }
 
     async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
-        let table = self.table.clone();
-        let (before, limit) = (ms(before_ms), i64::try_from(batch_limit).unwrap_or(i64::MAX));
-        let p = self.client()?;
-        let n = p
-            .client
-            .execute(
-                "DELETE FROM sprocket_records WHERE ctid IN (SELECT ctid FROM sprocket_records \
-                 WHERE namespace = $1 AND finished IS NOT NULL AND finished < $2 ORDER BY finished LIMIT $3)",
-                &[&table, &before, &limit],
-            )
-            .await
-            .map_err(|e| classify("postgres record expiry", e))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        self.expire_ended_records(before_ms, batch_limit).await
     }
 
     async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {
-        let table = self.table.clone();
-        let p = self.client()?;
-        let ctx = |e| classify("postgres record replay", e);
-        let rows = p
-            .client
-            .query(
-                "SELECT function, row_unique, handle FROM sprocket_records \
-                 WHERE namespace = $1 AND finished IS NULL AND row_unique <> ''::bytea",
-                &[&table],
-            )
-            .await
-            .map_err(ctx)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let function: Vec<u8> = row.try_get(0).map_err(ctx)?;
-            let unique: Vec<u8> = row.try_get(1).map_err(ctx)?;
-            let handle: String = row.try_get(2).map_err(ctx)?;
-            out.push(QueuedHandle {
-                key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
-                handle: Bytes::from(handle.into_bytes()),
-            });
-        }
-        Ok(out)
+        self.queued_record_handles().await
     }
 
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
-        let block = i64::try_from(block.max(1))
-            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
-        let table = self.table.clone();
-        let p = self.client()?;
-        // One statement, so two servers reserving at once get disjoint blocks.
-        let first: i64 = p
-            .client
-            .query_one(
-                "INSERT INTO sprocket_handles (namespace, next_handle) VALUES ($1, 1 + $2::int8) \
-                 ON CONFLICT (namespace) DO UPDATE SET next_handle = sprocket_handles.next_handle + $2::int8 \
-                 RETURNING next_handle - $2::int8",
-                &[&table, &block],
-            )
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| classify("postgres handle reservation", e))?;
-        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
+        self.reserve_handle_numbers(block).await
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {

@@ -1,0 +1,118 @@
+//! Job records in the MySQL/MariaDB store: one record by handle, searches,
+//! batched expiry, the handles of queued jobs and durable handle blocks.
+
+use super::*;
+
+/// Reserves a block of handle numbers for the queue table `table` in one
+/// transaction; the row lock of `FOR UPDATE` makes two servers'
+/// reservations take turns.
+pub(super) async fn reserve_block(conn: &mut Conn, table: &str, block: i64) -> Result<i64> {
+    let ctx = |e| classify("mysql handle reservation", e);
+    let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(ctx)?;
+    tx.exec_drop("INSERT IGNORE INTO sprocket_handles (namespace, next_handle) VALUES (?, 1)", (table,))
+        .await
+        .map_err(ctx)?;
+    let next: Option<i64> = tx
+        .exec_first("SELECT next_handle FROM sprocket_handles WHERE namespace = ? FOR UPDATE", (table,))
+        .await
+        .map_err(ctx)?;
+    let first = next.unwrap_or(1).max(1);
+    let Some(after) = first.checked_add(block) else {
+        let _ = tx.rollback().await;
+        return Err(StoreError::Rejected(format!("handle numbers of {table} are used up")));
+    };
+    tx.exec_drop("UPDATE sprocket_handles SET next_handle = ? WHERE namespace = ?", (after, table))
+        .await
+        .map_err(ctx)?;
+    tx.commit().await.map_err(ctx)?;
+    Ok(first)
+}
+
+impl MysqlStore {
+    pub(super) async fn read_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
+        // Handles are ASCII text (the column's character set); no other
+        // bytes can name a record.
+        let Some(handle) = std::str::from_utf8(handle).ok().filter(|h| h.is_ascii()) else { return Ok(None) };
+        let table = self.settings.table.clone();
+        let body: Option<Vec<u8>> = self
+            .conn()?
+            .exec_first("SELECT body FROM sprocket_records WHERE namespace = ? AND handle = ?", (table, handle))
+            .await
+            .map_err(|e| classify("mysql record read", e))?;
+        body.as_deref().map(decode_body).transpose()
+    }
+
+    pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let table = self.settings.table.clone();
+        let function = filter.function.as_deref().map(<[u8]>::to_vec);
+        let state = filter.state.map(|s| s.as_str());
+        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
+        let limit = u64::try_from(filter.limit).unwrap_or(u64::MAX);
+        let params = Params::Positional(vec![
+            Value::from(table),
+            Value::from(function.clone()),
+            Value::from(function),
+            Value::from(state),
+            Value::from(state),
+            Value::from(since),
+            Value::from(since),
+            Value::from(until),
+            Value::from(until),
+            Value::from(limit),
+        ]);
+        let bodies: Vec<Vec<u8>> = self
+            .conn()?
+            .exec(
+                "SELECT body FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL \
+                 AND (? IS NULL OR function = ?) AND (? IS NULL OR state = ?) \
+                 AND (? IS NULL OR finished >= ?) AND (? IS NULL OR finished < ?) \
+                 ORDER BY finished DESC, handle DESC LIMIT ?",
+                params,
+            )
+            .await
+            .map_err(|e| classify("mysql record search", e))?;
+        bodies.iter().map(|b| decode_body(b)).collect()
+    }
+
+    pub(super) async fn expire_ended_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+        let table = self.settings.table.clone();
+        let limit = u64::try_from(batch_limit).unwrap_or(u64::MAX);
+        let conn = self.conn()?;
+        conn.exec_drop(
+            "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL AND finished < ? \
+             ORDER BY finished LIMIT ?",
+            (table, ms(before_ms), limit),
+        )
+        .await
+        .map_err(|e| classify("mysql record expiry", e))?;
+        Ok(usize::try_from(conn.affected_rows()).unwrap_or(usize::MAX))
+    }
+
+    pub(super) async fn queued_record_handles(&mut self) -> Result<Vec<QueuedHandle>> {
+        let table = self.settings.table.clone();
+        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
+            .conn()?
+            .exec(
+                "SELECT function, row_unique, handle FROM sprocket_records \
+                 WHERE namespace = ? AND finished IS NULL AND row_unique <> ''",
+                (table,),
+            )
+            .await
+            .map_err(|e| classify("mysql record replay", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(function, unique, handle)| QueuedHandle {
+                key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                handle: Bytes::from(handle),
+            })
+            .collect())
+    }
+
+    pub(super) async fn reserve_handle_numbers(&mut self, block: u64) -> Result<u64> {
+        let block = i64::try_from(block.max(1))
+            .map_err(|_| StoreError::Rejected(format!("a block of {block} handles is too large")))?;
+        let table = self.settings.table.clone();
+        let first = reserve_block(self.conn()?, &table, block).await?;
+        u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
+    }
+}
