@@ -8,34 +8,13 @@ mod common;
 mod tls_support;
 
 use std::net::TcpListener;
-use std::path::Path;
+
 use std::time::{Duration, Instant};
 
-use sprocket_client::{Client, ClientOptions, Error, Job, JobError, JobRequest, TlsConfig, Worker, WorkerOptions};
-use tls_support::{prerequisites, sprocketd, KeyKind, Pki, Stunnel, StunnelSetup, ALL_KEY_KINDS};
-
-fn trusting(ca: &Path) -> TlsConfig {
-    TlsConfig::builder().ca_file(ca).build().expect("CA file loads")
-}
-
-fn client(addr: &str, tls: TlsConfig) -> Client {
-    let options = ClientOptions {
-        tls: Some(tls),
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        job_timeout: Some(Duration::from_secs(20)),
-        ..ClientOptions::default()
-    };
-    Client::with_options(addr, options).expect("client")
-}
-
-fn upper_worker(addr: &str, tls: TlsConfig) -> Worker {
-    let options = WorkerOptions { tls: Some(tls), ..WorkerOptions::default() };
-    Worker::with_options(addr, options).expect("worker").register("upper", |job: Job| async move {
-        job.data("working")?;
-        Ok::<_, JobError>(job.payload().to_ascii_uppercase())
-    })
-}
+use sprocket_client::{Client, Error, JobRequest, TlsConfig};
+use tls_support::{
+    client, prerequisites, sprocketd, trusting, upper_worker, KeyKind, Pki, Stunnel, StunnelSetup, ALL_KEY_KINDS,
+};
 
 /// The error text of a submission that must fail, with its time.
 async fn failed_submission(client: &Client) -> (String, Duration) {

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sprocket_client::{Client, ClientOptions, Job, JobError, TlsConfig, Worker, WorkerOptions};
+use sprocket_client::{Client, ClientOptions, TlsConfig};
 use sprocket_testkit::databases::wait_until;
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::wait_for_workers;
 use sprocket_testkit::{free_port, interop_dir, require_tool, ServerProcess};
-use tls_support::{KeyKind, Pki};
+use tls_support::{client, trusting, upper_worker, KeyKind, Pki};
 
 /// A sprocketd whose Gearman port speaks TLS only; killed when dropped.
 struct TlsServer {
@@ -137,29 +137,6 @@ fn s_client(port: u16, ca: &Path, extra: &[&str], input: &[u8], wait: Duration) 
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn trusting(ca: &Path) -> TlsConfig {
-    TlsConfig::builder().ca_file(ca).build().expect("CA file loads")
-}
-
-fn client(addr: &str, tls: TlsConfig) -> Client {
-    let options = ClientOptions {
-        tls: Some(tls),
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        job_timeout: Some(Duration::from_secs(20)),
-        ..ClientOptions::default()
-    };
-    Client::with_options(addr, options).expect("client")
-}
-
-fn upper_worker(addr: &str, tls: TlsConfig) -> Worker {
-    let options = WorkerOptions { tls: Some(tls), ..WorkerOptions::default() };
-    Worker::with_options(addr, options).expect("worker").register("upper", |job: Job| async move {
-        job.data("working")?;
-        Ok::<_, JobError>(job.payload().to_ascii_uppercase())
-    })
 }
 
 #[tokio::test]

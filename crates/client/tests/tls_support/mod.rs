@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use sprocket_client::{Client, ClientOptions, Job, JobError, TlsConfig, Worker, WorkerOptions};
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::{free_port, require_tool, skip, ServerProcess};
 
@@ -340,4 +341,31 @@ pub fn prerequisites() -> Option<(&'static Pki, ServerProcess)> {
         return None;
     }
     Some((pki, sprocketd()?))
+}
+
+/// A TLS configuration that trusts `ca`.
+pub fn trusting(ca: &Path) -> TlsConfig {
+    TlsConfig::builder().ca_file(ca).build().expect("CA file loads")
+}
+
+/// A client of `addr` over TLS, with time limits that keep a failing test short.
+pub fn client(addr: &str, tls: TlsConfig) -> Client {
+    let options = ClientOptions {
+        tls: Some(tls),
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(10),
+        job_timeout: Some(Duration::from_secs(20)),
+        ..ClientOptions::default()
+    };
+    Client::with_options(addr, options).expect("client")
+}
+
+/// A worker of `addr` over TLS for `upper`: one WORK_DATA, then the
+/// payload in upper case.
+pub fn upper_worker(addr: &str, tls: TlsConfig) -> Worker {
+    let options = WorkerOptions { tls: Some(tls), ..WorkerOptions::default() };
+    Worker::with_options(addr, options).expect("worker").register("upper", |job: Job| async move {
+        job.data("working")?;
+        Ok::<_, JobError>(job.payload().to_ascii_uppercase())
+    })
 }
