@@ -19,6 +19,7 @@ use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction, TxOpts, Value};
 
 use crate::ident::{backquoted, validate_table};
 use crate::netops::dedupe_loaded;
+use crate::record_row::{decode_body, ms};
 use crate::rows::{
     loaded_job, parse_int, repaired_unique, EncodedBatch, EncodedKey, EncodedRow, KeyForm, NullKeys, Repairs,
 };
@@ -468,15 +469,6 @@ impl MysqlStore {
         }
         out
     }
-}
-
-/// A time in Unix ms as a signed 64-bit column (held at the largest).
-fn ms(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn decode_body(body: &[u8]) -> Result<Record> {
-    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
 }
 
 #[async_trait::async_trait]

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::ident::{postgres_catalog_name, postgres_table, validate_table};
 use crate::netops::dedupe_loaded;
+use crate::record_row::{decode_body, ms};
 use crate::rows::{loaded_job, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
@@ -151,15 +152,6 @@ struct Prepared {
     /// `apply` with the batch's job records upserted in the same statement.
     apply_with_records: Statement,
     select: Statement,
-}
-
-/// A time in Unix ms as a signed 64-bit column (held at the largest).
-fn ms(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn decode_body(body: &[u8]) -> Result<Record> {
-    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
 }
 
 /// How a batch's upserts replace existing rows.

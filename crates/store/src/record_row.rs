@@ -107,3 +107,15 @@ pub struct QueuedHandle {
     /// The handle the job had before the restart.
     pub handle: Bytes,
 }
+
+/// A time in Unix ms as a signed 64-bit SQL column (times past the year
+/// 292 million are held at the largest).
+pub(crate) fn ms(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// A record read back from its stored form; a body that does not decode is
+/// a corrupt row.
+pub(crate) fn decode_body(body: &[u8]) -> crate::Result<Record> {
+    sprocket_records::stored::decode(body).map_err(|e| crate::StoreError::Corrupt(format!("job record: {e}")))
+}

@@ -39,6 +39,7 @@ use bytes::Bytes;
 use sprocket_proto::Priority;
 
 use crate::netops::{dedupe_loaded, reduce};
+use crate::record_row::decode_body;
 use crate::rows::parse_int;
 use crate::schema;
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
@@ -114,10 +115,6 @@ pub const HANDLES_KEY: &str = "sprocket_handles";
 
 /// Handles read per round while searching.
 const SEARCH_PAGE: isize = 500;
-
-fn decode_body(body: &[u8]) -> Result<Record> {
-    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
-}
 
 /// Where the fields of a job that gearmand's layout cannot hold are kept.
 const SIDE_PREFIX: &[u8] = b"sprocket-side:";

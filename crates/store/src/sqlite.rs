@@ -14,6 +14,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::ident::{double_quoted, validate_table};
+use crate::record_row::{decode_body, ms};
 use crate::rows::{loaded_job, parse_int, repaired_unique, EncodedBatch, KeyForm, NullKeys, Repairs};
 use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
@@ -287,12 +288,6 @@ fn apply_batch(conn: &mut Connection, sql: &Sql, batch: &EncodedBatch) -> Result
 const RECORD_UPSERT: &str = "INSERT OR REPLACE INTO sprocket_records \
      (namespace, handle, function, row_unique, state, submitted, finished, body) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
-/// A time in Unix ms as SQL's signed 64 bits (times past year 292 million
-/// are held at the largest).
-fn ms(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
 
 /// Keys are stored as TEXT (gearmand checks the type on replay); the
 /// `textkey` encoding guarantees they are valid UTF-8.

@@ -3,10 +3,6 @@
 
 use super::*;
 
-pub(super) fn decode_body(body: &[u8]) -> Result<Record> {
-    sprocket_records::stored::decode(body).map_err(|e| StoreError::Corrupt(format!("job record: {e}")))
-}
-
 pub(super) fn load_record_row(conn: &mut Connection, sql: &Sql, handle: &str) -> Result<Option<Record>> {
     let map = |e| unavailable_or_rejected("sqlite record read", e);
     let body: Option<Vec<u8>> = conn
