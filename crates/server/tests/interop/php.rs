@@ -155,6 +155,19 @@ fn php_worker_over_its_time_limit_fails_the_job_with_timeout_action_fail() {
     assert!(out.starts_with("FAIL\n"), "{out}");
 }
 
+/// A PHP worker for `function` (no time limit, no work time) that has
+/// registered and gone to sleep in PRE_SLEEP.
+fn php_worker_asleep(srv: &ServerProcess, function: &str) -> Background {
+    let script = interop_dir().join("php/timeout_worker.php");
+    let worker = Background::spawn(
+        "php worker",
+        Command::new("php").arg(&script).args(["127.0.0.1", &srv.port.to_string(), function, "0", "0", "done"]),
+    );
+    wait_for_workers(srv.port, function, 1);
+    std::thread::sleep(Duration::from_millis(300)); // let it send PRE_SLEEP
+    worker
+}
+
 /// An epoch job submitted for two seconds ahead reaches a PHP worker that
 /// is asleep in PRE_SLEEP when it becomes due, not before (sprocketd only:
 /// gearmand never wakes the sleeping worker, see
@@ -165,13 +178,7 @@ fn php_worker_asleep_in_pre_sleep_is_woken_for_an_epoch_job_when_it_is_due() {
         return;
     }
     let Some(srv) = server() else { return };
-    let script = interop_dir().join("php/timeout_worker.php");
-    let mut worker = Background::spawn(
-        "php worker",
-        Command::new("php").arg(&script).args(["127.0.0.1", &srv.port.to_string(), "epoch_php", "0", "0", "done"]),
-    );
-    wait_for_workers(srv.port, "epoch_php", 1);
-    std::thread::sleep(Duration::from_millis(300)); // let it send PRE_SLEEP
+    let mut worker = php_worker_asleep(&srv, "epoch_php");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut client = sprocket_testkit::wire::Conn::connect(srv.port);
     let submitted = std::time::Instant::now();
@@ -196,13 +203,7 @@ fn php_worker_asleep_in_pre_sleep_is_woken_for_a_sched_job_at_its_minute() {
         return;
     }
     let Some(srv) = server() else { return };
-    let script = interop_dir().join("php/timeout_worker.php");
-    let mut worker = Background::spawn(
-        "php worker",
-        Command::new("php").arg(&script).args(["127.0.0.1", &srv.port.to_string(), "sched_php", "0", "0", "done"]),
-    );
-    wait_for_workers(srv.port, "sched_php", 1);
-    std::thread::sleep(Duration::from_millis(300)); // let it send PRE_SLEEP
+    let mut worker = php_worker_asleep(&srv, "sched_php");
     let unix_now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64());
     let mut client = sprocket_testkit::wire::Conn::connect(srv.port);
     let submitted = unix_now().unwrap_or(0.0);
