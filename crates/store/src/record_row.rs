@@ -71,32 +71,7 @@ impl RecordRow {
     }
 }
 
-/// What [`Store::search_records`](crate::Store::search_records) looks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordFilter {
-    /// Only records of this function.
-    pub function: Option<Bytes>,
-    /// Only records in this state.
-    pub state: Option<RecordState>,
-    /// Only records that ended at or after this time (Unix ms).
-    pub since: Option<u64>,
-    /// Only records that ended before this time (Unix ms).
-    pub until: Option<u64>,
-    /// At most this many records, newest end first.
-    pub limit: usize,
-}
-
-impl RecordFilter {
-    /// Whether an ended record matches (the memory store's search, and a
-    /// check for the others).
-    pub fn matches(&self, function: &[u8], state: RecordState, finished: Option<u64>) -> bool {
-        let Some(end) = finished else { return false };
-        self.function.as_deref().is_none_or(|f| f == function)
-            && self.state.is_none_or(|s| s == state)
-            && self.since.is_none_or(|s| end >= s)
-            && self.until.is_none_or(|u| end < u)
-    }
-}
+pub use sprocket_records::RecordFilter;
 
 /// A queued job's handle, for replay: the queue row's key and the handle
 /// its record names.
