@@ -13,12 +13,7 @@ use sprocket_records::AttemptEnd;
 use support::{b, Bed};
 
 fn reporting() -> Bed {
-    Bed::new(Config {
-        handle_prefix: "H:test".into(),
-        report_ended_jobs: true,
-        job_retries: 2,
-        ..Config::default()
-    })
+    Bed::new(Config { handle_prefix: "H:test".into(), report_ended_jobs: true, job_retries: 2, ..Config::default() })
 }
 
 /// Records of background jobs kept in memory (`-q builtin`).
@@ -255,7 +250,10 @@ fn sprocket_result_attaches_to_a_live_job_and_hears_the_rest() {
     let client = bed.connect();
     let handle = bed.bg(client, "f", "", "x");
     let reader = bed.connect();
-    assert_eq!(submit_to(&mut bed, reader, "sprocket.result", &handle), [Response::JobCreated { handle: handle.clone() }]);
+    assert_eq!(
+        submit_to(&mut bed, reader, "sprocket.result", &handle),
+        [Response::JobCreated { handle: handle.clone() }]
+    );
     let w = bed.worker(&["f"]);
     bed.grab(w).unwrap();
     bed.send(w, Request::WorkData { handle: handle.clone(), data: b("d") });
@@ -509,12 +507,8 @@ fn a_replayed_job_gets_its_handle_back_and_its_lost_attempt_is_in_its_record() {
 
 #[test]
 fn new_handle_blocks_are_asked_for_at_half_and_used_after_the_first() {
-    let mut bed = Bed::new(Config {
-        handle_prefix: "H:test".into(),
-        first_handle: 11,
-        handle_block: 4,
-        ..Config::default()
-    });
+    let mut bed =
+        Bed::new(Config { handle_prefix: "H:test".into(), first_handle: 11, handle_block: 4, ..Config::default() });
     let client = bed.connect();
     assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:11"));
     assert!(!bed.wants_handles);

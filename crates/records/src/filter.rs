@@ -99,7 +99,12 @@ mod tests {
 
     #[test]
     fn matching_needs_an_end_in_the_window() {
-        let f = RecordFilter { function: Some(Bytes::from_static(b"f")), since: Some(10), until: Some(20), ..Default::default() };
+        let f = RecordFilter {
+            function: Some(Bytes::from_static(b"f")),
+            since: Some(10),
+            until: Some(20),
+            ..Default::default()
+        };
         assert!(f.matches(b"f", RecordState::Complete, Some(10)));
         assert!(!f.matches(b"f", RecordState::Complete, Some(20)));
         assert!(!f.matches(b"g", RecordState::Complete, Some(15)));

@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod duration;
 pub mod filter;
 pub mod histogram;
 pub mod history;
@@ -42,6 +43,7 @@ pub mod state;
 pub mod stored;
 pub mod text;
 
+pub use duration::{parse_duration, BadDuration};
 pub use filter::{FilterError, RecordFilter};
 pub use history::{History, HistorySnapshot, HistoryView, Window};
 pub use memory::{MemoryRecords, Retention};

@@ -81,6 +81,22 @@ pub struct QueuedHandle {
     pub key: crate::JobKey,
     /// The handle the job had before the restart.
     pub handle: Bytes,
+    /// Its record as last written (attempts, the one the restart
+    /// interrupted, data so far); `None` when the row cannot be decoded,
+    /// which is logged and replays the job with a new record.
+    pub record: Option<Record>,
+}
+
+/// A queued job's record body, decoded; a body that does not decode is
+/// logged (the job still replays, with a new record).
+pub(crate) fn queued_record(handle: &[u8], body: &[u8]) -> Option<Record> {
+    match sprocket_records::stored::decode(body) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(handle = %String::from_utf8_lossy(handle), error = %e, "a queued job's record cannot be read; it starts a new one");
+            None
+        }
+    }
 }
 
 /// A time in Unix ms as a signed 64-bit SQL column (times past the year

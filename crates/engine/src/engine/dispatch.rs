@@ -106,7 +106,10 @@ impl Engine {
         if name.starts_with(super::reserved::RESERVED_PREFIX) {
             self.send_packet(
                 conn,
-                Response::error("RESERVED_FUNCTION", "sprocket.* functions are the server's own; a worker cannot register them"),
+                Response::error(
+                    "RESERVED_FUNCTION",
+                    "sprocket.* functions are the server's own; a worker cannot register them",
+                ),
             );
             return;
         }

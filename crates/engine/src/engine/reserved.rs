@@ -151,7 +151,10 @@ impl Engine {
             Some(text) => match std::str::from_utf8(&text).ok().and_then(|t| t.parse::<usize>().ok()) {
                 Some(n) if (1..=sprocket_records::filter::MAX_SEARCH_LIMIT).contains(&n) => n,
                 _ => {
-                    self.send(conn, Out::Text(Bytes::from_static(b"ERR INVALID_ARGUMENTS limit+must+be+1+to+10000\r\n")));
+                    self.send(
+                        conn,
+                        Out::Text(Bytes::from_static(b"ERR INVALID_ARGUMENTS limit+must+be+1+to+10000\r\n")),
+                    );
                     return;
                 }
             },
@@ -181,7 +184,9 @@ impl Engine {
                 let reply = if plausible_handle(handle) { handle.clone() } else { self.fresh_handle_text() };
                 vec![created(&reply), failure(&reply, unavailable(e).as_bytes(), exceptions)]
             }
-            (ReadPurpose::RecordJson { reply_handle }, Ok(found)) => json_answer(found.first(), reply_handle, exceptions),
+            (ReadPurpose::RecordJson { reply_handle }, Ok(found)) => {
+                json_answer(found.first(), reply_handle, exceptions)
+            }
             (ReadPurpose::SearchJson { reply_handle }, Ok(found)) => {
                 search_json_answer(Ok(found), reply_handle, exceptions)
             }
@@ -196,7 +201,10 @@ impl Engine {
                 vec![Out::Text(Bytes::from(sprocket_records::text::admin_record_list(found)))]
             }
             (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {
-                vec![Out::Text(Bytes::from(format!("ERR RECORDS_UNAVAILABLE {}\r\n", e.replace([' ', '\r', '\n'], "+"))))]
+                vec![Out::Text(Bytes::from(format!(
+                    "ERR RECORDS_UNAVAILABLE {}\r\n",
+                    e.replace([' ', '\r', '\n'], "+")
+                )))]
             }
         };
         let Some(c) = self.conns.get_mut(conn) else { return };
