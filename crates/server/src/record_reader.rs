@@ -13,8 +13,12 @@ use sprocket_records::Retention;
 use sprocket_store::{Store, StoreError, HANDLE_BLOCK};
 use tokio::sync::mpsc;
 
-/// How often ended records past the retention are looked for.
+/// How often ended records past the retention are looked for (more often
+/// for a retention shorter than twice this, so that records never outlive
+/// it by more than half).
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(10);
+/// The shortest expiry interval, however short the retention.
+const MIN_EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
 /// Records deleted per statement: small, so no statement holds the
 /// database (or, for SQLite, the writer's lock) for long.
 const EXPIRY_BATCH: usize = 500;
@@ -63,7 +67,8 @@ async fn run(
     mut jobs: mpsc::UnboundedReceiver<ReaderJob>,
     replies: mpsc::UnboundedSender<ReaderReply>,
 ) {
-    let mut expiry = tokio::time::interval(EXPIRY_INTERVAL);
+    let every = EXPIRY_INTERVAL.min(Duration::from_millis(retention.keep_ms / 2)).max(MIN_EXPIRY_INTERVAL);
+    let mut expiry = tokio::time::interval(every);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
