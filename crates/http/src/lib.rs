@@ -13,7 +13,9 @@
 mod api;
 mod auth;
 mod backend;
+mod dashboard;
 mod listen;
+mod live;
 mod metrics;
 mod openapi;
 mod serve;
