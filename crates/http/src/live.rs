@@ -22,7 +22,7 @@ use serde::Serialize;
 use sprocket_engine::FunctionCounters;
 use tokio::sync::watch;
 
-use crate::api::{AppState, CountersOut};
+use crate::api::{AppState, CountersOut, WorkerOut};
 use crate::backend::{Backend, Unavailable};
 
 /// How often the poller asks the engine, and so how often streams send.
@@ -113,6 +113,9 @@ struct Snapshot {
     /// Per second since the previous snapshot; absent in the first.
     rates: Option<Rates>,
     function_rows: Vec<FunctionRow>,
+    /// The connections that registered at least one function, newest
+    /// first, as `/api/v1/workers` shows them.
+    worker_rows: Vec<WorkerOut>,
 }
 
 #[derive(Serialize)]
@@ -191,7 +194,8 @@ impl RateMeter {
 async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unavailable> {
     let info = feed.backend.server_info().await?;
     let functions = feed.backend.functions().await?;
-    let workers = feed.backend.workers().await?.iter().filter(|w| !w.functions.is_empty()).count();
+    let worker_rows: Vec<WorkerOut> =
+        feed.backend.workers().await?.into_iter().filter(|w| !w.functions.is_empty()).map(WorkerOut::from).collect();
     let now = Instant::now();
     let counters: Vec<(Bytes, FunctionCounters)> = functions.iter().map(|f| (f.name.clone(), f.counters)).collect();
     let (row_rates, total_rates) = rates.measure(now, &counters);
@@ -222,7 +226,7 @@ async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unav
         uptime_seconds: feed.started.elapsed().as_secs_f64(),
         store: StoreLine { name: feed.store.clone(), up: !info.store_down },
         connections: info.connections,
-        workers,
+        workers: worker_rows.len(),
         functions: info.functions,
         jobs: info.jobs,
         queued: function_rows.iter().map(|f| f.queued).sum(),
@@ -230,6 +234,7 @@ async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unav
         counters: sum.into(),
         rates: total_rates,
         function_rows,
+        worker_rows,
     };
     // Plain data with string keys: serializing cannot fail.
     Ok(serde_json::to_string(&snapshot).unwrap_or_default())

@@ -174,8 +174,8 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     ]);
     driver.expect("QUEUED_OK", Duration::from_secs(90));
 
-    // A worker (Debian's gearman in worker mode) works the 40 jobs, a
-    // tenth of a second each, while the page is open.
+    // A worker (Debian's gearman in worker mode) works the 40 jobs, about
+    // a sixth of a second each, while the page is open.
     let mut worker =
         Background::spawn(
             "gearman -w",
@@ -187,11 +187,20 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     driver.expect("LIVE_OK", Duration::from_secs(60));
     driver.expect("LOOKUP_OK", Duration::from_secs(30));
     driver.expect("DROP_OK", Duration::from_secs(30));
+    driver.expect("MAXQUEUE_OK", Duration::from_secs(30));
     driver.expect("PHONE_OK", Duration::from_secs(60));
+    driver.expect("CONSOLE_OK", Duration::from_secs(10));
     driver.finish();
     worker.stop();
 
-    for name in ["desktop-queued.png", "desktop-live.png", "lookup.png", "drop-confirmation.png", "phone.png"] {
+    for name in [
+        "desktop-queued.png",
+        "desktop-working.png",
+        "desktop-live.png",
+        "lookup.png",
+        "drop-confirmation.png",
+        "phone.png",
+    ] {
         let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");
     }
@@ -200,6 +209,8 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     let names: Vec<&str> = functions.as_array().expect("array").iter().filter_map(|f| f["name"].as_str()).collect();
     assert!(!names.contains(&"old"), "the dropped function is still there: {names:?}");
     let resize = functions.as_array().expect("array").iter().find(|f| f["name"] == "resize").expect("resize");
+    let later = functions.as_array().expect("array").iter().find(|f| f["name"] == "later").expect("later");
+    assert_eq!(later["max_queue"]["normal"], 7, "the limit set in the page: {later}");
     assert_eq!(
         (resize["counters"]["submitted"].as_u64(), resize["counters"]["completed"].as_u64()),
         (Some(40), Some(40))

@@ -1,7 +1,7 @@
 // sprocketd dashboard. Plain JavaScript, no build step, nothing loaded
-// from elsewhere: it reads the live stream at api/v1/events (one JSON
-// snapshot a second) and calls the JSON API for workers, job lookups and
-// operator actions. Paths are relative, so the page also works behind a
+// from elsewhere: it shows the live stream at api/v1/events (one JSON
+// snapshot a second: overview, functions, workers) and calls the JSON API
+// for job lookups and operator actions. Paths are relative, so the page also works behind a
 // proxy that serves it under a prefix.
 "use strict";
 
@@ -140,11 +140,7 @@
     }
     drawChart();
     showFunctions(s.function_rows);
-    const shape = s.workers + "/" + s.connections;
-    if (shape !== workersShown) {
-      workersShown = shape;
-      loadWorkers();
-    }
+    showWorkers(s.worker_rows, s.connections);
   }
 
   // ---- chart ------------------------------------------------------------
@@ -198,7 +194,7 @@
       ctx.moveTo(left, y);
       ctx.lineTo(width - right, y);
       ctx.stroke();
-      ctx.fillText(rate(ceiling * fraction), left - 6, y);
+      ctx.fillText(String(Number((ceiling * fraction).toFixed(1))), left - 6, y);
     }
     ctx.textBaseline = "top";
     ctx.textAlign = "left";
@@ -364,14 +360,11 @@
 
   // ---- workers ----------------------------------------------------------
 
-  async function loadWorkers() {
-    let all;
-    try {
-      all = await api("GET", "api/v1/workers");
-    } catch (_) {
-      return;
-    }
-    const workers = all.filter((w) => w.functions.length > 0);
+  function showWorkers(workers, connections) {
+    // Rebuilt only when something changed, so a selection survives.
+    const shape = JSON.stringify(workers);
+    if (shape === workersShown) return;
+    workersShown = shape;
     const body = $("worker-table").querySelector("tbody");
     const cell = (label, text, className) => {
       const td = element("td", { textContent: text, className: className || "" });
@@ -396,7 +389,7 @@
     );
     $("worker-table").hidden = workers.length === 0;
     $("workers-empty").hidden = workers.length > 0;
-    $("workers-count").textContent = "(" + count(workers.length) + " of " + count(all.length) + " connections)";
+    $("workers-count").textContent = "(" + count(workers.length) + " of " + count(connections) + " connections)";
   }
 
   // ---- job lookup -------------------------------------------------------
@@ -452,11 +445,9 @@
       const handle = $("lookup-handle").value.trim();
       if (handle) lookUp(handle);
     });
-    $("workers-refresh").addEventListener("click", loadWorkers);
     window.addEventListener("resize", drawChart);
     setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
     drawChart();
-    loadWorkers();
     connect();
   }
 

@@ -67,6 +67,8 @@ def main():
                  "--window-size=1280,1100", "--no-first-run", "--disable-extensions",
                  "--disable-background-networking", "--disable-component-update"):
         options.add_argument(flag)
+    # The browser's console, to catch script errors and refused loads.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
     shot = lambda name: driver.save_screenshot(os.path.join(args.shots, name))
     try:
@@ -102,6 +104,13 @@ def run(driver, args, shot):
     driver.execute_script("window.__notReloaded = true")
     line = sys.stdin.readline().strip()
     assert line == "WORKER_STARTED", f"expected WORKER_STARTED, got {line!r}"
+    # While it works, the worker is listed with its function.
+    wait_until("one worker", lambda: driver.find_element(By.ID, "ov-workers").text == "1")
+    row = wait_until("the worker's row", lambda: driver.find_element(By.CSS_SELECTOR, "#worker-table tr[data-worker]").text)
+    assert args.function in row, row
+    driver.execute_script("document.getElementById('workers').scrollIntoView({block: 'end'})")
+    shot("desktop-working.png")
+    driver.execute_script("window.scrollTo(0, 0)")
     rates = []
 
     def all_completed():
@@ -150,6 +159,19 @@ def run(driver, args, shot):
     assert not dialog.is_displayed(), "the dialog stayed open"
     say("DROP_OK")
 
+    # Queue limits: the dialog shows the current ones and saves new ones.
+    driver.find_element(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.lookup_function}"] button[data-action="max-queue"]').click()
+    wait_until("the limits dialog", lambda: dialog.is_displayed())
+    normal = driver.find_element(By.CSS_SELECTOR, "#dialog input[name=normal]")
+    assert normal.get_attribute("value") == "0", normal.get_attribute("value")
+    normal.clear()
+    normal.send_keys("7")
+    shot("max-queue.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dialog to close", lambda: not dialog.is_displayed())
+    say("MAXQUEUE_OK")
+
     # A phone-sized screen: nothing wider than the screen.
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
@@ -172,6 +194,13 @@ def run(driver, args, shot):
     time.sleep(0.5)
     shot("phone-full.png")
     say(f"PHONE_OK widths={widths}")
+
+    # The lookup of a handle no job has answered 404, as it should.
+    expected = args.lookup_handle.replace(":", "%3A") + "999 - Failed to load resource: the server responded with a status of 404"
+    errors = [e for e in driver.get_log("browser")
+              if e.get("level") == "SEVERE" and expected not in e.get("message", "")]
+    assert not errors, f"the browser console has errors: {errors}"
+    say("CONSOLE_OK")
 
 
 if __name__ == "__main__":
