@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
+use axum::http::HeaderName;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
 use bytes::Bytes;
-use futures::Stream;
 use serde::Serialize;
 use sprocket_engine::FunctionCounters;
 use tokio::sync::watch;
@@ -241,7 +242,7 @@ async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unav
 }
 
 /// `GET /api/v1/events`.
-pub(crate) async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub(crate) async fn events(State(s): State<AppState>) -> impl IntoResponse {
     let receiver = s.live.subscribe();
     let stream = futures::stream::unfold((receiver, true), |(mut receiver, first)| async move {
         let mut wait = !first;
@@ -254,11 +255,13 @@ pub(crate) async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = 
             wait = true;
             let latest = receiver.borrow_and_update().clone();
             if let Some(json) = latest {
-                return Some((Ok(Event::default().data(&*json)), (receiver, false)));
+                return Some((Ok::<Event, Infallible>(Event::default().data(&*json)), (receiver, false)));
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    // A proxy in front (nginx) would otherwise hold events back to fill
+    // its buffer.
+    ([(HeaderName::from_static("x-accel-buffering"), "no")], Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[cfg(test)]

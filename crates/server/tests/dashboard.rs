@@ -267,7 +267,9 @@ fn the_event_stream_sends_a_snapshot_every_second_and_ends_when_curl_leaves() {
     );
     let text = out.stdout_text();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("content-type: text/event-stream"), "{text}");
+    let lower = text.to_ascii_lowercase();
+    assert!(lower.contains("content-type: text/event-stream"), "{text}");
+    assert!(lower.contains("x-accel-buffering: no"), "{text}");
     let events = events_in(&text);
     assert!((3..=5).contains(&events.len()), "{} events in 3.5 s:\n{text}", events.len());
     let first = &events[0];
