@@ -3,7 +3,8 @@
 //! and chromium-driver, driven by selenium from `dashboard/drive.py`) with
 //! jobs submitted and worked by Debian's `gearman` tool; the stream through
 //! curl and a raw socket; the page's files for anything fetched from
-//! elsewhere. Screenshots go to `target/dashboard-screenshots/`.
+//! elsewhere. Screenshots go to `target/dashboard-screenshots/`
+//! (`open/`: a server without a token, `token/`: with one).
 
 mod common;
 
@@ -36,10 +37,10 @@ fn server_with_web(extra: &[&str]) -> (ServerProcess, u16) {
     (server, web)
 }
 
-/// `target/dashboard-screenshots`, emptied.
-fn screenshot_dir() -> PathBuf {
+/// `target/dashboard-screenshots/<name>`, emptied.
+fn screenshot_dir(name: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").to_path_buf();
-    let dir = target.join("dashboard-screenshots");
+    let dir = target.join("dashboard-screenshots").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("screenshot directory");
     dir
@@ -162,7 +163,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         Response::JobCreated { handle } => String::from_utf8(handle.to_vec()).expect("text handle"),
         other => panic!("submit: {other:?}"),
     };
-    let shots = screenshot_dir();
+    let shots = screenshot_dir("open");
     let mut driver = Driver::start(&[
         format!("--url=http://127.0.0.1:{web}/"),
         format!("--shots={}", shots.display()),
@@ -215,6 +216,30 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         (resize["counters"]["submitted"].as_u64(), resize["counters"]["completed"].as_u64()),
         (Some(40), Some(40))
     );
+}
+
+#[test]
+fn with_a_token_the_signed_in_page_streams_and_its_actions_carry_it() {
+    if !browser_tools() {
+        return;
+    }
+    let (server, web) = server_with_web(&["--web-token=s3cret"]);
+    gearman_submit(server.port, "old", 2);
+    let shots = screenshot_dir("token");
+    let mut driver = Driver::start(&[
+        format!("--url=http://127.0.0.1:{web}/"),
+        format!("--shots={}", shots.display()),
+        "--drop-function=old".into(),
+        "--token=s3cret".into(),
+    ]);
+    driver.expect("DROP_OK", Duration::from_secs(90));
+    driver.finish();
+    let out = run(
+        Command::new("curl").args(["-s", "-u", "ops:s3cret", &format!("http://127.0.0.1:{web}/api/v1/functions")]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.stdout_text().trim(), "[]", "the function was not dropped: {}", out.describe());
 }
 
 fn curl_json(web: u16, path: &str) -> Value {

@@ -21,6 +21,11 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // The page's directory without any user:password@ the address was
+  // opened with: fetch refuses URLs that carry credentials (the browser
+  // still sends the ones it signed in with).
+  const base = location.origin + location.pathname.replace(/[^/]*$/, "");
+
   function element(tag, props, ...children) {
     const node = document.createElement(tag);
     Object.assign(node, props || {});
@@ -59,7 +64,7 @@
       const headers = {};
       if (body !== undefined) headers["Content-Type"] = "application/json";
       if (token) headers["Authorization"] = "Bearer " + token;
-      const answer = await fetch(path, {
+      const answer = await fetch(base + path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -98,7 +103,7 @@
   }
 
   function connect() {
-    const source = new EventSource("api/v1/events");
+    const source = new EventSource(base + "api/v1/events");
     source.onmessage = (event) => {
       lastEventAt = Date.now();
       setLive(true);

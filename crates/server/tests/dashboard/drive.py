@@ -51,11 +51,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--url", required=True)
     p.add_argument("--shots", required=True)
-    p.add_argument("--function", required=True, help="has --queued jobs and gets a worker later")
-    p.add_argument("--queued", type=int, required=True)
-    p.add_argument("--lookup-handle", required=True)
-    p.add_argument("--lookup-function", required=True)
+    p.add_argument("--function", help="has --queued jobs and gets a worker later")
+    p.add_argument("--queued", type=int)
+    p.add_argument("--lookup-handle")
+    p.add_argument("--lookup-function")
     p.add_argument("--drop-function", required=True)
+    p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = p.parse_args()
@@ -72,12 +73,41 @@ def main():
     driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
     shot = lambda name: driver.save_screenshot(os.path.join(args.shots, name))
     try:
-        run(driver, args, shot)
+        if args.token:
+            signed_in(driver, args, shot)
+        else:
+            run(driver, args, shot)
     except BaseException:
         shot("failure.png")
         raise
     finally:
         driver.quit()
+
+
+def drop(driver, function, shot):
+    """Drops `function` through its button and the confirmation."""
+    driver.find_element(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"] button[data-action="drop"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
+    wait_until("the confirmation", lambda: dialog.is_displayed())
+    assert function in dialog.text, dialog.text
+    shot("drop-confirmation.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dropped row to go", lambda: not driver.find_elements(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"]'))
+    assert not dialog.is_displayed(), "the dialog stayed open: " + driver.find_element(By.ID, "dialog-error").text
+
+
+def signed_in(driver, args, shot):
+    """With --web-token: the page, its stream and its actions all carry
+    the Basic sign-in the browser was given."""
+    scheme, rest = args.url.split("://", 1)
+    driver.get(f"{scheme}://ops:{args.token}@{rest}")
+    wait_until("the live indicator", lambda: driver.find_element(By.ID, "live").text == "live")
+    wait_until("the function row", lambda: driver.find_elements(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"]'))
+    drop(driver, args.drop_function, lambda name: shot("token-" + name))
+    say("DROP_OK")
 
 
 def run(driver, args, shot):
@@ -147,21 +177,13 @@ def run(driver, args, shot):
 
     # Dropping a function asks first, then the row goes.
     driver.execute_script("window.scrollTo(0, 0)")
-    driver.find_element(
-        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"] button[data-action="drop"]').click()
-    dialog = driver.find_element(By.ID, "dialog")
-    wait_until("the confirmation", lambda: dialog.is_displayed())
-    assert args.drop_function in dialog.text, dialog.text
-    shot("drop-confirmation.png")
-    driver.find_element(By.ID, "dialog-ok").click()
-    wait_until("the dropped row to go", lambda: not driver.find_elements(
-        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"]'))
-    assert not dialog.is_displayed(), "the dialog stayed open"
+    drop(driver, args.drop_function, shot)
     say("DROP_OK")
 
     # Queue limits: the dialog shows the current ones and saves new ones.
     driver.find_element(
         By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.lookup_function}"] button[data-action="max-queue"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
     wait_until("the limits dialog", lambda: dialog.is_displayed())
     normal = driver.find_element(By.CSS_SELECTOR, "#dialog input[name=normal]")
     assert normal.get_attribute("value") == "0", normal.get_attribute("value")
