@@ -88,6 +88,9 @@ impl Driver {
         let mut child = Command::new("python3")
             .arg(script)
             .args(args)
+            // The browser and driver are Debian's, named by path: selenium
+            // must not go looking for (or downloading) others.
+            .env("SE_OFFLINE", "true")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
