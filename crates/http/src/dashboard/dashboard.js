@@ -211,7 +211,8 @@
 
     const x = (t) => left + ((t - start) / HISTORY_MS) * plotWidth;
     const y = (v) => top + plotHeight * (1 - v / ceiling);
-    for (const [key, name] of [["completed", "--good"], ["failed", "--bad"]]) {
+    // Failures first: where both are 0 the line reads as all well.
+    for (const [key, name] of [["failed", "--bad"], ["completed", "--good"]]) {
       if (!history.length) break;
       ctx.strokeStyle = colour(name);
       ctx.lineWidth = 2;
