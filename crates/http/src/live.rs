@@ -174,7 +174,8 @@ impl RateMeter {
             .iter()
             .map(|(name, now)| {
                 let was = before.get(name).filter(|was| was.submitted <= now.submitted).copied().unwrap_or_default();
-                let gained = |n: u64, w: u64| n.saturating_sub(w) as f64 / seconds;
+                // Hundredths are plenty for people and keep the text short.
+                let gained = |n: u64, w: u64| (n.saturating_sub(w) as f64 / seconds * 100.0).round() / 100.0;
                 let rates = Rates {
                     submitted: gained(now.submitted, was.submitted),
                     completed: gained(now.completed, was.completed),
@@ -281,14 +282,17 @@ mod tests {
         let (rows, total) = meter.measure(start, &[(a.clone(), counters(10, 5, 1, 0))]);
         assert!(rows[0].is_none() && total.is_none(), "no rates in the first snapshot");
         let later = start + Duration::from_secs(2);
+        let (rows, _) = meter.measure(later, &[(a.clone(), counters(10, 5, 1, 0))]);
+        assert_eq!(rows[0].expect("rates").completed, 0.0, "nothing ended");
+        let later = later + Duration::from_secs(3);
         let (rows, total) =
             meter.measure(later, &[(a.clone(), counters(20, 9, 2, 1)), (b.clone(), counters(4, 2, 0, 0))]);
         let ra = rows[0].expect("rates for a");
-        assert_eq!((ra.submitted, ra.completed, ra.failed), (5.0, 2.0, 1.0));
+        assert_eq!((ra.submitted, ra.completed, ra.failed), (3.33, 1.33, 0.67), "rounded to hundredths");
         let rb = rows[1].expect("rates for b, new: from zero");
-        assert_eq!((rb.submitted, rb.completed), (2.0, 1.0));
+        assert_eq!((rb.submitted, rb.completed), (1.33, 0.67));
         let total = total.expect("total");
-        assert_eq!((total.submitted, total.completed, total.failed), (7.0, 3.0, 1.0));
+        assert_eq!((total.submitted, total.completed, total.failed), (4.66, 2.0, 0.67));
         // Dropped and made again: its counters start over.
         let (rows, _) = meter.measure(later + Duration::from_secs(1), &[(a, counters(1, 1, 0, 0))]);
         assert_eq!(rows[0].expect("rates").completed, 1.0);
