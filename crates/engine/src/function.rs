@@ -7,7 +7,47 @@ use bytes::Bytes;
 use sprocket_proto::Priority;
 
 use crate::hash::FastSet;
+use crate::outcome::Outcome;
 use crate::types::{ConnId, FnId, JobNo};
+
+/// How many jobs of one function were submitted and how they ended, since
+/// the server started (Prometheus counters and the dashboard's rates are
+/// made from them). Each is bumped once per job, so they cost a few
+/// additions on the hot path.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionCounters {
+    /// New jobs made by a SUBMIT_* (a submission that joins an existing
+    /// job by its unique is not a new job; jobs replayed from the store at
+    /// start-up were counted by the server run that took them).
+    pub submitted: u64,
+    /// Jobs that ended with WORK_COMPLETE.
+    pub completed: u64,
+    /// Jobs that ended with WORK_FAIL, or whose time limit
+    /// (`--timeout-action fail`) or attempts (`--job-retries`) ran out.
+    pub failed: u64,
+    /// Jobs that ended with WORK_EXCEPTION.
+    pub exceptions: u64,
+    /// Attempts put back for another try by a retry policy. No such policy
+    /// exists yet, so this stays 0.
+    pub retried: u64,
+    /// Jobs moved to a dead-job list. No such list exists yet, so this
+    /// stays 0.
+    pub dead: u64,
+}
+
+impl FunctionCounters {
+    /// Counts the end of a job as `outcome`; ends that are no verdict on
+    /// the job (cancelled, function dropped, abandoned, not stored) are
+    /// not counted.
+    fn count_end(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Completed { .. } => self.completed += 1,
+            Outcome::Exception { .. } => self.exceptions += 1,
+            Outcome::Failed | Outcome::TimedOut | Outcome::Dropped { .. } => self.failed += 1,
+            Outcome::Cancelled | Outcome::FunctionDropped | Outcome::NotStored | Outcome::Abandoned => {}
+        }
+    }
+}
 
 /// One function.
 ///
@@ -32,6 +72,7 @@ pub(crate) struct Function {
     sleepers: VecDeque<ConnId>,
     /// Queue limits per priority; 0 means none.
     max_queue: [u32; 3],
+    counters: FunctionCounters,
 }
 
 impl Function {
@@ -66,6 +107,11 @@ impl Function {
 
     pub fn max_queue(&self) -> [u32; 3] {
         self.max_queue
+    }
+
+    /// Jobs submitted and ended since the server started.
+    pub fn counters(&self) -> FunctionCounters {
+        self.counters
     }
 
     /// Sets the queue limits per priority (0 = none).
@@ -220,6 +266,20 @@ impl FunctionTable {
             .iter()
             .enumerate()
             .find_map(|(i, f)| f.as_ref().filter(|f| f.name.eq_ignore_ascii_case(name)).map(|_| i as FnId))
+    }
+
+    /// Counts a new job submitted to function `f`.
+    pub fn count_submitted(&mut self, f: FnId) {
+        if let Some(func) = self.get_mut(f) {
+            func.counters.submitted += 1;
+        }
+    }
+
+    /// Counts the end of a job of function `f` as `outcome`.
+    pub fn count_end(&mut self, f: FnId, outcome: &Outcome) {
+        if let Some(func) = self.get_mut(f) {
+            func.counters.count_end(outcome);
+        }
     }
 
     /// Forgets function `f`; its slot stays empty.

@@ -38,6 +38,7 @@ pub mod views;
 
 pub use commands::CommandError;
 pub use engine::Engine;
+pub use function::FunctionCounters;
 pub use hash::FastMap;
 pub use outcome::{AttemptEnd, Outcome};
 pub use sprocket_records::{Record, RecordFilter, RecordState};

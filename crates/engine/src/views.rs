@@ -11,6 +11,7 @@ use bytes::Bytes;
 use sprocket_proto::Priority;
 
 use crate::engine::Engine;
+use crate::function::FunctionCounters;
 use crate::job::{Job, JobState};
 use crate::types::{ConnId, JobNo, Millis};
 
@@ -30,6 +31,8 @@ pub struct FunctionView {
     pub workers: usize,
     /// Queue limits per priority (high, normal, low); 0 means none.
     pub max_queue: [u32; 3],
+    /// Jobs submitted and ended since the server started.
+    pub counters: FunctionCounters,
 }
 
 impl FunctionView {
@@ -162,6 +165,7 @@ impl Engine {
                 queued: f.queued(),
                 workers: f.workers(),
                 max_queue: f.max_queue(),
+                counters: f.counters(),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
@@ -307,5 +311,34 @@ mod tests {
         let info = engine.server_info();
         assert_eq!((info.jobs, info.connections, info.functions, info.now), (3, 2, 2, 2));
         assert_eq!(engine.job_view(b"H:t:99"), None);
+    }
+
+    #[test]
+    fn counters_follow_submits_and_job_ends() {
+        let mut engine = Engine::new(Config { handle_prefix: "H:t".into(), ..Config::default() });
+        engine.connected(1, 11, "10.0.0.1".into());
+        engine.connected(2, 12, "10.0.0.2".into());
+        engine.request(1, Request::CanDo { function: b("resize") }, 1);
+        for unique in ["a", "b", "c", "d"] {
+            submit(&mut engine, 2, "resize", unique, Priority::Normal);
+        }
+        // Joins job "a": not a new job.
+        submit(&mut engine, 2, "resize", "a", Priority::Normal);
+        let ends = [
+            Request::WorkComplete { handle: b("H:t:1"), data: b("r") },
+            Request::WorkFail { handle: b("H:t:2") },
+            Request::WorkException { handle: b("H:t:3"), data: b("boom") },
+        ];
+        for (i, end) in ends.into_iter().enumerate() {
+            engine.request(1, Request::GrabJob, 2 + i as Millis);
+            engine.request(1, end, 2 + i as Millis);
+        }
+        // Cancelled: no verdict on the job, not counted.
+        engine.cancel_job(b"H:t:4").expect("job 4 exists");
+        let counters = engine.functions_view()[0].counters;
+        assert_eq!(
+            counters,
+            FunctionCounters { submitted: 4, completed: 1, failed: 1, exceptions: 1, retried: 0, dead: 0 }
+        );
     }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sprocket_engine::{CommandError, FunctionView, JobFilter, JobStatus, JobView, WorkerView};
+use sprocket_engine::{CommandError, FunctionCounters, FunctionView, JobFilter, JobStatus, JobView, WorkerView};
 use sprocket_proto::Priority;
 
 use crate::backend::{Backend, Unavailable};
@@ -29,6 +29,8 @@ pub(crate) struct AppState {
     pub gearman: Option<std::net::SocketAddr>,
     /// The Gearman port's `--max-packet-size`.
     pub max_packet_size: u32,
+    /// The poller behind `/api/v1/events`, shared by every stream.
+    pub live: Arc<crate::live::LiveFeed>,
 }
 
 /// An error answer: its status and a message for a person.
@@ -173,6 +175,31 @@ pub(crate) struct FunctionOut {
     queued: ByPriority<usize>,
     workers: usize,
     max_queue: ByPriority<u32>,
+    counters: CountersOut,
+}
+
+/// A function's jobs counted since the server started.
+#[derive(Serialize)]
+pub(crate) struct CountersOut {
+    submitted: u64,
+    completed: u64,
+    failed: u64,
+    exceptions: u64,
+    retried: u64,
+    dead: u64,
+}
+
+impl From<FunctionCounters> for CountersOut {
+    fn from(c: FunctionCounters) -> Self {
+        CountersOut {
+            submitted: c.submitted,
+            completed: c.completed,
+            failed: c.failed,
+            exceptions: c.exceptions,
+            retried: c.retried,
+            dead: c.dead,
+        }
+    }
 }
 
 impl From<FunctionView> for FunctionOut {
@@ -185,6 +212,7 @@ impl From<FunctionView> for FunctionOut {
             queued: f.queued.into(),
             workers: f.workers,
             max_queue: f.max_queue.into(),
+            counters: f.counters.into(),
         }
     }
 }

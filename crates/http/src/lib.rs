@@ -1,6 +1,8 @@
-//! sprocketd's web port: a JSON API under `/api/v1/` (described by the
-//! OpenAPI document at `/api/v1/openapi.json`) and Prometheus metrics at
-//! `/metrics`, served from the same process as the Gearman port.
+//! sprocketd's web port: a dashboard at `/` (a page built into the
+//! binary), a JSON API under `/api/v1/` (described by the OpenAPI document
+//! at `/api/v1/openapi.json`) with a live stream of snapshots at
+//! `/api/v1/events`, and Prometheus metrics at `/metrics`, served from the
+//! same process as the Gearman port.
 //!
 //! The web port never touches the engine itself: every answer comes
 //! through a [`Backend`], which the server implements with its typed
@@ -13,7 +15,9 @@
 mod api;
 mod auth;
 mod backend;
+mod dashboard;
 mod listen;
+mod live;
 mod metrics;
 mod openapi;
 mod serve;

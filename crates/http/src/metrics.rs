@@ -9,12 +9,12 @@
 
 use std::fmt::Write as _;
 
-use sprocket_engine::{FunctionView, ServerInfo};
+use sprocket_engine::{FunctionCounters, FunctionView, ServerInfo};
 
 /// Renders the page. `uptime` is in seconds.
 pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], uptime: f64) -> String {
-    // About 300 bytes per function for the seven per-function series.
-    let mut out = String::with_capacity(2048 + functions.len() * 320);
+    // About 700 bytes per function for the thirteen per-function series.
+    let mut out = String::with_capacity(4096 + functions.len() * 720);
     gauge(&mut out, "gearman_up", "1 when the server answers.");
     out.push_str("gearman_up 1\n");
     gauge(&mut out, "gearman_version_info", "The server's version, in the version label.");
@@ -39,6 +39,24 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], uptime: f64)
             let _ = writeln!(out, "sprocket_jobs_queued{{function=\"{name}\",priority=\"{priority}\"}} {n}");
         }
     }
+    let counters: [(&str, &str, Counter); 6] = [
+        ("sprocket_jobs_submitted_total", "New jobs submitted to the function.", |c| c.submitted),
+        ("sprocket_jobs_completed_total", "Jobs of the function that ended with WORK_COMPLETE.", |c| c.completed),
+        (
+            "sprocket_jobs_failed_total",
+            "Jobs of the function that failed: WORK_FAIL, time limit or retries used up.",
+            |c| c.failed,
+        ),
+        ("sprocket_jobs_exceptions_total", "Jobs of the function that ended with WORK_EXCEPTION.", |c| c.exceptions),
+        ("sprocket_jobs_retried_total", "Attempts of the function's jobs put back for a retry.", |c| c.retried),
+        ("sprocket_jobs_dead_total", "Jobs of the function moved to the dead jobs.", |c| c.dead),
+    ];
+    for (metric, help, value) in counters {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
+        for (f, name) in functions.iter().zip(&names) {
+            let _ = writeln!(out, "{metric}{{function=\"{name}\"}} {}", value(&f.counters));
+        }
+    }
 
     let whole: [(&str, &str, f64); 6] = [
         ("sprocket_uptime_seconds", "Seconds since the web port started with the server.", uptime),
@@ -61,6 +79,8 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], uptime: f64)
 
 /// One number of a function's view.
 type Count = fn(&FunctionView) -> usize;
+/// One of a function's counters.
+type Counter = fn(&FunctionCounters) -> u64;
 
 fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -96,6 +116,7 @@ mod tests {
             queued: [0, total - running, 0],
             workers,
             max_queue: [0; 3],
+            counters: FunctionCounters { submitted: 7, completed: 4, failed: 1, exceptions: 2, ..Default::default() },
         }
     }
 
@@ -127,6 +148,13 @@ mod tests {
             "sprocket_jobs_queued{function=\"resize\",priority=\"normal\"} 3",
             "sprocket_connections 2",
             "sprocket_uptime_seconds 3.5",
+            "sprocket_jobs_submitted_total{function=\"resize\"} 7",
+            "sprocket_jobs_completed_total{function=\"resize\"} 4",
+            "sprocket_jobs_failed_total{function=\"resize\"} 1",
+            "sprocket_jobs_exceptions_total{function=\"resize\"} 2",
+            "sprocket_jobs_retried_total{function=\"resize\"} 0",
+            "sprocket_jobs_dead_total{function=\"resize\"} 0",
+            "# TYPE sprocket_jobs_completed_total counter",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }

@@ -1,7 +1,8 @@
 //! The OpenAPI 3 document of the JSON API, served at
 //! `/api/v1/openapi.json`. It is kept as a JSON file beside this module so
 //! it reads as what clients get; a test checks that every route the router
-//! serves is in it.
+//! serves is in it. The dashboard's page and files (`/`, `/dashboard.js`,
+//! `/dashboard.css`, merged from `dashboard.rs`) are not API and not in it.
 
 pub(crate) const DOCUMENT: &str = include_str!("openapi.json");
 

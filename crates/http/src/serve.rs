@@ -109,9 +109,11 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, auth = config.token.is_some(), "web port listening");
     }
+    let started = Instant::now();
     let state = AppState {
+        live: crate::live::LiveFeed::new(Arc::clone(&backend), started, config.store.clone()),
         backend,
-        started: Instant::now(),
+        started,
         store: config.store.clone(),
         gearman: config.gearman,
         max_packet_size: config.max_packet_size,
@@ -162,6 +164,9 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/jobs", get(api::jobs).post(api::submit_job))
         .route("/api/v1/jobs/{handle}", get(api::job))
         .route("/api/v1/jobs/{handle}/cancel", post(api::cancel_job))
+        .route("/api/v1/events", get(crate::live::events))
+        // The dashboard's page and its files: not part of the API.
+        .merge(crate::dashboard::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

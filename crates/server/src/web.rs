@@ -79,8 +79,7 @@ pub(crate) fn announce(gearman: &[SocketAddr], store: &str, web: Option<SocketAd
     }
     let listening: Vec<String> = gearman.iter().map(ToString::to_string).collect();
     let web = match web {
-        // The dashboard is not there yet: name what is.
-        Some(addr) => format!("web API http://{addr}/api/v1/ and http://{addr}/metrics"),
+        Some(addr) => format!("dashboard http://{addr}/ (API /api/v1/, metrics /metrics)"),
         None => "no web port".into(),
     };
     eprintln!(

@@ -28,6 +28,7 @@ impl Engine {
             return;
         }
         let running = job.is_running();
+        self.functions.count_end(job.function, &outcome);
         self.close_record(job_no, &outcome);
         if matches!(outcome, Outcome::Cancelled) && running {
             self.delete_row(job_no);

@@ -76,6 +76,7 @@ impl Engine {
         // The queued record goes in the insert's commit, so that a restart
         // gives the job its handle back.
         self.write_live_record(job_no);
+        self.functions.count_submitted(f);
         if !s.background {
             if let Some(c) = self.conns.get_mut(conn) {
                 c.waiting.push(job_no);

@@ -1,0 +1,465 @@
+// sprocketd dashboard. Plain JavaScript, no build step, nothing loaded
+// from elsewhere: it shows the live stream at api/v1/events (one JSON
+// snapshot a second: overview, functions, workers) and calls the JSON API
+// for job lookups and operator actions. Paths are relative, so the page also works behind a
+// proxy that serves it under a prefix.
+"use strict";
+
+(function () {
+  // The chart keeps this much history, in the browser only.
+  const HISTORY_MS = 10 * 60 * 1000;
+  // Without an event for this long, the page says it is not live.
+  const STALE_MS = 3500;
+
+  const history = [];
+  let lastEventAt = 0;
+  let lastSnapshot = null;
+  let workersShown = null;
+  // A token typed in after a 401 (the browser's own sign-in, with the
+  // token as password, needs none of this).
+  let token = sessionStorage.getItem("sprocket-token");
+
+  const $ = (id) => document.getElementById(id);
+
+  // The page's directory without any user:password@ the address was
+  // opened with: fetch refuses URLs that carry credentials (the browser
+  // still sends the ones it signed in with).
+  const base = location.origin + location.pathname.replace(/[^/]*$/, "");
+
+  function element(tag, props, ...children) {
+    const node = document.createElement(tag);
+    Object.assign(node, props || {});
+    for (const child of children) {
+      node.append(child);
+    }
+    return node;
+  }
+
+  function count(n) {
+    return n == null ? "–" : Number(n).toLocaleString("en-US");
+  }
+
+  function rate(r) {
+    if (r == null) return "–";
+    if (r === 0) return "0";
+    return r < 10 ? r.toFixed(1) : Math.round(r).toLocaleString("en-US");
+  }
+
+  function duration(seconds) {
+    const s = Math.floor(seconds);
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    if (d > 0) return d + "d " + h + "h";
+    if (h > 0) return h + "h " + m + "m";
+    if (m > 0) return m + "m " + (s % 60) + "s";
+    return s + "s";
+  }
+
+  // Calls the API. Write calls carry a JSON body (the server wants one)
+  // and the browser adds Origin, which the server checks against its own
+  // address. On 401 it asks for the token once and tries again.
+  async function api(method, path, body) {
+    for (let attempt = 0; ; attempt++) {
+      const headers = {};
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (token) headers["Authorization"] = "Bearer " + token;
+      const answer = await fetch(base + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (answer.status === 401 && attempt === 0) {
+        const given = window.prompt("This server needs its web token (--web-token):");
+        if (given) {
+          token = given;
+          sessionStorage.setItem("sprocket-token", given);
+          continue;
+        }
+      }
+      let data = null;
+      try {
+        data = await answer.json();
+      } catch (_) {
+        data = null;
+      }
+      if (!answer.ok) {
+        const error = new Error((data && data.error) || answer.status + " " + answer.statusText);
+        error.status = answer.status;
+        throw error;
+      }
+      return data;
+    }
+  }
+
+  // ---- live stream ------------------------------------------------------
+
+  function setLive(on) {
+    const live = $("live");
+    live.className = "live " + (on ? "on" : "off");
+    live.textContent = on ? "live" : lastEventAt ? "reconnecting…" : "connecting…";
+  }
+
+  function connect() {
+    const source = new EventSource(base + "api/v1/events");
+    source.onmessage = (event) => {
+      lastEventAt = Date.now();
+      setLive(true);
+      let snapshot;
+      try {
+        snapshot = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      show(snapshot);
+    };
+    source.onerror = () => {
+      setLive(false);
+      // A refused stream (401, server gone) is not retried by the
+      // browser: start a new one a little later.
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, 5000);
+      }
+    };
+  }
+
+  function show(s) {
+    lastSnapshot = s;
+    $("version").textContent = s.version;
+    document.title = "sprocketd " + s.version;
+    $("ov-uptime").textContent = duration(s.uptime_seconds);
+    const store = $("ov-store");
+    store.textContent = s.store.name + (s.store.up ? "" : " (unreachable)");
+    store.className = "value small" + (s.store.up ? "" : " bad");
+    $("ov-connections").textContent = count(s.connections);
+    $("ov-workers").textContent = count(s.workers);
+    $("ov-queued").textContent = count(s.queued);
+    $("ov-running").textContent = count(s.running);
+    $("ov-completed-rate").textContent = rate(s.rates && s.rates.completed);
+    $("ov-failed-rate").textContent = rate(s.rates && s.rates.failed);
+    if (s.rates) {
+      history.push({ t: s.time_ms, completed: s.rates.completed, failed: s.rates.failed });
+      while (history.length && history[0].t < s.time_ms - HISTORY_MS) history.shift();
+    }
+    drawChart();
+    showFunctions(s.function_rows);
+    showWorkers(s.worker_rows, s.connections);
+  }
+
+  // ---- chart ------------------------------------------------------------
+
+  function niceCeiling(v) {
+    if (v <= 1) return 1;
+    const power = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const step of [1, 2, 5, 10]) {
+      if (v <= step * power) return step * power;
+    }
+    return 10 * power;
+  }
+
+  function drawChart() {
+    const canvas = $("chart");
+    const ratio = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (!width || !height) return;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    const css = getComputedStyle(document.documentElement);
+    const colour = (name) => css.getPropertyValue(name).trim();
+
+    const left = 44;
+    const right = 8;
+    const top = 10;
+    const bottom = 22;
+    const plotWidth = width - left - right;
+    const plotHeight = height - top - bottom;
+    const end = history.length ? history[history.length - 1].t : Date.now();
+    const start = end - HISTORY_MS;
+    let highest = 0;
+    for (const p of history) highest = Math.max(highest, p.completed, p.failed);
+    const ceiling = niceCeiling(highest);
+
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = colour("--muted");
+    ctx.strokeStyle = colour("--line");
+    ctx.lineWidth = 1;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    for (const fraction of [0, 0.5, 1]) {
+      const y = Math.round(top + plotHeight * (1 - fraction)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(width - right, y);
+      ctx.stroke();
+      ctx.fillText(String(Number((ceiling * fraction).toFixed(1))), left - 6, y);
+    }
+    ctx.textBaseline = "top";
+    ctx.textAlign = "left";
+    ctx.fillText("10 min ago", left, height - bottom + 6);
+    ctx.textAlign = "center";
+    ctx.fillText("5 min", left + plotWidth / 2, height - bottom + 6);
+    ctx.textAlign = "right";
+    ctx.fillText("now", width - right, height - bottom + 6);
+
+    const x = (t) => left + ((t - start) / HISTORY_MS) * plotWidth;
+    const y = (v) => top + plotHeight * (1 - v / ceiling);
+    // Failures first: where both are 0 the line reads as all well.
+    for (const [key, name] of [["failed", "--bad"], ["completed", "--good"]]) {
+      if (!history.length) break;
+      ctx.strokeStyle = colour(name);
+      ctx.lineWidth = 2;
+      ctx.lineJoin = "round";
+      ctx.beginPath();
+      history.forEach((p, i) => (i ? ctx.lineTo(x(p.t), y(p[key])) : ctx.moveTo(x(p.t), y(p[key]))));
+      ctx.stroke();
+    }
+  }
+
+  // ---- functions --------------------------------------------------------
+
+  const FUNCTION_COLUMNS = [
+    ["queued", "Queued", (f) => count(f.queued)],
+    ["running", "Running", (f) => count(f.running)],
+    ["workers", "Workers", (f) => count(f.workers)],
+    ["submitted", "Submitted", (f) => count(f.counters.submitted)],
+    ["completed", "Completed", (f) => count(f.counters.completed)],
+    ["failed", "Failed", (f) => count(f.counters.failed)],
+    ["exceptions", "Exceptions", (f) => count(f.counters.exceptions)],
+    ["completed-rate", "Completed/s", (f) => rate(f.rates && f.rates.completed)],
+    ["failed-rate", "Failed/s", (f) => rate(f.rates && f.rates.failed)],
+  ];
+
+  function functionRow(name) {
+    const row = element("tr");
+    row.dataset.function = name;
+    row.append(element("td", { className: "name", textContent: name }));
+    for (const [key, label] of FUNCTION_COLUMNS) {
+      const cell = element("td", { className: "num" });
+      cell.dataset.col = key;
+      cell.dataset.label = label;
+      row.append(cell);
+    }
+    const limits = element("button", { type: "button", className: "small", textContent: "Max queue…" });
+    limits.dataset.action = "max-queue";
+    limits.addEventListener("click", () => editMaxQueue(name));
+    const drop = element("button", { type: "button", className: "small danger", textContent: "Drop…" });
+    drop.dataset.action = "drop";
+    drop.addEventListener("click", () => confirmDrop(name));
+    row.append(element("td", { className: "actions" }, limits, drop));
+    return row;
+  }
+
+  function showFunctions(rows) {
+    const body = $("fn-table").querySelector("tbody");
+    const existing = new Map();
+    for (const tr of body.rows) existing.set(tr.dataset.function, tr);
+    let previous = null;
+    for (const f of rows) {
+      let tr = existing.get(f.name);
+      existing.delete(f.name);
+      if (!tr) tr = functionRow(f.name);
+      // Keep the server's order (by name) without rebuilding rows, so a
+      // button under the pointer stays where it is.
+      const wanted = previous ? previous.nextSibling : body.firstChild;
+      if (tr !== wanted) body.insertBefore(tr, wanted);
+      for (const [key, , value] of FUNCTION_COLUMNS) {
+        const cell = tr.querySelector('td[data-col="' + key + '"]');
+        const text = value(f);
+        if (cell.textContent !== text) cell.textContent = text;
+      }
+      previous = tr;
+    }
+    for (const tr of existing.values()) tr.remove();
+    $("fn-empty").hidden = rows.length > 0;
+    $("fn-table").hidden = rows.length === 0;
+    $("functions-count").textContent = rows.length ? "(" + count(rows.length) + ")" : "";
+  }
+
+  // ---- dialogs ----------------------------------------------------------
+
+  // Shows the dialog; `act` runs on OK and closes it when it succeeds, or
+  // shows its error.
+  function openDialog(title, body, okText, danger, act) {
+    const dialog = $("dialog");
+    $("dialog-title").textContent = title;
+    $("dialog-body").replaceChildren(...body);
+    const error = $("dialog-error");
+    error.hidden = true;
+    const ok = $("dialog-ok");
+    ok.textContent = okText;
+    ok.className = danger ? "primary danger" : "primary";
+    ok.disabled = false;
+    $("dialog-form").onsubmit = async (event) => {
+      event.preventDefault();
+      ok.disabled = true;
+      try {
+        await act();
+        dialog.close();
+      } catch (e) {
+        error.textContent = e.message;
+        error.hidden = false;
+      } finally {
+        ok.disabled = false;
+      }
+    };
+    $("dialog-cancel").onclick = () => dialog.close();
+    dialog.showModal();
+  }
+
+  function confirmDrop(name) {
+    const row = lastSnapshot && lastSnapshot.function_rows.find((f) => f.name === name);
+    const queued = row ? row.queued : 0;
+    openDialog(
+      "Drop function " + name + "?",
+      [
+        element("p", {
+          textContent:
+            "Its " + count(queued) + " queued job" + (queued === 1 ? "" : "s") +
+            " end now (waiting clients get WORK_FAIL) and the function is forgotten. " +
+            "A function with workers or running jobs cannot be dropped.",
+        }),
+      ],
+      "Drop",
+      true,
+      () => api("DELETE", "api/v1/functions/" + encodeURIComponent(name)),
+    );
+  }
+
+  async function editMaxQueue(name) {
+    let current;
+    try {
+      current = await api("GET", "api/v1/functions/" + encodeURIComponent(name));
+    } catch (e) {
+      window.alert("Cannot read " + name + ": " + e.message);
+      return;
+    }
+    const inputs = {};
+    const lines = ["high", "normal", "low"].map((p) => {
+      inputs[p] = element("input", { type: "number", min: "0", step: "1", value: String(current.max_queue[p]), required: true });
+      inputs[p].name = p;
+      return element("label", {}, p.charAt(0).toUpperCase() + p.slice(1) + " priority", inputs[p]);
+    });
+    openDialog(
+      "Queue limits of " + name,
+      [element("p", { className: "muted", textContent: "Most jobs the function may hold, by the priority of a new job; 0 is no limit." }), ...lines],
+      "Save",
+      false,
+      () => {
+        const limits = {};
+        for (const p of ["high", "normal", "low"]) {
+          const n = Number(inputs[p].value);
+          if (!Number.isInteger(n) || n < 0 || n > 4294967295) throw new Error(p + ": a whole number from 0 to 4294967295");
+          limits[p] = n;
+        }
+        return api("POST", "api/v1/functions/" + encodeURIComponent(name) + "/max-queue", limits);
+      },
+    );
+  }
+
+  // ---- workers ----------------------------------------------------------
+
+  function showWorkers(workers, connections) {
+    // Rebuilt only when something changed, so a selection survives.
+    const shape = JSON.stringify(workers);
+    if (shape === workersShown) return;
+    workersShown = shape;
+    const body = $("worker-table").querySelector("tbody");
+    const cell = (label, text, className) => {
+      const td = element("td", { textContent: text, className: className || "" });
+      td.dataset.label = label;
+      return td;
+    };
+    body.replaceChildren(
+      ...workers.map((w) => {
+        const tr = element(
+          "tr",
+          {},
+          cell("Id", String(w.id), "num"),
+          cell("Address", w.address),
+          cell("Client id", w.client_id == null ? "–" : w.client_id),
+          cell("Functions", w.functions.join(", ")),
+          cell("Running jobs", w.running.length ? w.running.join(", ") : "–"),
+          cell("State", w.sleeping ? "sleeping" : w.running.length ? "working" : "awake"),
+        );
+        tr.dataset.worker = String(w.id);
+        return tr;
+      }),
+    );
+    $("worker-table").hidden = workers.length === 0;
+    $("workers-empty").hidden = workers.length > 0;
+    $("workers-count").textContent = "(" + count(workers.length) + " of " + count(connections) + " connections)";
+  }
+
+  // ---- job lookup -------------------------------------------------------
+
+  async function lookUp(handle) {
+    const out = $("lookup-result");
+    out.replaceChildren(element("p", { className: "muted", textContent: "Looking up…" }));
+    let job;
+    try {
+      job = await api("GET", "api/v1/jobs/" + encodeURIComponent(handle));
+    } catch (e) {
+      const text = e.status === 404 ? "No live job has the handle " + handle + " (a job that ended is no longer listed)." : e.message;
+      out.replaceChildren(element("p", { className: e.status === 404 ? "muted" : "bad", textContent: text }));
+      return;
+    }
+    const when = job.when == null ? "at once" : new Date(job.when * 1000).toLocaleString();
+    const fields = [
+      ["Handle", job.handle],
+      ["Function", job.function],
+      ["Unique", job.unique || "–"],
+      ["State", job.state + (job.worker == null ? "" : " (worker " + job.worker + ")")],
+      ["Priority", job.priority],
+      ["Background", job.background ? "yes" : "no"],
+      ["Runs", when],
+      ["Failed attempts", String(job.attempts)],
+      ["Waiting clients", String(job.clients)],
+      ["Progress", job.progress.denominator ? job.progress.numerator + " / " + job.progress.denominator : "–"],
+      ["Stored", job.stored ? "yes" : "no"],
+    ];
+    const list = element("dl", { className: "job" });
+    for (const [name, value] of fields) list.append(element("dt", { textContent: name }), element("dd", { textContent: value }));
+    const cancel = element("button", { type: "button", className: "danger", textContent: "Cancel job…" });
+    cancel.addEventListener("click", () =>
+      openDialog(
+        "Cancel job " + job.handle + "?",
+        [element("p", { textContent: "Its waiting clients get WORK_FAIL; a running job finishes with nobody listening." })],
+        "Cancel job",
+        true,
+        async () => {
+          await api("POST", "api/v1/jobs/" + encodeURIComponent(job.handle) + "/cancel", {});
+          lookUp(job.handle);
+        },
+      ),
+    );
+    out.replaceChildren(list, cancel);
+  }
+
+  // ---- start ------------------------------------------------------------
+
+  function start() {
+    $("lookup-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const handle = $("lookup-handle").value.trim();
+      if (handle) lookUp(handle);
+    });
+    window.addEventListener("resize", drawChart);
+    setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
+    drawChart();
+    connect();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

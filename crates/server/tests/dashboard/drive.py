@@ -1,0 +1,229 @@
+"""Drives sprocketd's dashboard in headless Chromium (Debian's chromium and
+chromium-driver, through selenium), for crates/server/tests/dashboard.rs.
+
+The Rust test starts the server and the Gearman clients; this script talks
+to it over stdin/stdout: it prints a line when a stage is done and, where
+the test must act next (start a worker), waits for a line on stdin. Any
+failed check raises, which exits non-zero with the reason on stderr and a
+screenshot `failure.png`.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def wait_until(what, check, seconds=20.0):
+    """Polls `check` until it returns a true value; returns that value."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as e:  # the page is still building the element
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def cell(driver, function, column):
+    return driver.find_element(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"] td[data-col="{column}"]'
+    ).text
+
+
+def number(text):
+    return float(text.replace(",", "")) if text not in ("", "–") else None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--shots", required=True)
+    p.add_argument("--function", help="has --queued jobs and gets a worker later")
+    p.add_argument("--queued", type=int)
+    p.add_argument("--lookup-handle")
+    p.add_argument("--lookup-function")
+    p.add_argument("--drop-function", required=True)
+    p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
+    p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = p.parse_args()
+    os.makedirs(args.shots, exist_ok=True)
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = args.chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,1100", "--no-first-run", "--disable-extensions",
+                 "--disable-background-networking", "--disable-component-update"):
+        options.add_argument(flag)
+    # The browser's console, to catch script errors and refused loads.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
+    shot = lambda name: driver.save_screenshot(os.path.join(args.shots, name))
+    try:
+        if args.token:
+            signed_in(driver, args, shot)
+        else:
+            run(driver, args, shot)
+    except BaseException:
+        shot("failure.png")
+        raise
+    finally:
+        driver.quit()
+
+
+def drop(driver, function, shot):
+    """Drops `function` through its button and the confirmation."""
+    driver.find_element(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"] button[data-action="drop"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
+    wait_until("the confirmation", lambda: dialog.is_displayed())
+    assert function in dialog.text, dialog.text
+    shot("drop-confirmation.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dropped row to go", lambda: not driver.find_elements(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"]'))
+    assert not dialog.is_displayed(), "the dialog stayed open: " + driver.find_element(By.ID, "dialog-error").text
+
+
+def signed_in(driver, args, shot):
+    """With --web-token: the page, its stream and its actions all carry
+    the Basic sign-in the browser was given."""
+    scheme, rest = args.url.split("://", 1)
+    driver.get(f"{scheme}://ops:{args.token}@{rest}")
+    wait_until("the live indicator", lambda: driver.find_element(By.ID, "live").text == "live")
+    wait_until("the function row", lambda: driver.find_elements(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"]'))
+    drop(driver, args.drop_function, lambda name: shot("token-" + name))
+    say("DROP_OK")
+
+
+def run(driver, args, shot):
+    origin = args.url.rstrip("/")
+    driver.get(args.url)
+
+    # The function's row shows its queued jobs, from the live stream.
+    wait_until(f"{args.function} queued = {args.queued}",
+               lambda: cell(driver, args.function, "queued") == str(args.queued))
+    wait_until("the live indicator", lambda: driver.find_element(By.ID, "live").text == "live")
+    wait_until("the workers count", lambda: driver.find_element(By.ID, "ov-workers").text == "0")
+    # Everything the page loaded came from the server itself.
+    resources = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".concat(performance.getEntriesByType('navigation').map(e => e.name))")
+    outside = [r for r in resources if not r.startswith(origin + "/")]
+    assert not outside, f"loaded from elsewhere: {outside}"
+    # Let a few more points reach the chart before the first picture.
+    time.sleep(2)
+    shot("desktop-queued.png")
+    say("QUEUED_OK")
+
+    # The test starts a worker; the page must follow without a reload.
+    driver.execute_script("window.__notReloaded = true")
+    line = sys.stdin.readline().strip()
+    assert line == "WORKER_STARTED", f"expected WORKER_STARTED, got {line!r}"
+    # While it works, the worker is listed with its function.
+    wait_until("one worker", lambda: driver.find_element(By.ID, "ov-workers").text == "1")
+    row = wait_until("the worker's row", lambda: driver.find_element(By.CSS_SELECTOR, "#worker-table tr[data-worker]").text)
+    assert args.function in row, row
+    driver.execute_script("document.getElementById('workers').scrollIntoView({block: 'end'})")
+    shot("desktop-working.png")
+    driver.execute_script("window.scrollTo(0, 0)")
+    rates = []
+
+    def all_completed():
+        rates.append(number(driver.find_element(By.ID, "ov-completed-rate").text))
+        return cell(driver, args.function, "completed") == str(args.queued)
+
+    wait_until(f"{args.queued} completed jobs of {args.function}", all_completed, seconds=40)
+    wait_until("a non-zero completed/s", lambda: rates.append(
+        number(driver.find_element(By.ID, "ov-completed-rate").text)) or any(r for r in rates if r))
+    assert cell(driver, args.function, "queued") == "0"
+    assert driver.execute_script("return window.__notReloaded === true"), "the page was reloaded"
+    history = driver.execute_script(
+        "return document.getElementById('chart').toDataURL().length")
+    assert history > 1000, "the chart is empty"
+    time.sleep(2)
+    shot("desktop-live.png")
+    say(f"LIVE_OK max_completed_rate={max(r for r in rates if r is not None)}")
+
+    # Job lookup by handle.
+    box = driver.find_element(By.ID, "lookup-handle")
+    box.clear()
+    box.send_keys(args.lookup_handle)
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    found = wait_until("the job's details", lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result dl").text)
+    assert args.lookup_function in found and args.lookup_handle in found and "queued" in found, found
+    driver.execute_script("document.getElementById('lookup').scrollIntoView()")
+    shot("lookup.png")
+    # A handle no job has.
+    box.clear()
+    box.send_keys(args.lookup_handle + "999")
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    wait_until("the not-found line", lambda: "No live job" in driver.find_element(By.ID, "lookup-result").text)
+    say("LOOKUP_OK")
+
+    # Dropping a function asks first, then the row goes.
+    driver.execute_script("window.scrollTo(0, 0)")
+    drop(driver, args.drop_function, shot)
+    say("DROP_OK")
+
+    # Queue limits: the dialog shows the current ones and saves new ones.
+    driver.find_element(
+        By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.lookup_function}"] button[data-action="max-queue"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
+    wait_until("the limits dialog", lambda: dialog.is_displayed())
+    normal = driver.find_element(By.CSS_SELECTOR, "#dialog input[name=normal]")
+    assert normal.get_attribute("value") == "0", normal.get_attribute("value")
+    normal.clear()
+    normal.send_keys("7")
+    shot("max-queue.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dialog to close", lambda: not dialog.is_displayed())
+    say("MAXQUEUE_OK")
+
+    # A phone-sized screen: nothing wider than the screen.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    driver.refresh()
+    wait_until("the function row on the phone",
+               lambda: cell(driver, args.function, "completed") == str(args.queued))
+    time.sleep(1.5)
+    widths = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[2] and widths[1] <= widths[2], f"horizontal overflow: {widths}"
+    wide = driver.execute_script(
+        "return [...document.querySelectorAll('body *')]"
+        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null)"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)")
+    assert not wide, f"elements past the right edge: {wide}"
+    shot("phone.png")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": min(height, 4000), "deviceScaleFactor": 2, "mobile": True})
+    time.sleep(0.5)
+    shot("phone-full.png")
+    say(f"PHONE_OK widths={widths}")
+
+    # The lookup of a handle no job has answered 404, as it should.
+    expected = args.lookup_handle.replace(":", "%3A") + "999 - Failed to load resource: the server responded with a status of 404"
+    errors = [e for e in driver.get_log("browser")
+              if e.get("level") == "SEVERE" and expected not in e.get("message", "")]
+    assert not errors, f"the browser console has errors: {errors}"
+    say("CONSOLE_OK")
+
+
+if __name__ == "__main__":
+    main()
