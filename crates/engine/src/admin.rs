@@ -18,6 +18,10 @@ impl Engine {
         match admin::parse_line(line) {
             AdminParse::Close => self.close(conn),
             AdminParse::Error(reply) => self.send(conn, Out::Text(reply)),
+            AdminParse::Command(AdminCommand::Record(handle)) => self.admin_record(conn, handle),
+            AdminParse::Command(AdminCommand::Records { function, state, limit }) => {
+                self.admin_records(conn, function, state, limit)
+            }
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -58,6 +62,9 @@ impl Engine {
                 self.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });
                 Bytes::from_static(admin::OK)
             }
+            // Answered by `admin_line` itself, as they may have to wait for
+            // the store.
+            AdminCommand::Record(_) | AdminCommand::Records { .. } => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
 }

@@ -13,6 +13,9 @@
 //! - `status`: GET_STATUS and GET_STATUS_UNIQUE;
 //! - `lifecycle`: the one place a job ends ([`Outcome`]) and the one place
 //!   an attempt ends ([`AttemptEnd`]), retries and requeues;
+//! - `recording`: each job's record through its life;
+//! - `reserved`: the server's own functions `sprocket.*` and the admin
+//!   commands that read records;
 //! - `durability`: store reports, the store timeout, store rows and held
 //!   replies.
 
@@ -22,10 +25,12 @@ use sprocket_proto::{Request, Response};
 use crate::coalesce::CoalesceIndex;
 use crate::conn::ConnTable;
 use crate::function::{Function, FunctionTable};
+use crate::handles::HandleBlocks;
 use crate::job::JobState;
 use crate::jobs::JobTable;
 use crate::ledger::Ledger;
 use crate::outcome::AttemptEnd;
+use crate::records::{EndedRecords, PendingReads};
 use crate::timers::{Due, Timers};
 use crate::types::*;
 
@@ -33,9 +38,15 @@ mod dispatch;
 mod durability;
 mod grab;
 mod lifecycle;
+mod recording;
+mod reserved;
 mod results;
 mod status;
 mod submit;
+
+/// Most in-memory records expired in one turn, so that a turn never takes
+/// long however many ended at once.
+const RECORD_EXPIRY_BATCH: usize = 1000;
 
 /// The Gearman job engine. Feed it events; drain [`Engine::outbox`].
 pub struct Engine {
@@ -46,6 +57,12 @@ pub struct Engine {
     coalesce: CoalesceIndex,
     ledger: Ledger,
     timers: Timers,
+    /// Ended jobs' records the engine holds (see `records`).
+    ended_records: EndedRecords,
+    /// Reads of records from the store that replies wait for.
+    pending_reads: PendingReads,
+    /// The handle numbers this engine may give out.
+    handles: HandleBlocks,
     /// The latest time any event carried; never goes back.
     now: Millis,
     out: Outbox,
@@ -54,10 +71,15 @@ pub struct Engine {
 impl Engine {
     /// An engine with no jobs, functions or connections.
     pub fn new(config: Config) -> Engine {
+        let mut jobs = JobTable::default();
+        jobs.jump_to(config.first_handle);
         Engine {
             timers: Timers::new(config.store_timeout_ms),
+            ended_records: EndedRecords::new(config.records.durable, config.records.retention),
+            pending_reads: PendingReads::default(),
+            handles: HandleBlocks::new(config.first_handle, config.handle_block),
             config,
-            jobs: JobTable::default(),
+            jobs,
             functions: FunctionTable::default(),
             conns: ConnTable::default(),
             coalesce: CoalesceIndex::default(),
@@ -163,7 +185,40 @@ impl Engine {
 
     /// When the engine next needs a `tick`, if ever.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.timers.next_deadline()
+        // Records kept in memory expire to the second: one tick can expire
+        // every record that ended within the same second.
+        let expiry = self.ended_records.next_expiry().map(|at| at.div_ceil(1000).saturating_mul(1000));
+        match (self.timers.next_deadline(), expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Another block of handle numbers arrived from the store (after
+    /// [`Outbox::wants_handles`]): `first .. first + handle_block`.
+    pub fn add_handle_block(&mut self, first: JobNo) {
+        self.handles.add(first);
+    }
+
+    /// Ended records held in memory (with `-q builtin`, or until their
+    /// store write is confirmed).
+    pub fn records_in_memory(&self) -> usize {
+        self.ended_records.len_in_memory()
+    }
+
+    /// Reads of records from the store not answered yet.
+    pub fn record_reads_pending(&self) -> usize {
+        self.pending_reads.len()
+    }
+
+    /// The number for a new job (or a reply's own handle).
+    pub(crate) fn new_job_no(&mut self) -> JobNo {
+        let (no, ask) = self.handles.take(self.jobs.next_no());
+        if ask {
+            self.out.wants_handles = true;
+        }
+        self.jobs.jump_to(no);
+        no
     }
 
     /// The store made everything up to `through` durable, except the
@@ -193,6 +248,9 @@ impl Engine {
         }
         if !expired.is_empty() {
             self.expire_inserts(&expired);
+        }
+        if self.ended_records.next_expiry().is_some_and(|at| at <= self.now) {
+            self.ended_records.expire(self.now, RECORD_EXPIRY_BATCH);
         }
     }
 
@@ -249,13 +307,26 @@ impl Engine {
 
     /// Resolves a handle sent by a peer to a job number.
     pub(crate) fn job_by_handle(&self, handle: &[u8]) -> Option<JobNo> {
+        let no = self.handle_number(handle)?;
+        self.jobs.contains(no).then_some(no)
+    }
+
+    /// The number of a handle of this server's shape (its prefix, a colon,
+    /// a number without leading zeros).
+    fn handle_number(&self, handle: &[u8]) -> Option<JobNo> {
         let prefix = self.config.handle_prefix.as_bytes();
         let rest = handle.strip_prefix(prefix)?.strip_prefix(b":")?;
         if rest.is_empty() || rest.len() > 20 || !rest.iter().all(u8::is_ascii_digit) || rest[0] == b'0' {
             return None;
         }
-        let no: JobNo = std::str::from_utf8(rest).ok()?.parse().ok()?;
-        self.jobs.contains(no).then_some(no)
+        std::str::from_utf8(rest).ok()?.parse().ok()
+    }
+
+    /// The number of a handle this server could have given (its prefix, a
+    /// number) that no job has now: for a replayed job's earlier handle.
+    pub(crate) fn job_by_handle_text(&self, handle: &[u8]) -> Option<JobNo> {
+        let no = self.handle_number(handle)?;
+        (!self.jobs.contains(no)).then_some(no)
     }
 
     fn now_secs(&self) -> i64 {

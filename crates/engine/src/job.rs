@@ -23,10 +23,10 @@ pub struct JobExtra {
     pub reducer: Bytes,
     /// The key of a replayed row, when it is not the job's own unique.
     pub stored_key: Option<StoredKey>,
-    /// Times and workers, kept only when the server asked for ended-job
-    /// reports; boxed, so the jobs that have extra fields for other reasons
-    /// (replayed rows with stored keys, reducers) pay 8 bytes when it is off.
-    pub life: Option<Box<crate::ended::JobLife>>,
+    /// The job's record (see `engine/recording.rs`), for the jobs that
+    /// have one; boxed, so the jobs that have extra fields for other
+    /// reasons (replayed rows with stored keys, reducers) pay 8 bytes for it.
+    pub record: Option<Box<sprocket_records::Record>>,
 }
 
 /// Which key a job's store row has.

@@ -26,6 +26,12 @@ impl JobTable {
         self.next_no
     }
 
+    /// Numbers from here on start at `no` (a new block of handle numbers,
+    /// or a number given out without a job); never goes back.
+    pub fn jump_to(&mut self, no: JobNo) {
+        self.next_no = self.next_no.max(no);
+    }
+
     /// Adds a job (made with a number from [`JobTable::next_no`]).
     pub fn insert(&mut self, job: Job) {
         self.next_no = self.next_no.max(job.no.saturating_add(1));

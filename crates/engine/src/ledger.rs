@@ -156,6 +156,14 @@ impl Ledger {
         self.holding.insert(conn);
     }
 
+    /// Holds every later reply to `conn` behind read `id` of job records
+    /// from the store, until [`HeldReplies::answer_read`] puts its answer
+    /// in its place.
+    pub fn hold_read(&mut self, conn: ConnId, held: &mut HeldReplies, id: u64) {
+        held.queue.push_back(Held::Read { id });
+        self.holding.insert(conn);
+    }
+
     /// Whether a turn's end must release replies of jobs done early.
     pub fn release_due(&self) -> bool {
         !self.done_early.is_empty() && !self.holding.is_empty()
@@ -191,7 +199,9 @@ enum Held {
     /// JOB_CREATED released once store sequence `seq` commits, or turned
     /// into an ERROR if that insert failed.
     JobCreated { seq: u64, handle: Bytes },
-    /// Any other reply, queued behind a held JOB_CREATED.
+    /// The answer to a read of job records from the store, not yet read.
+    Read { id: u64 },
+    /// Any other reply, queued behind a held JOB_CREATED or read.
     Ready(Out),
 }
 
@@ -217,6 +227,20 @@ impl HeldReplies {
         None
     }
 
+    /// Puts the answer to read `id` where the read waits, so that it goes
+    /// out in order with the connection's other replies; false when no
+    /// such read is held.
+    pub fn answer_read(&mut self, id: u64, answer: Vec<Out>) -> bool {
+        let Some(at) = self.queue.iter().position(|h| matches!(h, Held::Read { id: held } if *held == id)) else {
+            return false;
+        };
+        self.queue.remove(at);
+        for (i, out) in answer.into_iter().enumerate() {
+            self.queue.insert(at + i, Held::Ready(out));
+        }
+        true
+    }
+
     /// Sends what may go; true when nothing is held any more.
     fn release(
         &mut self,
@@ -227,10 +251,14 @@ impl HeldReplies {
         sends: &mut Vec<(ConnId, Out)>,
     ) -> bool {
         while let Some(front) = self.queue.front() {
-            if let Held::JobCreated { seq, .. } = front {
-                if *seq > committed && !failed.contains(seq) && !done_early.contains(seq) {
-                    break;
+            match front {
+                Held::JobCreated { seq, .. } => {
+                    if *seq > committed && !failed.contains(seq) && !done_early.contains(seq) {
+                        break;
+                    }
                 }
+                Held::Read { .. } => break,
+                Held::Ready(_) => {}
             }
             let Some(item) = self.queue.pop_front() else { break };
             let out = match item {
@@ -245,6 +273,7 @@ impl HeldReplies {
                     }
                 }
                 Held::Ready(out) => out,
+                Held::Read { .. } => continue,
             };
             sends.push((conn, out));
         }

@@ -73,13 +73,59 @@ pub struct Config {
     /// A background submit the store has not confirmed within this many
     /// milliseconds gets an error; 0 waits for ever.
     pub store_timeout_ms: u64,
-    /// Put an [`crate::EndedJob`] in [`Outbox::ended`] for every job that
-    /// ends (for the job log and the history). Off, jobs carry no timing
-    /// and nothing is built when they end.
+    /// Put the final record of every job that ends in [`Outbox::ended`]
+    /// (for the job log and the history). Off, only the jobs that
+    /// [`RecordsConfig::mode`] covers carry a record.
     pub report_ended_jobs: bool,
-    /// Keep a completed job's result in its [`crate::EndedJob`]
-    /// (`--job-log-results`).
-    pub ended_job_results: bool,
+    /// Job records: which jobs have one, their byte limit, and where
+    /// ended ones are kept.
+    pub records: RecordsConfig,
+    /// The first handle number to give out; with a store that keeps
+    /// records, the start of a block reserved in the store, so that a
+    /// handle never names two jobs, also across restarts.
+    pub first_handle: JobNo,
+    /// Handle numbers per reserved block (0: nothing is reserved); the
+    /// engine asks for the next block in [`Outbox::wants_handles`].
+    pub handle_block: u64,
+}
+
+/// Which jobs get a record (`--records`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordsMode {
+    /// No job has one.
+    #[default]
+    None,
+    /// Background jobs (and foreground jobs a background submission joined).
+    Background,
+    /// Every job.
+    All,
+}
+
+impl RecordsMode {
+    /// Whether a job submitted so gets a record.
+    pub fn covers(self, background: bool) -> bool {
+        match self {
+            RecordsMode::None => false,
+            RecordsMode::Background => background,
+            RecordsMode::All => true,
+        }
+    }
+}
+
+/// How the engine keeps job records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecordsConfig {
+    /// Which jobs have one.
+    pub mode: RecordsMode,
+    /// The per-record byte limit (`--record-max-bytes`).
+    pub limits: sprocket_records::Limits,
+    /// Records are written to the store ([`PersistOp::Record`]) and the
+    /// server reads ended ones back from it ([`Outbox::record_reads`]).
+    /// Otherwise the engine keeps ended records in memory, within
+    /// `retention`.
+    pub durable: bool,
+    /// How long ended records are kept, and (in memory) how many.
+    pub retention: sprocket_records::Retention,
 }
 
 impl Default for Config {
@@ -100,7 +146,9 @@ impl Default for Config {
             instance_id: 0,
             store_timeout_ms: 60_000,
             report_ended_jobs: false,
-            ended_job_results: false,
+            records: RecordsConfig::default(),
+            first_handle: 1,
+            handle_block: 0,
         }
     }
 }
@@ -130,6 +178,16 @@ pub enum PersistOp {
         data: Bytes,
         /// Unix seconds before which the job may not run; 0 for at once.
         when: i64,
+    },
+    /// Write a job's record (replacing the record of its handle): when it
+    /// is submitted, each time a worker takes it, and when it ends, just
+    /// before its row's delete, so that both land in the same commit.
+    Record {
+        /// The record as it is now.
+        record: Box<sprocket_records::Record>,
+        /// The key of the job's queue row (empty when it has none), so
+        /// that a replay finds the job's handle.
+        row_unique: Bytes,
     },
     /// Remove the row written under this function and key.
     Delete {
@@ -162,8 +220,33 @@ pub struct Outbox {
     pub close: Vec<ConnId>,
     /// An operator asked the server to stop.
     pub shutdown: Option<ShutdownRequest>,
-    /// Jobs that ended, when [`Config::report_ended_jobs`] is set.
-    pub ended: Vec<crate::EndedJob>,
+    /// Final records of jobs that ended, when [`Config::report_ended_jobs`]
+    /// is set.
+    pub ended: Vec<sprocket_records::Record>,
+    /// Ended records the engine needs from the store: answer each with
+    /// [`crate::Engine::record_read_done`].
+    pub record_reads: Vec<RecordRead>,
+    /// The engine has used half of its handle numbers: reserve another
+    /// block and hand it over with [`crate::Engine::add_handle_block`].
+    pub wants_handles: bool,
+}
+
+/// A read of ended records the engine asks the server for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRead {
+    /// Names the read in [`crate::Engine::record_read_done`].
+    pub id: u64,
+    /// What to read.
+    pub query: RecordQuery,
+}
+
+/// What a [`RecordRead`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordQuery {
+    /// The record of one handle.
+    Handle(Bytes),
+    /// Ended records matching a filter.
+    Search(sprocket_records::RecordFilter),
 }
 
 impl Outbox {
@@ -174,6 +257,8 @@ impl Outbox {
             && self.close.is_empty()
             && self.shutdown.is_none()
             && self.ended.is_empty()
+            && self.record_reads.is_empty()
+            && !self.wants_handles
     }
 }
 
@@ -192,6 +277,9 @@ pub struct ReplayJob {
     pub data: Bytes,
     /// Unix seconds before which the job may not run; 0 for at once.
     pub when: i64,
+    /// The job's record from before the restart, when the store kept one:
+    /// the job gets its handle back, and its record goes on.
+    pub record: Option<sprocket_records::Record>,
 }
 
 /// Longest unique id accepted (gearmand's limit).

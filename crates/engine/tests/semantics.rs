@@ -769,6 +769,7 @@ fn replay_restores_jobs_with_fresh_handles() {
             priority: p,
             data: b(u),
             when: 0,
+            record: None,
         });
     }
     let w = t.worker(&["f"]);
@@ -820,6 +821,7 @@ fn replayed_rows_are_deleted_under_exactly_their_stored_key() {
             priority: Priority::Normal,
             data: b(u),
             when: 0,
+            record: None,
         });
     }
     let w = t.worker(&["f"]);
@@ -849,6 +851,7 @@ fn replayed_dash_jobs_get_their_dash_back_and_coalesce_on_data_again() {
             priority: Priority::Normal,
             data: b(d),
             when: 0,
+            record: None,
         });
     }
     let c = t.connect();

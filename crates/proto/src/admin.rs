@@ -50,6 +50,19 @@ pub enum AdminCommand {
         /// Stop accepting and end once no jobs are left.
         graceful: bool,
     },
+    /// `record HANDLE`: the job's record (sprocketd's own command).
+    Record(Bytes),
+    /// `records FUNCTION [STATE] [LIMIT]`: ended records of a function,
+    /// newest first (sprocketd's own command). The state and limit are
+    /// checked by the server, which knows the states and its limits.
+    Records {
+        /// The function.
+        function: Bytes,
+        /// A state name, when given.
+        state: Option<Bytes>,
+        /// A limit, when given (still text).
+        limit: Option<Bytes>,
+    },
 }
 
 /// What the server should do with an admin line.
@@ -159,6 +172,21 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
                 _ => [limit(tokens[2]), limit(tokens[3]), limit(tokens[4])],
             };
             AdminCommand::MaxQueue { function, limits }
+        }
+        b"record" => match (tokens.len(), arg(1)) {
+            (2, Some(handle)) => AdminCommand::Record(handle),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
+        b"records" => {
+            let Some(function) = arg(1).filter(|_| tokens.len() <= 4) else {
+                return AdminParse::Error(invalid_arguments(name));
+            };
+            // `records f 20` reads as a limit, `records f failed` as a state.
+            let (state, limit) = match (arg(2), arg(3)) {
+                (Some(a), None) if a.iter().all(u8::is_ascii_digit) => (None, Some(a)),
+                (a, b) => (a, b),
+            };
+            AdminCommand::Records { function, state, limit }
         }
         _ => return AdminParse::Error(unknown_command(name)),
     };

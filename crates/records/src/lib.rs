@@ -21,6 +21,7 @@
 //! * [`history`] (with [`histogram`]): per-function counts and percentiles
 //!   over the last minute, hour and day, with snapshots that survive a
 //!   restart.
+//! * [`filter`]: [`RecordFilter`], what a search of ended records wants.
 //! * [`memory`]: retention rules and the bounded in-memory store used with
 //!   `-q builtin`.
 //!
@@ -30,6 +31,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod duration;
+pub mod filter;
 pub mod histogram;
 pub mod history;
 pub mod json;
@@ -40,6 +43,8 @@ pub mod state;
 pub mod stored;
 pub mod text;
 
+pub use duration::{parse_duration, BadDuration};
+pub use filter::{FilterError, RecordFilter};
 pub use history::{History, HistorySnapshot, HistoryView, Window};
 pub use memory::{MemoryRecords, Retention};
 pub use record::{Attempt, Chunk, ChunkKind, Limits, Record, RecordEnded, Status, Truncation, Worker};

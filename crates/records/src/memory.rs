@@ -146,6 +146,20 @@ impl MemoryRecords {
             .collect()
     }
 
+    /// Records matching `filter`, newest end first, at most its limit.
+    /// Walks the records from the newest end and stops at `filter.since`
+    /// or once the limit is reached.
+    pub fn find(&self, filter: &crate::filter::RecordFilter) -> Vec<&Record> {
+        self.by_end
+            .iter()
+            .rev()
+            .take_while(|(end, _)| filter.since.is_none_or(|since| *end >= since))
+            .filter_map(|(_, handle)| self.by_handle.get(handle))
+            .filter(|record| filter.matches(record.function(), record.state(), record.finished()))
+            .take(filter.limit)
+            .collect()
+    }
+
     /// Removes up to `batch` expired records at `now`, oldest first, and
     /// returns them. Called often with a small batch, so no call takes
     /// long.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sprocket_engine::{Config as EngineConfig, TimeoutAction};
+use sprocket_engine::{Config as EngineConfig, RecordsConfig, RecordsMode, TimeoutAction};
 use sprocket_store::StoreConfig;
 
 use crate::ended_jobs::{EndedJobsConfig, JobLogTarget};
@@ -169,7 +169,22 @@ impl ServerConfig {
             instance_id: crate::engine_task::now_ms() ^ (u64::from(std::process::id()) << 40),
             store_timeout_ms: flags.store_timeout.saturating_mul(1000),
             report_ended_jobs: ended_jobs.wants_reports(),
-            ended_job_results: flags.job_log_results,
+            records: RecordsConfig {
+                mode: match flags.records.as_str() {
+                    "all" => RecordsMode::All,
+                    "none" => RecordsMode::None,
+                    _ => RecordsMode::Background,
+                },
+                limits: sprocket_records::Limits { max_bytes: flags.record_max_bytes },
+                // Set once the store is open: only a store that keeps
+                // records, written as jobs run, makes them durable.
+                durable: false,
+                retention: sprocket_records::Retention {
+                    keep_ms: u64::try_from(flags.record_retention.as_millis()).unwrap_or(u64::MAX),
+                    max_count: flags.record_max_count,
+                },
+            },
+            ..EngineConfig::default()
         };
         Ok(ServerConfig {
             engine,

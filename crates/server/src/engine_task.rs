@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sprocket_engine::{ConnId, Engine, FastMap, Millis, Out, PersistOp, ShutdownRequest};
 use sprocket_store::writer::WriterHandle;
-use sprocket_store::{Completion, JobKey, StoreOp, StoredJob};
+use sprocket_store::{Completion, JobKey, RecordRow, StoreOp, StoredJob};
 use tokio::sync::{mpsc, watch};
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::control::Control;
 use crate::ended_jobs::EndedJobs;
 use crate::event::{Event, Inbound};
 use crate::outlet::Outlet;
+use crate::record_reader::{ReaderJob, ReaderReply};
 
 /// Most events handled before the outbox is flushed.
 const MAX_EVENTS_PER_FLUSH: usize = 4096;
@@ -33,14 +34,22 @@ pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
 }
 
-/// Converts an engine store operation into the store's own type.
-pub fn to_store_op(op: PersistOp) -> StoreOp {
-    match op {
+/// Converts an engine store operation into the store's own type; `None`
+/// for a record that cannot be a row (logged; its job ends unrecorded).
+pub fn to_store_op(op: PersistOp) -> Option<StoreOp> {
+    Some(match op {
         PersistOp::Insert { function, unique, priority, data, when } => {
             StoreOp::Insert(StoredJob { function, unique, priority, data, when })
         }
         PersistOp::Delete { function, unique } => StoreOp::Delete(JobKey { function, unique }),
-    }
+        PersistOp::Record { record, row_unique } => match RecordRow::new(&record, &row_unique) {
+            Ok(row) => StoreOp::Record(row),
+            Err(e) => {
+                tracing::warn!(error = %e, "a job record cannot be stored");
+                return None;
+            }
+        },
+    })
 }
 
 /// The task that owns the engine: it takes connections' events, the
@@ -80,6 +89,9 @@ pub struct EngineTask {
     /// The job log and the history, fed with the jobs the engine reports
     /// ended.
     ended_jobs: EndedJobs,
+    /// The store's record reader: reads of ended records and handle blocks
+    /// the engine asks for, and their answers.
+    reader: Option<(mpsc::UnboundedSender<ReaderJob>, mpsc::UnboundedReceiver<ReaderReply>)>,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -117,7 +129,19 @@ impl EngineTask {
             half_closed: Vec::new(),
             withheld: FastMap::default(),
             ended_jobs: EndedJobs::default(),
+            reader: None,
         }
+    }
+
+    /// Sends the engine's reads of records and its requests for handle
+    /// numbers to the store's record reader.
+    pub fn with_record_reader(
+        mut self,
+        jobs: mpsc::UnboundedSender<ReaderJob>,
+        replies: mpsc::UnboundedReceiver<ReaderReply>,
+    ) -> EngineTask {
+        self.reader = Some((jobs, replies));
+        self
     }
 
     /// Feeds `ended_jobs` (the job log and the history) from the engine's
@@ -153,6 +177,12 @@ impl EngineTask {
             let control = async {
                 match self.control.as_mut() {
                     Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reader_reply = async {
+                match self.reader.as_mut() {
+                    Some((_, rx)) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             };
@@ -200,6 +230,11 @@ impl EngineTask {
                     let weight = self.handle(ev, &mut conns);
                     turn_weight = self.handle_waiting(&mut conns, weight, 1);
                 }
+                reply = reader_reply => match reply {
+                    Some(ReaderReply::Read { id, result }) => self.engine.record_read_done(id, result, now_ms()),
+                    Some(ReaderReply::Handles(first)) => self.engine.add_handle_block(first),
+                    None => self.reader = None,
+                },
                 c = completions => {
                     match c {
                         Some(c) => self.engine.stored(c.through, &c.failed, now_ms()),
@@ -392,7 +427,17 @@ impl EngineTask {
         let out = self.engine.take_outbox();
         if let Some(writer) = &self.writer {
             for (seq, op) in out.persist {
-                writer.submit(seq, to_store_op(op));
+                if let Some(op) = to_store_op(op) {
+                    writer.submit(seq, op);
+                }
+            }
+        }
+        if let Some((jobs, _)) = &self.reader {
+            for read in out.record_reads {
+                let _ = jobs.send(ReaderJob::Read(read));
+            }
+            if out.wants_handles {
+                let _ = jobs.send(ReaderJob::ReserveHandles);
             }
         }
         // Encode each connection's replies into one buffer and write it

@@ -347,9 +347,41 @@ pub struct Flags {
     /// admin `history`), saved in --data-dir (or beside the SQLite queue).
     #[arg(help_heading = "Sprocket's own options", long = "history")]
     pub history: bool,
+    /// Which jobs get a record (their result, data, attempts and end, kept
+    /// in the store the queue uses and read with `sprocket.result`,
+    /// `sprocket.record` and admin `record`): background jobs, every job,
+    /// or none.
+    #[arg(help_heading = "Sprocket's own options", long = "records", default_value = "background",
+          value_parser = ["background", "all", "none"])]
+    pub records: String,
+    /// How long the record of an ended job is kept, such as 7d, 12h, 90m.
+    #[arg(help_heading = "Sprocket's own options", long = "record-retention", value_name = "DURATION",
+          default_value = "7d", value_parser = parse_retention)]
+    pub record_retention: std::time::Duration,
+    /// Most bytes of data, warnings and result one record keeps; beyond it
+    /// they are kept cut, and the record says how much arrived.
+    #[arg(help_heading = "Sprocket's own options", long = "record-max-bytes", value_name = "BYTES",
+          default_value_t = sprocket_records::record::DEFAULT_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub record_max_bytes: u64,
+    /// Most ended records kept in memory (with -q builtin, where no store
+    /// keeps them); the oldest go first.
+    #[arg(help_heading = "Sprocket's own options", long = "record-max-count", value_name = "N",
+          default_value_t = sprocket_records::memory::DEFAULT_MAX_COUNT,
+          value_parser = clap::value_parser!(usize))]
+    pub record_max_count: usize,
 
     #[command(flatten, next_help_heading = "gearmand compatibility: libdrizzle MySQL queue (-q libdrizzle)")]
     pub drizzle: crate::store_config::ExtraQueueFlags,
+}
+
+/// `--record-retention`: a duration of at least one second.
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let d = sprocket_records::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!("{text:?} is shorter than a second"));
+    }
+    Ok(d)
 }
 
 /// Longest `--job-handle-prefix`: a handle is `<prefix>:<n>` with `n` up to
@@ -491,6 +523,16 @@ impl Flags {
                     prefix.len()
                 ));
             }
+            // Handles are typed in admin commands and stored as text in
+            // the record tables: printable ASCII without spaces.
+            if !prefix.bytes().all(|c| c.is_ascii_graphic()) {
+                return Err(format!(
+                    "--job-handle-prefix {prefix:?} may hold only printable ASCII characters without spaces"
+                ));
+            }
+        }
+        if self.record_max_count == 0 {
+            return Err("--record-max-count must be at least 1".into());
         }
         crate::web::check_flags(self)?;
         Ok(())

@@ -27,6 +27,7 @@ mod listener;
 mod logging;
 mod outlet;
 pub mod process;
+mod record_reader;
 mod server;
 mod store_config;
 mod tls;

@@ -8,14 +8,15 @@
 //! logging) are not here but in [`crate::process`], so a server can run
 //! inside any tokio runtime: a test starts one on port 0 in-process.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sprocket_engine::{Engine, PersistMode, ReplayJob, ShutdownRequest};
+use sprocket_engine::{Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest};
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
-use sprocket_store::{Completion, StoreConfig};
+use sprocket_store::{Completion, JobKey, Store, StoreConfig, HANDLE_BLOCK};
 use tokio::net::TcpListener;
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{mpsc, watch};
@@ -28,7 +29,7 @@ use crate::ended_jobs::{EndedJobs, Reopener};
 use crate::engine_task::{now_ms, to_store_op, EngineTask};
 use crate::error::{RunError, StartError};
 use crate::tls::{CertificateReloader, Certificates};
-use crate::{busy_poll, listener, outlet};
+use crate::{busy_poll, listener, outlet, record_reader};
 
 /// A server whose store is replayed and whose listeners are bound, not yet
 /// accepting: connections wait in the listen backlog until
@@ -37,7 +38,9 @@ use crate::{busy_poll, listener, outlet};
 pub struct Server {
     config: ServerConfig,
     engine: Engine,
-    store: Option<(WriterHandle, mpsc::UnboundedReceiver<Completion>)>,
+    store: Option<StoreLink>,
+    /// The store's record reader, when the store keeps records.
+    reader: Option<Box<dyn Store>>,
     /// Each listener, with the TLS configuration when it speaks TLS.
     listeners: Vec<(TcpListener, Option<Arc<Certificates>>)>,
     local_addrs: Vec<SocketAddr>,
@@ -82,16 +85,22 @@ impl Server {
         let mut engine_config = config.engine.clone();
         // The job log and the history are fed from the engine's reports.
         engine_config.report_ended_jobs |= config.ended_jobs.wants_reports();
-        engine_config.ended_job_results |= config.ended_jobs.job_log_results;
         let ended_jobs = EndedJobs::open(&config.ended_jobs, now_ms()).map_err(StartError::JobLog)?;
+        let opened = match &config.store {
+            Some(store_config) => Some(open_store(store_config, &mut engine_config).await?),
+            None => None,
+        };
         let mut engine = Engine::new(engine_config);
         // The clock is set before replay, so a stored epoch job already due
         // is queued in replay order instead of being scheduled behind the
         // rest.
         engine.tick(now_ms());
-        let store = match &config.store {
-            Some(store_config) => Some(open_and_replay(store_config, config.store_connections, &mut engine).await?),
-            None => None,
+        let (store, reader) = match opened {
+            Some(opened) => {
+                let (writer, reader) = replay(opened, config.store_connections, &mut engine).await?;
+                (Some(writer), reader)
+            }
+            None => (None, None),
         };
         // The files are read before any port is bound: a missing or
         // unusable one stops start-up, naming the file.
@@ -111,7 +120,7 @@ impl Server {
             let tls = tls.is_some();
             tracing::info!(%addr, tls, version = %crate::version_string(), "sprocketd listening");
         }
-        Ok(Server { config, engine, store, listeners, local_addrs, certificates, ended_jobs })
+        Ok(Server { config, engine, store, reader, listeners, local_addrs, certificates, ended_jobs })
     }
 
     /// The addresses the listeners are bound to (with the port the system
@@ -129,7 +138,7 @@ impl Server {
     /// Starts accepting connections and running jobs. Must be called
     /// within a tokio runtime.
     pub fn run(self) -> ServerHandle {
-        let Server { config, engine, store, listeners, local_addrs, certificates, ended_jobs } = self;
+        let Server { config, engine, store, reader, listeners, local_addrs, certificates, ended_jobs } = self;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
@@ -164,8 +173,14 @@ impl Server {
         let activity = busy_poll::Activity::default();
         let poller = start_busy_polling(config.busy_poll, &activity);
         let job_log = ended_jobs.reopener();
-        let task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity)
+        let retention = engine.config().records.retention;
+        let mut task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity)
             .with_ended_jobs(ended_jobs);
+        if let Some(reader) = reader {
+            let (replies_tx, replies_rx) = mpsc::unbounded_channel();
+            let jobs = record_reader::spawn(reader, retention, replies_tx);
+            task = task.with_record_reader(jobs, replies_rx);
+        }
         // A runtime task, not the caller's: wake-ups between it and the
         // connections then stay on the runtime's own threads.
         let engine_task = tokio::spawn(task.run());
@@ -225,16 +240,55 @@ impl ServerHandle {
     }
 }
 
-/// Opens the store, replays its jobs into the engine, and starts the
-/// writer on the connections asked for.
-async fn open_and_replay(
-    store_config: &StoreConfig,
+/// A store opened for the engine, before its jobs are replayed.
+struct OpenedStore {
+    store: Box<dyn Store>,
+    /// The connection that reads records, expires them and reserves
+    /// handles, when the store keeps records.
+    reader: Option<Box<dyn Store>>,
+    /// The records of the jobs still queued, by their rows' keys.
+    queued: HashMap<JobKey, Record>,
+}
+
+/// Opens the store and, when it keeps records, its reader: reserves the
+/// first block of handle numbers, reads the records of queued jobs, and
+/// tells `engine_config` that records are durable.
+async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig) -> Result<OpenedStore, StartError> {
+    let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
+    if !store.keeps_records() {
+        return Ok(OpenedStore { store, reader: None, queued: HashMap::new() });
+    }
+    let describe = store.describe();
+    let records_error = |error| StartError::Replay { store: describe.clone(), error };
+    let mut reader = match store.open_reader().await.map_err(records_error)? {
+        Some(reader) => reader,
+        None => return Ok(OpenedStore { store, reader: None, queued: HashMap::new() }),
+    };
+    engine_config.first_handle = reader.reserve_handles(HANDLE_BLOCK).await.map_err(records_error)?;
+    engine_config.handle_block = HANDLE_BLOCK;
+    engine_config.records.durable = engine_config.persist == PersistMode::Immediate;
+    let queued = reader
+        .queued_handles()
+        .await
+        .map_err(records_error)?
+        .into_iter()
+        .filter_map(|q| Some((q.key, q.record?)))
+        .collect();
+    Ok(OpenedStore { store, reader: Some(reader), queued })
+}
+
+/// Replays the store's jobs into the engine (each queued job with its
+/// record, and so its handle, when the store kept one), and starts the
+/// writer on the connections asked for. Hands back the record reader.
+async fn replay(
+    opened: OpenedStore,
     connections: u16,
     engine: &mut Engine,
-) -> Result<(WriterHandle, mpsc::UnboundedReceiver<Completion>), StartError> {
-    let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
+) -> Result<(StoreLink, Option<Box<dyn Store>>), StartError> {
+    let OpenedStore { mut store, reader, mut queued } = opened;
     let mut replay_part = |jobs: Vec<sprocket_store::StoredJob>| {
         for j in jobs {
+            let record = queued.remove(&JobKey { function: j.function.clone(), unique: j.unique.clone() });
             // With --store-queue-on-shutdown the rows stay until their jobs
             // end (gearmand 1.1.20; 1.1.21 emptied the table here, so a
             // crash after a restart lost every replayed job).
@@ -244,6 +298,7 @@ async fn open_and_replay(
                 priority: j.priority,
                 data: j.data,
                 when: j.when,
+                record,
             });
         }
     };
@@ -254,8 +309,11 @@ async fn open_and_replay(
     tracing::info!(store = %store.describe(), jobs = replayed, "replayed stored jobs");
     release_freed_memory();
     let stores = writer::open_streams(store, usize::from(connections)).await;
-    Ok(writer::spawn_streams(stores, WriterConfig::default()))
+    Ok((writer::spawn_streams(stores, WriterConfig::default()), reader))
 }
+
+/// The writer and its commit reports.
+type StoreLink = (WriterHandle, mpsc::UnboundedReceiver<Completion>);
 
 /// Starts the busy poller when the flag and the runtime allow it.
 fn start_busy_polling(flag: Option<u64>, activity: &busy_poll::Activity) -> Option<JoinHandle<()>> {
@@ -292,7 +350,9 @@ async fn finish(
             tracing::info!(jobs = n, "storing the queue at shutdown");
         }
         for (seq, op) in engine.take_outbox().persist {
-            w.submit(seq, to_store_op(op));
+            if let Some(op) = to_store_op(op) {
+                w.submit(seq, op);
+            }
         }
         w.close().await;
     }

@@ -168,6 +168,13 @@ pub trait Store: Send {
     /// a thread that nothing else needs (see [`Store::blocks`]).
     fn run_inline(&mut self) {}
 
+    /// Opens a connection beside this one for what is not the writer's:
+    /// reading records, expiring them and reserving handle numbers. Off the
+    /// writer's path, so a slow search never delays a commit.
+    async fn open_reader(&mut self) -> Result<Option<Box<dyn Store>>> {
+        self.open_another().await
+    }
+
     /// Whether the backend keeps job records: its [`Store::apply`] writes
     /// [`StoreOp::Record`] and the record methods below work. Every
     /// backend here does; the defaults below answer for one that does not

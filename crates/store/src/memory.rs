@@ -311,6 +311,7 @@ impl Store for MemoryStore {
             .map(|row| QueuedHandle {
                 key: JobKey { function: row.function.clone(), unique: row.row_unique.clone() },
                 handle: row.handle.clone(),
+                record: row.record().ok(),
             })
             .collect())
     }

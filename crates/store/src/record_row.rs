@@ -71,32 +71,7 @@ impl RecordRow {
     }
 }
 
-/// What [`Store::search_records`](crate::Store::search_records) looks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordFilter {
-    /// Only records of this function.
-    pub function: Option<Bytes>,
-    /// Only records in this state.
-    pub state: Option<RecordState>,
-    /// Only records that ended at or after this time (Unix ms).
-    pub since: Option<u64>,
-    /// Only records that ended before this time (Unix ms).
-    pub until: Option<u64>,
-    /// At most this many records, newest end first.
-    pub limit: usize,
-}
-
-impl RecordFilter {
-    /// Whether an ended record matches (the memory store's search, and a
-    /// check for the others).
-    pub fn matches(&self, function: &[u8], state: RecordState, finished: Option<u64>) -> bool {
-        let Some(end) = finished else { return false };
-        self.function.as_deref().is_none_or(|f| f == function)
-            && self.state.is_none_or(|s| s == state)
-            && self.since.is_none_or(|s| end >= s)
-            && self.until.is_none_or(|u| end < u)
-    }
-}
+pub use sprocket_records::RecordFilter;
 
 /// A queued job's handle, for replay: the queue row's key and the handle
 /// its record names.
@@ -106,6 +81,22 @@ pub struct QueuedHandle {
     pub key: crate::JobKey,
     /// The handle the job had before the restart.
     pub handle: Bytes,
+    /// Its record as last written (attempts, the one the restart
+    /// interrupted, data so far); `None` when the row cannot be decoded,
+    /// which is logged and replays the job with a new record.
+    pub record: Option<Record>,
+}
+
+/// A queued job's record body, decoded; a body that does not decode is
+/// logged (the job still replays, with a new record).
+pub(crate) fn queued_record(handle: &[u8], body: &[u8]) -> Option<Record> {
+    match sprocket_records::stored::decode(body) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(handle = %String::from_utf8_lossy(handle), error = %e, "a queued job's record cannot be read; it starts a new one");
+            None
+        }
+    }
 }
 
 /// A time in Unix ms as a signed 64-bit SQL column (times past the year

@@ -506,10 +506,11 @@ impl Store for RedisStore {
         for page in handles.chunks(SEARCH_PAGE as usize) {
             let mut pipe = ::redis::pipe();
             for h in page {
-                pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("row_unique");
+                pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("row_unique").arg("body");
             }
-            let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = pipe.query_async(&mut conn).await.map_err(ctx)?;
-            for (h, (function, unique)) in page.iter().zip(rows) {
+            let rows: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)> =
+                pipe.query_async(&mut conn).await.map_err(ctx)?;
+            for (h, (function, unique, body)) in page.iter().zip(rows) {
                 let (Some(function), Some(unique)) = (function, unique) else { continue };
                 if unique.is_empty() {
                     continue;
@@ -517,6 +518,7 @@ impl Store for RedisStore {
                 out.push(QueuedHandle {
                     key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
                     handle: Bytes::copy_from_slice(h),
+                    record: body.and_then(|body| crate::record_row::queued_record(h, &body)),
                 });
             }
         }

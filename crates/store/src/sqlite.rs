@@ -42,8 +42,9 @@ pub struct SqliteStore {
     sql: Arc<Sql>,
     conn: Option<Connection>,
     /// An exclusive `flock` on the database file for as long as the store
-    /// lives (see [`lock_database`]).
-    _lock: std::fs::File,
+    /// lives (see [`lock_database`]); `None` for a reader beside the
+    /// store that holds it ([`Store::open_reader`]).
+    _lock: Option<std::fs::File>,
     /// Commit on the caller's thread (the writer's own thread), not on
     /// tokio's blocking pool.
     inline: bool,
@@ -87,7 +88,8 @@ impl SqliteStore {
             ),
         });
         let lock = lock_database(path)?;
-        let mut store = SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, _lock: lock, inline: false };
+        let mut store =
+            SqliteStore { path: path.to_path_buf(), sync, sql, conn: None, _lock: Some(lock), inline: false };
         store.reconnect().await?;
         Ok(store)
     }
@@ -551,6 +553,22 @@ impl Store for SqliteStore {
 
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
         self.reserve_handle_numbers(block).await
+    }
+
+    async fn open_reader(&mut self) -> Result<Option<Box<dyn Store>>> {
+        // A second connection to the same file: WAL lets it read while the
+        // writer commits, and its few writes (expiry, handle blocks) wait
+        // for the writer's lock within the busy timeout.
+        let mut reader = SqliteStore {
+            path: self.path.clone(),
+            sync: self.sync,
+            sql: self.sql.clone(),
+            conn: None,
+            _lock: None,
+            inline: false,
+        };
+        reader.reconnect().await?;
+        Ok(Some(Box::new(reader)))
     }
 
     async fn reconnect(&mut self) -> Result<()> {

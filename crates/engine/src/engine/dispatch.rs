@@ -103,6 +103,16 @@ impl Engine {
     }
 
     fn can_do(&mut self, conn: ConnId, name: &Bytes, timeout_ms: Option<u64>) {
+        if name.starts_with(super::reserved::RESERVED_PREFIX) {
+            self.send_packet(
+                conn,
+                Response::error(
+                    "RESERVED_FUNCTION",
+                    "sprocket.* functions are the server's own; a worker cannot register them",
+                ),
+            );
+            return;
+        }
         let f = self.function_id(name);
         if let Some(func) = self.functions.get_mut(f) {
             func.worker_added();

@@ -23,6 +23,7 @@ impl Engine {
             }
         }
         self.ledger.confirm_through(through);
+        self.ended_records.confirmed_through(through);
         self.release_held(&failed);
     }
 

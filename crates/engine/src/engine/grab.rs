@@ -62,14 +62,8 @@ impl Engine {
             .and_then(|j| self.conns.get(conn)?.abilities.iter().find(|a| a.function == j.function))
             .and_then(|a| a.timeout_ms);
         let now = self.now;
-        let worker = self.config.report_ended_jobs.then(|| self.attempt_worker(conn)).flatten();
+        self.record_started(job_no, conn);
         let Some(job) = self.jobs.get_mut(job_no) else { return };
-        if let Some(life) = job.extra.as_mut().and_then(|e| e.life.as_mut()) {
-            life.first_started.get_or_insert(now);
-            life.attempt_started = Some(now);
-            life.starts = life.starts.saturating_add(1);
-            life.worker = worker;
-        }
         job.state = JobState::Running(conn);
         job.assignment = job.assignment.wrapping_add(1);
         let assignment = job.assignment;

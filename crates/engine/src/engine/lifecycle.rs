@@ -9,7 +9,6 @@
 use bytes::Bytes;
 use sprocket_proto::Response;
 
-use crate::ended::{AttemptWorker, EndedJob};
 use crate::engine::Engine;
 use crate::job::{Job, JobState};
 use crate::outcome::{AttemptEnd, Outcome};
@@ -29,9 +28,7 @@ impl Engine {
             return;
         }
         let running = job.is_running();
-        if self.config.report_ended_jobs {
-            self.report_end(job_no, &outcome);
-        }
+        self.close_record(job_no, &outcome);
         if matches!(outcome, Outcome::Cancelled) && running {
             self.delete_row(job_no);
             self.keep_for_worker(job_no, &outcome);
@@ -43,40 +40,6 @@ impl Engine {
                 self.tell_clients(job.handle(), &job.clients, &outcome);
             }
         }
-    }
-
-    /// Puts the end of job `job_no` in the outbox for the server's job log
-    /// and history (only called when the server asked for that).
-    fn report_end(&mut self, job_no: JobNo, outcome: &Outcome) {
-        let Some(job) = self.jobs.get_mut(job_no) else { return };
-        // Taken, not copied: the job has ended and never reports again.
-        let life = job.extra.as_mut().and_then(|e| e.life.take()).map(|life| *life).unwrap_or_default();
-        let job = &*job;
-        let function = self.functions.get(job.function).map(|f| f.name().clone()).unwrap_or_default();
-        let outcome = match outcome {
-            Outcome::Completed { .. } if !self.config.ended_job_results => Outcome::Completed { result: Bytes::new() },
-            other => other.clone(),
-        };
-        self.out.ended.push(EndedJob {
-            handle: job.handle(),
-            function,
-            unique: job.unique(),
-            priority: job.priority,
-            background: job.background,
-            outcome,
-            attempts: life.starts,
-            submitted: life.submitted,
-            first_started: life.first_started,
-            attempt_started: life.attempt_started,
-            ended: self.now,
-            worker: life.worker,
-        });
-    }
-
-    /// The identity of worker connection `conn`, for a job it takes.
-    pub(crate) fn attempt_worker(&self, conn: ConnId) -> Option<AttemptWorker> {
-        let c = self.conns.get(conn)?;
-        Some(AttemptWorker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() })
     }
 
     /// Sends each of `clients` the packet for `outcome` of the job with
@@ -133,6 +96,7 @@ impl Engine {
             self.remove_job(job_no);
             return;
         }
+        self.record_attempt_ended(job_no, why);
         match why {
             AttemptEnd::WorkerLost if ignored => self.finish_job(job_no, Outcome::Abandoned),
             AttemptEnd::TimedOut if self.config.timeout_action == TimeoutAction::Fail => {
@@ -161,6 +125,7 @@ impl Engine {
         if let Some(func) = self.functions.get_mut(f) {
             func.job_requeued(job_no, p);
         }
+        self.write_live_record(job_no);
         self.wake_workers(f);
     }
 

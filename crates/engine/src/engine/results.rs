@@ -46,6 +46,7 @@ impl Engine {
             job.numerator = num;
             job.denominator = den;
         }
+        self.record_status(job_no, num, den);
         let handle = self.jobs.get(job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             let resp = Response::WorkStatus {
@@ -59,6 +60,7 @@ impl Engine {
 
     pub(super) fn work_forward(&mut self, conn: ConnId, handle: Bytes, data: Bytes, warning: bool) {
         let Some(job_no) = self.held_job(conn, &handle, "Job does not exist on server") else { return };
+        self.record_chunk(job_no, &data, warning);
         let handle = self.jobs.get(job_no).map(|j| j.handle()).unwrap_or(handle);
         for client in self.listeners(job_no) {
             let (handle, data) = (handle.clone(), data.clone());

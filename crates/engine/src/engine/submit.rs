@@ -11,6 +11,10 @@ use crate::types::*;
 impl Engine {
     /// A SUBMIT_* request: joins an existing job or makes a new one.
     pub(super) fn submit(&mut self, conn: ConnId, s: Submit) {
+        if s.function.starts_with(super::reserved::RESERVED_PREFIX) {
+            self.reserved_submit(conn, s);
+            return;
+        }
         if s.unique.len() > MAX_UNIQUE || s.reducer.len() > MAX_UNIQUE {
             let text = if s.unique.len() > MAX_UNIQUE { "Unique value too large" } else { "Reducer value too large" };
             self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", text));
@@ -37,7 +41,7 @@ impl Engine {
             return;
         }
 
-        let job_no = self.jobs.next_no();
+        let job_no = self.new_job_no();
         let made =
             Job::new(job_no, &self.config.handle_prefix, f, &s.unique, &s.data, s.priority, s.background, s.when);
         let Ok(mut job) = made else {
@@ -66,8 +70,12 @@ impl Engine {
             }
         }
 
+        self.open_record(&mut job, None);
         self.coalesce.insert(&job, &self.jobs);
         self.add_job(job);
+        // The queued record goes in the insert's commit, so that a restart
+        // gives the job its handle back.
+        self.write_live_record(job_no);
         if !s.background {
             if let Some(c) = self.conns.get_mut(conn) {
                 c.waiting.push(job_no);
@@ -77,7 +85,7 @@ impl Engine {
     }
 
     /// Attaches a submitter to an existing job and answers with its handle.
-    fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
+    pub(super) fn attach(&mut self, conn: ConnId, job_no: JobNo, background: bool) {
         let Some(job) = self.jobs.get_mut(job_no) else { return };
         // Someone listens again to a job whose clients had all left.
         job.ignore = false;
@@ -122,15 +130,16 @@ impl Engine {
         if let Some(job) = self.jobs.get_mut(job_no) {
             job.insert_seq = seq;
         }
+        // A background job has a record now (with `--records=background`):
+        // from here on, as if it had been submitted so.
+        self.open_record_if_missing(job_no);
+        self.write_live_record(job_no);
     }
 
     /// Puts a new job in the table and its queue (or the schedule).
     fn add_job(&mut self, mut job: Job) {
         let (f, p, no) = (job.function, job.priority, job.no);
         let future = job.when > self.now_secs();
-        if self.config.report_ended_jobs {
-            job.extra_mut().life = Some(Box::new(crate::ended::JobLife { submitted: self.now, ..Default::default() }));
-        }
         job.state = if future { JobState::Scheduled } else { JobState::Queued };
         if future {
             self.timers.schedule(job.when, no);
@@ -159,7 +168,13 @@ impl Engine {
         if unique.as_ref() != b"-" && !unique.is_empty() && self.coalesce.by_unique(f, &unique, &self.jobs).is_some() {
             return;
         }
-        let job_no = self.jobs.next_no();
+        // The job gets its handle back when its record names one this
+        // server can give (same prefix, number free).
+        let earlier_no = r.record.as_ref().and_then(|rec| self.job_by_handle_text(rec.handle()));
+        let job_no = match earlier_no {
+            Some(no) => no,
+            None => self.new_job_no(),
+        };
         let mut job = match Job::new(job_no, &self.config.handle_prefix, f, &unique, &r.data, r.priority, true, r.when)
         {
             Ok(job) => job,
@@ -188,6 +203,8 @@ impl Engine {
             job.row_key = RowKey::Stored;
             job.extra_mut().stored_key = Some(key);
         }
+        let earlier = if earlier_no.is_some() { r.record } else { None };
+        self.open_record(&mut job, earlier);
         // A replayed `-` job (gearmand's row, or ours) coalesces on its
         // data again, as it did before the restart.
         self.coalesce.insert(&job, &self.jobs);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, EndedJob, Engine, Millis, Out, PersistOp};
+use sprocket_engine::{Config, ConnId, Engine, Millis, Out, PersistOp, Record, RecordRead};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -15,7 +15,11 @@ pub struct Bed {
     pub persisted: Vec<(u64, PersistOp)>,
     pub closed: Vec<ConnId>,
     /// Ended-job reports, when the config asks for them.
-    pub ended: Vec<EndedJob>,
+    pub ended: Vec<Record>,
+    /// Reads of records the engine asked for, not yet answered.
+    pub reads: Vec<RecordRead>,
+    /// Whether the engine asked for another block of handles.
+    pub wants_handles: bool,
     next: ConnId,
 }
 
@@ -32,6 +36,8 @@ impl Bed {
             persisted: Vec::new(),
             closed: Vec::new(),
             ended: Vec::new(),
+            reads: Vec::new(),
+            wants_handles: false,
             next: 1,
         }
     }
@@ -55,6 +61,8 @@ impl Bed {
         self.persisted.extend(out.persist);
         self.closed.extend(out.close);
         self.ended.extend(out.ended);
+        self.reads.extend(out.record_reads);
+        self.wants_handles |= out.wants_handles;
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {
@@ -84,6 +92,12 @@ impl Bed {
     pub fn advance(&mut self, ms: u64) {
         self.now += ms;
         self.engine.tick(self.now);
+        self.drain();
+    }
+
+    /// Answers the engine's read `id` of records.
+    pub fn answer_read(&mut self, id: u64, result: Result<Vec<Record>, String>) {
+        self.engine.record_read_done(id, result, self.now);
         self.drain();
     }
 

@@ -1,5 +1,5 @@
-//! What the server does with the jobs the engine reports ended (see
-//! `sprocket_engine::EndedJob`): one JSON line each in the job log
+//! What the server does with the records of the jobs the engine reports
+//! ended: one JSON line each in the job log
 //! (`--job-log`, [`job_log`]) and a count in the per-function history
 //! (`--history`, [`history_keeper`]), which a snapshot file keeps across
 //! restarts. The engine builds those reports only when one of the two is
@@ -7,16 +7,14 @@
 
 pub mod history_keeper;
 pub mod job_log;
-mod record_of;
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use sprocket_engine::EndedJob;
+use sprocket_engine::Record;
 
 pub use history_keeper::HistoryKeeper;
 pub use job_log::{JobLog, JobLogTarget, Reopener};
-pub use record_of::record_of;
 
 /// The job log and history settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,9 +60,8 @@ impl EndedJobs {
 
     /// Logs and counts the jobs the engine reported ended; saves the
     /// history snapshot when a minute has passed since the last save.
-    pub fn take(&mut self, ended: Vec<EndedJob>, now: u64) {
-        for job in &ended {
-            let Some(record) = record_of(job) else { continue };
+    pub fn take(&mut self, ended: Vec<Record>, now: u64) {
+        for record in ended {
             if let Some(history) = &mut self.history {
                 history.record(&record);
             }

@@ -90,10 +90,12 @@ impl MysqlStore {
 
     pub(super) async fn queued_record_handles(&mut self) -> Result<Vec<QueuedHandle>> {
         let table = self.settings.table.clone();
-        let rows: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
+        // function, row_unique, handle, body
+        type QueuedRow = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+        let rows: Vec<QueuedRow> = self
             .conn()?
             .exec(
-                "SELECT function, row_unique, handle FROM sprocket_records \
+                "SELECT function, row_unique, handle, body FROM sprocket_records \
                  WHERE namespace = ? AND finished IS NULL AND row_unique <> ''",
                 (table,),
             )
@@ -101,8 +103,9 @@ impl MysqlStore {
             .map_err(|e| classify("mysql record replay", e))?;
         Ok(rows
             .into_iter()
-            .map(|(function, unique, handle)| QueuedHandle {
+            .map(|(function, unique, handle, body)| QueuedHandle {
                 key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                record: crate::record_row::queued_record(&handle, &body),
                 handle: Bytes::from(handle),
             })
             .collect())

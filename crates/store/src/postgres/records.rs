@@ -61,7 +61,7 @@ impl PostgresStore {
         let rows = p
             .client
             .query(
-                "SELECT function, row_unique, handle FROM sprocket_records \
+                "SELECT function, row_unique, handle, body FROM sprocket_records \
                  WHERE namespace = $1 AND finished IS NULL AND row_unique <> ''::bytea",
                 &[&table],
             )
@@ -72,8 +72,10 @@ impl PostgresStore {
             let function: Vec<u8> = row.try_get(0).map_err(ctx)?;
             let unique: Vec<u8> = row.try_get(1).map_err(ctx)?;
             let handle: String = row.try_get(2).map_err(ctx)?;
+            let body: Vec<u8> = row.try_get(3).map_err(ctx)?;
             out.push(QueuedHandle {
                 key: JobKey { function: Bytes::from(function), unique: Bytes::from(unique) },
+                record: crate::record_row::queued_record(handle.as_bytes(), &body),
                 handle: Bytes::from(handle.into_bytes()),
             });
         }

@@ -60,18 +60,21 @@ pub(super) fn queued_handle_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec
     let map = |e| unavailable_or_rejected("sqlite record replay", e);
     let mut st = conn
         .prepare_cached(
-            "SELECT function, row_unique, handle FROM sprocket_records \
+            "SELECT function, row_unique, handle, body FROM sprocket_records \
              WHERE namespace = ?1 AND finished IS NULL AND row_unique <> x''",
         )
         .map_err(map)?;
     let rows = st
         .query_map([&sql.table], |r| {
+            let handle = Bytes::from(r.get::<_, String>(2)?.into_bytes());
+            let body: Vec<u8> = r.get(3)?;
             Ok(QueuedHandle {
                 key: JobKey {
                     function: Bytes::from(r.get::<_, Vec<u8>>(0)?),
                     unique: Bytes::from(r.get::<_, Vec<u8>>(1)?),
                 },
-                handle: Bytes::from(r.get::<_, String>(2)?.into_bytes()),
+                record: crate::record_row::queued_record(&handle, &body),
+                handle,
             })
         })
         .map_err(map)?;

@@ -1,0 +1,152 @@
+//! The engine's side of job records once jobs end: ended records whose
+//! store write is not confirmed yet (so a read never misses a job that
+//! just ended), ended records kept in memory when no store keeps them, and
+//! reads the engine asked the server to make from the store.
+//!
+//! A live job's record is in the job itself (see `engine/recording.rs`);
+//! what is here is only what outlives the job in the engine.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sprocket_records::{MemoryRecords, Record, RecordFilter, Retention};
+
+use crate::hash::FastMap;
+use crate::types::ConnId;
+
+/// Where ended records live in the engine.
+#[derive(Debug)]
+pub(crate) struct EndedRecords {
+    /// Without a durable store: every ended record, within the retention.
+    memory: Option<MemoryRecords>,
+    /// With a durable store: ended records by the sequence number of their
+    /// store write, until the store confirms it.
+    unconfirmed: BTreeMap<u64, Record>,
+    /// The sequence number of each unconfirmed record, by handle.
+    unconfirmed_seq: FastMap<Bytes, u64>,
+}
+
+impl EndedRecords {
+    /// Records kept in memory (`durable` false) or only until their store
+    /// write is confirmed.
+    pub fn new(durable: bool, retention: Retention) -> EndedRecords {
+        EndedRecords {
+            memory: (!durable).then(|| MemoryRecords::new(retention)),
+            unconfirmed: BTreeMap::new(),
+            unconfirmed_seq: FastMap::default(),
+        }
+    }
+
+    /// A job ended with `record`, written to the store as operation `seq`
+    /// (0: not written; it is kept in memory).
+    pub fn ended(&mut self, record: Record, seq: u64) {
+        if let Some(memory) = &mut self.memory {
+            // Only final records reach here; a live one is refused, never
+            // kept half-way.
+            let _ = memory.insert(record);
+            return;
+        }
+        if seq == 0 {
+            return;
+        }
+        self.unconfirmed_seq.insert(Bytes::copy_from_slice(record.handle()), seq);
+        self.unconfirmed.insert(seq, record);
+    }
+
+    /// The store made everything up to `through` durable: those records are
+    /// read from the store from now on.
+    pub fn confirmed_through(&mut self, through: u64) {
+        while let Some(entry) = self.unconfirmed.first_entry() {
+            if *entry.key() > through {
+                break;
+            }
+            let record = entry.remove();
+            self.unconfirmed_seq.remove(record.handle());
+        }
+    }
+
+    /// The ended record of `handle`, when the engine has it.
+    pub fn get(&self, handle: &[u8]) -> Option<&Record> {
+        if let Some(memory) = &self.memory {
+            return memory.get(handle);
+        }
+        self.unconfirmed_seq.get(handle).and_then(|seq| self.unconfirmed.get(seq))
+    }
+
+    /// Whether ended records are read from the store rather than from here.
+    pub fn in_store(&self) -> bool {
+        self.memory.is_none()
+    }
+
+    /// Records in memory matching `filter`, newest end first (only without
+    /// a durable store).
+    pub fn search(&self, filter: &RecordFilter) -> Vec<Record> {
+        self.memory.as_ref().map(|m| m.find(filter).into_iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Expires in-memory records past the retention at `now`, a batch at a
+    /// time; returns how many.
+    pub fn expire(&mut self, now: u64, batch: usize) -> usize {
+        self.memory.as_mut().map_or(0, |m| m.expire(now, batch).len())
+    }
+
+    /// When the next in-memory record expires.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.memory.as_ref()?.next_expiry()
+    }
+
+    /// How many ended records are kept in memory.
+    pub fn len_in_memory(&self) -> usize {
+        self.memory.as_ref().map_or(0, MemoryRecords::len) + self.unconfirmed.len()
+    }
+}
+
+/// Who waits for a read of records from the store, and what to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadPurpose {
+    /// `sprocket.result`: replay the record as the job's packets.
+    Result {
+        /// The handle asked for (the reply names it if the job is unknown).
+        handle: Bytes,
+    },
+    /// `sprocket.record`: the record as JSON, under this server handle.
+    RecordJson {
+        /// The handle the answer goes out under.
+        reply_handle: Bytes,
+    },
+    /// `sprocket.records`: matching records as a JSON array.
+    SearchJson {
+        /// The handle the answer goes out under.
+        reply_handle: Bytes,
+    },
+    /// Admin `record`.
+    AdminRecord,
+    /// Admin `records`.
+    AdminSearch,
+}
+
+/// Reads of the store in flight, by id.
+#[derive(Debug, Default)]
+pub(crate) struct PendingReads {
+    next_id: u64,
+    by_id: FastMap<u64, (ConnId, ReadPurpose)>,
+}
+
+impl PendingReads {
+    /// Numbers a new read for `conn`.
+    pub fn start(&mut self, conn: ConnId, purpose: ReadPurpose) -> u64 {
+        self.next_id += 1;
+        self.by_id.insert(self.next_id, (conn, purpose));
+        self.next_id
+    }
+
+    /// The read `id` was answered: who asked, and for what.
+    pub fn finish(&mut self, id: u64) -> Option<(ConnId, ReadPurpose)> {
+        self.by_id.remove(&id)
+    }
+
+    /// Reads still waiting for the store.
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+}

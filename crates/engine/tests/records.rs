@@ -1,0 +1,521 @@
+//! Job records in the engine: each job's record through its life, what is
+//! written to the store and when, the reserved functions `sprocket.*`, the
+//! admin commands `record` / `records`, reads that wait for the store, and
+//! handle numbers reserved in blocks.
+
+mod support;
+
+use sprocket_engine::{
+    Config, Out, PersistMode, PersistOp, Record, RecordQuery, RecordState, RecordsConfig, RecordsMode, ReplayJob,
+};
+use sprocket_proto::{Priority, Request, Response, SubmitMode};
+use sprocket_records::AttemptEnd;
+use support::{b, Bed};
+
+fn reporting() -> Bed {
+    Bed::new(Config { handle_prefix: "H:test".into(), report_ended_jobs: true, job_retries: 2, ..Config::default() })
+}
+
+/// Records of background jobs kept in memory (`-q builtin`).
+fn in_memory(mode: RecordsMode) -> Bed {
+    Bed::new(Config {
+        handle_prefix: "H:test".into(),
+        records: RecordsConfig { mode, ..RecordsConfig::default() },
+        ..Config::default()
+    })
+}
+
+/// Records written to a store with the queue.
+fn durable() -> Bed {
+    Bed::new(Config {
+        handle_prefix: "H:test".into(),
+        persist: PersistMode::Immediate,
+        records: RecordsConfig { mode: RecordsMode::Background, durable: true, ..RecordsConfig::default() },
+        ..Config::default()
+    })
+}
+
+fn submit_to(bed: &mut Bed, conn: u64, function: &str, payload: &[u8]) -> Vec<Response> {
+    bed.send(
+        conn,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: false },
+            function: b(function),
+            unique: b(""),
+            data: bytes::Bytes::copy_from_slice(payload),
+        },
+    );
+    bed.packets(conn)
+}
+
+fn records_written(bed: &Bed) -> Vec<(RecordState, String)> {
+    bed.persisted
+        .iter()
+        .filter_map(|(_, op)| match op {
+            PersistOp::Record { record, .. } => {
+                Some((record.state(), String::from_utf8_lossy(record.handle()).into_owned()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_is_recorded_or_reported_when_not_asked() {
+    let mut bed = Bed::default();
+    let client = bed.connect();
+    bed.bg(client, "f", "", "x");
+    let w = bed.worker(&["f"]);
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle, data: b("done") });
+    assert!(bed.ended.is_empty(), "{:?}", bed.ended);
+    assert!(bed.persisted.is_empty());
+    assert_eq!(bed.engine.records_in_memory(), 0);
+}
+
+#[test]
+fn a_completed_job_reports_times_worker_data_and_result() {
+    let mut bed = reporting();
+    let client = bed.connect();
+    let submitted = bed.now;
+    let handle = bed.fg(client, "resize", "img-7", "x");
+    bed.advance(40);
+    let w = bed.worker(&["resize"]);
+    bed.send(w, Request::SetClientId { id: b("worker-1") });
+    let started = bed.now;
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkData { handle: handle.clone(), data: b("part") });
+    bed.send(w, Request::WorkStatus { handle: handle.clone(), numerator: b("1"), denominator: b("2") });
+    bed.advance(600);
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("done") });
+    assert_eq!(bed.ended.len(), 1);
+    let r = &bed.ended[0];
+    assert_eq!((r.handle(), r.function(), r.unique()), (&handle[..], &b"resize"[..], &b"img-7"[..]));
+    assert!(!r.is_background());
+    assert_eq!((r.state(), r.attempts()), (RecordState::Complete, 1));
+    assert_eq!((r.submitted(), r.first_started(), r.finished()), (submitted, Some(started), Some(started + 600)));
+    let worker = r.last_worker().unwrap();
+    assert_eq!((&worker.client_id[..], &*worker.peer), (&b"worker-1"[..], "127.0.0.1"));
+    assert_eq!(r.result(), Some(&b"done"[..]));
+    assert_eq!(r.chunks()[0].bytes(), b"part");
+    assert_eq!(r.status_numbers().map(|s| (s.numerator, s.denominator)), Some((1, 2)));
+    assert_eq!(bed.engine.records_in_memory(), 0, "the job log alone keeps nothing");
+}
+
+#[test]
+fn failures_exceptions_and_cancels_are_reported_once_each() {
+    let mut bed = reporting();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    let failed = bed.bg(client, "f", "a", "x");
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkFail { handle: failed.clone() });
+    let excepted = bed.bg(client, "f", "b", "x");
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkException { handle: excepted.clone(), data: b("boom") });
+    let cancelled = bed.bg(client, "f", "c", "x");
+    let admin = bed.connect();
+    let reply = bed.admin(admin, &format!("cancel job {}", String::from_utf8_lossy(&cancelled)));
+    assert!(reply.starts_with("OK"), "{reply}");
+    let outcomes: Vec<_> = bed.ended.iter().map(|r| (r.handle().to_vec(), r.state(), r.attempts())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (failed.to_vec(), RecordState::Failed, 1),
+            (excepted.to_vec(), RecordState::Exception, 1),
+            (cancelled.to_vec(), RecordState::Cancelled, 0)
+        ]
+    );
+    assert_eq!(bed.ended[1].error(), Some(&b"boom"[..]));
+    assert_eq!((bed.ended[2].first_started(), bed.ended[2].last_worker()), (None, None));
+}
+
+#[test]
+fn a_job_whose_workers_keep_leaving_is_dropped_with_every_attempt_in_its_record() {
+    let mut bed = reporting();
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "", "x");
+    let first = bed.worker(&["f"]);
+    bed.send(first, Request::SetClientId { id: b("first") });
+    bed.grab(first).unwrap();
+    bed.disconnect(first);
+    assert!(bed.ended.is_empty(), "one lost attempt of two allowed does not end the job");
+    bed.advance(100);
+    let second = bed.worker(&["f"]);
+    bed.send(second, Request::SetClientId { id: b("second") });
+    bed.grab(second).unwrap();
+    bed.advance(50);
+    bed.disconnect(second);
+    assert_eq!(bed.ended.len(), 1);
+    let r = &bed.ended[0];
+    assert_eq!((r.handle(), r.state(), r.attempts()), (&handle[..], RecordState::Dropped, 2));
+    let log: Vec<_> = r.attempt_log().iter().map(|a| (a.worker.client_id.clone(), a.ended.map(|e| e.1))).collect();
+    assert_eq!(log, [(b("first"), Some(AttemptEnd::WorkerLost)), (b("second"), Some(AttemptEnd::WorkerLost))]);
+}
+
+#[test]
+fn a_job_cancelled_while_running_is_recorded_at_the_cancel_and_not_again() {
+    let mut bed = reporting();
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    let admin = bed.connect();
+    let reply = bed.admin(admin, &format!("cancel job {}", String::from_utf8_lossy(&handle)));
+    assert!(reply.starts_with("OK"), "{reply}");
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("late") });
+    let outcomes: Vec<_> = bed.ended.iter().map(|r| (r.handle().to_vec(), r.state(), r.attempts())).collect();
+    assert_eq!(outcomes, [(handle.to_vec(), RecordState::Cancelled, 1)]);
+}
+
+#[test]
+fn durable_records_go_with_the_insert_each_start_and_just_before_the_delete() {
+    let mut bed = durable();
+    let client = bed.connect();
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("x"),
+        },
+    );
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let Some(Response::JobCreated { handle }) = bed.packets(client).pop() else { panic!("no JOB_CREATED") };
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let h = String::from_utf8_lossy(&handle).into_owned();
+    assert_eq!(
+        records_written(&bed),
+        [(RecordState::Queued, h.clone()), (RecordState::Running, h.clone()), (RecordState::Complete, h)]
+    );
+    let kinds: Vec<&str> = bed
+        .persisted
+        .iter()
+        .map(|(_, op)| match op {
+            PersistOp::Insert { .. } => "insert",
+            PersistOp::Delete { .. } => "delete",
+            PersistOp::Record { .. } => "record",
+        })
+        .collect();
+    assert_eq!(kinds, ["insert", "record", "record", "record", "delete"], "the final record precedes the delete");
+    let PersistOp::Record { row_unique, .. } = &bed.persisted[1].1 else { unreachable!() };
+    assert_eq!(&row_unique[..], b"u", "a replay finds the handle by the queue row's key");
+}
+
+#[test]
+fn foreground_jobs_have_records_only_with_records_all() {
+    for (mode, expected) in [(RecordsMode::Background, 0), (RecordsMode::All, 1)] {
+        let mut bed = in_memory(mode);
+        let client = bed.connect();
+        let handle = bed.fg(client, "f", "", "x");
+        let w = bed.worker(&["f"]);
+        bed.grab(w).unwrap();
+        bed.send(w, Request::WorkComplete { handle, data: b("r") });
+        assert_eq!(bed.engine.records_in_memory(), expected, "{mode:?}");
+    }
+}
+
+#[test]
+fn sprocket_result_replays_an_ended_background_job_as_a_foreground_client_saw_it() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkData { handle: handle.clone(), data: b("d1") });
+    bed.send(w, Request::WorkWarning { handle: handle.clone(), data: b("w1") });
+    bed.send(w, Request::WorkStatus { handle: handle.clone(), numerator: b("3"), denominator: b("4") });
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("result") });
+    let reader = bed.connect();
+    let got = submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(
+        got,
+        [
+            Response::JobCreated { handle: handle.clone() },
+            Response::WorkData { handle: handle.clone(), data: b("d1") },
+            Response::WorkWarning { handle: handle.clone(), data: b("w1") },
+            Response::WorkStatus { handle: handle.clone(), numerator: b("3"), denominator: b("4") },
+            Response::WorkComplete { handle: handle.clone(), data: b("result") },
+        ]
+    );
+}
+
+#[test]
+fn sprocket_result_attaches_to_a_live_job_and_hears_the_rest() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "", "x");
+    let reader = bed.connect();
+    assert_eq!(
+        submit_to(&mut bed, reader, "sprocket.result", &handle),
+        [Response::JobCreated { handle: handle.clone() }]
+    );
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkData { handle: handle.clone(), data: b("d") });
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    assert_eq!(
+        bed.packets(reader),
+        [Response::WorkData { handle: handle.clone(), data: b("d") }, Response::WorkComplete { handle, data: b("r") }]
+    );
+    bed.disconnect(reader);
+}
+
+#[test]
+fn an_unknown_handle_fails_or_raises_unknown_job() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let plain = bed.connect();
+    assert_eq!(
+        submit_to(&mut bed, plain, "sprocket.result", b"H:test:999"),
+        [Response::JobCreated { handle: b("H:test:999") }, Response::WorkFail { handle: b("H:test:999") }]
+    );
+    let exceptions = bed.connect();
+    bed.send(exceptions, Request::OptionReq { name: b("exceptions") });
+    bed.packets(exceptions);
+    let got = submit_to(&mut bed, exceptions, "sprocket.result", b"\x00not a handle");
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        matches!(&got[1], Response::WorkException { data, .. } if &data[..] == b"unknown job"),
+        "a handle that cannot be named is answered under another: {got:?}"
+    );
+}
+
+#[test]
+fn sprocket_record_answers_json_of_live_and_ended_jobs_under_its_own_handle() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "u1", "x");
+    let reader = bed.connect();
+    let live = submit_to(&mut bed, reader, "sprocket.record", &handle);
+    let [Response::JobCreated { handle: own }, Response::WorkComplete { handle: done, data }] = &live[..] else {
+        panic!("{live:?}")
+    };
+    assert_eq!(own, done);
+    assert_ne!(own, &handle, "the JSON does not pose as the job's result");
+    let record: Record = serde_json::from_slice(data).unwrap();
+    assert_eq!((record.state(), record.unique()), (RecordState::Queued, &b"u1"[..]));
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkFail { handle: handle.clone() });
+    let ended = submit_to(&mut bed, reader, "sprocket.record", &handle);
+    let Response::WorkComplete { data, .. } = &ended[1] else { panic!("{ended:?}") };
+    let record: Record = serde_json::from_slice(data).unwrap();
+    assert_eq!((record.state(), record.attempts()), (RecordState::Failed, 1));
+    let unknown = submit_to(&mut bed, reader, "sprocket.record", b"H:test:12345");
+    assert!(matches!(unknown[1], Response::WorkFail { .. }), "{unknown:?}");
+}
+
+#[test]
+fn sprocket_records_searches_with_a_json_filter_and_refuses_a_bad_one() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let w = bed.worker(&["f", "g"]);
+    for (f, u) in [("f", "1"), ("g", "2"), ("f", "3")] {
+        let handle = bed.bg(client, f, u, "x");
+        bed.grab(w).unwrap();
+        bed.advance(5);
+        bed.send(w, Request::WorkComplete { handle, data: b("r") });
+    }
+    let reader = bed.connect();
+    let got = submit_to(&mut bed, reader, "sprocket.records", br#"{"function":"f","limit":10}"#);
+    let Response::WorkComplete { data, .. } = &got[1] else { panic!("{got:?}") };
+    let found: Vec<Record> = serde_json::from_slice(data).unwrap();
+    let uniques: Vec<&[u8]> = found.iter().map(|r| r.unique()).collect();
+    assert_eq!(uniques, [&b"3"[..], b"1"], "newest end first");
+    let bad = submit_to(&mut bed, reader, "sprocket.records", br#"{"state":"sideways"}"#);
+    assert!(matches!(bad[1], Response::WorkFail { .. }), "{bad:?}");
+}
+
+#[test]
+fn workers_cannot_register_reserved_functions_and_background_submits_are_refused() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let w = bed.connect();
+    bed.send(w, Request::CanDo { function: b("sprocket.result") });
+    assert!(matches!(&bed.packets(w)[..], [Response::Error { .. }]));
+    let status = bed.admin(w, "status");
+    assert!(!status.contains("sprocket.result"), "nothing was registered: {status}");
+    let client = bed.connect();
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("sprocket.result"),
+            unique: b(""),
+            data: b("H:test:1"),
+        },
+    );
+    assert!(matches!(&bed.packets(client)[..], [Response::Error { .. }]));
+    let other = submit_to(&mut bed, client, "sprocket.nothing", b"");
+    assert!(matches!(&other[..], [Response::Error { .. }]), "{other:?}");
+}
+
+#[test]
+fn a_read_from_the_store_holds_later_replies_in_order() {
+    let mut bed = durable();
+    let reader = bed.connect();
+    bed.send(
+        reader,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: false },
+            function: b("sprocket.result"),
+            unique: b(""),
+            data: b("H:test:77"),
+        },
+    );
+    bed.send(reader, Request::EchoReq { data: b("after") });
+    assert!(bed.packets(reader).is_empty(), "the echo waits behind the read");
+    let read = bed.reads.pop().expect("a read was asked for");
+    assert_eq!(read.query, RecordQuery::Handle(b("H:test:77")));
+    let mut record = Record::new(b"H:test:77", b"f", b"", Priority::Normal, true, 1).unwrap();
+    record.ended(sprocket_records::Outcome::Complete(b"old"), 2, Default::default()).unwrap();
+    bed.answer_read(read.id, Ok(vec![record]));
+    assert_eq!(
+        bed.packets(reader),
+        [
+            Response::JobCreated { handle: b("H:test:77") },
+            Response::WorkComplete { handle: b("H:test:77"), data: b("old") },
+            Response::EchoRes { data: b("after") },
+        ]
+    );
+    let admin = bed.connect();
+    bed.engine.admin_line(admin, b"records f failed 5", bed.now);
+    bed.answer_read(1 + read.id, Err("database down".into()));
+    let text: Vec<Out> = bed.take(admin);
+    assert!(matches!(&text[..], [Out::Text(t)] if t.starts_with(b"ERR RECORDS_UNAVAILABLE")), "{text:?}");
+}
+
+#[test]
+fn a_just_ended_record_is_answered_before_the_store_confirms_it() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("fresh") });
+    let reader = bed.connect();
+    let got = submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(got.last(), Some(&Response::WorkComplete { handle: handle.clone(), data: b("fresh") }));
+    assert!(bed.reads.is_empty(), "nothing had to be read from the store");
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(bed.reads.len(), 1, "once durable, the store answers");
+}
+
+#[test]
+fn admin_record_and_records_answer_from_memory() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "u", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let admin = bed.connect();
+    let text = bed.admin(admin, &format!("record {}", String::from_utf8_lossy(&handle)));
+    assert!(text.contains("state\tcomplete\n") && text.contains("result\tr\n") && text.ends_with(".\n"), "{text}");
+    let list = bed.admin(admin, "records f complete 10");
+    assert!(list.starts_with(&format!("{}\tcomplete\t1\t", String::from_utf8_lossy(&handle))), "{list}");
+    assert_eq!(bed.admin(admin, "records f"), list);
+    assert!(bed.admin(admin, "records f sideways").starts_with("ERR INVALID_ARGUMENTS"));
+    assert!(bed.admin(admin, "records f 0").starts_with("ERR INVALID_ARGUMENTS"));
+    assert_eq!(bed.admin(admin, "record H:test:999"), "ERR UNKNOWN_JOB\r\n");
+}
+
+#[test]
+fn in_memory_records_expire_after_the_retention() {
+    let mut bed = Bed::new(Config {
+        handle_prefix: "H:test".into(),
+        records: RecordsConfig {
+            mode: RecordsMode::Background,
+            retention: sprocket_records::Retention { keep_ms: 10_000, max_count: 2 },
+            ..RecordsConfig::default()
+        },
+        ..Config::default()
+    });
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    for _ in 0..3 {
+        let handle = bed.bg(client, "f", "", "x");
+        bed.grab(w).unwrap();
+        bed.send(w, Request::WorkComplete { handle, data: b("r") });
+    }
+    assert_eq!(bed.engine.records_in_memory(), 2, "--record-max-count pushes out the oldest");
+    assert!(bed.engine.next_deadline().is_some(), "the engine wakes for the expiry");
+    bed.advance(11_000);
+    assert_eq!(bed.engine.records_in_memory(), 0);
+}
+
+#[test]
+fn a_replayed_job_gets_its_handle_back_and_its_lost_attempt_is_in_its_record() {
+    let mut bed = Bed::new(Config {
+        handle_prefix: "H:test".into(),
+        persist: PersistMode::Immediate,
+        records: RecordsConfig { mode: RecordsMode::Background, durable: true, ..RecordsConfig::default() },
+        first_handle: 2_000_001,
+        handle_block: 1_000_000,
+        ..Config::default()
+    });
+    let mut record = Record::new(b"H:test:42", b"f", b"u", Priority::Normal, true, 1).unwrap();
+    let worker = sprocket_records::Worker { client_id: b("w"), peer: "10.0.0.1".into() };
+    record.started(worker, 5).unwrap();
+    bed.engine.replay(ReplayJob {
+        function: b("f"),
+        unique: b("u"),
+        priority: Priority::Normal,
+        data: b("x"),
+        when: 0,
+        record: Some(record),
+    });
+    bed.engine.replay(ReplayJob {
+        function: b("f"),
+        unique: b("gearmand-row"),
+        priority: Priority::Normal,
+        data: b("y"),
+        when: 0,
+        record: None,
+    });
+    let w = bed.worker(&["f"]);
+    let (first, ..) = bed.grab(w).unwrap();
+    let (second, ..) = bed.grab(w).unwrap();
+    assert_eq!(first, b("H:test:42"));
+    assert_eq!(second, b("H:test:2000001"), "a row without a record gets a number from the reserved block");
+    bed.send(w, Request::WorkComplete { handle: first, data: b("r") });
+    let finals: Vec<_> = bed
+        .persisted
+        .iter()
+        .filter_map(|(_, op)| match op {
+            PersistOp::Record { record, .. } if record.state().is_final() => Some(record.clone()),
+            _ => None,
+        })
+        .collect();
+    let log: Vec<_> = finals[0].attempt_log().iter().map(|a| a.ended.map(|e| e.1)).collect();
+    assert_eq!(log, [Some(AttemptEnd::Interrupted), Some(AttemptEnd::Completed)]);
+    assert_eq!(finals[0].attempts(), 2);
+}
+
+#[test]
+fn new_handle_blocks_are_asked_for_at_half_and_used_after_the_first() {
+    let mut bed =
+        Bed::new(Config { handle_prefix: "H:test".into(), first_handle: 11, handle_block: 4, ..Config::default() });
+    let client = bed.connect();
+    assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:11"));
+    assert!(!bed.wants_handles);
+    bed.bg(client, "f", "", "x");
+    bed.bg(client, "f", "", "x");
+    assert!(bed.wants_handles, "half of the block is used");
+    bed.engine.add_handle_block(101);
+    assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:14"));
+    assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:101"), "the next block");
+}

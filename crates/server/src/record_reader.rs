@@ -1,0 +1,166 @@
+//! The task that reads job records from the store for the engine, expires
+//! ended records past `--record-retention`, and reserves blocks of handle
+//! numbers — on a connection of its own beside the writer's, so that none
+//! of it waits behind a commit or delays one.
+//!
+//! The engine asks through its outbox ([`RecordRead`], `wants_handles`);
+//! the answers come back to the engine task as [`ReaderReply`]s.
+
+use std::time::Duration;
+
+use sprocket_engine::{Record, RecordQuery, RecordRead};
+use sprocket_records::Retention;
+use sprocket_store::{Store, StoreError, HANDLE_BLOCK};
+use tokio::sync::mpsc;
+
+/// How often ended records past the retention are looked for (more often
+/// for a retention shorter than twice this, so that records never outlive
+/// it by more than half).
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(10);
+/// The shortest expiry interval, however short the retention.
+const MIN_EXPIRY_INTERVAL: Duration = Duration::from_millis(100);
+/// Records deleted per statement: small, so no statement holds the
+/// database (or, for SQLite, the writer's lock) for long.
+const EXPIRY_BATCH: usize = 500;
+/// The pause between two expiry batches, so the writer and reads get the
+/// database in between.
+const EXPIRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// What the engine task asks of the reader.
+#[derive(Debug)]
+pub enum ReaderJob {
+    /// Read records.
+    Read(RecordRead),
+    /// Reserve the next block of handle numbers.
+    ReserveHandles,
+}
+
+/// What the reader answers.
+#[derive(Debug)]
+pub enum ReaderReply {
+    /// The records a read found, or why it failed.
+    Read {
+        /// The read's id.
+        id: u64,
+        /// What it found.
+        result: Result<Vec<Record>, String>,
+    },
+    /// A block of handle numbers starting here.
+    Handles(u64),
+}
+
+/// Starts the reader on `store` (a connection of its own); answers go to
+/// `replies`. It ends when the sender it returns is dropped.
+pub fn spawn(
+    store: Box<dyn Store>,
+    retention: Retention,
+    replies: mpsc::UnboundedSender<ReaderReply>,
+) -> mpsc::UnboundedSender<ReaderJob> {
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(store, retention, jobs_rx, replies));
+    jobs_tx
+}
+
+async fn run(
+    mut store: Box<dyn Store>,
+    retention: Retention,
+    mut jobs: mpsc::UnboundedReceiver<ReaderJob>,
+    replies: mpsc::UnboundedSender<ReaderReply>,
+) {
+    let every = EXPIRY_INTERVAL.min(Duration::from_millis(retention.keep_ms / 2)).max(MIN_EXPIRY_INTERVAL);
+    let mut expiry = tokio::time::interval(every);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            job = jobs.recv() => {
+                let Some(job) = job else { break };
+                let Some(reply) = answer(&mut *store, job).await else { continue };
+                if replies.send(reply).is_err() {
+                    break;
+                }
+            }
+            _ = expiry.tick() => expire(&mut *store, retention, &mut jobs, &replies).await,
+        }
+    }
+}
+
+/// Does one job; `None` when there is nothing to answer (handles could not
+/// be reserved, which is logged).
+async fn answer(store: &mut dyn Store, job: ReaderJob) -> Option<ReaderReply> {
+    match job {
+        ReaderJob::Read(read) => {
+            Some(ReaderReply::Read { id: read.id, result: read_records(store, &read.query).await })
+        }
+        ReaderJob::ReserveHandles => reserve(store).await.map(ReaderReply::Handles),
+    }
+}
+
+/// Reads what `query` asks for; one reconnection is tried when the database
+/// went away.
+async fn read_records(store: &mut dyn Store, query: &RecordQuery) -> Result<Vec<Record>, String> {
+    let mut result = read_once(store, query).await;
+    if matches!(result, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
+        result = read_once(store, query).await;
+    }
+    result.map_err(|e| e.to_string())
+}
+
+async fn read_once(store: &mut dyn Store, query: &RecordQuery) -> Result<Vec<Record>, StoreError> {
+    match query {
+        RecordQuery::Handle(handle) => Ok(store.load_record(handle).await?.into_iter().collect()),
+        RecordQuery::Search(filter) => store.search_records(filter).await,
+    }
+}
+
+/// Reserves the next handle block, trying until it succeeds: the engine
+/// has half a block left when it asks, so there is time.
+async fn reserve(store: &mut dyn Store) -> Option<u64> {
+    for attempt in 0..60u32 {
+        match store.reserve_handles(HANDLE_BLOCK).await {
+            Ok(first) => return Some(first),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "cannot reserve job handle numbers; trying again");
+                let _ = store.reconnect().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tracing::error!("gave up reserving job handle numbers");
+    None
+}
+
+/// Deletes ended records past the retention, a small batch at a time,
+/// answering reads that arrive in between.
+async fn expire(
+    store: &mut dyn Store,
+    retention: Retention,
+    jobs: &mut mpsc::UnboundedReceiver<ReaderJob>,
+    replies: &mpsc::UnboundedSender<ReaderReply>,
+) {
+    let Some(cutoff) = retention.cutoff(crate::engine_task::now_ms()) else { return };
+    loop {
+        match store.expire_records(cutoff, EXPIRY_BATCH).await {
+            Ok(n) if n == EXPIRY_BATCH => {
+                tracing::debug!(records = n, "expired job records");
+            }
+            Ok(n) => {
+                if n > 0 {
+                    tracing::debug!(records = n, "expired job records");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot expire job records; trying again later");
+                let _ = store.reconnect().await;
+                return;
+            }
+        }
+        // Reads waiting meanwhile go first.
+        while let Ok(job) = jobs.try_recv() {
+            if let Some(reply) = answer(store, job).await {
+                let _ = replies.send(reply);
+            }
+        }
+        tokio::time::sleep(EXPIRY_PAUSE).await;
+    }
+}
