@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Args;
 use sprocket_client::records::text::escape;
-use sprocket_client::{Error, JobEvent, JobHandle};
+use sprocket_client::{Error, JobEvent, JobHandle, RecordState};
 
 use super::duration::parse_duration;
 use super::submit::{client, Progress, ProgressArg};
@@ -41,7 +41,7 @@ pub struct WaitArgs {
     /// The job handle, as `submit -b` printed it (e.g. H:host:42).
     pub handle: String,
     /// Give up waiting after this long: a whole number and a unit (ms, s, m,
-    /// h, d), like 30s or 15m [default: wait as long as the job takes].
+    /// h, d, w), like 30s or 15m [default: wait as long as the job takes].
     #[arg(short = 't', long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// Progress display for WORK_STATUS (as for `submit`).
@@ -106,25 +106,51 @@ pub async fn run(a: WaitArgs) -> anyhow::Result<i32> {
             out.flush()?;
             EXIT_COMPLETE
         }
-        Ok(Ending::Failed) => {
-            eprintln!(
-                "sprocket: job {h} failed (or was cancelled, timed out or dropped: `sprocket record {h}` says which)"
-            );
-            EXIT_FAILED
+        // sprocketd ends an attachment to a handle it does not know this
+        // way too; the record (or its absence) tells the two apart.
+        Ok(Ending::Failed) => match client.record(&handle).await {
+            Ok(None) => unknown(h),
+            Ok(Some(record)) => {
+                eprintln!("sprocket: job {h} {}", ended_as(record.state()));
+                EXIT_FAILED
+            }
+            Err(_) => {
+                eprintln!("sprocket: job {h} failed (or was cancelled, timed out or dropped)");
+                EXIT_FAILED
+            }
+        },
+        Ok(Ending::Exception(text)) if text == UNKNOWN_JOB && matches!(client.record(&handle).await, Ok(None)) => {
+            unknown(h)
         }
         Ok(Ending::Exception(text)) => {
             eprintln!("sprocket: job {h} ended with an exception: {}", escape(&text));
             EXIT_EXCEPTION
         }
         Err(e) => match e.downcast_ref::<Error>() {
-            Some(Error::UnknownJob { .. }) => {
-                eprintln!("sprocket: no job {h} (never issued, or ended and its record expired)");
-                EXIT_FAILED
-            }
+            Some(Error::UnknownJob { .. }) => unknown(h),
             _ => {
                 eprintln!("sprocket: {e:#}");
                 EXIT_NO_ANSWER
             }
         },
     })
+}
+
+/// The exception text sprocketd ends an attachment to an unknown handle with.
+const UNKNOWN_JOB: &[u8] = b"unknown job";
+
+fn unknown(handle: &str) -> i32 {
+    eprintln!("sprocket: no job {handle} (never issued, or ended and its record expired)");
+    EXIT_FAILED
+}
+
+/// How a job that ended without a result ended, in words.
+fn ended_as(state: RecordState) -> &'static str {
+    match state {
+        RecordState::Cancelled => "was cancelled",
+        RecordState::Timeout => "timed out (its worker overran CAN_DO_TIMEOUT)",
+        RecordState::Dropped => "was dropped (too many attempts ended without a result)",
+        RecordState::Dead => "is dead (moved to the dead letters)",
+        _ => "failed",
+    }
 }

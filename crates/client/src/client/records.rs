@@ -30,6 +30,14 @@ pub const RECORDS_FUNCTION: &str = "sprocket.records";
 
 /// The exception text sprocketd sends for a handle it has no record of.
 const UNKNOWN_JOB: &[u8] = b"unknown job";
+/// How the exception text starts when sprocketd cannot use a records filter.
+const BAD_FILTER: &[u8] = b"bad record filter";
+
+/// A reserved function answered with an exception other than "unknown
+/// job", such as its records being unreadable just now.
+fn reserved_refusal(function: &str, text: &[u8]) -> Error {
+    Error::Server { code: function.to_owned(), text: String::from_utf8_lossy(text).into_owned() }
+}
 
 /// Which ended jobs [`Client::records`] lists. Every condition is
 /// optional; the records that meet all of the given ones are listed,
@@ -205,14 +213,21 @@ impl Client {
     /// queued or running, the caller is attached to it like a client whose
     /// submission coalesced onto it and gets its events as they happen. A
     /// job that ended as cancelled, timed out or dropped ends the stream
-    /// with [`JobEvent::Failed`].
+    /// with [`JobEvent::Failed`]; [`Client::record`] tells which.
     ///
-    /// The servers asked are the one that issued the handle when it
-    /// records one of this client's servers, else each in turn. A handle
-    /// no server knows (never issued, or its record expired) is
-    /// [`Error::UnknownJob`]: the server then answers with a new handle of
-    /// its own instead of the one asked for, which is how it is told
-    /// apart from a job that failed.
+    /// Which server: the one that issued the handle when it records one of
+    /// this client's servers, or the only server. Otherwise the servers
+    /// are first asked in turn for the job's record (as
+    /// [`Client::record`] does) and the caller is attached on the one that
+    /// has it; none having it is [`Error::UnknownJob`].
+    ///
+    /// A handle the chosen server does not know (never issued, or its
+    /// record expired) is [`Error::UnknownJob`] when the server cannot
+    /// answer under that handle (it is not short printable text); for any
+    /// other handle the server answers under it and the stream ends at once
+    /// with [`JobEvent::Exception`] `"unknown job"` (with the exceptions
+    /// option, the default) or [`JobEvent::Failed`] (without).
+    /// [`Client::record`] returning `None` confirms that the job is unknown.
     ///
     /// The stream has no time limit of its own; wrap the waiting in
     /// `tokio::time::timeout` to give up (the job goes on regardless).
@@ -235,19 +250,31 @@ impl Client {
     /// ```
     pub async fn attach(&self, handle: &JobHandle) -> Result<JobStream> {
         check_handle(handle)?;
-        let request = reserved_request(RESULT_FUNCTION, handle.0.clone());
+        let candidates = self.handle_order(handle);
+        let server = match candidates[..] {
+            [only] => only,
+            _ => self.server_with_record(handle, &candidates).await?,
+        };
+        let addr = self.inner.slots[server].addr.to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let created = self.create_on(server, &reserved_request(RESULT_FUNCTION, handle.0.clone()), Some(tx)).await?;
+        if created.as_bytes() != handle.as_bytes() {
+            // The server answers under a handle of its own only for a
+            // handle it cannot name, and so does not know. Dropping `rx`
+            // lets the failure that follows go nowhere.
+            return Err(Error::UnknownJob { handle: handle.to_string() });
+        }
+        Ok(JobStream::new(created, rx, addr))
+    }
+
+    /// The first of `candidates` that holds a record of the job.
+    async fn server_with_record(&self, handle: &JobHandle, candidates: &[usize]) -> Result<usize> {
         let mut not_found = NotFound::new();
-        for i in self.handle_order(handle) {
-            let addr = self.inner.slots[i].addr.to_string();
-            let (tx, rx) = mpsc::unbounded_channel();
-            match self.create_on(i, &request, Some(tx)).await {
-                Ok(created) if created.as_bytes() == handle.as_bytes() => {
-                    return Ok(JobStream::new(created, rx, addr));
-                }
-                // A handle of its own: the server does not know the job.
-                // Dropping `rx` lets the WORK_FAIL that follows go nowhere.
-                Ok(_) => not_found.unknown += 1,
-                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{addr}: {e}")),
+        for &i in candidates {
+            match self.record_on(i, handle).await {
+                Ok(Some(_)) => return Ok(i),
+                Ok(None) => not_found.unknown += 1,
+                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{}: {e}", self.inner.slots[i].addr)),
                 Err(e) => return Err(e),
             }
         }
@@ -264,7 +291,9 @@ impl Client {
     /// handle when it records one of this client's servers, else each in
     /// turn until one has the record; when none has it but some could not
     /// be asked, the answer is [`Error::NoServerAvailable`] rather than
-    /// `None`. The answer is awaited for at most
+    /// `None`; a server that cannot read its records just now answers
+    /// [`Error::Server`] with the function's name as the code. The answer
+    /// is awaited for at most
     /// [`ClientOptions::response_timeout`](crate::ClientOptions::response_timeout).
     ///
     /// ```no_run
@@ -279,28 +308,29 @@ impl Client {
         check_handle(handle)?;
         let mut not_found = NotFound::new();
         for i in self.handle_order(handle) {
-            let addr = self.inner.slots[i].addr.to_string();
-            match self.ask_reserved(i, RECORD_FUNCTION, handle.0.clone()).await {
-                Ok(JobEvent::Complete(json)) => {
-                    let record = serde_json::from_slice::<Record>(&json).map_err(|e| {
-                        Error::Protocol(format!(
-                            "{addr} answered {RECORD_FUNCTION} with a record that does not parse: {e}"
-                        ))
-                    })?;
-                    return Ok(Some(record));
-                }
-                Ok(JobEvent::Exception(text)) if text != UNKNOWN_JOB => {
-                    return Err(Error::JobException { handle: handle.to_string(), data: text });
-                }
-                // WORK_FAIL, or the exception "unknown job".
-                Ok(_) => not_found.unknown += 1,
-                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{addr}: {e}")),
+            match self.record_on(i, handle).await {
+                Ok(Some(record)) => return Ok(Some(record)),
+                Ok(None) => not_found.unknown += 1,
+                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{}: {e}", self.inner.slots[i].addr)),
                 Err(e) => return Err(e),
             }
         }
         match not_found.into_error(handle) {
             Error::UnknownJob { .. } => Ok(None),
             other => Err(other),
+        }
+    }
+
+    /// Asks server `i` for the record of `handle` (`sprocket.record`).
+    async fn record_on(&self, i: usize, handle: &JobHandle) -> Result<Option<Record>> {
+        let addr = &self.inner.slots[i].addr;
+        match self.ask_reserved(i, RECORD_FUNCTION, handle.0.clone()).await? {
+            JobEvent::Complete(json) => serde_json::from_slice::<Record>(&json).map(Some).map_err(|e| {
+                Error::Protocol(format!("{addr} answered {RECORD_FUNCTION} with a record that does not parse: {e}"))
+            }),
+            JobEvent::Exception(text) if text != UNKNOWN_JOB => Err(reserved_refusal(RECORD_FUNCTION, &text)),
+            // WORK_FAIL, or the exception "unknown job".
+            _ => Ok(None),
         }
     }
 
@@ -312,8 +342,10 @@ impl Client {
     /// answers are merged by end time. Every server must answer, so that a
     /// listing is never silently missing one server's jobs: one that
     /// cannot be asked fails the call. A filter the server refuses is
-    /// [`Error::InvalidArgument`] with the server's reason; a limit out of
-    /// range or a `since` after `until` is refused before anything is sent.
+    /// [`Error::InvalidArgument`] with the server's reason (a limit out of
+    /// range or a `since` after `until` is refused before anything is
+    /// sent); a server that cannot read its records just now answers
+    /// [`Error::Server`] with the function's name as the code.
     ///
     /// ```no_run
     /// # async fn demo(client: sprocket_client::Client) -> sprocket_client::Result<()> {
@@ -332,16 +364,18 @@ impl Client {
             let addr = self.inner.slots[i].addr.to_string();
             let answer = match self.ask_reserved(i, RECORDS_FUNCTION, payload.clone()).await {
                 Ok(JobEvent::Complete(json)) => json,
-                Ok(JobEvent::Exception(reason)) => {
+                Ok(JobEvent::Exception(reason)) if reason.starts_with(BAD_FILTER) => {
                     return Err(Error::InvalidArgument(format!(
                         "{addr} refused the records filter: {}",
                         String::from_utf8_lossy(&reason)
                     )))
                 }
+                Ok(JobEvent::Exception(reason)) => return Err(reserved_refusal(RECORDS_FUNCTION, &reason)),
                 Ok(_) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "{addr} refused the records filter (WORK_FAIL, no reason given without the exceptions option)"
-                    )))
+                    return Err(Error::Server {
+                        code: RECORDS_FUNCTION.into(),
+                        text: format!("{addr} failed the search (no reason is given without the exceptions option)"),
+                    })
                 }
                 Err(e) if moves_on(&e) => return Err(Error::NoServerAvailable { tried: format!("{addr}: {e}") }),
                 Err(e) => return Err(e),
