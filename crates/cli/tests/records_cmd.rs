@@ -166,8 +166,18 @@ fn records_lists_ended_jobs_by_function_state_age_and_limit() {
         })
         .collect();
 
-    let out = sp(&["records", "-s", &addr]);
-    assert!(out.success(), "{}", out.describe());
+    // With a durable store the listing is read from the store, where a
+    // job's final record lands with the next group commit: a moment after
+    // `record` (answered from the server's memory) shows the end.
+    let start = Instant::now();
+    let out = loop {
+        let out = sp(&["records", "-s", &addr]);
+        assert!(out.success(), "{}", out.describe());
+        if out.stdout_text().lines().count() > handles.len() || start.elapsed() > LIMIT {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let text = out.stdout_text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "a header and one line per record:\n{text}");

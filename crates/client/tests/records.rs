@@ -60,6 +60,21 @@ async fn ended_record(client: &Client, handle: &JobHandle) -> Record {
     }
 }
 
+/// The listing of every ended job, once it holds `count` records. With a
+/// durable store the listing is read from the store, where a job's final
+/// record lands with the next group commit: a moment after
+/// `sprocket.record` (answered from the server's memory) shows the end.
+async fn listing_of(client: &Client, count: usize) -> Vec<Record> {
+    let start = Instant::now();
+    loop {
+        let all = client.records(&RecordFilter::new()).await.expect("list");
+        if all.len() >= count || start.elapsed() > LIMIT {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The handle as another process would have it: the bytes alone.
 fn bare(handle: &JobHandle) -> JobHandle {
     JobHandle::from(handle.to_string())
@@ -171,7 +186,7 @@ async fn listings_filter_by_function_state_time_and_limit_newest_first() {
         handles.push(handle);
     }
 
-    let all = client.records(&RecordFilter::new()).await.expect("list");
+    let all = listing_of(&client, handles.len()).await;
     let listed: Vec<&[u8]> = all.iter().map(Record::handle).collect();
     let newest_first: Vec<&[u8]> = handles.iter().rev().map(JobHandle::as_bytes).collect();
     assert_eq!(listed, newest_first);
@@ -220,6 +235,7 @@ async fn with_several_servers_a_bare_handle_is_found_where_it_lives() {
     assert!(both.record(&JobHandle::from("H:nowhere:1")).await.expect("ask").is_none());
     assert!(matches!(both.attach(&JobHandle::from("H:nowhere:1")).await, Err(Error::UnknownJob { .. })));
     // Listings merge every server's records.
+    listing_of(&only_b, 1).await;
     let listed = both.records(&RecordFilter::new().function("report")).await.expect("list");
     assert_eq!(listed.len(), 1);
     w.shutdown().await.expect("stop the workers");
