@@ -240,3 +240,21 @@ async fn with_several_servers_a_bare_handle_is_found_where_it_lives() {
     assert_eq!(listed.len(), 1);
     w.shutdown().await.expect("stop the workers");
 }
+
+#[tokio::test]
+async fn a_server_without_records_times_out_lookups_and_knows_no_job_to_attach_to() {
+    let Some(gearmand) = ServerProcess::gearmand(&[]) else { return };
+    let opts = ClientOptions { response_timeout: Duration::from_millis(300), ..ClientOptions::default() };
+    let client = Client::with_options(gearmand.addr(), opts).expect("client");
+    let handle = client.submit_background("later", "x").await.expect("submit");
+    match client.record(&bare(&handle)).await {
+        Err(Error::Timeout { what, .. }) => assert!(what.contains("sprocket.record"), "{what}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let err = client.records(&RecordFilter::new()).await.expect_err("no records on gearmand");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    match client.attach(&bare(&handle)).await {
+        Err(Error::UnknownJob { handle: asked }) => assert_eq!(asked, handle.to_string()),
+        other => panic!("expected UnknownJob, got {:?}", other.map(|s| s.handle().clone())),
+    }
+}

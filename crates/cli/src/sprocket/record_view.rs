@@ -234,6 +234,19 @@ attempt 2   worker - 10.0.0.7:51234 started 2025-12-07T12:38:31.300Z ended 2025-
         );
     }
 
+    /// The text example in docs/records.md is what this view prints for the
+    /// record of the JSON example there.
+    #[test]
+    fn the_documented_text_view_is_what_the_code_prints() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/records.md");
+        let doc = std::fs::read_to_string(path).expect("docs/records.md is readable");
+        let json = doc.split("```json\n").nth(1).and_then(|b| b.split("\n```").next()).expect("the JSON example");
+        let record: Record = serde_json::from_str(json).expect("the JSON example is a record");
+        let section = doc.split("### `sprocket record HANDLE").nth(1).expect("the sprocket record section");
+        let text = section.split("```\n").nth(1).expect("the text example");
+        assert_eq!(record_text(&record), text);
+    }
+
     #[test]
     fn the_json_form_base64s_bytes_that_are_not_utf8_and_reads_back() {
         let record = ended_record();

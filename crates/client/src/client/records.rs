@@ -180,8 +180,8 @@ fn check_handle(handle: &JobHandle) -> Result<()> {
 struct NotFound {
     /// Servers that answered that they do not know the job.
     unknown: usize,
-    /// Servers that could not be asked, with why.
-    unreachable: Vec<String>,
+    /// Servers that could not be asked (or did not answer), with the error.
+    unreachable: Vec<(String, Error)>,
 }
 
 impl NotFound {
@@ -190,13 +190,19 @@ impl NotFound {
     }
 
     /// The job is unknown only when every server said so: one that could
-    /// not be asked may be the one that has it.
-    fn into_error(self, handle: &JobHandle) -> Error {
+    /// not be asked may be the one that has it. When the only server asked
+    /// could not be, its own error says best what happened.
+    fn into_error(mut self, handle: &JobHandle) -> Error {
         if self.unreachable.is_empty() && self.unknown > 0 {
-            Error::UnknownJob { handle: handle.to_string() }
-        } else {
-            Error::NoServerAvailable { tried: self.unreachable.join("; ") }
+            return Error::UnknownJob { handle: handle.to_string() };
         }
+        if self.unknown == 0 && self.unreachable.len() == 1 {
+            if let Some((_, only)) = self.unreachable.pop() {
+                return only;
+            }
+        }
+        let tried: Vec<String> = self.unreachable.iter().map(|(addr, e)| format!("{addr}: {e}")).collect();
+        Error::NoServerAvailable { tried: tried.join("; ") }
     }
 }
 
@@ -274,7 +280,7 @@ impl Client {
             match self.record_on(i, handle).await {
                 Ok(Some(_)) => return Ok(i),
                 Ok(None) => not_found.unknown += 1,
-                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{}: {e}", self.inner.slots[i].addr)),
+                Err(e) if moves_on(&e) => not_found.unreachable.push((self.inner.slots[i].addr.to_string(), e)),
                 Err(e) => return Err(e),
             }
         }
@@ -290,7 +296,8 @@ impl Client {
     /// docs/records.md). The servers asked are the one that issued the
     /// handle when it records one of this client's servers, else each in
     /// turn until one has the record; when none has it but some could not
-    /// be asked, the answer is [`Error::NoServerAvailable`] rather than
+    /// be asked, the answer is an error (that server's own when it is the
+    /// only one asked, else [`Error::NoServerAvailable`]) rather than
     /// `None`; a server that cannot read its records just now answers
     /// [`Error::Server`] with the function's name as the code. The answer
     /// is awaited for at most
@@ -311,7 +318,7 @@ impl Client {
             match self.record_on(i, handle).await {
                 Ok(Some(record)) => return Ok(Some(record)),
                 Ok(None) => not_found.unknown += 1,
-                Err(e) if moves_on(&e) => not_found.unreachable.push(format!("{}: {e}", self.inner.slots[i].addr)),
+                Err(e) if moves_on(&e) => not_found.unreachable.push((self.inner.slots[i].addr.to_string(), e)),
                 Err(e) => return Err(e),
             }
         }
@@ -377,7 +384,10 @@ impl Client {
                         text: format!("{addr} failed the search (no reason is given without the exceptions option)"),
                     })
                 }
-                Err(e) if moves_on(&e) => return Err(Error::NoServerAvailable { tried: format!("{addr}: {e}") }),
+                // One server: its own error says best what happened.
+                Err(e) if moves_on(&e) && self.inner.slots.len() > 1 => {
+                    return Err(Error::NoServerAvailable { tried: format!("{addr}: {e}") })
+                }
                 Err(e) => return Err(e),
             };
             let records = serde_json::from_slice::<Vec<Record>>(&answer).map_err(|e| {
