@@ -7,7 +7,9 @@
 //! so nothing new goes over the wire and any Gearman client can do the
 //! same. A server without records (gearmand, or sprocketd before records)
 //! treats them as jobs of a function nobody serves: a lookup then waits
-//! for the response timeout and fails with [`Error::Timeout`].
+//! for the response timeout and fails with [`Error::Timeout`], and an
+//! attachment is [`Error::UnknownJob`] (the server answers under a handle
+//! of its own).
 
 use std::time::{Duration, SystemTime};
 
