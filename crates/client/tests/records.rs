@@ -231,6 +231,11 @@ async fn with_several_servers_a_bare_handle_is_found_where_it_lives() {
     let stream = both.attach(&bare(&handle)).await.expect("attach");
     assert_eq!(stream.server(), b.addr());
     assert_eq!(stream.result().await.expect("the result")[..], b"done\xff"[..]);
+    // A handle that carries its server goes straight to it.
+    assert!(handle.server().is_some());
+    let stream = both.attach(&handle).await.expect("attach with the server known");
+    assert_eq!(stream.server(), b.addr());
+    assert!(both.record(&handle).await.expect("ask").is_some());
     // A handle neither server knows.
     assert!(both.record(&JobHandle::from("H:nowhere:1")).await.expect("ask").is_none());
     assert!(matches!(both.attach(&JobHandle::from("H:nowhere:1")).await, Err(Error::UnknownJob { .. })));
