@@ -20,6 +20,9 @@ pub enum Mode {
     /// Opens C connections, checks each with ECHO, holds them idle for
     /// --duration (for measuring a server's memory per connection).
     Idle,
+    /// --prefill background jobs are completed first (untimed), then C
+    /// clients read their results through `sprocket.result` (Sprocket only).
+    ResultRead,
 }
 
 impl Mode {
@@ -31,6 +34,7 @@ impl Mode {
             Mode::Roundtrip => "roundtrip",
             Mode::Mixed => "mixed",
             Mode::Idle => "idle",
+            Mode::ResultRead => "result-read",
         }
     }
 }
@@ -102,6 +106,10 @@ pub struct BenchArgs {
     /// was queued by then (for slow durable queues).
     #[arg(long = "prefill-duration", value_parser = parse_seconds)]
     pub prefill_duration: Option<Duration>,
+
+    /// result-read only: how many ended jobs the readers read, round robin.
+    #[arg(long = "prefill", default_value_t = 1000)]
+    pub prefill: u64,
 
     /// Priority of submitted jobs.
     #[arg(long, value_enum, default_value_t = PriorityArg::Normal)]

@@ -35,6 +35,7 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
         Mode::Roundtrip => modes::roundtrip::run(ctx).await,
         Mode::Mixed => modes::mixed::run(ctx).await,
         Mode::Idle => modes::idle::run(ctx).await,
+        Mode::ResultRead => modes::result_read::run(ctx).await,
     }
 }
 

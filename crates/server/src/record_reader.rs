@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use sprocket_engine::{Record, RecordQuery, RecordRead};
 use sprocket_records::Retention;
 use sprocket_store::{Store, StoreError, HANDLE_BLOCK};
@@ -25,6 +26,9 @@ const EXPIRY_BATCH: usize = 500;
 /// The pause between two expiry batches, so the writer and reads get the
 /// database in between.
 const EXPIRY_PAUSE: Duration = Duration::from_millis(20);
+/// Most reads of single handles answered together (see
+/// [`Store::load_records`]).
+const READ_BATCH: usize = 256;
 
 /// What the engine task asks of the reader.
 #[derive(Debug)]
@@ -74,14 +78,71 @@ async fn run(
         tokio::select! {
             job = jobs.recv() => {
                 let Some(job) = job else { break };
-                let Some(reply) = answer(&mut *store, job).await else { continue };
-                if replies.send(reply).is_err() {
+                // Reads that arrived meanwhile are answered together.
+                let mut batch = vec![job];
+                while batch.len() < READ_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if answer_all(&mut *store, batch, &replies).await.is_err() {
                     break;
                 }
             }
             _ = expiry.tick() => expire(&mut *store, retention, &mut jobs, &replies).await,
         }
     }
+}
+
+/// Does `batch`, reading the single handles among it in one go; an error
+/// when the engine task is gone.
+async fn answer_all(
+    store: &mut dyn Store,
+    batch: Vec<ReaderJob>,
+    replies: &mpsc::UnboundedSender<ReaderReply>,
+) -> Result<(), mpsc::error::SendError<ReaderReply>> {
+    let (singles, others): (Vec<ReaderJob>, Vec<ReaderJob>) = batch
+        .into_iter()
+        .partition(|job| matches!(job, ReaderJob::Read(RecordRead { query: RecordQuery::Handle(_), .. })));
+    if singles.len() > 1 {
+        let reads: Vec<(u64, Bytes)> = singles
+            .into_iter()
+            .filter_map(|job| match job {
+                ReaderJob::Read(RecordRead { id, query: RecordQuery::Handle(handle) }) => Some((id, handle)),
+                _ => None,
+            })
+            .collect();
+        let handles: Vec<Bytes> = reads.iter().map(|(_, h)| h.clone()).collect();
+        let mut found = store.load_records(&handles).await;
+        if matches!(found, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
+            found = store.load_records(&handles).await;
+        }
+        match found {
+            Ok(found) => {
+                for ((id, _), record) in reads.into_iter().zip(found) {
+                    replies.send(ReaderReply::Read { id, result: Ok(record.into_iter().collect()) })?;
+                }
+            }
+            Err(e) => {
+                for (id, _) in reads {
+                    replies.send(ReaderReply::Read { id, result: Err(e.to_string()) })?;
+                }
+            }
+        }
+    } else {
+        for job in singles {
+            if let Some(reply) = answer(store, job).await {
+                replies.send(reply)?;
+            }
+        }
+    }
+    for job in others {
+        if let Some(reply) = answer(store, job).await {
+            replies.send(reply)?;
+        }
+    }
+    Ok(())
 }
 
 /// Does one job; `None` when there is nothing to answer (handles could not

@@ -189,6 +189,17 @@ pub trait Store: Send {
         Err(no_records(&self.describe()))
     }
 
+    /// The records of several handles at once (`None` for each not kept),
+    /// in the order asked: a reader answering many clients at once pays
+    /// one round of overhead instead of one per handle.
+    async fn load_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        let mut found = Vec::with_capacity(handles.len());
+        for handle in handles {
+            found.push(self.load_record(handle).await?);
+        }
+        Ok(found)
+    }
+
     /// Ended records matching `filter`, newest end first, at most
     /// `filter.limit`.
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {

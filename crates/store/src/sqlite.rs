@@ -539,6 +539,11 @@ impl Store for SqliteStore {
         self.read_record(handle).await
     }
 
+    async fn load_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        // One trip to the blocking pool for the lot.
+        self.read_records(handles).await
+    }
+
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         self.find_records(filter).await
     }

@@ -191,8 +191,9 @@ pub fn shared_available(service: Shared) -> bool {
 }
 
 /// A table (SQL) or key prefix (Redis) on a shared service that only one
-/// test uses; dropped, with sprocketd's `sprocket_meta` row, when this
-/// value is dropped — also when the test panics.
+/// test uses; dropped, with sprocketd's `sprocket_meta` row and the job
+/// records and handle counter kept for it, when this value is dropped —
+/// also when the test panics.
 pub struct SharedTable {
     pub service: Shared,
     pub name: String,
@@ -226,10 +227,14 @@ impl Drop for SharedTable {
             Shared::Postgres => {
                 let _ = psql(&format!("DROP TABLE IF EXISTS \"{n}\""));
                 let _ = psql(&format!("DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
+                let _ = psql(&format!("DELETE FROM sprocket_records WHERE namespace = '{n}'"));
+                let _ = psql(&format!("DELETE FROM sprocket_handles WHERE namespace = '{n}'"));
             }
             Shared::Mysql => {
                 let _ = mysql(&format!("DROP TABLE IF EXISTS `{n}`"));
                 let _ = mysql(&format!("DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
+                let _ = mysql(&format!("DELETE FROM sprocket_records WHERE namespace = '{n}'"));
+                let _ = mysql(&format!("DELETE FROM sprocket_handles WHERE namespace = '{n}'"));
             }
             Shared::Redis => {
                 redis_delete_at(6379, &format!("{n}-*"));
@@ -237,6 +242,12 @@ impl Drop for SharedTable {
                 redis_delete_at(6379, &format!("sprocket-side:{n}-*"));
                 // The key layout's version, a field per prefix.
                 let _ = redis_cli(&["HDEL", "sprocket_meta", n]);
+                // Job records (`sprocket_rec*:<length>:<prefix>…`) and the
+                // prefix's handle counter.
+                for kind in ["sprocket_rec", "sprocket_rec_ended", "sprocket_rec_live"] {
+                    redis_delete_at(6379, &format!("{kind}:*:{n}*"));
+                }
+                let _ = redis_cli(&["HDEL", "sprocket_handles", n, &format!("{n}-")]);
             }
         }
     }

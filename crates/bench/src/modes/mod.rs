@@ -4,6 +4,7 @@
 pub mod drain;
 pub mod idle;
 pub mod mixed;
+pub mod result_read;
 pub mod roundtrip;
 pub mod submit_bg;
 

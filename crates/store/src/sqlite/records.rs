@@ -5,14 +5,9 @@ use super::*;
 
 pub(super) fn load_record_row(conn: &mut Connection, sql: &Sql, handle: &str) -> Result<Option<Record>> {
     let map = |e| unavailable_or_rejected("sqlite record read", e);
-    let body: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT body FROM sprocket_records WHERE namespace = ?1 AND handle = ?2",
-            [&sql.table, handle],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(map)?;
+    let mut st =
+        conn.prepare_cached("SELECT body FROM sprocket_records WHERE namespace = ?1 AND handle = ?2").map_err(map)?;
+    let body: Option<Vec<u8>> = st.query_row([&sql.table, handle], |r| r.get(0)).optional().map_err(map)?;
     body.as_deref().map(decode_body).transpose()
 }
 
@@ -105,6 +100,20 @@ impl SqliteStore {
     pub(super) async fn read_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
         let Ok(handle) = std::str::from_utf8(handle).map(str::to_owned) else { return Ok(None) };
         self.with_conn(move |conn, sql| load_record_row(conn, sql, &handle)).await
+    }
+
+    pub(super) async fn read_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        let handles = handles.to_vec();
+        self.with_conn(move |conn, sql| {
+            handles
+                .iter()
+                .map(|h| match std::str::from_utf8(h) {
+                    Ok(handle) => load_record_row(conn, sql, handle),
+                    Err(_) => Ok(None),
+                })
+                .collect()
+        })
+        .await
     }
 
     pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
