@@ -73,6 +73,26 @@ impl EndedRecords {
         self.unconfirmed_seq.get(handle).and_then(|seq| self.unconfirmed.get(seq))
     }
 
+    /// `found` (a search's answer from the store) with the records here that
+    /// match `filter` and that the store has not confirmed yet, newest end
+    /// first, within the filter's limit: a search right after a job ended
+    /// lists it, as a read of its handle would.
+    pub fn with_unconfirmed(&self, mut found: Vec<Record>, filter: &RecordFilter) -> Vec<Record> {
+        let extra: Vec<&Record> = self
+            .unconfirmed
+            .values()
+            .filter(|r| filter.matches(r.function(), r.state(), r.finished()))
+            .filter(|r| !found.iter().any(|f| f.handle() == r.handle()))
+            .collect();
+        if extra.is_empty() {
+            return found;
+        }
+        found.extend(extra.into_iter().cloned());
+        found.sort_by(|a, b| (b.finished(), b.handle()).cmp(&(a.finished(), a.handle())));
+        found.truncate(filter.limit);
+        found
+    }
+
     /// Whether ended records are read from the store rather than from here.
     pub fn in_store(&self) -> bool {
         self.memory.is_none()
@@ -118,11 +138,16 @@ pub(crate) enum ReadPurpose {
     SearchJson {
         /// The handle the answer goes out under.
         reply_handle: Bytes,
+        /// What was searched for.
+        filter: RecordFilter,
     },
     /// Admin `record`.
     AdminRecord,
     /// Admin `records`.
-    AdminSearch,
+    AdminSearch {
+        /// What was searched for.
+        filter: RecordFilter,
+    },
 }
 
 /// Reads of the store in flight, by id.

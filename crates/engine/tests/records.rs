@@ -519,3 +519,28 @@ fn new_handle_blocks_are_asked_for_at_half_and_used_after_the_first() {
     assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:14"));
     assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:101"), "the next block");
 }
+
+#[test]
+fn a_search_lists_a_just_ended_job_the_store_has_not_confirmed_yet() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let admin = bed.connect();
+    assert_eq!(bed.admin(admin, "records f"), "", "the answer waits for the store");
+    let read = bed.reads.pop().expect("the search goes to the store");
+    bed.answer_read(read.id, Ok(Vec::new()));
+    let text: Vec<Out> = bed.take(admin);
+    let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
+    assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
+}

@@ -115,7 +115,8 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
+            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone() };
+            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -161,7 +162,11 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
+            self.read_from_store(
+                conn,
+                ReadPurpose::AdminSearch { filter: filter.clone() },
+                RecordQuery::Search(filter),
+            );
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -175,6 +180,12 @@ impl Engine {
         self.tick(now);
         let Some((conn, purpose)) = self.pending_reads.finish(id) else { return };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
+        let result = match (&purpose, result) {
+            (ReadPurpose::SearchJson { filter, .. } | ReadPurpose::AdminSearch { filter }, Ok(found)) => {
+                Ok(self.ended_records.with_unconfirmed(found, filter))
+            }
+            (_, result) => result,
+        };
         let answer = match (&purpose, &result) {
             (ReadPurpose::Result { handle }, Ok(found)) => {
                 let record = found.first().filter(|r| r.state().is_final());
@@ -187,20 +198,20 @@ impl Engine {
             (ReadPurpose::RecordJson { reply_handle }, Ok(found)) => {
                 json_answer(found.first(), reply_handle, exceptions)
             }
-            (ReadPurpose::SearchJson { reply_handle }, Ok(found)) => {
+            (ReadPurpose::SearchJson { reply_handle, .. }, Ok(found)) => {
                 search_json_answer(Ok(found), reply_handle, exceptions)
             }
-            (ReadPurpose::RecordJson { reply_handle } | ReadPurpose::SearchJson { reply_handle }, Err(e)) => {
+            (ReadPurpose::RecordJson { reply_handle } | ReadPurpose::SearchJson { reply_handle, .. }, Err(e)) => {
                 vec![created(reply_handle), failure(reply_handle, unavailable(e).as_bytes(), exceptions)]
             }
             (ReadPurpose::AdminRecord, Ok(found)) => vec![Out::Text(match found.first() {
                 Some(record) => Bytes::from(sprocket_records::text::admin_record(record)),
                 None => Bytes::from_static(b"ERR UNKNOWN_JOB\r\n"),
             })],
-            (ReadPurpose::AdminSearch, Ok(found)) => {
+            (ReadPurpose::AdminSearch { .. }, Ok(found)) => {
                 vec![Out::Text(Bytes::from(sprocket_records::text::admin_record_list(found)))]
             }
-            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {
+            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch { .. }, Err(e)) => {
                 vec![Out::Text(Bytes::from(format!(
                     "ERR RECORDS_UNAVAILABLE {}\r\n",
                     e.replace([' ', '\r', '\n'], "+")
