@@ -1,0 +1,288 @@
+//! Records on every store backend against the real database: SQLite (a
+//! named table), PostgreSQL, MySQL/MariaDB and Redis. A job ended with
+//! binary data, warnings, a status and a binary result, one that ended in
+//! an exception, and one still queued; sprocketd is killed and started
+//! again; the ended jobs are read back exactly through `sprocket.result`
+//! and the queued one runs under its old handle. Each test uses a table
+//! or key prefix of its own, which its `Backend` drops afterwards with its
+//! record rows and keys.
+//!
+//! And a PostgreSQL restart while records are being written: every job
+//! that got JOB_CREATED and was completed has its final record once the
+//! database is back and things settle.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sprocket_proto::{Request, Response};
+use sprocket_testkit::databases::{self, unique_name, PrivatePostgres, Shared};
+use sprocket_testkit::ServerProcess;
+
+use crate::common::{b, sprocketd, Gear};
+use crate::store_support::Backend;
+use crate::support::{ask, read_result, record_json, submit_bg, wait_record_state, End, Sent, Worker, LIMIT};
+
+/// Bytes 0..=255, every value once (NUL included).
+fn all_bytes() -> Vec<u8> {
+    (0..=255u8).collect()
+}
+
+/// How many record rows (or Redis record hashes) the store holds for this
+/// backend's table or prefix: the records must really be in the database.
+fn stored_records(backend: &Backend) -> usize {
+    let n = backend.name();
+    let text = match backend {
+        Backend::Sqlite { .. } => {
+            let out = sprocket_testkit::process::run(
+                std::process::Command::new("sqlite3").arg(backend.sqlite_path()).arg(format!(
+                    "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"
+                )),
+                b"",
+                LIMIT,
+            );
+            assert!(out.success(), "sqlite3: {}", out.describe());
+            out.stdout_text()
+        }
+        Backend::Shared(t) => match t.service {
+            Shared::Postgres => {
+                databases::psql(&format!("SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"))
+                    .expect("psql count")
+            }
+            Shared::Mysql => {
+                databases::mysql(&format!("SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"))
+                    .expect("mysql count")
+            }
+            Shared::Redis => {
+                let [hashes, _, _] = databases::redis_record_keys(n);
+                return databases::redis_keys_at(6379, &hashes).len();
+            }
+        },
+    };
+    text.lines().last().unwrap_or("").trim().parse().expect("a count")
+}
+
+fn records_on(kind: &str) {
+    let Some(backend) = Backend::new(kind, "rec_backend") else { return };
+    let mut srv = backend.start(&[]);
+    let port = srv.port;
+    let binary_data = all_bytes();
+    let binary_result: Vec<u8> = all_bytes().into_iter().rev().collect();
+    let sent = [
+        Sent::Data(binary_data.clone()),
+        Sent::Warning(b"warn\0ing".to_vec()),
+        Sent::Status(7, 9),
+        Sent::Data(b"second chunk".to_vec()),
+    ];
+    let done = submit_bg(port, "rec_done", "d1", b"one");
+    let failed = submit_bg(port, "rec_fail", "f1", b"two");
+    let waiting = submit_bg(port, "rec_wait", "w1", b"three");
+    let mut w = Worker::new(port, "rec_done");
+    let (h, _) = w.grab();
+    w.finish(&h, &sent, &End::Complete(binary_result.clone()));
+    let mut w = Worker::new(port, "rec_fail");
+    let (h, _) = w.grab();
+    w.finish(&h, &[], &End::Exception(b"it broke".to_vec()));
+    wait_record_state(port, &done, "complete");
+    wait_record_state(port, &failed, "exception");
+    // Two ended records and the queued job's, in the database itself.
+    let in_db = databases::wait_until(LIMIT, || stored_records(&backend) == 3);
+    assert!(in_db, "{kind}: {} records stored, wanted 3", stored_records(&backend));
+    srv.kill9();
+
+    let srv = backend.start(&[]);
+    let port = srv.port;
+    let replay = read_result(port, &done);
+    assert_eq!(replay.handle, done);
+    assert!(replay.all_under_created_handle(), "{replay:?}");
+    assert_eq!(replay.data(), vec![binary_data, b"second chunk".to_vec()], "{kind}");
+    assert_eq!(replay.warnings(), vec![b"warn\0ing".to_vec()], "{kind}");
+    assert_eq!(replay.statuses(), vec!["7/9"], "{kind}");
+    assert_eq!(replay.result(), Some(binary_result), "{kind}");
+
+    // The exception: WORK_FAIL for a client that did not ask for
+    // exceptions, WORK_EXCEPTION with the text for one that did.
+    assert!(matches!(read_result(port, &failed).packets.last(), Some(Response::WorkFail { .. })));
+    let with = ask(port, "sprocket.result", &failed, true);
+    match with.packets.last() {
+        Some(Response::WorkException { data, .. }) => assert_eq!(&data[..], b"it broke"),
+        other => panic!("{kind}: {other:?}"),
+    }
+    let record = record_json(port, &failed).expect("the exception's record");
+    assert_eq!(record["error"], "it broke");
+
+    // The queued job kept its handle.
+    assert_eq!(record_json(port, &waiting).expect("queued record")["state"], "queued");
+    let mut w = Worker::new(port, "rec_wait");
+    let (h, _) = w.grab();
+    assert_eq!(h, waiting, "{kind}: the queued job keeps its handle across the restart");
+    w.finish(&h, &[], &End::Complete(b"later".to_vec()));
+    wait_record_state(port, &waiting, "complete");
+    // A new job's handle names no earlier job.
+    let fresh = submit_bg(port, "rec_new", "n1", b"four");
+    assert!(![&done, &failed, &waiting].contains(&&fresh), "{kind}: handle {fresh:?} reused");
+}
+
+#[test]
+fn records_on_sqlite_named_table() {
+    records_on("sqlite");
+}
+
+#[test]
+fn records_on_postgres() {
+    records_on("postgres");
+}
+
+#[test]
+fn records_on_mysql() {
+    records_on("mysql");
+}
+
+#[test]
+fn records_on_redis() {
+    records_on("redis");
+}
+
+/// Background jobs submitted and completed by threads as fast as they go,
+/// handles of acknowledged and of completed jobs kept.
+struct Traffic {
+    acked: Arc<Mutex<Vec<Bytes>>>,
+    completed: Arc<Mutex<BTreeSet<Bytes>>>,
+    stop_submitting: Arc<AtomicBool>,
+    stop_working: Arc<AtomicBool>,
+    submitter: std::thread::JoinHandle<()>,
+    worker: std::thread::JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(port: u16, function: &'static str) -> Traffic {
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let completed = Arc::new(Mutex::new(BTreeSet::new()));
+        let stop_submitting = Arc::new(AtomicBool::new(false));
+        let stop_working = Arc::new(AtomicBool::new(false));
+        let submitter = {
+            let (acked, stop) = (acked.clone(), stop_submitting.clone());
+            std::thread::spawn(move || {
+                let mut c = Gear::connect(port).expect("submitter connects");
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match c.submit_bg(function, &format!("j{i}"), "payload") {
+                        Ok(Response::JobCreated { handle }) => acked.lock().expect("acked").push(handle),
+                        // The database is away: refused, never acknowledged.
+                        Ok(Response::Error { .. }) => std::thread::sleep(Duration::from_millis(20)),
+                        other => panic!("background submit: {other:?}"),
+                    }
+                }
+            })
+        };
+        let worker = {
+            let (completed, stop) = (completed.clone(), stop_working.clone());
+            std::thread::spawn(move || {
+                let mut w = Gear::connect(port).expect("worker connects");
+                w.send(&Request::CanDo { function: b(function) }).expect("CAN_DO");
+                loop {
+                    match w.call(&Request::GrabJobUniq).expect("GRAB_JOB_UNIQ") {
+                        Response::JobAssignUniq { handle, unique, .. } => {
+                            w.send(&Request::WorkData { handle: handle.clone(), data: unique.clone() }).expect("data");
+                            w.send(&Request::WorkComplete { handle: handle.clone(), data: unique }).expect("end");
+                            completed.lock().expect("completed").insert(handle);
+                        }
+                        Response::NoJob if stop.load(Ordering::Relaxed) => break,
+                        Response::NoJob => std::thread::sleep(Duration::from_millis(5)),
+                        other => panic!("worker got {other:?}"),
+                    }
+                }
+            })
+        };
+        Traffic { acked, completed, stop_submitting, stop_working, submitter, worker }
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    /// Stops submitting, lets the worker drain the queue, and returns the
+    /// acknowledged and the completed handles.
+    fn finish(self) -> (Vec<Bytes>, BTreeSet<Bytes>) {
+        self.stop_submitting.store(true, Ordering::Relaxed);
+        self.submitter.join().expect("submitter thread");
+        // Only now: the worker stops at the first NO_JOB after the last submit.
+        self.stop_working.store(true, Ordering::Relaxed);
+        self.worker.join().expect("worker thread");
+        let acked = self.acked.lock().expect("acked").clone();
+        let completed = self.completed.lock().expect("completed").clone();
+        (acked, completed)
+    }
+}
+
+/// The handles of `table`'s complete records in a private PostgreSQL.
+fn complete_handles(pg: &PrivatePostgres, table: &str) -> BTreeSet<Bytes> {
+    pg.psql(&format!("SELECT handle FROM sprocket_records WHERE namespace = '{table}' AND state = 'complete'"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| Bytes::copy_from_slice(l.as_bytes()))
+        .collect()
+}
+
+fn start_on_private(pg: &PrivatePostgres, table: &str) -> ServerProcess {
+    let conninfo = format!("--libpq-conninfo={}", pg.conninfo());
+    let table_flag = format!("--libpq-table={table}");
+    ServerProcess::sprocketd(sprocketd(), &["-q", "Postgres", &conninfo, &table_flag])
+}
+
+#[test]
+fn postgres_restarted_while_records_are_written_loses_nothing_acknowledged() {
+    // A private PostgreSQL: the shared one is never stopped.
+    let Some(pg) = PrivatePostgres::start() else { return };
+    let table = unique_name("rec_pgrestart");
+    let mut srv = start_on_private(&pg, &table);
+    let traffic = Traffic::start(srv.port, "pg_restart");
+    let warm = databases::wait_until(LIMIT, || traffic.acked_count() >= 200);
+    assert!(warm, "only {} jobs acknowledged before the outage", traffic.acked_count());
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start_again();
+    let back = traffic.acked_count();
+    let more = databases::wait_until(LIMIT, || traffic.acked_count() >= back + 200);
+    assert!(more, "submits not acknowledged again after the database came back");
+    let (acked, completed) = traffic.finish();
+    let acked_set: BTreeSet<Bytes> = acked.iter().cloned().collect();
+    assert_eq!(acked_set.len(), acked.len(), "a handle was given twice");
+    // Every acknowledged job ran. A job may also run whose submitter got
+    // ERROR: it is handed out before its row commits, and a failed insert
+    // only tells the submitter (who may submit again) — at least once.
+    let not_run: Vec<&Bytes> = acked_set.difference(&completed).take(10).collect();
+    assert!(not_run.is_empty(), "acknowledged jobs that never ran: {not_run:?}");
+
+    // Every completed job's final record reaches the database.
+    let started = Instant::now();
+    let mut stored = BTreeSet::new();
+    let settled = databases::wait_until(Duration::from_secs(20), || {
+        stored = complete_handles(&pg, &table);
+        stored.is_superset(&acked_set)
+    });
+    let missing: Vec<&Bytes> = acked_set.difference(&stored).take(10).collect();
+    assert!(
+        settled,
+        "{} of {} completed jobs have no final record, e.g. {missing:?}",
+        acked_set.len() - stored.len(),
+        acked_set.len()
+    );
+    println!("{} jobs; all records stored {:?} after the traffic stopped", acked.len(), started.elapsed());
+
+    // And a new sprocketd reads them from there.
+    srv.kill9();
+    let srv = start_on_private(&pg, &table);
+    for h in [acked.first(), acked.get(acked.len() / 2), acked.last()].into_iter().flatten() {
+        let replay = read_result(srv.port, h);
+        let result = replay.result().unwrap_or_else(|| panic!("no result for {h:?}: {replay:?}"));
+        assert_eq!(replay.data(), vec![result.clone()], "{h:?}");
+    }
+    let queue_rows = pg.psql(&format!("SELECT COUNT(*) FROM \"{table}\"")).expect("count queue rows");
+    assert_eq!(queue_rows.trim(), "0", "completed jobs' rows deleted");
+}
