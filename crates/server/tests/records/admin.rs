@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sprocket_testkit::free_port;
 
-use crate::support::{ask, job_ended, sqlite_server, submit_bg, text, End, Sent};
+use crate::support::{ask, job_ended, read_result, sqlite_server, submit_bg, text, End, Sent, Worker};
 
 /// The `key\tvalue` lines of a `record` reply, up to the final `.`; keys
 /// that repeat (attempt, data, warning) collect their values in order.
@@ -118,4 +118,27 @@ fn admin_record_and_records_over_a_raw_socket() {
     assert_eq!(search(r#"{"function":"other"}"#).len(), 1);
     let bad = ask(port, "sprocket.records", br#"{"state":"nonsense"}"#, true);
     assert!(bad.result().is_none(), "a bad filter fails: {bad:?}");
+}
+
+/// A search made right after a job ended lists it, as a read of its handle
+/// finds it: an ended record whose store write is not confirmed yet is not
+/// missed by `records` or `sprocket.records`.
+#[test]
+fn a_search_right_after_a_jobs_end_lists_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let srv = sqlite_server(free_port(), dir.path(), &[]);
+    let port = srv.port;
+    let mut w = Worker::new(port, "fresh");
+    for i in 0..20 {
+        let handle = submit_bg(port, "fresh", &format!("f{i}"), b"w");
+        let (h, _) = w.grab();
+        w.finish(&h, &[], &End::Complete(b"ok".to_vec()));
+        // Attached live or replayed: either way the job has ended when this returns.
+        assert_eq!(read_result(port, &handle).result().as_deref(), Some(&b"ok"[..]));
+        let reply = srv.admin("records fresh 1");
+        assert!(reply.starts_with(&format!("{}\t", text(&handle))), "job {i}: `records fresh 1` is {reply:?}");
+        let json = ask(port, "sprocket.records", br#"{"function":"fresh","limit":1}"#, false).result().expect("search");
+        let found: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(found[0]["handle"], text(&handle), "job {i}: sprocket.records gives {found}");
+    }
 }
