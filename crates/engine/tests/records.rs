@@ -414,6 +414,29 @@ fn a_just_ended_record_is_answered_before_the_store_confirms_it() {
     assert_eq!(bed.reads.len(), 1, "once durable, the store answers");
 }
 
+/// The store still has a job's record from before its end (its final
+/// record waits for a database that was away) and the engine no longer
+/// has the job: sprocket.result says the end is not stored yet, not that
+/// the job is unknown.
+#[test]
+fn a_stored_record_without_its_end_is_not_an_unknown_job() {
+    let mut bed = durable();
+    let reader = bed.connect();
+    bed.send(reader, Request::OptionReq { name: b("exceptions") });
+    bed.packets(reader);
+    submit_to(&mut bed, reader, "sprocket.result", b"H:test:78");
+    let read = bed.reads.pop().expect("a read was asked for");
+    let mut running = Record::new(b"H:test:78", b"f", b"", Priority::Normal, true, 1).unwrap();
+    running.started(sprocket_records::Worker { client_id: b("-"), peer: "127.0.0.1".into() }, 2).unwrap();
+    bed.answer_read(read.id, Ok(vec![running]));
+    let got = bed.packets(reader);
+    let [Response::JobCreated { handle }, Response::WorkException { handle: failed, data }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!((handle, failed), (&b("H:test:78"), &b("H:test:78")));
+    assert!(data.starts_with(b"job records unavailable: the end of this job is not stored yet"), "{got:?}");
+}
+
 #[test]
 fn admin_record_and_records_answer_from_memory() {
     let mut bed = in_memory(RecordsMode::Background);
