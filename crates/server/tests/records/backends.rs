@@ -229,6 +229,18 @@ fn complete_handles(pg: &PrivatePostgres, table: &str) -> BTreeSet<Bytes> {
         .collect()
 }
 
+/// Reads `handle`'s result (with exceptions on): Some(result), or None when
+/// the server said the records are unavailable. An "unknown job" answer
+/// for a job that ended fails the test.
+fn assert_available_or_honest(port: u16, handle: &[u8]) -> Option<Vec<u8>> {
+    let replay = ask(port, "sprocket.result", handle, true);
+    match replay.packets.last() {
+        Some(Response::WorkComplete { data, .. }) => Some(data.to_vec()),
+        Some(Response::WorkException { data, .. }) if data.starts_with(b"job records unavailable") => None,
+        _ => panic!("sprocket.result of a job that ended: {replay:?}"),
+    }
+}
+
 fn start_on_private(pg: &PrivatePostgres, table: &str) -> ServerProcess {
     let conninfo = format!("--libpq-conninfo={}", pg.conninfo());
     let table_flag = format!("--libpq-table={table}");
@@ -241,12 +253,34 @@ fn postgres_restarted_while_records_are_written_loses_nothing_acknowledged() {
     let Some(pg) = PrivatePostgres::start() else { return };
     let table = unique_name("rec_pgrestart");
     let mut srv = start_on_private(&pg, &table);
+    // Jobs kept queued until the database is down, then completed: their
+    // final records can only be written once it is back.
+    let held: Vec<Bytes> = (0..50).map(|i| submit_bg(srv.port, "pg_held", &format!("h{i}"), b"held")).collect();
     let traffic = Traffic::start(srv.port, "pg_restart");
     let warm = databases::wait_until(LIMIT, || traffic.acked_count() >= 200);
     assert!(warm, "only {} jobs acknowledged before the outage", traffic.acked_count());
     pg.stop();
+    let mut w = Worker::new(srv.port, "pg_held");
+    for _ in &held {
+        let (h, _) = w.grab();
+        w.finish(&h, &[Sent::Status(1, 1)], &End::Complete(b"ended in the outage".to_vec()));
+    }
+    // Read while the database is away: the record as the server still
+    // has it, or an honest "unavailable" — never "unknown job".
+    let last_held = held.last().expect("held jobs").clone();
+    assert_available_or_honest(srv.port, &last_held);
     std::thread::sleep(Duration::from_secs(2));
     pg.start_again();
+    // And while it comes back, until the record is read from it.
+    let mut answers = Vec::new();
+    let readable = databases::wait_until(LIMIT, || {
+        let answer = assert_available_or_honest(srv.port, &last_held);
+        let done = answer.is_some();
+        answers.push(answer);
+        done
+    });
+    assert!(readable, "the record of a job ended in the outage never became readable");
+    println!("{} reads said the records were unavailable before the database was back", answers.len() - 1);
     let back = traffic.acked_count();
     let more = databases::wait_until(LIMIT, || traffic.acked_count() >= back + 200);
     assert!(more, "submits not acknowledged again after the database came back");
@@ -258,6 +292,8 @@ fn postgres_restarted_while_records_are_written_loses_nothing_acknowledged() {
     // only tells the submitter (who may submit again) — at least once.
     let not_run: Vec<&Bytes> = acked_set.difference(&completed).take(10).collect();
     assert!(not_run.is_empty(), "acknowledged jobs that never ran: {not_run:?}");
+    let mut acked_set = acked_set;
+    acked_set.extend(held.iter().cloned());
 
     // Every completed job's final record reaches the database.
     let started = Instant::now();
@@ -266,18 +302,22 @@ fn postgres_restarted_while_records_are_written_loses_nothing_acknowledged() {
         stored = complete_handles(&pg, &table);
         stored.is_superset(&acked_set)
     });
-    let missing: Vec<&Bytes> = acked_set.difference(&stored).take(10).collect();
+    let missing: Vec<&Bytes> = acked_set.difference(&stored).collect();
     assert!(
         settled,
-        "{} of {} completed jobs have no final record, e.g. {missing:?}",
-        acked_set.len() - stored.len(),
-        acked_set.len()
+        "{} of {} completed jobs have no final record, e.g. {:?}",
+        missing.len(),
+        acked_set.len(),
+        &missing[..missing.len().min(10)]
     );
-    println!("{} jobs; all records stored {:?} after the traffic stopped", acked.len(), started.elapsed());
+    println!("{} jobs; all records stored {:?} after the traffic stopped", acked_set.len(), started.elapsed());
 
     // And a new sprocketd reads them from there.
     srv.kill9();
     let srv = start_on_private(&pg, &table);
+    let replay = read_result(srv.port, &held[0]);
+    assert_eq!(replay.result().as_deref(), Some(&b"ended in the outage"[..]), "{replay:?}");
+    assert_eq!(replay.statuses(), vec!["1/1"]);
     for h in [acked.first(), acked.get(acked.len() / 2), acked.last()].into_iter().flatten() {
         let replay = read_result(srv.port, h);
         let result = replay.result().unwrap_or_else(|| panic!("no result for {h:?}: {replay:?}"));

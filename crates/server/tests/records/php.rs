@@ -114,9 +114,9 @@ fn seed004_php_attaches_to_a_running_background_job_and_gets_it_live() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let srv = sqlite_server(sprocket_testkit::free_port(), dir.path(), &[]);
-    // The worker sleeps 1.5 s before its first packet: the reader attaches
+    // The worker sleeps 2 s before its first packet: the reader attaches
     // meanwhile.
-    let mut worker = php_worker(srv.port, "reverse_slow", 1500);
+    let mut worker = php_worker(srv.port, "reverse_slow", 2000);
     let handle = php_submit(srv.port, "reverse_slow", "ABC123");
     worker.wait_for_line(&format!("JOB {handle}"), LIMIT);
     let seen = php_read(srv.port, &handle);
