@@ -18,6 +18,7 @@ mod admin;
 mod backends;
 mod clients;
 mod crash;
+mod endings;
 mod limits;
 mod modes;
 mod php;

@@ -60,6 +60,20 @@ fn a_raw_worker_cannot_register_sprocket_functions() {
         data: ended.clone(),
     });
     expect_reserved_error(reply, "SUBMIT_JOB_BG sprocket.result");
+
+    // A reserved name the server does not answer is refused, not queued.
+    let reply = c.call(&Request::SubmitJob {
+        mode: SubmitMode { priority: Priority::Normal, background: false },
+        function: b("sprocket.nosuch"),
+        unique: b("u"),
+        data: ended,
+    });
+    match reply {
+        Ok(Response::Error { code, .. }) => assert_eq!(&code[..], b"UNKNOWN_FUNCTION"),
+        other => panic!("SUBMIT_JOB sprocket.nosuch: expected ERROR, got {other:?}"),
+    }
+    let listed = listed_functions(port);
+    assert!(!listed.iter().any(|f| f.starts_with("sprocket.")), "status lists {listed:?}");
 }
 
 #[test]
