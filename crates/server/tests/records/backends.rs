@@ -1,45 +1,37 @@
 //! Records on every store backend against the real database: SQLite (a
 //! named table), PostgreSQL, MySQL/MariaDB and Redis. A job ended with
 //! binary data, warnings, a status and a binary result, one that ended in
-//! an exception, and one still queued; sprocketd is killed and started
-//! again; the ended jobs are read back exactly through `sprocket.result`
-//! and the queued one runs under its old handle. Each test uses a table
-//! or key prefix of its own, which its `Backend` drops afterwards with its
-//! record rows and keys.
+//! an exception, one still queued and one a worker holds; sprocketd is
+//! killed and started again; the ended jobs are read back exactly through
+//! `sprocket.result`, the queued one runs under its old handle and so does
+//! the held one, its record showing the interrupted attempt. Each test
+//! uses a table or key prefix of its own, which its `Backend` drops
+//! afterwards with its record rows and keys.
 //!
-//! And a PostgreSQL restart while records are being written: every job
-//! that got JOB_CREATED and was completed has its final record once the
-//! database is back and things settle.
+//! And retention on the network databases: an ended record is deleted
+//! from the database once past `--record-retention`.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use sprocket_proto::{Request, Response};
-use sprocket_testkit::databases::{self, unique_name, PrivatePostgres, Shared};
-use sprocket_testkit::ServerProcess;
+use sprocket_proto::Response;
+use sprocket_testkit::databases::{self, Shared};
 
-use crate::common::{b, sprocketd, Gear};
 use crate::store_support::Backend;
-use crate::support::{ask, read_result, record_json, submit_bg, wait_record_state, End, Sent, Worker, LIMIT};
+use crate::support::{ask, read_result, record_json, submit_bg, wait_record_state, work_one, End, Sent, Worker, LIMIT};
 
 /// Bytes 0..=255, every value once (NUL included).
 fn all_bytes() -> Vec<u8> {
     (0..=255u8).collect()
 }
 
-/// How many record rows (or Redis record hashes) the store holds for this
-/// backend's table or prefix: the records must really be in the database.
-fn stored_records(backend: &Backend) -> usize {
-    let n = backend.name();
-    let text = match backend {
+/// The output of `sql` on an SQL backend's database.
+fn sql(backend: &Backend, sql: &str) -> String {
+    match backend {
         Backend::Sqlite { .. } => {
             let out = sprocket_testkit::process::run(
-                std::process::Command::new("sqlite3").arg(backend.sqlite_path()).arg(format!(
-                    "PRAGMA busy_timeout=5000; SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"
-                )),
+                std::process::Command::new("sqlite3")
+                    .arg(backend.sqlite_path())
+                    .arg(format!("PRAGMA busy_timeout=5000; {sql}")),
                 b"",
                 LIMIT,
             );
@@ -47,21 +39,39 @@ fn stored_records(backend: &Backend) -> usize {
             out.stdout_text()
         }
         Backend::Shared(t) => match t.service {
-            Shared::Postgres => {
-                databases::psql(&format!("SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"))
-                    .expect("psql count")
-            }
-            Shared::Mysql => {
-                databases::mysql(&format!("SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"))
-                    .expect("mysql count")
-            }
-            Shared::Redis => {
-                let [hashes, _, _] = databases::redis_record_keys(n);
-                return databases::redis_keys_at(6379, &hashes).len();
-            }
+            Shared::Postgres => databases::psql(sql).unwrap_or_else(|e| panic!("psql {sql}: {e}")),
+            Shared::Mysql => databases::mysql(sql).unwrap_or_else(|e| panic!("mysql {sql}: {e}")),
+            Shared::Redis => panic!("no SQL on Redis"),
         },
-    };
+    }
+}
+
+fn is_redis(backend: &Backend) -> bool {
+    matches!(backend, Backend::Shared(t) if t.service == Shared::Redis)
+}
+
+/// How many record rows (or Redis record hashes) the store holds for this
+/// backend's table or prefix: the records must really be in the database.
+fn stored_records(backend: &Backend) -> usize {
+    let n = backend.name();
+    if is_redis(backend) {
+        let [hashes, _, _] = databases::redis_record_keys(n);
+        return databases::redis_keys_at(6379, &hashes).len();
+    }
+    let text = sql(backend, &format!("SELECT COUNT(*) FROM sprocket_records WHERE namespace = '{n}'"));
     text.lines().last().unwrap_or("").trim().parse().expect("a count")
+}
+
+/// The state of `handle`'s record as the database holds it ("" if none).
+fn stored_state(backend: &Backend, handle: &[u8]) -> String {
+    let (n, h) = (backend.name(), String::from_utf8_lossy(handle));
+    let text = if is_redis(backend) {
+        let key = format!("sprocket_rec:{}:{n}:{h}", n.len());
+        databases::redis_cli(&["HGET", &key, "state"])
+    } else {
+        sql(backend, &format!("SELECT state FROM sprocket_records WHERE namespace = '{n}' AND handle = '{h}'"))
+    };
+    text.lines().last().unwrap_or("").trim().to_string()
 }
 
 fn records_on(kind: &str) {
@@ -79,6 +89,7 @@ fn records_on(kind: &str) {
     let done = submit_bg(port, "rec_done", "d1", b"one");
     let failed = submit_bg(port, "rec_fail", "f1", b"two");
     let waiting = submit_bg(port, "rec_wait", "w1", b"three");
+    let held = submit_bg(port, "rec_held", "h1", b"four");
     let mut w = Worker::new(port, "rec_done");
     let (h, _) = w.grab();
     w.finish(&h, &sent, &End::Complete(binary_result.clone()));
@@ -87,10 +98,17 @@ fn records_on(kind: &str) {
     w.finish(&h, &[], &End::Exception(b"it broke".to_vec()));
     wait_record_state(port, &done, "complete");
     wait_record_state(port, &failed, "exception");
-    // Two ended records and the queued job's, in the database itself.
-    let in_db = databases::wait_until(LIMIT, || stored_records(&backend) == 3);
-    assert!(in_db, "{kind}: {} records stored, wanted 3", stored_records(&backend));
+    // A worker holds the last job when the server is killed.
+    let mut holder = Worker::new(port, "rec_held");
+    assert_eq!(holder.grab().0, held);
+    // Two ended records and the queued and running jobs', in the database itself.
+    let in_db = databases::wait_until(LIMIT, || stored_records(&backend) == 4);
+    assert!(in_db, "{kind}: {} records stored, wanted 4", stored_records(&backend));
+    let running = databases::wait_until(LIMIT, || stored_state(&backend, &held) == "running");
+    assert!(running, "{kind}: the held job's record is stored as {:?}", stored_state(&backend, &held));
+    assert_eq!(stored_state(&backend, &done), "complete", "{kind}");
     srv.kill9();
+    drop(holder);
 
     let srv = backend.start(&[]);
     let port = srv.port;
@@ -120,9 +138,18 @@ fn records_on(kind: &str) {
     assert_eq!(h, waiting, "{kind}: the queued job keeps its handle across the restart");
     w.finish(&h, &[], &End::Complete(b"later".to_vec()));
     wait_record_state(port, &waiting, "complete");
+    // The held job is queued again under its handle, its lost attempt recorded.
+    let mut w = Worker::new(port, "rec_held");
+    let (h, _) = w.grab();
+    assert_eq!(h, held, "{kind}: the job held at the kill keeps its handle");
+    w.finish(&h, &[], &End::Complete(b"second attempt".to_vec()));
+    let record = wait_record_state(port, &held, "complete");
+    assert_eq!(record["attempts"], 2, "{kind}: {record}");
+    assert_eq!(record["attempt_log"][0]["end"], "interrupted", "{kind}: {record}");
+    assert_eq!(record["attempt_log"][1]["end"], "completed", "{kind}: {record}");
     // A new job's handle names no earlier job.
-    let fresh = submit_bg(port, "rec_new", "n1", b"four");
-    assert!(![&done, &failed, &waiting].contains(&&fresh), "{kind}: handle {fresh:?} reused");
+    let fresh = submit_bg(port, "rec_new", "n1", b"five");
+    assert!(![&done, &failed, &waiting, &held].contains(&&fresh), "{kind}: handle {fresh:?} reused");
 }
 
 #[test]
@@ -145,184 +172,37 @@ fn records_on_redis() {
     records_on("redis");
 }
 
-/// Background jobs submitted and completed by threads as fast as they go,
-/// handles of acknowledged and of completed jobs kept.
-struct Traffic {
-    acked: Arc<Mutex<Vec<Bytes>>>,
-    completed: Arc<Mutex<BTreeSet<Bytes>>>,
-    stop_submitting: Arc<AtomicBool>,
-    stop_working: Arc<AtomicBool>,
-    submitter: std::thread::JoinHandle<()>,
-    worker: std::thread::JoinHandle<()>,
-}
-
-impl Traffic {
-    fn start(port: u16, function: &'static str) -> Traffic {
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let completed = Arc::new(Mutex::new(BTreeSet::new()));
-        let stop_submitting = Arc::new(AtomicBool::new(false));
-        let stop_working = Arc::new(AtomicBool::new(false));
-        let submitter = {
-            let (acked, stop) = (acked.clone(), stop_submitting.clone());
-            std::thread::spawn(move || {
-                let mut c = Gear::connect(port).expect("submitter connects");
-                for i in 0.. {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    match c.submit_bg(function, &format!("j{i}"), "payload") {
-                        Ok(Response::JobCreated { handle }) => acked.lock().expect("acked").push(handle),
-                        // The database is away: refused, never acknowledged.
-                        Ok(Response::Error { .. }) => std::thread::sleep(Duration::from_millis(20)),
-                        other => panic!("background submit: {other:?}"),
-                    }
-                }
-            })
-        };
-        let worker = {
-            let (completed, stop) = (completed.clone(), stop_working.clone());
-            std::thread::spawn(move || {
-                let mut w = Gear::connect(port).expect("worker connects");
-                w.send(&Request::CanDo { function: b(function) }).expect("CAN_DO");
-                loop {
-                    match w.call(&Request::GrabJobUniq).expect("GRAB_JOB_UNIQ") {
-                        Response::JobAssignUniq { handle, unique, .. } => {
-                            w.send(&Request::WorkData { handle: handle.clone(), data: unique.clone() }).expect("data");
-                            w.send(&Request::WorkComplete { handle: handle.clone(), data: unique }).expect("end");
-                            completed.lock().expect("completed").insert(handle);
-                        }
-                        Response::NoJob if stop.load(Ordering::Relaxed) => break,
-                        Response::NoJob => std::thread::sleep(Duration::from_millis(5)),
-                        other => panic!("worker got {other:?}"),
-                    }
-                }
-            })
-        };
-        Traffic { acked, completed, stop_submitting, stop_working, submitter, worker }
-    }
-
-    fn acked_count(&self) -> usize {
-        self.acked.lock().map(|a| a.len()).unwrap_or(0)
-    }
-
-    /// Stops submitting, lets the worker drain the queue, and returns the
-    /// acknowledged and the completed handles.
-    fn finish(self) -> (Vec<Bytes>, BTreeSet<Bytes>) {
-        self.stop_submitting.store(true, Ordering::Relaxed);
-        self.submitter.join().expect("submitter thread");
-        // Only now: the worker stops at the first NO_JOB after the last submit.
-        self.stop_working.store(true, Ordering::Relaxed);
-        self.worker.join().expect("worker thread");
-        let acked = self.acked.lock().expect("acked").clone();
-        let completed = self.completed.lock().expect("completed").clone();
-        (acked, completed)
-    }
-}
-
-/// The handles of `table`'s complete records in a private PostgreSQL.
-fn complete_handles(pg: &PrivatePostgres, table: &str) -> BTreeSet<Bytes> {
-    pg.psql(&format!("SELECT handle FROM sprocket_records WHERE namespace = '{table}' AND state = 'complete'"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| Bytes::copy_from_slice(l.as_bytes()))
-        .collect()
-}
-
-/// Reads `handle`'s result (with exceptions on): Some(result), or None when
-/// the server said the records are unavailable. An "unknown job" answer
-/// for a job that ended fails the test.
-fn assert_available_or_honest(port: u16, handle: &[u8]) -> Option<Vec<u8>> {
-    let replay = ask(port, "sprocket.result", handle, true);
-    match replay.packets.last() {
-        Some(Response::WorkComplete { data, .. }) => Some(data.to_vec()),
-        Some(Response::WorkException { data, .. }) if data.starts_with(b"job records unavailable") => None,
-        _ => panic!("sprocket.result of a job that ended: {replay:?}"),
-    }
-}
-
-fn start_on_private(pg: &PrivatePostgres, table: &str) -> ServerProcess {
-    let conninfo = format!("--libpq-conninfo={}", pg.conninfo());
-    let table_flag = format!("--libpq-table={table}");
-    ServerProcess::sprocketd(sprocketd(), &["-q", "Postgres", &conninfo, &table_flag])
+/// `--record-retention 1s` on this backend: an ended record is expired
+/// from the database (not only hidden), a fresh one is there.
+fn retention_on(kind: &str) {
+    let Some(backend) = Backend::new(kind, "rec_retention") else { return };
+    let srv = backend.start(&["--record-retention", "1s"]);
+    let port = srv.port;
+    let old = submit_bg(port, "ret", "old", b"w");
+    work_one(port, "ret", &[], &End::Complete(b"old".to_vec()));
+    wait_record_state(port, &old, "complete");
+    let stored = databases::wait_until(LIMIT, || stored_state(&backend, &old) == "complete");
+    assert!(stored, "{kind}: the record was never stored");
+    let gone = databases::wait_until(Duration::from_secs(5), || stored_state(&backend, &old).is_empty());
+    assert!(gone, "{kind}: the record is still stored 5 s after its 1 s retention");
+    assert!(read_result(port, &old).result().is_none(), "{kind}: an expired record is still answered");
+    let fresh = submit_bg(port, "ret", "fresh", b"w");
+    work_one(port, "ret", &[], &End::Complete(b"fresh".to_vec()));
+    wait_record_state(port, &fresh, "complete");
+    assert_eq!(read_result(port, &fresh).result().as_deref(), Some(&b"fresh"[..]), "{kind}");
 }
 
 #[test]
-fn postgres_restarted_while_records_are_written_loses_nothing_acknowledged() {
-    // A private PostgreSQL: the shared one is never stopped.
-    let Some(pg) = PrivatePostgres::start() else { return };
-    let table = unique_name("rec_pgrestart");
-    let mut srv = start_on_private(&pg, &table);
-    // Jobs kept queued until the database is down, then completed: their
-    // final records can only be written once it is back.
-    let held: Vec<Bytes> = (0..50).map(|i| submit_bg(srv.port, "pg_held", &format!("h{i}"), b"held")).collect();
-    let traffic = Traffic::start(srv.port, "pg_restart");
-    let warm = databases::wait_until(LIMIT, || traffic.acked_count() >= 200);
-    assert!(warm, "only {} jobs acknowledged before the outage", traffic.acked_count());
-    pg.stop();
-    let mut w = Worker::new(srv.port, "pg_held");
-    for _ in &held {
-        let (h, _) = w.grab();
-        w.finish(&h, &[Sent::Status(1, 1)], &End::Complete(b"ended in the outage".to_vec()));
-    }
-    // Read while the database is away: the record as the server still
-    // has it, or an honest "unavailable" — never "unknown job".
-    let last_held = held.last().expect("held jobs").clone();
-    assert_available_or_honest(srv.port, &last_held);
-    std::thread::sleep(Duration::from_secs(2));
-    pg.start_again();
-    // And while it comes back, until the record is read from it.
-    let mut answers = Vec::new();
-    let readable = databases::wait_until(LIMIT, || {
-        let answer = assert_available_or_honest(srv.port, &last_held);
-        let done = answer.is_some();
-        answers.push(answer);
-        done
-    });
-    assert!(readable, "the record of a job ended in the outage never became readable");
-    println!("{} reads said the records were unavailable before the database was back", answers.len() - 1);
-    let back = traffic.acked_count();
-    let more = databases::wait_until(LIMIT, || traffic.acked_count() >= back + 200);
-    assert!(more, "submits not acknowledged again after the database came back");
-    let (acked, completed) = traffic.finish();
-    let acked_set: BTreeSet<Bytes> = acked.iter().cloned().collect();
-    assert_eq!(acked_set.len(), acked.len(), "a handle was given twice");
-    // Every acknowledged job ran. A job may also run whose submitter got
-    // ERROR: it is handed out before its row commits, and a failed insert
-    // only tells the submitter (who may submit again) — at least once.
-    let not_run: Vec<&Bytes> = acked_set.difference(&completed).take(10).collect();
-    assert!(not_run.is_empty(), "acknowledged jobs that never ran: {not_run:?}");
-    let mut acked_set = acked_set;
-    acked_set.extend(held.iter().cloned());
+fn retention_on_postgres() {
+    retention_on("postgres");
+}
 
-    // Every completed job's final record reaches the database.
-    let started = Instant::now();
-    let mut stored = BTreeSet::new();
-    let settled = databases::wait_until(Duration::from_secs(20), || {
-        stored = complete_handles(&pg, &table);
-        stored.is_superset(&acked_set)
-    });
-    let missing: Vec<&Bytes> = acked_set.difference(&stored).collect();
-    assert!(
-        settled,
-        "{} of {} completed jobs have no final record, e.g. {:?}",
-        missing.len(),
-        acked_set.len(),
-        &missing[..missing.len().min(10)]
-    );
-    println!("{} jobs; all records stored {:?} after the traffic stopped", acked_set.len(), started.elapsed());
+#[test]
+fn retention_on_mysql() {
+    retention_on("mysql");
+}
 
-    // And a new sprocketd reads them from there.
-    srv.kill9();
-    let srv = start_on_private(&pg, &table);
-    let replay = read_result(srv.port, &held[0]);
-    assert_eq!(replay.result().as_deref(), Some(&b"ended in the outage"[..]), "{replay:?}");
-    assert_eq!(replay.statuses(), vec!["1/1"]);
-    for h in [acked.first(), acked.get(acked.len() / 2), acked.last()].into_iter().flatten() {
-        let replay = read_result(srv.port, h);
-        let result = replay.result().unwrap_or_else(|| panic!("no result for {h:?}: {replay:?}"));
-        assert_eq!(replay.data(), vec![result.clone()], "{h:?}");
-    }
-    let queue_rows = pg.psql(&format!("SELECT COUNT(*) FROM \"{table}\"")).expect("count queue rows");
-    assert_eq!(queue_rows.trim(), "0", "completed jobs' rows deleted");
+#[test]
+fn retention_on_redis() {
+    retention_on("redis");
 }

@@ -21,6 +21,7 @@ mod crash;
 mod endings;
 mod limits;
 mod modes;
+mod pg_restart;
 mod php;
 mod reserved;
 mod support;
