@@ -414,6 +414,31 @@ fn a_just_ended_record_is_answered_before_the_store_confirms_it() {
     assert_eq!(bed.reads.len(), 1, "once durable, the store answers");
 }
 
+/// A background submission joins a foreground job a worker already runs:
+/// the record it gets says `running`, with that attempt, not `queued`.
+#[test]
+fn a_background_join_of_a_running_job_records_the_attempt_under_way() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let handle = bed.fg(client, "f", "same", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    let joiner = bed.connect();
+    bed.send(
+        joiner,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("same"),
+            data: b("x"),
+        },
+    );
+    let h = String::from_utf8_lossy(&handle).into_owned();
+    assert_eq!(records_written(&bed), [(RecordState::Running, h)]);
+    let Some((_, PersistOp::Record { record, .. })) = bed.persisted.last() else { panic!("no record written") };
+    assert_eq!(record.attempts(), 1);
+}
+
 /// The store still has a job's record from before its end (its final
 /// record waits for a database that was away) and the engine no longer
 /// has the job: sprocket.result says the end is not stored yet, not that
