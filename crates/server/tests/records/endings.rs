@@ -114,3 +114,72 @@ fn an_ended_job_stays_unknown_to_get_status_as_in_gearmand() {
     // While its record still says how it went.
     assert_eq!(record_json(port, &handle).expect("record")["status"]["numerator"], 5);
 }
+
+/// A background submission that joins a foreground job already running
+/// (same function and unique) gets the job's handle, and so the job's
+/// record is kept as a background job's would be.
+#[test]
+fn a_background_submission_joining_a_running_foreground_job_gets_its_record() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let srv = sqlite_server(free_port(), dir.path(), &[]);
+    let port = srv.port;
+    let mut fg = Gear::connect(port).expect("client connects");
+    let reply = fg.call(&Request::SubmitJob {
+        mode: sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: false },
+        function: crate::common::b("joined"),
+        unique: crate::common::b("same"),
+        data: crate::common::b("w"),
+    });
+    let Ok(Response::JobCreated { handle }) = reply else { panic!("foreground submit: {reply:?}") };
+    let mut w = Worker::new(port, "joined");
+    let (h, _) = w.grab();
+    assert_eq!(h, handle);
+    let bg = submit_bg(port, "joined", "same", b"w");
+    assert_eq!(bg, handle, "the background submission joined the running job");
+    w.finish(&h, &[Sent::Data(b"shared".to_vec())], &End::Complete(b"for both".to_vec()));
+    loop {
+        match fg.recv().expect("foreground answer") {
+            Response::WorkComplete { data, .. } => {
+                assert_eq!(&data[..], b"for both");
+                break;
+            }
+            Response::WorkData { .. } => {}
+            other => panic!("foreground client: {other:?}"),
+        }
+    }
+    let record = wait_record_state(port, &handle, "complete");
+    assert_eq!(record["result"], "for both", "{record}");
+    assert_eq!(read_result(port, &handle).result().as_deref(), Some(&b"for both"[..]));
+}
+
+/// The same join, and then `kill -9` while the job runs: the background
+/// submitter was acknowledged, so after the restart the job is queued
+/// again under its handle and its record is there.
+#[test]
+fn a_background_submission_joining_a_running_foreground_job_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut srv = sqlite_server(port, dir.path(), &[]);
+    let mut fg = Gear::connect(port).expect("client connects");
+    let reply = fg.call(&Request::SubmitJob {
+        mode: sprocket_proto::SubmitMode { priority: sprocket_proto::Priority::Normal, background: false },
+        function: crate::common::b("joined_kill"),
+        unique: crate::common::b("same"),
+        data: crate::common::b("w"),
+    });
+    let Ok(Response::JobCreated { handle }) = reply else { panic!("foreground submit: {reply:?}") };
+    let mut w = Worker::new(port, "joined_kill");
+    assert_eq!(w.grab().0, handle);
+    assert_eq!(submit_bg(port, "joined_kill", "same", b"w"), handle);
+    crate::support::wait_sqlite_state(&crate::support::sqlite_file(dir.path(), port), &handle, "running");
+    srv.kill9();
+    drop(w);
+
+    let srv = sqlite_server(port, dir.path(), &[]);
+    let mut w = Worker::new(srv.port, "joined_kill");
+    let (h, _) = w.grab();
+    assert_eq!(h, handle, "the acknowledged job runs again under its handle");
+    w.finish(&h, &[], &End::Complete(b"after the restart".to_vec()));
+    let record = wait_record_state(srv.port, &handle, "complete");
+    assert_eq!(record["attempt_log"][0]["end"], "interrupted", "{record}");
+}
