@@ -107,3 +107,29 @@ fn a_php_worker_registering_sprocket_result_gets_an_error_and_no_job() {
     assert!(!listed.iter().any(|f| f.starts_with("sprocket.")), "status lists {listed:?}");
     worker.stop();
 }
+
+/// A payload that cannot be a job handle (empty, too long, binary) is
+/// answered with a failure under a handle of the server's own, and the
+/// connection goes on being served.
+#[test]
+fn sprocket_result_of_payloads_that_are_no_handle_fails_cleanly() {
+    let srv = builtin_server(&[]);
+    let port = srv.port;
+    let long = vec![b'H'; 300];
+    for payload in [&b""[..], &long[..], b"H:\x00\xff:1", b"two words"] {
+        let replay = crate::support::ask(port, "sprocket.result", payload, true);
+        match &replay.packets[..] {
+            [Response::WorkException { data, .. }] => assert_eq!(&data[..], b"unknown job", "{payload:?}"),
+            other => panic!("sprocket.result {payload:?}: {other:?}"),
+        }
+        assert!(replay.all_under_created_handle(), "{replay:?}");
+        assert!(replay.handle.len() <= 255 && !replay.handle.contains(&0), "{replay:?}");
+    }
+    // sprocket.records with no filter at all: every function, newest first.
+    let a = job_ended(port, "any_a", "a", &[], &End::Complete(b"a".to_vec()), "complete");
+    let z = job_ended(port, "any_z", "z", &[], &End::Complete(b"z".to_vec()), "complete");
+    let json = crate::support::ask(port, "sprocket.records", b"", false).result().expect("an empty filter is fine");
+    let found: serde_json::Value = serde_json::from_slice(&json).expect("a JSON array");
+    let handles: Vec<&str> = found.as_array().expect("array").iter().filter_map(|r| r["handle"].as_str()).collect();
+    assert_eq!(handles, [String::from_utf8_lossy(&z), String::from_utf8_lossy(&a)]);
+}
