@@ -592,3 +592,34 @@ fn a_search_lists_a_just_ended_job_the_store_has_not_confirmed_yet() {
     let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
     assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
 }
+
+/// The store's answer to a search may come from before a just-ended job's
+/// commit while the commit's report reaches the engine first: the search
+/// still lists every job that had ended when it was asked for.
+#[test]
+fn a_search_lists_a_job_whose_commit_is_reported_before_the_stores_answer() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let admin = bed.connect();
+    assert_eq!(bed.admin(admin, "records f"), "", "the answer waits for the store");
+    let read = bed.reads.pop().expect("the search goes to the store");
+    // The commit of the job's end is reported; the search ran before it.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    bed.answer_read(read.id, Ok(Vec::new()));
+    let text: Vec<Out> = bed.take(admin);
+    let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
+    assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
+}

@@ -119,7 +119,8 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone() };
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone(), unconfirmed };
             self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
@@ -166,11 +167,9 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            self.read_from_store(
-                conn,
-                ReadPurpose::AdminSearch { filter: filter.clone() },
-                RecordQuery::Search(filter),
-            );
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::AdminSearch { filter: filter.clone(), unconfirmed };
+            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -185,9 +184,10 @@ impl Engine {
         let Some((conn, purpose)) = self.pending_reads.finish(id) else { return };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
         let result = match (&purpose, result) {
-            (ReadPurpose::SearchJson { filter, .. } | ReadPurpose::AdminSearch { filter }, Ok(found)) => {
-                Ok(self.ended_records.with_unconfirmed(found, filter))
-            }
+            (
+                ReadPurpose::SearchJson { filter, unconfirmed, .. } | ReadPurpose::AdminSearch { filter, unconfirmed },
+                Ok(found),
+            ) => Ok(self.ended_records.with_unconfirmed(found, filter, unconfirmed)),
             (_, result) => result,
         };
         let answer = match (&purpose, &result) {
