@@ -10,7 +10,7 @@ use bytes::Bytes;
 use sprocket_records::{AttemptEnd as RecordAttemptEnd, Outcome as RecordOutcome, Record, Worker};
 
 use crate::engine::Engine;
-use crate::job::Job;
+use crate::job::{Job, JobState};
 use crate::outcome::{AttemptEnd, Outcome};
 use crate::types::*;
 
@@ -56,7 +56,16 @@ impl Engine {
         if job.extra.as_ref().is_some_and(|e| e.record.is_some()) {
             return;
         }
-        let Some(record) = self.new_record(job, None) else { return };
+        let Some(mut record) = self.new_record(job, None) else { return };
+        // A worker already runs the job: the record begins now, with that
+        // attempt under way, so that it says `running` (and, after a crash,
+        // that this attempt was interrupted) rather than `queued`.
+        if let JobState::Running(worker) = job.state {
+            if let Some(c) = self.conns.get(worker) {
+                let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() };
+                let _ = record.started(worker, self.now);
+            }
+        }
         if let Some(job) = self.jobs.get_mut(job_no) {
             job.extra_mut().record = Some(record);
         }

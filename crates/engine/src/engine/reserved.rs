@@ -28,6 +28,10 @@ pub(crate) const RESERVED_PREFIX: &[u8] = b"sprocket.";
 /// The text of the exception for a handle with no job or record.
 const UNKNOWN_JOB: &[u8] = b"unknown job";
 
+/// Why `sprocket.result` cannot answer for a job that ended but whose
+/// final record the store does not hold yet.
+const END_NOT_STORED: &str = "the end of this job is not stored yet";
+
 /// Whether `handle` could be a job handle, and so can be named in a reply:
 /// short printable ASCII. Anything else is answered under a new handle.
 fn plausible_handle(handle: &[u8]) -> bool {
@@ -115,7 +119,8 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone() };
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone(), unconfirmed };
             self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
@@ -162,11 +167,9 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            self.read_from_store(
-                conn,
-                ReadPurpose::AdminSearch { filter: filter.clone() },
-                RecordQuery::Search(filter),
-            );
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::AdminSearch { filter: filter.clone(), unconfirmed };
+            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -181,15 +184,23 @@ impl Engine {
         let Some((conn, purpose)) = self.pending_reads.finish(id) else { return };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
         let result = match (&purpose, result) {
-            (ReadPurpose::SearchJson { filter, .. } | ReadPurpose::AdminSearch { filter }, Ok(found)) => {
-                Ok(self.ended_records.with_unconfirmed(found, filter))
-            }
+            (
+                ReadPurpose::SearchJson { filter, unconfirmed, .. } | ReadPurpose::AdminSearch { filter, unconfirmed },
+                Ok(found),
+            ) => Ok(self.ended_records.with_unconfirmed(found, filter, unconfirmed)),
             (_, result) => result,
         };
         let answer = match (&purpose, &result) {
+            // The store has the job's record from before its end, and the
+            // engine no longer has the job (it would have attached the
+            // caller): the job ended and its final record is not written
+            // yet (a database outage keeps it until the database is back).
+            // The job is not unknown; its end is not readable yet.
+            (ReadPurpose::Result { handle }, Ok(found)) if found.first().is_some_and(|r| !r.state().is_final()) => {
+                vec![created(handle), failure(handle, unavailable(END_NOT_STORED).as_bytes(), exceptions)]
+            }
             (ReadPurpose::Result { handle }, Ok(found)) => {
-                let record = found.first().filter(|r| r.state().is_final());
-                result_answer(record, handle, exceptions, &self.fresh_handle_text())
+                result_answer(found.first(), handle, exceptions, &self.fresh_handle_text())
             }
             (ReadPurpose::Result { handle }, Err(e)) => {
                 let reply = if plausible_handle(handle) { handle.clone() } else { self.fresh_handle_text() };
