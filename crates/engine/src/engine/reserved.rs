@@ -12,6 +12,8 @@
 //! not hold are read from the store by the server ([`RecordRead`]); the
 //! connection's later replies wait behind the answer, so they stay in order.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use sprocket_proto::Response;
 use sprocket_records::{replay, Record, RecordFilter, RecordState, ReplayPacket};
@@ -90,7 +92,7 @@ impl Engine {
     fn record_as_json(&mut self, conn: ConnId, handle: Bytes) {
         let reply_handle = self.fresh_handle();
         if let Some(record) = self.live_record(&handle) {
-            let answer = json_answer(Some(record), &reply_handle, self.exceptions_on(conn));
+            let answer = json_answer(Some(&record), &reply_handle, self.exceptions_on(conn));
             self.send_all(conn, answer);
             return;
         }
@@ -130,9 +132,9 @@ impl Engine {
 
     /// Admin `record HANDLE`.
     pub(crate) fn admin_record(&mut self, conn: ConnId, handle: Bytes) {
-        let found = self.live_record(&handle).or_else(|| self.ended_records.get(&handle));
+        let found = self.live_record(&handle).or_else(|| self.ended_records.get(&handle).map(Cow::Borrowed));
         if let Some(record) = found {
-            let text = Bytes::from(sprocket_records::text::admin_record(record));
+            let text = Bytes::from(sprocket_records::text::admin_record(&record));
             self.send(conn, Out::Text(text));
             return;
         }
@@ -244,9 +246,17 @@ impl Engine {
     }
 
     /// The record of a live job with this handle.
-    fn live_record(&self, handle: &[u8]) -> Option<&Record> {
+    fn live_record(&self, handle: &[u8]) -> Option<Cow<'_, Record>> {
         let job = self.jobs.get(self.job_by_handle(handle)?)?;
-        job.extra.as_ref()?.record.as_deref()
+        if let Some(record) = job.extra.as_ref().and_then(|e| e.record.as_deref()) {
+            return Some(Cow::Borrowed(record));
+        }
+        // A queued job's record is made when a worker first takes it; until
+        // then it is what the job says.
+        if !self.carries_record(job.background) {
+            return None;
+        }
+        self.record_of_job(job).map(Cow::Owned)
     }
 
     fn exceptions_on(&self, conn: ConnId) -> bool {
