@@ -623,3 +623,35 @@ fn a_search_lists_a_job_whose_commit_is_reported_before_the_stores_answer() {
     let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
     assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
 }
+
+#[test]
+fn ended_records_stay_readable_while_the_store_is_down() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.engine.set_store_down(true);
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("kept") });
+    // The writer keeps the record for after the outage and reports it handled.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let reader = bed.connect();
+    let got = submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(got.last(), Some(&Response::WorkComplete { handle: handle.clone(), data: b("kept") }));
+    assert!(bed.reads.is_empty(), "answered from memory, not from the stale store");
+    bed.engine.set_store_down(false);
+    bed.stored(through, &[]);
+    submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(bed.reads.len(), 1, "once the store is back and has reported, it answers");
+}

@@ -123,3 +123,30 @@ fn a_job_running_at_kill_9_is_queued_again_with_its_handle_and_its_lost_attempt(
     assert_eq!(record["result"], "done at last");
     assert_eq!(read_result(srv.port, &handle).result().as_deref(), Some(&b"done at last"[..]));
 }
+
+/// A record whose job's queue row is gone (here deleted by hand, as an
+/// operator's SQL or an insert reported failed that landed after all would
+/// leave it) is ended as `dropped` at the next start, so that it expires
+/// like any other instead of naming a queued job for ever.
+#[test]
+fn a_queued_record_without_its_row_is_ended_as_dropped_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut srv = sqlite_server(port, dir.path(), &[]);
+    let handle = submit_bg(port, "orphan", "o1", b"w");
+    let file = sqlite_file(dir.path(), port);
+    wait_sqlite_state(&file, &handle, "queued");
+    srv.kill9();
+    let out = sprocket_testkit::process::run(
+        std::process::Command::new("sqlite3")
+            .arg(&file)
+            .arg("PRAGMA busy_timeout=5000; DELETE FROM gearman_queue WHERE function_name = 'orphan'"),
+        b"",
+        std::time::Duration::from_secs(20),
+    );
+    assert!(out.success(), "sqlite3: {}", out.describe());
+    let srv = sqlite_server(port, dir.path(), &[]);
+    wait_sqlite_state(&file, &handle, "dropped");
+    let record = record_json(srv.port, &handle).expect("the record is kept");
+    assert_eq!(record["state"], "dropped");
+}
