@@ -530,6 +530,10 @@ impl Store for MysqlStore {
         self.read_record(handle).await
     }
 
+    async fn load_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        self.read_records(handles).await
+    }
+
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         self.find_records(filter).await
     }

@@ -422,6 +422,10 @@ impl Store for PostgresStore {
         true
     }
 
+    async fn load_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        self.read_records(handles).await
+    }
+
     async fn load_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
         self.read_record(handle).await
     }

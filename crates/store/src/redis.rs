@@ -423,6 +423,18 @@ impl Store for RedisStore {
         body.as_deref().map(decode_body).transpose()
     }
 
+    /// The records of several handles in one pipelined round trip.
+    async fn load_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        let mut conn = self.conn()?;
+        let mut pipe = ::redis::pipe();
+        for handle in handles {
+            pipe.cmd("HGET").arg(record_key(&self.prefix, handle)).arg("body");
+        }
+        let bodies: Vec<Option<Vec<u8>>> =
+            pipe.query_async(&mut conn).await.map_err(|e| classify("redis record read", e))?;
+        bodies.iter().map(|body| body.as_deref().map(decode_body).transpose()).collect()
+    }
+
     /// Walks the ended set from the newest end (within `until` and
     /// `since`) a page at a time, reading each record's function and state
     /// to filter, until `limit` match.

@@ -125,6 +125,15 @@ async fn check_sample(store: &mut dyn Store, records: &[Record]) {
     }
     assert_eq!(store.load_record(b"H:test:99").await.expect("load"), None);
     assert_eq!(store.load_record(&[0xff]).await.expect("a handle that is not text"), None);
+    // Several at once, in the order asked, with the missing ones as None.
+    let asked: Vec<bytes::Bytes> = vec![
+        bytes::Bytes::copy_from_slice(records[1].handle()),
+        bytes::Bytes::from_static(b"H:test:99"),
+        bytes::Bytes::copy_from_slice(records[0].handle()),
+        bytes::Bytes::from_static(&[0xff]),
+    ];
+    let many = store.load_records(&asked).await.expect("load several");
+    assert_eq!(many, vec![Some(records[1].clone()), None, Some(records[0].clone()), None]);
     assert_eq!(records[3].result().map(<[u8]>::len), Some(1 << 20), "the 1 MiB result is kept whole");
 
     let handles = |found: Vec<Record>| -> Vec<String> {

@@ -42,6 +42,29 @@ impl MysqlStore {
         body.as_deref().map(decode_body).transpose()
     }
 
+    /// The records of several handles in one statement (one round trip).
+    pub(super) async fn read_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        let texts: Vec<&str> =
+            handles.iter().filter_map(|h| std::str::from_utf8(h).ok().filter(|h| h.is_ascii())).collect();
+        if texts.is_empty() {
+            return Ok(vec![None; handles.len()]);
+        }
+        let marks = vec!["?"; texts.len()].join(", ");
+        let mut params: Vec<mysql_async::Value> = Vec::with_capacity(texts.len() + 1);
+        params.push(self.settings.table.clone().into());
+        params.extend(texts.iter().map(|t| mysql_async::Value::from(*t)));
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = self
+            .conn()?
+            .exec(
+                format!("SELECT handle, body FROM sprocket_records WHERE namespace = ? AND handle IN ({marks})"),
+                mysql_async::Params::Positional(params),
+            )
+            .await
+            .map_err(|e| classify("mysql record read", e))?;
+        let by_handle: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+        handles.iter().map(|h| by_handle.get(&h[..]).map(|body| decode_body(body)).transpose()).collect()
+    }
+
     pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         let table = self.settings.table.clone();
         let function = filter.function.as_deref().map(<[u8]>::to_vec);

@@ -16,6 +16,29 @@ impl PostgresStore {
         row.map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record read", e))?)).transpose()
     }
 
+    /// The records of several handles in one statement (one round trip).
+    pub(super) async fn read_records(&mut self, handles: &[Bytes]) -> Result<Vec<Option<Record>>> {
+        let texts: Vec<&str> = handles.iter().filter_map(|h| std::str::from_utf8(h).ok()).collect();
+        let table = self.table.clone();
+        let p = self.client()?;
+        let ctx = |e| classify("postgres record read", e);
+        let rows = p
+            .client
+            .query(
+                "SELECT handle, body FROM sprocket_records WHERE namespace = $1 AND handle = ANY($2)",
+                &[&table, &texts],
+            )
+            .await
+            .map_err(ctx)?;
+        let mut by_handle = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let handle: String = row.try_get(0).map_err(ctx)?;
+            let body: Vec<u8> = row.try_get(1).map_err(ctx)?;
+            by_handle.insert(handle.into_bytes(), body);
+        }
+        handles.iter().map(|h| by_handle.get(&h[..]).map(|body| decode_body(body)).transpose()).collect()
+    }
+
     pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         let table = self.table.clone();
         let function: Option<&[u8]> = filter.function.as_deref();
