@@ -6,7 +6,8 @@
 
 use bytes::Bytes;
 use sprocket_engine::{
-    CommandError, Engine, FunctionView, JobFilter, JobView, ServerInfo, ShutdownRequest, WorkerView,
+    CommandError, ControlRead, Engine, FastMap, FunctionView, JobFilter, JobView, Record, RecordFilter, RecordLookup,
+    ServerInfo, ShutdownRequest, WorkerView,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,6 +33,23 @@ pub enum Query {
         handle: Bytes,
         /// Where the answer goes.
         reply: oneshot::Sender<Option<JobView>>,
+    },
+    /// The record of one job, live or ended (read from the store when the
+    /// engine does not hold it); `Ok(None)` when there is none.
+    Record {
+        /// The job's handle.
+        handle: Bytes,
+        /// Where the answer goes: the record, or why the store could not
+        /// be read.
+        reply: oneshot::Sender<Result<Option<Record>, String>>,
+    },
+    /// Ended records matching a filter, newest end first.
+    Records {
+        /// Which records.
+        filter: RecordFilter,
+        /// Where the answer goes: the records, or why the store could not
+        /// be read.
+        reply: oneshot::Sender<Result<Vec<Record>, String>>,
     },
 }
 
@@ -143,6 +161,17 @@ impl EngineLink {
         self.ask(|reply| Control::Query(Query::Job { handle, reply })).await
     }
 
+    /// The record of the job with this handle, live or ended.
+    pub async fn record(&self, handle: impl Into<Bytes>) -> Result<Result<Option<Record>, String>, Stopped> {
+        let handle = handle.into();
+        self.ask(|reply| Control::Query(Query::Record { handle, reply })).await
+    }
+
+    /// Ended records matching `filter`, newest end first.
+    pub async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Stopped> {
+        self.ask(|reply| Control::Query(Query::Records { filter, reply })).await
+    }
+
     /// Cancels the job with this handle.
     pub async fn cancel(&self, handle: impl Into<Bytes>) -> Result<Result<(), CommandError>, Stopped> {
         let handle = handle.into();
@@ -168,17 +197,70 @@ impl EngineLink {
     }
 }
 
+/// Where the answer to a record read from the store goes.
+#[derive(Debug)]
+enum RecordReply {
+    One(oneshot::Sender<Result<Option<Record>, String>>),
+    Many(oneshot::Sender<Result<Vec<Record>, String>>),
+}
+
+impl RecordReply {
+    fn send(self, result: Result<Vec<Record>, String>) {
+        match self {
+            RecordReply::One(reply) => {
+                let _ = reply.send(result.map(|found| found.into_iter().next()));
+            }
+            RecordReply::Many(reply) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Record queries waiting for the store, by the engine's read id. The
+/// engine task owns it: the engine hands back each answer in its outbox
+/// ([`sprocket_engine::Outbox::control_reads`]) and the task passes it on
+/// with [`WaitingReads::answer`].
+#[derive(Debug, Default)]
+pub(crate) struct WaitingReads(FastMap<u64, RecordReply>);
+
+impl WaitingReads {
+    /// Passes a finished read on to its requester.
+    pub(crate) fn answer(&mut self, read: ControlRead) {
+        if let Some(reply) = self.0.remove(&read.id) {
+            reply.send(read.result);
+        }
+    }
+
+    fn wait_or_send(&mut self, lookup: RecordLookup, reply: RecordReply) {
+        match lookup {
+            RecordLookup::Ready(found) => reply.send(Ok(found)),
+            RecordLookup::Reading(id) => {
+                self.0.insert(id, reply);
+            }
+        }
+    }
+}
+
 /// Answers one request from the engine's state. A requester that gave up
 /// waiting is no error: its answer is dropped.
-pub(crate) fn serve(engine: &mut Engine, control: Control) {
+pub(crate) fn serve(engine: &mut Engine, control: Control, waiting: &mut WaitingReads) {
     match control {
-        Control::Query(query) => answer(engine, query),
+        Control::Query(query) => answer(engine, query, waiting),
         Control::Command(command) => obey(engine, command),
     }
 }
 
-fn answer(engine: &Engine, query: Query) {
+fn answer(engine: &mut Engine, query: Query, waiting: &mut WaitingReads) {
     match query {
+        Query::Record { handle, reply } => {
+            let lookup = engine.lookup_record(&handle);
+            waiting.wait_or_send(lookup, RecordReply::One(reply));
+        }
+        Query::Records { filter, reply } => {
+            let lookup = engine.search_records(filter);
+            waiting.wait_or_send(lookup, RecordReply::Many(reply));
+        }
         Query::ServerInfo(reply) => {
             let _ = reply.send(engine.server_info());
         }

@@ -92,6 +92,8 @@ pub struct EngineTask {
     /// The store's record reader: reads of ended records and handle blocks
     /// the engine asks for, and their answers.
     reader: Option<(mpsc::UnboundedSender<ReaderJob>, mpsc::UnboundedReceiver<ReaderReply>)>,
+    /// Control queries for records that wait for the store's reader.
+    waiting_reads: crate::control::WaitingReads,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -130,6 +132,7 @@ impl EngineTask {
             withheld: FastMap::default(),
             ended_jobs: EndedJobs::default(),
             reader: None,
+            waiting_reads: Default::default(),
         }
     }
 
@@ -211,7 +214,7 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        crate::control::serve(&mut self.engine, request);
+                        crate::control::serve(&mut self.engine, request, &mut self.waiting_reads);
                     }
                     None => self.control = None,
                 },
@@ -487,6 +490,9 @@ impl EngineTask {
         }
         if !out.ended.is_empty() {
             self.ended_jobs.take(out.ended, now_ms());
+        }
+        for read in out.control_reads {
+            self.waiting_reads.answer(read);
         }
     }
 }
