@@ -509,7 +509,8 @@ pub(crate) async fn cancel_job(
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let info = s.backend.server_info().await?;
     let functions = s.backend.functions().await?;
-    let page = crate::metrics::render(&info, &functions, s.started.elapsed().as_secs_f64());
+    let telemetry = s.backend.telemetry().await?;
+    let page = crate::metrics::render(&info, &functions, &telemetry, s.started.elapsed().as_secs_f64());
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response())
 }
 

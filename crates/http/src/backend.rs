@@ -28,6 +28,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn record(&self, handle: Bytes) -> Result<Result<Option<Record>, String>, Unavailable>;
     /// Ended records matching the filter, newest end first.
     async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Unavailable>;
+    /// What `/metrics` shows besides the engine's views.
+    async fn telemetry(&self) -> Result<crate::metrics::Telemetry, Unavailable>;
     /// Cancels a job.
     async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable>;
     /// Drops a function with its queued jobs.

@@ -11,6 +11,8 @@ use sprocket_engine::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::telemetry::{JobTimings, SharedStats};
+
 /// A question about the engine's state.
 #[derive(Debug)]
 pub enum Query {
@@ -43,6 +45,8 @@ pub enum Query {
         /// be read.
         reply: oneshot::Sender<Result<Option<Record>, String>>,
     },
+    /// Queue wait and run time histograms per function, sorted by name.
+    JobTimings(oneshot::Sender<Vec<sprocket_http::FunctionTimings>>),
     /// Ended records matching a filter, newest end first.
     Records {
         /// Which records.
@@ -110,11 +114,13 @@ pub struct Stopped;
 #[derive(Debug, Clone)]
 pub struct EngineLink {
     tx: mpsc::Sender<Control>,
+    /// Counters the connections and the store writer keep, read directly.
+    stats: SharedStats,
 }
 
 impl EngineLink {
-    pub(crate) fn new(tx: mpsc::Sender<Control>) -> EngineLink {
-        EngineLink { tx }
+    pub(crate) fn new(tx: mpsc::Sender<Control>, stats: SharedStats) -> EngineLink {
+        EngineLink { tx, stats }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Result<T, Stopped> {
@@ -170,6 +176,14 @@ impl EngineLink {
     /// Ended records matching `filter`, newest end first.
     pub async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Stopped> {
         self.ask(|reply| Control::Query(Query::Records { filter, reply })).await
+    }
+
+    /// What `/metrics` shows besides the engine's views: the job duration
+    /// histograms (from the engine task), store commits and traffic (read
+    /// here, from atomic counters).
+    pub async fn telemetry(&self) -> Result<sprocket_http::Telemetry, Stopped> {
+        let timings = self.ask(|r| Control::Query(Query::JobTimings(r))).await?;
+        Ok(self.stats.telemetry(timings))
     }
 
     /// Cancels the job with this handle.
@@ -242,17 +256,36 @@ impl WaitingReads {
     }
 }
 
+/// What the engine task keeps for control queries beside the engine.
+#[derive(Debug, Default)]
+pub(crate) struct TaskSide {
+    /// Record queries waiting for the store.
+    pub waiting: WaitingReads,
+    /// Job durations per function, from the jobs the engine reports ended.
+    pub timings: JobTimings,
+}
+
 /// Answers one request from the engine's state. A requester that gave up
 /// waiting is no error: its answer is dropped.
-pub(crate) fn serve(engine: &mut Engine, control: Control, waiting: &mut WaitingReads) {
+pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) {
     match control {
-        Control::Query(query) => answer(engine, query, waiting),
+        Control::Query(query) => answer(engine, query, side),
         Control::Command(command) => obey(engine, command),
     }
 }
 
-fn answer(engine: &mut Engine, query: Query, waiting: &mut WaitingReads) {
+fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide) {
+    let waiting = &mut side.waiting;
     match query {
+        Query::JobTimings(reply) => {
+            let timings = &mut side.timings;
+            if timings.outgrew(engine.server_info().functions) {
+                let known: std::collections::HashSet<Bytes> =
+                    engine.functions_view().into_iter().map(|f| f.name).collect();
+                timings.keep_only(&known);
+            }
+            let _ = reply.send(timings.snapshot());
+        }
         Query::Record { handle, reply } => {
             let lookup = engine.lookup_record(&handle);
             waiting.wait_or_send(lookup, RecordReply::One(reply));

@@ -92,8 +92,9 @@ pub struct EngineTask {
     /// The store's record reader: reads of ended records and handle blocks
     /// the engine asks for, and their answers.
     reader: Option<(mpsc::UnboundedSender<ReaderJob>, mpsc::UnboundedReceiver<ReaderReply>)>,
-    /// Control queries for records that wait for the store's reader.
-    waiting_reads: crate::control::WaitingReads,
+    /// Record queries waiting for the store's reader, and the job duration
+    /// histograms, for control queries.
+    side: crate::control::TaskSide,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -132,7 +133,7 @@ impl EngineTask {
             withheld: FastMap::default(),
             ended_jobs: EndedJobs::default(),
             reader: None,
-            waiting_reads: Default::default(),
+            side: Default::default(),
         }
     }
 
@@ -214,7 +215,7 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        crate::control::serve(&mut self.engine, request, &mut self.waiting_reads);
+                        crate::control::serve(&mut self.engine, request, &mut self.side);
                     }
                     None => self.control = None,
                 },
@@ -489,10 +490,13 @@ impl EngineTask {
             self.requested = out.shutdown;
         }
         if !out.ended.is_empty() {
+            for record in &out.ended {
+                self.side.timings.ended(record);
+            }
             self.ended_jobs.take(out.ended, now_ms());
         }
         for read in out.control_reads {
-            self.waiting_reads.answer(read);
+            self.side.waiting.answer(read);
         }
     }
 }

@@ -123,6 +123,10 @@ impl Backend for EngineLink {
         EngineLink::records(self, filter).await.map_err(unavailable)
     }
 
+    async fn telemetry(&self) -> Result<sprocket_http::Telemetry, Unavailable> {
+        EngineLink::telemetry(self).await.map_err(unavailable)
+    }
+
     async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable> {
         EngineLink::cancel(self, handle).await.map_err(unavailable)
     }

@@ -668,7 +668,7 @@ fn ended_jobs_are_answered_from_their_records() {
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data_dir = format!("--data-dir={}", dir.path().display());
-    for extra in [vec!["-q", "builtin"], vec![data_dir.as_str()]] {
+    for extra in [vec!["-q", "builtin"], vec!["-q", "sqlite", data_dir.as_str()]] {
         let (server, web) = server_with_web(&extra);
         let mut client = Gear::connect(server.port).unwrap();
         let waiting = submit(&mut client, "later", "w", Priority::High);
@@ -720,4 +720,56 @@ fn ended_jobs_are_answered_from_their_records() {
         let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/H:nowhere:77")]);
         assert_eq!(status, 404, "{body}");
     }
+}
+
+/// The value of the sample `series` (name and labels as written) on a
+/// metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Job duration histograms by function, the store's commit histograms and
+/// the traffic counters: valid for promtool, and counting what happened.
+#[test]
+fn metrics_have_job_and_store_histograms_and_traffic() {
+    if !require_tool("curl") || !require_tool("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = format!("--data-dir={}", dir.path().display());
+    let (server, web) = server_with_web(&["-q", "sqlite", &data_dir]);
+    run_two_jobs(server.port, "timed");
+    let (status, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+    assert_eq!(status, 200);
+    let check = run(Command::new("promtool").args(["check", "metrics"]), page.as_bytes(), Duration::from_secs(20));
+    assert!(check.success(), "promtool check metrics: {}\n{page}", check.describe());
+    for metric in ["sprocket_job_queue_wait_seconds", "sprocket_job_run_time_seconds"] {
+        assert!(page.contains(&format!("# TYPE {metric} histogram\n")), "{metric}:\n{page}");
+        let count = sample(&page, &format!("{metric}_count{{function=\"timed\"}}"));
+        assert_eq!(count, Some(2.0), "{metric}: both jobs ran and ended:\n{page}");
+        let all = sample(&page, &format!("{metric}_bucket{{function=\"timed\",le=\"+Inf\"}}"));
+        assert_eq!(all, Some(2.0), "{metric}:\n{page}");
+        // Quick jobs on loopback: well under a minute.
+        let minute = sample(&page, &format!("{metric}_bucket{{function=\"timed\",le=\"60\"}}"));
+        assert_eq!(minute, Some(2.0), "{metric}:\n{page}");
+    }
+    // Two inserts, two records and two deletes at least, in some commits.
+    let commits = sample(&page, "sprocket_store_commit_seconds_count")
+        .unwrap_or_else(|| panic!("store commits are counted:\n{page}"));
+    assert!(commits >= 1.0, "{page}");
+    assert_eq!(sample(&page, "sprocket_store_commit_batch_size_count"), Some(commits), "{page}");
+    let ops = sample(&page, "sprocket_store_commit_batch_size_sum").expect("a batch size sum");
+    assert!(ops >= 6.0, "inserts, records and deletes: {page}");
+    // A SUBMIT_JOB_BG is a 12-byte header and its arguments; its
+    // JOB_CREATED the header and the handle.
+    let received = sample(&page, "sprocket_received_bytes_total").expect("bytes received");
+    let sent = sample(&page, "sprocket_sent_bytes_total").expect("bytes sent");
+    assert!(received >= 2.0 * 12.0 + 8.0 && sent >= 2.0 * 12.0 + 8.0, "received {received}, sent {sent}");
+    let before = sent;
+    let mut client = Gear::connect(server.port).unwrap();
+    let reply = client.call(&Request::EchoReq { data: b(&"e".repeat(1000)) }).unwrap();
+    assert!(matches!(reply, Response::EchoRes { .. }), "{reply:?}");
+    let (_, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+    let sent = sample(&page, "sprocket_sent_bytes_total").expect("bytes sent");
+    assert_eq!(sent - before, 1012.0, "an ECHO_RES of 1000 bytes and its header");
 }
