@@ -410,8 +410,8 @@ pub(crate) async fn jobs(
     Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then_some(q.offset + limit) }))
 }
 
-/// A live job with its record so far (`null` for a job that keeps none:
-/// a foreground job with `--records background`).
+/// A live job with its record so far (`null` for a job that carries none;
+/// while the web port is on, every job carries one as long as it lives).
 #[derive(Serialize)]
 pub(crate) struct LiveJobOut {
     /// Always true: tells this answer from an ended job's record.

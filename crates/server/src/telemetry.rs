@@ -141,7 +141,47 @@ impl JobTimings {
 
 #[cfg(test)]
 mod tests {
+    use sprocket_proto::Priority;
+    use sprocket_records::record::{Limits, Worker};
+    use sprocket_records::state::Outcome;
+
     use super::*;
+
+    /// A job of `function` submitted at 1000, started at `started`, ended
+    /// at `ended` (never started when `started` is None).
+    fn ended(function: &str, started: Option<u64>, ended: u64) -> Record {
+        let mut record = Record::new(b"H:t:1", function.as_bytes(), b"", Priority::Normal, true, 1000).unwrap();
+        if let Some(at) = started {
+            let worker = Worker { client_id: Bytes::from_static(b"-"), peer: "127.0.0.1".into() };
+            record.started(worker, at).unwrap();
+        }
+        record.ended(Outcome::Complete(b"ok"), ended, Limits { max_bytes: 1024 }).unwrap();
+        record
+    }
+
+    #[test]
+    fn ended_jobs_count_by_function_and_gone_functions_are_forgotten_when_outgrown() {
+        let mut timings = JobTimings::default();
+        timings.ended(&ended("resize", Some(1_004), 1_300));
+        timings.ended(&ended("resize", Some(3_000), 3_001));
+        timings.ended(&ended("never-ran", None, 2_000));
+        let snapshot = timings.snapshot();
+        assert_eq!(snapshot.len(), 1, "a job that never started has no durations");
+        let resize = &snapshot[0];
+        assert_eq!(resize.queue_wait.counts.iter().sum::<u64>(), 2);
+        assert_eq!(resize.queue_wait.sum, 2.004);
+        assert_eq!(resize.run_time.sum, 0.297);
+        assert_eq!(resize.run_time.counts[0], 1, "1 ms is in the first bucket");
+
+        for i in 0..2000 {
+            timings.ended(&ended(&format!("f{i}"), Some(1_001), 1_002));
+        }
+        assert!(!timings.outgrew(1500));
+        assert!(timings.outgrew(10));
+        let known: std::collections::HashSet<Bytes> = [Bytes::from_static(b"resize")].into();
+        timings.keep_only(&known);
+        assert_eq!(timings.snapshot().len(), 1);
+    }
 
     #[test]
     fn durations_fall_in_the_first_bucket_that_holds_them() {
