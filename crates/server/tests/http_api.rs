@@ -161,8 +161,13 @@ fn commands_cancel_set_max_queue_and_drop_functions() {
     let doomed = submit(&mut client, "cancel-me", "x", Priority::Normal);
     let (status, answer) = post_json(web, &format!("/api/v1/jobs/{doomed}/cancel"), "{}");
     assert_eq!((status, &answer["cancelled"]), (200, &Value::String(doomed.clone())));
-    let (status, _) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/{doomed}")]);
-    assert_eq!(status, 404, "a cancelled background job is gone");
+    let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/{doomed}")]);
+    let record: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (status, record["live"].as_bool(), record["state"].as_str()),
+        (200, Some(false), Some("cancelled")),
+        "a cancelled background job is gone, its record stays: {body}"
+    );
     let (status, answer) = post_json(web, &format!("/api/v1/jobs/{doomed}/cancel"), "{}");
     assert_eq!(status, 404, "{answer}");
 
