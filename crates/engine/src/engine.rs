@@ -14,6 +14,7 @@
 //! - `lifecycle`: the one place a job ends ([`Outcome`]) and the one place
 //!   an attempt ends ([`AttemptEnd`]), retries and requeues;
 //! - `recording`: each job's record through its life;
+//! - `control_reads`: records for the server's own queries (its web port);
 //! - `reserved`: the server's own functions `sprocket.*` and the admin
 //!   commands that read records;
 //! - `durability`: store reports, the store timeout, store rows and held
@@ -34,6 +35,7 @@ use crate::records::{EndedRecords, PendingReads};
 use crate::timers::{Due, Timers};
 use crate::types::*;
 
+mod control_reads;
 mod dispatch;
 mod durability;
 mod grab;

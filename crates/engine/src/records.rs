@@ -171,23 +171,33 @@ pub(crate) enum ReadPurpose {
     },
 }
 
+/// Who waits for a read of records from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadWaiter {
+    /// A connection, whose later replies are held behind the answer.
+    Conn(ConnId, ReadPurpose),
+    /// A control query of the server's own (its web port): the records
+    /// go back as they are, in [`crate::Outbox::control_reads`].
+    Control,
+}
+
 /// Reads of the store in flight, by id.
 #[derive(Debug, Default)]
 pub(crate) struct PendingReads {
     next_id: u64,
-    by_id: FastMap<u64, (ConnId, ReadPurpose)>,
+    by_id: FastMap<u64, ReadWaiter>,
 }
 
 impl PendingReads {
-    /// Numbers a new read for `conn`.
-    pub fn start(&mut self, conn: ConnId, purpose: ReadPurpose) -> u64 {
+    /// Numbers a new read for `waiter`.
+    pub fn start(&mut self, waiter: ReadWaiter) -> u64 {
         self.next_id += 1;
-        self.by_id.insert(self.next_id, (conn, purpose));
+        self.by_id.insert(self.next_id, waiter);
         self.next_id
     }
 
     /// The read `id` was answered: who asked, and for what.
-    pub fn finish(&mut self, id: u64) -> Option<(ConnId, ReadPurpose)> {
+    pub fn finish(&mut self, id: u64) -> Option<ReadWaiter> {
         self.by_id.remove(&id)
     }
 

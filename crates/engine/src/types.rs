@@ -226,6 +226,9 @@ pub struct Outbox {
     /// Ended records the engine needs from the store: answer each with
     /// [`crate::Engine::record_read_done`].
     pub record_reads: Vec<RecordRead>,
+    /// Answers to the record reads that control queries started
+    /// ([`crate::Engine::lookup_record`], [`crate::Engine::search_records`]).
+    pub control_reads: Vec<ControlRead>,
     /// The engine has used half of its handle numbers: reserve another
     /// block and hand it over with [`crate::Engine::add_handle_block`].
     pub wants_handles: bool,
@@ -238,6 +241,26 @@ pub struct RecordRead {
     pub id: u64,
     /// What to read.
     pub query: RecordQuery,
+}
+
+/// The answer to a record read a control query started: the records found,
+/// or why the store could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlRead {
+    /// The id [`RecordLookup::Reading`] gave.
+    pub id: u64,
+    /// What the read found.
+    pub result: Result<Vec<sprocket_records::Record>, String>,
+}
+
+/// What a control query for records gets at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordLookup {
+    /// The engine had the answer.
+    Ready(Vec<sprocket_records::Record>),
+    /// The records are being read from the store: the answer comes in
+    /// [`Outbox::control_reads`] under this id.
+    Reading(u64),
 }
 
 /// What a [`RecordRead`] reads.
@@ -258,6 +281,7 @@ impl Outbox {
             && self.shutdown.is_none()
             && self.ended.is_empty()
             && self.record_reads.is_empty()
+            && self.control_reads.is_empty()
             && !self.wants_handles
     }
 }

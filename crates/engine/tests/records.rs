@@ -6,7 +6,8 @@
 mod support;
 
 use sprocket_engine::{
-    Config, Out, PersistMode, PersistOp, Record, RecordQuery, RecordState, RecordsConfig, RecordsMode, ReplayJob,
+    Config, ControlRead, Out, PersistMode, PersistOp, Record, RecordFilter, RecordLookup, RecordQuery, RecordState,
+    RecordsConfig, RecordsMode, ReplayJob,
 };
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 use sprocket_records::AttemptEnd;
@@ -654,4 +655,98 @@ fn ended_records_stay_readable_while_the_store_is_down() {
     bed.stored(through, &[]);
     submit_to(&mut bed, reader, "sprocket.result", &handle);
     assert_eq!(bed.reads.len(), 1, "once the store is back and has reported, it answers");
+}
+
+/// The server's own queries (its web port) find records where
+/// `sprocket.record` does: a live job's, a just-ended one's in memory,
+/// else a read of the store, which no connection waits for; its answer
+/// comes back in the outbox's `control_reads`.
+#[test]
+fn control_queries_read_records_from_the_engine_or_through_the_store() {
+    let mut bed = durable();
+    let client = bed.connect();
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("u"),
+            data: b("x"),
+        },
+    );
+    // JOB_CREATED waits for the store's commit.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let Some(Response::JobCreated { handle }) = bed.packets(client).into_iter().next() else {
+        panic!("JOB_CREATED for the background job")
+    };
+    match bed.engine.lookup_record(&handle) {
+        RecordLookup::Ready(found) => assert_eq!(found[0].state(), RecordState::Queued),
+        other => panic!("a live job's record is the engine's: {other:?}"),
+    }
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("done") });
+    let ended = match bed.engine.lookup_record(&handle) {
+        RecordLookup::Ready(found) => found.into_iter().next().expect("the just-ended record"),
+        other => panic!("unconfirmed, so still in memory: {other:?}"),
+    };
+    assert_eq!((ended.state(), ended.result()), (RecordState::Complete, Some(&b"done"[..])));
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    bed.inbox.clear();
+
+    let RecordLookup::Reading(id) = bed.engine.lookup_record(&handle) else { panic!("confirmed: read from the store") };
+    bed.advance(0);
+    assert_eq!(bed.reads.len(), 1);
+    assert_eq!((bed.reads[0].id, &bed.reads[0].query), (id, &RecordQuery::Handle(handle.clone())));
+    bed.answer_read(id, Ok(vec![ended.clone()]));
+    assert_eq!(bed.control_reads, [ControlRead { id, result: Ok(vec![ended]) }]);
+    assert!(bed.inbox.values().all(Vec::is_empty), "no connection hears of it: {:?}", bed.inbox);
+
+    let filter = RecordFilter { function: Some(b("f")), limit: 10, ..RecordFilter::default() };
+    let RecordLookup::Reading(search) = bed.engine.search_records(filter.clone()) else {
+        panic!("searched in the store")
+    };
+    bed.advance(0);
+    assert_eq!(bed.reads.last().map(|r| &r.query), Some(&RecordQuery::Search(filter)));
+    bed.answer_read(search, Err("database down".into()));
+    assert_eq!(bed.control_reads.last(), Some(&ControlRead { id: search, result: Err("database down".into()) }));
+
+    // A live job that keeps no record (foreground) is not looked for in the store.
+    let other = bed.connect();
+    bed.send(
+        other,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: false },
+            function: b("g"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    // Its JOB_CREATED waits for the store's commit.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let Some(Response::JobCreated { handle: foreground }) = bed.packets(other).into_iter().next() else {
+        panic!("JOB_CREATED for the foreground job")
+    };
+    assert_eq!(bed.engine.lookup_record(&foreground), RecordLookup::Ready(Vec::new()));
+    assert_eq!(bed.reads.len(), 2, "no read for it");
+}
+
+#[test]
+fn control_queries_answer_at_once_from_records_in_memory() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let client = bed.connect();
+    let handle = bed.bg(client, "f", "u", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    bed.send(w, Request::WorkFail { handle: handle.clone() });
+    let RecordLookup::Ready(found) = bed.engine.lookup_record(&handle) else { panic!("in memory") };
+    assert_eq!(found[0].state(), RecordState::Failed);
+    let filter = RecordFilter { state: Some(RecordState::Failed), limit: 5, ..RecordFilter::default() };
+    let RecordLookup::Ready(found) = bed.engine.search_records(filter) else { panic!("in memory") };
+    assert_eq!(found.len(), 1);
+    assert_eq!(bed.engine.lookup_record(b"H:test:999"), RecordLookup::Ready(Vec::new()));
+    assert!(bed.reads.is_empty());
 }

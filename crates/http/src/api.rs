@@ -13,8 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sprocket_engine::{CommandError, FunctionCounters, FunctionView, JobFilter, JobStatus, JobView, WorkerView};
+use sprocket_engine::{
+    CommandError, FunctionCounters, FunctionView, JobFilter, JobStatus, JobView, Record, RecordFilter, RecordState,
+    WorkerView,
+};
 use sprocket_proto::Priority;
+use sprocket_records::filter::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 
 use crate::backend::{Backend, Unavailable};
 
@@ -406,11 +410,89 @@ pub(crate) async fn jobs(
     Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then_some(q.offset + limit) }))
 }
 
-pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> ApiResult<JobOut> {
-    match s.backend.job(Bytes::from(handle)).await? {
-        Some(j) => Ok(Json(j.into())),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle")),
+/// A live job with its record so far (`null` for a job that carries none;
+/// while the web port is on, every job carries one as long as it lives).
+#[derive(Serialize)]
+pub(crate) struct LiveJobOut {
+    /// Always true: tells this answer from an ended job's record.
+    live: bool,
+    #[serde(flatten)]
+    job: JobOut,
+    record: Option<Record>,
+}
+
+/// An ended job's record, with `live: false` in front.
+#[derive(Serialize)]
+pub(crate) struct EndedJobOut {
+    live: bool,
+    #[serde(flatten)]
+    record: Record,
+}
+
+/// The store could not be read for records.
+fn records_unavailable(e: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("job records unavailable: {e}"))
+}
+
+/// One job: the live job with its record so far, or, once it has ended,
+/// its record (from the engine or the store), so that polling a handle
+/// follows a job from queued to its result.
+pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> Result<Response, ApiError> {
+    let handle = Bytes::from(handle);
+    let live = s.backend.job(handle.clone()).await?;
+    // A live job's record is the engine's own, so this costs no store read.
+    let record = s.backend.record(handle).await?;
+    if let Some(job) = live {
+        let record = record.ok().flatten().filter(|r| !r.state().is_final());
+        return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());
     }
+    match record.map_err(records_unavailable)? {
+        Some(record) => Ok(Json(EndedJobOut { live: false, record }).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job or job record has that handle")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordsQuery {
+    function: Option<String>,
+    state: Option<String>,
+    /// Unix milliseconds: records of jobs that ended at or after it.
+    since: Option<u64>,
+    /// Unix milliseconds: records of jobs that ended before it.
+    until: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct RecordsOut {
+    records: Vec<Record>,
+}
+
+/// Ended jobs' records, newest end first.
+pub(crate) async fn records(
+    State(s): State<AppState>,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> ApiResult<RecordsOut> {
+    let Query(q) = query?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(name) => match name.parse::<RecordState>() {
+            Ok(state) if state.is_final() => Some(state),
+            _ => {
+                let ended: Vec<&str> = RecordState::ALL.iter().filter(|s| s.is_final()).map(|s| s.as_str()).collect();
+                return Err(bad(format!("state must be one of {} (records of ended jobs)", ended.join(", "))));
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
+    if limit == 0 || limit > MAX_SEARCH_LIMIT {
+        return Err(bad(format!("limit must be 1 to {MAX_SEARCH_LIMIT}")));
+    }
+    let filter = RecordFilter { function: q.function.map(Bytes::from), state, since: q.since, until: q.until, limit };
+    let records = s.backend.records(filter).await?.map_err(records_unavailable)?;
+    Ok(Json(RecordsOut { records }))
 }
 
 pub(crate) async fn cancel_job(
@@ -427,7 +509,8 @@ pub(crate) async fn cancel_job(
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let info = s.backend.server_info().await?;
     let functions = s.backend.functions().await?;
-    let page = crate::metrics::render(&info, &functions, s.started.elapsed().as_secs_f64());
+    let telemetry = s.backend.telemetry().await?;
+    let page = crate::metrics::render(&info, &functions, &telemetry, s.started.elapsed().as_secs_f64());
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response())
 }
 

@@ -3,7 +3,7 @@
 //! command channel; the web crate depends only on the view types.
 
 use bytes::Bytes;
-use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, ServerInfo, WorkerView};
+use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
 
 /// The server stopped before it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +23,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn jobs(&self, filter: JobFilter) -> Result<Vec<JobView>, Unavailable>;
     /// One job by handle.
     async fn job(&self, handle: Bytes) -> Result<Option<JobView>, Unavailable>;
+    /// The record of one job, live or ended; the error says why the store
+    /// could not be read.
+    async fn record(&self, handle: Bytes) -> Result<Result<Option<Record>, String>, Unavailable>;
+    /// Ended records matching the filter, newest end first.
+    async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Unavailable>;
+    /// What `/metrics` shows besides the engine's views.
+    async fn telemetry(&self) -> Result<crate::metrics::Telemetry, Unavailable>;
     /// Cancels a job.
     async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable>;
     /// Drops a function with its queued jobs.

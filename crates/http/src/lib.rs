@@ -26,4 +26,5 @@ mod submit;
 pub use auth::{Token, TokenError};
 pub use backend::{Backend, Unavailable};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
+pub use metrics::{FunctionTimings, Histogram, Telemetry};
 pub use serve::{bind, spawn, BindError, WebConfig, WebListener};

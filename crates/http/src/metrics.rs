@@ -9,10 +9,51 @@
 
 use std::fmt::Write as _;
 
+use bytes::Bytes;
 use sprocket_engine::{FunctionCounters, FunctionView, ServerInfo};
 
+/// A histogram as Prometheus shows it, in the metric's own unit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// The buckets' upper bounds, increasing.
+    pub bounds: Vec<f64>,
+    /// Samples per bucket, not cumulative; one more than `bounds` (the
+    /// last counts samples above every bound).
+    pub counts: Vec<u64>,
+    /// The sum of every sample.
+    pub sum: f64,
+}
+
+/// One function's job durations: queue wait and run time, in seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FunctionTimings {
+    /// The function's name.
+    pub function: Bytes,
+    /// From submission to the first start of each job that started.
+    pub queue_wait: Histogram,
+    /// Each ended job's last attempt, from its start to its end.
+    pub run_time: Histogram,
+}
+
+/// What `/metrics` shows besides the engine's views: numbers the server
+/// keeps beside the engine, read without asking it (except the job
+/// durations, which the engine task keeps).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Telemetry {
+    /// Job durations per function, from the jobs that ended.
+    pub job_timings: Vec<FunctionTimings>,
+    /// Store commits' durations in seconds; `None` without a store.
+    pub store_commit_seconds: Option<Histogram>,
+    /// Operations per store commit; `None` without a store.
+    pub store_batch_size: Option<Histogram>,
+    /// Bytes read from Gearman connections (TLS: after decryption).
+    pub bytes_received: u64,
+    /// Bytes written to Gearman connections (TLS: before encryption).
+    pub bytes_sent: u64,
+}
+
 /// Renders the page. `uptime` is in seconds.
-pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], uptime: f64) -> String {
+pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &Telemetry, uptime: f64) -> String {
     // About 700 bytes per function for the thirteen per-function series.
     let mut out = String::with_capacity(4096 + functions.len() * 720);
     gauge(&mut out, "gearman_up", "1 when the server answers.");
@@ -74,13 +115,78 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], uptime: f64)
         gauge(&mut out, metric, help);
         let _ = writeln!(out, "{metric} {value}");
     }
+    render_telemetry(&mut out, telemetry);
     out
+}
+
+fn render_telemetry(out: &mut String, t: &Telemetry) {
+    let traffic = [
+        ("sprocket_received_bytes_total", "Bytes read from Gearman connections.", t.bytes_received),
+        ("sprocket_sent_bytes_total", "Bytes written to Gearman connections.", t.bytes_sent),
+    ];
+    for (metric, help, value) in traffic {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}");
+    }
+    let names: Vec<String> = t.job_timings.iter().map(|f| escape(&f.function)).collect();
+    let per_function: [(&str, &str, Timing); 2] = [
+        (
+            "sprocket_job_queue_wait_seconds",
+            "Time from submission to a job's first start, by function, for the jobs that ended.",
+            |f| &f.queue_wait,
+        ),
+        (
+            "sprocket_job_run_time_seconds",
+            "Time a job's last attempt ran, by function, for the jobs that ended.",
+            |f| &f.run_time,
+        ),
+    ];
+    for (metric, help, histogram) in per_function {
+        histogram_head(out, metric, help);
+        for (f, name) in t.job_timings.iter().zip(&names) {
+            histogram_series(out, metric, &format!("function=\"{name}\""), histogram(f));
+        }
+    }
+    let store = [
+        ("sprocket_store_commit_seconds", "Time each store commit took.", &t.store_commit_seconds),
+        (
+            "sprocket_store_commit_batch_size",
+            "Operations (inserts, deletes, records) per store commit.",
+            &t.store_batch_size,
+        ),
+    ];
+    for (metric, help, histogram) in store {
+        if let Some(h) = histogram {
+            histogram_head(out, metric, help);
+            histogram_series(out, metric, "", h);
+        }
+    }
+}
+
+fn histogram_head(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+}
+
+/// One histogram's `_bucket` (cumulative), `_sum` and `_count` lines;
+/// `labels` goes before `le`.
+fn histogram_series(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut seen = 0u64;
+    for (bound, count) in h.bounds.iter().zip(&h.counts) {
+        seen += count;
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {seen}");
+    }
+    seen += h.counts.get(h.bounds.len()).copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {seen}");
+    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let _ = writeln!(out, "{name}_sum{braces} {}\n{name}_count{braces} {seen}", h.sum);
 }
 
 /// One number of a function's view.
 type Count = fn(&FunctionView) -> usize;
 /// One of a function's counters.
 type Counter = fn(&FunctionCounters) -> u64;
+/// One of a function's duration histograms.
+type Timing = fn(&FunctionTimings) -> &Histogram;
 
 fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
@@ -136,7 +242,12 @@ mod tests {
 
     #[test]
     fn exporter_gauges_and_label_escaping() {
-        let page = render(&info(), &[function(b"resize", 4, 1, 2), function(b"a\"b\\c\nd\xff", 1, 0, 0)], 3.5);
+        let page = render(
+            &info(),
+            &[function(b"resize", 4, 1, 2), function(b"a\"b\\c\nd\xff", 1, 0, 0)],
+            &Telemetry::default(),
+            3.5,
+        );
         for line in [
             "gearman_up 1",
             "gearman_version_info{version=\"1.1.20+sprocket.0.1.0\"} 1",
@@ -162,11 +273,43 @@ mod tests {
     }
 
     #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let h = |counts: Vec<u64>, sum| Histogram { bounds: vec![0.001, 0.5], counts, sum };
+        let telemetry = Telemetry {
+            job_timings: vec![FunctionTimings {
+                function: Bytes::from_static(b"resize"),
+                queue_wait: h(vec![2, 1, 1], 2.25),
+                run_time: h(vec![0, 0, 0], 0.0),
+            }],
+            store_commit_seconds: Some(h(vec![5, 0, 0], 0.004)),
+            store_batch_size: None,
+            bytes_received: 10,
+            bytes_sent: 20,
+        };
+        let page = render(&info(), &[], &telemetry, 1.0);
+        for line in [
+            "# TYPE sprocket_job_queue_wait_seconds histogram",
+            "sprocket_job_queue_wait_seconds_bucket{function=\"resize\",le=\"0.001\"} 2",
+            "sprocket_job_queue_wait_seconds_bucket{function=\"resize\",le=\"0.5\"} 3",
+            "sprocket_job_queue_wait_seconds_bucket{function=\"resize\",le=\"+Inf\"} 4",
+            "sprocket_job_queue_wait_seconds_sum{function=\"resize\"} 2.25",
+            "sprocket_job_queue_wait_seconds_count{function=\"resize\"} 4",
+            "sprocket_store_commit_seconds_bucket{le=\"+Inf\"} 5",
+            "sprocket_store_commit_seconds_count 5",
+            "sprocket_received_bytes_total 10",
+            "sprocket_sent_bytes_total 20",
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
+        }
+        assert!(!page.contains("sprocket_store_commit_batch_size"), "no store batch sizes without them");
+    }
+
+    #[test]
     fn ten_thousand_functions_render_quickly() {
         let functions: Vec<FunctionView> =
             (0..10_000).map(|i| function(format!("fn-{i}").as_bytes(), 3, 1, 1)).collect();
         let started = std::time::Instant::now();
-        let page = render(&info(), &functions, 1.0);
+        let page = render(&info(), &functions, &Telemetry::default(), 1.0);
         assert_eq!(page.matches("gearman_workers{").count(), 10_000);
         // Generous for a debug build on a busy machine; release is ~5 ms.
         assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());

@@ -168,7 +168,8 @@ impl ServerConfig {
             verbose: level_name,
             instance_id: crate::engine_task::now_ms() ^ (u64::from(std::process::id()) << 40),
             store_timeout_ms: flags.store_timeout.saturating_mul(1000),
-            report_ended_jobs: ended_jobs.wants_reports(),
+            // The web port's `/metrics` counts the ended jobs' durations.
+            report_ended_jobs: ended_jobs.wants_reports() || web_port_on(flags),
             records: RecordsConfig {
                 mode: match flags.records.as_str() {
                     "all" => RecordsMode::All,
@@ -265,4 +266,10 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether the flags ask for a web port (it may still be off when its
+/// default address is taken).
+fn web_port_on(flags: &Flags) -> bool {
+    !matches!(sprocket_http::WebListen::parse(flags.web_listen.as_deref()), Ok(sprocket_http::WebListen::Off))
 }

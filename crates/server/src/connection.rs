@@ -28,6 +28,8 @@ pub struct ConnSettings {
     pub backlog: crate::outlet::BacklogLimits,
     /// Output waiting for all peers together.
     pub total_backlog: Arc<crate::outlet::TotalBacklog>,
+    /// Bytes in and out of every connection, for `/metrics`.
+    pub traffic: Arc<crate::telemetry::Traffic>,
 }
 
 /// Where a connection's reader gets its bytes: the socket itself, or a
@@ -119,7 +121,8 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff: Handoff) {
     let Handoff { conn, events, settings, permit: _permit, flushed: _flushed } = handoff;
-    let outlet = Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone()));
+    let outlet =
+        Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone(), settings.traffic.clone()));
     if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone() }).is_err() {
         return;
     }
@@ -189,7 +192,8 @@ async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff:
         tokio::select! {
             r = rd.read_into(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
-                Ok(_) => {
+                Ok(n) => {
+                    settings.traffic.received(n);
                     if rd.wants_write() {
                         outlet.flush_wire();
                     }

@@ -6,9 +6,12 @@
 
 use bytes::Bytes;
 use sprocket_engine::{
-    CommandError, Engine, FunctionView, JobFilter, JobView, ServerInfo, ShutdownRequest, WorkerView,
+    CommandError, ControlRead, Engine, FastMap, FunctionView, JobFilter, JobView, Record, RecordFilter, RecordLookup,
+    ServerInfo, ShutdownRequest, WorkerView,
 };
 use tokio::sync::{mpsc, oneshot};
+
+use crate::telemetry::{JobTimings, SharedStats};
 
 /// A question about the engine's state.
 #[derive(Debug)]
@@ -32,6 +35,25 @@ pub enum Query {
         handle: Bytes,
         /// Where the answer goes.
         reply: oneshot::Sender<Option<JobView>>,
+    },
+    /// The record of one job, live or ended (read from the store when the
+    /// engine does not hold it); `Ok(None)` when there is none.
+    Record {
+        /// The job's handle.
+        handle: Bytes,
+        /// Where the answer goes: the record, or why the store could not
+        /// be read.
+        reply: oneshot::Sender<Result<Option<Record>, String>>,
+    },
+    /// Queue wait and run time histograms per function, sorted by name.
+    JobTimings(oneshot::Sender<Vec<sprocket_http::FunctionTimings>>),
+    /// Ended records matching a filter, newest end first.
+    Records {
+        /// Which records.
+        filter: RecordFilter,
+        /// Where the answer goes: the records, or why the store could not
+        /// be read.
+        reply: oneshot::Sender<Result<Vec<Record>, String>>,
     },
 }
 
@@ -92,11 +114,13 @@ pub struct Stopped;
 #[derive(Debug, Clone)]
 pub struct EngineLink {
     tx: mpsc::Sender<Control>,
+    /// Counters the connections and the store writer keep, read directly.
+    stats: SharedStats,
 }
 
 impl EngineLink {
-    pub(crate) fn new(tx: mpsc::Sender<Control>) -> EngineLink {
-        EngineLink { tx }
+    pub(crate) fn new(tx: mpsc::Sender<Control>, stats: SharedStats) -> EngineLink {
+        EngineLink { tx, stats }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Control) -> Result<T, Stopped> {
@@ -143,6 +167,25 @@ impl EngineLink {
         self.ask(|reply| Control::Query(Query::Job { handle, reply })).await
     }
 
+    /// The record of the job with this handle, live or ended.
+    pub async fn record(&self, handle: impl Into<Bytes>) -> Result<Result<Option<Record>, String>, Stopped> {
+        let handle = handle.into();
+        self.ask(|reply| Control::Query(Query::Record { handle, reply })).await
+    }
+
+    /// Ended records matching `filter`, newest end first.
+    pub async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Stopped> {
+        self.ask(|reply| Control::Query(Query::Records { filter, reply })).await
+    }
+
+    /// What `/metrics` shows besides the engine's views: the job duration
+    /// histograms (from the engine task), store commits and traffic (read
+    /// here, from atomic counters).
+    pub async fn telemetry(&self) -> Result<sprocket_http::Telemetry, Stopped> {
+        let timings = self.ask(|r| Control::Query(Query::JobTimings(r))).await?;
+        Ok(self.stats.telemetry(timings))
+    }
+
     /// Cancels the job with this handle.
     pub async fn cancel(&self, handle: impl Into<Bytes>) -> Result<Result<(), CommandError>, Stopped> {
         let handle = handle.into();
@@ -168,17 +211,89 @@ impl EngineLink {
     }
 }
 
+/// Where the answer to a record read from the store goes.
+#[derive(Debug)]
+enum RecordReply {
+    One(oneshot::Sender<Result<Option<Record>, String>>),
+    Many(oneshot::Sender<Result<Vec<Record>, String>>),
+}
+
+impl RecordReply {
+    fn send(self, result: Result<Vec<Record>, String>) {
+        match self {
+            RecordReply::One(reply) => {
+                let _ = reply.send(result.map(|found| found.into_iter().next()));
+            }
+            RecordReply::Many(reply) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Record queries waiting for the store, by the engine's read id. The
+/// engine task owns it: the engine hands back each answer in its outbox
+/// ([`sprocket_engine::Outbox::control_reads`]) and the task passes it on
+/// with [`WaitingReads::answer`].
+#[derive(Debug, Default)]
+pub(crate) struct WaitingReads(FastMap<u64, RecordReply>);
+
+impl WaitingReads {
+    /// Passes a finished read on to its requester.
+    pub(crate) fn answer(&mut self, read: ControlRead) {
+        if let Some(reply) = self.0.remove(&read.id) {
+            reply.send(read.result);
+        }
+    }
+
+    fn wait_or_send(&mut self, lookup: RecordLookup, reply: RecordReply) {
+        match lookup {
+            RecordLookup::Ready(found) => reply.send(Ok(found)),
+            RecordLookup::Reading(id) => {
+                self.0.insert(id, reply);
+            }
+        }
+    }
+}
+
+/// What the engine task keeps for control queries beside the engine.
+#[derive(Debug, Default)]
+pub(crate) struct TaskSide {
+    /// Record queries waiting for the store.
+    pub waiting: WaitingReads,
+    /// Job durations per function, from the jobs the engine reports ended.
+    pub timings: JobTimings,
+}
+
 /// Answers one request from the engine's state. A requester that gave up
 /// waiting is no error: its answer is dropped.
-pub(crate) fn serve(engine: &mut Engine, control: Control) {
+pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) {
     match control {
-        Control::Query(query) => answer(engine, query),
+        Control::Query(query) => answer(engine, query, side),
         Control::Command(command) => obey(engine, command),
     }
 }
 
-fn answer(engine: &Engine, query: Query) {
+fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide) {
+    let waiting = &mut side.waiting;
     match query {
+        Query::JobTimings(reply) => {
+            let timings = &mut side.timings;
+            if timings.outgrew(engine.server_info().functions) {
+                let known: std::collections::HashSet<Bytes> =
+                    engine.functions_view().into_iter().map(|f| f.name).collect();
+                timings.keep_only(&known);
+            }
+            let _ = reply.send(timings.snapshot());
+        }
+        Query::Record { handle, reply } => {
+            let lookup = engine.lookup_record(&handle);
+            waiting.wait_or_send(lookup, RecordReply::One(reply));
+        }
+        Query::Records { filter, reply } => {
+            let lookup = engine.search_records(filter);
+            waiting.wait_or_send(lookup, RecordReply::Many(reply));
+        }
         Query::ServerInfo(reply) => {
             let _ = reply.send(engine.server_info());
         }

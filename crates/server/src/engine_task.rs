@@ -92,6 +92,9 @@ pub struct EngineTask {
     /// The store's record reader: reads of ended records and handle blocks
     /// the engine asks for, and their answers.
     reader: Option<(mpsc::UnboundedSender<ReaderJob>, mpsc::UnboundedReceiver<ReaderReply>)>,
+    /// Record queries waiting for the store's reader, and the job duration
+    /// histograms, for control queries.
+    side: crate::control::TaskSide,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -130,6 +133,7 @@ impl EngineTask {
             withheld: FastMap::default(),
             ended_jobs: EndedJobs::default(),
             reader: None,
+            side: Default::default(),
         }
     }
 
@@ -211,7 +215,7 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        crate::control::serve(&mut self.engine, request);
+                        crate::control::serve(&mut self.engine, request, &mut self.side);
                     }
                     None => self.control = None,
                 },
@@ -486,7 +490,13 @@ impl EngineTask {
             self.requested = out.shutdown;
         }
         if !out.ended.is_empty() {
+            for record in &out.ended {
+                self.side.timings.ended(record);
+            }
             self.ended_jobs.take(out.ended, now_ms());
+        }
+        for read in out.control_reads {
+            self.side.waiting.answer(read);
         }
     }
 }

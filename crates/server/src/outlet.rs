@@ -243,11 +243,19 @@ pub struct Outlet {
     /// The reader waits for room; whoever makes room wakes it.
     reader_waiting: std::sync::atomic::AtomicBool,
     room_made: Notify,
+    /// Counts the bytes written, for `/metrics`.
+    traffic: Arc<crate::telemetry::Traffic>,
 }
 
 impl Outlet {
-    pub fn new(wr: Wire, limits: BacklogLimits, total: Arc<TotalBacklog>) -> Outlet {
+    pub fn new(
+        wr: Wire,
+        limits: BacklogLimits,
+        total: Arc<TotalBacklog>,
+        traffic: Arc<crate::telemetry::Traffic>,
+    ) -> Outlet {
         Outlet {
+            traffic,
             wr,
             limits,
             total,
@@ -260,6 +268,15 @@ impl Outlet {
             reader_waiting: std::sync::atomic::AtomicBool::new(false),
             room_made: Notify::new(),
         }
+    }
+
+    /// The wire's `try_write`, counting what it took.
+    fn write_counted(&self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.wr.try_write(buf);
+        if let Ok(n) = written {
+            self.traffic.sent(n);
+        }
+        written
     }
 
     /// Brings this peer's share of the total up to date.
@@ -367,7 +384,7 @@ impl Outlet {
         let mut rest: &[u8] = data;
         if st.backlog.is_empty() && !st.writing {
             loop {
-                match self.wr.try_write(rest) {
+                match self.write_counted(rest) {
                     Ok(n) if n == rest.len() => {
                         if self.wr.has_pending() {
                             // TLS records the socket did not take yet.
@@ -517,7 +534,7 @@ impl Outlet {
                 // Waiting for the wire to take its pending records was all.
                 continue;
             }
-            match self.wr.try_write(buf) {
+            match self.write_counted(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     buf = &buf[n..];

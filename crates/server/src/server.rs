@@ -28,6 +28,7 @@ use crate::control::{Control, EngineLink, CONTROL_QUEUE};
 use crate::ended_jobs::{EndedJobs, Reopener};
 use crate::engine_task::{now_ms, to_store_op, EngineTask};
 use crate::error::{RunError, StartError};
+use crate::telemetry::SharedStats;
 use crate::tls::{CertificateReloader, Certificates};
 use crate::{busy_poll, listener, outlet, record_reader};
 
@@ -144,7 +145,9 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
         let (stop_accepting_tx, stop_accepting_rx) = watch::channel(false);
         let limits = config.connections;
+        let stats = SharedStats { traffic: Arc::default(), commits: store.as_ref().map(|(writer, _)| writer.stats()) };
         let settings = Arc::new(ConnSettings {
+            traffic: stats.traffic.clone(),
             max_packet_size: limits.max_packet_size,
             backlog: outlet::BacklogLimits::new(limits.max_reply_backlog, limits.max_packet_size),
             total_backlog: Arc::new(outlet::TotalBacklog::new(limits.max_total_reply_backlog)),
@@ -187,7 +190,7 @@ impl Server {
         let finished = tokio::spawn(finish(engine_task, flushed_rx, poller));
         ServerHandle {
             local_addrs,
-            link: EngineLink::new(control_tx),
+            link: EngineLink::new(control_tx, stats),
             certificates: CertificateReloader(certificates),
             stopper: Stopper(Arc::new(shutdown_tx)),
             finished,

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
-use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, ServerInfo, WorkerView};
+use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
 use sprocket_http::{Backend, Token, Unavailable, WebConfig, WebListen};
 use sprocket_store::StoreConfig;
 
@@ -113,6 +113,18 @@ impl Backend for EngineLink {
 
     async fn job(&self, handle: Bytes) -> Result<Option<JobView>, Unavailable> {
         EngineLink::job(self, handle).await.map_err(unavailable)
+    }
+
+    async fn record(&self, handle: Bytes) -> Result<Result<Option<Record>, String>, Unavailable> {
+        EngineLink::record(self, handle).await.map_err(unavailable)
+    }
+
+    async fn records(&self, filter: RecordFilter) -> Result<Result<Vec<Record>, String>, Unavailable> {
+        EngineLink::records(self, filter).await.map_err(unavailable)
+    }
+
+    async fn telemetry(&self) -> Result<sprocket_http::Telemetry, Unavailable> {
+        EngineLink::telemetry(self).await.map_err(unavailable)
     }
 
     async fn cancel(&self, handle: Bytes) -> Result<Result<(), CommandError>, Unavailable> {

@@ -16,9 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{sprocketd, Gear};
+use common::{b, sprocketd, Gear};
 use serde_json::Value;
-use sprocket_proto::Response;
+use sprocket_proto::{Request, Response};
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::{free_port, require_tool, skip, ServerProcess};
 
@@ -153,6 +153,47 @@ impl Driver {
     }
 }
 
+/// Two ended jobs with something to show in their records: `report` lost
+/// its first worker, then sent data, a warning and its result; `exception`
+/// ended with WORK_EXCEPTION. Returns their handles.
+fn jobs_with_records(port: u16) -> (String, String) {
+    let handle_of = |r: Response| match r {
+        Response::JobCreated { handle } => String::from_utf8(handle.to_vec()).expect("text handle"),
+        other => panic!("submit: {other:?}"),
+    };
+    let mut client = Gear::connect(port).expect("connect");
+    let report = handle_of(client.submit_bg("report", "monthly", "march").expect("submit"));
+    let exception = handle_of(client.submit_bg("report", "yearly", "2025").expect("submit"));
+    {
+        let mut lost = Gear::connect(port).expect("connect");
+        lost.send(&Request::SetClientId { id: b("flaky-worker") }).expect("send");
+        lost.send(&Request::CanDo { function: b("report") }).expect("send");
+        lost.grab().expect("grab").expect("the first job");
+        // Dropped here: the attempt ends as worker_lost and the job is
+        // queued again.
+    }
+    let mut worker = Gear::connect(port).expect("connect");
+    worker.send(&Request::SetClientId { id: b("steady-worker") }).expect("send");
+    worker.send(&Request::CanDo { function: b("report") }).expect("send");
+    let mut ended = 0;
+    while ended < 2 {
+        let Some((handle, _, _)) = worker.grab().expect("grab") else {
+            // The lost worker's job is not back yet.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        if handle == report.as_bytes() {
+            worker.send(&Request::WorkData { handle: handle.clone(), data: b("page 1 of 2") }).expect("send");
+            worker.send(&Request::WorkWarning { handle: handle.clone(), data: b("low toner") }).expect("send");
+            worker.send(&Request::WorkComplete { handle, data: b("report ready") }).expect("send");
+        } else {
+            worker.send(&Request::WorkException { handle, data: b("out of paper") }).expect("send");
+        }
+        ended += 1;
+    }
+    (report, exception)
+}
+
 #[test]
 fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     if !browser_tools() {
@@ -166,8 +207,11 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         Response::JobCreated { handle } => String::from_utf8(handle.to_vec()).expect("text handle"),
         other => panic!("submit: {other:?}"),
     };
+    let (report, exception) = jobs_with_records(server.port);
     let shots = screenshot_dir("open");
     let mut driver = Driver::start(&[
+        format!("--record-handle={report}"),
+        format!("--exception-handle={exception}"),
         format!("--url=http://127.0.0.1:{web}/"),
         format!("--shots={}", shots.display()),
         "--function=resize".into(),
@@ -190,6 +234,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     driver.tell("WORKER_STARTED");
     driver.expect("LIVE_OK", Duration::from_secs(60));
     driver.expect("LOOKUP_OK", Duration::from_secs(30));
+    driver.expect("RECORDS_OK", Duration::from_secs(60));
     driver.expect("DROP_OK", Duration::from_secs(30));
     driver.expect("MAXQUEUE_OK", Duration::from_secs(30));
     driver.expect("PHONE_OK", Duration::from_secs(60));
@@ -202,8 +247,11 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "desktop-working.png",
         "desktop-live.png",
         "lookup.png",
+        "recent.png",
+        "record.png",
         "drop-confirmation.png",
         "phone.png",
+        "phone-record.png",
     ] {
         let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");

@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::{b, sprocketd, Gear};
 use serde_json::Value;
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
@@ -113,7 +114,7 @@ fn api_shows_functions_workers_and_jobs_through_curl() {
 
     let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/H:nowhere:1")]);
     assert_eq!(status, 404);
-    assert!(body.contains("no job has that handle"), "{body}");
+    assert!(body.contains("no job or job record has that handle"), "{body}");
     let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs?limit=0")]);
     assert_eq!(status, 400, "{body}");
 }
@@ -160,8 +161,13 @@ fn commands_cancel_set_max_queue_and_drop_functions() {
     let doomed = submit(&mut client, "cancel-me", "x", Priority::Normal);
     let (status, answer) = post_json(web, &format!("/api/v1/jobs/{doomed}/cancel"), "{}");
     assert_eq!((status, &answer["cancelled"]), (200, &Value::String(doomed.clone())));
-    let (status, _) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/{doomed}")]);
-    assert_eq!(status, 404, "a cancelled background job is gone");
+    let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/{doomed}")]);
+    let record: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (status, record["live"].as_bool(), record["state"].as_str()),
+        (200, Some(false), Some("cancelled")),
+        "a cancelled background job is gone, its record stays: {body}"
+    );
     let (status, answer) = post_json(web, &format!("/api/v1/jobs/{doomed}/cancel"), "{}");
     assert_eq!(status, 404, "{answer}");
 
@@ -471,7 +477,15 @@ fn schemathesis_finds_nothing_against_the_openapi_document() {
     let mut worker = Gear::connect(server.port).unwrap();
     worker.send(&Request::SetClientId { id: b("st-worker") }).unwrap();
     worker.send(&Request::CanDo { function: b("st") }).unwrap();
+    // One ended job with data, a warning and a result, so that the records
+    // listing has a record to check against its schema; one running job.
+    let (ended, _, _) = worker.grab().unwrap().expect("a job");
+    worker.send(&Request::WorkData { handle: ended.clone(), data: b("part") }).unwrap();
+    worker.send(&Request::WorkWarning { handle: ended.clone(), data: Bytes::from_static(b"\xff\xfe") }).unwrap();
+    worker.send(&Request::WorkComplete { handle: ended, data: b("done") }).unwrap();
     worker.grab().unwrap().expect("a job");
+    let records = get_json(web, "/api/v1/records");
+    assert_eq!(records["records"][0]["warnings"][0]["value_base64"], "//4=", "{records}");
     let spec = format!("http://127.0.0.1:{web}/api/v1/openapi.json");
     // schemathesis keeps a cache in its working directory: not the
     // source tree.
@@ -626,4 +640,141 @@ fn metrics_with_ten_thousand_functions() {
     // measurement); this bound leaves room for a debug build on a busy
     // machine and curl's own start-up, and still catches a quadratic page.
     assert!(fastest < Duration::from_secs(1), "/metrics took {fastest:?}");
+}
+
+/// Runs job `function` with a worker that sends data and a warning, then
+/// completes it with `result`; the next one it fails. Returns the handles.
+fn run_two_jobs(port: u16, function: &str) -> (String, String) {
+    let mut client = Gear::connect(port).unwrap();
+    let done = submit(&mut client, function, "done", Priority::Normal);
+    let failed = submit(&mut client, function, "fails", Priority::Normal);
+    let mut worker = Gear::connect(port).unwrap();
+    worker.send(&Request::SetClientId { id: b("rec-worker") }).unwrap();
+    worker.send(&Request::CanDo { function: b(function) }).unwrap();
+    let (h1, _, _) = worker.grab().unwrap().expect("the first job");
+    worker.send(&Request::WorkData { handle: h1.clone(), data: b("half") }).unwrap();
+    worker.send(&Request::WorkWarning { handle: h1.clone(), data: b("slow disk") }).unwrap();
+    worker.send(&Request::WorkComplete { handle: h1, data: b("the result") }).unwrap();
+    let (h2, _, _) = worker.grab().unwrap().expect("the second job");
+    worker.send(&Request::WorkFail { handle: h2 }).unwrap();
+    // Answered after the packets before it: both jobs have ended.
+    assert!(worker.grab().unwrap().is_none());
+    (done, failed)
+}
+
+/// `GET /api/v1/jobs/{handle}` follows a job past its end to its record,
+/// and `GET /api/v1/records` searches ended records, both with the
+/// in-memory records (`-q builtin`) and with the SQLite store, where the
+/// web port's reads go through the store's record reader.
+#[test]
+fn ended_jobs_are_answered_from_their_records() {
+    if !require_tool("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = format!("--data-dir={}", dir.path().display());
+    for extra in [vec!["-q", "builtin"], vec!["-q", "sqlite", data_dir.as_str()]] {
+        let (server, web) = server_with_web(&extra);
+        let mut client = Gear::connect(server.port).unwrap();
+        let waiting = submit(&mut client, "later", "w", Priority::High);
+        let live = get_json(web, &format!("/api/v1/jobs/{waiting}"));
+        assert_eq!((live["live"].as_bool(), live["state"].as_str()), (Some(true), Some("queued")), "{live}");
+        assert_eq!(live["record"]["state"], "queued", "{live}");
+
+        let (done, failed) = run_two_jobs(server.port, "rec");
+        // Long enough for the store to have confirmed the records, so the
+        // reads below come from the store, not from the engine's memory.
+        std::thread::sleep(Duration::from_millis(300));
+        let record = get_json(web, &format!("/api/v1/jobs/{done}"));
+        assert_eq!(record["live"], false, "{extra:?}: {record}");
+        assert_eq!((record["state"].as_str(), record["result"].as_str()), (Some("complete"), Some("the result")));
+        assert_eq!(record["data"][0]["value"], "half", "{record}");
+        assert_eq!(record["warnings"][0]["value"], "slow disk", "{record}");
+        assert_eq!(record["attempts"], 1, "{record}");
+        assert_eq!(record["attempt_log"][0]["client_id"], "rec-worker", "{record}");
+        assert_eq!(get_json(web, &format!("/api/v1/jobs/{failed}"))["state"], "failed");
+
+        let all = get_json(web, "/api/v1/records?function=rec");
+        let handles: Vec<&str> =
+            all["records"].as_array().unwrap().iter().map(|r| r["handle"].as_str().unwrap()).collect();
+        assert_eq!(handles, [failed.as_str(), done.as_str()], "newest end first: {all}");
+        let only_failed = get_json(web, "/api/v1/records?state=failed");
+        assert_eq!(only_failed["records"].as_array().unwrap().len(), 1, "{only_failed}");
+        assert_eq!(get_json(web, "/api/v1/records?limit=1")["records"].as_array().unwrap().len(), 1);
+        let finished = record["finished"].as_u64().unwrap();
+        let before = get_json(web, &format!("/api/v1/records?until={finished}"));
+        assert_eq!(before["records"].as_array().unwrap().len(), 0, "until is exclusive: {before}");
+        let since = get_json(web, &format!("/api/v1/records?function=rec&since={finished}"));
+        assert!(!since["records"].as_array().unwrap().is_empty(), "{since}");
+        let empty = get_json(web, "/api/v1/records?since=5&until=4");
+        assert_eq!(empty["records"].as_array().unwrap().len(), 0, "an empty window: {empty}");
+
+        for (query, why) in [
+            ("state=queued", "a state of live jobs"),
+            ("state=bogus", "an unknown state"),
+            ("limit=0", "no records"),
+            ("limit=10001", "too many"),
+            ("since=yesterday", "not a number"),
+            ("colour=red", "an unknown parameter"),
+        ] {
+            let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/records?{query}")]);
+            assert_eq!(status, 400, "{why}: {body}");
+            let error: Value = serde_json::from_str(&body).expect("a JSON error");
+            assert!(!error["error"].as_str().unwrap_or_default().is_empty(), "{why}: {body}");
+        }
+        let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/jobs/H:nowhere:77")]);
+        assert_eq!(status, 404, "{body}");
+    }
+}
+
+/// The value of the sample `series` (name and labels as written) on a
+/// metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Job duration histograms by function, the store's commit histograms and
+/// the traffic counters: valid for promtool, and counting what happened.
+#[test]
+fn metrics_have_job_and_store_histograms_and_traffic() {
+    if !require_tool("curl") || !require_tool("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = format!("--data-dir={}", dir.path().display());
+    let (server, web) = server_with_web(&["-q", "sqlite", &data_dir]);
+    run_two_jobs(server.port, "timed");
+    let (status, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+    assert_eq!(status, 200);
+    let check = run(Command::new("promtool").args(["check", "metrics"]), page.as_bytes(), Duration::from_secs(20));
+    assert!(check.success(), "promtool check metrics: {}\n{page}", check.describe());
+    for metric in ["sprocket_job_queue_wait_seconds", "sprocket_job_run_time_seconds"] {
+        assert!(page.contains(&format!("# TYPE {metric} histogram\n")), "{metric}:\n{page}");
+        let count = sample(&page, &format!("{metric}_count{{function=\"timed\"}}"));
+        assert_eq!(count, Some(2.0), "{metric}: both jobs ran and ended:\n{page}");
+        let all = sample(&page, &format!("{metric}_bucket{{function=\"timed\",le=\"+Inf\"}}"));
+        assert_eq!(all, Some(2.0), "{metric}:\n{page}");
+        // Quick jobs on loopback: well under a minute.
+        let minute = sample(&page, &format!("{metric}_bucket{{function=\"timed\",le=\"60\"}}"));
+        assert_eq!(minute, Some(2.0), "{metric}:\n{page}");
+    }
+    // Two inserts, two records and two deletes at least, in some commits.
+    let commits = sample(&page, "sprocket_store_commit_seconds_count")
+        .unwrap_or_else(|| panic!("store commits are counted:\n{page}"));
+    assert!(commits >= 1.0, "{page}");
+    assert_eq!(sample(&page, "sprocket_store_commit_batch_size_count"), Some(commits), "{page}");
+    let ops = sample(&page, "sprocket_store_commit_batch_size_sum").expect("a batch size sum");
+    assert!(ops >= 6.0, "inserts, records and deletes: {page}");
+    // A SUBMIT_JOB_BG is a 12-byte header and its arguments; its
+    // JOB_CREATED the header and the handle.
+    let received = sample(&page, "sprocket_received_bytes_total").expect("bytes received");
+    let sent = sample(&page, "sprocket_sent_bytes_total").expect("bytes sent");
+    assert!(received >= 2.0 * 12.0 + 8.0 && sent >= 2.0 * 12.0 + 8.0, "received {received}, sent {sent}");
+    let before = sent;
+    let mut client = Gear::connect(server.port).unwrap();
+    let reply = client.call(&Request::EchoReq { data: b(&"e".repeat(1000)) }).unwrap();
+    assert!(matches!(reply, Response::EchoRes { .. }), "{reply:?}");
+    let (_, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+    let sent = sample(&page, "sprocket_sent_bytes_total").expect("bytes sent");
+    assert_eq!(sent - before, 1012.0, "an ECHO_RES of 1000 bytes and its header");
 }

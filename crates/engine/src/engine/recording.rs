@@ -172,11 +172,15 @@ impl Engine {
         let Some(job) = self.jobs.get(job_no) else { return };
         let keep = self.keeps_record(job);
         let row_unique = if job.persisted { job.store_unique(self.config.instance_id) } else { Bytes::new() };
+        if !keep {
+            // Carried only for the report: handed over, not copied.
+            if self.config.report_ended_jobs {
+                self.out.ended.push(*record);
+            }
+            return;
+        }
         if self.config.report_ended_jobs {
             self.out.ended.push((*record).clone());
-        }
-        if !keep {
-            return;
         }
         let seq = if self.config.records.durable {
             self.ledger.write(PersistOp::Record { record: record.clone(), row_unique }, &mut self.out.persist)

@@ -21,7 +21,7 @@ use sprocket_records::{replay, Record, RecordFilter, RecordState, ReplayPacket};
 use super::dispatch::Submit;
 use crate::engine::Engine;
 use crate::hash::FastSet;
-use crate::records::ReadPurpose;
+use crate::records::{ReadPurpose, ReadWaiter};
 use crate::types::*;
 
 /// The prefix of the server's own function names.
@@ -183,7 +183,14 @@ impl Engine {
     /// place among the connection's replies.
     pub fn record_read_done(&mut self, id: u64, result: Result<Vec<Record>, String>, now: Millis) {
         self.tick(now);
-        let Some((conn, purpose)) = self.pending_reads.finish(id) else { return };
+        let (conn, purpose) = match self.pending_reads.finish(id) {
+            Some(ReadWaiter::Conn(conn, purpose)) => (conn, purpose),
+            Some(ReadWaiter::Control) => {
+                self.out.control_reads.push(ControlRead { id, result });
+                return;
+            }
+            None => return,
+        };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
         let result = match (&purpose, result) {
             (
@@ -240,13 +247,13 @@ impl Engine {
     /// behind the answer.
     fn read_from_store(&mut self, conn: ConnId, purpose: ReadPurpose, query: RecordQuery) {
         let Some(c) = self.conns.get_mut(conn) else { return };
-        let id = self.pending_reads.start(conn, purpose);
+        let id = self.pending_reads.start(ReadWaiter::Conn(conn, purpose));
         self.ledger.hold_read(conn, &mut c.held, id);
         self.out.record_reads.push(RecordRead { id, query });
     }
 
     /// The record of a live job with this handle.
-    fn live_record(&self, handle: &[u8]) -> Option<Cow<'_, Record>> {
+    pub(super) fn live_record(&self, handle: &[u8]) -> Option<Cow<'_, Record>> {
         let job = self.jobs.get(self.job_by_handle(handle)?)?;
         if let Some(record) = job.extra.as_ref().and_then(|e| e.record.as_deref()) {
             return Some(Cow::Borrowed(record));

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, Engine, Millis, Out, PersistOp, Record, RecordRead};
+use sprocket_engine::{Config, ConnId, ControlRead, Engine, Millis, Out, PersistOp, Record, RecordRead};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -20,6 +20,8 @@ pub struct Bed {
     pub reads: Vec<RecordRead>,
     /// Whether the engine asked for another block of handles.
     pub wants_handles: bool,
+    /// Answers to record reads that control queries started.
+    pub control_reads: Vec<ControlRead>,
     next: ConnId,
 }
 
@@ -38,6 +40,7 @@ impl Bed {
             ended: Vec::new(),
             reads: Vec::new(),
             wants_handles: false,
+            control_reads: Vec::new(),
             next: 1,
         }
     }
@@ -63,6 +66,7 @@ impl Bed {
         self.ended.extend(out.ended);
         self.reads.extend(out.record_reads);
         self.wants_handles |= out.wants_handles;
+        self.control_reads.extend(out.control_reads);
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {

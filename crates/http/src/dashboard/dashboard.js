@@ -1,7 +1,7 @@
 // sprocketd dashboard. Plain JavaScript, no build step, nothing loaded
 // from elsewhere: it shows the live stream at api/v1/events (one JSON
 // snapshot a second: overview, functions, workers) and calls the JSON API
-// for job lookups and operator actions. Paths are relative, so the page also works behind a
+// for job lookups, job records and operator actions. Paths are relative, so the page also works behind a
 // proxy that serves it under a prefix.
 "use strict";
 
@@ -146,6 +146,7 @@
     drawChart();
     showFunctions(s.function_rows);
     showWorkers(s.worker_rows, s.connections);
+    maybeShowRecent(s);
   }
 
   // ---- chart ------------------------------------------------------------
@@ -400,6 +401,102 @@
 
   // ---- job lookup -------------------------------------------------------
 
+  // A byte string of a record: its text, or a note when the bytes are not
+  // UTF-8 (the API gives them as base64 in `field_base64`).
+  function bytesOf(object, field) {
+    if (object[field] != null) return object[field];
+    const encoded = object[field + "_base64"];
+    if (encoded == null) return null;
+    return "(" + Math.floor((encoded.length * 3) / 4 - (encoded.match(/=+$/) || [""])[0].length) + " bytes, not text)";
+  }
+
+  function millis(ms) {
+    if (ms == null) return "–";
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
+    return duration(ms / 1000);
+  }
+
+  function moment(ms) {
+    return ms == null ? "–" : new Date(ms).toLocaleString();
+  }
+
+  function fieldList(fields) {
+    const list = element("dl", { className: "job" });
+    for (const [name, value] of fields) list.append(element("dt", { textContent: name }), element("dd", { textContent: value }));
+    return list;
+  }
+
+  // What a job's record holds (no job data: a record keeps none): times,
+  // the result or error, data and warnings, and each attempt.
+  function recordView(record) {
+    const parts = [];
+    const fields = [
+      ["State", record.state],
+      ["Submitted", moment(record.submitted)],
+      ["First started", moment(record.started)],
+      ["Ended", moment(record.finished)],
+      ["Queue wait", millis(record.queue_wait_ms)],
+      ["Run time", millis(record.run_time_ms)],
+      ["Attempts", String(record.attempts)],
+    ];
+    if (record.status) fields.push(["Last status", record.status.numerator + " / " + record.status.denominator]);
+    const list = fieldList(fields);
+    list.querySelector("dd").className = "state-" + record.state;
+    parts.push(list);
+    const result = bytesOf(record, "result");
+    if (result != null) parts.push(element("h3", { textContent: "Result" }), element("pre", { className: "result", textContent: result }));
+    const error = bytesOf(record, "error");
+    if (error != null) parts.push(element("h3", { textContent: "Error" }), element("pre", { className: "error bad", textContent: error }));
+    for (const [key, title] of [["data", "Data"], ["warnings", "Warnings"]]) {
+      if (!record[key] || !record[key].length) continue;
+      const chunks = element("ol", { className: "chunks " + key });
+      for (const chunk of record[key]) {
+        chunks.append(element("li", { textContent: bytesOf(chunk, "value") + (chunk.cut ? " (cut)" : "") }));
+      }
+      parts.push(element("h3", { textContent: title + " (" + record[key].length + ")" }), chunks);
+    }
+    if (record.attempt_log && record.attempt_log.length) {
+      const headings = ["#", "Worker", "Address", "Started", "Took", "Ended as"];
+      const labelled = (i, props) => {
+        const td = element("td", props);
+        td.dataset.label = headings[i];
+        return td;
+      };
+      const rows = record.attempt_log.map((a, i) =>
+        element(
+          "tr",
+          {},
+          labelled(0, { className: "num", textContent: String(record.attempts - record.attempt_log.length + i + 1) }),
+          labelled(1, { textContent: bytesOf(a, "client_id") || "–" }),
+          labelled(2, { textContent: a.peer }),
+          labelled(3, { textContent: moment(a.started) }),
+          labelled(4, { textContent: a.ended == null ? "running" : millis(a.ended - a.started) }),
+          labelled(5, { className: a.end === "completed" ? "state-complete" : a.end ? "bad" : "", textContent: a.end || "–" }),
+        ),
+      );
+      const table = element(
+        "table",
+        { className: "attempts responsive" },
+        element("thead", {}, element("tr", {}, ...headings.map((h) => element("th", { textContent: h })))),
+        element("tbody", {}, ...rows),
+      );
+      parts.push(element("h3", { textContent: "Attempts" }), table);
+    }
+    if (record.truncated) {
+      const t = record.truncated;
+      parts.push(
+        element("p", {
+          className: "muted",
+          textContent:
+            "Cut to the record's byte limit: " + t.chunks_received + " chunks of " + t.chunk_bytes_received + " bytes arrived" +
+            (t.result_bytes_received == null ? "." : ", and a result of " + t.result_bytes_received + " bytes."),
+        }),
+      );
+    }
+    return element("div", { className: "record" }, ...parts);
+  }
+
   async function lookUp(handle) {
     const out = $("lookup-result");
     out.replaceChildren(element("p", { className: "muted", textContent: "Looking up…" }));
@@ -407,26 +504,32 @@
     try {
       job = await api("GET", "api/v1/jobs/" + encodeURIComponent(handle));
     } catch (e) {
-      const text = e.status === 404 ? "No live job has the handle " + handle + " (a job that ended is no longer listed)." : e.message;
+      const text =
+        e.status === 404 ? "No job and no job record has the handle " + handle + " (records expire after --record-retention)." : e.message;
       out.replaceChildren(element("p", { className: e.status === 404 ? "muted" : "bad", textContent: text }));
       return;
     }
-    const when = job.when == null ? "at once" : new Date(job.when * 1000).toLocaleString();
-    const fields = [
-      ["Handle", job.handle],
-      ["Function", job.function],
-      ["Unique", job.unique || "–"],
-      ["State", job.state + (job.worker == null ? "" : " (worker " + job.worker + ")")],
+    const head = [
+      ["Handle", bytesOf(job, "handle")],
+      ["Function", bytesOf(job, "function")],
+      ["Unique", bytesOf(job, "unique") || "–"],
       ["Priority", job.priority],
       ["Background", job.background ? "yes" : "no"],
+    ];
+    if (!job.live) {
+      head.push(["Live", "no: the job has ended; this is its record"]);
+      out.replaceChildren(fieldList(head), recordView(job));
+      return;
+    }
+    const when = job.when == null ? "at once" : new Date(job.when * 1000).toLocaleString();
+    const fields = head.concat([
+      ["State", job.state + (job.worker == null ? "" : " (worker " + job.worker + ")")],
       ["Runs", when],
       ["Failed attempts", String(job.attempts)],
       ["Waiting clients", String(job.clients)],
       ["Progress", job.progress.denominator ? job.progress.numerator + " / " + job.progress.denominator : "–"],
       ["Stored", job.stored ? "yes" : "no"],
-    ];
-    const list = element("dl", { className: "job" });
-    for (const [name, value] of fields) list.append(element("dt", { textContent: name }), element("dd", { textContent: value }));
+    ]);
     const cancel = element("button", { type: "button", className: "danger", textContent: "Cancel job…" });
     cancel.addEventListener("click", () =>
       openDialog(
@@ -440,7 +543,86 @@
         },
       ),
     );
-    out.replaceChildren(list, cancel);
+    const parts = [fieldList(fields), cancel];
+    if (job.record) parts.push(element("h3", { textContent: "Record so far" }), recordView(job.record));
+    out.replaceChildren(...parts);
+  }
+
+  // ---- recently ended jobs ----------------------------------------------
+
+  const RECENT_LIMIT = 25;
+  // Refreshed when the live counters say jobs ended, at most this often.
+  const RECENT_EVERY_MS = 3000;
+  let recentEnded = null;
+  let recentAt = 0;
+  let recentBusy = false;
+
+  function endedCount(s) {
+    const c = s.counters || {};
+    return (c.completed || 0) + (c.failed || 0) + (c.exceptions || 0) + (c.dead || 0);
+  }
+
+  async function showRecent() {
+    if (recentBusy) return;
+    recentBusy = true;
+    recentAt = Date.now();
+    const query = new URLSearchParams({ limit: String(RECENT_LIMIT) });
+    const fn = $("recent-function").value.trim();
+    const state = $("recent-state").value;
+    if (fn) query.set("function", fn);
+    if (state) query.set("state", state);
+    const error = $("recent-error");
+    try {
+      const page = await api("GET", "api/v1/records?" + query.toString());
+      error.hidden = true;
+      const cell = (label, text, className) => {
+        const td = element("td", { textContent: text, className: className || "" });
+        td.dataset.label = label;
+        return td;
+      };
+      const rows = page.records.map((r) => {
+        const handle = bytesOf(r, "handle");
+        const open = element("button", { type: "button", className: "link", textContent: handle });
+        open.addEventListener("click", () => {
+          $("lookup-handle").value = handle;
+          lookUp(handle);
+          $("lookup").scrollIntoView();
+        });
+        const handleCell = element("td", { className: "name" }, open);
+        handleCell.dataset.label = "Handle";
+        const outcome = bytesOf(r, "error") ?? bytesOf(r, "result") ?? "–";
+        const tr = element(
+          "tr",
+          {},
+          handleCell,
+          cell("Function", bytesOf(r, "function")),
+          cell("State", r.state, "state-" + r.state),
+          cell("Ended", moment(r.finished)),
+          cell("Queue wait", millis(r.queue_wait_ms), "num"),
+          cell("Run time", millis(r.run_time_ms), "num"),
+          cell("Attempts", String(r.attempts), "num"),
+          cell("Result or error", outcome.length > 80 ? outcome.slice(0, 80) + "…" : outcome, "preview"),
+        );
+        tr.dataset.handle = handle;
+        return tr;
+      });
+      $("recent-table").querySelector("tbody").replaceChildren(...rows);
+      $("recent-table").hidden = rows.length === 0;
+      $("recent-empty").hidden = rows.length > 0;
+    } catch (e) {
+      error.textContent = "Cannot read job records: " + e.message;
+      error.hidden = false;
+    } finally {
+      recentBusy = false;
+    }
+  }
+
+  // Called with each live snapshot: refreshes the table when jobs ended.
+  function maybeShowRecent(s) {
+    const ended = endedCount(s);
+    if (ended === recentEnded || Date.now() - recentAt < RECENT_EVERY_MS) return;
+    recentEnded = ended;
+    showRecent();
   }
 
   // ---- start ------------------------------------------------------------
@@ -451,9 +633,14 @@
       const handle = $("lookup-handle").value.trim();
       if (handle) lookUp(handle);
     });
+    $("recent-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      showRecent();
+    });
     window.addEventListener("resize", drawChart);
     setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
     drawChart();
+    showRecent();
     connect();
   }
 

@@ -55,6 +55,8 @@ def main():
     p.add_argument("--queued", type=int)
     p.add_argument("--lookup-handle")
     p.add_argument("--lookup-function")
+    p.add_argument("--record-handle", help="an ended job with data, a warning, a lost attempt and a result")
+    p.add_argument("--exception-handle", help="an ended job whose worker sent WORK_EXCEPTION")
     p.add_argument("--drop-function", required=True)
     p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
     p.add_argument("--chromium", default="/usr/bin/chromium")
@@ -96,6 +98,58 @@ def drop(driver, function, shot):
     wait_until("the dropped row to go", lambda: not driver.find_elements(
         By.CSS_SELECTOR, f'#fn-table tr[data-function="{function}"]'))
     assert not dialog.is_displayed(), "the dialog stayed open: " + driver.find_element(By.ID, "dialog-error").text
+
+
+def records(driver, args, shot):
+    """The recently ended jobs' table, and an ended job's record opened
+    from it: result, data, warnings and attempts."""
+    # The newest first: the worked resize jobs ended last.
+    wait_until("the worked jobs in the recent table", lambda: "resize" in driver.find_element(
+        By.CSS_SELECTOR, "#recent-table tbody tr").text)
+    # The report jobs, by function.
+    box = driver.find_element(By.ID, "recent-function")
+    box.clear()
+    box.send_keys("report")
+    driver.find_element(By.CSS_SELECTOR, "#recent-form button[type=submit]").click()
+    row_selector = f'#recent-table tr[data-handle="{args.record_handle}"]'
+    row = wait_until("the report job in the recent table",
+                     lambda: driver.find_element(By.CSS_SELECTOR, row_selector).text)
+    assert "complete" in row and "report ready" in row, row
+    table = driver.find_element(By.ID, "recent-table").text
+    assert "resize" not in table, f"only the report jobs: {table}"
+    exception_row = driver.find_element(By.CSS_SELECTOR, f'#recent-table tr[data-handle="{args.exception_handle}"]').text
+    assert "exception" in exception_row and "out of paper" in exception_row, exception_row
+    driver.execute_script("document.getElementById('recent').scrollIntoView()")
+    shot("recent.png")
+
+    # Its handle opens the record in the lookup above.
+    driver.find_element(By.CSS_SELECTOR, row_selector + " button.link").click()
+    result = wait_until("the record's result",
+                        lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result pre.result").text)
+    assert result == "report ready", result
+    found = driver.find_element(By.ID, "lookup-result").text
+    for expected in ("has ended", "complete", "page 1 of 2", "low toner", "flaky-worker", "worker_lost",
+                     "steady-worker", "completed"):
+        assert expected in found, f"{expected!r} missing from the record:\n{found}"
+    attempts = driver.find_elements(By.CSS_SELECTOR, "#lookup-result table.attempts tbody tr")
+    assert len(attempts) == 2, f"{len(attempts)} attempts shown"
+    driver.execute_script("document.getElementById('lookup').scrollIntoView()")
+    shot("record.png")
+
+    # Filtered by state too: only the exception.
+    driver.execute_script("document.getElementById('recent-state').value = 'exception'")
+    driver.find_element(By.CSS_SELECTOR, "#recent-form button[type=submit]").click()
+    wait_until("only the exception", lambda: [
+        tr.get_attribute("data-handle") for tr in driver.find_elements(By.CSS_SELECTOR, "#recent-table tbody tr")
+    ] == [args.exception_handle])
+    driver.find_element(By.CSS_SELECTOR, f'#recent-table tr[data-handle="{args.exception_handle}"] button.link').click()
+    error = wait_until("the exception's text",
+                       lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result pre.error").text)
+    assert error == "out of paper", error
+    driver.execute_script("document.getElementById('recent-state').value = ''")
+    box.clear()
+    driver.find_element(By.CSS_SELECTOR, "#recent-form button[type=submit]").click()
+    driver.execute_script("window.scrollTo(0, 0)")
 
 
 def signed_in(driver, args, shot):
@@ -172,8 +226,11 @@ def run(driver, args, shot):
     box.clear()
     box.send_keys(args.lookup_handle + "999")
     driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
-    wait_until("the not-found line", lambda: "No live job" in driver.find_element(By.ID, "lookup-result").text)
+    wait_until("the not-found line", lambda: "No job and no job record" in driver.find_element(By.ID, "lookup-result").text)
     say("LOOKUP_OK")
+
+    records(driver, args, shot)
+    say("RECORDS_OK")
 
     # Dropping a function asks first, then the row goes.
     driver.execute_script("window.scrollTo(0, 0)")
@@ -215,6 +272,23 @@ def run(driver, args, shot):
                            {"width": 390, "height": min(height, 4000), "deviceScaleFactor": 2, "mobile": True})
     time.sleep(0.5)
     shot("phone-full.png")
+    # A record on the phone: its attempts become cards too.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    box = driver.find_element(By.ID, "lookup-handle")
+    box.clear()
+    box.send_keys(args.record_handle)
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    wait_until("the record on the phone",
+               lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result pre.result").text == "report ready")
+    wide = driver.execute_script(
+        "return [...document.querySelectorAll('#lookup *')]"
+        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && e.offsetParent !== null)"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 5)")
+    assert not wide, f"record elements past the right edge: {wide}"
+    driver.execute_script("document.getElementById('lookup').scrollIntoView()")
+    time.sleep(0.3)
+    shot("phone-record.png")
     say(f"PHONE_OK widths={widths}")
 
     # The lookup of a handle no job has answered 404, as it should.

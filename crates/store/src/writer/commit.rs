@@ -98,7 +98,9 @@ impl Writer {
         self.pacing.turn.committed(batch.len(), started.elapsed(), self.queue.arrivals);
         match result {
             Ok(()) => {
-                debug!(ops = batch.len(), micros = started.elapsed().as_micros() as u64, "store batch committed");
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.stats.committed(batch.len(), micros);
+                debug!(ops = batch.len(), micros, "store batch committed");
                 self.queue.in_flight.end(&batch);
                 self.backoff.proven();
             }

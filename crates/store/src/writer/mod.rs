@@ -67,6 +67,7 @@ mod intake;
 mod pacing;
 mod placement;
 mod reconnect;
+pub mod stats;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -82,6 +83,7 @@ use commit::InFlight;
 use intake::{First, Queue};
 use pacing::Pacing;
 use reconnect::Backoff;
+pub use stats::{CommitStats, HistogramSnapshot};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
@@ -137,6 +139,7 @@ pub struct WriterHandle {
     tx: mpsc::UnboundedSender<(u64, StoreOp)>,
     healthy: Arc<AtomicBool>,
     task: JoinHandle<()>,
+    stats: Arc<CommitStats>,
 }
 
 impl WriterHandle {
@@ -148,6 +151,11 @@ impl WriterHandle {
             // will report this seq, which the caller sees as a stall; log it.
             error!(seq, "store writer is gone; operation dropped");
         }
+    }
+
+    /// The writer's commit latencies and batch sizes, read without a lock.
+    pub fn stats(&self) -> Arc<CommitStats> {
+        self.stats.clone()
     }
 
     /// False while the database is unreachable (inserts are being failed).
@@ -214,9 +222,11 @@ pub fn spawn_streams(
         in_flight: FuturesUnordered::new(),
         config,
         queue: Queue::new(rx, done_tx, healthy.clone()),
+        stats: Arc::new(CommitStats::default()),
     };
+    let stats = writer.stats.clone();
     let task = placement::start(writer, blocks);
-    (WriterHandle { tx, healthy, task }, done_rx)
+    (WriterHandle { tx, healthy, task, stats }, done_rx)
 }
 
 /// The writer task's state, each part with its own owner.
@@ -234,6 +244,8 @@ struct Writer {
     pacing: Pacing,
     /// The waits between reconnect attempts.
     backoff: Backoff,
+    /// Commit latencies and sizes, for the server's metrics.
+    stats: Arc<CommitStats>,
 }
 
 impl Writer {

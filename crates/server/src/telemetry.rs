@@ -1,0 +1,200 @@
+//! Numbers the server keeps for `/metrics` beside the engine: bytes in and
+//! out of the Gearman connections (atomic counters the connections add to
+//! and the web port reads, neither waiting for the other), and each
+//! function's queue-wait and run-time histograms, fed by the engine task
+//! from the records of the jobs the engine reports ended.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sprocket_engine::{FastMap, Record};
+use sprocket_http::{FunctionTimings, Histogram, Telemetry};
+use sprocket_store::writer::{CommitStats, HistogramSnapshot};
+
+/// Bytes read from and written to every Gearman connection.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Traffic {
+    /// A connection read `n` bytes.
+    pub fn received(&self, n: usize) {
+        self.received.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// A connection wrote `n` bytes.
+    pub fn sent(&self, n: usize) {
+        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the web port reads without asking the engine task.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedStats {
+    pub traffic: Arc<Traffic>,
+    /// The store writer's commits; `None` without a store.
+    pub commits: Option<Arc<CommitStats>>,
+}
+
+impl SharedStats {
+    /// Everything but the job durations, which the engine task adds.
+    pub(crate) fn telemetry(&self, job_timings: Vec<FunctionTimings>) -> Telemetry {
+        let seconds = |h: HistogramSnapshot| Histogram {
+            bounds: h.bounds.iter().map(|&us| us as f64 / 1e6).collect(),
+            counts: h.counts,
+            sum: h.sum as f64 / 1e6,
+        };
+        let plain = |h: HistogramSnapshot| Histogram {
+            bounds: h.bounds.iter().map(|&n| n as f64).collect(),
+            counts: h.counts,
+            sum: h.sum as f64,
+        };
+        Telemetry {
+            job_timings,
+            store_commit_seconds: self.commits.as_ref().map(|c| seconds(c.latency_us.snapshot())),
+            store_batch_size: self.commits.as_ref().map(|c| plain(c.batch_size.snapshot())),
+            bytes_received: self.traffic.received.load(Ordering::Relaxed),
+            bytes_sent: self.traffic.sent.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Job duration buckets' upper bounds, in milliseconds (1 ms to 1 h).
+const DURATION_BOUNDS_MS: [u64; 17] =
+    [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
+
+/// Samples per bucket of [`DURATION_BOUNDS_MS`], and one above them all.
+#[derive(Debug, Clone, Default)]
+struct Durations {
+    counts: [u64; DURATION_BOUNDS_MS.len() + 1],
+    sum_ms: u64,
+}
+
+impl Durations {
+    fn observe(&mut self, ms: u64) {
+        self.counts[DURATION_BOUNDS_MS.partition_point(|&bound| bound < ms)] += 1;
+        self.sum_ms = self.sum_ms.wrapping_add(ms);
+    }
+
+    fn in_seconds(&self) -> Histogram {
+        Histogram {
+            bounds: DURATION_BOUNDS_MS.iter().map(|&ms| ms as f64 / 1000.0).collect(),
+            counts: self.counts.to_vec(),
+            sum: self.sum_ms as f64 / 1000.0,
+        }
+    }
+}
+
+/// Queue wait and run time per function, owned by the engine task.
+#[derive(Debug, Default)]
+pub(crate) struct JobTimings {
+    by_function: FastMap<Bytes, (Durations, Durations)>,
+}
+
+impl JobTimings {
+    /// Counts the durations of a job that ended (one that never started
+    /// has none).
+    pub(crate) fn ended(&mut self, record: &Record) {
+        let (Some(wait), run) = (record.queue_wait(), record.run_time()) else { return };
+        let entry = match self.by_function.get_mut(record.function()) {
+            Some(entry) => entry,
+            None => self.by_function.entry(Bytes::copy_from_slice(record.function())).or_default(),
+        };
+        entry.0.observe(wait);
+        if let Some(run) = run {
+            entry.1.observe(run);
+        }
+    }
+
+    /// Whether there are many more histograms than the `known` functions
+    /// of the engine: then those of functions it no longer has are to be
+    /// forgotten ([`JobTimings::keep_only`]), so that a server that sees
+    /// ever new function names keeps bounded memory.
+    pub(crate) fn outgrew(&self, known: usize) -> bool {
+        self.by_function.len() > known.saturating_mul(2).max(1024)
+    }
+
+    /// Forgets the functions not in `known`, as the engine's per-function
+    /// counters start again when a dropped function comes back.
+    pub(crate) fn keep_only(&mut self, known: &std::collections::HashSet<Bytes>) {
+        self.by_function.retain(|name, _| known.contains(name));
+    }
+
+    /// Every function's histograms, sorted by name.
+    pub(crate) fn snapshot(&self) -> Vec<FunctionTimings> {
+        let mut all: Vec<FunctionTimings> = self
+            .by_function
+            .iter()
+            .map(|(name, (wait, run))| FunctionTimings {
+                function: name.clone(),
+                queue_wait: wait.in_seconds(),
+                run_time: run.in_seconds(),
+            })
+            .collect();
+        all.sort_by(|a, b| a.function.cmp(&b.function));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sprocket_proto::Priority;
+    use sprocket_records::record::{Limits, Worker};
+    use sprocket_records::state::Outcome;
+
+    use super::*;
+
+    /// A job of `function` submitted at 1000, started at `started`, ended
+    /// at `ended` (never started when `started` is None).
+    fn ended(function: &str, started: Option<u64>, ended: u64) -> Record {
+        let mut record = Record::new(b"H:t:1", function.as_bytes(), b"", Priority::Normal, true, 1000).unwrap();
+        if let Some(at) = started {
+            let worker = Worker { client_id: Bytes::from_static(b"-"), peer: "127.0.0.1".into() };
+            record.started(worker, at).unwrap();
+        }
+        record.ended(Outcome::Complete(b"ok"), ended, Limits { max_bytes: 1024 }).unwrap();
+        record
+    }
+
+    #[test]
+    fn ended_jobs_count_by_function_and_gone_functions_are_forgotten_when_outgrown() {
+        let mut timings = JobTimings::default();
+        timings.ended(&ended("resize", Some(1_004), 1_300));
+        timings.ended(&ended("resize", Some(3_000), 3_001));
+        timings.ended(&ended("never-ran", None, 2_000));
+        let snapshot = timings.snapshot();
+        assert_eq!(snapshot.len(), 1, "a job that never started has no durations");
+        let resize = &snapshot[0];
+        assert_eq!(resize.queue_wait.counts.iter().sum::<u64>(), 2);
+        assert_eq!(resize.queue_wait.sum, 2.004);
+        assert_eq!(resize.run_time.sum, 0.297);
+        assert_eq!(resize.run_time.counts[0], 1, "1 ms is in the first bucket");
+
+        for i in 0..2000 {
+            timings.ended(&ended(&format!("f{i}"), Some(1_001), 1_002));
+        }
+        assert!(!timings.outgrew(1500));
+        assert!(timings.outgrew(10));
+        let known: std::collections::HashSet<Bytes> = [Bytes::from_static(b"resize")].into();
+        timings.keep_only(&known);
+        assert_eq!(timings.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn durations_fall_in_the_first_bucket_that_holds_them() {
+        let mut d = Durations::default();
+        for ms in [0, 1, 2, 3_600_000, 3_600_001] {
+            d.observe(ms);
+        }
+        let h = d.in_seconds();
+        assert_eq!(h.counts[0], 2, "0 and 1 ms are at most 1 ms");
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[DURATION_BOUNDS_MS.len() - 1], 1);
+        assert_eq!(h.counts[DURATION_BOUNDS_MS.len()], 1, "above an hour");
+        assert_eq!(h.bounds[0], 0.001);
+        assert_eq!(h.sum, 7_200.004);
+    }
+}
