@@ -77,6 +77,14 @@ pub struct Config {
     /// (for the job log and the history). Off, only the jobs that
     /// [`RecordsConfig::mode`] covers carry a record.
     pub report_ended_jobs: bool,
+    /// Put the final record of the jobs that have one anyway (those
+    /// [`RecordsConfig::mode`] covers) in [`Outbox::ended`], without giving
+    /// other jobs one (the web port's duration histograms).
+    pub report_recorded_jobs: bool,
+    /// Keep the data chunks and the result in the records reported in
+    /// [`Outbox::ended`] (`--job-log-results`); otherwise they are left out
+    /// of the copy.
+    pub report_payloads: bool,
     /// Job records: which jobs have one, their byte limit, and where
     /// ended ones are kept.
     pub records: RecordsConfig,
@@ -146,6 +154,8 @@ impl Default for Config {
             instance_id: 0,
             store_timeout_ms: 60_000,
             report_ended_jobs: false,
+            report_recorded_jobs: false,
+            report_payloads: false,
             records: RecordsConfig::default(),
             first_handle: 1,
             handle_block: 0,

@@ -14,7 +14,13 @@ use sprocket_records::AttemptEnd;
 use support::{b, Bed};
 
 fn reporting() -> Bed {
-    Bed::new(Config { handle_prefix: "H:test".into(), report_ended_jobs: true, job_retries: 2, ..Config::default() })
+    Bed::new(Config {
+        handle_prefix: "H:test".into(),
+        report_ended_jobs: true,
+        report_payloads: true,
+        job_retries: 2,
+        ..Config::default()
+    })
 }
 
 /// Records of background jobs kept in memory (`-q builtin`).

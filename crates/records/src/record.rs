@@ -344,6 +344,29 @@ impl Record {
         Ok(())
     }
 
+    /// A copy without the data and warning chunks and the result (the
+    /// exception text stays): what a report of the job's end needs, for the
+    /// cost of the record's identity and attempts rather than its payload.
+    pub fn without_payload(&self) -> Record {
+        let run = self.run.as_ref().map(|run| {
+            Box::new(Run {
+                attempts: run.attempts,
+                first_started: run.first_started,
+                finished: run.finished,
+                attempt_log: run.attempt_log.clone(),
+                chunks: Vec::new(),
+                chunks_received: 0,
+                chunk_bytes_received: 0,
+                chunk_bytes_kept: 0,
+                status: run.status,
+                result: None,
+                error: run.error.clone(),
+                result_bytes_received: None,
+            })
+        });
+        Record { ids: self.ids.clone(), run, ..*self }
+    }
+
     // ---- reading -------------------------------------------------------
 
     /// The job handle.

@@ -168,8 +168,11 @@ impl ServerConfig {
             verbose: level_name,
             instance_id: crate::engine_task::now_ms() ^ (u64::from(std::process::id()) << 40),
             store_timeout_ms: flags.store_timeout.saturating_mul(1000),
-            // The web port's `/metrics` counts the ended jobs' durations.
-            report_ended_jobs: ended_jobs.wants_reports() || web_port_on(flags),
+            report_ended_jobs: ended_jobs.wants_reports(),
+            // The web port's `/metrics` counts the durations of the jobs
+            // that have records (without giving the others one).
+            report_recorded_jobs: web_port_on(flags),
+            report_payloads: flags.job_log_results,
             records: RecordsConfig {
                 mode: match flags.records.as_str() {
                     "all" => RecordsMode::All,

@@ -86,6 +86,7 @@ impl Server {
         let mut engine_config = config.engine.clone();
         // The job log and the history are fed from the engine's reports.
         engine_config.report_ended_jobs |= config.ended_jobs.wants_reports();
+        engine_config.report_payloads |= config.ended_jobs.job_log_results;
         let ended_jobs = EndedJobs::open(&config.ended_jobs, now_ms()).map_err(StartError::JobLog)?;
         let opened = match &config.store {
             Some(store_config) => Some(open_store(store_config, &mut engine_config).await?),

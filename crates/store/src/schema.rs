@@ -64,10 +64,42 @@ pub type SqlStep = fn(Dialect, &str) -> Vec<String>;
 /// the database and keyed by the queue table's name (`namespace`):
 /// `sprocket_records` (one row per job, see [`record_tables`]) and
 /// `sprocket_handles` (the next free handle number).
+///
+/// Version 3 makes the record indexes partial where the database allows
+/// (SQLite, PostgreSQL): the searches and expiry read only ended records
+/// and replay only live ones, so each index holds only those, and a
+/// record's writes while its job is queued or running touch the row and
+/// one small index instead of four (measured: with every background job
+/// recorded, durable submits lost more than half their throughput on
+/// SQLite with the version 2 indexes). MySQL has no partial indexes and
+/// keeps version 2's.
 pub const SQL_MIGRATIONS: &[Migration<SqlStep>] = &[
     Migration { version: 1, purpose: "sprocket_meta records the queue table", step: |_, _| Vec::new() },
     Migration { version: 2, purpose: "job records and the handle counter", step: |d, _| record_tables(d) },
+    Migration { version: 3, purpose: "partial record indexes", step: |d, _| partial_record_indexes(d) },
 ];
+
+/// The statements of version 3 (see [`SQL_MIGRATIONS`]). The indexes are
+/// shared by every queue table of the database: the step of a second
+/// queue table finds them made.
+pub fn partial_record_indexes(dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite | Dialect::Postgres => [
+            "DROP INDEX IF EXISTS sprocket_records_by_end",
+            "DROP INDEX IF EXISTS sprocket_records_by_function",
+            "DROP INDEX IF EXISTS sprocket_records_by_row",
+            "CREATE INDEX IF NOT EXISTS sprocket_records_ended ON sprocket_records (namespace, finished) \
+             WHERE finished IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS sprocket_records_ended_by_function \
+             ON sprocket_records (namespace, function, finished) WHERE finished IS NOT NULL",
+            "CREATE INDEX IF NOT EXISTS sprocket_records_live_by_row \
+             ON sprocket_records (namespace, function, row_unique) WHERE finished IS NULL",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        Dialect::Mysql => Vec::new(),
+    }
+}
 
 /// The statements of version 2: the record table with its indexes (by end
 /// time for expiry and listing; by function, state and end for searches;
@@ -201,7 +233,12 @@ impl Dialect {
     fn begin(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
+            // The record tables are shared by every queue table of the
+            // database, so two servers migrating their own queue tables at
+            // once would change them at once (and deadlock, both dropping
+            // and creating the same indexes): a transaction-scoped advisory
+            // lock makes them take turns.
+            Dialect::Postgres => "BEGIN; SELECT pg_advisory_xact_lock(7283504100)",
             Dialect::Mysql => "START TRANSACTION",
         }
     }

@@ -287,9 +287,14 @@ fn apply_batch(conn: &mut Connection, sql: &Sql, batch: &EncodedBatch) -> Result
 }
 
 /// Writes a record, replacing the record of its handle.
-const RECORD_UPSERT: &str = "INSERT OR REPLACE INTO sprocket_records \
+/// An update in place when the handle has a record (not `INSERT OR
+/// REPLACE`, which deletes the row and inserts it again, through every
+/// index).
+const RECORD_UPSERT: &str = "INSERT INTO sprocket_records \
      (namespace, handle, function, row_unique, state, submitted, finished, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (namespace, handle) DO UPDATE SET function = excluded.function, row_unique = excluded.row_unique, \
+     state = excluded.state, submitted = excluded.submitted, finished = excluded.finished, body = excluded.body";
 
 /// Keys are stored as TEXT (gearmand checks the type on replay); the
 /// `textkey` encoding guarantees they are valid UTF-8.

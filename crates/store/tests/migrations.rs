@@ -381,15 +381,23 @@ async fn sqlite_version_1_gets_the_record_tables() {
     assert_record_columns(&cols.join("\n"), &["text", "text", "blob", "blob", "text", "integer", "integer", "blob"]);
     let handles = sqlite_columns(&conn, "sprocket_handles");
     assert_eq!(handles, vec![("namespace".into(), "TEXT".into()), ("next_handle".into(), "INTEGER".into())]);
-    let indexes: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sprocket_records' \
-             AND name LIKE 'sprocket_records_by_%'",
-            [],
-            |r| r.get(0),
+    // Version 3: partial indexes, ended records by end and by function,
+    // live ones by queue row; version 2's full indexes are gone.
+    let mut st = conn
+        .prepare(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sprocket_records' \
+             AND sql IS NOT NULL ORDER BY name",
         )
         .unwrap();
-    assert_eq!(indexes, 3, "by end, by function, by queue row");
+    let indexes: Vec<(String, String)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap();
+    let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sprocket_records_ended", "sprocket_records_ended_by_function", "sprocket_records_live_by_row"],
+        "{indexes:?}"
+    );
+    assert!(indexes.iter().all(|(_, sql)| sql.contains("WHERE finished IS")), "partial: {indexes:?}");
 }
 
 #[tokio::test]
@@ -403,9 +411,15 @@ async fn postgres_version_1_gets_the_record_tables() {
     assert_eq!(pg_columns("sprocket_handles").replace('|', " ").split_whitespace().count(), 4, "two columns");
     let indexes = psql("SELECT indexname FROM pg_indexes WHERE tablename = 'sprocket_records' ORDER BY 1")
         .unwrap_or_else(|e| panic!("{e}"));
-    for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
+    for index in ["sprocket_records_ended", "sprocket_records_ended_by_function", "sprocket_records_live_by_row"] {
         assert!(indexes.contains(index), "{indexes}");
     }
+    assert!(!indexes.contains("sprocket_records_by_"), "version 2's indexes are replaced: {indexes}");
+    let partial = psql(
+        "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'sprocket_records' AND indexdef LIKE '%WHERE (finished IS%'",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(partial.trim(), "3", "partial indexes");
 }
 
 #[tokio::test]
@@ -433,6 +447,7 @@ async fn mysql_version_1_gets_the_record_tables() {
          WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = 'sprocket_records'",
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    // MySQL has no partial indexes: it keeps version 2's.
     for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
         assert!(indexes.contains(index), "{indexes}");
     }

@@ -179,8 +179,9 @@ impl Engine {
             }
             return;
         }
-        if self.config.report_ended_jobs {
-            self.out.ended.push((*record).clone());
+        if self.config.report_ended_jobs || self.config.report_recorded_jobs {
+            let report = if self.config.report_payloads { (*record).clone() } else { record.without_payload() };
+            self.out.ended.push(report);
         }
         let seq = if self.config.records.durable {
             self.ledger.write(PersistOp::Record { record: record.clone(), row_unique }, &mut self.out.persist)
