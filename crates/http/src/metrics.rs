@@ -117,6 +117,7 @@ mod tests {
             workers,
             max_queue: [0; 3],
             counters: FunctionCounters { submitted: 7, completed: 4, failed: 1, exceptions: 2, ..Default::default() },
+            paused: false,
         }
     }
 

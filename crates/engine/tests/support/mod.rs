@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, Engine, Millis, Out, PersistOp, Record, RecordRead};
+use sprocket_engine::{Config, ConnId, Engine, Millis, Out, PersistOp, Record, RecordRead, SettingWrite};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -20,6 +20,8 @@ pub struct Bed {
     pub reads: Vec<RecordRead>,
     /// Whether the engine asked for another block of handles.
     pub wants_handles: bool,
+    /// Setting writes the engine asked for, not yet reported.
+    pub settings: Vec<SettingWrite>,
     next: ConnId,
 }
 
@@ -38,6 +40,7 @@ impl Bed {
             ended: Vec::new(),
             reads: Vec::new(),
             wants_handles: false,
+            settings: Vec::new(),
             next: 1,
         }
     }
@@ -63,6 +66,7 @@ impl Bed {
         self.ended.extend(out.ended);
         self.reads.extend(out.record_reads);
         self.wants_handles |= out.wants_handles;
+        self.settings.extend(out.setting_writes);
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {
@@ -99,6 +103,23 @@ impl Bed {
     pub fn answer_read(&mut self, id: u64, result: Result<Vec<Record>, String>) {
         self.engine.record_read_done(id, result, self.now);
         self.drain();
+    }
+
+    /// Reports the engine's setting write `id` done (or failed).
+    pub fn setting_done(&mut self, id: u64, result: Result<(), String>) {
+        self.engine.setting_write_done(id, result, self.now);
+        self.drain();
+    }
+
+    /// The admin text `conn` received since the last take.
+    pub fn text(&mut self, conn: ConnId) -> String {
+        let mut s = String::new();
+        for o in self.take(conn) {
+            if let Out::Text(t) = o {
+                s.push_str(&String::from_utf8_lossy(&t));
+            }
+        }
+        s
     }
 
     pub fn stored(&mut self, through: u64, failed: &[u64]) {
