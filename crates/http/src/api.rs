@@ -74,6 +74,7 @@ fn command_error(e: CommandError) -> ApiError {
     let status = match e {
         CommandError::UnknownJob | CommandError::FunctionNotFound => StatusCode::NOT_FOUND,
         CommandError::FunctionBusy => StatusCode::CONFLICT,
+        CommandError::ReservedFunction => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
 }

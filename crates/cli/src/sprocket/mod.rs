@@ -1,7 +1,8 @@
 //! The `sprocket` command's own interface (clap): submit, status, work,
-//! admin, bench.
+//! admin, pause, resume, purge, bench.
 
 mod admin;
+mod ops;
 mod submit;
 mod table;
 mod work;
@@ -33,6 +34,14 @@ pub enum Command {
     Work(work::WorkArgs),
     /// Administer a job server (status, workers, jobs, cancel, …).
     Admin(admin::AdminArgs),
+    /// Stop handing out a function's jobs (they keep queueing); sprocketd
+    /// keeps the pause across restarts.
+    Pause(ops::FunctionArgs),
+    /// Hand out a paused function's jobs again.
+    Resume(ops::FunctionArgs),
+    /// Remove a function's queued jobs (`--queued --function F`) and print
+    /// how many; their waiting clients get WORK_FAIL.
+    Purge(ops::PurgeArgs),
     /// Load-test a job server.
     Bench(sprocket_bench::BenchArgs),
 }
@@ -122,6 +131,9 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Status(a) => submit::status(a).await,
             Command::Work(a) => work::run(a).await,
             Command::Admin(a) => admin::run(a).await,
+            Command::Pause(a) => ops::pause(a, true).await,
+            Command::Resume(a) => ops::pause(a, false).await,
+            Command::Purge(a) => ops::purge(a).await,
             Command::Bench(_) => Ok(0), // handled above, before the runtime
         }
     });
