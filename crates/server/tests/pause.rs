@@ -62,8 +62,7 @@ fn gearman(port: u16, args: &[&str]) -> Command {
 
 /// A `gearman -w` worker upper-casing jobs of `function`, registered.
 fn upper_worker(port: u16, function: &str) -> Background {
-    let worker =
-        Background::spawn("gearman -w", &mut gearman(port, &["-w", "-f", function, "--", "tr", "a-z", "A-Z"]));
+    let worker = Background::spawn("gearman -w", &mut gearman(port, &["-w", "-f", function, "--", "tr", "a-z", "A-Z"]));
     wait_status(port, function, |_, _, workers| workers >= 1, "the worker registers");
     // libgearman asks for a job, hears NO_JOB and sleeps with PRE_SLEEP
     // right after registering; give it the moment to get there.
