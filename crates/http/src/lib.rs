@@ -24,6 +24,6 @@ mod serve;
 mod submit;
 
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, Unavailable};
+pub use backend::{Backend, PauseError, Unavailable};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use serve::{bind, spawn, BindError, WebConfig, WebListener};
