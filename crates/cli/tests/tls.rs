@@ -1,5 +1,6 @@
-//! The command-line tools over TLS: `sprocket submit/work/admin` with the
-//! --ssl-* flags, and the `gearman -S` / `gearadmin -S` drop-ins with
+//! The command-line tools over TLS: `sprocket submit/work/admin/record/
+//! records/wait` with the --ssl-* flags, and the `gearman -S` /
+//! `gearadmin -S` drop-ins with
 //! libgearman's variables, against stunnel (a third-party TLS server) in
 //! front of a real `sprocketd`, with certificates made by `openssl`.
 //! Failures must be clear and give a non-zero exit status.
@@ -91,6 +92,48 @@ fn sprocket_submit_work_and_admin_over_tls() {
     // plain TCP, which the TLS port refuses.
     let out = sp(&["admin", "-s", &addr, "version"], &[("GEARMAND_CA_CERTIFICATE", &ca)]);
     assert_eq!(code(&out), Some(1), "{}", out.describe());
+}
+
+#[test]
+fn sprocket_record_records_and_wait_over_tls() {
+    let Some((pki, srv)) = prerequisites() else { return };
+    let tunnel = plain_tunnel(pki, srv.port);
+    let addr = tunnel.addr();
+    let ca = pki.ca();
+    let ca_arg = ca.to_str().expect("utf-8 temp path");
+    let _worker = upper_worker(&srv, &tunnel, &["--ssl-ca", ca_arg]);
+
+    let out = sp(&["submit", "-s", &addr, "--ssl-ca", ca_arg, "-b", "upper", "kept"], &[]);
+    assert_eq!(code(&out), Some(0), "{}", out.describe());
+    let handle = out.stdout_text().trim().to_owned();
+    let out = sp(&["wait", "-s", &addr, "--ssl-ca", ca_arg, "--timeout", "20s", &handle], &[]);
+    assert_eq!(code(&out), Some(0), "{}\nstunnel:\n{}", out.describe(), tunnel.log());
+    assert_eq!(out.stdout_text(), "KEPT", "{}", out.describe());
+    let out = sp(&["record", "-s", &addr, "--ssl-ca", ca_arg, &handle], &[]);
+    assert_eq!(code(&out), Some(0), "{}", out.describe());
+    assert!(out.stdout_text().contains("result      \"KEPT\"\n"), "{}", out.describe());
+    // The listing may lag a moment behind with a durable store.
+    let start = std::time::Instant::now();
+    loop {
+        let out = sp(&["records", "-s", &addr, "--ssl-ca", ca_arg, "--json"], &[]);
+        assert_eq!(code(&out), Some(0), "{}", out.describe());
+        if out.stdout_text().contains(&handle) {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "{handle} never listed: {}", out.describe());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // A CA that did not sign the server's certificate: refused, and for
+    // `wait` that is "no answer" (4), not an outcome of the job.
+    let other = pki.wrong_ca();
+    let other_arg = other.to_str().expect("utf-8 temp path");
+    let out = sp(&["wait", "-s", &addr, "--ssl-ca", other_arg, &handle], &[]);
+    assert_eq!(code(&out), Some(4), "{}", out.describe());
+    assert!(out.stderr_text().contains("TLS with"), "{}", out.describe());
+    let out = sp(&["record", "-s", &addr, "--ssl-ca", other_arg, &handle], &[]);
+    assert_eq!(code(&out), Some(1), "{}", out.describe());
+    assert!(out.stderr_text().contains("TLS with"), "{}", out.describe());
 }
 
 #[test]

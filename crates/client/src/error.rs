@@ -98,6 +98,13 @@ pub enum Error {
         /// The exception payload sent by the worker.
         data: Bytes,
     },
+    /// No server knows the job this handle names: it was never issued, or
+    /// it ended and its record expired (sprocketd's `--record-retention`).
+    #[error("no job {handle} on the server (never issued, or ended and its record expired)")]
+    UnknownJob {
+        /// The handle asked about.
+        handle: String,
+    },
     /// A caller-supplied value cannot be sent (e.g. a NUL byte in a function name).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -7,6 +7,10 @@
 //!   WORK_DATA / WORK_WARNING / WORK_STATUS events, background jobs,
 //!   priorities, unique ids, epoch (scheduled) jobs, batches, status
 //!   queries, echo and options.
+//! * Job records of sprocketd: [`Client::record`] (a job's record by
+//!   handle, also after it ended), [`Client::records`] (ended jobs by
+//!   function, state and time) and [`Client::attach`] (a job's events and
+//!   result by handle, replayed once it has ended).
 //! * [`Worker`]: async handlers per function, a concurrency limit,
 //!   progress reports from inside a handler, graceful stop.
 //!
@@ -53,10 +57,16 @@ mod worker;
 
 pub use addr::{IntoServers, ServerAddr, DEFAULT_PORT};
 pub use bytes::Bytes;
-pub use client::{BatchResult, Client, ClientOptions, JobStream};
+pub use client::{
+    BatchResult, Client, ClientOptions, JobStream, RecordFilter, RECORDS_FUNCTION, RECORD_FUNCTION, RESULT_FUNCTION,
+};
 pub use error::{Error, Result};
 pub use job::{JobEvent, JobHandle, JobRequest, JobStatus, Priority, Unique, UniqueStatus};
 pub use probe::{probe, probe_blocking};
+/// The job record types ([`Record`], [`RecordState`] and the rest), from
+/// the `sprocket-records` crate.
+pub use sprocket_records as records;
+pub use sprocket_records::{Record, RecordState};
 pub use tls::{TlsConfig, TlsConfigBuilder, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use transport::{connect, ServerStream};
 pub use worker::{HandlerFuture, Job, JobError, Worker, WorkerHandle, WorkerOptions, WorkerStats};

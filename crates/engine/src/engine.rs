@@ -259,10 +259,10 @@ impl Engine {
     /// A scheduled job's time came: it joins its queue.
     fn job_due(&mut self, job_no: JobNo) {
         let Some(job) = self.jobs.get_mut(job_no) else { return };
-        if job.state != JobState::Scheduled {
+        if job.state() != JobState::Scheduled {
             return;
         }
-        job.state = JobState::Queued;
+        job.set_state(JobState::Queued);
         let (f, p) = (job.function, job.priority);
         if let Some(func) = self.functions.get_mut(f) {
             func.job_due(job_no, p);

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use sprocket_proto::Priority;
 
-use crate::types::{ConnId, FnId, JobNo, GENERATED_UNIQUE_PREFIX};
+use crate::types::{ConnId, FnId, JobNo, Millis, GENERATED_UNIQUE_PREFIX};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -14,6 +14,14 @@ pub enum JobState {
     Scheduled,
     /// Assigned to a worker connection.
     Running(ConnId),
+}
+
+/// [`JobState`] without its worker, for the job's own one-byte field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Queued,
+    Scheduled,
+    Running,
 }
 
 /// Fields most jobs never use.
@@ -135,7 +143,16 @@ pub struct Job {
     pub function: FnId,
     pub priority: Priority,
     pub background: bool,
-    pub state: JobState,
+    /// Where the job is (see [`Job::state`]): kept as a one-byte phase and
+    /// the worker beside it rather than as a [`JobState`], whose tag would
+    /// take eight bytes of every job.
+    phase: Phase,
+    /// The worker holding the job while it runs (0 otherwise).
+    worker: ConnId,
+    /// When it was submitted (or replayed), Unix ms: the start of its
+    /// record, which is made only once a worker takes it or it ends, so
+    /// that a queued job costs no more than it did without records.
+    pub submitted: Millis,
     /// Unix seconds before which the job may not run; 0 = now.
     pub when: i64,
     /// Foreground connections attached to this job.
@@ -200,7 +217,9 @@ impl Job {
             function,
             priority,
             background,
-            state: JobState::Queued,
+            phase: Phase::Queued,
+            worker: 0,
+            submitted: 0,
             when,
             clients: Vec::new(),
             attempts: 0,
@@ -275,7 +294,25 @@ impl Job {
     }
 
     pub fn is_running(&self) -> bool {
-        matches!(self.state, JobState::Running(_))
+        self.phase == Phase::Running
+    }
+
+    /// Where the job is.
+    pub fn state(&self) -> JobState {
+        match self.phase {
+            Phase::Queued => JobState::Queued,
+            Phase::Scheduled => JobState::Scheduled,
+            Phase::Running => JobState::Running(self.worker),
+        }
+    }
+
+    /// Moves the job to `state`.
+    pub fn set_state(&mut self, state: JobState) {
+        (self.phase, self.worker) = match state {
+            JobState::Queued => (Phase::Queued, 0),
+            JobState::Scheduled => (Phase::Scheduled, 0),
+            JobState::Running(worker) => (Phase::Running, worker),
+        };
     }
 }
 

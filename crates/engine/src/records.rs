@@ -74,6 +74,43 @@ impl EndedRecords {
         self.unconfirmed_seq.get(handle).and_then(|seq| self.unconfirmed.get(seq))
     }
 
+    /// The records here that match `filter` and that the store has not
+    /// confirmed yet. A search keeps them from when it is asked for: the
+    /// store's answer may have been read before their commit while the
+    /// commit's report reaches the engine first, and then they are no
+    /// longer here when the answer comes.
+    pub fn unconfirmed_matching(&self, filter: &RecordFilter) -> Vec<Record> {
+        self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished())).cloned().collect()
+    }
+
+    /// `found` (a search's answer from the store) with `asked_with` (the
+    /// unconfirmed matches kept when the search was asked for) and the
+    /// records here that match `filter` and are still unconfirmed, each
+    /// once, newest end first, within the filter's limit: a search right
+    /// after a job ended lists it, as a read of its handle would.
+    pub fn with_unconfirmed(
+        &self,
+        mut found: Vec<Record>,
+        filter: &RecordFilter,
+        asked_with: &[Record],
+    ) -> Vec<Record> {
+        let still = self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished()));
+        let mut extra: Vec<&Record> = Vec::new();
+        for r in asked_with.iter().chain(still) {
+            let listed = |l: &[&Record]| l.iter().any(|x| x.handle() == r.handle());
+            if !found.iter().any(|f| f.handle() == r.handle()) && !listed(&extra) {
+                extra.push(r);
+            }
+        }
+        if extra.is_empty() {
+            return found;
+        }
+        found.extend(extra.into_iter().cloned());
+        found.sort_by(|a, b| (b.finished(), b.handle()).cmp(&(a.finished(), a.handle())));
+        found.truncate(filter.limit);
+        found
+    }
+
     /// Whether ended records are read from the store rather than from here.
     pub fn in_store(&self) -> bool {
         self.memory.is_none()
@@ -119,11 +156,20 @@ pub(crate) enum ReadPurpose {
     SearchJson {
         /// The handle the answer goes out under.
         reply_handle: Bytes,
+        /// What was searched for.
+        filter: RecordFilter,
+        /// The matching records not confirmed when it was asked for.
+        unconfirmed: Vec<Record>,
     },
     /// Admin `record`.
     AdminRecord,
     /// Admin `records`.
-    AdminSearch,
+    AdminSearch {
+        /// What was searched for.
+        filter: RecordFilter,
+        /// The matching records not confirmed when it was asked for.
+        unconfirmed: Vec<Record>,
+    },
     /// Admin `pause` or `resume`: `OK` once the setting is durable.
     AdminSetting {
         /// The command paused the function (rather than resumed it).

@@ -246,7 +246,7 @@ impl Engine {
             function: self.function(j.function).map(|f| f.name().clone()).unwrap_or_default(),
             priority: j.priority,
             background: j.background,
-            status: match j.state {
+            status: match j.state() {
                 JobState::Queued => JobStatus::Queued,
                 JobState::Scheduled => JobStatus::Scheduled,
                 JobState::Running(worker) => JobStatus::Running { worker },

@@ -414,6 +414,54 @@ fn a_just_ended_record_is_answered_before_the_store_confirms_it() {
     assert_eq!(bed.reads.len(), 1, "once durable, the store answers");
 }
 
+/// A background submission joins a foreground job a worker already runs:
+/// the record it gets says `running`, with that attempt, not `queued`.
+#[test]
+fn a_background_join_of_a_running_job_records_the_attempt_under_way() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let handle = bed.fg(client, "f", "same", "x");
+    let w = bed.worker(&["f"]);
+    bed.grab(w).unwrap();
+    let joiner = bed.connect();
+    bed.send(
+        joiner,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b("same"),
+            data: b("x"),
+        },
+    );
+    let h = String::from_utf8_lossy(&handle).into_owned();
+    assert_eq!(records_written(&bed), [(RecordState::Running, h)]);
+    let Some((_, PersistOp::Record { record, .. })) = bed.persisted.last() else { panic!("no record written") };
+    assert_eq!(record.attempts(), 1);
+}
+
+/// The store still has a job's record from before its end (its final
+/// record waits for a database that was away) and the engine no longer
+/// has the job: sprocket.result says the end is not stored yet, not that
+/// the job is unknown.
+#[test]
+fn a_stored_record_without_its_end_is_not_an_unknown_job() {
+    let mut bed = durable();
+    let reader = bed.connect();
+    bed.send(reader, Request::OptionReq { name: b("exceptions") });
+    bed.packets(reader);
+    submit_to(&mut bed, reader, "sprocket.result", b"H:test:78");
+    let read = bed.reads.pop().expect("a read was asked for");
+    let mut running = Record::new(b"H:test:78", b"f", b"", Priority::Normal, true, 1).unwrap();
+    running.started(sprocket_records::Worker { client_id: b("-"), peer: "127.0.0.1".into() }, 2).unwrap();
+    bed.answer_read(read.id, Ok(vec![running]));
+    let got = bed.packets(reader);
+    let [Response::JobCreated { handle }, Response::WorkException { handle: failed, data }] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!((handle, failed), (&b("H:test:78"), &b("H:test:78")));
+    assert!(data.starts_with(b"job records unavailable: the end of this job is not stored yet"), "{got:?}");
+}
+
 #[test]
 fn admin_record_and_records_answer_from_memory() {
     let mut bed = in_memory(RecordsMode::Background);
@@ -518,4 +566,92 @@ fn new_handle_blocks_are_asked_for_at_half_and_used_after_the_first() {
     bed.engine.add_handle_block(101);
     assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:14"));
     assert_eq!(bed.bg(client, "f", "", "x"), b("H:test:101"), "the next block");
+}
+
+#[test]
+fn a_search_lists_a_just_ended_job_the_store_has_not_confirmed_yet() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let admin = bed.connect();
+    assert_eq!(bed.admin(admin, "records f"), "", "the answer waits for the store");
+    let read = bed.reads.pop().expect("the search goes to the store");
+    bed.answer_read(read.id, Ok(Vec::new()));
+    let text: Vec<Out> = bed.take(admin);
+    let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
+    assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
+}
+
+/// The store's answer to a search may come from before a just-ended job's
+/// commit while the commit's report reaches the engine first: the search
+/// still lists every job that had ended when it was asked for.
+#[test]
+fn a_search_lists_a_job_whose_commit_is_reported_before_the_stores_answer() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
+    let admin = bed.connect();
+    assert_eq!(bed.admin(admin, "records f"), "", "the answer waits for the store");
+    let read = bed.reads.pop().expect("the search goes to the store");
+    // The commit of the job's end is reported; the search ran before it.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    bed.answer_read(read.id, Ok(Vec::new()));
+    let text: Vec<Out> = bed.take(admin);
+    let [Out::Text(list)] = &text[..] else { panic!("{text:?}") };
+    assert!(list.starts_with(&handle[..]), "{}", String::from_utf8_lossy(list));
+}
+
+#[test]
+fn ended_records_stay_readable_while_the_store_is_down() {
+    let mut bed = durable();
+    let client = bed.connect();
+    let w = bed.worker(&["f"]);
+    bed.send(
+        client,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b("f"),
+            unique: b(""),
+            data: b("x"),
+        },
+    );
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.engine.set_store_down(true);
+    bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("kept") });
+    // The writer keeps the record for after the outage and reports it handled.
+    let through = bed.persisted.last().unwrap().0;
+    bed.stored(through, &[]);
+    let reader = bed.connect();
+    let got = submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(got.last(), Some(&Response::WorkComplete { handle: handle.clone(), data: b("kept") }));
+    assert!(bed.reads.is_empty(), "answered from memory, not from the stale store");
+    bed.engine.set_store_down(false);
+    bed.stored(through, &[]);
+    submit_to(&mut bed, reader, "sprocket.result", &handle);
+    assert_eq!(bed.reads.len(), 1, "once the store is back and has reported, it answers");
 }

@@ -19,7 +19,7 @@ use sprocket_engine::{
     Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest, PAUSED_SETTING,
 };
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
-use sprocket_store::{Completion, JobKey, Store, StoreConfig, HANDLE_BLOCK};
+use sprocket_store::{Completion, JobKey, Store, StoreConfig, StoreOp, HANDLE_BLOCK};
 use tokio::net::TcpListener;
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{mpsc, watch};
@@ -326,9 +326,37 @@ async fn replay(
         .await
         .map_err(|error| StartError::Replay { store: store.describe(), error })?;
     tracing::info!(store = %store.describe(), jobs = replayed, "replayed stored jobs");
+    close_orphan_records(&mut store, queued, now_ms()).await;
     release_freed_memory();
     let stores = writer::open_streams(store, usize::from(connections)).await;
     Ok((writer::spawn_streams(stores, WriterConfig::default()), reader))
+}
+
+/// Ends the records of jobs that are not queued any more although their
+/// records say so (their rows are gone: an insert reported failed that had
+/// landed after all, or an end whose record was dropped while the database
+/// was down), as `dropped` with the open attempt `interrupted`: left as they
+/// were, they would never expire and would name jobs that no longer exist.
+async fn close_orphan_records(store: &mut Box<dyn Store>, orphans: HashMap<JobKey, Record>, now: u64) {
+    if orphans.is_empty() {
+        return;
+    }
+    let mut ops = Vec::with_capacity(orphans.len());
+    for (key, mut record) in orphans {
+        let _ = record.attempt_ended(sprocket_records::AttemptEnd::Interrupted, now);
+        if record.ended(sprocket_records::Outcome::Dropped, now, sprocket_records::Limits::default()).is_err() {
+            continue;
+        }
+        match sprocket_store::RecordRow::new(&record, &key.unique) {
+            Ok(row) => ops.push(StoreOp::Record(row)),
+            Err(e) => tracing::warn!(error = %e, "a job record cannot be stored"),
+        }
+    }
+    let n = ops.len();
+    match store.apply(&ops).await {
+        Ok(()) => tracing::info!(records = n, "ended the records of jobs whose queue rows are gone, as dropped"),
+        Err(e) => tracing::warn!(error = %e, "cannot end the records of jobs whose queue rows are gone"),
+    }
 }
 
 /// The writer and its commit reports.

@@ -256,6 +256,14 @@ impl Drop for SharedTable {
     }
 }
 
+/// The key patterns of the job records sprocketd keeps in Redis under
+/// `prefix` (see the Redis store's module docs): the record hashes, and
+/// the sets of ended and of live handles.
+pub fn redis_record_keys(prefix: &str) -> [String; 3] {
+    let tagged = format!("{}:{prefix}", prefix.len());
+    [format!("sprocket_rec:{tagged}:*"), format!("sprocket_rec_ended:{tagged}"), format!("sprocket_rec_live:{tagged}")]
+}
+
 /// Runs `program args` as `user` when we are root (the database servers
 /// refuse to run as root), otherwise as ourselves.
 fn as_user(user: &str, program: &Path) -> Command {

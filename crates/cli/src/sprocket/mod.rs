@@ -1,10 +1,15 @@
 //! The `sprocket` command's own interface (clap): submit, status, work,
-//! admin, pause, resume, purge, bench.
+//! admin, pause, resume, purge, bench, and the job records: record,
+//! records, wait.
 
 mod admin;
+mod duration;
 mod ops;
+mod record_view;
+mod records;
 mod submit;
 mod table;
+mod wait;
 mod work;
 
 use std::path::PathBuf;
@@ -42,6 +47,25 @@ pub enum Command {
     /// Remove a function's queued jobs (`--queued --function F`) and print
     /// how many; their waiting clients get WORK_FAIL.
     Purge(ops::PurgeArgs),
+    /// Show one job's record by handle: state, result, data, warnings, status.
+    ///
+    /// sprocketd keeps a job's record while it is queued or running and for
+    /// --record-retention after it ended. Text escapes bytes that are not
+    /// printable (`\xNN`); --json prints the record's JSON form. Exits 1
+    /// when no server has a record of the job.
+    Record(records::RecordArgs),
+    /// List the records of ended jobs, newest end first.
+    ///
+    /// By function, final state and age; a table of handle, function, state,
+    /// attempts, end time and unique id, or a JSON array with --json.
+    Records(records::RecordsArgs),
+    /// Wait for a job by handle and print its result; exit status by outcome.
+    ///
+    /// The job may be queued, running or already ended (sprocketd then
+    /// replays what its record kept). WORK_DATA goes to stdout as it
+    /// arrives, before the result; warnings and progress go to stderr.
+    #[command(after_help = wait::EXIT_HELP)]
+    Wait(wait::WaitArgs),
     /// Load-test a job server.
     Bench(sprocket_bench::BenchArgs),
 }
@@ -134,6 +158,9 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Pause(a) => ops::pause(a, true).await,
             Command::Resume(a) => ops::pause(a, false).await,
             Command::Purge(a) => ops::purge(a).await,
+            Command::Record(a) => records::record(a).await,
+            Command::Records(a) => records::records(a).await,
+            Command::Wait(a) => wait::run(a).await,
             Command::Bench(_) => Ok(0), // handled above, before the runtime
         }
     });

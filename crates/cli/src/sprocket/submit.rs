@@ -95,7 +95,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn client(server: &ServerOpt, timeout: Option<Duration>) -> anyhow::Result<Client> {
+pub(super) fn client(server: &ServerOpt, timeout: Option<Duration>) -> anyhow::Result<Client> {
     let mut opts = ClientOptions { job_timeout: timeout, tls: server.tls()?, ..ClientOptions::default() };
     if let Some(t) = timeout {
         opts.response_timeout = t;
@@ -220,13 +220,13 @@ pub async fn run(a: SubmitArgs) -> anyhow::Result<i32> {
 }
 
 /// Progress from WORK_STATUS: a bar on a terminal, lines elsewhere.
-struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
 }
 
 impl Progress {
-    fn new(mode: ProgressArg) -> Progress {
+    pub(super) fn new(mode: ProgressArg) -> Progress {
         let tty = std::io::stderr().is_terminal();
         match mode {
             ProgressArg::None => Progress { bar: None, lines: false },
@@ -242,7 +242,7 @@ impl Progress {
         }
     }
 
-    fn update(&self, numerator: u64, denominator: u64) {
+    pub(super) fn update(&self, numerator: u64, denominator: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(denominator);
             bar.set_position(numerator.min(denominator));
@@ -252,7 +252,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -1,6 +1,7 @@
 //! The client: submits jobs and asks about them.
 
 mod connection;
+mod records;
 mod stream;
 
 use std::collections::hash_map::DefaultHasher;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::job::{JobEvent, JobHandle, JobRequest, JobStatus, UniqueStatus};
 use crate::tls::TlsConfig;
 use connection::{Command, CommandSender, Reply};
+pub use records::{RecordFilter, RECORDS_FUNCTION, RECORD_FUNCTION, RESULT_FUNCTION};
 pub use stream::JobStream;
 
 /// Settings of a [`Client`].

@@ -23,7 +23,12 @@ impl Engine {
             }
         }
         self.ledger.confirm_through(through);
-        self.ended_records.confirmed_through(through);
+        // While the database is unreachable the writer reports the records
+        // it keeps for later as handled; they are answered from memory until
+        // the store is back and has written them.
+        if !self.ledger.store_down() {
+            self.ended_records.confirmed_through(through);
+        }
         self.release_held(&failed);
     }
 

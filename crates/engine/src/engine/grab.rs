@@ -11,7 +11,7 @@ use crate::types::*;
 
 /// Whether queue entry `no` of function `f` is a job a worker may take.
 fn is_runnable(jobs: &JobTable, no: JobNo, f: FnId) -> bool {
-    jobs.get(no).is_some_and(|j| j.state == JobState::Queued && j.function == f)
+    jobs.get(no).is_some_and(|j| j.state() == JobState::Queued && j.function == f)
 }
 
 impl Engine {
@@ -67,7 +67,7 @@ impl Engine {
         let now = self.now;
         self.record_started(job_no, conn);
         let Some(job) = self.jobs.get_mut(job_no) else { return };
-        job.state = JobState::Running(conn);
+        job.set_state(JobState::Running(conn));
         job.assignment = job.assignment.wrapping_add(1);
         let assignment = job.assignment;
         let (f, p) = (job.function, job.priority);

@@ -90,7 +90,7 @@ impl Engine {
     /// tried again if its attempts allow.
     pub(crate) fn end_attempt(&mut self, job_no: JobNo, why: AttemptEnd) {
         let Some(job) = self.jobs.get(job_no) else { return };
-        let JobState::Running(worker) = job.state else { return };
+        let JobState::Running(worker) = job.state() else { return };
         let (ended, ignored) = (job.ended, job.ignore);
         self.conns.stop_running(worker, job_no);
         if ended {
@@ -119,7 +119,7 @@ impl Engine {
             self.finish_job(job_no, Outcome::Dropped { attempts });
             return;
         }
-        job.state = JobState::Queued;
+        job.set_state(JobState::Queued);
         job.numerator = 0;
         job.denominator = 0;
         let (f, p) = (job.function, job.priority);
@@ -140,7 +140,7 @@ impl Engine {
         if !job.clients.is_empty() || job.background {
             return;
         }
-        match job.state {
+        match job.state() {
             JobState::Running(_) => job.ignore = true,
             JobState::Queued | JobState::Scheduled => self.finish_job(job_no, Outcome::Abandoned),
         }
@@ -192,7 +192,7 @@ impl Engine {
             func.job_removed(job.priority, job.is_running());
         }
         self.coalesce.remove(f, job_no, job.unique_bytes(), job.data());
-        if let JobState::Running(worker) = job.state {
+        if let JobState::Running(worker) = job.state() {
             self.conns.stop_running(worker, job_no);
         }
         for &client in &job.clients {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use sprocket_records::{AttemptEnd as RecordAttemptEnd, Outcome as RecordOutcome, Record, Worker};
 
 use crate::engine::Engine;
-use crate::job::Job;
+use crate::job::{Job, JobState};
 use crate::outcome::{AttemptEnd, Outcome};
 use crate::types::*;
 
@@ -43,47 +43,55 @@ impl Engine {
         self.config.records.mode.covers(job.background)
     }
 
-    /// Gives a new job its record, queued since now (or, for a job
-    /// replayed with its record, goes on with that one).
+    /// Gives a job replayed with its record from before the restart that
+    /// record, which goes on. Other jobs get theirs only when a worker
+    /// first takes them or they end ([`Engine::ensure_record`]): a queued
+    /// job's record is what the job itself says.
     pub(super) fn open_record(&self, job: &mut Job, earlier: Option<Record>) {
-        if let Some(record) = self.new_record(job, earlier) {
-            job.extra_mut().record = Some(record);
-        }
+        let Some(mut record) = earlier.filter(|_| self.carries_record(job.background)) else { return };
+        // The server stopped while a worker held it: that attempt is over,
+        // and the job waits in its queue again.
+        let _ = record.attempt_ended(RecordAttemptEnd::Interrupted, self.now);
+        job.extra_mut().record = Some(Box::new(record));
     }
 
-    /// Gives job `job_no` a record if it has none and should have one now
-    /// (a background submission joined a foreground job).
+    /// The record a job without one has: queued since it was submitted.
+    pub(super) fn record_of_job(&self, job: &Job) -> Option<Record> {
+        let function = self.functions.name_of(job.function);
+        // Handle, function and unique are bounded by the protocol far
+        // below a record's 4 GiB fields.
+        Record::new(job.handle_bytes(), &function, job.unique_bytes(), job.priority, job.background, job.submitted).ok()
+    }
+
+    /// Job `job_no`'s record, made now if it should have one and has none.
+    fn ensure_record(&mut self, job_no: JobNo) -> Option<&mut Record> {
+        let job = self.jobs.get(job_no)?;
+        if !self.carries_record(job.background) {
+            return None;
+        }
+        if job.extra.as_ref().is_none_or(|e| e.record.is_none()) {
+            let record = self.record_of_job(job)?;
+            self.jobs.get_mut(job_no)?.extra_mut().record = Some(Box::new(record));
+        }
+        self.record_mut(job_no)
+    }
+
+    /// A background submission joined job `job_no`, which may now need a
+    /// record: when a worker already runs it, the record begins now, with
+    /// that attempt under way, so that it says `running` (and, after a
+    /// crash, that this attempt was interrupted) rather than `queued`.
     pub(super) fn open_record_if_missing(&mut self, job_no: JobNo) {
         let Some(job) = self.jobs.get(job_no) else { return };
         if job.extra.as_ref().is_some_and(|e| e.record.is_some()) {
             return;
         }
-        let Some(record) = self.new_record(job, None) else { return };
-        if let Some(job) = self.jobs.get_mut(job_no) {
-            job.extra_mut().record = Some(record);
+        let JobState::Running(worker) = job.state() else { return };
+        let Some(c) = self.conns.get(worker) else { return };
+        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() };
+        let now = self.now;
+        if let Some(record) = self.ensure_record(job_no) {
+            let _ = record.started(worker, now);
         }
-    }
-
-    fn new_record(&self, job: &Job, earlier: Option<Record>) -> Option<Box<Record>> {
-        if !self.carries_record(job.background) {
-            return None;
-        }
-        let record = match earlier {
-            Some(mut record) => {
-                // The server stopped while a worker held it: that attempt
-                // is over, and the job waits in its queue again.
-                let _ = record.attempt_ended(RecordAttemptEnd::Interrupted, self.now);
-                record
-            }
-            None => {
-                let function = self.functions.name_of(job.function);
-                // Handle, function and unique are bounded by the protocol
-                // far below a record's 4 GiB fields.
-                Record::new(job.handle_bytes(), &function, job.unique_bytes(), job.priority, job.background, self.now)
-                    .ok()?
-            }
-        };
-        Some(Box::new(record))
     }
 
     /// Writes job `job_no`'s record as it is now, when records are durable
@@ -97,8 +105,14 @@ impl Engine {
         if !job.persisted || !self.keeps_record(job) {
             return;
         }
-        let Some(record) = job.extra.as_ref().and_then(|e| e.record.as_ref()) else { return };
-        let op = PersistOp::Record { record: record.clone(), row_unique: job.store_unique(self.config.instance_id) };
+        let record = match job.extra.as_ref().and_then(|e| e.record.as_ref()) {
+            Some(record) => record.clone(),
+            None => match self.record_of_job(job) {
+                Some(record) => Box::new(record),
+                None => return,
+            },
+        };
+        let op = PersistOp::Record { record, row_unique: job.store_unique(self.config.instance_id) };
         self.ledger.write(op, &mut self.out.persist);
     }
 
@@ -109,15 +123,11 @@ impl Engine {
 
     /// A worker took job `job_no`: a new attempt, on `conn`.
     pub(super) fn record_started(&mut self, job_no: JobNo, conn: ConnId) {
-        if self.jobs.get(job_no).and_then(|j| j.extra.as_ref()).is_none_or(|e| e.record.is_none()) {
-            return;
-        }
         let Some(c) = self.conns.get(conn) else { return };
         let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() };
         let now = self.now;
-        if let Some(record) = self.record_mut(job_no) {
-            let _ = record.started(worker, now);
-        }
+        let Some(record) = self.ensure_record(job_no) else { return };
+        let _ = record.started(worker, now);
         self.write_live_record(job_no);
     }
 
@@ -154,7 +164,12 @@ impl Engine {
     pub(super) fn close_record(&mut self, job_no: JobNo, outcome: &Outcome) {
         let (now, limits) = (self.now, self.config.records.limits);
         let Some(job) = self.jobs.get_mut(job_no) else { return };
-        let Some(mut record) = job.extra.as_mut().and_then(|e| e.record.take()) else { return };
+        let taken = job.extra.as_mut().and_then(|e| e.record.take());
+        let Some(job) = self.jobs.get(job_no) else { return };
+        if !self.carries_record(job.background) {
+            return;
+        }
+        let Some(mut record) = taken.or_else(|| self.record_of_job(job).map(Box::new)) else { return };
         let _ = record.ended(record_outcome(outcome), now, limits);
         let Some(job) = self.jobs.get(job_no) else { return };
         let keep = self.keeps_record(job);

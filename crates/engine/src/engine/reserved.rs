@@ -12,6 +12,8 @@
 //! not hold are read from the store by the server ([`RecordRead`]); the
 //! connection's later replies wait behind the answer, so they stay in order.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use sprocket_proto::Response;
 use sprocket_records::{replay, Record, RecordFilter, RecordState, ReplayPacket};
@@ -27,6 +29,10 @@ pub(crate) const RESERVED_PREFIX: &[u8] = b"sprocket.";
 
 /// The text of the exception for a handle with no job or record.
 const UNKNOWN_JOB: &[u8] = b"unknown job";
+
+/// Why `sprocket.result` cannot answer for a job that ended but whose
+/// final record the store does not hold yet.
+const END_NOT_STORED: &str = "the end of this job is not stored yet";
 
 /// Whether `handle` could be a job handle, and so can be named in a reply:
 /// short printable ASCII. Anything else is answered under a new handle.
@@ -86,7 +92,7 @@ impl Engine {
     fn record_as_json(&mut self, conn: ConnId, handle: Bytes) {
         let reply_handle = self.fresh_handle();
         if let Some(record) = self.live_record(&handle) {
-            let answer = json_answer(Some(record), &reply_handle, self.exceptions_on(conn));
+            let answer = json_answer(Some(&record), &reply_handle, self.exceptions_on(conn));
             self.send_all(conn, answer);
             return;
         }
@@ -115,7 +121,9 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone(), unconfirmed };
+            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -124,9 +132,9 @@ impl Engine {
 
     /// Admin `record HANDLE`.
     pub(crate) fn admin_record(&mut self, conn: ConnId, handle: Bytes) {
-        let found = self.live_record(&handle).or_else(|| self.ended_records.get(&handle));
+        let found = self.live_record(&handle).or_else(|| self.ended_records.get(&handle).map(Cow::Borrowed));
         if let Some(record) = found {
-            let text = Bytes::from(sprocket_records::text::admin_record(record));
+            let text = Bytes::from(sprocket_records::text::admin_record(&record));
             self.send(conn, Out::Text(text));
             return;
         }
@@ -161,7 +169,9 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
+            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
+            let purpose = ReadPurpose::AdminSearch { filter: filter.clone(), unconfirmed };
+            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -175,10 +185,24 @@ impl Engine {
         self.tick(now);
         let Some((conn, purpose)) = self.pending_reads.finish(id) else { return };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
+        let result = match (&purpose, result) {
+            (
+                ReadPurpose::SearchJson { filter, unconfirmed, .. } | ReadPurpose::AdminSearch { filter, unconfirmed },
+                Ok(found),
+            ) => Ok(self.ended_records.with_unconfirmed(found, filter, unconfirmed)),
+            (_, result) => result,
+        };
         let answer = match (&purpose, &result) {
+            // The store has the job's record from before its end, and the
+            // engine no longer has the job (it would have attached the
+            // caller): the job ended and its final record is not written
+            // yet (a database outage keeps it until the database is back).
+            // The job is not unknown; its end is not readable yet.
+            (ReadPurpose::Result { handle }, Ok(found)) if found.first().is_some_and(|r| !r.state().is_final()) => {
+                vec![created(handle), failure(handle, unavailable(END_NOT_STORED).as_bytes(), exceptions)]
+            }
             (ReadPurpose::Result { handle }, Ok(found)) => {
-                let record = found.first().filter(|r| r.state().is_final());
-                result_answer(record, handle, exceptions, &self.fresh_handle_text())
+                result_answer(found.first(), handle, exceptions, &self.fresh_handle_text())
             }
             (ReadPurpose::Result { handle }, Err(e)) => {
                 let reply = if plausible_handle(handle) { handle.clone() } else { self.fresh_handle_text() };
@@ -187,24 +211,24 @@ impl Engine {
             (ReadPurpose::RecordJson { reply_handle }, Ok(found)) => {
                 json_answer(found.first(), reply_handle, exceptions)
             }
-            (ReadPurpose::SearchJson { reply_handle }, Ok(found)) => {
+            (ReadPurpose::SearchJson { reply_handle, .. }, Ok(found)) => {
                 search_json_answer(Ok(found), reply_handle, exceptions)
             }
-            (ReadPurpose::RecordJson { reply_handle } | ReadPurpose::SearchJson { reply_handle }, Err(e)) => {
+            (ReadPurpose::RecordJson { reply_handle } | ReadPurpose::SearchJson { reply_handle, .. }, Err(e)) => {
                 vec![created(reply_handle), failure(reply_handle, unavailable(e).as_bytes(), exceptions)]
             }
             (ReadPurpose::AdminRecord, Ok(found)) => vec![Out::Text(match found.first() {
                 Some(record) => Bytes::from(sprocket_records::text::admin_record(record)),
                 None => Bytes::from_static(b"ERR UNKNOWN_JOB\r\n"),
             })],
-            (ReadPurpose::AdminSearch, Ok(found)) => {
+            (ReadPurpose::AdminSearch { .. }, Ok(found)) => {
                 vec![Out::Text(Bytes::from(sprocket_records::text::admin_record_list(found)))]
             }
             // A setting's write is answered by `setting_write_done`; a read
             // reported under its id is a server bug, answered so that the
             // connection does not wait for ever.
             (ReadPurpose::AdminSetting { .. }, _) => vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))],
-            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {
+            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch { .. }, Err(e)) => {
                 vec![Out::Text(Bytes::from(format!(
                     "ERR RECORDS_UNAVAILABLE {}\r\n",
                     e.replace([' ', '\r', '\n'], "+")
@@ -226,9 +250,17 @@ impl Engine {
     }
 
     /// The record of a live job with this handle.
-    fn live_record(&self, handle: &[u8]) -> Option<&Record> {
+    fn live_record(&self, handle: &[u8]) -> Option<Cow<'_, Record>> {
         let job = self.jobs.get(self.job_by_handle(handle)?)?;
-        job.extra.as_ref()?.record.as_deref()
+        if let Some(record) = job.extra.as_ref().and_then(|e| e.record.as_deref()) {
+            return Some(Cow::Borrowed(record));
+        }
+        // A queued job's record is made when a worker first takes it; until
+        // then it is what the job says.
+        if !self.carries_record(job.background) {
+            return None;
+        }
+        self.record_of_job(job).map(Cow::Owned)
     }
 
     fn exceptions_on(&self, conn: ConnId) -> bool {

@@ -15,7 +15,7 @@ impl Engine {
     fn held_job(&mut self, conn: ConnId, handle: &[u8], not_found_text: &'static str) -> Option<JobNo> {
         let found = self
             .job_by_handle(handle)
-            .filter(|&no| self.jobs.get(no).is_some_and(|j| j.state == JobState::Running(conn)));
+            .filter(|&no| self.jobs.get(no).is_some_and(|j| j.state() == JobState::Running(conn)));
         if found.is_none() {
             self.send_packet(conn, Response::error("JOB_NOT_FOUND", not_found_text));
         }

@@ -141,7 +141,8 @@ impl Engine {
     fn add_job(&mut self, mut job: Job) {
         let (f, p, no) = (job.function, job.priority, job.no);
         let future = job.when > self.now_secs();
-        job.state = if future { JobState::Scheduled } else { JobState::Queued };
+        job.submitted = self.now;
+        job.set_state(if future { JobState::Scheduled } else { JobState::Queued });
         if future {
             self.timers.schedule(job.when, no);
         }
