@@ -2,8 +2,8 @@
 //! third-party worker (Debian's `gearman -w`, which sleeps with PRE_SLEEP
 //! between jobs) gets nothing of a paused function and is woken by the
 //! resume; the pause outlives a restart of the default SQLite store; a
-//! purge fails the foreground client waiting and answers how many it
-//! removed; `sprocket pause|resume|purge` drive the same commands.
+//! purge fails the foreground clients waiting (ours and Debian's
+//! `gearman`) and answers how many it removed; `sprocket pause|resume|purge` drive the same commands.
 
 mod common;
 
@@ -178,7 +178,10 @@ fn the_pause_survives_a_restart_of_the_default_sqlite_store() {
 }
 
 #[test]
-fn purge_fails_the_waiting_foreground_client_and_answers_how_many() {
+fn purge_fails_the_waiting_foreground_clients_and_answers_how_many() {
+    if !require_tool("gearman") {
+        return;
+    }
     let data = DataDir::new("purge");
     let port = free_port();
     let srv = durable_server(port, &data.0);
@@ -197,8 +200,21 @@ fn purge_fails_the_waiting_foreground_client_and_answers_how_many() {
         bg.send(&submit(true)).expect("submit");
         assert!(matches!(bg.recv(), Ok(Response::JobCreated { .. })));
     }
-    assert_eq!(srv.admin("purge queued pz_purge"), "OK 3\n");
+    // Debian's gearman client waits for a job of its own.
+    let mut waiting = gearman(port, &["-f", "pz_purge", "y"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gearman -f");
+    wait_status(port, "pz_purge", |total, _, _| total == 4, "the gearman client's job is queued");
+    assert_eq!(srv.admin("purge queued pz_purge"), "OK 4\n");
     assert_eq!(client.recv().expect("the client hears"), Response::WorkFail { handle });
+    let (ok, _) = finish(&mut waiting, "gearman -f");
+    let mut stderr = String::new();
+    if let Some(mut e) = waiting.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    assert!(!ok && stderr.contains("Job failed"), "gearman reports the failure: {stderr:?}");
     assert_eq!(status_of(port, "pz_purge"), Some((0, 0, 0)));
     assert_eq!(srv.admin("purge queued pz_purge"), "OK 0\n");
     assert_eq!(srv.admin("purge queued no_such_function"), "ERR function not found\r\n");
