@@ -41,7 +41,10 @@ impl Engine {
         } else if self.functions.id_of(name).is_none() && !self.functions.name_paused(name) {
             return Err(CommandError::FunctionNotFound);
         }
-        self.functions.set_paused(name, paused);
+        if self.functions.set_paused(name, paused) {
+            let function = String::from_utf8_lossy(name);
+            tracing::info!(%function, "{}", if paused { "function paused by an operator" } else { "function resumed" });
+        }
         if !paused {
             if let Some(f) = self.functions.id_of(name) {
                 if self.has_runnable(f) {
