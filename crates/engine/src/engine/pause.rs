@@ -77,6 +77,8 @@ impl Engine {
         for &job_no in &doomed {
             self.finish_job(job_no, Outcome::Purged);
         }
+        let function = String::from_utf8_lossy(name);
+        tracing::info!(%function, jobs = doomed.len(), "queued jobs purged by an operator");
         Ok(doomed.len())
     }
 
