@@ -22,6 +22,9 @@ impl Engine {
             AdminParse::Command(AdminCommand::Records { function, state, limit }) => {
                 self.admin_records(conn, function, state, limit)
             }
+            AdminParse::Command(AdminCommand::Pause(name)) => self.admin_set_paused(conn, &name, true),
+            AdminParse::Command(AdminCommand::Resume(name)) => self.admin_set_paused(conn, &name, false),
+            AdminParse::Command(AdminCommand::PurgeQueued(name)) => self.admin_purge_queued(conn, &name),
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -64,9 +67,18 @@ impl Engine {
             }
             // Answered by `admin_line` itself, as they may have to wait for
             // the store.
-            AdminCommand::Record(_) | AdminCommand::Records { .. } => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
+            AdminCommand::Record(_)
+            | AdminCommand::Records { .. }
+            | AdminCommand::Pause(_)
+            | AdminCommand::Resume(_)
+            | AdminCommand::PurgeQueued(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
+}
+
+/// The error line of a refused command.
+pub(crate) fn command_error_line(e: CommandError) -> Bytes {
+    text::command_result(Err(e))
 }
 
 /// gearmand's text renderings of the views.
@@ -144,6 +156,7 @@ mod text {
             Err(CommandError::UnknownJob) => admin::ERR_UNKNOWN_JOB,
             Err(CommandError::FunctionNotFound) => admin::ERR_FUNCTION_NOT_FOUND,
             Err(CommandError::FunctionBusy) => admin::ERR_FUNCTION_BUSY,
+            Err(CommandError::ReservedFunction) => admin::ERR_RESERVED_FUNCTION,
         })
     }
 }

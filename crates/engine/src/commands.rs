@@ -1,5 +1,6 @@
 //! Operator commands with typed results: cancel a job, drop a function,
-//! set queue limits, create a function, stop the server. The admin text
+//! set queue limits, create a function, pause, resume or purge one,
+//! stop the server. The admin text
 //! protocol (`admin.rs`) and the server's command channel both call these
 //! and render the results in their own way.
 
@@ -17,6 +18,9 @@ pub enum CommandError {
     FunctionNotFound,
     /// The function still has workers or running jobs.
     FunctionBusy,
+    /// The name is one of the server's own `sprocket.*` functions, which
+    /// cannot be paused.
+    ReservedFunction,
 }
 
 impl std::fmt::Display for CommandError {
@@ -25,6 +29,7 @@ impl std::fmt::Display for CommandError {
             CommandError::UnknownJob => "no job has that handle",
             CommandError::FunctionNotFound => "no function has that name",
             CommandError::FunctionBusy => "the function still has workers or running jobs",
+            CommandError::ReservedFunction => "sprocket.* functions are the server's own and cannot be paused",
         })
     }
 }
@@ -59,6 +64,28 @@ impl Engine {
         let exists = self.function_table().id_of(function).is_some();
         self.set_queue_limits(function, limits);
         exists
+    }
+
+    /// Pauses function `name` at once (made if unknown): its jobs keep
+    /// queueing but are not handed out. When settings are kept in the
+    /// store, returns the id of the write that makes the pause durable;
+    /// the server reports it with [`Engine::setting_write_done`].
+    pub fn pause_function(&mut self, name: &[u8]) -> Result<Option<u64>, CommandError> {
+        self.set_paused(name, true)
+    }
+
+    /// Resumes function `name`: its queued jobs are handed out again and
+    /// its sleeping workers woken. Returns the id of the store write as
+    /// [`Engine::pause_function`] does.
+    pub fn resume_function(&mut self, name: &[u8]) -> Result<Option<u64>, CommandError> {
+        self.set_paused(name, false)
+    }
+
+    /// Ends every queued and scheduled (not running) job of function
+    /// `name`, exact name: their clients get WORK_FAIL and their rows are
+    /// deleted. Returns how many.
+    pub fn purge_queued(&mut self, name: &[u8]) -> Result<usize, CommandError> {
+        self.purge(name)
     }
 
     /// Makes a function known (no-op when it is).

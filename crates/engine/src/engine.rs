@@ -13,6 +13,7 @@
 //! - `status`: GET_STATUS and GET_STATUS_UNIQUE;
 //! - `lifecycle`: the one place a job ends ([`Outcome`]) and the one place
 //!   an attempt ends ([`AttemptEnd`]), retries and requeues;
+//! - `pause`: pausing, resuming and purging one function;
 //! - `recording`: each job's record through its life;
 //! - `control_reads`: records for the server's own queries (its web port);
 //! - `reserved`: the server's own functions `sprocket.*` and the admin
@@ -40,6 +41,7 @@ mod dispatch;
 mod durability;
 mod grab;
 mod lifecycle;
+mod pause;
 mod recording;
 mod reserved;
 mod results;

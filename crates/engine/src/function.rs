@@ -1,7 +1,7 @@
 //! Functions: each one's queues by priority, its job counts, its workers
 //! and sleepers, and the table that names them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use sprocket_proto::Priority;
@@ -44,7 +44,11 @@ impl FunctionCounters {
             Outcome::Completed { .. } => self.completed += 1,
             Outcome::Exception { .. } => self.exceptions += 1,
             Outcome::Failed | Outcome::TimedOut | Outcome::Dropped { .. } => self.failed += 1,
-            Outcome::Cancelled | Outcome::FunctionDropped | Outcome::NotStored | Outcome::Abandoned => {}
+            Outcome::Cancelled
+            | Outcome::Purged
+            | Outcome::FunctionDropped
+            | Outcome::NotStored
+            | Outcome::Abandoned => {}
         }
     }
 }
@@ -73,6 +77,9 @@ pub(crate) struct Function {
     /// Queue limits per priority; 0 means none.
     max_queue: [u32; 3],
     counters: FunctionCounters,
+    /// An operator paused it: its jobs queue but are not handed out, and
+    /// its sleeping workers are not woken for them.
+    paused: bool,
 }
 
 impl Function {
@@ -112,6 +119,11 @@ impl Function {
     /// Jobs submitted and ended since the server started.
     pub fn counters(&self) -> FunctionCounters {
         self.counters
+    }
+
+    /// Whether an operator paused it.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// Sets the queue limits per priority (0 = none).
@@ -226,6 +238,10 @@ impl Function {
 pub(crate) struct FunctionTable {
     slots: Vec<Option<Function>>,
     by_name: HashMap<Bytes, FnId>,
+    /// Names an operator paused. Kept by name rather than only on the
+    /// function, so that a paused function dropped and made again (or
+    /// paused before it exists) stays paused, as its stored setting says.
+    paused: HashSet<Bytes>,
 }
 
 impl FunctionTable {
@@ -254,7 +270,9 @@ impl FunctionTable {
         }
         let id = self.slots.len() as FnId;
         let name = Bytes::copy_from_slice(name);
-        self.slots.push(Some(Function::new(name.clone(), default_max_queue)));
+        let mut func = Function::new(name.clone(), default_max_queue);
+        func.paused = self.paused.contains(&name);
+        self.slots.push(Some(func));
         self.by_name.insert(name, id);
         id
     }
@@ -280,6 +298,26 @@ impl FunctionTable {
         if let Some(func) = self.get_mut(f) {
             func.counters.count_end(outcome);
         }
+    }
+
+    /// Pauses or resumes the function named `name` (and any made later
+    /// under that name); returns whether that changed anything.
+    pub fn set_paused(&mut self, name: &[u8], paused: bool) -> bool {
+        let changed = if paused { self.paused.insert(Bytes::copy_from_slice(name)) } else { self.paused.remove(name) };
+        if let Some(func) = self.by_name.get(name).copied().and_then(|f| self.get_mut(f)) {
+            func.paused = paused;
+        }
+        changed
+    }
+
+    /// Whether the name is paused (whether or not a function has it now).
+    pub fn name_paused(&self, name: &[u8]) -> bool {
+        self.paused.contains(name)
+    }
+
+    /// Whether function `f` is paused.
+    pub fn is_paused(&self, f: FnId) -> bool {
+        self.get(f).is_some_and(|func| func.paused)
     }
 
     /// Forgets function `f`; its slot stays empty.

@@ -164,6 +164,33 @@ impl Ledger {
         self.holding.insert(conn);
     }
 
+    /// The sequence number of the latest store operation written (0:
+    /// none yet).
+    pub fn last_written(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Answers `conn` with `out` once store operation `seq` is durable (at
+    /// once if it is): for an operator command whose answer promises
+    /// that what it changed is in the store.
+    pub fn reply_after(
+        &mut self,
+        conn: ConnId,
+        held: &mut HeldReplies,
+        seq: u64,
+        out: Out,
+        sends: &mut Vec<(ConnId, Out)>,
+    ) {
+        if !self.unconfirmed(seq) {
+            if let Some(out) = held.pass_or_hold(out) {
+                sends.push((conn, out));
+            }
+            return;
+        }
+        held.queue.push_back(Held::AfterCommit { seq, out });
+        self.holding.insert(conn);
+    }
+
     /// Whether a turn's end must release replies of jobs done early.
     pub fn release_due(&self) -> bool {
         !self.done_early.is_empty() && !self.holding.is_empty()
@@ -199,8 +226,11 @@ enum Held {
     /// JOB_CREATED released once store sequence `seq` commits, or turned
     /// into an ERROR if that insert failed.
     JobCreated { seq: u64, handle: Bytes },
-    /// The answer to a read of job records from the store, not yet read.
+    /// The answer to a read of job records from the store (or to a
+    /// setting's write), not yet there.
     Read { id: u64 },
+    /// A reply released once store sequence `seq` is handled.
+    AfterCommit { seq: u64, out: Out },
     /// Any other reply, queued behind a held JOB_CREATED or read.
     Ready(Out),
 }
@@ -258,6 +288,11 @@ impl HeldReplies {
                     }
                 }
                 Held::Read { .. } => break,
+                Held::AfterCommit { seq, .. } => {
+                    if *seq > committed {
+                        break;
+                    }
+                }
                 Held::Ready(_) => {}
             }
             let Some(item) = self.queue.pop_front() else { break };
@@ -272,7 +307,7 @@ impl HeldReplies {
                         Out::Packet(Response::JobCreated { handle })
                     }
                 }
-                Held::Ready(out) => out,
+                Held::Ready(out) | Held::AfterCommit { out, .. } => out,
                 Held::Read { .. } => continue,
             };
             sends.push((conn, out));

@@ -22,6 +22,8 @@ pub enum Outcome {
     },
     /// An operator cancelled it (`cancel job`).
     Cancelled,
+    /// An operator purged its function's queued jobs (`purge queued`).
+    Purged,
     /// An operator dropped its function while it was queued
     /// (`drop function`).
     FunctionDropped,
@@ -46,6 +48,7 @@ impl Outcome {
             self,
             Outcome::Failed
                 | Outcome::Cancelled
+                | Outcome::Purged
                 | Outcome::FunctionDropped
                 | Outcome::TimedOut
                 | Outcome::Dropped { .. }

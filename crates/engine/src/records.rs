@@ -1,7 +1,8 @@
 //! The engine's side of job records once jobs end: ended records whose
 //! store write is not confirmed yet (so a read never misses a job that
 //! just ended), ended records kept in memory when no store keeps them, and
-//! reads the engine asked the server to make from the store.
+//! reads (and setting writes) the engine asked the server to make in the
+//! store, with who waits for them.
 //!
 //! A live job's record is in the job itself (see `engine/recording.rs`);
 //! what is here is only what outlives the job in the engine.
@@ -169,6 +170,11 @@ pub(crate) enum ReadPurpose {
         /// The matching records not confirmed when it was asked for.
         unconfirmed: Vec<Record>,
     },
+    /// Admin `pause` or `resume`: `OK` once the setting is durable.
+    AdminSetting {
+        /// The command paused the function (rather than resumed it).
+        paused: bool,
+    },
 }
 
 /// Who waits for a read of records from the store.
@@ -191,8 +197,21 @@ pub(crate) struct PendingReads {
 impl PendingReads {
     /// Numbers a new read for `waiter`.
     pub fn start(&mut self, waiter: ReadWaiter) -> u64 {
+        let id = self.number();
+        self.by_id.insert(id, waiter);
+        id
+    }
+
+    /// `waiter` waits for request `id` (numbered by [`PendingReads::number`]).
+    pub fn wait(&mut self, id: u64, waiter: ReadWaiter) {
+        self.by_id.insert(id, waiter);
+    }
+
+    /// A new number for a store request nobody on a connection waits for
+    /// (a setting changed through the server's command channel); from the
+    /// same series, so that no two requests share one.
+    pub fn number(&mut self) -> u64 {
         self.next_id += 1;
-        self.by_id.insert(self.next_id, waiter);
         self.next_id
     }
 

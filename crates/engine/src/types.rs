@@ -95,6 +95,11 @@ pub struct Config {
     /// Handle numbers per reserved block (0: nothing is reserved); the
     /// engine asks for the next block in [`Outbox::wants_handles`].
     pub handle_block: u64,
+    /// Operator settings (paused functions) are kept in the store: a
+    /// change is handed to the server in [`Outbox::setting_writes`] and
+    /// the operator is answered once it is durable. Off (`-q builtin`),
+    /// they live in memory only and are answered at once.
+    pub settings_durable: bool,
 }
 
 /// Which jobs get a record (`--records`).
@@ -159,6 +164,7 @@ impl Default for Config {
             records: RecordsConfig::default(),
             first_handle: 1,
             handle_block: 0,
+            settings_durable: false,
         }
     }
 }
@@ -242,6 +248,29 @@ pub struct Outbox {
     /// The engine has used half of its handle numbers: reserve another
     /// block and hand it over with [`crate::Engine::add_handle_block`].
     pub wants_handles: bool,
+    /// Operator settings to make durable (when
+    /// [`Config::settings_durable`]): report each with
+    /// [`crate::Engine::setting_write_done`].
+    pub setting_writes: Vec<SettingWrite>,
+}
+
+/// The kind of setting that marks a paused function (its name is the
+/// function's).
+pub const PAUSED_SETTING: &str = "paused";
+
+/// A change to one operator setting the engine asks the server to make
+/// durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingWrite {
+    /// Names the write in [`crate::Engine::setting_write_done`].
+    pub id: u64,
+    /// The setting's kind, such as [`PAUSED_SETTING`].
+    pub kind: &'static str,
+    /// Its name within the kind (a function's name).
+    pub name: Bytes,
+    /// The new value (text, JSON where it has structure), or `None` to
+    /// remove the setting.
+    pub value: Option<String>,
 }
 
 /// A read of ended records the engine asks the server for.
@@ -292,6 +321,7 @@ impl Outbox {
             && self.ended.is_empty()
             && self.record_reads.is_empty()
             && self.control_reads.is_empty()
+            && self.setting_writes.is_empty()
             && !self.wants_handles
     }
 }

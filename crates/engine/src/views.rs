@@ -33,6 +33,8 @@ pub struct FunctionView {
     pub max_queue: [u32; 3],
     /// Jobs submitted and ended since the server started.
     pub counters: FunctionCounters,
+    /// An operator paused it: its jobs queue but are not handed out.
+    pub paused: bool,
 }
 
 impl FunctionView {
@@ -166,6 +168,7 @@ impl Engine {
                 workers: f.workers(),
                 max_queue: f.max_queue(),
                 counters: f.counters(),
+                paused: f.is_paused(),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,5 +1,6 @@
-//! Model-based tests: random interleavings of clients, workers and
-//! disconnects, checked against the engine's invariants after every step.
+//! Model-based tests: random interleavings of clients, workers,
+//! disconnects and operators pausing, resuming and purging functions,
+//! checked against the engine's invariants after every step.
 
 mod support;
 
@@ -24,6 +25,9 @@ enum Op {
     Fail { worker: usize },
     DropClient { client: usize },
     DropWorker { worker: usize },
+    Pause { func: usize },
+    Resume { func: usize },
+    Purge { func: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +40,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(|worker| Op::Fail { worker }),
         1 => (0..3usize).prop_map(|client| Op::DropClient { client }),
         1 => (0..3usize).prop_map(|worker| Op::DropWorker { worker }),
+        1 => (0..2usize).prop_map(|func| Op::Pause { func }),
+        1 => (0..2usize).prop_map(|func| Op::Resume { func }),
+        1 => (0..2usize).prop_map(|func| Op::Purge { func }),
     ]
 }
 
@@ -54,6 +61,8 @@ struct Model {
     asleep: HashSet<ConnId>,
     /// NOOPs each sleeping worker got since it slept.
     noops: HashMap<ConnId, usize>,
+    /// Functions (by index) an operator paused.
+    paused: HashSet<usize>,
 }
 
 impl Model {
@@ -80,6 +89,7 @@ impl Model {
             listeners: HashMap::new(),
             asleep: HashSet::new(),
             noops: HashMap::new(),
+            paused: HashSet::new(),
         }
     }
 
@@ -89,7 +99,9 @@ impl Model {
             for p in self.t.packets(w) {
                 match p {
                     Response::Noop => *self.noops.entry(w).or_default() += 1,
-                    Response::JobAssignUniq { handle, .. } => {
+                    Response::JobAssignUniq { handle, function, .. } => {
+                        let func = FUNCS.iter().position(|f| f.as_bytes() == function).expect("a known function");
+                        assert!(!self.paused.contains(&func), "job {handle:?} of paused {function:?} handed out");
                         assert!(
                             !self.assigned.contains_key(&handle),
                             "job {handle:?} handed out while another worker holds it"
@@ -165,7 +177,7 @@ impl Model {
                 self.collect();
                 for (i, &w) in self.workers.iter().enumerate() {
                     let can = i == 2 || i == func;
-                    if is_new && can && self.asleep.contains(&w) {
+                    if is_new && can && self.asleep.contains(&w) && !self.paused.contains(&func) {
                         assert_eq!(self.noops.get(&w).copied().unwrap_or(0), 1, "sleeping worker {w} not woken");
                     }
                 }
@@ -233,14 +245,49 @@ impl Model {
                 };
                 self.workers[worker] = self.t.worker(fs);
             }
+            Op::Pause { func } => {
+                assert_eq!(self.t.admin(self.clients[0], &format!("pause {}", FUNCS[func])), "OK\r\n");
+                self.paused.insert(func);
+            }
+            Op::Resume { func } => {
+                let reply = self.t.admin(self.clients[0], &format!("resume {}", FUNCS[func]));
+                assert!(reply == "OK\r\n" || reply == "ERR function not found\r\n", "{reply}");
+                self.paused.remove(&func);
+                // Sleeping workers of a function with work waiting are woken.
+                let waiting = self.queued_of(func);
+                self.collect();
+                for (i, &w) in self.workers.iter().enumerate() {
+                    let can = i == 2 || i == func;
+                    if waiting > 0 && can && self.asleep.contains(&w) {
+                        assert_eq!(self.noops.get(&w).copied().unwrap_or(0), 1, "sleeping worker {w} not woken");
+                    }
+                }
+            }
+            Op::Purge { func } => {
+                let waiting = self.queued_of(func);
+                let reply = self.t.admin(self.clients[0], &format!("purge queued {}", FUNCS[func]));
+                if reply != "ERR function not found\r\n" {
+                    assert_eq!(reply, format!("OK {waiting}\n"), "every queued job is purged, no running one");
+                }
+                assert_eq!(self.queued_of(func), 0);
+            }
         }
         self.collect();
         self.check_counts();
     }
 
+    /// Jobs of function `func` that exist and no worker runs.
+    fn queued_of(&self, func: usize) -> usize {
+        let views = self.t.engine.functions_view();
+        views.iter().find(|f| f.name == FUNCS[func].as_bytes()).map_or(0, |f| f.total - f.running)
+    }
+
     /// Drains everything with the all-function worker: every job that
     /// still exists must be runnable (nothing lost, nothing stuck).
     fn drain(&mut self) {
+        for func in std::mem::take(&mut self.paused) {
+            let _ = self.t.admin(self.clients[0], &format!("resume {}", FUNCS[func]));
+        }
         for w in self.workers.clone() {
             while let Some(h) = self.holding.get_mut(&w).and_then(|v| (!v.is_empty()).then(|| v.remove(0))) {
                 self.assigned.remove(&h);

@@ -20,7 +20,7 @@ use sprocket_engine::{
 use sprocket_proto::Priority;
 use sprocket_records::filter::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 
-use crate::backend::{Backend, Unavailable};
+use crate::backend::{Backend, PauseError, Unavailable};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -78,6 +78,7 @@ fn command_error(e: CommandError) -> ApiError {
     let status = match e {
         CommandError::UnknownJob | CommandError::FunctionNotFound => StatusCode::NOT_FOUND,
         CommandError::FunctionBusy => StatusCode::CONFLICT,
+        CommandError::ReservedFunction => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.to_string())
 }
@@ -102,10 +103,20 @@ impl<S: Send + Sync> FromRequestParts<S> for SameSite {
     }
 }
 
-/// The body of a command that takes no arguments: `{}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The body of a command that takes no arguments: `{}`. Read as a map, so
+/// that anything but an empty object is refused (serde would read an
+/// empty struct from `[]` too).
 pub(crate) struct NoArguments {}
+
+impl<'de> Deserialize<'de> for NoArguments {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        match map.keys().next() {
+            Some(key) => Err(serde::de::Error::custom(format!("unknown field `{key}`: the body must be {{}}"))),
+            None => Ok(NoArguments {}),
+        }
+    }
+}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -180,6 +191,7 @@ pub(crate) struct FunctionOut {
     workers: usize,
     max_queue: ByPriority<u32>,
     counters: CountersOut,
+    paused: bool,
 }
 
 /// A function's jobs counted since the server started.
@@ -217,6 +229,7 @@ impl From<FunctionView> for FunctionOut {
             workers: f.workers,
             max_queue: f.max_queue.into(),
             counters: f.counters.into(),
+            paused: f.paused,
         }
     }
 }
@@ -251,6 +264,50 @@ pub(crate) async fn max_queue(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no function has that name"));
     }
     function(State(s), Path(name)).await
+}
+
+/// `POST /api/v1/functions/{name}/pause` and `/resume`: the function
+/// afterwards.
+async fn set_paused(s: AppState, name: String, paused: bool) -> ApiResult<FunctionOut> {
+    match s.backend.set_paused(Bytes::from(name.clone()), paused).await? {
+        Ok(()) => function(State(s), Path(name)).await,
+        Err(PauseError::Refused(e)) => Err(command_error(e)),
+        Err(PauseError::NotSaved(why)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("in force until the server restarts, but the store could not save it: {why}"),
+        )),
+    }
+}
+
+pub(crate) async fn pause(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<FunctionOut> {
+    let Json(NoArguments {}) = body?;
+    set_paused(s, name, true).await
+}
+
+pub(crate) async fn resume(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<FunctionOut> {
+    let Json(NoArguments {}) = body?;
+    set_paused(s, name, false).await
+}
+
+pub(crate) async fn purge_queued(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(NoArguments {}) = body?;
+    let purged = s.backend.purge_queued(Bytes::from(name)).await?.map_err(command_error)?;
+    Ok(Json(serde_json::json!({ "purged": purged })))
 }
 
 #[derive(Serialize)]

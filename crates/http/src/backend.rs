@@ -10,6 +10,15 @@ use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, Re
 #[error("the server is stopping")]
 pub struct Unavailable;
 
+/// Why a pause or resume did not fully succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PauseError {
+    /// The engine refused it (an unknown or reserved function).
+    Refused(CommandError),
+    /// It is in force, but the store could not save it.
+    NotSaved(String),
+}
+
 /// The engine, as the web port reaches it.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -37,4 +46,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Sets a function's queue limits (high, normal, low); answers whether
     /// the function exists.
     async fn max_queue(&self, function: Bytes, limits: [u32; 3]) -> Result<bool, Unavailable>;
+    /// Pauses (`paused`) or resumes a function; answered once the change is
+    /// durable where the store keeps settings.
+    async fn set_paused(&self, name: Bytes, paused: bool) -> Result<Result<(), PauseError>, Unavailable>;
+    /// Ends a function's queued and scheduled jobs; answers how many.
+    async fn purge_queued(&self, name: Bytes) -> Result<Result<usize, CommandError>, Unavailable>;
 }

@@ -24,7 +24,7 @@ mod serve;
 mod submit;
 
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, Unavailable};
+pub use backend::{Backend, PauseError, Unavailable};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};
 pub use serve::{bind, spawn, BindError, WebConfig, WebListener};

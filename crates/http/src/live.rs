@@ -133,6 +133,7 @@ struct FunctionRow {
     workers: usize,
     counters: CountersOut,
     rates: Option<Rates>,
+    paused: bool,
 }
 
 /// Jobs per second. `failed` counts every job that ended without a
@@ -220,6 +221,7 @@ async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unav
             workers: f.workers,
             counters: f.counters.into(),
             rates,
+            paused: f.paused,
         })
         .collect();
     let snapshot = Snapshot {

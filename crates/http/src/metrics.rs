@@ -54,8 +54,8 @@ pub struct Telemetry {
 
 /// Renders the page. `uptime` is in seconds.
 pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &Telemetry, uptime: f64) -> String {
-    // About 700 bytes per function for the thirteen per-function series.
-    let mut out = String::with_capacity(4096 + functions.len() * 720);
+    // About 770 bytes per function for the fourteen per-function series.
+    let mut out = String::with_capacity(4096 + functions.len() * 770);
     gauge(&mut out, "gearman_up", "1 when the server answers.");
     out.push_str("gearman_up 1\n");
     gauge(&mut out, "gearman_version_info", "The server's version, in the version label.");
@@ -79,6 +79,14 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &
         for (priority, n) in ["high", "normal", "low"].iter().zip(f.queued) {
             let _ = writeln!(out, "sprocket_jobs_queued{{function=\"{name}\",priority=\"{priority}\"}} {n}");
         }
+    }
+    gauge(
+        &mut out,
+        "sprocket_function_paused",
+        "1 while an operator has paused the function (its jobs are not handed out).",
+    );
+    for (f, name) in functions.iter().zip(&names) {
+        let _ = writeln!(out, "sprocket_function_paused{{function=\"{name}\"}} {}", u8::from(f.paused));
     }
     let counters: [(&str, &str, Counter); 6] = [
         ("sprocket_jobs_submitted_total", "New jobs submitted to the function.", |c| c.submitted),
@@ -223,6 +231,7 @@ mod tests {
             workers,
             max_queue: [0; 3],
             counters: FunctionCounters { submitted: 7, completed: 4, failed: 1, exceptions: 2, ..Default::default() },
+            paused: false,
         }
     }
 
@@ -265,6 +274,7 @@ mod tests {
             "sprocket_jobs_exceptions_total{function=\"resize\"} 2",
             "sprocket_jobs_retried_total{function=\"resize\"} 0",
             "sprocket_jobs_dead_total{function=\"resize\"} 0",
+            "sprocket_function_paused{function=\"resize\"} 0",
             "# TYPE sprocket_jobs_completed_total counter",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");

@@ -63,6 +63,14 @@ pub enum AdminCommand {
         /// A limit, when given (still text).
         limit: Option<Bytes>,
     },
+    /// `pause FUNCTION`: its jobs queue but are not handed out
+    /// (sprocketd's own command).
+    Pause(Bytes),
+    /// `resume FUNCTION`: undoes `pause` (sprocketd's own command).
+    Resume(Bytes),
+    /// `purge queued FUNCTION`: ends the function's queued and scheduled
+    /// jobs, answering how many (sprocketd's own command).
+    PurgeQueued(Bytes),
 }
 
 /// What the server should do with an admin line.
@@ -188,6 +196,17 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
             };
             AdminCommand::Records { function, state, limit }
         }
+        b"pause" | b"resume" => match (tokens.len(), arg(1)) {
+            (2, Some(f)) if lower == b"pause" => AdminCommand::Pause(f),
+            (2, Some(f)) => AdminCommand::Resume(f),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
+        // `purge queued f`: the word leaves room for other lists to purge
+        // (dead jobs) without a second command name.
+        b"purge" => match (tokens.len(), is(1, "queued"), arg(2)) {
+            (3, true, Some(f)) => AdminCommand::PurgeQueued(f),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
         _ => return AdminParse::Error(unknown_command(name)),
     };
     AdminParse::Command(cmd)
@@ -217,6 +236,9 @@ pub const ERR_UNKNOWN_JOB: &[u8] = b"ERR UNKNOWN_JOB\r\n";
 pub const ERR_FUNCTION_BUSY: &[u8] = b"ERR there are still connected workers or executing clients\r\n";
 /// `drop function` for a name that does not exist.
 pub const ERR_FUNCTION_NOT_FOUND: &[u8] = b"ERR function not found\r\n";
+
+/// `pause` of one of the server's own `sprocket.*` functions.
+pub const ERR_RESERVED_FUNCTION: &[u8] = b"ERR RESERVED_FUNCTION sprocket.*+functions+are+the+server's+own\r\n";
 
 /// `OK <value>\n`, as for `getpid`, `version` and `verbose`.
 pub fn ok_value(value: &str) -> Bytes {
@@ -290,6 +312,20 @@ mod tests {
         assert_eq!(cmd("maxqueue f -3"), AdminCommand::MaxQueue { function: f.clone(), limits: [0, 0, 0] });
         assert_eq!(cmd("maxqueue f 1 2"), AdminCommand::MaxQueue { function: f.clone(), limits: [1, 2, 0] });
         assert_eq!(cmd("maxqueue f 1 2 3"), AdminCommand::MaxQueue { function: f, limits: [1, 2, 3] });
+    }
+
+    #[test]
+    fn pause_resume_and_purge_take_one_function() {
+        let f = Bytes::from_static(b"resize");
+        assert_eq!(cmd("pause resize"), AdminCommand::Pause(f.clone()));
+        assert_eq!(cmd("RESUME resize"), AdminCommand::Resume(f.clone()));
+        assert_eq!(cmd("purge Queued resize"), AdminCommand::PurgeQueued(f));
+        let incomplete =
+            |c: &str| format!("ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+{c}\r\n");
+        assert_eq!(err("pause"), incomplete("pause"));
+        assert_eq!(err("resume a b"), incomplete("resume"));
+        assert_eq!(err("purge resize"), incomplete("purge"));
+        assert_eq!(err("purge dead resize"), incomplete("purge"));
     }
 
     #[test]

@@ -86,6 +86,24 @@ pub enum Command {
         /// Where the result goes.
         reply: oneshot::Sender<bool>,
     },
+    /// Pauses (`paused`) or resumes a function, exact name; answered once
+    /// the change is durable where the store keeps settings.
+    SetPaused {
+        /// The function's name.
+        name: Bytes,
+        /// Pause (true) or resume (false).
+        paused: bool,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), SettingError>>,
+    },
+    /// Ends a function's queued and scheduled jobs (exact name); answers
+    /// how many.
+    PurgeQueued {
+        /// The function's name.
+        name: Bytes,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<usize, CommandError>>,
+    },
     /// Stops the server, at once or once no jobs are left.
     Shutdown {
         /// Stop accepting and wait for the queued jobs to finish.
@@ -94,6 +112,22 @@ pub enum Command {
         reply: oneshot::Sender<()>,
     },
 }
+
+/// Why a pause or resume did not fully succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// The engine refused it (an unknown or reserved function).
+    #[error("{0}")]
+    Refused(CommandError),
+    /// It is in force, but the store could not save it: it lasts until
+    /// the server restarts.
+    #[error("in force until the server restarts, but not saved: {0}")]
+    NotSaved(String),
+}
+
+/// A pause or resume whose answer waits for the store: the setting write's
+/// id and who waits for it.
+pub(crate) type SettingWaiter = (u64, oneshot::Sender<Result<(), SettingError>>);
 
 /// What travels on the channel.
 #[derive(Debug)]
@@ -204,6 +238,19 @@ impl EngineLink {
         self.ask(|reply| Control::Command(Command::MaxQueue { function, limits, reply })).await
     }
 
+    /// Pauses (`paused` true) or resumes a function; returns once the
+    /// change is durable (where the store keeps settings).
+    pub async fn set_paused(&self, name: impl Into<Bytes>, paused: bool) -> Result<Result<(), SettingError>, Stopped> {
+        let name = name.into();
+        self.ask(|reply| Control::Command(Command::SetPaused { name, paused, reply })).await
+    }
+
+    /// Ends a function's queued and scheduled jobs; answers how many.
+    pub async fn purge_queued(&self, name: impl Into<Bytes>) -> Result<Result<usize, CommandError>, Stopped> {
+        let name = name.into();
+        self.ask(|reply| Control::Command(Command::PurgeQueued { name, reply })).await
+    }
+
     /// Asks the server to stop; returns once the engine task has taken the
     /// request (use [`crate::ServerHandle::wait`] to wait for the end).
     pub async fn shutdown(&self, graceful: bool) -> Result<(), Stopped> {
@@ -266,10 +313,15 @@ pub(crate) struct TaskSide {
 }
 
 /// Answers one request from the engine's state. A requester that gave up
-/// waiting is no error: its answer is dropped.
-pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) {
+/// waiting is no error: its answer is dropped. A pause or resume whose
+/// answer waits for the store is handed back, to be answered when the
+/// store reports its write.
+pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) -> Option<SettingWaiter> {
     match control {
-        Control::Query(query) => answer(engine, query, side),
+        Control::Query(query) => {
+            answer(engine, query, side);
+            None
+        }
         Control::Command(command) => obey(engine, command),
     }
 }
@@ -312,8 +364,23 @@ fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide) {
     }
 }
 
-fn obey(engine: &mut Engine, command: Command) {
+fn obey(engine: &mut Engine, command: Command) -> Option<SettingWaiter> {
     match command {
+        Command::SetPaused { name, paused, reply } => {
+            let result = if paused { engine.pause_function(&name) } else { engine.resume_function(&name) };
+            match result {
+                Ok(Some(id)) => return Some((id, reply)),
+                Ok(None) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(SettingError::Refused(e)));
+                }
+            }
+        }
+        Command::PurgeQueued { name, reply } => {
+            let _ = reply.send(engine.purge_queued(&name));
+        }
         Command::Cancel { handle, reply } => {
             let _ = reply.send(engine.cancel_job(&handle));
         }
@@ -330,4 +397,5 @@ fn obey(engine: &mut Engine, command: Command) {
             }
         }
     }
+    None
 }

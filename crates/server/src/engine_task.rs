@@ -6,13 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sprocket_engine::{ConnId, Engine, FastMap, Millis, Out, PersistOp, ShutdownRequest};
 use sprocket_store::writer::WriterHandle;
 use sprocket_store::{Completion, JobKey, RecordRow, StoreOp, StoredJob};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::control::Control;
+use crate::control::{Control, SettingError};
 use crate::ended_jobs::EndedJobs;
 use crate::event::{Event, Inbound};
 use crate::outlet::Outlet;
@@ -95,6 +95,11 @@ pub struct EngineTask {
     /// Record queries waiting for the store's reader, and the job duration
     /// histograms, for control queries.
     side: crate::control::TaskSide,
+    /// Pauses and resumes asked for through the command channel, waiting
+    /// for their settings' writes, by write id.
+    setting_waiters: FastMap<u64, oneshot::Sender<Result<(), SettingError>>>,
+    /// The engine produced more output during a flush: flush again.
+    flush_later: bool,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -134,6 +139,8 @@ impl EngineTask {
             ended_jobs: EndedJobs::default(),
             reader: None,
             side: Default::default(),
+            setting_waiters: FastMap::default(),
+            flush_later: false,
         }
     }
 
@@ -215,7 +222,9 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        crate::control::serve(&mut self.engine, request, &mut self.side);
+                        if let Some((id, waiter)) = crate::control::serve(&mut self.engine, request, &mut self.side) {
+                            self.setting_waiters.insert(id, waiter);
+                        }
                     }
                     None => self.control = None,
                 },
@@ -237,6 +246,7 @@ impl EngineTask {
                 reply = reader_reply => match reply {
                     Some(ReaderReply::Read { id, result }) => self.engine.record_read_done(id, result, now_ms()),
                     Some(ReaderReply::Handles(first)) => self.engine.add_handle_block(first),
+                    Some(ReaderReply::Setting { id, result }) => self.setting_written(id, result),
                     None => self.reader = None,
                 },
                 c = completions => {
@@ -248,6 +258,9 @@ impl EngineTask {
                 _ = sleep => self.engine.tick(now_ms()),
             }
             self.flush(&mut conns);
+            if std::mem::take(&mut self.flush_later) {
+                self.flush(&mut conns);
+            }
             self.close_released(&mut conns);
             self.give_back_withheld(&conns);
             self.activity.touch();
@@ -425,6 +438,14 @@ impl EngineTask {
         self.flush(conns);
     }
 
+    /// A setting's write is done (or failed): whoever waits for it hears.
+    fn setting_written(&mut self, id: u64, result: Result<(), String>) {
+        if let Some(waiter) = self.setting_waiters.remove(&id) {
+            let _ = waiter.send(result.clone().map_err(SettingError::NotSaved));
+        }
+        self.engine.setting_write_done(id, result, now_ms());
+    }
+
     /// Sends out everything the engine produced; a shutdown request is
     /// kept in `requested` for the main loop.
     fn flush(&mut self, conns: &mut FastMap<ConnId, Arc<Outlet>>) {
@@ -443,6 +464,17 @@ impl EngineTask {
             if out.wants_handles {
                 let _ = jobs.send(ReaderJob::ReserveHandles);
             }
+            for write in out.setting_writes {
+                let _ = jobs.send(ReaderJob::Setting(write));
+            }
+        } else if !out.setting_writes.is_empty() {
+            // Settings are only asked to be durable when a reader was
+            // opened; without one (it ended), the change stays in memory,
+            // and the answers saying so go out with a second flush.
+            for write in out.setting_writes {
+                self.setting_written(write.id, Err("the store's reader connection is gone".into()));
+            }
+            self.flush_later = true;
         }
         // Encode each connection's replies into one buffer and write it
         // straight to the socket; sends are in order per connection.

@@ -37,7 +37,7 @@ mod tls_wire;
 mod web;
 
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
-pub use control::{Command, EngineLink, Query, Stopped};
+pub use control::{Command, EngineLink, Query, SettingError, Stopped};
 pub use ended_jobs::{EndedJobsConfig, JobLogTarget};
 pub use error::{Error, ProcessError, RunError, StartError};
 pub use server::{Server, ServerHandle, Stopper};

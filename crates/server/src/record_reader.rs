@@ -1,15 +1,17 @@
-//! The task that reads job records from the store for the engine, expires
-//! ended records past `--record-retention`, and reserves blocks of handle
-//! numbers — on a connection of its own beside the writer's, so that none
-//! of it waits behind a commit or delays one.
+//! The task that does the engine's store work beside the queue: reads job
+//! records, expires ended records past `--record-retention`, reserves
+//! blocks of handle numbers and writes operator settings (paused
+//! functions) — on a connection of its own beside the writer's, so that
+//! none of it waits behind a commit or delays one.
 //!
-//! The engine asks through its outbox ([`RecordRead`], `wants_handles`);
-//! the answers come back to the engine task as [`ReaderReply`]s.
+//! The engine asks through its outbox ([`RecordRead`], `wants_handles`,
+//! [`SettingWrite`]); the answers come back to the engine task as
+//! [`ReaderReply`]s.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use sprocket_engine::{Record, RecordQuery, RecordRead};
+use sprocket_engine::{Record, RecordQuery, RecordRead, SettingWrite};
 use sprocket_records::Retention;
 use sprocket_store::{Store, StoreError, HANDLE_BLOCK};
 use tokio::sync::mpsc;
@@ -37,6 +39,8 @@ pub enum ReaderJob {
     Read(RecordRead),
     /// Reserve the next block of handle numbers.
     ReserveHandles,
+    /// Make a setting durable (or remove it).
+    Setting(SettingWrite),
 }
 
 /// What the reader answers.
@@ -51,6 +55,13 @@ pub enum ReaderReply {
     },
     /// A block of handle numbers starting here.
     Handles(u64),
+    /// A setting's write is durable, or why it is not.
+    Setting {
+        /// The write's id.
+        id: u64,
+        /// Done, or the store's error.
+        result: Result<(), String>,
+    },
 }
 
 /// Starts the reader on `store` (a connection of its own); answers go to
@@ -153,6 +164,26 @@ async fn answer(store: &mut dyn Store, job: ReaderJob) -> Option<ReaderReply> {
             Some(ReaderReply::Read { id: read.id, result: read_records(store, &read.query).await })
         }
         ReaderJob::ReserveHandles => reserve(store).await.map(ReaderReply::Handles),
+        ReaderJob::Setting(write) => {
+            Some(ReaderReply::Setting { id: write.id, result: write_setting(store, &write).await })
+        }
+    }
+}
+
+/// Writes (or removes) one setting; one reconnection is tried when the
+/// database went away.
+async fn write_setting(store: &mut dyn Store, write: &SettingWrite) -> Result<(), String> {
+    let mut result = write_setting_once(store, write).await;
+    if matches!(result, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
+        result = write_setting_once(store, write).await;
+    }
+    result.map_err(|e| e.to_string())
+}
+
+async fn write_setting_once(store: &mut dyn Store, write: &SettingWrite) -> Result<(), StoreError> {
+    match &write.value {
+        Some(value) => store.put_setting(write.kind, &write.name, value).await,
+        None => store.delete_setting(write.kind, &write.name).await,
     }
 }
 

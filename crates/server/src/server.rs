@@ -14,7 +14,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sprocket_engine::{Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest};
+use bytes::Bytes;
+use sprocket_engine::{
+    Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest, PAUSED_SETTING,
+};
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
 use sprocket_store::{Completion, JobKey, Store, StoreConfig, StoreOp, HANDLE_BLOCK};
 use tokio::net::TcpListener;
@@ -97,6 +100,16 @@ impl Server {
         // is queued in replay order instead of being scheduled behind the
         // rest.
         engine.tick(now_ms());
+        // Paused before the replay, so that no replayed job of a paused
+        // function is handed out or wakes a worker.
+        if let Some(opened) = &opened {
+            for name in &opened.paused {
+                engine.restore_paused(name);
+            }
+            if !opened.paused.is_empty() {
+                tracing::info!(functions = opened.paused.len(), "paused functions restored from the store");
+            }
+        }
         let (store, reader) = match opened {
             Some(opened) => {
                 let (writer, reader) = replay(opened, config.store_connections, &mut engine).await?;
@@ -252,21 +265,24 @@ struct OpenedStore {
     reader: Option<Box<dyn Store>>,
     /// The records of the jobs still queued, by their rows' keys.
     queued: HashMap<JobKey, Record>,
+    /// The functions an operator paused, as the store kept them.
+    paused: Vec<Bytes>,
 }
 
 /// Opens the store and, when it keeps records, its reader: reserves the
-/// first block of handle numbers, reads the records of queued jobs, and
-/// tells `engine_config` that records are durable.
+/// first block of handle numbers, reads the records of queued jobs and the
+/// paused functions, and tells `engine_config` that records and settings
+/// are durable (settings are written through the reader).
 async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig) -> Result<OpenedStore, StartError> {
     let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
     if !store.keeps_records() {
-        return Ok(OpenedStore { store, reader: None, queued: HashMap::new() });
+        return Ok(OpenedStore { store, reader: None, queued: HashMap::new(), paused: Vec::new() });
     }
     let describe = store.describe();
     let records_error = |error| StartError::Replay { store: describe.clone(), error };
     let mut reader = match store.open_reader().await.map_err(records_error)? {
         Some(reader) => reader,
-        None => return Ok(OpenedStore { store, reader: None, queued: HashMap::new() }),
+        None => return Ok(OpenedStore { store, reader: None, queued: HashMap::new(), paused: Vec::new() }),
     };
     engine_config.first_handle = reader.reserve_handles(HANDLE_BLOCK).await.map_err(records_error)?;
     engine_config.handle_block = HANDLE_BLOCK;
@@ -278,7 +294,10 @@ async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig
         .into_iter()
         .filter_map(|q| Some((q.key, q.record?)))
         .collect();
-    Ok(OpenedStore { store, reader: Some(reader), queued })
+    let paused =
+        reader.load_settings(PAUSED_SETTING).await.map_err(records_error)?.into_iter().map(|(name, _)| name).collect();
+    engine_config.settings_durable = true;
+    Ok(OpenedStore { store, reader: Some(reader), queued, paused })
 }
 
 /// Replays the store's jobs into the engine (each queued job with its
@@ -289,7 +308,7 @@ async fn replay(
     connections: u16,
     engine: &mut Engine,
 ) -> Result<(StoreLink, Option<Box<dyn Store>>), StartError> {
-    let OpenedStore { mut store, reader, mut queued } = opened;
+    let OpenedStore { mut store, reader, mut queued, .. } = opened;
     let mut replay_part = |jobs: Vec<sprocket_store::StoredJob>| {
         for j in jobs {
             let record = queued.remove(&JobKey { function: j.function.clone(), unique: j.unique.clone() });

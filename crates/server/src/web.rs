@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
-use sprocket_http::{Backend, Token, Unavailable, WebConfig, WebListen};
+use sprocket_http::{Backend, PauseError, Token, Unavailable, WebConfig, WebListen};
 use sprocket_store::StoreConfig;
 
-use crate::control::{EngineLink, Stopped};
+use crate::control::{EngineLink, SettingError, Stopped};
 use crate::flags::Flags;
 
 /// Refuses flags that would serve the web port to other hosts with no
@@ -137,5 +137,17 @@ impl Backend for EngineLink {
 
     async fn max_queue(&self, function: Bytes, limits: [u32; 3]) -> Result<bool, Unavailable> {
         EngineLink::max_queue(self, function, limits).await.map_err(unavailable)
+    }
+
+    async fn set_paused(&self, name: Bytes, paused: bool) -> Result<Result<(), PauseError>, Unavailable> {
+        let result = EngineLink::set_paused(self, name, paused).await.map_err(unavailable)?;
+        Ok(result.map_err(|e| match e {
+            SettingError::Refused(e) => PauseError::Refused(e),
+            SettingError::NotSaved(why) => PauseError::NotSaved(why),
+        }))
+    }
+
+    async fn purge_queued(&self, name: Bytes) -> Result<Result<usize, CommandError>, Unavailable> {
+        EngineLink::purge_queued(self, name).await.map_err(unavailable)
     }
 }

@@ -237,6 +237,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
     driver.expect("RECORDS_OK", Duration::from_secs(60));
     driver.expect("DROP_OK", Duration::from_secs(30));
     driver.expect("MAXQUEUE_OK", Duration::from_secs(30));
+    driver.expect("PAUSE_OK", Duration::from_secs(30));
     driver.expect("PHONE_OK", Duration::from_secs(60));
     driver.expect("CONSOLE_OK", Duration::from_secs(10));
     driver.finish();

@@ -193,6 +193,37 @@ fn commands_cancel_set_max_queue_and_drop_functions() {
 }
 
 #[test]
+fn commands_pause_resume_and_purge_a_function() {
+    if !require_tool("curl") {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let (status, f) = post_json(web, "/api/v1/functions/held/pause", "{}");
+    assert_eq!((status, &f["paused"]), (200, &Value::Bool(true)), "{f}");
+    let mut client = Gear::connect(server.port).unwrap();
+    submit(&mut client, "held", "a", Priority::Normal);
+    submit(&mut client, "held", "b", Priority::Low);
+    let mut worker = Gear::connect(server.port).unwrap();
+    worker.send(&Request::CanDo { function: b("held") }).unwrap();
+    assert_eq!(worker.call(&Request::GrabJob).unwrap(), Response::NoJob, "nothing handed out while paused");
+    let listed = get_json(web, "/api/v1/functions");
+    let held = listed.as_array().and_then(|fs| fs.iter().find(|f| f["name"] == "held")).cloned().unwrap_or_default();
+    assert_eq!((&held["paused"], &held["waiting"]), (&Value::Bool(true), &serde_json::json!(2)), "{listed}");
+
+    let (status, answer) = post_json(web, "/api/v1/functions/held/purge-queued", "{}");
+    assert_eq!((status, &answer["purged"]), (200, &serde_json::json!(2)), "{answer}");
+    let (status, f) = post_json(web, "/api/v1/functions/held/resume", "{}");
+    assert_eq!((status, &f["paused"], &f["total"]), (200, &Value::Bool(false), &serde_json::json!(0)), "{f}");
+
+    let (status, answer) = post_json(web, "/api/v1/functions/sprocket.result/pause", "{}");
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = post_json(web, "/api/v1/functions/never-seen/resume", "{}");
+    assert_eq!(status, 404, "{answer}");
+    let (status, answer) = post_json(web, "/api/v1/functions/never-seen/purge-queued", "{}");
+    assert_eq!(status, 404, "{answer}");
+}
+
+#[test]
 fn metrics_pass_promtool_and_match_status() {
     if !require_tool("curl") || !require_tool("promtool") {
         return;

@@ -232,7 +232,36 @@ pub trait Store: Send {
         let _ = block;
         Err(no_records(&self.describe()))
     }
+
+    /// Every setting of `kind` (such as `paused`) kept for this queue, in
+    /// no particular order. Settings are what operators change at run time
+    /// and expect to find again after a restart; they live beside the
+    /// queue, in the table `sprocket_settings` (see [`schema`]). A backend
+    /// that keeps no records keeps no settings either.
+    async fn load_settings(&mut self, kind: &str) -> Result<Vec<Setting>> {
+        let _ = kind;
+        Err(no_records(&self.describe()))
+    }
+
+    /// Sets `name` of `kind` to `value`, replacing what was there; durable
+    /// before it returns.
+    async fn put_setting(&mut self, kind: &str, name: &[u8], value: &str) -> Result<()> {
+        let _ = (kind, name, value);
+        Err(no_records(&self.describe()))
+    }
+
+    /// Removes `name` of `kind` (nothing to do when it is not set); durable
+    /// before it returns.
+    async fn delete_setting(&mut self, kind: &str, name: &[u8]) -> Result<()> {
+        let _ = (kind, name);
+        Err(no_records(&self.describe()))
+    }
 }
+
+/// One operator setting as the store keeps it: its name within its kind
+/// (a function's name, byte for byte) and its value (text, JSON where it
+/// has structure).
+pub type Setting = (Bytes, String);
 
 /// The error of a record method on a backend that does not keep records.
 fn no_records(store: &str) -> StoreError {

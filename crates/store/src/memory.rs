@@ -49,6 +49,8 @@ struct State {
     functions: std::collections::HashSet<Bytes>,
     /// The next free handle number (0: none reserved yet).
     next_handle: u64,
+    /// Operator settings by kind and name.
+    settings: BTreeMap<(String, Bytes), String>,
 }
 
 /// A store whose rows live in memory.
@@ -322,6 +324,28 @@ impl Store for MemoryStore {
         st.next_handle =
             first.checked_add(block.max(1)).ok_or_else(|| StoreError::Rejected("handle numbers are used up".into()))?;
         Ok(first)
+    }
+
+    async fn load_settings(&mut self, kind: &str) -> Result<Vec<crate::Setting>> {
+        let st = self.available()?;
+        Ok(st
+            .settings
+            .iter()
+            .filter(|((k, _), _)| k == kind)
+            .map(|((_, name), value)| (name.clone(), value.clone()))
+            .collect())
+    }
+
+    async fn put_setting(&mut self, kind: &str, name: &[u8], value: &str) -> Result<()> {
+        let mut st = self.available()?;
+        st.settings.insert((kind.to_owned(), Bytes::copy_from_slice(name)), value.to_owned());
+        Ok(())
+    }
+
+    async fn delete_setting(&mut self, kind: &str, name: &[u8]) -> Result<()> {
+        let mut st = self.available()?;
+        st.settings.remove(&(kind.to_owned(), Bytes::copy_from_slice(name)));
+        Ok(())
     }
 
     async fn reconnect(&mut self) -> Result<()> {

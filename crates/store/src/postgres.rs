@@ -23,6 +23,7 @@ use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
 
 mod records;
+mod settings;
 
 /// Connection timeout when neither the conninfo nor PGCONNECT_TIMEOUT sets one.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -444,6 +445,18 @@ impl Store for PostgresStore {
 
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
         self.reserve_handle_numbers(block).await
+    }
+
+    async fn load_settings(&mut self, kind: &str) -> Result<Vec<crate::Setting>> {
+        self.read_settings(kind).await
+    }
+
+    async fn put_setting(&mut self, kind: &str, name: &[u8], value: &str) -> Result<()> {
+        self.write_setting(kind, name, Some(value)).await
+    }
+
+    async fn delete_setting(&mut self, kind: &str, name: &[u8]) -> Result<()> {
+        self.write_setting(kind, name, None).await
     }
 
     async fn open_another(&mut self) -> Result<Option<Box<dyn Store>>> {

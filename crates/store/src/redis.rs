@@ -27,6 +27,8 @@
 //! records' handles scored by end time at [`ended_key`], a set of the
 //! handles of jobs not ended at [`live_key`], and the next free handle
 //! number in the field `<prefix>` of the hash [`HANDLES_KEY`].
+//! Operator settings (layout version 3) are a hash per kind at
+//! [`settings_key`].
 //!
 //! The version of this layout is a field of the hash [`META_KEY`], one per
 //! prefix, migrated like the SQL backends' tables (see [`crate::schema`]).
@@ -108,6 +110,12 @@ pub fn ended_key(prefix: &[u8]) -> Vec<u8> {
 /// The set of the handles of records not ended (queued or running jobs).
 pub fn live_key(prefix: &[u8]) -> Vec<u8> {
     prefixed(b"sprocket_rec_live:", prefix, b"")
+}
+
+/// The hash of the operator settings of `kind` under `prefix`, one field
+/// per name: `sprocket_set:<length of prefix>:<prefix>:<kind>`.
+pub fn settings_key(prefix: &[u8], kind: &str) -> Vec<u8> {
+    prefixed(b"sprocket_set:", prefix, &[b":", kind.as_bytes()].concat())
 }
 
 /// The hash of next free handle numbers, one field per prefix.
@@ -551,6 +559,37 @@ impl Store for RedisStore {
             .map_err(|e| classify("redis handle reservation", e))?;
         let first = after - block + 1;
         u64::try_from(first).map_err(|_| StoreError::Corrupt(format!("negative handle number {first}")))
+    }
+
+    async fn load_settings(&mut self, kind: &str) -> Result<Vec<crate::Setting>> {
+        let mut conn = self.conn()?;
+        let fields: Vec<(Vec<u8>, String)> = ::redis::cmd("HGETALL")
+            .arg(settings_key(&self.prefix, kind))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| classify("redis settings read", e))?;
+        Ok(fields.into_iter().map(|(name, value)| (Bytes::from(name), value)).collect())
+    }
+
+    async fn put_setting(&mut self, kind: &str, name: &[u8], value: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        ::redis::cmd("HSET")
+            .arg(settings_key(&self.prefix, kind))
+            .arg(name)
+            .arg(value)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| classify("redis settings write", e))
+    }
+
+    async fn delete_setting(&mut self, kind: &str, name: &[u8]) -> Result<()> {
+        let mut conn = self.conn()?;
+        ::redis::cmd("HDEL")
+            .arg(settings_key(&self.prefix, kind))
+            .arg(name)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| classify("redis settings write", e))
     }
 
     /// Redis runs every command at once, and with `appendfsync always`

@@ -65,7 +65,12 @@ pub type SqlStep = fn(Dialect, &str) -> Vec<String>;
 /// `sprocket_records` (one row per job, see [`record_tables`]) and
 /// `sprocket_handles` (the next free handle number).
 ///
-/// Version 3 makes the record indexes partial where the database allows
+/// Version 3 adds `sprocket_settings`, what operators set at run time that
+/// must outlive a restart (paused functions now; later policies and
+/// recurring jobs), shared and keyed by `namespace` like the records (see
+/// [`settings_table`]).
+///
+/// Version 4 makes the record indexes partial where the database allows
 /// (SQLite, PostgreSQL): the searches and expiry read only ended records
 /// and replay only live ones, so each index holds only those, and a
 /// record's writes while its job is queued or running touch the row and
@@ -76,10 +81,35 @@ pub type SqlStep = fn(Dialect, &str) -> Vec<String>;
 pub const SQL_MIGRATIONS: &[Migration<SqlStep>] = &[
     Migration { version: 1, purpose: "sprocket_meta records the queue table", step: |_, _| Vec::new() },
     Migration { version: 2, purpose: "job records and the handle counter", step: |d, _| record_tables(d) },
-    Migration { version: 3, purpose: "partial record indexes", step: |d, _| partial_record_indexes(d) },
+    Migration { version: 3, purpose: "operator settings", step: |d, _| settings_table(d) },
+    Migration { version: 4, purpose: "partial record indexes", step: |d, _| partial_record_indexes(d) },
 ];
 
-/// The statements of version 3 (see [`SQL_MIGRATIONS`]). The indexes are
+/// The statement of version 3: one row per setting, named by its kind
+/// (such as `paused`) and a name within the kind (such as a function's,
+/// kept byte for byte), with a text value (JSON where it has structure).
+/// `IF NOT EXISTS`: the table is shared by every queue table of the
+/// database.
+pub fn settings_table(dialect: Dialect) -> Vec<String> {
+    vec![match dialect {
+        Dialect::Sqlite => {
+            "CREATE TABLE IF NOT EXISTS sprocket_settings (namespace TEXT NOT NULL, kind TEXT NOT NULL, \
+                            name BLOB NOT NULL, value TEXT NOT NULL, PRIMARY KEY (namespace, kind, name))"
+                .into()
+        }
+        Dialect::Postgres => {
+            "CREATE TABLE IF NOT EXISTS sprocket_settings (namespace TEXT NOT NULL, kind TEXT NOT NULL, \
+                              name BYTEA NOT NULL, value TEXT NOT NULL, PRIMARY KEY (namespace, kind, name))"
+                .into()
+        }
+        Dialect::Mysql => "CREATE TABLE IF NOT EXISTS sprocket_settings (namespace VARCHAR(64) NOT NULL, \
+                           kind VARCHAR(32) CHARACTER SET ascii NOT NULL, name VARBINARY(512) NOT NULL, \
+                           value MEDIUMTEXT NOT NULL, PRIMARY KEY (namespace, kind, name)) ENGINE=InnoDB"
+            .into(),
+    }]
+}
+
+/// The statements of version 4 (see [`SQL_MIGRATIONS`]). The indexes are
 /// shared by every queue table of the database: the step of a second
 /// queue table finds them made.
 pub fn partial_record_indexes(dialect: Dialect) -> Vec<String> {
@@ -157,9 +187,13 @@ pub type RedisStep = fn(&[u8]) -> Vec<::redis::Cmd>;
 ///
 /// Version 2 adds job records (see `redis::record_key`): keys made when
 /// first written, so reaching it takes no commands either.
+///
+/// Version 3 adds operator settings, a hash per kind (see
+/// `redis::settings_key`), also made when first written.
 pub const REDIS_MIGRATIONS: &[Migration<RedisStep>] = &[
     Migration { version: 1, purpose: "job hashes with gearmand's fields and side hashes", step: |_| Vec::new() },
     Migration { version: 2, purpose: "job records and the handle counter", step: |_| Vec::new() },
+    Migration { version: 3, purpose: "operator settings", step: |_| Vec::new() },
 ];
 
 /// The version of sprocketd's tables in the SQL databases this build writes.

@@ -20,6 +20,7 @@ use crate::schema::{self, Dialect};
 use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob, SyncMode};
 
 mod records;
+mod settings;
 
 /// How long a statement waits for a lock held by another process (gearmand's value).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(6);
@@ -563,6 +564,18 @@ impl Store for SqliteStore {
 
     async fn reserve_handles(&mut self, block: u64) -> Result<u64> {
         self.reserve_handle_numbers(block).await
+    }
+
+    async fn load_settings(&mut self, kind: &str) -> Result<Vec<crate::Setting>> {
+        self.read_settings(kind).await
+    }
+
+    async fn put_setting(&mut self, kind: &str, name: &[u8], value: &str) -> Result<()> {
+        self.write_setting(kind, name, Some(value)).await
+    }
+
+    async fn delete_setting(&mut self, kind: &str, name: &[u8]) -> Result<()> {
+        self.write_setting(kind, name, None).await
     }
 
     async fn open_reader(&mut self) -> Result<Option<Box<dyn Store>>> {

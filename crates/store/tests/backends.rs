@@ -25,6 +25,52 @@ async fn round_trip(backend: Backend, short: bool) {
     assert!(again.load().await.expect("load after delete").is_empty());
 }
 
+/// Operator settings: set, replaced, removed, byte-exact names, kinds
+/// apart, and still there on a fresh connection (a restart).
+async fn settings_round_trip(backend: Backend) {
+    let Some(scratch) = Scratch::new(backend, "set") else { return };
+    let mut store = scratch.open().await;
+    assert!(store.load_settings("paused").await.expect("load empty").is_empty());
+    let odd: Vec<u8> = (1u8..=255).collect();
+    store.put_setting("paused", b"resize", "{\"since_ms\":1}").await.expect("put");
+    store.put_setting("paused", b"resize", "{\"since_ms\":2}").await.expect("replace");
+    store.put_setting("paused", &odd, "v").await.expect("put odd bytes");
+    store.put_setting("other", b"resize", "x").await.expect("another kind");
+    store.delete_setting("paused", b"never-set").await.expect("delete what is not there");
+    drop(store);
+    let mut again = scratch.open().await;
+    let mut paused = again.load_settings("paused").await.expect("load");
+    paused.sort();
+    let mut want = vec![
+        (bytes::Bytes::from_static(b"resize"), "{\"since_ms\":2}".to_string()),
+        (bytes::Bytes::from(odd.clone()), "v".to_string()),
+    ];
+    want.sort();
+    assert_eq!(paused, want);
+    again.delete_setting("paused", b"resize").await.expect("delete");
+    again.delete_setting("paused", &odd).await.expect("delete odd");
+    assert!(again.load_settings("paused").await.expect("load").is_empty());
+    assert_eq!(again.load_settings("other").await.expect("load other").len(), 1, "other kinds stay");
+    again.delete_setting("other", b"resize").await.expect("delete other");
+}
+
+#[tokio::test]
+async fn sqlite_settings() {
+    settings_round_trip(Backend::Sqlite).await;
+}
+#[tokio::test]
+async fn postgres_settings() {
+    settings_round_trip(Backend::Postgres).await;
+}
+#[tokio::test]
+async fn mysql_settings() {
+    settings_round_trip(Backend::Mysql).await;
+}
+#[tokio::test]
+async fn redis_settings() {
+    settings_round_trip(Backend::Redis).await;
+}
+
 async fn batch_semantics(backend: Backend) {
     let Some(scratch) = Scratch::new(backend, "batch") else { return };
     let mut store = scratch.open().await;

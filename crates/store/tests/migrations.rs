@@ -8,7 +8,8 @@
 //! (gearmand 1.1.20's own table, and the table of a gearmand older than
 //! `when_to_run`); sprocketd before job records wrote version 1; version 2
 //! adds the record tables (`sprocket_records`, `sprocket_handles`; Redis:
-//! record keys made on first write). gearmand's tables are never altered
+//! record keys made on first write); version 3 adds `sprocket_settings`
+//! (Redis: settings hashes made on first write). gearmand's tables are never altered
 //! beyond the `when_to_run` an old one lacks. A version newer than this
 //! build is refused.
 
@@ -451,4 +452,55 @@ async fn mysql_version_1_gets_the_record_tables() {
     for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
         assert!(indexes.contains(index), "{indexes}");
     }
+}
+
+/// Makes a version 1 fixture into the version 2 layout sprocketd wrote
+/// before operator settings: the record tables, a handle counter, version 2.
+fn sqlite_v2_fixture(scratch: &Scratch) -> rusqlite::Connection {
+    let conn = sqlite_fixture(scratch, Fixture::SprocketdV1);
+    for sql in sprocket_store::schema::record_tables(sprocket_store::schema::Dialect::Sqlite) {
+        conn.execute_batch(&sql).unwrap();
+    }
+    conn.execute("UPDATE sprocket_meta SET schema_version = 2", []).unwrap();
+    conn.execute("INSERT INTO sprocket_handles VALUES (?1, 42)", [&scratch.name]).unwrap();
+    conn
+}
+
+#[tokio::test]
+async fn sqlite_version_2_gets_the_settings_table() {
+    let Some(scratch) = Scratch::new(Backend::Sqlite, "mig") else { return };
+    let conn = sqlite_v2_fixture(&scratch);
+    let mut store = scratch.open().await;
+    assert_eq!(sqlite_version(&conn, &scratch.name), Some(SCHEMA_VERSION));
+    let cols = sqlite_columns(&conn, "sprocket_settings");
+    let want: Vec<(String, String)> = [("namespace", "TEXT"), ("kind", "TEXT"), ("name", "BLOB"), ("value", "TEXT")]
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(cols, want);
+    store.put_setting("paused", b"resize", "{}").await.expect("put a setting");
+    let got = store.load_settings("paused").await.expect("load settings");
+    assert_eq!(got, vec![(bytes::Bytes::from_static(b"resize"), "{}".to_string())]);
+    assert_eq!(store.reserve_handles(10).await.expect("reserve"), 42, "the handle counter is kept");
+    assert_same_jobs(store.load().await.expect("replay"), fixture_jobs(Fixture::SprocketdV1));
+}
+
+#[tokio::test]
+async fn postgres_version_2_gets_the_settings_table() {
+    let Some(scratch) = Scratch::new(Backend::Postgres, "mig") else { return };
+    pg_fixture(&scratch, Fixture::SprocketdV1);
+    let t = &scratch.name;
+    let mut v2: Vec<String> = sprocket_store::schema::record_tables(sprocket_store::schema::Dialect::Postgres);
+    v2.push(format!("UPDATE sprocket_meta SET schema_version = 2 WHERE queue_table = '{t}'"));
+    psql(&v2.join("; ")).unwrap_or_else(|e| panic!("make the version 2 layout: {e}"));
+    let mut store = scratch.open().await;
+    assert_eq!(pg_version(t), SCHEMA_VERSION.to_string());
+    let cols = pg_columns("sprocket_settings").replace('|', " ");
+    for (name, kind) in [("namespace", "text"), ("kind", "text"), ("name", "bytea"), ("value", "text")] {
+        assert!(cols.contains(&format!("{name} {kind}")), "{cols}");
+    }
+    store.put_setting("paused", b"resize", "{}").await.expect("put a setting");
+    let got = store.load_settings("paused").await.expect("load settings");
+    assert_eq!(got, vec![(bytes::Bytes::from_static(b"resize"), "{}".to_string())]);
+    store.delete_setting("paused", b"resize").await.expect("delete the setting");
 }

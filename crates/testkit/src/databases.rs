@@ -229,12 +229,14 @@ impl Drop for SharedTable {
                 let _ = psql(&format!("DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
                 let _ = psql(&format!("DELETE FROM sprocket_records WHERE namespace = '{n}'"));
                 let _ = psql(&format!("DELETE FROM sprocket_handles WHERE namespace = '{n}'"));
+                let _ = psql(&format!("DELETE FROM sprocket_settings WHERE namespace = '{n}'"));
             }
             Shared::Mysql => {
                 let _ = mysql(&format!("DROP TABLE IF EXISTS `{n}`"));
                 let _ = mysql(&format!("DELETE FROM sprocket_meta WHERE queue_table = '{n}'"));
                 let _ = mysql(&format!("DELETE FROM sprocket_records WHERE namespace = '{n}'"));
                 let _ = mysql(&format!("DELETE FROM sprocket_handles WHERE namespace = '{n}'"));
+                let _ = mysql(&format!("DELETE FROM sprocket_settings WHERE namespace = '{n}'"));
             }
             Shared::Redis => {
                 redis_delete_at(6379, &format!("{n}-*"));
@@ -244,7 +246,8 @@ impl Drop for SharedTable {
                 let _ = redis_cli(&["HDEL", "sprocket_meta", n]);
                 // Job records (`sprocket_rec*:<length>:<prefix>…`) and the
                 // prefix's handle counter.
-                for kind in ["sprocket_rec", "sprocket_rec_ended", "sprocket_rec_live"] {
+                // Operator settings (`sprocket_set:<length>:<prefix>:<kind>`) too.
+                for kind in ["sprocket_rec", "sprocket_rec_ended", "sprocket_rec_live", "sprocket_set"] {
                     redis_delete_at(6379, &format!("{kind}:*:{n}*"));
                 }
                 let _ = redis_cli(&["HDEL", "sprocket_handles", n, &format!("{n}-")]);

@@ -1,8 +1,10 @@
 //! The `sprocket` command's own interface (clap): submit, status, work,
-//! admin, bench, and the job records: record, records, wait.
+//! admin, pause, resume, purge, bench, and the job records: record,
+//! records, wait.
 
 mod admin;
 mod duration;
+mod ops;
 mod record_view;
 mod records;
 mod submit;
@@ -37,6 +39,14 @@ pub enum Command {
     Work(work::WorkArgs),
     /// Administer a job server (status, workers, jobs, cancel, …).
     Admin(admin::AdminArgs),
+    /// Stop handing out a function's jobs (they keep queueing); sprocketd
+    /// keeps the pause across restarts.
+    Pause(ops::FunctionArgs),
+    /// Hand out a paused function's jobs again.
+    Resume(ops::FunctionArgs),
+    /// Remove a function's queued jobs (`--queued --function F`) and print
+    /// how many; their waiting clients get WORK_FAIL.
+    Purge(ops::PurgeArgs),
     /// Show one job's record by handle: state, result, data, warnings, status.
     ///
     /// sprocketd keeps a job's record while it is queued or running and for
@@ -145,6 +155,9 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Status(a) => submit::status(a).await,
             Command::Work(a) => work::run(a).await,
             Command::Admin(a) => admin::run(a).await,
+            Command::Pause(a) => ops::pause(a, true).await,
+            Command::Resume(a) => ops::pause(a, false).await,
+            Command::Purge(a) => ops::purge(a).await,
             Command::Record(a) => records::record(a).await,
             Command::Records(a) => records::records(a).await,
             Command::Wait(a) => wait::run(a).await,

@@ -44,14 +44,17 @@ impl Engine {
 
     /// Pops the next runnable job of a function: highest non-empty
     /// priority first, FIFO within it. Stale queue entries are dropped.
+    /// Nothing is taken from a paused function.
     fn take_runnable(&mut self, f: FnId) -> Option<JobNo> {
         let jobs = &self.jobs;
-        self.functions.get_mut(f)?.pop_runnable(|no| is_runnable(jobs, no, f))
+        let func = self.functions.get_mut(f).filter(|func| !func.is_paused())?;
+        func.pop_runnable(|no| is_runnable(jobs, no, f))
     }
 
-    /// True when the function has a job a worker could take now.
+    /// True when the function has a job a worker could take now (never
+    /// while it is paused).
     pub(super) fn has_runnable(&self, f: FnId) -> bool {
-        let Some(func) = self.functions.get(f) else { return false };
+        let Some(func) = self.functions.get(f).filter(|func| !func.is_paused()) else { return false };
         func.has_runnable(|no| is_runnable(&self.jobs, no, f))
     }
 
@@ -132,8 +135,12 @@ impl Engine {
     }
 
     /// New work for `f`: NOOP its sleeping workers (all of them, or at most
-    /// `--worker-wakeup` of them), oldest sleeper first.
+    /// `--worker-wakeup` of them), oldest sleeper first. Nobody is woken
+    /// for a paused function: there is nothing they could take.
     pub(super) fn wake_workers(&mut self, f: FnId) {
+        if self.functions.is_paused(f) {
+            return;
+        }
         let limit = self.config.worker_wakeup as usize;
         let mut woken = 0;
         loop {

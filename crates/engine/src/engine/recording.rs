@@ -21,7 +21,9 @@ fn record_outcome(outcome: &Outcome) -> RecordOutcome<'_> {
         Outcome::Failed => RecordOutcome::Failed,
         Outcome::Exception { text } => RecordOutcome::Exception(text),
         // Ended by an operator, or because nobody wanted it any more.
-        Outcome::Cancelled | Outcome::FunctionDropped | Outcome::Abandoned => RecordOutcome::Cancelled,
+        Outcome::Cancelled | Outcome::Purged | Outcome::FunctionDropped | Outcome::Abandoned => {
+            RecordOutcome::Cancelled
+        }
         Outcome::TimedOut => RecordOutcome::Timeout,
         // Given up on: attempts ran out, or it could not be stored.
         Outcome::Dropped { .. } | Outcome::NotStored => RecordOutcome::Dropped,

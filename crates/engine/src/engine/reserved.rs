@@ -231,6 +231,10 @@ impl Engine {
             (ReadPurpose::AdminSearch { .. }, Ok(found)) => {
                 vec![Out::Text(Bytes::from(sprocket_records::text::admin_record_list(found)))]
             }
+            // A setting's write is answered by `setting_write_done`; a read
+            // reported under its id is a server bug, answered so that the
+            // connection does not wait for ever.
+            (ReadPurpose::AdminSetting { .. }, _) => vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))],
             (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch { .. }, Err(e)) => {
                 vec![Out::Text(Bytes::from(format!(
                     "ERR RECORDS_UNAVAILABLE {}\r\n",

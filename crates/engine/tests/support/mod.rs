@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, ControlRead, Engine, Millis, Out, PersistOp, Record, RecordRead};
+use sprocket_engine::{Config, ConnId, ControlRead, Engine, Millis, Out, PersistOp, Record, RecordRead, SettingWrite};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -22,6 +22,8 @@ pub struct Bed {
     pub wants_handles: bool,
     /// Answers to record reads that control queries started.
     pub control_reads: Vec<ControlRead>,
+    /// Setting writes the engine asked for, not yet reported.
+    pub settings: Vec<SettingWrite>,
     next: ConnId,
 }
 
@@ -41,6 +43,7 @@ impl Bed {
             reads: Vec::new(),
             wants_handles: false,
             control_reads: Vec::new(),
+            settings: Vec::new(),
             next: 1,
         }
     }
@@ -67,6 +70,7 @@ impl Bed {
         self.reads.extend(out.record_reads);
         self.wants_handles |= out.wants_handles;
         self.control_reads.extend(out.control_reads);
+        self.settings.extend(out.setting_writes);
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {
@@ -103,6 +107,23 @@ impl Bed {
     pub fn answer_read(&mut self, id: u64, result: Result<Vec<Record>, String>) {
         self.engine.record_read_done(id, result, self.now);
         self.drain();
+    }
+
+    /// Reports the engine's setting write `id` done (or failed).
+    pub fn setting_done(&mut self, id: u64, result: Result<(), String>) {
+        self.engine.setting_write_done(id, result, self.now);
+        self.drain();
+    }
+
+    /// The admin text `conn` received since the last take.
+    pub fn text(&mut self, conn: ConnId) -> String {
+        let mut s = String::new();
+        for o in self.take(conn) {
+            if let Out::Text(t) = o {
+                s.push_str(&String::from_utf8_lossy(&t));
+            }
+        }
+        s
     }
 
     pub fn stored(&mut self, through: u64, failed: &[u64]) {

@@ -248,13 +248,16 @@
       cell.dataset.label = label;
       row.append(cell);
     }
+    const pause = element("button", { type: "button", className: "small", textContent: "Pause…" });
+    pause.dataset.action = "pause";
+    pause.addEventListener("click", () => confirmPause(name, row.dataset.paused !== "1"));
     const limits = element("button", { type: "button", className: "small", textContent: "Max queue…" });
     limits.dataset.action = "max-queue";
     limits.addEventListener("click", () => editMaxQueue(name));
     const drop = element("button", { type: "button", className: "small danger", textContent: "Drop…" });
     drop.dataset.action = "drop";
     drop.addEventListener("click", () => confirmDrop(name));
-    row.append(element("td", { className: "actions" }, limits, drop));
+    row.append(element("td", { className: "actions" }, pause, limits, drop));
     return row;
   }
 
@@ -275,6 +278,14 @@
         const cell = tr.querySelector('td[data-col="' + key + '"]');
         const text = value(f);
         if (cell.textContent !== text) cell.textContent = text;
+      }
+      const paused = f.paused ? "1" : "";
+      if (tr.dataset.paused !== paused) {
+        tr.dataset.paused = paused;
+        tr.classList.toggle("paused", f.paused);
+        const name = tr.querySelector("td.name");
+        name.title = f.paused ? "paused: its jobs queue but are not handed out" : "";
+        tr.querySelector('button[data-action="pause"]').textContent = f.paused ? "Resume…" : "Pause…";
       }
       previous = tr;
     }
@@ -313,6 +324,24 @@
     };
     $("dialog-cancel").onclick = () => dialog.close();
     dialog.showModal();
+  }
+
+  // Pausing keeps the function's jobs queued but hands none out (kept
+  // across restarts by a durable store); resuming hands them out again.
+  function confirmPause(name, pause) {
+    openDialog(
+      (pause ? "Pause" : "Resume") + " function " + name + "?",
+      [
+        element("p", {
+          textContent: pause
+            ? "Its jobs keep queueing, but no worker gets one until you resume it. Running jobs finish as usual."
+            : "Its queued jobs are handed out again, and sleeping workers are woken.",
+        }),
+      ],
+      pause ? "Pause" : "Resume",
+      false,
+      () => api("POST", "api/v1/functions/" + encodeURIComponent(name) + (pause ? "/pause" : "/resume"), {}),
+    );
   }
 
   function confirmDrop(name) {

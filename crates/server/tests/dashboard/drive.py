@@ -251,6 +251,22 @@ def run(driver, args, shot):
     wait_until("the dialog to close", lambda: not dialog.is_displayed())
     say("MAXQUEUE_OK")
 
+    # Pausing asks first; the row then says paused (from the live stream)
+    # and its button offers to resume, which undoes it.
+    for action, label, paused in (("Pause", "Resume…", True), ("Resume", "Pause…", False)):
+        row = f'#fn-table tr[data-function="{args.lookup_function}"]'
+        driver.find_element(By.CSS_SELECTOR, row + ' button[data-action="pause"]').click()
+        wait_until(f"the {action} dialog", lambda: dialog.is_displayed())
+        assert args.lookup_function in dialog.text and action in dialog.text, dialog.text
+        driver.find_element(By.ID, "dialog-ok").click()
+        wait_until("the dialog to close", lambda: not dialog.is_displayed())
+        wait_until(f"the row to show paused={paused}", lambda: (
+            ("paused" in driver.find_element(By.CSS_SELECTOR, row).get_attribute("class").split()) == paused
+            and driver.find_element(By.CSS_SELECTOR, row + ' button[data-action="pause"]').text == label))
+        if paused:
+            shot("paused.png")
+    say("PAUSE_OK")
+
     # A phone-sized screen: nothing wider than the screen.
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})

@@ -325,3 +325,52 @@ fn postgres_commits_on_several_connections_without_refusing_submits() {
 fn redis_commits_on_several_connections_without_refusing_submits() {
     coalescing_load_on_several_connections("redis");
 }
+
+/// A pause is kept in the store's settings table: after `kill -9` and a
+/// restart on the same store, the function's stored job waits until it is
+/// resumed, and the resume is kept as well.
+fn pause_survives_a_restart(kind: &str) {
+    let Some(store) = Backend::new(kind, "st_pause") else { return };
+    let mut server = store.start(&[]);
+    assert_eq!(server.admin("pause paused_fn"), "OK\r\n", "{kind}");
+    let mut client = Gear::connect(server.port).expect("connect");
+    submit(&mut client, &Job::new("paused_fn", "kept", b"payload", Priority::Normal));
+    server.kill9();
+    drop(client);
+
+    let grab = |port: u16| {
+        let mut worker = Gear::connect(port).expect("connect");
+        worker.send(&Request::CanDo { function: b("paused_fn") }).expect("CAN_DO");
+        let reply = worker.call(&Request::GrabJobUniq).expect("GRAB_JOB_UNIQ");
+        (worker, reply)
+    };
+    let mut server = store.start(&[]);
+    let (_worker, reply) = grab(server.port);
+    assert_eq!(reply, Response::NoJob, "{kind}: still paused after the restart");
+    assert_eq!(server.admin("resume paused_fn"), "OK\r\n");
+    let (_worker, reply) = grab(server.port);
+    assert!(
+        matches!(&reply, Response::JobAssignUniq { unique, .. } if unique == &b("kept")),
+        "{kind}: handed out after resume: {reply:?}"
+    );
+    server.kill9();
+
+    let server = store.start(&[]);
+    let (_worker, reply) = grab(server.port);
+    assert!(matches!(reply, Response::JobAssignUniq { .. }), "{kind}: the resume was kept too: {reply:?}");
+}
+
+#[test]
+fn postgres_pause_survives_a_restart() {
+    pause_survives_a_restart("postgres");
+}
+
+#[test]
+fn mysql_pause_survives_a_restart() {
+    pause_survives_a_restart("mysql");
+}
+
+#[test]
+fn redis_pause_survives_a_restart() {
+    pause_survives_a_restart("redis");
+}
