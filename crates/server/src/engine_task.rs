@@ -370,6 +370,7 @@ impl EngineTask {
                         }
                         Inbound::Admin(line) => self.engine.admin_line(conn, &line, now),
                         Inbound::Error { reply, close } => self.engine.protocol_error(conn, reply, close, now),
+                        Inbound::Answer(reply) => self.engine.protocol_error(conn, reply, false, now),
                     }
                 }
                 if let Some(outlet) = conns.get(&conn) {

@@ -18,6 +18,9 @@ pub enum Inbound {
         reply: Out,
         close: bool,
     },
+    /// A reply the connection made itself (an ACL refusal, an `acl`
+    /// command's answer), sent through the engine to keep it in order.
+    Answer(Out),
 }
 
 /// The weight of one admin line (see [`Inbound::weight`]).
@@ -33,7 +36,7 @@ impl Inbound {
     pub fn weight(&self) -> usize {
         match self {
             Inbound::Admin(_) => ADMIN_WEIGHT,
-            Inbound::Request(_) | Inbound::Error { .. } => 1,
+            Inbound::Request(_) | Inbound::Error { .. } | Inbound::Answer(_) => 1,
         }
     }
 }
