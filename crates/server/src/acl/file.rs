@@ -199,6 +199,22 @@ mod tests {
         assert!(line("[DEFAULT]\n").1.contains("DEFAULT"));
     }
 
+    /// The example in docs/security.md parses and means what the page says.
+    #[test]
+    fn the_documented_example_parses() {
+        let page = include_str!("../../../../docs/security.md");
+        let section = page.split("## Access control").nth(1).expect("the ACL section");
+        let example = section.split("```ini\n").nth(1).and_then(|s| s.split("```").next()).expect("the ini example");
+        let acl = parse(example).expect("the documented example parses");
+        let worker = entry(&acl, "build-worker");
+        assert!(worker.may_register(b"build:linux") && !worker.may_invoke(b"build:linux"));
+        let frontend = entry(&acl, "ci-frontend");
+        assert!(frontend.may_invoke(b"deploy") && frontend.may_invoke(b"build:x") && !frontend.may_invoke(b"deployx"));
+        assert_eq!(frontend.admin, Some(AdminLevel::Read));
+        assert!(entry(&acl, "ops").grant);
+        assert!(acl.section_of(&Identity::Address("::1".parse().unwrap())).is_some());
+    }
+
     #[test]
     fn an_empty_file_denies_everything() {
         let acl = parse("").expect("empty is valid");
