@@ -44,20 +44,30 @@ impl Peer {
 
     /// A TLS connection presenting the test CA's certificate for `cn`.
     fn tls(pki: &Pki, port: u16, cn: &str) -> Peer {
+        Peer::tls_as(pki, port, Some(cn))
+    }
+
+    /// A TLS connection with the test CA's certificate for `cn`, or
+    /// without a client certificate.
+    fn tls_as(pki: &Pki, port: u16, cn: Option<&str>) -> Peer {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-        let (cert, key) = pki.named_client(cn);
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from_pem_file(pki.ca()).expect("CA")).expect("CA is a trust anchor");
-        let chain = vec![CertificateDer::from_pem_file(&cert).expect("client certificate")];
-        let key = PrivateKeyDer::from_pem_file(&key).expect("client key");
-        let config =
+        let builder =
             rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
                 .with_safe_default_protocol_versions()
                 .expect("protocol versions")
-                .with_root_certificates(roots)
-                .with_client_auth_cert(chain, key)
-                .expect("client certificate and key");
+                .with_root_certificates(roots);
+        let config = match cn {
+            Some(cn) => {
+                let (cert, key) = pki.named_client(cn);
+                let chain = vec![CertificateDer::from_pem_file(&cert).expect("client certificate")];
+                let key = PrivateKeyDer::from_pem_file(&key).expect("client key");
+                builder.with_client_auth_cert(chain, key).expect("client certificate and key")
+            }
+            None => builder.with_no_client_auth(),
+        };
         let session = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
             .expect("session");
         let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -237,6 +247,15 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     assert!(stranger.admin("status").starts_with("ERR PERMISSION_DENIED "));
     let log = log(dir.path());
     assert!(log.contains("ACL: may not register"), "refusals are not logged: {log}");
+
+    // The ACL file alone (no --ssl-verify-clients) makes TLS clients show
+    // a certificate: without one, nothing is answered.
+    let mut anonymous = Peer::tls_as(pki, tls_port, None);
+    let echo = Request::EchoReq { data: b("anyone?") }.to_bytes();
+    let sent = anonymous.stream.write_all(&echo).and_then(|()| anonymous.stream.flush());
+    let mut reply = [0u8; 64];
+    let answered = sent.is_ok() && matches!(anonymous.stream.read(&mut reply), Ok(n) if n > 0);
+    assert!(!answered, "a TLS client without a certificate was served");
 }
 
 #[test]
@@ -300,6 +319,14 @@ fn grants_at_run_time_reach_live_connections_and_need_grant_rights() {
     assert!(list.contains("manager\tregister=None\tinvoke=None\tgrant=True\tadmin=None\n"), "{list}");
     assert!(list.contains("worker-2\tregister=build:.*\tinvoke=None\tgrant=False\tadmin=None\n"), "{list}");
     assert!(list.ends_with("\n.\n"), "{list}");
+
+    // A plaintext network section, changed for a live connection.
+    let mut plain = Peer::plain(srv.port);
+    error(plain.call(submit("plain:x", true)));
+    assert_eq!(manager.admin("acl grant invoke net:127.0.0.0/8 plain:.*"), "OK\r\n");
+    assert!(is_job_created(&plain.call(submit("plain:x", true))));
+    assert!(plain.admin("status").ends_with(".\n"), "the section's other keys were lost");
+    assert!(manager.admin("acl grant invoke net:127.0.0.1/8 x").starts_with("ERR UNABLE "));
 
     assert_eq!(manager.admin("acl revoke invoke client-1"), "OK\r\n");
     error(client.call(submit("deploy", true)));
