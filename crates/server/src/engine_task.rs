@@ -371,6 +371,15 @@ impl EngineTask {
                         Inbound::Admin(line) => self.engine.admin_line(conn, &line, now),
                         Inbound::Error { reply, close } => self.engine.protocol_error(conn, reply, close, now),
                         Inbound::Answer(reply) => self.engine.protocol_error(conn, reply, false, now),
+                        Inbound::GuardedStatus { handle, guard } => {
+                            // An unknown handle is answered as usual (not
+                            // known): that tells nothing about anyone's job.
+                            let refusal = self.engine.job_view(&handle).and_then(|job| guard.refusal(&job.function));
+                            match refusal {
+                                Some(reply) => self.engine.protocol_error(conn, reply, false, now),
+                                None => self.engine.request(conn, sprocket_proto::Request::GetStatus { handle }, now),
+                            }
+                        }
                     }
                 }
                 if let Some(outlet) = conns.get(&conn) {

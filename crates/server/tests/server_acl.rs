@@ -198,7 +198,9 @@ const LOOPBACK_READS: &str = "[net:127.0.0.0/8]\nadmin = read\n";
 fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     let Some(pki) = Pki::get() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let acl = format!("[worker-1]\nregister = build:.*\n\n[client-1]\ninvoke = build:.*\n\n{LOOPBACK_READS}");
+    let acl = format!(
+        "[worker-1]\nregister = build:.*\n\n[client-1]\ninvoke = build:.*\n\n[deployer]\ninvoke = deploy\n\n{LOOPBACK_READS}"
+    );
     let (srv, tls_port) = start(pki, dir.path(), &acl);
 
     let mut worker = Peer::tls(pki, tls_port, "worker-1");
@@ -223,7 +225,22 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     assert_eq!(text, r#"identity "worker-1" may not submit "build:linux""#);
 
     let mut client = Peer::tls(pki, tls_port, "client-1");
-    assert!(is_job_created(&client.call(submit("build:linux", true))), "the client may submit build:*");
+    let handle = match client.call(submit("build:linux", true)) {
+        Response::JobCreated { handle } => handle,
+        other => panic!("the client may submit build:*, got {other:?}"),
+    };
+    // Its status: to identities that may invoke the job's function only.
+    assert!(matches!(
+        client.call(Request::GetStatus { handle: handle.clone() }),
+        Response::StatusRes { known: true, .. }
+    ));
+    let mut deployer = Peer::tls(pki, tls_port, "deployer");
+    let (_, text) = error(deployer.call(Request::GetStatus { handle: handle.clone() }));
+    assert_eq!(text, r#"identity "deployer" may not ask for the status of a "build:linux" job"#);
+    let (_, text) = error(worker.call(Request::GetStatus { handle: handle.clone() }));
+    assert!(text.contains("may invoke no function"), "{text}");
+    // An unknown handle is answered as usual.
+    assert!(matches!(deployer.call(Request::GetStatus { handle: b("H:nowhere:1") }), Response::StatusRes { .. }));
     let (_, text) = error(client.call(submit("deploy", true)));
     assert_eq!(text, r#"identity "client-1" may not submit "deploy""#);
     let (_, text) = error(client.call(can_do("build:linux")));

@@ -85,6 +85,9 @@ impl Access {
     /// Lets `frame` through, or replaces it with the refusal the peer gets
     /// in its place.
     pub fn check(&mut self, frame: Inbound) -> Inbound {
+        if let Inbound::Request(Request::GetStatus { handle }) = frame {
+            return self.guard_status(handle);
+        }
         match &frame {
             Inbound::Request(request) => match self.refusal(request) {
                 Some(reply) => Inbound::Answer(reply),
@@ -102,7 +105,7 @@ impl Access {
                     }
                 }
             },
-            Inbound::Error { .. } | Inbound::Answer(_) => frame,
+            Inbound::Error { .. } | Inbound::Answer(_) | Inbound::GuardedStatus { .. } => frame,
         }
     }
 
@@ -124,10 +127,9 @@ impl Access {
                     }
                 })
             }
-            // A status request names a handle or a unique id, not a
-            // function; the connection does not know whose job that is,
-            // so any right to invoke suffices here.
-            Request::GetStatus { .. } | Request::GetStatusUnique { .. } => {
+            // A unique id names no function, and the connection does not
+            // know whose job it is: any right to invoke suffices here.
+            Request::GetStatusUnique { .. } => {
                 self.refresh();
                 if self.section.as_ref().is_some_and(|(_, entry)| entry.invoke.is_some()) {
                     None
@@ -139,6 +141,22 @@ impl Access {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// GET_STATUS: refused here without any right to invoke; else handed
+    /// on with what the engine task needs to check the job's function.
+    fn guard_status(&mut self, handle: Bytes) -> Inbound {
+        match self.section() {
+            Some((identity, entry)) if entry.invoke.is_some() => {
+                Inbound::GuardedStatus { handle, guard: StatusGuard { identity, entry } }
+            }
+            _ => {
+                tracing::info!(identity = %self.label(), "ACL: status request refused");
+                let text =
+                    format!("identity {:?} may not ask for job status (it may invoke no function)", self.label());
+                Inbound::Answer(error_packet(text))
+            }
         }
     }
 
@@ -194,6 +212,26 @@ impl Access {
         let command = String::from_utf8_lossy(line.trim_ascii());
         tracing::info!(identity = %self.label(), %command, "ACL: admin command refused");
         permission_denied(&format!("identity {:?} needs admin = {} for this command", self.label(), needed.name()))
+    }
+}
+
+/// The rights a GET_STATUS is checked against once its job's function is
+/// known (in the engine task).
+#[derive(Debug)]
+pub struct StatusGuard {
+    identity: Arc<str>,
+    entry: Arc<Entry>,
+}
+
+impl StatusGuard {
+    /// The ERROR to answer when the identity may not invoke `function`.
+    pub fn refusal(&self, function: &[u8]) -> Option<Out> {
+        if self.entry.may_invoke(function) {
+            return None;
+        }
+        let function = String::from_utf8_lossy(function);
+        tracing::info!(identity = %self.identity, %function, "ACL: status of another function's job refused");
+        Some(error_packet(format!("identity {:?} may not ask for the status of a {function:?} job", self.identity)))
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-pub use access::Access;
+pub use access::{Access, StatusGuard};
 pub use file::AclFileError;
 use rules::Acl;
 pub use rules::Identity;
