@@ -239,6 +239,14 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     assert_eq!(text, r#"identity "deployer" may not ask for the status of a "build:linux" job"#);
     let (_, text) = error(worker.call(Request::GetStatus { handle: handle.clone() }));
     assert!(text.contains("may invoke no function"), "{text}");
+    // Reading a result through the reserved function is invoking it.
+    let (_, text) = error(client.call(Request::SubmitJob {
+        mode: SubmitMode { priority: Priority::Normal, background: false },
+        function: b("sprocket.result"),
+        unique: b(""),
+        data: handle.clone(),
+    }));
+    assert_eq!(text, r#"identity "client-1" may not submit "sprocket.result""#);
     // An unknown handle is answered as usual.
     assert!(matches!(deployer.call(Request::GetStatus { handle: b("H:nowhere:1") }), Response::StatusRes { .. }));
     let (_, text) = error(client.call(submit("deploy", true)));
