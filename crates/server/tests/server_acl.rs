@@ -296,7 +296,15 @@ fn admin_read_and_write_levels_and_a_plaintext_loopback_identity() {
     assert!(local.admin("status").ends_with(".\n"));
     assert!(local.admin("version").starts_with("OK "));
     assert!(local.admin("show jobs").ends_with(".\n"));
-    for command in ["maxqueue local:x 5", "shutdown", "cancel job H:x:1", "drop function local:x", "frobnicate"] {
+    for command in [
+        "maxqueue local:x 5",
+        "shutdown",
+        "cancel job H:x:1",
+        "drop function local:x",
+        "pause local:job",
+        "purge queued local:job",
+        "frobnicate",
+    ] {
         let reply = local.admin(command);
         assert_eq!(
             reply, "ERR PERMISSION_DENIED identity+\"net:127.0.0.0/8\"+needs+admin+=+write+for+this+command\r\n",
@@ -317,6 +325,8 @@ fn admin_read_and_write_levels_and_a_plaintext_loopback_identity() {
     // A certificate with admin = write may change things.
     let mut ops = Peer::tls(pki, tls_port, "ops");
     assert_eq!(ops.admin("maxqueue local:x 5"), "OK\r\n");
+    assert!(ops.admin("pause local:job").starts_with("OK"));
+    assert!(ops.admin("resume local:job").starts_with("OK"));
     assert!(ops.admin("status").ends_with(".\n"));
     // It may not submit (no invoke key).
     let (code, _) = error(ops.call(submit("local:job", true)));
