@@ -250,3 +250,53 @@ pub(super) fn admin_error(code: &str, text: &str) -> Bytes {
     let text: String = text.chars().map(|c| if c == ' ' || c.is_control() { '+' } else { c }).collect();
     Bytes::from(format!("ERR {code} {text}\r\n"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::rules::Pattern;
+
+    fn can_do(name: &str) -> Inbound {
+        Inbound::Request(Request::CanDo { function: Bytes::copy_from_slice(name.as_bytes()) })
+    }
+
+    fn refused(frame: &Inbound) -> bool {
+        matches!(frame, Inbound::Answer(Out::Packet(Response::Error { .. })))
+    }
+
+    #[test]
+    fn a_change_to_the_list_reaches_a_connection_that_remembered_verdicts() {
+        let store = Arc::new(AclStore::from_text("[w]\nregister = a\n"));
+        let mut access = Access::new(store.clone(), Identity::Certificate("w".into()));
+        assert!(!refused(&access.check(can_do("a"))));
+        assert!(refused(&access.check(can_do("b"))));
+        assert!(refused(&access.check(can_do("b"))), "the remembered verdict differs");
+        store
+            .change(|acl| {
+                let entry = Entry { register: Some(Pattern::new("a|b").unwrap()), ..Entry::default() };
+                acl.insert("w", entry)
+            })
+            .unwrap();
+        assert!(!refused(&access.check(can_do("b"))), "a stale verdict was used after the change");
+    }
+
+    #[test]
+    fn remembered_verdicts_stay_bounded() {
+        let store = Arc::new(AclStore::from_text("[w]\nregister = f.*\n"));
+        let mut access = Access::new(store, Identity::Certificate("w".into()));
+        for n in 0..(MAX_REMEMBERED * 4) {
+            assert!(!refused(&access.check(can_do(&format!("f{n}")))));
+            assert!(access.verdicts.len() <= MAX_REMEMBERED);
+        }
+    }
+
+    #[test]
+    fn requests_that_need_no_right_pass_untouched() {
+        let store = Arc::new(AclStore::from_text(""));
+        let mut access = Access::new(store, Identity::Nobody);
+        for request in [Request::GrabJob, Request::PreSleep, Request::EchoReq { data: Bytes::from_static(b"x") }] {
+            assert!(matches!(access.check(Inbound::Request(request)), Inbound::Request(_)));
+        }
+        assert!(refused(&access.check(can_do("anything"))));
+    }
+}

@@ -71,6 +71,13 @@ impl AclStore {
         Ok(())
     }
 
+    /// A store holding the list `text` describes (no file behind it).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> AclStore {
+        let acl = file::parse(text).expect("a valid ACL");
+        AclStore { path: PathBuf::new(), current: RwLock::new(Arc::new(acl)), generation: AtomicU64::new(0) }
+    }
+
     fn snapshot(&self) -> Arc<Acl> {
         self.current.read().map(|acl| acl.clone()).unwrap_or_default()
     }
