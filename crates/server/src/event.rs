@@ -21,11 +21,11 @@ pub enum Inbound {
     /// A reply the connection made itself (an ACL refusal, an `acl`
     /// command's answer), sent through the engine to keep it in order.
     Answer(Out),
-    /// GET_STATUS from a connection under an ACL: answered only when its
-    /// identity may invoke the job's function, which the engine task
-    /// looks up.
+    /// GET_STATUS or GET_STATUS_UNIQUE from a connection under an ACL:
+    /// answered only when its identity may invoke the job's function,
+    /// which the engine task looks up.
     GuardedStatus {
-        handle: Bytes,
+        request: Request,
         guard: crate::acl::StatusGuard,
     },
 }

@@ -239,6 +239,18 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     assert_eq!(text, r#"identity "deployer" may not ask for the status of a "build:linux" job"#);
     let (_, text) = error(worker.call(Request::GetStatus { handle: handle.clone() }));
     assert!(text.contains("may invoke no function"), "{text}");
+    // The same by unique id.
+    let unique_job = Request::SubmitJob {
+        mode: SubmitMode { priority: Priority::Normal, background: true },
+        function: b("build:mac"),
+        unique: b("acl-unique"),
+        data: b("payload"),
+    };
+    assert!(is_job_created(&client.call(unique_job)));
+    let by_unique = || Request::GetStatusUnique { unique: b("acl-unique") };
+    assert!(matches!(client.call(by_unique()), Response::StatusResUnique { known: true, .. }));
+    let (_, text) = error(deployer.call(by_unique()));
+    assert_eq!(text, r#"identity "deployer" may not ask for the status of a "build:mac" job"#);
     // Reading a result through the reserved function is invoking it.
     let (_, text) = error(client.call(Request::SubmitJob {
         mode: SubmitMode { priority: Priority::Normal, background: false },

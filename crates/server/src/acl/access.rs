@@ -85,8 +85,8 @@ impl Access {
     /// Lets `frame` through, or replaces it with the refusal the peer gets
     /// in its place.
     pub fn check(&mut self, frame: Inbound) -> Inbound {
-        if let Inbound::Request(Request::GetStatus { handle }) = frame {
-            return self.guard_status(handle);
+        if let Inbound::Request(request @ (Request::GetStatus { .. } | Request::GetStatusUnique { .. })) = frame {
+            return self.guard_status(request);
         }
         match &frame {
             Inbound::Request(request) => match self.refusal(request) {
@@ -127,29 +127,17 @@ impl Access {
                     }
                 })
             }
-            // A unique id names no function, and the connection does not
-            // know whose job it is: any right to invoke suffices here.
-            Request::GetStatusUnique { .. } => {
-                self.refresh();
-                if self.section.as_ref().is_some_and(|(_, entry)| entry.invoke.is_some()) {
-                    None
-                } else {
-                    let text =
-                        format!("identity {:?} may not ask for job status (it may invoke no function)", self.label());
-                    tracing::info!(identity = %self.label(), "ACL: status request refused");
-                    Some(error_packet(text))
-                }
-            }
             _ => None,
         }
     }
 
-    /// GET_STATUS: refused here without any right to invoke; else handed
-    /// on with what the engine task needs to check the job's function.
-    fn guard_status(&mut self, handle: Bytes) -> Inbound {
+    /// GET_STATUS and GET_STATUS_UNIQUE name a job, not a function:
+    /// refused here without any right to invoke; else handed on with what
+    /// the engine task needs to check the job's function.
+    fn guard_status(&mut self, request: Request) -> Inbound {
         match self.section() {
             Some((identity, entry)) if entry.invoke.is_some() => {
-                Inbound::GuardedStatus { handle, guard: StatusGuard { identity, entry } }
+                Inbound::GuardedStatus { request, guard: StatusGuard { identity, entry } }
             }
             _ => {
                 tracing::info!(identity = %self.label(), "ACL: status request refused");
