@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub busy_poll: Option<u64>,
     /// TLS on the Gearman port or a port of its own; `None`: plaintext only.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// The access control list file (`--acl-file`); `None` allows
+    /// everything to everyone, as gearmand does.
+    pub acl_file: Option<PathBuf>,
     /// The job log and the per-function history (`--job-log`,
     /// `--history`).
     pub ended_jobs: EndedJobsConfig,
@@ -137,6 +140,7 @@ impl ServerConfig {
             keepalive: Keepalive::default(),
             busy_poll: None,
             tls: None,
+            acl_file: None,
             ended_jobs: EndedJobsConfig::default(),
         }
     }
@@ -209,6 +213,7 @@ impl ServerConfig {
             },
             busy_poll: flags.busy_poll,
             tls: tls_settings(flags),
+            acl_file: flags.acl_file.clone(),
             ended_jobs,
         })
     }
@@ -256,7 +261,8 @@ fn tls_settings(flags: &Flags) -> Option<crate::tls::TlsSettings> {
         certificate: file(&flags.ssl_certificate, "GEARMAND_SERVER_PEM", DEFAULT_CERTIFICATE),
         key: file(&flags.ssl_key, "GEARMAND_SERVER_KEY", DEFAULT_KEY),
         ca_file: file(&flags.ssl_ca_file, "GEARMAND_CA_CERTIFICATE", DEFAULT_CA_FILE),
-        verify_clients: flags.ssl_verify_clients,
+        // An ACL needs to know who each TLS client is.
+        verify_clients: flags.ssl_verify_clients || flags.acl_file.is_some(),
         handshake_timeout: std::time::Duration::from_secs(flags.ssl_handshake_timeout),
         on_main_port: flags.ssl,
         extra_port: flags.ssl_port,

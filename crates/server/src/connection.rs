@@ -30,6 +30,8 @@ pub struct ConnSettings {
     pub total_backlog: Arc<crate::outlet::TotalBacklog>,
     /// Bytes in and out of every connection, for `/metrics`.
     pub traffic: Arc<crate::telemetry::Traffic>,
+    /// The access control list (`--acl-file`); `None`: everything is allowed.
+    pub acl: Option<Arc<crate::acl::AclStore>>,
 }
 
 /// Where a connection's reader gets its bytes: the socket itself, or a
@@ -90,37 +92,58 @@ pub async fn run(
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     flushed: mpsc::Sender<()>,
 ) {
-    let (fd, peer) = describe(&stream);
+    let (fd, peer, address) = describe(&stream);
     let (rd, wr) = stream.into_split();
     let handoff = Handoff { conn, events, settings, permit, flushed };
-    serve(rd, Wire::Plain(wr), fd, peer, handoff).await;
+    // A plain connection is known by its address (the ACL's `net:` sections).
+    let identity = match address {
+        Some(ip) => crate::acl::Identity::Address(ip),
+        None => crate::acl::Identity::Nobody,
+    };
+    serve(rd, Wire::Plain(wr), fd, peer, identity, handoff).await;
 }
 
 /// Runs a TLS connection whose handshake is done until either side
 /// closes it.
-pub async fn run_tls(stream: TcpStream, session: rustls::ServerConnection, handoff: Handoff) {
-    let (fd, peer) = describe(&stream);
+pub async fn run_tls(
+    stream: TcpStream,
+    session: rustls::ServerConnection,
+    identity: crate::acl::Identity,
+    handoff: Handoff,
+) {
+    let (fd, peer, _) = describe(&stream);
     let (rd, wr) = stream.into_split();
     let session = Arc::new(std::sync::Mutex::new(session));
-    serve(TlsSource::new(rd, session.clone()), Wire::Tls(TlsWire::new(wr, session)), fd, peer, handoff).await;
+    serve(TlsSource::new(rd, session.clone()), Wire::Tls(TlsWire::new(wr, session)), fd, peer, identity, handoff).await;
 }
 
-/// The socket's descriptor and peer as `workers` shows them; sets
-/// TCP_NODELAY.
-fn describe(stream: &TcpStream) -> (i64, String) {
+/// The socket's descriptor and peer as `workers` shows them, and the
+/// peer's address; sets TCP_NODELAY.
+fn describe(stream: &TcpStream) -> (i64, String, Option<std::net::IpAddr>) {
     use std::os::fd::AsRawFd;
     let fd = i64::from(stream.as_raw_fd());
-    let peer = stream.peer_addr().map(|a| peer_name(a.ip())).unwrap_or_else(|_| "-".into());
+    let address = stream.peer_addr().ok().map(|a| a.ip());
+    let peer = address.map(peer_name).unwrap_or_else(|| "-".into());
     let _ = stream.set_nodelay(true);
-    (fd, peer)
+    (fd, peer, address)
 }
 
 /// The first byte of a TLS handshake record. No Gearman frame starts with
 /// it (binary packets start with a zero byte, admin lines with text).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff: Handoff) {
+async fn serve<S: Source>(
+    mut rd: S,
+    wire: Wire,
+    fd: i64,
+    peer: String,
+    identity: crate::acl::Identity,
+    handoff: Handoff,
+) {
     let Handoff { conn, events, settings, permit: _permit, flushed: _flushed } = handoff;
+    // Requests are checked here, as they are parsed, so a refused one
+    // never reaches the engine; without an ACL there is nothing to check.
+    let mut access = settings.acl.clone().map(|store| crate::acl::Access::new(store, identity));
     let outlet =
         Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone(), settings.traffic.clone()));
     if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone() }).is_err() {
@@ -151,7 +174,10 @@ async fn serve<S: Source>(mut rd: S, wire: Wire, fd: i64, peer: String, handoff:
                 }
                 match decoder.decode(&mut buf) {
                     Ok(Some(frame)) => {
-                        let frame = inbound(frame);
+                        let mut frame = inbound(frame);
+                        if let Some(access) = &mut access {
+                            frame = access.check(frame);
+                        }
                         weight += frame.weight();
                         frames.push(frame);
                     }

@@ -370,6 +370,24 @@ impl EngineTask {
                         }
                         Inbound::Admin(line) => self.engine.admin_line(conn, &line, now),
                         Inbound::Error { reply, close } => self.engine.protocol_error(conn, reply, close, now),
+                        Inbound::Answer(reply) => self.engine.protocol_error(conn, reply, false, now),
+                        Inbound::GuardedStatus { request, guard } => {
+                            // An unknown job is answered as usual (not
+                            // known): that tells nothing about anyone's job.
+                            let function = match &request {
+                                sprocket_proto::Request::GetStatus { handle } => {
+                                    self.engine.job_view(handle).map(|job| job.function)
+                                }
+                                sprocket_proto::Request::GetStatusUnique { unique } => {
+                                    self.engine.function_of_unique(unique)
+                                }
+                                _ => None,
+                            };
+                            match function.and_then(|f| guard.refusal(&f)) {
+                                Some(reply) => self.engine.protocol_error(conn, reply, false, now),
+                                None => self.engine.request(conn, request, now),
+                            }
+                        }
                     }
                 }
                 if let Some(outlet) = conns.get(&conn) {

@@ -32,6 +32,9 @@ pub enum StartError {
     /// A TLS certificate, key or CA file is missing or unusable.
     #[error("{0}")]
     Tls(crate::tls::TlsError),
+    /// The ACL file (`--acl-file`) cannot be read or used.
+    #[error("{0}")]
+    Acl(crate::acl::AclFileError),
     /// No address could be bound.
     #[error("cannot listen on port {port}: {}", error.as_ref().map(ToString::to_string).unwrap_or_default())]
     Listen {

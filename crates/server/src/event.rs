@@ -18,6 +18,16 @@ pub enum Inbound {
         reply: Out,
         close: bool,
     },
+    /// A reply the connection made itself (an ACL refusal, an `acl`
+    /// command's answer), sent through the engine to keep it in order.
+    Answer(Out),
+    /// GET_STATUS or GET_STATUS_UNIQUE from a connection under an ACL:
+    /// answered only when its identity may invoke the job's function,
+    /// which the engine task looks up.
+    GuardedStatus {
+        request: Request,
+        guard: crate::acl::StatusGuard,
+    },
 }
 
 /// The weight of one admin line (see [`Inbound::weight`]).
@@ -33,7 +43,7 @@ impl Inbound {
     pub fn weight(&self) -> usize {
         match self {
             Inbound::Admin(_) => ADMIN_WEIGHT,
-            Inbound::Request(_) | Inbound::Error { .. } => 1,
+            Inbound::Request(_) | Inbound::Error { .. } | Inbound::Answer(_) | Inbound::GuardedStatus { .. } => 1,
         }
     }
 }

@@ -155,6 +155,13 @@ pub struct Flags {
     /// identity.
     #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-verify-clients")]
     pub ssl_verify_clients: bool,
+    /// Access control list in geard's format: one section per identity
+    /// (certificate name, or `net:CIDR` for plaintext peers) with
+    /// `register`, `invoke`, `grant` and `admin` keys. Whatever it does
+    /// not grant is denied; implies --ssl-verify-clients on TLS ports.
+    /// Reread on SIGHUP.
+    #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "acl-file", value_name = "PATH")]
+    pub acl_file: Option<PathBuf>,
     /// Seconds a new TLS connection has to finish its handshake before it
     /// is dropped (1 to 3600).
     #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-handshake-timeout", value_name = "SECONDS",

@@ -11,6 +11,7 @@
 //! file, the user switch, signals and logging.
 #![deny(unsafe_code)]
 
+mod acl;
 mod busy_poll;
 mod config;
 mod connection;
@@ -36,6 +37,7 @@ mod tls_identity;
 mod tls_wire;
 mod web;
 
+pub use acl::{AclFileError, AclReloader};
 pub use config::{ConfigError, ConnectionLimits, Keepalive, ListenConfig, ServerConfig};
 pub use control::{Command, EngineLink, Query, SettingError, Stopped};
 pub use ended_jobs::{EndedJobsConfig, JobLogTarget};

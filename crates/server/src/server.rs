@@ -25,6 +25,7 @@ use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::acl::{AclReloader, AclStore};
 use crate::config::ServerConfig;
 use crate::connection::ConnSettings;
 use crate::control::{Control, EngineLink, CONTROL_QUEUE};
@@ -49,6 +50,7 @@ pub struct Server {
     listeners: Vec<(TcpListener, Option<Arc<Certificates>>)>,
     local_addrs: Vec<SocketAddr>,
     certificates: Option<Arc<Certificates>>,
+    acl: Option<Arc<AclStore>>,
     ended_jobs: EndedJobs,
 }
 
@@ -61,6 +63,7 @@ pub struct ServerHandle {
     local_addrs: Vec<SocketAddr>,
     link: EngineLink,
     certificates: CertificateReloader,
+    acl: AclReloader,
     stopper: Stopper,
     finished: JoinHandle<Result<(), RunError>>,
     job_log: Option<Reopener>,
@@ -123,6 +126,10 @@ impl Server {
             Some(settings) => Some(Arc::new(Certificates::load(settings).map_err(StartError::Tls)?)),
             None => None,
         };
+        let acl = match &config.acl_file {
+            Some(path) => Some(Arc::new(AclStore::load(path).map_err(StartError::Acl)?)),
+            None => None,
+        };
         let main_tls = certificates.clone().filter(|_| config.tls.as_ref().is_some_and(|t| t.on_main_port));
         let mut listeners: Vec<(TcpListener, Option<Arc<Certificates>>)> =
             listener::bind(&config.listen).await?.into_iter().map(|l| (l, main_tls.clone())).collect();
@@ -135,7 +142,7 @@ impl Server {
             let tls = tls.is_some();
             tracing::info!(%addr, tls, version = %crate::version_string(), "sprocketd listening");
         }
-        Ok(Server { config, engine, store, reader, listeners, local_addrs, certificates, ended_jobs })
+        Ok(Server { config, engine, store, reader, listeners, local_addrs, certificates, acl, ended_jobs })
     }
 
     /// The addresses the listeners are bound to (with the port the system
@@ -153,7 +160,7 @@ impl Server {
     /// Starts accepting connections and running jobs. Must be called
     /// within a tokio runtime.
     pub fn run(self) -> ServerHandle {
-        let Server { config, engine, store, reader, listeners, local_addrs, certificates, ended_jobs } = self;
+        let Server { config, engine, store, reader, listeners, local_addrs, certificates, acl, ended_jobs } = self;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::channel::<Control>(CONTROL_QUEUE);
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
@@ -165,6 +172,7 @@ impl Server {
             max_packet_size: limits.max_packet_size,
             backlog: outlet::BacklogLimits::new(limits.max_reply_backlog, limits.max_packet_size),
             total_backlog: Arc::new(outlet::TotalBacklog::new(limits.max_total_reply_backlog)),
+            acl: acl.clone(),
         });
         let next_conn = Arc::new(AtomicU64::new(1));
         let limit = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
@@ -206,6 +214,7 @@ impl Server {
             local_addrs,
             link: EngineLink::new(control_tx, stats),
             certificates: CertificateReloader(certificates),
+            acl: AclReloader(acl),
             stopper: Stopper(Arc::new(shutdown_tx)),
             finished,
             job_log,
@@ -228,6 +237,12 @@ impl ServerHandle {
     /// signal handler); it does nothing for a server without TLS.
     pub fn certificate_reloader(&self) -> CertificateReloader {
         self.certificates.clone()
+    }
+
+    /// Something that rereads the ACL file (a signal handler); it does
+    /// nothing for a server without `--acl-file`.
+    pub fn acl_reloader(&self) -> AclReloader {
+        self.acl.clone()
     }
 
     /// Something that can stop the server from elsewhere (a signal handler).

@@ -216,7 +216,11 @@ pub async fn serve(certificates: Arc<Certificates>, stream: TcpStream, handoff: 
         Some(name) => tracing::info!(%peer, conn = handoff.conn, identity = %name, "TLS client connected"),
         None => tracing::debug!(%peer, conn = handoff.conn, "TLS client connected"),
     }
-    connection::run_tls(tcp, session, handoff).await;
+    let identity = match identity {
+        Some(name) => crate::acl::Identity::Certificate(name),
+        None => crate::acl::Identity::Nobody,
+    };
+    connection::run_tls(tcp, session, identity, handoff).await;
 }
 
 /// A client certificate's identity: its subject's common name, or else its

@@ -173,6 +173,27 @@ impl Pki {
         self.path("wrong-client.key")
     }
 
+    /// A client certificate (EC key) whose common name is `cn`, signed by
+    /// the test CA; made on first use. The ACL tests give each identity
+    /// one. Returns (certificate, key).
+    pub fn named_client(&self, cn: &str) -> (PathBuf, PathBuf) {
+        // One at a time: signing rewrites the CA's serial file.
+        static SIGNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = SIGNING.lock().unwrap_or_else(|e| e.into_inner());
+        let stem = format!("named-{cn}");
+        let (cert, key) = (self.path(&format!("{stem}.pem")), self.path(&format!("{stem}.key")));
+        if !cert.exists() {
+            self.make_request(
+                &stem,
+                &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                cn,
+                false,
+            );
+            self.sign("ca", &stem, &stem);
+        }
+        (cert, key)
+    }
+
     fn openssl(&self, args: &[String]) {
         let out = run(Command::new("openssl").args(args).current_dir(self.dir.path()), b"", Duration::from_secs(60));
         assert!(out.success(), "openssl {args:?} failed: {}", out.describe());

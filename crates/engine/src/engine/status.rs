@@ -58,6 +58,14 @@ impl Engine {
     }
 
     /// The oldest job with this unique in any function.
+    /// The function of the job GET_STATUS_UNIQUE would report on (the
+    /// oldest with this unique), if any: the server's access control
+    /// checks it before the request is answered.
+    pub fn function_of_unique(&self, unique: &Bytes) -> Option<Bytes> {
+        let job = self.job_by_unique_any(unique)?;
+        self.function(job.function).map(|f| f.name().clone())
+    }
+
     fn job_by_unique_any(&self, unique: &Bytes) -> Option<&Job> {
         if unique.is_empty() {
             return None;

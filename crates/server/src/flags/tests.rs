@@ -165,3 +165,16 @@ fn tls_flags_that_cannot_work_together_are_refused() {
     assert!(parse(&["--ssl-port", "4731", "--ssl-verify-clients"]).unwrap().validate().is_ok());
     assert!(parse(&["--ssl-handshake-timeout", "0"]).is_err());
 }
+
+#[test]
+fn an_acl_file_requires_client_certificates_on_tls_ports() {
+    let flags = parse(&["-q", "builtin", "--ssl-port", "4731", "--acl-file", "/etc/gearman/acl.ini"]).unwrap();
+    assert!(flags.validate().is_ok());
+    let config = crate::ServerConfig::from_flags(&flags).expect("config");
+    assert_eq!(config.acl_file.as_deref(), Some(std::path::Path::new("/etc/gearman/acl.ini")));
+    assert!(config.tls.expect("TLS settings").verify_clients, "--acl-file must imply --ssl-verify-clients");
+    // Without TLS the ACL goes by source networks alone.
+    let flags = parse(&["-q", "builtin", "--acl-file", "acl.ini"]).unwrap();
+    assert!(flags.validate().is_ok());
+    assert!(crate::ServerConfig::from_flags(&flags).expect("config").tls.is_none());
+}

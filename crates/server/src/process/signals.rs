@@ -1,10 +1,11 @@
 //! The signals `sprocketd` acts on: SIGTERM and SIGINT stop at once,
 //! SIGUSR1 stops gracefully, SIGHUP reopens the log file and the job log
-//! and reloads the TLS certificate and key.
+//! and reloads the TLS certificate and key and the ACL file.
 
 use sprocket_engine::ShutdownRequest;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use crate::acl::AclReloader;
 use crate::ended_jobs::Reopener;
 use crate::logging::LogTarget;
 use crate::server::Stopper;
@@ -47,6 +48,7 @@ pub async fn handle(
     log: LogTarget,
     tls: CertificateReloader,
     job_log: Option<Reopener>,
+    acl: AclReloader,
 ) {
     let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
         return;
@@ -59,6 +61,7 @@ pub async fn handle(
             _ = hup.recv() => {
                 log.reopen();
                 tls.reload();
+                acl.reload();
                 if let Some(job_log) = &job_log {
                     job_log.reopen();
                 }

@@ -1,0 +1,101 @@
+//! Access control by identity (`--acl-file`), in geard's file format: who
+//! may register which functions, submit jobs to which, use which admin
+//! commands, and change the list at run time. A connection's identity is
+//! its client certificate's name, or for plaintext the `net:` section its
+//! address falls in. Checks happen in the connection's reader, as requests
+//! are parsed, so the engine never sees a refused request and a server
+//! without an ACL runs no check at all.
+
+mod access;
+mod admin_class;
+mod commands;
+mod file;
+mod rules;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use access::{Access, StatusGuard};
+pub use file::AclFileError;
+use rules::Acl;
+pub use rules::Identity;
+
+/// The list in force, shared by every connection. Changes (`acl grant`,
+/// a reload) build a new list and swap it in, then bump the generation,
+/// which is how each connection notices that what it has cached is stale.
+pub struct AclStore {
+    path: PathBuf,
+    current: RwLock<Arc<Acl>>,
+    generation: AtomicU64,
+}
+
+impl AclStore {
+    /// Reads the file; an error names the file and line.
+    pub fn load(path: &Path) -> Result<AclStore, AclFileError> {
+        let acl = file::load(path)?;
+        tracing::info!(file = %path.display(), sections = acl.entries().count(), "ACL loaded; whatever it does not grant is denied");
+        Ok(AclStore { path: path.to_path_buf(), current: RwLock::new(Arc::new(acl)), generation: AtomicU64::new(0) })
+    }
+
+    /// Reads the file again (SIGHUP). A file that cannot be used is
+    /// logged with its line, and the list in force stays. A good file
+    /// replaces the list whole, grants made at run time included.
+    pub fn reload(&self) {
+        match file::load(&self.path) {
+            Ok(acl) => {
+                let sections = acl.entries().count();
+                self.replace(acl);
+                tracing::info!(file = %self.path.display(), sections, "ACL reloaded (grants made with `acl grant` since the last load are gone)");
+            }
+            Err(e) => tracing::error!("ACL not reloaded, the previous rules stay in force: {e}"),
+        }
+    }
+
+    fn replace(&self, acl: Acl) {
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(acl);
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Applies a change to the list at run time; it holds for every
+    /// connection from their next request on.
+    fn change(&self, edit: impl FnOnce(&mut Acl) -> Result<(), String>) -> Result<(), String> {
+        let mut current = self.current.write().map_err(|_| "the ACL lock is poisoned".to_string())?;
+        let mut acl = Acl::clone(&current);
+        edit(&mut acl)?;
+        *current = Arc::new(acl);
+        drop(current);
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// A store holding the list `text` describes (no file behind it).
+    #[cfg(test)]
+    pub(crate) fn from_text(text: &str) -> AclStore {
+        let acl = file::parse(text).expect("a valid ACL");
+        AclStore { path: PathBuf::new(), current: RwLock::new(Arc::new(acl)), generation: AtomicU64::new(0) }
+    }
+
+    fn snapshot(&self) -> Arc<Acl> {
+        self.current.read().map(|acl| acl.clone()).unwrap_or_default()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Rereads the ACL file of a running server (SIGHUP); cheap to clone, does
+/// nothing without `--acl-file`.
+#[derive(Clone, Default)]
+pub struct AclReloader(pub(crate) Option<Arc<AclStore>>);
+
+impl AclReloader {
+    pub fn reload(&self) {
+        if let Some(store) = &self.0 {
+            store.reload();
+        }
+    }
+}
