@@ -789,13 +789,16 @@ fn metrics_have_job_and_store_histograms_and_traffic() {
         let minute = sample(&page, &format!("{metric}_bucket{{function=\"timed\",le=\"60\"}}"));
         assert_eq!(minute, Some(2.0), "{metric}:\n{page}");
     }
-    // Two inserts, two records and two deletes at least, in some commits.
+    // Some of the two jobs' inserts, records and deletes, in some commits:
+    // how many is up to timing, as a job's record writes within one commit
+    // come down to its last, and an insert and its delete waiting together
+    // cancel out.
     let commits = sample(&page, "sprocket_store_commit_seconds_count")
         .unwrap_or_else(|| panic!("store commits are counted:\n{page}"));
     assert!(commits >= 1.0, "{page}");
     assert_eq!(sample(&page, "sprocket_store_commit_batch_size_count"), Some(commits), "{page}");
     let ops = sample(&page, "sprocket_store_commit_batch_size_sum").expect("a batch size sum");
-    assert!(ops >= 6.0, "inserts, records and deletes: {page}");
+    assert!(ops >= 2.0, "inserts, records and deletes: {page}");
     // A SUBMIT_JOB_BG is a 12-byte header and its arguments; its
     // JOB_CREATED the header and the handle.
     let received = sample(&page, "sprocket_received_bytes_total").expect("bytes received");
