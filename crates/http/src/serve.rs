@@ -119,6 +119,13 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
         max_packet_size: config.max_packet_size,
     };
     let app = router(state, &config);
+    serve_connections(listener, app).await;
+}
+
+/// Serves HTTP/1 connections from `listener` with `app`, at most
+/// [`MAX_CONNECTIONS`] at once, each with its request head due within
+/// [`HEADER_TIMEOUT`]; runs until the process ends.
+pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, app: Router) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
@@ -126,7 +133,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors and the like: wait instead of spinning.
-                tracing::warn!("web port: accept failed: {e}");
+                tracing::warn!("HTTP port: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -139,7 +146,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             if let Err(e) = served {
-                tracing::debug!("web connection ended: {e}");
+                tracing::debug!("HTTP connection ended: {e}");
             }
             drop(permit);
         });
