@@ -84,7 +84,7 @@ impl GearmandHttpListener {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(%addr, "HTTP protocol port (-r http) listening");
                 }
-                crate::serve::serve_connections(listener, router(self.config)).await;
+                crate::serve::serve_connections(listener, router(self.config), true).await;
             });
         })?;
         Ok(())
@@ -173,8 +173,14 @@ async fn answer(State(config): State<GearmandHttpConfig>, request: Request) -> R
     // gearmand reads a body for POST and PUT only; GET and HEAD submit
     // an empty workload.
     let data = if method == Method::POST || method == Method::PUT { body } else { Bytes::new() };
-    let submission =
-        Submission { function, unique: job.unique, data, priority: job.priority, background: job.background };
+    let submission = Submission {
+        function,
+        unique: job.unique,
+        data,
+        priority: job.priority,
+        background: job.background,
+        exceptions: true,
+    };
     let outcome =
         crate::submit::submit(config.gearman, config.max_packet_size, submission, ACKNOWLEDGE_WITHIN, config.wait)
             .await;

@@ -527,6 +527,13 @@ impl Flags {
                             use --ssl-port PORT for TLS beside it"
                     .into())
             }
+            // Its jobs would reach the Gearman port from loopback, as
+            // whatever the ACL grants loopback, whoever sent them.
+            Some("http") if self.acl_file.is_some() => {
+                return Err(
+                    "-r http has no way to tell who sends a job, so it cannot be combined with --acl-file".into()
+                )
+            }
             Some("http") => {}
             Some(p) => return Err(format!("unknown protocol module {p:?}: the only one is http")),
         }

@@ -244,6 +244,16 @@ fn partial_results_status_and_failure_are_answered_whole() {
     assert_eq!((got.status, got.body.as_str()), (200, "part1-part2-end"));
     assert_eq!(got.header("x-gearman-command"), Some("WORK_COMPLETE"));
 
+    let exception_caller = {
+        let url = url.clone();
+        std::thread::spawn(move || curl(&["-X", "POST", "-H", "X-Gearman-Unique: exc", "-d", "in", &url]))
+    };
+    let handle = grab(&mut worker, server.port);
+    worker.send_req(kind::WORK_EXCEPTION, &[&handle, b"it broke"]);
+    let got = exception_caller.join().expect("curl thread");
+    assert_eq!((got.status, got.body.as_str()), (500, "it broke"));
+    assert_eq!(got.header("x-gearman-command"), Some("WORK_EXCEPTION"));
+
     let caller = std::thread::spawn(move || curl(&["-X", "POST", "-d", "in", &url]));
     let handle = grab(&mut worker, server.port);
     worker.send_req(kind::WORK_FAIL, &[&handle]);

@@ -79,11 +79,18 @@ fn describe(args: &[String]) -> String {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.trim_end().to_string())
     };
+    // Spelled as sent: some clients look the names up case-sensitively.
+    let gearman_headers: Vec<&str> = head
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, _)| n)
+        .filter(|n| n.to_ascii_lowercase().starts_with("x-gearman-"))
+        .collect();
     let command = header("x-gearman-command").unwrap_or_default();
     let handle = header("x-gearman-job-handle").is_some_and(|h| h.starts_with("H:"));
     let body = if code == "404" { "<not compared>" } else { body };
     format!(
-        "{} status {code} command {command:?} handle {handle} body {body:?}",
+        "{} status {code} headers {gearman_headers:?} command {command:?} handle {handle} body {body:?}",
         args.join(" ").replace(&host_and_port(args), "")
     )
 }
@@ -115,7 +122,7 @@ fn foreground_background_and_missing_function_answer_as_gearmand_does() {
     println!("--- gearmand ---\n{}", reference.join("\n"));
     assert_eq!(tested, reference, "sprocketd and gearmand answer differently");
     assert!(
-        reference[0].contains("status 200 command \"WORK_COMPLETE\" handle true body \"dlrow olleh\""),
+        reference[0].contains("status 200 headers [\"X-Gearman-Job-Handle\", \"X-Gearman-Command\"] command \"WORK_COMPLETE\" handle true body \"dlrow olleh\""),
         "{reference:?}"
     );
     assert!(reference[3].contains("status 200 command \"JOB_CREATED\" handle true body \"\""), "{reference:?}");
