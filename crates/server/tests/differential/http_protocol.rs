@@ -121,10 +121,11 @@ fn foreground_background_and_missing_function_answer_as_gearmand_does() {
     };
     println!("--- gearmand ---\n{}", reference.join("\n"));
     assert_eq!(tested, reference, "sprocketd and gearmand answer differently");
-    assert!(
-        reference[0].contains("status 200 headers [\"X-Gearman-Job-Handle\", \"X-Gearman-Command\"] command \"WORK_COMPLETE\" handle true body \"dlrow olleh\""),
-        "{reference:?}"
-    );
-    assert!(reference[3].contains("status 200 command \"JOB_CREATED\" handle true body \"\""), "{reference:?}");
+    // The scenario exercises what it means to: a result, a handle.
+    let headers = r#"headers ["X-Gearman-Job-Handle", "X-Gearman-Command"]"#;
+    let result = format!(r#"status 200 {headers} command "WORK_COMPLETE" handle true body "dlrow olleh""#);
+    assert!(reference[0].ends_with(&result), "{reference:?}");
+    let queued = format!(r#"status 200 {headers} command "JOB_CREATED" handle true body """#);
+    assert!(reference[3].ends_with(&queued), "{reference:?}");
     assert!(reference[4].contains("status 404"), "{reference:?}");
 }
