@@ -187,7 +187,16 @@ async fn answer(State(config): State<GearmandHttpConfig>, request: Request) -> R
     let head_only = method == Method::HEAD;
     match outcome {
         Ok(outcome) => job_answer(outcome, head_only, config.wait),
-        Err(e @ SubmitError::Refused { .. }) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        // A full queue or a store that is down passes; anything else the
+        // Gearman port refuses (a unique key over 64 bytes, a reserved
+        // function) is the request's fault.
+        Err(e @ SubmitError::Refused { .. }) => {
+            let status = match &e {
+                SubmitError::Refused { code, .. } if code == "QUEUE_ERROR" => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            error(status, &e.to_string())
+        }
         Err(e @ SubmitError::Unreachable { .. }) => error(StatusCode::BAD_GATEWAY, &e.to_string()),
         Err(e @ SubmitError::NotAcknowledged(_)) => error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()),
     }
@@ -214,7 +223,8 @@ fn job_answer(outcome: Outcome, head_only: bool, wait: Duration) -> Response {
             )),
         ),
     };
-    let mut answer = Response::new(Body::from(body.clone()));
+    let length = body.len();
+    let mut answer = Response::new(Body::from(body));
     *answer.status_mut() = status;
     let headers = answer.headers_mut();
     if let Ok(value) = HeaderValue::from_bytes(&handle) {
@@ -224,7 +234,7 @@ fn job_answer(outcome: Outcome, head_only: bool, wait: Duration) -> Response {
     if !head_only {
         headers.insert("x-gearman-command", HeaderValue::from_static(command));
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     with_server(answer)
 }
 

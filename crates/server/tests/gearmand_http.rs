@@ -293,6 +293,14 @@ fn bad_requests_get_clear_errors() {
     let got =
         curl(&["-X", "POST", "-H", "Transfer-Encoding: chunked", "--data-binary", &big, &format!("{root}hx_big")]);
     assert_eq!(got.status, 413, "{}", got.body);
+    // The Gearman port's own refusals of the input: a unique key over
+    // gearmand's 64 bytes, a background job for a server function.
+    let long_unique = format!("X-Gearman-Unique: {}", "u".repeat(65));
+    let got = curl(&["-X", "POST", "-H", &long_unique, "-d", "x", &format!("{root}hx_u")]);
+    assert_eq!(got.status, 400, "{}", got.body);
+    assert!(got.body.contains("Unique value too large"), "{}", got.body);
+    let got = curl(&["-X", "POST", "-H", "X-Gearman-Background: true", "-d", "x", &format!("{root}sprocket.result")]);
+    assert_eq!(got.status, 400, "{}", got.body);
     // No worker: the wait limit passes and the job goes on.
     let got = curl(&["-X", "POST", "-d", "x", &format!("{root}hx_nobody")]);
     assert_eq!(got.status, 504, "{}", got.body);
@@ -301,6 +309,21 @@ fn bad_requests_get_clear_errors() {
     let got = curl(&["-X", "TRACE", &format!("{root}f")]);
     assert_eq!(got.status, 200);
     assert!(got.body.starts_with("TRACE /f "), "{}", got.body);
+}
+
+#[test]
+fn a_full_server_answers_503() {
+    if !require_tool("curl") {
+        return;
+    }
+    let (_server, http) = server_with_http(&["--max-jobs=1"]);
+    let url = format!("http://127.0.0.1:{http}/hx_full");
+    let background = ["-X", "POST", "-H", "X-Gearman-Background: true"];
+    let got = curl(&[&background[..], &["-H", "X-Gearman-Unique: a", "-d", "a", &url]].concat());
+    assert_eq!(got.status, 200, "{}", got.body);
+    let got = curl(&[&background[..], &["-H", "X-Gearman-Unique: b", "-d", "b", &url]].concat());
+    assert_eq!(got.status, 503, "{}", got.body);
+    assert!(got.body.contains("QUEUE_ERROR"), "{}", got.body);
 }
 
 #[test]
