@@ -110,11 +110,16 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         }
         None => None,
     };
-    if let Some(http) = http_protocol {
-        http.spawn().map_err(|e| ProcessError::Web(format!("cannot start the -r http port: {e}")))?;
-    }
+    let http_protocol_addr = match http_protocol {
+        Some(http) => {
+            let addr = http.local_addr().ok();
+            http.spawn().map_err(|e| ProcessError::Web(format!("cannot start the -r http port: {e}")))?;
+            addr
+        }
+        None => None,
+    };
     if !flags.daemon {
-        crate::web::announce(handle.local_addrs(), &store_name, web_addr);
+        crate::web::announce(handle.local_addrs(), &store_name, web_addr, http_protocol_addr);
     }
     tokio::spawn(signals::handle(
         caught,
