@@ -688,6 +688,8 @@ pub(crate) async fn submit_job(
             PriorityIn::Low => Priority::Low,
         },
         background: job.background,
+        // As before: an exception is reported as a failure.
+        exceptions: false,
     };
     let outcome = crate::submit::submit(
         gearman,

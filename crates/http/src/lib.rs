@@ -16,6 +16,7 @@ mod api;
 mod auth;
 mod backend;
 mod dashboard;
+mod gearmand_http;
 mod listen;
 mod live;
 mod metrics;
@@ -25,6 +26,7 @@ mod submit;
 
 pub use auth::{Token, TokenError};
 pub use backend::{Backend, PauseError, Unavailable};
+pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};
 pub use serve::{bind, spawn, BindError, WebConfig, WebListener};

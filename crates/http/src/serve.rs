@@ -119,6 +119,15 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
         max_packet_size: config.max_packet_size,
     };
     let app = router(state, &config);
+    serve_connections(listener, app, false).await;
+}
+
+/// Serves HTTP/1 connections from `listener` with `app`, at most
+/// [`MAX_CONNECTIONS`] at once, each with its request head due within
+/// [`HEADER_TIMEOUT`]; runs until the process ends. `title_case` writes
+/// header names as `X-Gearman-Job-Handle` rather than in lower case, for
+/// clients that look for them spelled as gearmand spells them.
+pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, app: Router, title_case: bool) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
@@ -126,7 +135,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors and the like: wait instead of spinning.
-                tracing::warn!("web port: accept failed: {e}");
+                tracing::warn!("HTTP port: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -136,10 +145,11 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
+                .title_case_headers(title_case)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             if let Err(e) = served {
-                tracing::debug!("web connection ended: {e}");
+                tracing::debug!("HTTP connection ended: {e}");
             }
             drop(permit);
         });

@@ -17,6 +17,9 @@ pub(crate) struct Submission {
     pub data: Bytes,
     pub priority: Priority,
     pub background: bool,
+    /// Ask for WORK_EXCEPTION (OPTION_REQ exceptions) instead of the
+    /// WORK_FAIL a client that did not ask gets for an exception.
+    pub exceptions: bool,
 }
 
 /// How a submitted job went.
@@ -69,8 +72,22 @@ pub(crate) async fn submit(
     };
     let _ = conn.stream.set_nodelay(true);
     let mode = SubmitMode { priority: job.priority, background: job.background };
-    let request = Request::SubmitJob { mode, function: job.function, unique: job.unique, data: job.data };
-    conn.stream.write_all(&request.to_bytes()).await.map_err(unreachable)?;
+    let mut requests = Vec::new();
+    if job.exceptions {
+        requests.extend_from_slice(&Request::OptionReq { name: Bytes::from_static(b"exceptions") }.to_bytes());
+    }
+    let submit = Request::SubmitJob { mode, function: job.function, unique: job.unique, data: job.data };
+    requests.extend_from_slice(&submit.to_bytes());
+    conn.stream.write_all(&requests).await.map_err(unreachable)?;
+    if job.exceptions {
+        match tokio::time::timeout(acknowledge_within, conn.next()).await {
+            Err(_) => return Err(SubmitError::NotAcknowledged(acknowledge_within)),
+            Ok(Err(e)) => return Err(unreachable(e)),
+            Ok(Ok(Response::OptionRes { .. })) => {}
+            Ok(Ok(Response::Error { code, text })) => return Err(refused(&code, &text)),
+            Ok(Ok(other)) => return Err(unreachable(std::io::Error::other(format!("unexpected answer {other:?}")))),
+        }
+    }
     let handle = match tokio::time::timeout(acknowledge_within, conn.next()).await {
         Err(_) => return Err(SubmitError::NotAcknowledged(acknowledge_within)),
         Ok(Err(e)) => return Err(unreachable(e)),

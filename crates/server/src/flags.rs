@@ -84,7 +84,8 @@ pub struct Flags {
     /// Write the process id to this file; removed on exit.
     #[arg(help_heading = "gearmand options", short = 'P', long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Extra protocol module (gearmand's only one is `http`). Not supported yet.
+    /// Extra protocol module: `http` serves gearmand's HTTP job
+    /// submission on --http-port (gearmand's only module).
     #[arg(help_heading = "gearmand options", short = 'r', long)]
     pub protocol: Option<String>,
     /// Rotate a worker's functions after each hand-out.
@@ -167,13 +168,20 @@ pub struct Flags {
     #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-handshake-timeout", value_name = "SECONDS",
           default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ssl_handshake_timeout: u64,
-    /// Port of gearmand's HTTP protocol module (`-r http`; not supported yet).
+    /// Port of gearmand's HTTP protocol module (`-r http`), on the
+    /// --listen address.
     #[arg(
-        help_heading = "gearmand compatibility: HTTP protocol (-r http; not supported yet)",
+        help_heading = "gearmand compatibility: HTTP protocol (-r http)",
         long = "http-port",
         default_value_t = 8080
     )]
     pub http_port: u16,
+    /// Seconds a foreground request on the --http-port waits for its
+    /// job's result before it is answered 504 (the job goes on; 1 to
+    /// 86400).
+    #[arg(help_heading = "gearmand compatibility: HTTP protocol (-r http)", long = "http-wait", value_name = "SECONDS",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub http_wait: u64,
 
     // ---- queue options (gearmand names) ----
     /// SQLite file of the queue (`-q libsqlite3`; default: the data
@@ -511,8 +519,23 @@ impl Flags {
                 return Err(format!("invalid --verbose level {v:?}: use one of {}", LEVELS.join(", ")));
             }
         }
-        if let Some(p) = &self.protocol {
-            return Err(format!("protocol module {p:?} is not supported yet (gearmand's only one is http)"));
+        match self.protocol.as_deref() {
+            None => {}
+            // gearmand accepts its module's name in lower case only.
+            Some("http") if self.ssl => {
+                return Err("-r http submits its jobs through the plain Gearman port, which --ssl turns into TLS; \
+                            use --ssl-port PORT for TLS beside it"
+                    .into())
+            }
+            // Its jobs would reach the Gearman port from loopback, as
+            // whatever the ACL grants loopback, whoever sent them.
+            Some("http") if self.acl_file.is_some() => {
+                return Err(
+                    "-r http has no way to tell who sends a job, so it cannot be combined with --acl-file".into()
+                )
+            }
+            Some("http") => {}
+            Some(p) => return Err(format!("unknown protocol module {p:?}: the only one is http")),
         }
         if self.ssl_port.is_some() && self.ssl_port == Some(crate::config::effective_port(self)) {
             return Err(

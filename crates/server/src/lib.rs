@@ -20,6 +20,7 @@ pub mod ended_jobs;
 mod engine_task;
 mod error;
 mod event;
+mod http_protocol;
 mod telemetry;
 // The flags' doc comments are clap's --help text, shown verbatim, where
 // placeholders such as `<hostname>` are plain text rather than HTML.

@@ -50,7 +50,7 @@ pub(crate) fn config_from_flags(
 
 /// An address to connect to for a listener bound to `addr`: a listener
 /// on every interface is reached through loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn reachable(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
@@ -72,8 +72,13 @@ pub(crate) fn describe_store(store: Option<&StoreConfig>) -> String {
 
 /// One line on stderr when it is a terminal, so a person who started
 /// sprocketd by hand sees that it runs, where, on which store, and where
-/// its web port is. Logs, pipes (tests) and detached servers get nothing.
-pub(crate) fn announce(gearman: &[SocketAddr], store: &str, web: Option<SocketAddr>) {
+/// its web port (and `-r http` port) is. Logs, pipes (tests) and detached servers get nothing.
+pub(crate) fn announce(
+    gearman: &[SocketAddr],
+    store: &str,
+    web: Option<SocketAddr>,
+    http_protocol: Option<SocketAddr>,
+) {
     if !std::io::stderr().is_terminal() {
         return;
     }
@@ -81,6 +86,10 @@ pub(crate) fn announce(gearman: &[SocketAddr], store: &str, web: Option<SocketAd
     let web = match web {
         Some(addr) => format!("dashboard http://{addr}/ (API /api/v1/, metrics /metrics)"),
         None => "no web port".into(),
+    };
+    let web = match http_protocol {
+        Some(addr) => format!("{web}, gearmand HTTP protocol (-r http) on {addr}"),
+        None => web,
     };
     eprintln!(
         "sprocketd {} listening on {} (Gearman), store {store}, {web}",

@@ -80,6 +80,7 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         .map_err(ProcessError::Web)?;
     let store_name = web_config.store.clone();
     let web = sprocket_http::bind(web_config).map_err(|e| ProcessError::Web(e.to_string()))?;
+    let http_protocol = crate::http_protocol::bind(&flags, server.local_addrs()).map_err(ProcessError::Web)?;
     // Listening, not yet accepting: the pid file and the user switch come
     // before any connection is served.
     let pid_file = match &flags.pid_file {
@@ -109,8 +110,16 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         }
         None => None,
     };
+    let http_protocol_addr = match http_protocol {
+        Some(http) => {
+            let addr = http.local_addr().ok();
+            http.spawn().map_err(|e| ProcessError::Web(format!("cannot start the -r http port: {e}")))?;
+            addr
+        }
+        None => None,
+    };
     if !flags.daemon {
-        crate::web::announce(handle.local_addrs(), &store_name, web_addr);
+        crate::web::announce(handle.local_addrs(), &store_name, web_addr, http_protocol_addr);
     }
     tokio::spawn(signals::handle(
         caught,

@@ -4,4 +4,5 @@
 
 mod admin;
 mod binary;
+mod http_protocol;
 mod sprocket_fixes;
