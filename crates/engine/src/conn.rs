@@ -1,5 +1,7 @@
 //! Per-connection state. Any connection may submit jobs and do work.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::hash::FastMap;
@@ -17,9 +19,11 @@ pub(crate) struct Ability {
 /// One connection, as client and as worker.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    /// Socket descriptor and peer address, shown by `workers`.
+    /// Socket descriptor and peer address, shown by `workers`; the address
+    /// shared, as every job record of an attempt on this connection names
+    /// it.
     pub fd: i64,
-    pub peer: String,
+    pub peer: Arc<str>,
     /// What SET_CLIENT_ID set (`-` when nothing).
     pub client_id: Bytes,
     /// Newest registration first, as gearmand walks them.
@@ -40,7 +44,7 @@ impl Conn {
     fn new(fd: i64, peer: String, exceptions: bool) -> Conn {
         Conn {
             fd,
-            peer,
+            peer: peer.into(),
             client_id: Bytes::from_static(b"-"),
             abilities: Vec::new(),
             exceptions,

@@ -183,7 +183,7 @@ impl Engine {
             .map(|(id, c)| WorkerView {
                 conn: id,
                 fd: c.fd,
-                peer: c.peer.clone(),
+                peer: c.peer.to_string(),
                 client_id: c.client_id.clone(),
                 functions: c
                     .abilities

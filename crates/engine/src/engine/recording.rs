@@ -87,7 +87,7 @@ impl Engine {
         }
         let JobState::Running(worker) = job.state() else { return };
         let Some(c) = self.conns.get(worker) else { return };
-        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() };
+        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.clone() };
         let now = self.now;
         if let Some(record) = self.ensure_record(job_no) {
             let _ = record.started(worker, now);
@@ -124,7 +124,7 @@ impl Engine {
     /// A worker took job `job_no`: a new attempt, on `conn`.
     pub(super) fn record_started(&mut self, job_no: JobNo, conn: ConnId) {
         let Some(c) = self.conns.get(conn) else { return };
-        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.as_str().into() };
+        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.clone() };
         let now = self.now;
         let Some(record) = self.ensure_record(job_no) else { return };
         let _ = record.started(worker, now);
