@@ -55,6 +55,21 @@ fn submit_to(bed: &mut Bed, conn: u64, function: &str, payload: &[u8]) -> Vec<Re
     bed.packets(conn)
 }
 
+/// Sends a background SUBMIT_JOB of `function` with `unique` and the
+/// workload `x`, leaving its answer (held for the store, if durable) to
+/// the caller.
+fn send_bg(bed: &mut Bed, conn: u64, function: &str, unique: &str) {
+    bed.send(
+        conn,
+        Request::SubmitJob {
+            mode: SubmitMode { priority: Priority::Normal, background: true },
+            function: b(function),
+            unique: b(unique),
+            data: b("x"),
+        },
+    );
+}
+
 fn records_written(bed: &Bed) -> Vec<(RecordState, String)> {
     bed.persisted
         .iter()
@@ -179,15 +194,7 @@ fn a_job_cancelled_while_running_is_recorded_at_the_cancel_and_not_again() {
 fn durable_records_go_with_the_insert_each_start_and_just_before_the_delete() {
     let mut bed = durable();
     let client = bed.connect();
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b("u"),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "u");
     let through = bed.persisted.last().unwrap().0;
     bed.stored(through, &[]);
     let Some(Response::JobCreated { handle }) = bed.packets(client).pop() else { panic!("no JOB_CREATED") };
@@ -400,15 +407,7 @@ fn a_just_ended_record_is_answered_before_the_store_confirms_it() {
     let mut bed = durable();
     let client = bed.connect();
     let w = bed.worker(&["f"]);
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b(""),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "");
     let (handle, ..) = bed.grab(w).unwrap();
     bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("fresh") });
     let reader = bed.connect();
@@ -431,15 +430,7 @@ fn a_background_join_of_a_running_job_records_the_attempt_under_way() {
     let w = bed.worker(&["f"]);
     bed.grab(w).unwrap();
     let joiner = bed.connect();
-    bed.send(
-        joiner,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b("same"),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, joiner, "f", "same");
     let h = String::from_utf8_lossy(&handle).into_owned();
     assert_eq!(records_written(&bed), [(RecordState::Running, h)]);
     let Some((_, PersistOp::Record { record, .. })) = bed.persisted.last() else { panic!("no record written") };
@@ -580,15 +571,7 @@ fn a_search_lists_a_just_ended_job_the_store_has_not_confirmed_yet() {
     let mut bed = durable();
     let client = bed.connect();
     let w = bed.worker(&["f"]);
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b(""),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "");
     let (handle, ..) = bed.grab(w).unwrap();
     bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
     let admin = bed.connect();
@@ -608,15 +591,7 @@ fn a_search_lists_a_job_whose_commit_is_reported_before_the_stores_answer() {
     let mut bed = durable();
     let client = bed.connect();
     let w = bed.worker(&["f"]);
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b(""),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "");
     let (handle, ..) = bed.grab(w).unwrap();
     bed.send(w, Request::WorkComplete { handle: handle.clone(), data: b("r") });
     let admin = bed.connect();
@@ -636,15 +611,7 @@ fn ended_records_stay_readable_while_the_store_is_down() {
     let mut bed = durable();
     let client = bed.connect();
     let w = bed.worker(&["f"]);
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b(""),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "");
     let through = bed.persisted.last().unwrap().0;
     bed.stored(through, &[]);
     let (handle, ..) = bed.grab(w).unwrap();
@@ -671,15 +638,7 @@ fn ended_records_stay_readable_while_the_store_is_down() {
 fn control_queries_read_records_from_the_engine_or_through_the_store() {
     let mut bed = durable();
     let client = bed.connect();
-    bed.send(
-        client,
-        Request::SubmitJob {
-            mode: SubmitMode { priority: Priority::Normal, background: true },
-            function: b("f"),
-            unique: b("u"),
-            data: b("x"),
-        },
-    );
+    send_bg(&mut bed, client, "f", "u");
     // JOB_CREATED waits for the store's commit.
     let through = bed.persisted.last().unwrap().0;
     bed.stored(through, &[]);
