@@ -16,26 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{b, sprocketd, Gear};
+use common::{b, server_with_web, Gear};
 use serde_json::Value;
 use sprocket_proto::{Request, Response};
 use sprocket_testkit::process::{run, Background};
-use sprocket_testkit::{free_port, require_tool, skip, ServerProcess};
-
-/// A sprocketd with a web port on a free loopback port, plus `extra`.
-fn server_with_web(extra: &[&str]) -> (ServerProcess, u16) {
-    let web = free_port();
-    let listen = format!("--web-listen=127.0.0.1:{web}");
-    let mut args = vec![listen.as_str()];
-    args.extend_from_slice(extra);
-    let server = ServerProcess::sprocketd(sprocketd(), &args);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", web)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "web port {web} never answered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (server, web)
-}
+use sprocket_testkit::{require_tool, skip};
 
 /// `target/dashboard-screenshots/<name>`, emptied.
 fn screenshot_dir(name: &str) -> PathBuf {

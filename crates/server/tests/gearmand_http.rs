@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sprocketd;
+use common::{sprocketd, wait_for_port};
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::{wait_for_status, wait_for_workers};
 use sprocket_testkit::wire::{kind, Conn};
@@ -24,14 +23,6 @@ fn server_with_http(extra: &[&str]) -> (ServerProcess, u16) {
     let server = ServerProcess::sprocketd(sprocketd(), &args);
     wait_for_port(http);
     (server, http)
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "HTTP port {port} never answered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// One HTTP answer as curl saw it.

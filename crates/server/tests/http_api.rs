@@ -11,31 +11,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{b, sprocketd, Gear};
+use common::{b, server_with_web, sprocketd, Gear};
 use serde_json::Value;
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 use sprocket_testkit::process::run;
 use sprocket_testkit::status::parse_status;
-use sprocket_testkit::{admin, free_port, require_tool, ServerProcess};
-
-/// A sprocketd with a web port on a free loopback port, plus `extra`.
-fn server_with_web(extra: &[&str]) -> (ServerProcess, u16) {
-    let web = free_port();
-    let listen = format!("--web-listen=127.0.0.1:{web}");
-    let mut args = vec![listen.as_str()];
-    args.extend_from_slice(extra);
-    let server = ServerProcess::sprocketd(sprocketd(), &args);
-    wait_for_port(web);
-    (server, web)
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "web port {port} never answered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use sprocket_testkit::{admin, free_port, require_tool};
 
 /// curl's answer: status and body.
 fn curl(args: &[&str]) -> (u16, String) {

@@ -14,6 +14,28 @@ pub fn sprocketd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_sprocketd"))
 }
 
+/// Waits until something listens on loopback `port` (a web or HTTP port
+/// a server opens after its Gearman port), for up to 10 s.
+pub fn wait_for_port(port: u16) {
+    let start = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "port {port} never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A sprocketd with a web port on a free loopback port, plus `extra`;
+/// returns the server and the web port, once it answers.
+pub fn server_with_web(extra: &[&str]) -> (sprocket_testkit::ServerProcess, u16) {
+    let web = sprocket_testkit::free_port();
+    let listen = format!("--web-listen=127.0.0.1:{web}");
+    let mut args = vec![listen.as_str()];
+    args.extend_from_slice(extra);
+    let server = sprocket_testkit::ServerProcess::sprocketd(sprocketd(), &args);
+    wait_for_port(web);
+    (server, web)
+}
+
 /// Resident memory of a process, in KiB (0 when it cannot be read).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
