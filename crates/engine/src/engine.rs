@@ -210,11 +210,6 @@ impl Engine {
         self.ended_records.len_in_memory()
     }
 
-    /// Reads of records from the store not answered yet.
-    pub fn record_reads_pending(&self) -> usize {
-        self.pending_reads.len()
-    }
-
     /// The number for a new job (or a reply's own handle).
     pub(crate) fn new_job_no(&mut self) -> JobNo {
         let (no, ask) = self.handles.take(self.jobs.next_no());

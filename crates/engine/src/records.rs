@@ -75,28 +75,29 @@ impl EndedRecords {
     }
 
     /// The records here that match `filter` and that the store has not
-    /// confirmed yet. A search keeps them from when it is asked for: the
-    /// store's answer may have been read before their commit while the
-    /// commit's report reaches the engine first, and then they are no
-    /// longer here when the answer comes.
-    pub fn unconfirmed_matching(&self, filter: &RecordFilter) -> Vec<Record> {
-        self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished())).cloned().collect()
+    /// confirmed yet.
+    fn unconfirmed_matching<'a>(&'a self, filter: &'a RecordFilter) -> impl Iterator<Item = &'a Record> {
+        self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished()))
     }
 
-    /// `found` (a search's answer from the store) with `asked_with` (the
-    /// unconfirmed matches kept when the search was asked for) and the
-    /// records here that match `filter` and are still unconfirmed, each
-    /// once, newest end first, within the filter's limit: a search right
-    /// after a job ended lists it, as a read of its handle would.
-    pub fn with_unconfirmed(
-        &self,
-        mut found: Vec<Record>,
-        filter: &RecordFilter,
-        asked_with: &[Record],
-    ) -> Vec<Record> {
-        let still = self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished()));
+    /// A search of the store asked for now, with the unconfirmed records
+    /// that match it kept from this moment: the store's answer may have been
+    /// read before their commit while the commit's report reaches the
+    /// engine first, and then they are no longer here when the answer comes.
+    pub fn search_asked(&self, filter: RecordFilter) -> SearchAsked {
+        let unconfirmed = self.unconfirmed_matching(&filter).cloned().collect();
+        SearchAsked { filter, unconfirmed }
+    }
+
+    /// `found` (the store's answer to `asked`) with the unconfirmed matches
+    /// kept when it was asked for and those here that match and are still
+    /// unconfirmed, each once, newest end first, within the filter's limit:
+    /// a search right after a job ended lists it, as a read of its handle
+    /// would.
+    pub fn with_unconfirmed(&self, mut found: Vec<Record>, asked: &SearchAsked) -> Vec<Record> {
+        let filter = &asked.filter;
         let mut extra: Vec<&Record> = Vec::new();
-        for r in asked_with.iter().chain(still) {
+        for r in asked.unconfirmed.iter().chain(self.unconfirmed_matching(filter)) {
             let listed = |l: &[&Record]| l.iter().any(|x| x.handle() == r.handle());
             if !found.iter().any(|f| f.handle() == r.handle()) && !listed(&extra) {
                 extra.push(r);
@@ -156,20 +157,11 @@ pub(crate) enum ReadPurpose {
     SearchJson {
         /// The handle the answer goes out under.
         reply_handle: Bytes,
-        /// What was searched for.
-        filter: RecordFilter,
-        /// The matching records not confirmed when it was asked for.
-        unconfirmed: Vec<Record>,
     },
     /// Admin `record`.
     AdminRecord,
     /// Admin `records`.
-    AdminSearch {
-        /// What was searched for.
-        filter: RecordFilter,
-        /// The matching records not confirmed when it was asked for.
-        unconfirmed: Vec<Record>,
-    },
+    AdminSearch,
     /// Admin `pause` or `resume`: `OK` once the setting is durable.
     AdminSetting {
         /// The command paused the function (rather than resumed it).
@@ -187,24 +179,43 @@ pub(crate) enum ReadWaiter {
     Control,
 }
 
+/// A search of the store in flight: what it looks for, and the matching
+/// records the store had not confirmed when it was asked for (see
+/// [`EndedRecords::search_asked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchAsked {
+    filter: RecordFilter,
+    unconfirmed: Vec<Record>,
+}
+
+/// One read of the store in flight.
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    /// Who waits for it.
+    pub waiter: ReadWaiter,
+    /// For a search, what its answer is completed with.
+    pub search: Option<SearchAsked>,
+}
+
 /// Reads of the store in flight, by id.
 #[derive(Debug, Default)]
 pub(crate) struct PendingReads {
     next_id: u64,
-    by_id: FastMap<u64, ReadWaiter>,
+    by_id: FastMap<u64, PendingRead>,
 }
 
 impl PendingReads {
-    /// Numbers a new read for `waiter`.
-    pub fn start(&mut self, waiter: ReadWaiter) -> u64 {
+    /// Numbers a new read for `waiter` (a search, when `search` says what
+    /// it asked).
+    pub fn start(&mut self, waiter: ReadWaiter, search: Option<SearchAsked>) -> u64 {
         let id = self.number();
-        self.by_id.insert(id, waiter);
+        self.by_id.insert(id, PendingRead { waiter, search });
         id
     }
 
     /// `waiter` waits for request `id` (numbered by [`PendingReads::number`]).
     pub fn wait(&mut self, id: u64, waiter: ReadWaiter) {
-        self.by_id.insert(id, waiter);
+        self.by_id.insert(id, PendingRead { waiter, search: None });
     }
 
     /// A new number for a store request nobody on a connection waits for
@@ -216,12 +227,7 @@ impl PendingReads {
     }
 
     /// The read `id` was answered: who asked, and for what.
-    pub fn finish(&mut self, id: u64) -> Option<ReadWaiter> {
+    pub fn finish(&mut self, id: u64) -> Option<PendingRead> {
         self.by_id.remove(&id)
-    }
-
-    /// Reads still waiting for the store.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
     }
 }

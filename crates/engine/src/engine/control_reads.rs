@@ -10,7 +10,7 @@ use sprocket_records::RecordFilter;
 
 use crate::engine::Engine;
 use crate::records::ReadWaiter;
-use crate::types::{RecordLookup, RecordQuery, RecordRead};
+use crate::types::{RecordLookup, RecordQuery};
 
 impl Engine {
     /// The record of `handle`: a live job's, or an ended job's. A live job
@@ -37,8 +37,6 @@ impl Engine {
     }
 
     fn read_for_control(&mut self, query: RecordQuery) -> RecordLookup {
-        let id = self.pending_reads.start(ReadWaiter::Control);
-        self.out.record_reads.push(RecordRead { id, query });
-        RecordLookup::Reading(id)
+        RecordLookup::Reading(self.start_read(ReadWaiter::Control, query))
     }
 }

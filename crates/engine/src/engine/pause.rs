@@ -122,7 +122,9 @@ impl Engine {
         if let Err(e) = &result {
             tracing::warn!(error = %e, "an operator setting could not be saved in the store");
         }
-        let Some(ReadWaiter::Conn(conn, purpose)) = self.pending_reads.finish(id) else { return };
+        let Some(ReadWaiter::Conn(conn, purpose)) = self.pending_reads.finish(id).map(|read| read.waiter) else {
+            return;
+        };
         let ReadPurpose::AdminSetting { paused } = purpose else { return };
         let answer = match result {
             Ok(()) => Bytes::from_static(sprocket_proto::admin::OK),

@@ -121,9 +121,7 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
-            let purpose = ReadPurpose::SearchJson { reply_handle, filter: filter.clone(), unconfirmed };
-            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
+            self.read_from_store(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -169,9 +167,7 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            let unconfirmed = self.ended_records.unconfirmed_matching(&filter);
-            let purpose = ReadPurpose::AdminSearch { filter: filter.clone(), unconfirmed };
-            self.read_from_store(conn, purpose, RecordQuery::Search(filter));
+            self.read_from_store(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -183,22 +179,19 @@ impl Engine {
     /// place among the connection's replies.
     pub fn record_read_done(&mut self, id: u64, result: Result<Vec<Record>, String>, now: Millis) {
         self.tick(now);
-        let (conn, purpose) = match self.pending_reads.finish(id) {
-            Some(ReadWaiter::Conn(conn, purpose)) => (conn, purpose),
-            Some(ReadWaiter::Control) => {
+        let Some(read) = self.pending_reads.finish(id) else { return };
+        let result = match (&read.search, result) {
+            (Some(asked), Ok(found)) => Ok(self.ended_records.with_unconfirmed(found, asked)),
+            (_, result) => result,
+        };
+        let (conn, purpose) = match read.waiter {
+            ReadWaiter::Conn(conn, purpose) => (conn, purpose),
+            ReadWaiter::Control => {
                 self.out.control_reads.push(ControlRead { id, result });
                 return;
             }
-            None => return,
         };
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
-        let result = match (&purpose, result) {
-            (
-                ReadPurpose::SearchJson { filter, unconfirmed, .. } | ReadPurpose::AdminSearch { filter, unconfirmed },
-                Ok(found),
-            ) => Ok(self.ended_records.with_unconfirmed(found, filter, unconfirmed)),
-            (_, result) => result,
-        };
         let answer = match (&purpose, &result) {
             // The store has the job's record from before its end, and the
             // engine no longer has the job (it would have attached the
@@ -228,14 +221,14 @@ impl Engine {
                 Some(record) => Bytes::from(sprocket_records::text::admin_record(record)),
                 None => Bytes::from_static(b"ERR UNKNOWN_JOB\r\n"),
             })],
-            (ReadPurpose::AdminSearch { .. }, Ok(found)) => {
+            (ReadPurpose::AdminSearch, Ok(found)) => {
                 vec![Out::Text(Bytes::from(sprocket_records::text::admin_record_list(found)))]
             }
             // A setting's write is answered by `setting_write_done`; a read
             // reported under its id is a server bug, answered so that the
             // connection does not wait for ever.
             (ReadPurpose::AdminSetting { .. }, _) => vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))],
-            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch { .. }, Err(e)) => {
+            (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {
                 vec![Out::Text(Bytes::from(format!(
                     "ERR RECORDS_UNAVAILABLE {}\r\n",
                     e.replace([' ', '\r', '\n'], "+")
@@ -250,10 +243,24 @@ impl Engine {
     /// Asks the server to read records, holding `conn`'s later replies
     /// behind the answer.
     fn read_from_store(&mut self, conn: ConnId, purpose: ReadPurpose, query: RecordQuery) {
+        if !self.conns.contains(conn) {
+            return;
+        }
+        let id = self.start_read(ReadWaiter::Conn(conn, purpose), query);
         let Some(c) = self.conns.get_mut(conn) else { return };
-        let id = self.pending_reads.start(ReadWaiter::Conn(conn, purpose));
         self.ledger.hold_read(conn, &mut c.held, id);
+    }
+
+    /// Numbers a read of the store for `waiter` and asks the server for it;
+    /// a search keeps what it needs to list the jobs that end meanwhile.
+    pub(super) fn start_read(&mut self, waiter: ReadWaiter, query: RecordQuery) -> u64 {
+        let search = match &query {
+            RecordQuery::Search(filter) => Some(self.ended_records.search_asked(filter.clone())),
+            RecordQuery::Handle(_) => None,
+        };
+        let id = self.pending_reads.start(waiter, search);
         self.out.record_reads.push(RecordRead { id, query });
+        id
     }
 
     /// The record of a live job with this handle.
