@@ -86,12 +86,7 @@ impl Engine {
             return;
         }
         let JobState::Running(worker) = job.state() else { return };
-        let Some(c) = self.conns.get(worker) else { return };
-        let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.clone() };
-        let now = self.now;
-        if let Some(record) = self.ensure_record(job_no) {
-            let _ = record.started(worker, now);
-        }
+        self.begin_attempt(job_no, worker);
     }
 
     /// Writes job `job_no`'s record as it is now, when records are durable
@@ -123,12 +118,19 @@ impl Engine {
 
     /// A worker took job `job_no`: a new attempt, on `conn`.
     pub(super) fn record_started(&mut self, job_no: JobNo, conn: ConnId) {
+        self.begin_attempt(job_no, conn);
+        self.write_live_record(job_no);
+    }
+
+    /// Job `job_no`'s record (made now if it has none) begins an attempt on
+    /// worker connection `conn`.
+    fn begin_attempt(&mut self, job_no: JobNo, conn: ConnId) {
         let Some(c) = self.conns.get(conn) else { return };
         let worker = Worker { client_id: c.client_id.clone(), peer: c.peer.clone() };
         let now = self.now;
-        let Some(record) = self.ensure_record(job_no) else { return };
-        let _ = record.started(worker, now);
-        self.write_live_record(job_no);
+        if let Some(record) = self.ensure_record(job_no) {
+            let _ = record.started(worker, now);
+        }
     }
 
     /// WORK_DATA (or WORK_WARNING) for job `job_no`.
