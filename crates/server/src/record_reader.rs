@@ -113,38 +113,26 @@ async fn answer_all(
     batch: Vec<ReaderJob>,
     replies: &mpsc::UnboundedSender<ReaderReply>,
 ) -> Result<(), mpsc::error::SendError<ReaderReply>> {
-    let (singles, others): (Vec<ReaderJob>, Vec<ReaderJob>) = batch
-        .into_iter()
-        .partition(|job| matches!(job, ReaderJob::Read(RecordRead { query: RecordQuery::Handle(_), .. })));
-    if singles.len() > 1 {
-        let reads: Vec<(u64, Bytes)> = singles
-            .into_iter()
-            .filter_map(|job| match job {
-                ReaderJob::Read(RecordRead { id, query: RecordQuery::Handle(handle) }) => Some((id, handle)),
-                _ => None,
-            })
-            .collect();
-        let handles: Vec<Bytes> = reads.iter().map(|(_, h)| h.clone()).collect();
-        let mut found = store.load_records(&handles).await;
-        if matches!(found, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
-            found = store.load_records(&handles).await;
+    let mut singles: Vec<(u64, Bytes)> = Vec::new();
+    let mut others = Vec::new();
+    for job in batch {
+        match job {
+            ReaderJob::Read(RecordRead { id, query: RecordQuery::Handle(handle) }) => singles.push((id, handle)),
+            other => others.push(other),
         }
-        match found {
+    }
+    if !singles.is_empty() {
+        let handles: Vec<Bytes> = singles.iter().map(|(_, h)| h.clone()).collect();
+        match read_handles(store, &handles).await {
             Ok(found) => {
-                for ((id, _), record) in reads.into_iter().zip(found) {
+                for ((id, _), record) in singles.into_iter().zip(found) {
                     replies.send(ReaderReply::Read { id, result: Ok(record.into_iter().collect()) })?;
                 }
             }
             Err(e) => {
-                for (id, _) in reads {
-                    replies.send(ReaderReply::Read { id, result: Err(e.to_string()) })?;
+                for (id, _) in singles {
+                    replies.send(ReaderReply::Read { id, result: Err(e.clone()) })?;
                 }
-            }
-        }
-    } else {
-        for job in singles {
-            if let Some(reply) = answer(store, job).await {
-                replies.send(reply)?;
             }
         }
     }
@@ -187,21 +175,31 @@ async fn write_setting_once(store: &mut dyn Store, write: &SettingWrite) -> Resu
     }
 }
 
+/// The records of `handles`, in one store call; one reconnection is tried
+/// when the database went away.
+async fn read_handles(store: &mut dyn Store, handles: &[Bytes]) -> Result<Vec<Option<Record>>, String> {
+    let mut found = store.load_records(handles).await;
+    if matches!(found, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
+        found = store.load_records(handles).await;
+    }
+    found.map_err(|e| e.to_string())
+}
+
 /// Reads what `query` asks for; one reconnection is tried when the database
 /// went away.
 async fn read_records(store: &mut dyn Store, query: &RecordQuery) -> Result<Vec<Record>, String> {
-    let mut result = read_once(store, query).await;
-    if matches!(result, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
-        result = read_once(store, query).await;
+    let filter = match query {
+        RecordQuery::Handle(handle) => {
+            let found = read_handles(store, std::slice::from_ref(handle)).await?;
+            return Ok(found.into_iter().flatten().collect());
+        }
+        RecordQuery::Search(filter) => filter,
+    };
+    let mut found = store.search_records(filter).await;
+    if matches!(found, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
+        found = store.search_records(filter).await;
     }
-    result.map_err(|e| e.to_string())
-}
-
-async fn read_once(store: &mut dyn Store, query: &RecordQuery) -> Result<Vec<Record>, StoreError> {
-    match query {
-        RecordQuery::Handle(handle) => Ok(store.load_record(handle).await?.into_iter().collect()),
-        RecordQuery::Search(filter) => store.search_records(filter).await,
-    }
+    found.map_err(|e| e.to_string())
 }
 
 /// Reserves the next handle block, trying until it succeeds: the engine
