@@ -77,6 +77,24 @@ pub fn require_perl_gearman() -> bool {
     true
 }
 
+/// Checks that PHP and its gearman extension (Debian php-cli, php-gearman)
+/// are installed, or reports via [`skip`].
+pub fn require_php_gearman() -> bool {
+    if !require_tool("php") {
+        return false;
+    }
+    let out = process::run(
+        Command::new("php").args(["-r", "exit(extension_loaded('gearman') ? 0 : 1);"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    if !out.success() {
+        skip("php-gearman extension not loaded");
+        return false;
+    }
+    true
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1, and that this
 /// process has not handed out before: tests run in parallel, and the
 /// kernel may offer a just-released port to the next caller.

@@ -10,26 +10,10 @@ use std::time::Duration;
 
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::wait_for_workers;
-use sprocket_testkit::{interop_dir, require_tool, ServerProcess};
-
-fn php_ready() -> bool {
-    if !require_tool("php") {
-        return false;
-    }
-    let out = run(
-        Command::new("php").args(["-r", "exit(extension_loaded('gearman') ? 0 : 1);"]),
-        b"",
-        Duration::from_secs(20),
-    );
-    if !out.success() {
-        sprocket_testkit::skip("php-gearman extension not loaded");
-        return false;
-    }
-    true
-}
+use sprocket_testkit::{interop_dir, require_php_gearman, ServerProcess};
 
 fn server() -> Option<ServerProcess> {
-    if !php_ready() {
+    if !require_php_gearman() {
         return None;
     }
     ServerProcess::under_test(Path::new(env!("CARGO_BIN_EXE_sprocketd")), &[])
@@ -147,7 +131,7 @@ fn php_worker_over_its_time_limit_loses_the_job_to_another_worker() {
 /// client gets GEARMAN_WORK_FAIL (sprocketd's option; gearmand has none).
 #[test]
 fn php_worker_over_its_time_limit_fails_the_job_with_timeout_action_fail() {
-    if sprocket_testkit::server_under_test_name() == "gearmand" || !php_ready() {
+    if sprocket_testkit::server_under_test_name() == "gearmand" || !require_php_gearman() {
         return;
     }
     let srv = ServerProcess::sprocketd(Path::new(env!("CARGO_BIN_EXE_sprocketd")), &["--timeout-action", "fail"]);

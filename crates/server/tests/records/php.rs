@@ -6,29 +6,12 @@
 //! that attaches while the job still runs gets everything live.
 
 use std::process::Command;
-use std::time::Duration;
 
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::{wait_for_workers, wait_until_drained};
-use sprocket_testkit::{interop_dir, require_tool};
+use sprocket_testkit::{interop_dir, require_php_gearman};
 
 use crate::support::{sqlite_server, wait_record_state, LIMIT};
-
-pub fn php_ready() -> bool {
-    if !require_tool("php") {
-        return false;
-    }
-    let out = run(
-        Command::new("php").args(["-r", "exit(extension_loaded('gearman') ? 0 : 1);"]),
-        b"",
-        Duration::from_secs(20),
-    );
-    if !out.success() {
-        sprocket_testkit::skip("php-gearman extension not loaded");
-        return false;
-    }
-    true
-}
 
 /// The seed-004-style PHP worker for `function`, sleeping `sleep_ms` at
 /// the start of each job; returns once it has registered.
@@ -74,7 +57,7 @@ fn lines(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn seed004_php_reads_a_background_jobs_data_status_and_result_later() {
-    if !php_ready() {
+    if !require_php_gearman() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -109,7 +92,7 @@ fn seed004_php_reads_a_background_jobs_data_status_and_result_later() {
 
 #[test]
 fn seed004_php_attaches_to_a_running_background_job_and_gets_it_live() {
-    if !php_ready() {
+    if !require_php_gearman() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

@@ -12,7 +12,6 @@ use sprocket_testkit::process::Background;
 use sprocket_testkit::status::parse_status;
 
 use crate::common::{b, Gear};
-use crate::php::php_ready;
 use crate::support::{builtin_server, job_ended, read_result, End, LIMIT};
 
 fn expect_reserved_error(reply: std::io::Result<Response>, what: &str) {
@@ -78,7 +77,7 @@ fn a_raw_worker_cannot_register_sprocket_functions() {
 
 #[test]
 fn a_php_worker_registering_sprocket_result_gets_an_error_and_no_job() {
-    if !php_ready() {
+    if !sprocket_testkit::require_php_gearman() {
         return;
     }
     let srv = builtin_server(&[]);
