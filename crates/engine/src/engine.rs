@@ -32,6 +32,7 @@ use crate::job::JobState;
 use crate::jobs::JobTable;
 use crate::ledger::Ledger;
 use crate::outcome::AttemptEnd;
+use crate::policy::{FunctionPolicy, PolicyEntry, PolicyTable};
 use crate::records::{EndedRecords, PendingReads};
 use crate::timers::{Due, Timers};
 use crate::types::*;
@@ -67,6 +68,8 @@ pub struct Engine {
     pending_reads: PendingReads,
     /// The handle numbers this engine may give out.
     handles: HandleBlocks,
+    /// Per-function policies (retries, dead letters, run limits).
+    policies: PolicyTable,
     /// The latest time any event carried; never goes back.
     now: Millis,
     out: Outbox,
@@ -82,6 +85,7 @@ impl Engine {
             ended_records: EndedRecords::new(config.records.durable, config.records.retention),
             pending_reads: PendingReads::default(),
             handles: HandleBlocks::new(config.first_handle, config.handle_block),
+            policies: PolicyTable::default(),
             config,
             jobs,
             functions: FunctionTable::default(),
@@ -202,6 +206,17 @@ impl Engine {
     /// [`Outbox::wants_handles`]): `first .. first + handle_block`.
     pub fn add_handle_block(&mut self, first: JobNo) {
         self.handles.add(first);
+    }
+
+    /// Replaces the policy file's policies (at start-up and on each
+    /// reload); operators' run-time policies stay in force over them.
+    pub fn set_file_policies(&mut self, entries: Vec<(String, FunctionPolicy)>) {
+        self.policies.set_file(entries);
+    }
+
+    /// Every policy in force, operators' first.
+    pub fn policies(&self) -> Vec<PolicyEntry> {
+        self.policies.entries().cloned().collect()
     }
 
     /// Ended records held in memory (with `-q builtin`, or until their

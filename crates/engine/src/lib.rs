@@ -30,6 +30,7 @@ mod job;
 mod jobs;
 mod ledger;
 mod outcome;
+pub mod policy;
 mod records;
 mod timers;
 pub mod types;
