@@ -119,6 +119,22 @@ struct RecordJson {
     warnings: Vec<ChunkJson>,
     #[serde(default)]
     truncated: Option<TruncatedJson>,
+    /// Failed attempts of the current series (what a policy's
+    /// `max_attempts` counts); left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failures: u32,
+    /// While retrying: when the next attempt may begin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_at: Option<u64>,
+    /// While dead: the job's workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,6 +148,12 @@ struct AttemptJson {
     ended: Option<u64>,
     #[serde(default)]
     end: Option<AttemptEnd>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    error_cut: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,7 +194,11 @@ impl From<&Record> for RecordJson {
             .iter()
             .map(|attempt| {
                 let (client_id, client_id_base64) = split(&attempt.worker.client_id);
+                let (error, error_base64) = split_opt(attempt.error.as_deref());
                 AttemptJson {
+                    error,
+                    error_base64,
+                    error_cut: attempt.error_cut,
                     client_id,
                     client_id_base64,
                     peer: attempt.worker.peer.to_string(),
@@ -191,7 +217,12 @@ impl From<&Record> for RecordJson {
                 ChunkKind::Warning => warnings.push(json),
             }
         }
+        let (payload, payload_base64) = split_opt(record.payload());
         RecordJson {
+            failures: record.failures(),
+            retry_at: record.retry_at(),
+            payload,
+            payload_base64,
             handle,
             handle_base64,
             function,
@@ -246,7 +277,8 @@ impl TryFrom<RecordJson> for Record {
                     _ => return Err(de::Error::custom("an attempt needs both ended and end, or neither")),
                 };
                 let worker = Worker { client_id: Bytes::from(client_id), peer: Arc::from(attempt.peer) };
-                Ok(Attempt { worker, started: attempt.started, ended })
+                let error = join("attempt error", attempt.error, attempt.error_base64)?.map(Vec::into_boxed_slice);
+                Ok(Attempt { worker, started: attempt.started, ended, error, error_cut: attempt.error_cut })
             })
             .collect::<Result<Vec<_>, de::value::Error>>()?;
 
@@ -269,6 +301,9 @@ impl TryFrom<RecordJson> for Record {
             result: join("result", json.result, json.result_base64)?.map(Vec::into_boxed_slice),
             error: join("error", json.error, json.error_base64)?.map(Vec::into_boxed_slice),
             result_bytes_received,
+            failures: json.failures,
+            retry_at: json.retry_at,
+            payload: join("payload", json.payload, json.payload_base64)?.map(Vec::into_boxed_slice),
         };
         Ok(Record::from_parts(queued, json.state, run))
     }
@@ -360,6 +395,7 @@ mod tests {
                 "result": null,
                 "result_base64": "AJ+Slg==",
                 "error": null,
+                "failures": 1,
                 "data": [{"seq": 0, "value": "first"}, {"seq": 2, "value": ""}],
                 "warnings": [{"seq": 1, "value": null, "value_base64": "wyg="}],
                 "truncated": null

@@ -21,6 +21,12 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 20;
 /// a record of bounded size.
 pub const MAX_KEPT_ATTEMPTS: usize = 16;
 
+/// How many bytes of its error text each attempt in the list keeps. The
+/// latest error is also the record's own [`Record::error`], kept within
+/// the record's byte limit; an attempt's copy is for reading the history
+/// of a job that failed several ways, and is marked when it was cut.
+pub const ATTEMPT_ERROR_BYTES: usize = 1024;
+
 /// The per-record payload limit (`--record-max-bytes`).
 ///
 /// The payload is what the worker sent: the data and warning chunks, and
@@ -76,6 +82,19 @@ pub struct Attempt {
     pub started: u64,
     /// When and how it ended; `None` while the worker still holds the job.
     pub ended: Option<(u64, AttemptEnd)>,
+    /// The error text it ended with (a WORK_EXCEPTION's text), its first
+    /// [`ATTEMPT_ERROR_BYTES`] bytes (and never more than the record's byte
+    /// limit).
+    pub error: Option<Box<[u8]>>,
+    /// Whether `error` was cut to its first [`ATTEMPT_ERROR_BYTES`] bytes.
+    pub error_cut: bool,
+}
+
+impl Attempt {
+    /// An attempt on `worker` that began at `started` and is still under way.
+    pub fn new(worker: Worker, started: u64) -> Attempt {
+        Attempt { worker, started, ended: None, error: None, error_cut: false }
+    }
 }
 
 /// Which packet a chunk came in.
@@ -197,6 +216,16 @@ pub(crate) struct Run {
     pub(crate) result: Option<Box<[u8]>>,
     pub(crate) error: Option<Box<[u8]>>,
     pub(crate) result_bytes_received: Option<u64>,
+    /// Attempts of the current series (since submission or the last
+    /// requeue from the dead letters) that ended in a failure: WORK_FAIL,
+    /// WORK_EXCEPTION, a time limit or a lost worker. What a policy's
+    /// `max_attempts` counts, and what a restart gives back to the job.
+    pub(crate) failures: u32,
+    /// While retrying: when the next attempt may begin (Unix ms).
+    pub(crate) retry_at: Option<u64>,
+    /// While dead: the job's workload, kept whole so that a requeue runs
+    /// exactly what was submitted.
+    pub(crate) payload: Option<Box<[u8]>>,
 }
 
 fn len32(field: &'static str, bytes: &[u8]) -> Result<u32, FieldTooLong> {
@@ -258,7 +287,7 @@ impl Record {
         self.check_live()?;
         self.state = RecordState::Running;
         let run = self.run_mut();
-        close_open_attempt(run, AttemptEnd::Interrupted, now);
+        close_open_attempt(run, AttemptEnd::Interrupted, None, now);
         run.attempts = run.attempts.saturating_add(1);
         run.first_started.get_or_insert(now);
         if run.attempt_log.len() == MAX_KEPT_ATTEMPTS {
@@ -267,7 +296,8 @@ impl Record {
         // Most jobs run once: grow the list one attempt at a time rather
         // than by doubling (a first push would make room for four).
         run.attempt_log.reserve_exact(1);
-        run.attempt_log.push(Attempt { worker, started: now, ended: None });
+        run.retry_at = None;
+        run.attempt_log.push(Attempt::new(worker, now));
         Ok(())
     }
 
@@ -314,7 +344,48 @@ impl Record {
         self.check_live()?;
         self.state = RecordState::Queued;
         if let Some(run) = self.run.as_mut() {
-            close_open_attempt(run, end, now);
+            close_open_attempt(run, end, None, now);
+            run.retry_at = None;
+        }
+        Ok(())
+    }
+
+    /// The current attempt ended as `end` (with the worker's `error` text,
+    /// if it sent one) and the job will be tried again at `retry_at`: the
+    /// record is `retrying` until then. The error also becomes the
+    /// record's latest [`Record::error`], within `limits`.
+    pub fn retrying(
+        &mut self,
+        end: AttemptEnd,
+        error: Option<&[u8]>,
+        retry_at: u64,
+        now: u64,
+        limits: Limits,
+    ) -> Result<(), RecordEnded> {
+        self.check_live()?;
+        self.state = RecordState::Retrying;
+        let run = self.run_mut();
+        close_open_attempt(run, end, error.map(|e| (e, limits)), now);
+        run.retry_at = Some(retry_at);
+        if let Some(text) = error {
+            keep_within(text, limits.max_bytes.saturating_sub(run.chunk_bytes_kept), &mut run.error, &mut run.result_bytes_received);
+        }
+        Ok(())
+    }
+
+    /// A dead job is queued again by an operator: a fresh series of
+    /// attempts begins (its earlier attempts stay listed), and the kept
+    /// workload goes back to the job.
+    pub fn requeued(&mut self) -> Result<(), RecordEnded> {
+        if self.state != RecordState::Dead {
+            return Err(RecordEnded(self.state));
+        }
+        self.state = RecordState::Queued;
+        if let Some(run) = self.run.as_mut() {
+            run.finished = None;
+            run.failures = 0;
+            run.retry_at = None;
+            run.payload = None;
         }
         Ok(())
     }
@@ -326,20 +397,25 @@ impl Record {
         self.check_live()?;
         self.state = outcome.state();
         let run = self.run_mut();
-        close_open_attempt(run, outcome.attempt_end(), now);
-        run.finished = Some(now);
-        let payload = match outcome {
-            Outcome::Complete(result) => Some((result, &mut run.result)),
-            Outcome::Exception(text) => Some((text, &mut run.error)),
+        let error = match outcome {
+            Outcome::Exception(text) => Some(text),
+            Outcome::Dead { error, .. } => error,
             _ => None,
         };
-        if let Some((bytes, slot)) = payload {
-            let room = limits.max_bytes.saturating_sub(run.chunk_bytes_kept);
-            let keep = (bytes.len() as u64).min(room) as usize;
-            *slot = Some(bytes[..keep].into());
-            if keep < bytes.len() {
-                run.result_bytes_received = Some(bytes.len() as u64);
+        close_open_attempt(run, outcome.attempt_end(), error.map(|e| (e, limits)), now);
+        run.finished = Some(now);
+        run.retry_at = None;
+        let room = limits.max_bytes.saturating_sub(run.chunk_bytes_kept);
+        match outcome {
+            Outcome::Complete(result) => keep_within(result, room, &mut run.result, &mut run.result_bytes_received),
+            Outcome::Exception(text) => keep_within(text, room, &mut run.error, &mut run.result_bytes_received),
+            Outcome::Dead { error, payload, .. } => {
+                if let Some(text) = error {
+                    keep_within(text, room, &mut run.error, &mut run.result_bytes_received);
+                }
+                run.payload = Some(payload.into());
             }
+            _ => {}
         }
         Ok(())
     }
@@ -362,6 +438,9 @@ impl Record {
                 result: None,
                 error: run.error.clone(),
                 result_bytes_received: None,
+                failures: run.failures,
+                retry_at: run.retry_at,
+                payload: None,
             })
         });
         Record { ids: self.ids.clone(), run, ..*self }
@@ -450,6 +529,22 @@ impl Record {
         self.run.as_ref()?.error.as_deref()
     }
 
+    /// Attempts of the current series that ended in a failure (see
+    /// [`Run::failures`]).
+    pub fn failures(&self) -> u32 {
+        self.run.as_ref().map_or(0, |run| run.failures)
+    }
+
+    /// While retrying: when the next attempt may begin (Unix ms).
+    pub fn retry_at(&self) -> Option<u64> {
+        self.run.as_ref()?.retry_at
+    }
+
+    /// While dead: the job's workload, whole.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.run.as_ref()?.payload.as_deref()
+    }
+
     /// Payload bytes kept: chunks, result and exception text.
     pub fn payload_bytes(&self) -> u64 {
         self.run.as_ref().map_or(0, |run| {
@@ -485,12 +580,32 @@ impl Record {
     }
 }
 
-fn close_open_attempt(run: &mut Run, end: AttemptEnd, now: u64) {
-    if let Some(attempt) = run.attempt_log.last_mut() {
-        if attempt.ended.is_none() {
-            attempt.ended = Some((now, end));
-        }
+/// Closes the attempt under way, if any, as `end` with the worker's
+/// `error` text; an attempt that ended in a failure counts towards the
+/// series' [`Run::failures`].
+fn close_open_attempt(run: &mut Run, end: AttemptEnd, error: Option<(&[u8], Limits)>, now: u64) {
+    let Some(attempt) = run.attempt_log.last_mut() else { return };
+    if attempt.ended.is_some() {
+        return;
     }
+    attempt.ended = Some((now, end));
+    if let Some((text, limits)) = error {
+        let cap = usize::try_from(limits.max_bytes).unwrap_or(usize::MAX).min(ATTEMPT_ERROR_BYTES);
+        let keep = text.len().min(cap);
+        attempt.error = Some(text[..keep].into());
+        attempt.error_cut = keep < text.len();
+    }
+    if end.is_failure() {
+        run.failures = run.failures.saturating_add(1);
+    }
+}
+
+/// Keeps `bytes` in `slot`, cut to `room` bytes; when cut, the full length
+/// goes to `received` so that the record says what arrived.
+fn keep_within(bytes: &[u8], room: u64, slot: &mut Option<Box<[u8]>>, received: &mut Option<u64>) {
+    let keep = (bytes.len() as u64).min(room) as usize;
+    *slot = Some(bytes[..keep].into());
+    *received = (keep < bytes.len()).then_some(bytes.len() as u64);
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ pub enum RecordState {
     Queued,
     /// Assigned to a worker.
     Running,
-    /// Waiting for a retry after a failed attempt. Reserved for retries with
-    /// backoff; nothing sets it yet.
+    /// Waiting out its backoff after a failed attempt, before the next
+    /// (its function's policy retries it).
     Retrying,
     /// The worker sent WORK_COMPLETE.
     Complete,
@@ -32,8 +32,10 @@ pub enum RecordState {
     Timeout,
     /// Given up after `--job-retries` attempts ended without a result.
     Dropped,
-    /// Moved to the dead letters after its last retry. Reserved for retries
-    /// with dead letters; nothing sets it yet.
+    /// Out of attempts under a policy with dead letters: kept, with its
+    /// workload, until an operator requeues or purges it (or
+    /// `--dead-retention` passes). The one final state a record leaves again
+    /// (when requeued).
     Dead,
 }
 
@@ -176,6 +178,14 @@ impl AttemptEnd {
     }
 }
 
+impl AttemptEnd {
+    /// Whether the attempt failed (counts towards a policy's
+    /// `max_attempts`): not completed, cancelled or cut short by a restart.
+    pub fn is_failure(self) -> bool {
+        matches!(self, AttemptEnd::Failed | AttemptEnd::Exception | AttemptEnd::Timeout | AttemptEnd::WorkerLost)
+    }
+}
+
 impl fmt::Display for AttemptEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -197,6 +207,17 @@ pub enum Outcome<'a> {
     Timeout,
     /// Given up after `--job-retries` attempts.
     Dropped,
+    /// Out of attempts under a policy with dead letters: the last attempt
+    /// ended as `end`, with the worker's `error` text if any; `payload` is
+    /// the job's workload, kept for a requeue.
+    Dead {
+        /// How the last attempt ended.
+        end: AttemptEnd,
+        /// Its error text (WORK_EXCEPTION), if any.
+        error: Option<&'a [u8]>,
+        /// The job's workload.
+        payload: &'a [u8],
+    },
 }
 
 impl Outcome<'_> {
@@ -209,6 +230,7 @@ impl Outcome<'_> {
             Outcome::Cancelled => RecordState::Cancelled,
             Outcome::Timeout => RecordState::Timeout,
             Outcome::Dropped => RecordState::Dropped,
+            Outcome::Dead { .. } => RecordState::Dead,
         }
     }
 
@@ -225,6 +247,7 @@ impl Outcome<'_> {
             Outcome::Cancelled => AttemptEnd::Cancelled,
             Outcome::Timeout => AttemptEnd::Timeout,
             Outcome::Dropped => AttemptEnd::WorkerLost,
+            Outcome::Dead { end, .. } => end,
         }
     }
 }

@@ -22,6 +22,11 @@
 //! u32 attempt count, then per attempt: bytes client id, bytes peer (UTF-8),
 //!     u64 started, opt (u64 ended, u8 how it ended)
 //! ```
+//!
+//! Version 2 adds, to each attempt after its end, `opt (u8 cut, bytes error
+//! text)`, and after the attempts `u32 failures in the current series, opt
+//! u64 retry at, opt bytes workload (of a dead job)`. Version 1 rows read as
+//! having none of these.
 
 use std::sync::Arc;
 
@@ -32,7 +37,7 @@ use crate::record::{Attempt, Chunk, ChunkKind, Record, Run, Status, Worker};
 use crate::state::{AttemptEnd, RecordState};
 
 /// The version this crate writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 const CUT_FLAG: u8 = 0x80;
 
@@ -113,7 +118,14 @@ pub fn encode(record: &Record) -> Result<Vec<u8>, crate::record::FieldTooLong> {
             out.u64(at);
             out.u8(end.code());
         });
+        out.opt(attempt.error.as_deref(), |out, error| {
+            out.u8(u8::from(attempt.error_cut));
+            out.bytes(error);
+        });
     }
+    out.u32(record.failures());
+    out.opt(record.retry_at(), Writer::u64);
+    out.opt(record.payload(), Writer::bytes);
     match out.too_long {
         Some(err) => Err(err),
         None => Ok(out.out),
@@ -124,12 +136,12 @@ pub fn encode(record: &Record) -> Result<Vec<u8>, crate::record::FieldTooLong> {
 pub fn decode(bytes: &[u8]) -> Result<Record, StoredError> {
     let mut input = Reader { bytes, at: 0 };
     match input.u8()? {
-        1 => decode_v1(&mut input),
+        version @ 1..=FORMAT_VERSION => decode_body(&mut input, version),
         version => Err(StoredError::UnknownVersion(version)),
     }
 }
 
-fn decode_v1(input: &mut Reader<'_>) -> Result<Record, StoredError> {
+fn decode_body(input: &mut Reader<'_>, version: u8) -> Result<Record, StoredError> {
     let handle = input.bytes()?;
     let function = input.bytes()?;
     let unique = input.bytes()?;
@@ -174,8 +186,26 @@ fn decode_v1(input: &mut Reader<'_>) -> Result<Record, StoredError> {
             let end = AttemptEnd::from_code(code).ok_or(StoredError::BadCode { field: "attempt end", code })?;
             Ok((at, end))
         })?;
-        Ok(Attempt { worker: Worker { client_id, peer: Arc::from(peer) }, started, ended })
+        let (error, error_cut) = if version >= 2 {
+            input
+                .opt(|input| {
+                    let cut = match input.u8()? {
+                        flag @ 0..=1 => flag == 1,
+                        code => return Err(StoredError::BadCode { field: "attempt error cut", code }),
+                    };
+                    Ok((Box::from(input.bytes()?), cut))
+                })?
+                .map_or((None, false), |(error, cut)| (Some(error), cut))
+        } else {
+            (None, false)
+        };
+        Ok(Attempt { worker: Worker { client_id, peer: Arc::from(peer) }, started, ended, error, error_cut })
     })?;
+    let (failures, retry_at, payload) = if version >= 2 {
+        (input.u32()?, input.opt(Reader::u64)?, input.opt(|input| Ok(Box::from(input.bytes()?)))?)
+    } else {
+        (0, None, None)
+    };
     if input.remaining() > 0 {
         return Err(StoredError::TrailingBytes(input.remaining()));
     }
@@ -193,6 +223,9 @@ fn decode_v1(input: &mut Reader<'_>) -> Result<Record, StoredError> {
         result,
         error,
         result_bytes_received,
+        failures,
+        retry_at,
+        payload,
     };
     Ok(Record::from_parts(queued, state, run))
 }
@@ -383,8 +416,37 @@ mod tests {
     #[test]
     fn a_queued_record_is_a_few_dozen_bytes() {
         let encoded = encode(&queued("H:h:1")).unwrap();
-        // version, three ids with lengths, codes, times and counts of nothing.
-        assert_eq!(encoded.len(), 1 + (4 + 5) + (4 + 6) + (4 + 5) + 3 + 8 + 4 + 5 + 8 + 8 + 1 + 4 + 4);
+        // version, three ids with lengths, codes, times and counts of
+        // nothing, then failures and two absent options (version 2).
+        assert_eq!(encoded.len(), 1 + (4 + 5) + (4 + 6) + (4 + 5) + 3 + 8 + 4 + 5 + 8 + 8 + 1 + 4 + 4 + 4 + 2);
+    }
+
+    #[test]
+    fn version_1_rows_still_read() {
+        // A queued record in version 1 is version 2 without its last six
+        // bytes (failures and two absent options).
+        let record = queued("H:h:1");
+        let mut v1 = encode(&record).unwrap();
+        v1.truncate(v1.len() - 6);
+        v1[0] = 1;
+        assert_eq!(decode(&v1), Ok(record));
+    }
+
+    #[test]
+    fn retrying_and_dead_records_round_trip_with_attempt_errors() {
+        let mut record = queued("H:h:3");
+        record.started(worker("w"), 5).unwrap();
+        record.retrying(AttemptEnd::Exception, Some(b"disk full"), 2_000, 6, Limits::default()).unwrap();
+        assert_eq!(decode(&encode(&record).unwrap()), Ok(record.clone()));
+        record.started(worker("w"), 2_000).unwrap();
+        let long = vec![b'x'; crate::record::ATTEMPT_ERROR_BYTES + 5];
+        let dead = Outcome::Dead { end: AttemptEnd::Exception, error: Some(&long), payload: b"\x00work" };
+        record.ended(dead, 2_100, Limits::default()).unwrap();
+        let back = decode(&encode(&record).unwrap()).unwrap();
+        assert_eq!(back, record);
+        assert_eq!((back.state(), back.failures(), back.payload()), (RecordState::Dead, 2, Some(&b"\x00work"[..])));
+        assert!(back.attempt_log()[1].error_cut);
+        assert_eq!(back.error(), Some(&long[..]));
     }
 
     #[test]
@@ -394,7 +456,7 @@ mod tests {
         record.ended(Outcome::Complete(b"r"), 6, Limits::default()).unwrap();
         let good = encode(&record).unwrap();
 
-        assert_eq!(decode(&[2]), Err(StoredError::UnknownVersion(2)));
+        assert_eq!(decode(&[3]), Err(StoredError::UnknownVersion(3)));
         assert_eq!(decode(&[]), Err(StoredError::Truncated { at: 0, len: 0 }));
         let mut trailing = good.clone();
         trailing.push(0);
@@ -410,6 +472,6 @@ mod tests {
         let mut huge = good;
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(decode(&huge), Err(StoredError::Truncated { .. })));
-        assert!(StoredError::UnknownVersion(9).to_string().contains("reads versions 1 to 1"));
+        assert!(StoredError::UnknownVersion(9).to_string().contains("reads versions 1 to 2"));
     }
 }

@@ -99,7 +99,10 @@ fn time_or_dash(time: Option<u64>) -> String {
 /// `background` (1 or 0), `state`, `submitted`, `started`, `finished`
 /// (Unix milliseconds, `-` when not yet), `attempts`; one `attempt` line per
 /// kept attempt (`client id`, `peer`, `started`, `ended`, how it ended,
-/// `-` while it runs); `status` (numerator, denominator) when a WORK_STATUS
+/// `-` while it runs, then its error text when it ended with one, and `cut`
+/// when that text was cut); `failures` (failed attempts of the current
+/// series) when any; `retry_at` while retrying; `payload` (the workload)
+/// while dead; `status` (numerator, denominator) when a WORK_STATUS
 /// came; one `data` or `warning` line per kept chunk in arrival order, with
 /// a third field `cut` on a chunk kept only in part; `result` and `error`
 /// when present; and `truncated` (chunks received, their bytes, the full
@@ -127,13 +130,29 @@ pub fn admin_record(record: &Record) -> String {
             Some((at, end)) => (at.to_string(), end.as_str()),
             None => ("-".to_owned(), "-"),
         };
-        let value = format!(
+        let mut value = format!(
             "{}\t{}\t{}\t{ended}\t{end}",
             escape(&attempt.worker.client_id),
             escape(attempt.worker.peer.as_bytes()),
             attempt.started
         );
+        if let Some(error) = &attempt.error {
+            value.push('\t');
+            value.push_str(&escape(error));
+            if attempt.error_cut {
+                value.push_str("\tcut");
+            }
+        }
         line("attempt", &value);
+    }
+    if record.failures() > 0 {
+        line("failures", &record.failures().to_string());
+    }
+    if let Some(at) = record.retry_at() {
+        line("retry_at", &at.to_string());
+    }
+    if let Some(payload) = record.payload() {
+        line("payload", &escape(payload));
     }
     if let Some(status) = record.status_numbers() {
         line("status", &format!("{}\t{}", status.numerator, status.denominator));
@@ -353,7 +372,7 @@ mod tests {
         let expected = "handle\tH:h:7\nfunction\tresize\nunique\timg\\t1\npriority\thigh\nbackground\t1\n\
             state\texception\nsubmitted\t1000\nstarted\t1100\nfinished\t1700\nattempts\t2\n\
             attempt\tw\\xff\t10.0.0.5:41000\t1100\t1150\tworker_lost\n\
-            attempt\tw\\xff\t10.0.0.5:41000\t1200\t1700\texception\n\
+            attempt\tw\\xff\t10.0.0.5:41000\t1200\t1700\texception\tdisk full, r\tcut\nfailures\t2\n\
             status\t1\t3\ndata\tline\\n\nwarning\th\tcut\nerror\tdisk f\ntruncated\t2\t8\t22\n.\n";
         // The chunk budget is 6: "line\n" (5) and the first byte of "hot".
         assert_eq!(admin_record(&ended_record()), expected);
