@@ -25,6 +25,13 @@ impl Engine {
             AdminParse::Command(AdminCommand::Pause(name)) => self.admin_set_paused(conn, &name, true),
             AdminParse::Command(AdminCommand::Resume(name)) => self.admin_set_paused(conn, &name, false),
             AdminParse::Command(AdminCommand::PurgeQueued(name)) => self.admin_purge_queued(conn, &name),
+            AdminParse::Command(AdminCommand::Policy) => self.admin_policy_list(conn),
+            AdminParse::Command(AdminCommand::PolicySet { pattern, json }) => {
+                self.admin_policy_change(conn, &pattern, Some(&json))
+            }
+            AdminParse::Command(AdminCommand::PolicyClear(pattern)) => self.admin_policy_change(conn, &pattern, None),
+            AdminParse::Command(AdminCommand::Requeue(handle)) => self.admin_requeue(conn, &handle),
+            AdminParse::Command(AdminCommand::RequeueFunction(name)) => self.admin_requeue_function(conn, &name),
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -71,7 +78,12 @@ impl Engine {
             | AdminCommand::Records { .. }
             | AdminCommand::Pause(_)
             | AdminCommand::Resume(_)
-            | AdminCommand::PurgeQueued(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
+            | AdminCommand::PurgeQueued(_)
+            | AdminCommand::Policy
+            | AdminCommand::PolicySet { .. }
+            | AdminCommand::PolicyClear(_)
+            | AdminCommand::Requeue(_)
+            | AdminCommand::RequeueFunction(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
 }

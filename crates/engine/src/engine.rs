@@ -13,6 +13,10 @@
 //! - `status`: GET_STATUS and GET_STATUS_UNIQUE;
 //! - `lifecycle`: the one place a job ends ([`Outcome`]) and the one place
 //!   an attempt ends ([`AttemptEnd`]), retries and requeues;
+//! - `retry`: retries with backoff and dead letters, as a function's
+//!   policy says;
+//! - `policy_commands`: operators' policies at run time;
+//! - `requeue`: dead letters made live again;
 //! - `pause`: pausing, resuming and purging one function;
 //! - `recording`: each job's record through its life;
 //! - `control_reads`: records for the server's own queries (its web port);
@@ -43,9 +47,12 @@ mod durability;
 mod grab;
 mod lifecycle;
 mod pause;
+mod policy_commands;
 mod recording;
+mod requeue;
 mod reserved;
 mod results;
+mod retry;
 mod status;
 mod submit;
 
@@ -214,6 +221,11 @@ impl Engine {
         self.policies.set_file(entries);
     }
 
+    /// The policy in force for function `name`, if any.
+    pub fn policy_for(&self, name: &[u8]) -> Option<PolicyEntry> {
+        self.policies.lookup(name).cloned()
+    }
+
     /// Every policy in force, operators' first.
     pub fn policies(&self) -> Vec<PolicyEntry> {
         self.policies.entries().cloned().collect()
@@ -258,6 +270,7 @@ impl Engine {
                 Due::Scheduled(job_no) => self.job_due(job_no),
                 Due::TimeLimit { job, assignment } => self.time_limit_expired(job, assignment),
                 Due::StoreTimeout(seq) => expired.push(seq),
+                Due::Retry { job, assignment } => self.retry_due(job, assignment),
             }
         }
         if !expired.is_empty() {

@@ -27,11 +27,10 @@ pub struct FunctionCounters {
     pub failed: u64,
     /// Jobs that ended with WORK_EXCEPTION.
     pub exceptions: u64,
-    /// Attempts put back for another try by a retry policy. No such policy
-    /// exists yet, so this stays 0.
+    /// Failed attempts a policy gave another try (after a backoff).
     pub retried: u64,
-    /// Jobs moved to a dead-job list. No such list exists yet, so this
-    /// stays 0.
+    /// Jobs that ran out of attempts under a policy with dead letters and
+    /// were kept as dead letters.
     pub dead: u64,
 }
 
@@ -44,6 +43,7 @@ impl FunctionCounters {
             Outcome::Completed { .. } => self.completed += 1,
             Outcome::Exception { .. } => self.exceptions += 1,
             Outcome::Failed | Outcome::TimedOut | Outcome::Dropped { .. } => self.failed += 1,
+            Outcome::Dead { .. } => self.dead += 1,
             Outcome::Cancelled
             | Outcome::Purged
             | Outcome::FunctionDropped
@@ -175,6 +175,13 @@ impl Function {
         self.queues[p.index()].push_back(no);
     }
 
+    /// A running job waits for its next attempt (a retry's backoff); it
+    /// joins its queue again when due (see [`Function::job_due`]).
+    pub fn job_waits(&mut self, p: Priority) {
+        self.running = self.running.saturating_sub(1);
+        self.queued[p.index()] += 1;
+    }
+
     /// A job left the table; `running` says whether a worker held it.
     pub fn job_removed(&mut self, p: Priority, running: bool) {
         self.total = self.total.saturating_sub(1);
@@ -290,6 +297,13 @@ impl FunctionTable {
     pub fn count_submitted(&mut self, f: FnId) {
         if let Some(func) = self.get_mut(f) {
             func.counters.submitted += 1;
+        }
+    }
+
+    /// Counts a failed attempt of function `f` that a policy retries.
+    pub fn count_retry(&mut self, f: FnId) {
+        if let Some(func) = self.get_mut(f) {
+            func.counters.retried += 1;
         }
     }
 

@@ -12,6 +12,9 @@ pub enum JobState {
     Queued,
     /// Not runnable before `when` (epoch or cron job).
     Scheduled,
+    /// Waiting out its backoff after a failed attempt, before its next
+    /// (its function's policy retries it).
+    Retrying,
     /// Assigned to a worker connection.
     Running(ConnId),
 }
@@ -21,6 +24,7 @@ pub enum JobState {
 enum Phase {
     Queued,
     Scheduled,
+    Retrying,
     Running,
 }
 
@@ -157,7 +161,10 @@ pub struct Job {
     pub when: i64,
     /// Foreground connections attached to this job.
     pub clients: Vec<ConnId>,
-    /// Attempts that ended without a result (worker lost, timeout).
+    /// Attempts of its current series that ended without a result: a lost
+    /// worker or a time limit (what `--job-retries` counts), and under a
+    /// policy also WORK_FAIL and WORK_EXCEPTION (what `max_attempts`
+    /// counts).
     pub attempts: u32,
     pub numerator: u32,
     pub denominator: u32,
@@ -302,6 +309,7 @@ impl Job {
         match self.phase {
             Phase::Queued => JobState::Queued,
             Phase::Scheduled => JobState::Scheduled,
+            Phase::Retrying => JobState::Retrying,
             Phase::Running => JobState::Running(self.worker),
         }
     }
@@ -311,6 +319,7 @@ impl Job {
         (self.phase, self.worker) = match state {
             JobState::Queued => (Phase::Queued, 0),
             JobState::Scheduled => (Phase::Scheduled, 0),
+            JobState::Retrying => (Phase::Retrying, 0),
             JobState::Running(worker) => (Phase::Running, worker),
         };
     }

@@ -271,6 +271,27 @@ impl HeldReplies {
         true
     }
 
+    /// Puts `out` where read `id` waits, to go out once store operation
+    /// `seq` is durable: the answer of a command that read the store and
+    /// then wrote to it.
+    pub fn answer_read_after(&mut self, id: u64, seq: u64, out: Out) -> bool {
+        let Some(at) = self.queue.iter().position(|h| matches!(h, Held::Read { id: held } if *held == id)) else {
+            return false;
+        };
+        self.queue[at] = Held::AfterCommit { seq, out };
+        true
+    }
+
+    /// The answer to read `id` will come as read `next` (a command that
+    /// reads the store in several steps), in the same place.
+    pub fn rename_read(&mut self, id: u64, next: u64) -> bool {
+        let Some(slot) = self.queue.iter_mut().find(|h| matches!(h, Held::Read { id: held } if *held == id)) else {
+            return false;
+        };
+        *slot = Held::Read { id: next };
+        true
+    }
+
     /// Sends what may go; true when nothing is held any more.
     fn release(
         &mut self,

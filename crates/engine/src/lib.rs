@@ -41,7 +41,7 @@ pub use commands::CommandError;
 pub use engine::Engine;
 pub use function::FunctionCounters;
 pub use hash::FastMap;
-pub use outcome::{AttemptEnd, Outcome};
+pub use outcome::{AttemptEnd, Failure, Outcome};
 pub use sprocket_records::{Record, RecordFilter, RecordState};
 pub use types::*;
 pub use views::{FunctionView, JobFilter, JobStatus, JobView, ServerInfo, WorkerView};

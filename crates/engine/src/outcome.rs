@@ -29,6 +29,13 @@ pub enum Outcome {
     FunctionDropped,
     /// Its CAN_DO_TIMEOUT limit expired, with `--timeout-action fail`.
     TimedOut,
+    /// Its attempts ran out under a policy with dead letters: it is kept,
+    /// with its workload, as a dead letter. Its clients hear how the last
+    /// attempt ended.
+    Dead {
+        /// How the last attempt failed.
+        last: Failure,
+    },
     /// Its attempts ran out (`--job-retries`).
     Dropped {
         /// Attempts that ended without a result.
@@ -52,7 +59,63 @@ impl Outcome {
                 | Outcome::FunctionDropped
                 | Outcome::TimedOut
                 | Outcome::Dropped { .. }
+                | Outcome::Dead { .. }
         )
+    }
+}
+
+/// How one attempt at a job failed, as a retry policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The worker sent WORK_FAIL.
+    Fail,
+    /// The worker sent WORK_EXCEPTION with this text.
+    Exception(Bytes),
+    /// Its run limit (the policy's `timeout` or CAN_DO_TIMEOUT) expired.
+    TimedOut,
+    /// The worker left (or said CANT_DO or RESET_ABILITIES) while it held
+    /// the job.
+    WorkerLost,
+}
+
+impl Failure {
+    /// The policy's name for it (`retry_on`).
+    pub fn reason(&self) -> crate::policy::RetryReason {
+        use crate::policy::RetryReason;
+        match self {
+            Failure::Fail => RetryReason::Fail,
+            Failure::Exception(_) => RetryReason::Exception,
+            Failure::TimedOut => RetryReason::Timeout,
+            Failure::WorkerLost => RetryReason::WorkerLost,
+        }
+    }
+
+    /// The record's name for how the attempt ended.
+    pub fn attempt_end(&self) -> sprocket_records::AttemptEnd {
+        use sprocket_records::AttemptEnd as End;
+        match self {
+            Failure::Fail => End::Failed,
+            Failure::Exception(_) => End::Exception,
+            Failure::TimedOut => End::Timeout,
+            Failure::WorkerLost => End::WorkerLost,
+        }
+    }
+
+    /// The worker's error text, if it sent one.
+    pub fn error(&self) -> Option<&Bytes> {
+        match self {
+            Failure::Exception(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+impl From<AttemptEnd> for Failure {
+    fn from(end: AttemptEnd) -> Failure {
+        match end {
+            AttemptEnd::WorkerLost => Failure::WorkerLost,
+            AttemptEnd::TimedOut => Failure::TimedOut,
+        }
     }
 }
 

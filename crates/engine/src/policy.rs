@@ -111,15 +111,19 @@ pub enum Backoff {
     },
 }
 
+/// The default backoff's first delay.
+const DEFAULT_BASE: Duration = Duration::from_secs(1);
+/// The default backoff's multiplier.
+const DEFAULT_FACTOR: f64 = 2.0;
+/// The default backoff's longest delay.
+const DEFAULT_MAX: Duration = Duration::from_secs(3600);
+/// The default backoff's random fraction.
+const DEFAULT_JITTER: f64 = 0.2;
+
 impl Default for Backoff {
     /// 1 s, doubling, at most an hour, ±20 %.
     fn default() -> Backoff {
-        Backoff::Exponential {
-            base: Duration::from_secs(1),
-            factor: 2.0,
-            max: Duration::from_secs(3600),
-            jitter: 0.2,
-        }
+        Backoff::Exponential { base: DEFAULT_BASE, factor: DEFAULT_FACTOR, max: DEFAULT_MAX, jitter: DEFAULT_JITTER }
     }
 }
 
@@ -381,6 +385,150 @@ pub fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
+/// A policy as operators write it: the policy file's
+/// `[functions."pattern"]` table (TOML) and the JSON of admin `policy set`,
+/// with durations as text (`2s`, `10m`). Every field is optional (the
+/// default is [`FunctionPolicy::default`]'s) and unknown fields are refused,
+/// so a misspelt key is never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// Attempts, counting the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// The wait before each retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackoffSpec>,
+    /// Which endings are retried: `fail`, `exception`, `timeout`,
+    /// `worker_lost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+    /// The run limit of each attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Keep jobs out of attempts as dead letters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<bool>,
+    /// Retry foreground jobs too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_foreground: Option<bool>,
+}
+
+/// A backoff as operators write it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackoffSpec {
+    /// `{ kind = "fixed", delay = "30s" }`.
+    Fixed {
+        /// The delay before every retry.
+        delay: String,
+    },
+    /// `{ kind = "exponential", base = "2s", factor = 2, max = "1h",
+    /// jitter = 0.2 }`; omitted numbers take the default backoff's.
+    Exponential {
+        /// The first delay.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<String>,
+        /// The multiplier per retry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        factor: Option<f64>,
+        /// The longest delay.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<String>,
+        /// The random fraction, 0 to 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jitter: Option<f64>,
+    },
+}
+
+fn duration_of(field: &str, text: &str) -> Result<Duration, PolicyError> {
+    sprocket_records::parse_duration(text).map_err(|e| PolicyError(format!("{field}: {e}")))
+}
+
+/// Text for a duration that [`sprocket_records::parse_duration`] reads
+/// back exactly: the largest unit that divides it.
+pub fn duration_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [("w", 604_800_000u128), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms > 0 && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+impl PolicySpec {
+    /// Reads the JSON form (admin `policy set PATTERN JSON`).
+    pub fn from_json(text: &[u8]) -> Result<PolicySpec, PolicyError> {
+        serde_json::from_slice(text).map_err(|e| PolicyError(format!("bad policy JSON: {e}")))
+    }
+
+    /// The policy it describes, checked.
+    pub fn to_policy(&self) -> Result<FunctionPolicy, PolicyError> {
+        let default = FunctionPolicy::default();
+        let backoff = match &self.backoff {
+            None => default.backoff,
+            Some(BackoffSpec::Fixed { delay }) => Backoff::Fixed { delay: duration_of("backoff delay", delay)? },
+            Some(BackoffSpec::Exponential { base, factor, max, jitter }) => Backoff::Exponential {
+                base: base.as_deref().map(|t| duration_of("backoff base", t)).transpose()?.unwrap_or(DEFAULT_BASE),
+                factor: factor.unwrap_or(DEFAULT_FACTOR),
+                max: max.as_deref().map(|t| duration_of("backoff max", t)).transpose()?.unwrap_or(DEFAULT_MAX),
+                jitter: jitter.unwrap_or(DEFAULT_JITTER),
+            },
+        };
+        let retry_on = match &self.retry_on {
+            None => default.retry_on,
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    RetryReason::parse(name).ok_or_else(|| {
+                        PolicyError(format!(
+                            "retry_on: unknown ending {name:?} (expected fail, exception, timeout or worker_lost)"
+                        ))
+                    })
+                })
+                .collect::<Result<RetryOn, _>>()?,
+        };
+        let policy = FunctionPolicy {
+            max_attempts: self.max_attempts.unwrap_or(default.max_attempts),
+            backoff,
+            retry_on,
+            timeout: self.timeout.as_deref().map(|t| duration_of("timeout", t)).transpose()?,
+            dead_letter: self.dead_letter.unwrap_or(default.dead_letter),
+            retry_foreground: self.retry_foreground.unwrap_or(default.retry_foreground),
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// The full spec of a policy (every field written out), for
+    /// `sprocket policy` and the store.
+    pub fn of(policy: &FunctionPolicy) -> PolicySpec {
+        let backoff = match policy.backoff {
+            Backoff::Fixed { delay } => BackoffSpec::Fixed { delay: duration_text(delay) },
+            Backoff::Exponential { base, factor, max, jitter } => BackoffSpec::Exponential {
+                base: Some(duration_text(base)),
+                factor: Some(factor),
+                max: Some(duration_text(max)),
+                jitter: Some(jitter),
+            },
+        };
+        PolicySpec {
+            max_attempts: Some(policy.max_attempts),
+            backoff: Some(backoff),
+            retry_on: Some(policy.retry_on.iter().map(|r| r.as_str().to_owned()).collect()),
+            timeout: policy.timeout.map(duration_text),
+            dead_letter: Some(policy.dead_letter),
+            retry_foreground: Some(policy.retry_foreground),
+        }
+    }
+
+    /// The JSON form, on one line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +598,42 @@ mod tests {
         };
         assert!(bad.validate().unwrap_err().0.contains("factor"));
         assert!(FunctionPolicy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn specs_fill_in_defaults_refuse_unknown_keys_and_round_trip() {
+        let spec = PolicySpec::from_json(
+            br#"{"max_attempts":5,"backoff":{"kind":"exponential","base":"2s","max":"1h"},"retry_on":["fail"],"timeout":"10m","dead_letter":true}"#,
+        )
+        .unwrap();
+        let policy = spec.to_policy().unwrap();
+        assert_eq!(policy.max_attempts, 5);
+        assert_eq!(policy.timeout, Some(Duration::from_secs(600)));
+        assert!(policy.retry_on.contains(RetryReason::Fail) && !policy.retry_on.contains(RetryReason::Timeout));
+        assert_eq!(
+            policy.backoff,
+            Backoff::Exponential {
+                base: Duration::from_secs(2),
+                factor: 2.0,
+                max: Duration::from_secs(3600),
+                jitter: 0.2
+            }
+        );
+        assert_eq!(
+            PolicySpec::from_json(PolicySpec::of(&policy).to_json().as_bytes()).unwrap().to_policy(),
+            Ok(policy)
+        );
+        for (bad, says) in [
+            (&br#"{"max_atempts":5}"#[..], "unknown field"),
+            (br#"{"retry_on":["crash"]}"#, "unknown ending"),
+            (br#"{"timeout":"soon"}"#, "timeout"),
+            (br#"{"backoff":{"kind":"linear"}}"#, "unknown variant"),
+            (br#"{"max_attempts":0}"#, "at least 1"),
+        ] {
+            let err = PolicySpec::from_json(bad).and_then(|s| s.to_policy()).unwrap_err();
+            assert!(err.0.contains(says), "{}: {err}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_text(Duration::from_secs(7200)), "2h");
     }
 }

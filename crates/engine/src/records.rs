@@ -112,6 +112,17 @@ impl EndedRecords {
         found
     }
 
+    /// Forgets the ended record of `handle` (a dead job requeued: the job
+    /// holds its record again).
+    pub fn forget(&mut self, handle: &[u8]) {
+        if let Some(memory) = &mut self.memory {
+            memory.remove(handle);
+        }
+        if let Some(seq) = self.unconfirmed_seq.remove(handle) {
+            self.unconfirmed.remove(&seq);
+        }
+    }
+
     /// Whether ended records are read from the store rather than from here.
     pub fn in_store(&self) -> bool {
         self.memory.is_none()
@@ -160,12 +171,23 @@ pub(crate) enum ReadPurpose {
     },
     /// Admin `record`.
     AdminRecord,
+    /// Admin `requeue HANDLE` (`function` none) or `requeue function
+    /// NAME`: requeue what the read finds.
+    AdminRequeue {
+        /// The function whose dead jobs are requeued, for `requeue
+        /// function`.
+        function: Option<Bytes>,
+        /// Jobs requeued by earlier reads of the same command.
+        requeued: usize,
+    },
     /// Admin `records`.
     AdminSearch,
-    /// Admin `pause` or `resume`: `OK` once the setting is durable.
+    /// An admin command that changes a setting (`pause`, `resume`,
+    /// `policy set`, `policy clear`): `OK` once the setting is durable.
     AdminSetting {
-        /// The command paused the function (rather than resumed it).
-        paused: bool,
+        /// What the command did, for the answer when it could not be saved
+        /// ("paused", "policy set").
+        change: &'static str,
     },
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Each kind of timer has its own queue, ordered by deadline; the engine
 //! takes what is due with [`Timers::pop_due`], kind by kind in a fixed
-//! order (scheduled jobs, then time limits, then store deadlines), so one
+//! order (scheduled jobs, then time limits, then retries, then store
+//! deadlines), so one
 //! tick's effects come out in the same order however the deadlines fell.
 //! A new kind (a retry's delay, a cron tick) is a new queue, a new [`Due`]
 //! variant and a line in `next_deadline` and `pop_due`.
@@ -27,6 +28,9 @@ pub(crate) enum Due {
     TimeLimit { job: JobNo, assignment: u32 },
     /// The store has not confirmed insert `seq` within the store timeout.
     StoreTimeout(u64),
+    /// A retry's backoff ended for `job`, which waits since its
+    /// `assignment`-th hand-out failed (stale if it was handed out again).
+    Retry { job: JobNo, assignment: u32 },
 }
 
 /// The engine's timers.
@@ -36,6 +40,9 @@ pub(crate) struct Timers {
     schedule: BinaryHeap<Reverse<(i64, JobNo)>>,
     /// CAN_DO_TIMEOUT deadlines: (deadline, job, assignment).
     time_limits: BinaryHeap<Reverse<(Millis, JobNo, u32)>>,
+    /// Retries' backoffs: (when, job, assignment), in milliseconds because
+    /// a backoff may be shorter than a second.
+    retries: BinaryHeap<Reverse<(Millis, JobNo, u32)>>,
     /// How long the store may take to confirm an insert; 0 waits for ever.
     store_timeout_ms: u64,
     /// (seq, time written) of inserts, oldest first: with one timeout for
@@ -48,6 +55,7 @@ impl Timers {
         Timers {
             schedule: BinaryHeap::new(),
             time_limits: BinaryHeap::new(),
+            retries: BinaryHeap::new(),
             store_timeout_ms,
             inserts: VecDeque::new(),
         }
@@ -61,6 +69,12 @@ impl Timers {
     /// The `assignment`-th hand-out of `job` must end by `deadline`.
     pub fn limit_attempt(&mut self, deadline: Millis, job: JobNo, assignment: u32) {
         self.time_limits.push(Reverse((deadline, job, assignment)));
+    }
+
+    /// Job `job`, whose `assignment`-th hand-out failed, may be tried again
+    /// at `at`.
+    pub fn retry(&mut self, at: Millis, job: JobNo, assignment: u32) {
+        self.retries.push(Reverse((at, job, assignment)));
     }
 
     /// Insert `seq`, written at `now`, must be confirmed within the store
@@ -83,7 +97,8 @@ impl Timers {
         let sched = self.schedule.peek().map(|Reverse((when, _))| ((*when).max(0) as u64).saturating_mul(1000));
         let limit = self.time_limits.peek().map(|Reverse((at, _, _))| *at);
         let store = self.inserts.front().map(|(_, at)| at.saturating_add(self.store_timeout_ms));
-        [sched, limit, store].into_iter().flatten().min()
+        let retry = self.retries.peek().map(|Reverse((at, _, _))| *at);
+        [sched, limit, store, retry].into_iter().flatten().min()
     }
 
     /// Takes one timer due at `now`: every due scheduled job first, then
@@ -102,6 +117,12 @@ impl Timers {
             if at <= now {
                 self.time_limits.pop();
                 return Some(Due::TimeLimit { job, assignment });
+            }
+        }
+        if let Some(Reverse((at, job, assignment))) = self.retries.peek().copied() {
+            if at <= now {
+                self.retries.pop();
+                return Some(Due::Retry { job, assignment });
             }
         }
         while let Some(&(seq, at)) = self.inserts.front() {

@@ -258,6 +258,10 @@ pub struct Outbox {
 /// function's).
 pub const PAUSED_SETTING: &str = "paused";
 
+/// The kind of setting that holds an operator's run-time policy (its name
+/// is the pattern, its value the policy's JSON).
+pub const POLICY_SETTING: &str = "policy";
+
 /// A change to one operator setting the engine asks the server to make
 /// durable.
 #[derive(Debug, Clone, PartialEq, Eq)]

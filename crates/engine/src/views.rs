@@ -74,6 +74,9 @@ pub enum JobStatus {
     Queued,
     /// Not runnable before its time (an epoch or scheduled job).
     Scheduled,
+    /// Waiting out its backoff before another attempt (its function's
+    /// policy retries it); `when` says until when, in Unix seconds.
+    Retrying,
     /// A worker runs it.
     Running {
         /// The worker's connection.
@@ -249,6 +252,7 @@ impl Engine {
             status: match j.state() {
                 JobState::Queued => JobStatus::Queued,
                 JobState::Scheduled => JobStatus::Scheduled,
+                JobState::Retrying => JobStatus::Retrying,
                 JobState::Running(worker) => JobStatus::Running { worker },
             },
             when: j.when,

@@ -71,6 +71,27 @@ pub enum AdminCommand {
     /// `purge queued FUNCTION`: ends the function's queued and scheduled
     /// jobs, answering how many (sprocketd's own command).
     PurgeQueued(Bytes),
+    /// `policy`: the per-function policies in force (sprocketd's own
+    /// command).
+    Policy,
+    /// `policy set PATTERN JSON`: an operator's policy for a pattern; the
+    /// JSON is the rest of the line and may hold spaces (sprocketd's own
+    /// command).
+    PolicySet {
+        /// A function name or glob.
+        pattern: Bytes,
+        /// The policy, as JSON.
+        json: Bytes,
+    },
+    /// `policy clear PATTERN`: removes an operator's policy (sprocketd's
+    /// own command).
+    PolicyClear(Bytes),
+    /// `requeue HANDLE`: a dead job runs again, a fresh series of attempts
+    /// (sprocketd's own command).
+    Requeue(Bytes),
+    /// `requeue function NAME`: every dead job of a function runs again
+    /// (sprocketd's own command).
+    RequeueFunction(Bytes),
 }
 
 /// What the server should do with an admin line.
@@ -117,6 +138,11 @@ pub fn tokenize(line: &[u8]) -> Vec<&[u8]> {
 
 /// Parses one admin line (without its line ending).
 pub fn parse_line(line: &[u8]) -> AdminParse {
+    // `policy set PATTERN JSON`: the JSON is the rest of the line, spaces
+    // and all, so it is taken before the line is split into tokens.
+    if let Some(cmd) = parse_policy_set(line) {
+        return cmd;
+    }
     let tokens = tokenize(line);
     if tokens.len() > MAX_TOKENS {
         return AdminParse::Close;
@@ -207,9 +233,39 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
             (3, true, Some(f)) => AdminCommand::PurgeQueued(f),
             _ => return AdminParse::Error(invalid_arguments(name)),
         },
+        b"policy" => match (tokens.len(), arg(2)) {
+            (1, _) => AdminCommand::Policy,
+            (3, Some(pattern)) if is(1, "clear") => AdminCommand::PolicyClear(pattern),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
+        b"requeue" => match (tokens.len(), arg(1), arg(2)) {
+            (2, Some(handle), _) => AdminCommand::Requeue(handle),
+            (3, _, Some(function)) if is(1, "function") => AdminCommand::RequeueFunction(function),
+            _ => return AdminParse::Error(invalid_arguments(name)),
+        },
         _ => return AdminParse::Error(unknown_command(name)),
     };
     AdminParse::Command(cmd)
+}
+
+/// `policy set PATTERN JSON`, when the line is one.
+fn parse_policy_set(line: &[u8]) -> Option<AdminParse> {
+    let mut words = line.splitn(3, |&b| b == b' ');
+    let (first, second) = (words.next()?, words.next()?);
+    if !first.eq_ignore_ascii_case(b"policy") || !second.eq_ignore_ascii_case(b"set") {
+        return None;
+    }
+    let rest = words.next().unwrap_or(b"").trim_ascii_start();
+    let split = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let (pattern, json) = rest.split_at(split);
+    let json = json.trim_ascii();
+    if pattern.is_empty() || json.is_empty() {
+        return Some(AdminParse::Error(invalid_arguments(first)));
+    }
+    Some(AdminParse::Command(AdminCommand::PolicySet {
+        pattern: Bytes::copy_from_slice(pattern),
+        json: Bytes::copy_from_slice(json),
+    }))
 }
 
 /// `ERR UNKNOWN_COMMAND Unknown+server+command<cmd>\r\n` (name glued on, as gearmand does).
@@ -319,7 +375,20 @@ mod tests {
         let f = Bytes::from_static(b"resize");
         assert_eq!(cmd("pause resize"), AdminCommand::Pause(f.clone()));
         assert_eq!(cmd("RESUME resize"), AdminCommand::Resume(f.clone()));
-        assert_eq!(cmd("purge Queued resize"), AdminCommand::PurgeQueued(f));
+        assert_eq!(cmd("purge Queued resize"), AdminCommand::PurgeQueued(f.clone()));
+        assert_eq!(cmd("policy"), AdminCommand::Policy);
+        assert_eq!(
+            cmd(r#"policy set resize_* {"max_attempts": 5, "dead_letter": true}"#),
+            AdminCommand::PolicySet {
+                pattern: Bytes::from_static(b"resize_*"),
+                json: Bytes::from_static(br#"{"max_attempts": 5, "dead_letter": true}"#)
+            }
+        );
+        assert_eq!(cmd("policy clear resize_*"), AdminCommand::PolicyClear(Bytes::from_static(b"resize_*")));
+        assert_eq!(cmd("requeue H:h:7"), AdminCommand::Requeue(Bytes::from_static(b"H:h:7")));
+        assert_eq!(cmd("requeue function resize"), AdminCommand::RequeueFunction(f));
+        assert!(matches!(parse_line(b"policy set onlypattern"), AdminParse::Error(_)));
+        assert!(matches!(parse_line(b"policy bogus x"), AdminParse::Error(_)));
         let incomplete =
             |c: &str| format!("ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+{c}\r\n");
         assert_eq!(err("pause"), incomplete("pause"));

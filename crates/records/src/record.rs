@@ -368,7 +368,25 @@ impl Record {
         close_open_attempt(run, end, error.map(|e| (e, limits)), now);
         run.retry_at = Some(retry_at);
         if let Some(text) = error {
-            keep_within(text, limits.max_bytes.saturating_sub(run.chunk_bytes_kept), &mut run.error, &mut run.result_bytes_received);
+            keep_within(
+                text,
+                limits.max_bytes.saturating_sub(run.chunk_bytes_kept),
+                &mut run.error,
+                &mut run.result_bytes_received,
+            );
+        }
+        Ok(())
+    }
+
+    /// The wait for a retry ended: the job is queued again, for a worker
+    /// to take.
+    pub fn retry_due(&mut self) -> Result<(), RecordEnded> {
+        self.check_live()?;
+        if self.state == RecordState::Retrying {
+            self.state = RecordState::Queued;
+            if let Some(run) = self.run.as_mut() {
+                run.retry_at = None;
+            }
         }
         Ok(())
     }

@@ -59,11 +59,16 @@ impl Engine {
     }
 
     fn assign(&mut self, conn: ConnId, job_no: JobNo, kind: GrabKind) {
-        let timeout = self
+        let can_do_timeout = self
             .jobs
             .get(job_no)
             .and_then(|j| self.conns.get(conn)?.abilities.iter().find(|a| a.function == j.function))
             .and_then(|a| a.timeout_ms);
+        // The shorter of the worker's CAN_DO_TIMEOUT and its policy's limit.
+        let timeout = match (can_do_timeout, self.policy_timeout_ms(job_no)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let now = self.now;
         self.record_started(job_no, conn);
         let Some(job) = self.jobs.get_mut(job_no) else { return };
@@ -86,7 +91,7 @@ impl Engine {
             c.running.push(job_no);
         }
         if let Some(ms) = timeout {
-            self.timers.limit_attempt(now + ms, job_no, assignment);
+            self.timers.limit_attempt(now.saturating_add(ms), job_no, assignment);
         }
         let resp = match kind {
             GrabKind::Plain => Response::JobAssign { handle, function, data },

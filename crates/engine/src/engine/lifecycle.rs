@@ -11,7 +11,7 @@ use sprocket_proto::Response;
 
 use crate::engine::Engine;
 use crate::job::{Job, JobState};
-use crate::outcome::{AttemptEnd, Outcome};
+use crate::outcome::{AttemptEnd, Failure, Outcome};
 use crate::types::*;
 
 impl Engine {
@@ -58,6 +58,12 @@ impl Engine {
                     Response::WorkException { handle: handle.clone(), data: text.clone() }
                 }
                 Outcome::Exception { .. } => Response::WorkFail { handle: handle.clone() },
+                // A dead letter's clients hear how its last attempt ended.
+                Outcome::Dead { last: Failure::Exception(text) }
+                    if self.conns.get(client).is_some_and(|c| c.exceptions) =>
+                {
+                    Response::WorkException { handle: handle.clone(), data: text.clone() }
+                }
                 other if other.tells_clients_failed() => Response::WorkFail { handle: handle.clone() },
                 _ => return,
             };
@@ -95,6 +101,9 @@ impl Engine {
         self.conns.stop_running(worker, job_no);
         if ended {
             self.remove_job(job_no);
+            return;
+        }
+        if self.policy_decides(job_no, why.into()) {
             return;
         }
         self.record_attempt_ended(job_no, why);
@@ -142,7 +151,7 @@ impl Engine {
         }
         match job.state() {
             JobState::Running(_) => job.ignore = true,
-            JobState::Queued | JobState::Scheduled => self.finish_job(job_no, Outcome::Abandoned),
+            JobState::Queued | JobState::Scheduled | JobState::Retrying => self.finish_job(job_no, Outcome::Abandoned),
         }
     }
 

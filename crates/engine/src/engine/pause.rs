@@ -87,12 +87,17 @@ impl Engine {
         match self.set_paused(name, paused) {
             Err(e) => self.send(conn, Out::Text(crate::admin::command_error_line(e))),
             Ok(None) => self.send(conn, Out::Text(Bytes::from_static(sprocket_proto::admin::OK))),
-            Ok(Some(id)) => {
-                let Some(c) = self.conns.get_mut(conn) else { return };
-                self.pending_reads.wait(id, ReadWaiter::Conn(conn, ReadPurpose::AdminSetting { paused }));
-                self.ledger.hold_read(conn, &mut c.held, id);
-            }
+            Ok(Some(id)) => self.answer_when_saved(conn, id, if paused { "paused" } else { "resumed" }),
         }
+    }
+
+    /// Answers admin connection `conn` once setting write `id` is durable
+    /// (or has failed), in order with its other replies; `change` says
+    /// what the command did.
+    pub(super) fn answer_when_saved(&mut self, conn: ConnId, id: u64, change: &'static str) {
+        let Some(c) = self.conns.get_mut(conn) else { return };
+        self.pending_reads.wait(id, ReadWaiter::Conn(conn, ReadPurpose::AdminSetting { change }));
+        self.ledger.hold_read(conn, &mut c.held, id);
     }
 
     /// Admin `purge queued NAME`: `OK <n>` once the deletes of the purged
@@ -125,16 +130,13 @@ impl Engine {
         let Some(ReadWaiter::Conn(conn, purpose)) = self.pending_reads.finish(id).map(|read| read.waiter) else {
             return;
         };
-        let ReadPurpose::AdminSetting { paused } = purpose else { return };
+        let ReadPurpose::AdminSetting { change } = purpose else { return };
         let answer = match result {
             Ok(()) => Bytes::from_static(sprocket_proto::admin::OK),
-            Err(e) => {
-                let state = if paused { "paused" } else { "resumed" };
-                Bytes::from(format!(
-                    "ERR SETTING_NOT_SAVED {}\r\n",
-                    format!("{state} until the server restarts, but not saved: {e}").replace([' ', '\r', '\n'], "+")
-                ))
-            }
+            Err(e) => Bytes::from(format!(
+                "ERR SETTING_NOT_SAVED {}\r\n",
+                format!("{change} until the server restarts, but not saved: {e}").replace([' ', '\r', '\n'], "+")
+            )),
         };
         let Some(c) = self.conns.get_mut(conn) else { return };
         c.held.answer_read(id, vec![Out::Text(answer)]);

@@ -14,9 +14,13 @@ use crate::job::{Job, JobState};
 use crate::outcome::{AttemptEnd, Outcome};
 use crate::types::*;
 
-/// The record's name for how a job ended.
-fn record_outcome(outcome: &Outcome) -> RecordOutcome<'_> {
+/// The record's name for how a job ended; `workload` is the job's data,
+/// which a dead letter keeps.
+fn record_outcome<'a>(outcome: &'a Outcome, workload: &'a [u8]) -> RecordOutcome<'a> {
     match outcome {
+        Outcome::Dead { last } => {
+            RecordOutcome::Dead { end: last.attempt_end(), error: last.error().map(|e| &e[..]), payload: workload }
+        }
         Outcome::Completed { result } => RecordOutcome::Complete(result),
         Outcome::Failed => RecordOutcome::Failed,
         Outcome::Exception { text } => RecordOutcome::Exception(text),
@@ -37,6 +41,12 @@ impl Engine {
         self.config.records.mode.covers(background) || self.config.report_ended_jobs
     }
 
+    /// Whether a job submitted so can become a dead letter: dead letters
+    /// are kept as job records, so only jobs whose record is kept.
+    pub(super) fn keeps_dead_letters(&self, background: bool) -> bool {
+        self.config.records.mode.covers(background)
+    }
+
     /// Whether the record of `job` is kept after it ends (not only used for
     /// the job log and the history).
     fn keeps_record(&self, job: &Job) -> bool {
@@ -50,8 +60,13 @@ impl Engine {
     pub(super) fn open_record(&self, job: &mut Job, earlier: Option<Record>) {
         let Some(mut record) = earlier.filter(|_| self.carries_record(job.background)) else { return };
         // The server stopped while a worker held it: that attempt is over,
-        // and the job waits in its queue again.
-        let _ = record.attempt_ended(RecordAttemptEnd::Interrupted, self.now);
+        // and the job waits in its queue again. (A job waiting for a retry
+        // keeps waiting: see `resume_retry`.)
+        if record.state() == sprocket_records::RecordState::Running {
+            let _ = record.attempt_ended(RecordAttemptEnd::Interrupted, self.now);
+        }
+        // Its failed attempts so far still count against its policy.
+        job.attempts = record.failures();
         job.extra_mut().record = Some(Box::new(record));
     }
 
@@ -64,7 +79,7 @@ impl Engine {
     }
 
     /// Job `job_no`'s record, made now if it should have one and has none.
-    fn ensure_record(&mut self, job_no: JobNo) -> Option<&mut Record> {
+    pub(super) fn ensure_record(&mut self, job_no: JobNo) -> Option<&mut Record> {
         let job = self.jobs.get(job_no)?;
         if !self.carries_record(job.background) {
             return None;
@@ -172,7 +187,8 @@ impl Engine {
             return;
         }
         let Some(mut record) = taken.or_else(|| self.record_of_job(job).map(Box::new)) else { return };
-        let _ = record.ended(record_outcome(outcome), now, limits);
+        let workload = job.data();
+        let _ = record.ended(record_outcome(outcome, &workload), now, limits);
         let Some(job) = self.jobs.get(job_no) else { return };
         let keep = self.keeps_record(job);
         let row_unique = if job.persisted { job.store_unique(self.config.instance_id) } else { Bytes::new() };

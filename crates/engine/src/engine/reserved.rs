@@ -36,7 +36,7 @@ const END_NOT_STORED: &str = "the end of this job is not stored yet";
 
 /// Whether `handle` could be a job handle, and so can be named in a reply:
 /// short printable ASCII. Anything else is answered under a new handle.
-fn plausible_handle(handle: &[u8]) -> bool {
+pub(super) fn plausible_handle(handle: &[u8]) -> bool {
     !handle.is_empty() && handle.len() <= MAX_HANDLE && handle.iter().all(u8::is_ascii_graphic)
 }
 
@@ -81,7 +81,7 @@ impl Engine {
             return;
         }
         if self.ended_records.in_store() && plausible_handle(&handle) {
-            self.read_from_store(conn, ReadPurpose::Result { handle: handle.clone() }, RecordQuery::Handle(handle));
+            self.read_for_conn(conn, ReadPurpose::Result { handle: handle.clone() }, RecordQuery::Handle(handle));
             return;
         }
         let fresh = self.fresh_handle();
@@ -102,7 +102,7 @@ impl Engine {
             return;
         }
         if self.ended_records.in_store() && plausible_handle(&handle) {
-            self.read_from_store(conn, ReadPurpose::RecordJson { reply_handle }, RecordQuery::Handle(handle));
+            self.read_for_conn(conn, ReadPurpose::RecordJson { reply_handle }, RecordQuery::Handle(handle));
             return;
         }
         let answer = json_answer(None, &reply_handle, self.exceptions_on(conn));
@@ -121,7 +121,7 @@ impl Engine {
             }
         };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
+            self.read_for_conn(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -137,7 +137,7 @@ impl Engine {
             return;
         }
         if self.ended_records.in_store() && plausible_handle(&handle) {
-            self.read_from_store(conn, ReadPurpose::AdminRecord, RecordQuery::Handle(handle));
+            self.read_for_conn(conn, ReadPurpose::AdminRecord, RecordQuery::Handle(handle));
             return;
         }
         self.send(conn, Out::Text(Bytes::from_static(b"ERR UNKNOWN_JOB\r\n")));
@@ -167,7 +167,7 @@ impl Engine {
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
         if self.ended_records.in_store() {
-            self.read_from_store(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
+            self.read_for_conn(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
             return;
         }
         let found = self.ended_records.search(&filter);
@@ -191,6 +191,10 @@ impl Engine {
                 return;
             }
         };
+        if matches!(purpose, ReadPurpose::AdminRequeue { .. }) {
+            self.requeue_read_done(conn, id, purpose, result);
+            return;
+        }
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
         let answer = match (&purpose, &result) {
             // The store has the job's record from before its end, and the
@@ -227,7 +231,9 @@ impl Engine {
             // A setting's write is answered by `setting_write_done`; a read
             // reported under its id is a server bug, answered so that the
             // connection does not wait for ever.
-            (ReadPurpose::AdminSetting { .. }, _) => vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))],
+            (ReadPurpose::AdminSetting { .. } | ReadPurpose::AdminRequeue { .. }, _) => {
+                vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))]
+            }
             (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {
                 vec![Out::Text(Bytes::from(format!(
                     "ERR RECORDS_UNAVAILABLE {}\r\n",
@@ -242,7 +248,7 @@ impl Engine {
 
     /// Asks the server to read records, holding `conn`'s later replies
     /// behind the answer.
-    fn read_from_store(&mut self, conn: ConnId, purpose: ReadPurpose, query: RecordQuery) {
+    pub(super) fn read_for_conn(&mut self, conn: ConnId, purpose: ReadPurpose, query: RecordQuery) {
         if !self.conns.contains(conn) {
             return;
         }

@@ -7,7 +7,7 @@ use sprocket_proto::Response;
 
 use crate::engine::Engine;
 use crate::job::JobState;
-use crate::outcome::Outcome;
+use crate::outcome::{Failure, Outcome};
 use crate::types::*;
 
 impl Engine {
@@ -87,6 +87,9 @@ impl Engine {
             return;
         }
         let Some(job_no) = self.held_job(conn, &handle, "Job given in work result not found") else { return };
+        if self.policy_decides(job_no, Failure::Fail) {
+            return;
+        }
         self.finish_job(job_no, Outcome::Failed);
     }
 
@@ -95,6 +98,9 @@ impl Engine {
         else {
             return;
         };
+        if self.policy_decides(job_no, Failure::Exception(data.clone())) {
+            return;
+        }
         self.finish_job(job_no, Outcome::Exception { text: data });
     }
 }

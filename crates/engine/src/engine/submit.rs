@@ -138,7 +138,7 @@ impl Engine {
     }
 
     /// Puts a new job in the table and its queue (or the schedule).
-    fn add_job(&mut self, mut job: Job) {
+    pub(super) fn add_job(&mut self, mut job: Job) {
         let (f, p, no) = (job.function, job.priority, job.no);
         let future = job.when > self.now_secs();
         job.submitted = self.now;
@@ -206,11 +206,18 @@ impl Engine {
             job.extra_mut().stored_key = Some(key);
         }
         let earlier = if earlier_no.is_some() { r.record } else { None };
+        let retry_at = earlier
+            .as_ref()
+            .filter(|record| record.state() == sprocket_records::RecordState::Retrying)
+            .and_then(|record| record.retry_at());
         self.open_record(&mut job, earlier);
         // A replayed `-` job (gearmand's row, or ours) coalesces on its
         // data again, as it did before the restart.
         self.coalesce.insert(&job, &self.jobs);
         self.add_job(job);
+        if let Some(at) = retry_at {
+            self.resume_retry(job_no, at);
+        }
     }
 
     /// Queues an Insert for every background job still flagged persisted
