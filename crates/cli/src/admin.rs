@@ -19,6 +19,7 @@ pub fn is_listing(command: &str) -> bool {
         || c == "show jobs"
         || c == "show unique jobs"
         || c == "history"
+        || c == "policy"
 }
 
 /// One admin connection.

@@ -375,6 +375,7 @@ fn state_name(s: JobStatus) -> &'static str {
     match s {
         JobStatus::Queued => "queued",
         JobStatus::Scheduled => "scheduled",
+        JobStatus::Retrying => "retrying",
         JobStatus::Running { .. } => "running",
     }
 }
@@ -421,6 +422,7 @@ pub(crate) struct JobsQuery {
 enum StateFilter {
     Queued,
     Scheduled,
+    Retrying,
     Running,
 }
 
@@ -430,6 +432,7 @@ impl StateFilter {
             (self, status),
             (StateFilter::Queued, JobStatus::Queued)
                 | (StateFilter::Scheduled, JobStatus::Scheduled)
+                | (StateFilter::Retrying, JobStatus::Retrying)
                 | (StateFilter::Running, JobStatus::Running { .. })
         )
     }

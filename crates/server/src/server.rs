@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sprocket_engine::{
-    Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest, PAUSED_SETTING,
+    Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest, PAUSED_SETTING, POLICY_SETTING,
 };
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
 use sprocket_store::{Completion, JobKey, Store, StoreConfig, StoreOp, HANDLE_BLOCK};
@@ -111,6 +111,15 @@ impl Server {
             }
             if !opened.paused.is_empty() {
                 tracing::info!(functions = opened.paused.len(), "paused functions restored from the store");
+            }
+            for (pattern, value) in &opened.policies {
+                let pattern = String::from_utf8_lossy(pattern);
+                if let Err(e) = engine.restore_policy(&pattern, value) {
+                    tracing::warn!(%pattern, error = %e, "a policy kept in the store cannot be used; it is ignored");
+                }
+            }
+            if !opened.policies.is_empty() {
+                tracing::info!(policies = opened.policies.len(), "operators' policies restored from the store");
             }
         }
         let (store, reader) = match opened {
@@ -282,6 +291,9 @@ struct OpenedStore {
     queued: HashMap<JobKey, Record>,
     /// The functions an operator paused, as the store kept them.
     paused: Vec<Bytes>,
+    /// Operators' run-time policies (pattern, JSON), as the store kept
+    /// them.
+    policies: Vec<(Bytes, String)>,
 }
 
 /// Opens the store and, when it keeps records, its reader: reserves the
@@ -291,13 +303,27 @@ struct OpenedStore {
 async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig) -> Result<OpenedStore, StartError> {
     let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
     if !store.keeps_records() {
-        return Ok(OpenedStore { store, reader: None, queued: HashMap::new(), paused: Vec::new() });
+        return Ok(OpenedStore {
+            store,
+            reader: None,
+            queued: HashMap::new(),
+            paused: Vec::new(),
+            policies: Vec::new(),
+        });
     }
     let describe = store.describe();
     let records_error = |error| StartError::Replay { store: describe.clone(), error };
     let mut reader = match store.open_reader().await.map_err(records_error)? {
         Some(reader) => reader,
-        None => return Ok(OpenedStore { store, reader: None, queued: HashMap::new(), paused: Vec::new() }),
+        None => {
+            return Ok(OpenedStore {
+                store,
+                reader: None,
+                queued: HashMap::new(),
+                paused: Vec::new(),
+                policies: Vec::new(),
+            })
+        }
     };
     engine_config.first_handle = reader.reserve_handles(HANDLE_BLOCK).await.map_err(records_error)?;
     engine_config.handle_block = HANDLE_BLOCK;
@@ -311,8 +337,9 @@ async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig
         .collect();
     let paused =
         reader.load_settings(PAUSED_SETTING).await.map_err(records_error)?.into_iter().map(|(name, _)| name).collect();
+    let policies = reader.load_settings(POLICY_SETTING).await.map_err(records_error)?;
     engine_config.settings_durable = true;
-    Ok(OpenedStore { store, reader: Some(reader), queued, paused })
+    Ok(OpenedStore { store, reader: Some(reader), queued, paused, policies })
 }
 
 /// Replays the store's jobs into the engine (each queued job with its

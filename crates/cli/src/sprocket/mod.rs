@@ -5,6 +5,7 @@
 mod admin;
 mod duration;
 mod ops;
+mod policy;
 mod record_view;
 mod records;
 mod submit;
@@ -47,6 +48,12 @@ pub enum Command {
     /// Remove a function's queued jobs (`--queued --function F`) and print
     /// how many; their waiting clients get WORK_FAIL.
     Purge(ops::PurgeArgs),
+    /// List the per-function retry and dead-letter policies, or set or
+    /// clear one at run time.
+    Policy(policy::PolicyArgs),
+    /// Make a dead job (or every dead job of a function) run again, a fresh
+    /// series of attempts; prints how many were requeued.
+    Requeue(policy::RequeueArgs),
     /// Show one job's record by handle: state, result, data, warnings, status.
     ///
     /// sprocketd keeps a job's record while it is queued or running and for
@@ -158,6 +165,8 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Pause(a) => ops::pause(a, true).await,
             Command::Resume(a) => ops::pause(a, false).await,
             Command::Purge(a) => ops::purge(a).await,
+            Command::Policy(a) => policy::policy(a).await,
+            Command::Requeue(a) => policy::requeue(a).await,
             Command::Record(a) => records::record(a).await,
             Command::Records(a) => records::records(a).await,
             Command::Wait(a) => wait::run(a).await,

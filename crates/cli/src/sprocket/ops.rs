@@ -80,7 +80,7 @@ pub async fn purge(a: PurgeArgs) -> anyhow::Result<i32> {
 
 /// Sends `line` to each server: per server, the value after `OK`, or the
 /// error (the text after `ERR`, with `+` read as spaces).
-async fn ask_each(opt: &ServerOpt, line: &str) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
+pub(super) async fn ask_each(opt: &ServerOpt, line: &str) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
     let servers = ServerAddr::parse_list(&opt.servers)?;
     if servers.is_empty() {
         bail!("no job server given");
@@ -121,7 +121,7 @@ fn read_reply(reply: &str) -> Result<String, String> {
 }
 
 /// Admin lines are split on spaces: a name with a space cannot be sent.
-fn one_token(s: &str) -> anyhow::Result<&str> {
+pub(super) fn one_token(s: &str) -> anyhow::Result<&str> {
     if s.is_empty() || s.contains([' ', '\n', '\r']) {
         bail!("{s:?} cannot be sent on an admin line (empty, or contains a space or newline)");
     }

@@ -37,16 +37,34 @@ const TABLE: &[(&str, AdminNeed)] = &[
     ("resume", WRITE),
     ("purge", WRITE),
     ("requeue", WRITE),
+    ("policy", READ_UNLESS_CHANGED),
+    ("cron", READ_UNLESS_CHANGED),
+    ("dead", READ),
     ("acl", AdminNeed::AclCommand),
 ];
 
 const READ: AdminNeed = AdminNeed::Level(AdminLevel::Read);
 const WRITE: AdminNeed = AdminNeed::Level(AdminLevel::Write);
+/// A command that lists with no second word (`policy`, `cron list`) and
+/// changes with one of [`CHANGING_WORDS`] (`policy set`, `cron add`).
+const READ_UNLESS_CHANGED: AdminNeed = AdminNeed::Level(AdminLevel::Read);
+
+/// Second words that make a listing command a changing one.
+const CHANGING_WORDS: &[&str] = &["set", "clear", "add", "remove", "run"];
 
 /// What the admin line needs; unknown commands need write.
 pub fn classify(line: &[u8]) -> AdminNeed {
-    let first = line.trim_ascii().split(|b| *b == b' ' || *b == b'\t').next().unwrap_or_default();
-    TABLE.iter().find(|(word, _)| first.eq_ignore_ascii_case(word.as_bytes())).map(|(_, need)| *need).unwrap_or(WRITE)
+    let mut words = line.trim_ascii().split(|b| *b == b' ' || *b == b'\t').filter(|w| !w.is_empty());
+    let first = words.next().unwrap_or_default();
+    let Some((word, need)) = TABLE.iter().find(|(word, _)| first.eq_ignore_ascii_case(word.as_bytes())) else {
+        return WRITE;
+    };
+    let listing = ["policy", "cron"].contains(word);
+    let second = words.next().unwrap_or_default();
+    if listing && CHANGING_WORDS.iter().any(|w| second.eq_ignore_ascii_case(w.as_bytes())) {
+        return WRITE;
+    }
+    *need
 }
 
 #[cfg(test)]
@@ -61,6 +79,12 @@ mod tests {
         assert_eq!(classify(b"cancel job H:x:1"), WRITE);
         assert_eq!(classify(b"shutdown graceful"), WRITE);
         assert_eq!(classify(b"acl list"), AdminNeed::AclCommand);
+        assert_eq!(classify(b"policy"), READ);
+        assert_eq!(classify(b"policy set f {}"), WRITE);
+        assert_eq!(classify(b"POLICY  Clear f"), WRITE);
+        assert_eq!(classify(b"cron list"), READ);
+        assert_eq!(classify(b"cron add {}"), WRITE);
+        assert_eq!(classify(b"requeue function f"), WRITE);
     }
 
     #[test]
