@@ -239,6 +239,10 @@ pub struct Outbox {
     /// Final records of jobs that ended, when [`Config::report_ended_jobs`]
     /// is set.
     pub ended: Vec<sprocket_records::Record>,
+    /// Functions of the failed attempts a policy retried, one entry per
+    /// attempt, when [`Config::report_ended_jobs`] is set (the history
+    /// counts them).
+    pub retried: Vec<Bytes>,
     /// Ended records the engine needs from the store: answer each with
     /// [`crate::Engine::record_read_done`].
     pub record_reads: Vec<RecordRead>,
@@ -323,6 +327,7 @@ impl Outbox {
             && self.close.is_empty()
             && self.shutdown.is_none()
             && self.ended.is_empty()
+            && self.retried.is_empty()
             && self.record_reads.is_empty()
             && self.control_reads.is_empty()
             && self.setting_writes.is_empty()

@@ -80,9 +80,13 @@ pub struct Counts {
     pub cancelled: u64,
     /// Ended `dropped`.
     pub dropped: u64,
-    /// Ended `dead` (reserved for dead letters; nothing ends so yet).
+    /// Ended `dead` (out of attempts under a policy with dead letters).
     #[serde(default)]
     pub dead: u64,
+    /// Failed attempts a policy retried (not ends of jobs: not in
+    /// [`Counts::total`]).
+    #[serde(default)]
+    pub retried: u64,
 }
 
 impl Counts {
@@ -108,6 +112,7 @@ impl Counts {
         self.cancelled += other.cancelled;
         self.dropped += other.dropped;
         self.dead += other.dead;
+        self.retried += other.retried;
     }
 
     /// All jobs counted.
@@ -290,6 +295,18 @@ impl History {
         }
     }
 
+    /// Counts a failed attempt of `function` that its policy retries, at
+    /// `now`.
+    pub fn record_retry(&mut self, function: &[u8], now: u64) {
+        let history = match self.functions.get_mut(function) {
+            Some(history) => history,
+            None => self.functions.entry(function.into()).or_insert_with(FunctionHistory::new),
+        };
+        for ring in &mut history.rings {
+            ring.slot_for(now).counts.retried += 1;
+        }
+    }
+
     /// Counts an ended record, at its end time.
     pub fn record(&mut self, record: &Record) {
         let ended = record.finished().unwrap_or(record.submitted());
@@ -393,8 +410,10 @@ impl History {
     /// The answer to the admin command `history`: one line per function and
     /// window, `function\twindow\tcompleted\tfailed\texceptions\ttimeouts\t
     /// cancelled\tdropped\tdead\twait_p50\twait_p90\twait_p99\trun_p50\t
-    /// run_p90\trun_p99` (milliseconds, `-` without samples, the function
-    /// name escaped), then a line `.`.
+    /// run_p90\trun_p99\tretried` (milliseconds, `-` without samples, the
+    /// function name escaped; `retried` counts failed attempts a policy
+    /// retried, last so that readers of the first fifteen columns are
+    /// unaffected), then a line `.`.
     pub fn admin_text(&self, now: u64) -> String {
         let dash = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
         let mut out = String::new();
@@ -404,7 +423,7 @@ impl History {
                 let c = &w.counts;
                 let (wait, run) = (&w.queue_wait_ms, &w.run_time_ms);
                 out.push_str(&format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     escape(function),
                     window.as_str(),
                     c.completed,
@@ -420,6 +439,7 @@ impl History {
                     dash(run.p50),
                     dash(run.p90),
                     dash(run.p99),
+                    c.retried,
                 ));
             }
         }

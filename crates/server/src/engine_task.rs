@@ -539,6 +539,9 @@ impl EngineTask {
         if out.shutdown.is_some() {
             self.requested = out.shutdown;
         }
+        if !out.retried.is_empty() {
+            self.ended_jobs.retried(&out.retried, now_ms());
+        }
         if !out.ended.is_empty() {
             for record in &out.ended {
                 self.side.timings.ended(record);

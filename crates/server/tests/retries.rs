@@ -42,7 +42,12 @@ impl Drop for DataDir {
 
 /// sprocketd on `port` with its default durable store (SQLite) in `data`.
 fn durable_server(port: u16, data: &Path) -> ServerProcess {
-    let args: Vec<String> = [
+    durable_server_with(port, data, &[])
+}
+
+/// The same with `extra` flags.
+fn durable_server_with(port: u16, data: &Path, extra: &[&str]) -> ServerProcess {
+    let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
         "--listen",
@@ -54,6 +59,7 @@ fn durable_server(port: u16, data: &Path) -> ServerProcess {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
     ServerProcess::start("sprocketd", sprocketd(), &args, port)
 }
 
@@ -222,7 +228,7 @@ fn a_gearman_w_script_that_fails_until_its_third_call_completes_under_a_policy()
     }
     let data = DataDir::new("gw3");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server_with(port, &data.0, &["--history"]);
     set_policy(port, "rt_gw", r#"{"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "700ms"}}"#);
     let _worker = gearman_worker(port, "rt_gw", &failing_script(&data, 2));
     let submitted = Command::new("gearman")
@@ -242,6 +248,12 @@ fn a_gearman_w_script_that_fails_until_its_third_call_completes_under_a_policy()
     let ends: Vec<&str> =
         answer.lines().filter(|l| l.starts_with("attempt\t")).filter_map(|l| l.split('\t').nth(5)).collect();
     assert_eq!(ends, ["failed", "failed", "completed"], "{answer}");
+    // The history counts the two retried attempts (its last column) and
+    // the one completed job.
+    let history = srv.admin("history");
+    let minute: Vec<&str> =
+        history.lines().find(|l| l.starts_with("rt_gw\tminute\t")).expect("a history line").split('\t').collect();
+    assert_eq!((minute[2], minute[15]), ("1", "2"), "{history}");
 }
 
 #[test]

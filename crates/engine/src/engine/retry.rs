@@ -111,6 +111,9 @@ impl Engine {
             func.job_waits(p);
         }
         self.functions.count_retry(f);
+        if self.config.report_ended_jobs {
+            self.out.retried.push(self.functions.name_of(f));
+        }
         self.timers.retry(at, job_no, assignment);
         self.write_live_record(job_no);
         tracing::debug!(job = job_no, attempt, delay_ms = delay, "attempt failed; retrying after its backoff");

@@ -32,7 +32,8 @@ fn counts_by_outcome() {
         }
     }
     let view = history.query(b"f", T0).unwrap();
-    let expected = Counts { completed: 5, failed: 4, exceptions: 3, timeouts: 2, cancelled: 1, dropped: 6, dead: 0 };
+    let expected =
+        Counts { completed: 5, failed: 4, exceptions: 3, timeouts: 2, cancelled: 1, dropped: 6, dead: 0, retried: 0 };
     assert_eq!((view.minute.counts, view.hour.counts, view.day.counts), (expected, expected, expected));
     assert_eq!(view.minute.queue_wait_ms, Percentiles::default());
     assert!(history.query(b"other", T0).is_none());
@@ -168,14 +169,16 @@ fn admin_text_lines() {
     let mut history = History::new();
     completed(&mut history, T0, 5, 7);
     history.record_end(b"a\tb", RecordState::Timeout, Some(1), None, T0);
+    history.record_retry(b"resize", T0);
+    history.record_retry(b"resize", T0);
     assert_eq!(
         history.admin_text(T0),
-        "a\\tb\tminute\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
-         a\\tb\thour\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
-         a\\tb\tday\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\n\
-         resize\tminute\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n\
-         resize\thour\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n\
-         resize\tday\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\n.\n"
+        "a\\tb\tminute\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
+         a\\tb\thour\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
+         a\\tb\tday\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
+         resize\tminute\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n\
+         resize\thour\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n\
+         resize\tday\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n.\n"
     );
     assert_eq!(History::new().admin_text(T0), ".\n");
 }

@@ -38,6 +38,14 @@ impl HistoryKeeper {
         self.changed = true;
     }
 
+    /// Counts failed attempts that policies retried.
+    pub fn record_retry(&mut self, functions: &[bytes::Bytes], now: u64) {
+        for function in functions {
+            self.history.record_retry(function, now);
+        }
+        self.changed = true;
+    }
+
     /// The admin `history` reply.
     pub fn admin_text(&mut self, now: u64) -> String {
         self.history.prune(now);

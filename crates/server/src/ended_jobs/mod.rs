@@ -74,6 +74,14 @@ impl EndedJobs {
         }
     }
 
+    /// Counts failed attempts that policies retried, one function name per
+    /// attempt, in the history.
+    pub fn retried(&mut self, functions: &[bytes::Bytes], now: u64) {
+        if let Some(history) = &mut self.history {
+            history.record_retry(functions, now);
+        }
+    }
+
     /// The reply to admin `history`: the history's text, or an error line
     /// when the server keeps no history.
     pub fn admin_history(&mut self, now: u64) -> Bytes {
