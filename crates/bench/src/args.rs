@@ -139,6 +139,24 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 
+    /// Speak TLS to the server, verifying its certificate (against the
+    /// system's CAs unless --ssl-ca is given). Implied by --ssl-ca and
+    /// --ssl-cert.
+    #[arg(long)]
+    pub ssl: bool,
+
+    /// CA certificate file (PEM) to verify the server's certificate with.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) to present, with --ssl-key.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_cert: Option<std::path::PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_key: Option<std::path::PathBuf>,
+
     /// Print the result as one line of JSON instead of a table.
     #[arg(long)]
     pub json: bool,

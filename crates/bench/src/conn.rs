@@ -3,25 +3,64 @@
 //! framed by the proto crate's decoder. No client library sits in between,
 //! so the generator's own cost per packet stays small.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 use bytes::BytesMut;
+use sprocket_client::{ServerAddr, ServerStream, TlsConfig};
 use sprocket_proto::{Decoder, Frame, Magic, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// One TCP connection to the server under test.
+/// How long one connection (and its TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the load goes: the server's address and, for a TLS port, the
+/// settings every connection's handshake uses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server under test.
+    pub addr: ServerAddr,
+    /// TLS settings (the server's certificate is verified), or plain TCP.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Target {
+    /// The target `--server` and the `--ssl*` flags name.
+    pub fn from_args(args: &crate::BenchArgs) -> anyhow::Result<Target> {
+        let addr: ServerAddr = args.server.parse().map_err(|e| anyhow::anyhow!("--server {}: {e}", args.server))?;
+        let tls = if args.ssl || args.ssl_ca.is_some() || args.ssl_cert.is_some() {
+            let mut builder = TlsConfig::builder();
+            if let Some(ca) = &args.ssl_ca {
+                builder = builder.ca_file(ca);
+            }
+            match (&args.ssl_cert, &args.ssl_key) {
+                (Some(cert), Some(key)) => builder = builder.client_certificate(cert, key),
+                (None, None) => {}
+                _ => bail!("--ssl-cert and --ssl-key go together"),
+            }
+            Some(builder.build().map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?)
+        } else {
+            None
+        };
+        Ok(Target { addr, tls })
+    }
+}
+
+/// One connection to the server under test (TCP, or TLS over TCP).
 pub struct Conn {
-    stream: TcpStream,
+    stream: ServerStream,
     rbuf: BytesMut,
     wbuf: BytesMut,
     decoder: Decoder,
 }
 
 impl Conn {
-    /// Connects with TCP_NODELAY (as gearmand's clients do).
-    pub async fn connect(addr: &str) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await.with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_nodelay(true).context("set TCP_NODELAY")?;
+    /// Connects with TCP_NODELAY (as gearmand's clients do), and a TLS
+    /// handshake when the target is a TLS port.
+    pub async fn connect(target: &Target) -> anyhow::Result<Conn> {
+        let stream = sprocket_client::connect(&target.addr, target.tls.as_ref(), CONNECT_TIMEOUT)
+            .await
+            .with_context(|| format!("cannot connect to {}", target.addr))?;
         Ok(Conn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
@@ -39,6 +78,8 @@ impl Conn {
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if !self.wbuf.is_empty() {
             self.stream.write_all(&self.wbuf).await.context("write to server")?;
+            // A TLS session may keep the last record until flushed.
+            self.stream.flush().await.context("write to server")?;
             self.wbuf.clear();
         }
         Ok(())

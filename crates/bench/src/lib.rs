@@ -28,7 +28,8 @@ pub use report::{Latency, Report};
 pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
     args.validate()?;
     limits::raise_open_files(args.connections + args.workers + 64);
-    let ctx = Arc::new(modes::Ctx::new(args));
+    let target = conn::Target::from_args(&args)?;
+    let ctx = Arc::new(modes::Ctx::new(args, target));
     match ctx.args.mode {
         Mode::SubmitBg => modes::submit_bg::run(ctx).await,
         Mode::Drain => modes::drain::run(ctx).await,

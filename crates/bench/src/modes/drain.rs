@@ -19,7 +19,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     let function = ctx.function("q");
 
     // Phase 1: fill the queue.
-    let conns = connect_many(&a.server, a.connections).await?;
+    let conns = connect_many(&ctx.target, a.connections).await?;
     let mut progress = Progress::start("pre-fill", a.jobs, ctx.done.clone(), a.quiet);
     let fill =
         submit_all(&ctx, conns, Arc::new(Tickets::new(a.jobs, a.prefill_duration)), function.clone(), None).await?;

@@ -18,7 +18,7 @@ use crate::report::Report;
 pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     let a = &ctx.args;
     let start = Instant::now();
-    let mut conns = connect_many(&a.server, a.connections).await?;
+    let mut conns = connect_many(&ctx.target, a.connections).await?;
     let ping = Request::EchoReq { data: Bytes::from_static(b"idle") };
     for c in conns.iter_mut() {
         c.queue(&ping);

@@ -30,8 +30,8 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     for _ in 0..a.workers {
         workers.push(connect_worker(&ctx, &[bg_fn.clone(), fg_fn.clone()]).await?);
     }
-    let bg_conns = connect_many(&a.server, n_bg).await?;
-    let fg_conns = connect_many(&a.server, n_fg).await?;
+    let bg_conns = connect_many(&ctx.target, n_bg).await?;
+    let fg_conns = connect_many(&ctx.target, n_fg).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let worked = Arc::new(AtomicU64::new(0));

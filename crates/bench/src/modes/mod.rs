@@ -18,11 +18,14 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 
 use crate::args::BenchArgs;
+use crate::conn::Target;
 use crate::report::{Latency, Report};
 
 /// Settings and shared counters of one run.
 pub struct Ctx {
     pub args: BenchArgs,
+    /// Where connections go (and how: TCP or TLS).
+    pub target: Target,
     /// Distinguishes this run's function names and uniques from any other.
     pub run_id: String,
     /// The payload every job carries.
@@ -35,12 +38,13 @@ pub struct Ctx {
 
 impl Ctx {
     /// Builds the context; the payload is printable bytes of the asked size.
-    pub fn new(args: BenchArgs) -> Ctx {
+    pub fn new(args: BenchArgs, target: Target) -> Ctx {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let run_id = format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff);
         let payload: Vec<u8> = (0..args.size).map(|i| b'a' + (i % 26) as u8).collect();
         Ctx {
             args,
+            target,
             run_id,
             payload: Bytes::from(payload),
             done: Arc::new(AtomicU64::new(0)),

@@ -27,7 +27,7 @@ const RESULT_FUNCTION: &[u8] = b"sprocket.result";
 pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     let a = &ctx.args;
     let handles = Arc::new(prefill(&ctx).await?);
-    let clients = connect_many(&a.server, a.connections).await?;
+    let clients = connect_many(&ctx.target, a.connections).await?;
     let tickets = Arc::new(Tickets::new(a.jobs, a.duration));
     let mut progress = Progress::start("result-read", a.jobs, ctx.done.clone(), a.quiet);
     let start = Instant::now();
@@ -53,7 +53,7 @@ async fn prefill(ctx: &Arc<Ctx>) -> anyhow::Result<Vec<Bytes>> {
     let a = &ctx.args;
     let n = a.prefill.max(1);
     let function = ctx.function("echo");
-    let mut submitter = Conn::connect(&a.server).await?;
+    let mut submitter = Conn::connect(&ctx.target).await?;
     let mode = SubmitMode { priority: a.priority.priority(), background: true };
     let mut handles = Vec::with_capacity(n as usize);
     for t in 0..n {

@@ -14,7 +14,7 @@ use sprocket_proto::{Request, Response, SubmitMode};
 use tokio::sync::{watch, Notify};
 
 use super::{histogram, record, Ctx, Tickets};
-use crate::conn::Conn;
+use crate::conn::{Conn, Target};
 
 /// What a background submitter did.
 pub struct SubmitterOutcome {
@@ -99,7 +99,7 @@ fn note_error(ctx: &Ctx, code: &[u8], text: &[u8]) {
 /// has processed the registrations (an ECHO round trip), so the measured
 /// phase never waits for them.
 pub async fn connect_worker(ctx: &Ctx, functions: &[Bytes]) -> anyhow::Result<Conn> {
-    let mut conn = Conn::connect(&ctx.args.server).await?;
+    let mut conn = Conn::connect(&ctx.target).await?;
     for f in functions {
         conn.queue(&Request::CanDo { function: f.clone() });
     }
@@ -233,14 +233,14 @@ pub async fn foreground_client(
 /// Connects `n` plain connections, at most [`CONNECT_CONCURRENCY`] at a
 /// time: gearmand listens with a backlog of 32, and overflowing it costs a
 /// one-second SYN retry per dropped connection.
-pub async fn connect_many(addr: &str, n: usize) -> anyhow::Result<Vec<Conn>> {
+pub async fn connect_many(target: &Target, n: usize) -> anyhow::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n);
     let mut set = tokio::task::JoinSet::new();
     let mut started = 0;
     while conns.len() < n {
         while started < n && set.len() < CONNECT_CONCURRENCY {
-            let addr = addr.to_string();
-            set.spawn(async move { Conn::connect(&addr).await });
+            let target = target.clone();
+            set.spawn(async move { Conn::connect(&target).await });
             started += 1;
         }
         match set.join_next().await {

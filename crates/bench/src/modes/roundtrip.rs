@@ -20,7 +20,7 @@ pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     for _ in 0..a.workers {
         workers.push(connect_worker(&ctx, std::slice::from_ref(&function)).await?);
     }
-    let clients = connect_many(&a.server, a.connections).await?;
+    let clients = connect_many(&ctx.target, a.connections).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let completed = Arc::new(AtomicU64::new(0));

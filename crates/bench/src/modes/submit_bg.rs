@@ -48,7 +48,7 @@ pub async fn submit_all(
 /// The `submit-bg` mode.
 pub async fn run(ctx: Arc<Ctx>) -> anyhow::Result<Report> {
     let a = &ctx.args;
-    let conns = connect_many(&a.server, a.connections).await?;
+    let conns = connect_many(&ctx.target, a.connections).await?;
     let tickets = Arc::new(Tickets::new(a.jobs, a.duration));
     let mut progress = Progress::start("submit-bg", a.jobs, ctx.done.clone(), a.quiet);
     let t = submit_all(&ctx, conns, tickets, ctx.function("bg"), None).await?;
