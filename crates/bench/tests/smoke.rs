@@ -112,3 +112,58 @@ fn bad_options_are_rejected() {
     let e = sprocket_bench::run_blocking(args("127.0.0.1:1", "drain", &["--threads", "0"])).expect_err("no threads");
     assert!(e.to_string().contains("--threads"), "{e}");
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl (the
+/// commands of docs/security.md); `None` (skipped) without openssl.
+fn test_pki(dir: &std::path::Path) -> Option<()> {
+    if !sprocket_testkit::require_tool("openssl") {
+        return None;
+    }
+    let sh = |script: &str| {
+        let status = Command::new("sh").arg("-c").arg(script).current_dir(dir).status().expect("sh");
+        assert!(status.success(), "{script}");
+    };
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout ca.key -out ca.pem \
+        -subj '/CN=Bench CA' 2>/dev/null");
+    sh("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key 2>/dev/null");
+    sh("openssl req -new -key server.key -out server.csr -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null");
+    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -copy_extensions copy \
+        -out server.pem 2>/dev/null");
+    Some(())
+}
+
+#[test]
+fn the_load_runs_over_tls_to_sprocketds_tls_port_and_verifies_its_certificate() {
+    let Some(bin) = sprocketd_bin() else {
+        skip("sprocketd not built in this target directory (cargo build -p sprocket-server)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    if test_pki(dir.path()).is_none() {
+        return;
+    }
+    let tls_port = sprocket_testkit::free_port();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let server = ServerProcess::sprocketd(
+        &bin,
+        &["--ssl-port", &tls_port.to_string(), "--ssl-certificate", &cert, "--ssl-key", &key],
+    );
+    let tls_addr = format!("127.0.0.1:{tls_port}");
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    for mode in ["submit-bg", "roundtrip"] {
+        let report = rt
+            .block_on(measure(args(&tls_addr, mode, &["--ssl-ca", &ca])))
+            .unwrap_or_else(|e| panic!("{mode} over TLS failed: {e:#}"));
+        check(&report, mode);
+    }
+    let report =
+        rt.block_on(measure(args(&tls_addr, "idle", &["-c", "20", "-d", "0.1", "--ssl-ca", &ca]))).expect("idle");
+    assert_eq!(report.jobs, 20, "20 TLS connections made");
+    // Without the CA the system's roots do not know the certificate.
+    let err = rt.block_on(measure(args(&tls_addr, "submit-bg", &["--ssl"]))).expect_err("an unknown CA");
+    assert!(format!("{err:#}").to_lowercase().contains("certificate"), "{err:#}");
+    // The plain port of the same server still works.
+    check(&rt.block_on(measure(args(&server.addr(), "submit-bg", &[]))).expect("plain"), "submit-bg");
+}
