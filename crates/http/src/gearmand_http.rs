@@ -84,7 +84,7 @@ impl GearmandHttpListener {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(%addr, "HTTP protocol port (-r http) listening");
                 }
-                crate::serve::serve_connections(listener, router(self.config), true).await;
+                crate::serve::serve_connections(listener, router(self.config), true, None).await;
             });
         })?;
         Ok(())

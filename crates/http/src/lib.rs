@@ -29,4 +29,4 @@ pub use backend::{Backend, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};
-pub use serve::{bind, spawn, BindError, WebConfig, WebListener};
+pub use serve::{bind, spawn, BindError, WebConfig, WebListener, WebTls, WebTlsHandle};

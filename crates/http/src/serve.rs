@@ -27,9 +27,34 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most web connections at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 256;
 
+/// TLS on the web port (`--web-tls`): the server's certificates, reloaded
+/// on SIGHUP by whoever implements it, so every handshake gets the
+/// configuration in force.
+pub trait WebTls: Send + Sync {
+    /// The acceptor for the next connection; `None` when the configuration
+    /// cannot be read (the connection is then closed).
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor>;
+    /// How long a handshake may take.
+    fn handshake_timeout(&self) -> Duration;
+    /// The identity a client certificate (DER) names, for the log.
+    fn identity(&self, certificate: &[u8]) -> Option<String>;
+}
+
+/// A shared [`WebTls`].
+#[derive(Clone)]
+pub struct WebTlsHandle(pub Arc<dyn WebTls>);
+
+impl std::fmt::Debug for WebTlsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebTlsHandle")
+    }
+}
+
 /// The web port's settings.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
+    /// TLS on the web port, or plain HTTP.
+    pub tls: Option<WebTlsHandle>,
     /// Where to listen.
     pub listen: WebListen,
     /// The secret clients must present; `None` admits everyone.
@@ -107,7 +132,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
         }
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, auth = config.token.is_some(), "web port listening");
+        tracing::info!(%addr, auth = config.token.is_some(), tls = config.tls.is_some(), "web port listening");
     }
     let started = Instant::now();
     let state = AppState {
@@ -119,7 +144,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
         max_packet_size: config.max_packet_size,
     };
     let app = router(state, &config);
-    serve_connections(listener, app, false).await;
+    serve_connections(listener, app, false, config.tls).await;
 }
 
 /// Serves HTTP/1 connections from `listener` with `app`, at most
@@ -127,12 +152,17 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
 /// [`HEADER_TIMEOUT`]; runs until the process ends. `title_case` writes
 /// header names as `X-Gearman-Job-Handle` rather than in lower case, for
 /// clients that look for them spelled as gearmand spells them.
-pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, app: Router, title_case: bool) {
+pub(crate) async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    title_case: bool,
+    tls: Option<WebTlsHandle>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: wait instead of spinning.
                 tracing::warn!("HTTP port: accept failed: {e}");
@@ -141,13 +171,41 @@ pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, app: Ro
             }
         };
         let service = TowerToHyperService::new(app.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let served = hyper::server::conn::http1::Builder::new()
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .title_case_headers(title_case)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .clone();
+            let served = match tls {
+                None => http.serve_connection(TokioIo::new(stream), service).await,
+                Some(WebTlsHandle(tls)) => {
+                    // The handshake runs in the connection's own task under
+                    // its time limit: a client that stalls in it holds one
+                    // connection slot, never the accept loop.
+                    let Some(acceptor) = tls.acceptor() else { return };
+                    let limit = tls.handshake_timeout();
+                    let stream = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::info!(%peer, %error, "web port: TLS handshake failed; connection closed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "web port: TLS handshake not finished in time; connection closed");
+                            return;
+                        }
+                    };
+                    let (_, session) = stream.get_ref();
+                    if let Some(identity) =
+                        session.peer_certificates().and_then(|chain| chain.first()).and_then(|c| tls.identity(c))
+                    {
+                        tracing::debug!(%peer, %identity, "web port: TLS client certificate");
+                    }
+                    http.serve_connection(TokioIo::new(stream), service).await
+                }
+            };
             if let Err(e) = served {
                 tracing::debug!("HTTP connection ended: {e}");
             }

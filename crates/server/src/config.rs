@@ -248,7 +248,7 @@ pub(crate) fn effective_port(flags: &Flags) -> u16 {
 /// gearmand's environment variable, else at gearmand's default path.
 fn tls_settings(flags: &Flags) -> Option<crate::tls::TlsSettings> {
     use crate::tls::{DEFAULT_CA_FILE, DEFAULT_CERTIFICATE, DEFAULT_KEY};
-    if !flags.ssl && flags.ssl_port.is_none() {
+    if !flags.ssl && flags.ssl_port.is_none() && !flags.web_tls {
         return None;
     }
     let file = |flag: &Option<String>, variable: &str, default: &str| -> PathBuf {

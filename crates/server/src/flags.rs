@@ -349,6 +349,12 @@ pub struct Flags {
     /// Serve the web port on an address other hosts reach without a token.
     #[arg(help_heading = "Sprocket's own options", long = "web-insecure")]
     pub web_insecure: bool,
+    /// Serve the web port over TLS (HTTPS) with the Gearman port's
+    /// certificate and key (--ssl-certificate, --ssl-key; reloaded on
+    /// SIGHUP). With --ssl-verify-clients or an ACL, a client certificate
+    /// is asked for and verified, but not required.
+    #[arg(help_heading = "Sprocket's own options", long = "web-tls")]
+    pub web_tls: bool,
     /// Write one JSON line per ended job to this file (`-` for standard
     /// output): time, handle, function, unique, state, attempts, queue
     /// wait, run time, worker, error text. Reopened on SIGHUP.
@@ -542,8 +548,13 @@ impl Flags {
                 "--ssl-port must differ from the Gearman port (for TLS on the Gearman port itself, use --ssl)".into()
             );
         }
-        if self.ssl_verify_clients && !self.ssl && self.ssl_port.is_none() {
-            return Err("--ssl-verify-clients needs TLS: add --ssl or --ssl-port PORT".into());
+        if self.ssl_verify_clients && !self.ssl && self.ssl_port.is_none() && !self.web_tls {
+            return Err("--ssl-verify-clients needs TLS: add --ssl, --ssl-port PORT or --web-tls".into());
+        }
+        if self.web_tls
+            && matches!(sprocket_http::WebListen::parse(self.web_listen.as_deref()), Ok(sprocket_http::WebListen::Off))
+        {
+            return Err("--web-tls needs a web port: remove --web-listen none".into());
         }
         if let Some(prefix) = &self.job_handle_prefix {
             if prefix.len() > MAX_HANDLE_PREFIX {

@@ -154,6 +154,13 @@ impl Server {
         Ok(Server { config, engine, store, reader, listeners, local_addrs, certificates, acl, ended_jobs })
     }
 
+    /// The server's certificates for the web port (`--web-tls`), when it has
+    /// TLS settings.
+    pub fn web_tls(&self) -> Option<sprocket_http::WebTlsHandle> {
+        let certificates: Arc<dyn sprocket_http::WebTls> = self.certificates.clone()?;
+        Some(sprocket_http::WebTlsHandle(certificates))
+    }
+
     /// The addresses the listeners are bound to (with the port the system
     /// chose when the configuration asked for port 0): the Gearman port's,
     /// then the `--ssl-port`'s.

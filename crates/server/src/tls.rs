@@ -105,9 +105,23 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// Whether a port asks its clients for a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientCertificates {
+    /// Never (no `--ssl-verify-clients`, no ACL).
+    NotAsked,
+    /// Required and verified against the CA file (the Gearman ports with
+    /// `--ssl-verify-clients` or an ACL).
+    Required,
+    /// Verified when presented, not required (the web port with
+    /// `--web-tls`: a browser usually has none and then signs in with the
+    /// web token instead).
+    Optional,
+}
+
 /// The rustls configuration the files describe: TLS 1.3 and 1.2, with
 /// the aws-lc-rs provider the client library uses too.
-fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+fn server_config(settings: &TlsSettings, clients: ClientCertificates) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = certificates(CERTIFICATE, &settings.certificate)?;
     let key = private_key(&settings.key)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -116,7 +130,7 @@ fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Tl
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(pair_error)?;
-    let builder = if settings.verify_clients {
+    let builder = if clients != ClientCertificates::NotAsked {
         let mut roots = rustls::RootCertStore::empty();
         for ca in certificates(CA_FILE, &settings.ca_file)? {
             roots.add(ca).map_err(|e| TlsError::Content {
@@ -125,12 +139,13 @@ fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Tl
                 problem: format!("holds a certificate that cannot be a trust anchor: {e}"),
             })?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| {
-            TlsError::Content {
-                what: CA_FILE,
-                path: settings.ca_file.clone(),
-                problem: format!("cannot verify clients: {e}"),
-            }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        let verifier =
+            if clients == ClientCertificates::Optional { verifier.allow_unauthenticated() } else { verifier };
+        let verifier = verifier.build().map_err(|e| TlsError::Content {
+            what: CA_FILE,
+            path: settings.ca_file.clone(),
+            problem: format!("cannot verify clients: {e}"),
         })?;
         builder.with_client_cert_verifier(verifier)
     } else {
@@ -144,21 +159,37 @@ fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, Tl
 /// whole on reload, so a handshake sees either the old files or the new.
 pub struct Certificates {
     settings: TlsSettings,
-    current: RwLock<Arc<rustls::ServerConfig>>,
+    /// The Gearman ports' configuration and the web port's (which asks for
+    /// client certificates without requiring one).
+    current: RwLock<Configs>,
+}
+
+#[derive(Clone)]
+struct Configs {
+    gearman: Arc<rustls::ServerConfig>,
+    web: Arc<rustls::ServerConfig>,
+}
+
+fn configs(settings: &TlsSettings) -> Result<Configs, TlsError> {
+    let (gearman, web) = if settings.verify_clients {
+        (ClientCertificates::Required, ClientCertificates::Optional)
+    } else {
+        (ClientCertificates::NotAsked, ClientCertificates::NotAsked)
+    };
+    Ok(Configs { gearman: server_config(settings, gearman)?, web: server_config(settings, web)? })
 }
 
 impl Certificates {
     /// Reads the files; an error names the file at fault.
     pub fn load(settings: &TlsSettings) -> Result<Certificates, TlsError> {
-        let config = server_config(settings)?;
-        Ok(Certificates { settings: settings.clone(), current: RwLock::new(config) })
+        Ok(Certificates { settings: settings.clone(), current: RwLock::new(configs(settings)?) })
     }
 
     /// Reads the files again (SIGHUP). New files that cannot be used are
     /// logged and the ones in use are kept: a certificate renewal gone
     /// wrong must not take the port down.
     pub fn reload(&self) {
-        match server_config(&self.settings) {
+        match configs(&self.settings) {
             Ok(config) => {
                 if let Ok(mut current) = self.current.write() {
                     *current = config;
@@ -170,11 +201,25 @@ impl Certificates {
     }
 
     fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
-        self.current.read().ok().map(|config| tokio_rustls::TlsAcceptor::from(config.clone()))
+        self.current.read().ok().map(|config| tokio_rustls::TlsAcceptor::from(config.gearman.clone()))
     }
 
     pub fn handshake_timeout(&self) -> Duration {
         self.settings.handshake_timeout
+    }
+}
+
+impl sprocket_http::WebTls for Certificates {
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        self.current.read().ok().map(|config| tokio_rustls::TlsAcceptor::from(config.web.clone()))
+    }
+
+    fn handshake_timeout(&self) -> Duration {
+        self.settings.handshake_timeout
+    }
+
+    fn identity(&self, certificate: &[u8]) -> Option<String> {
+        crate::tls_identity::common_name_or_dns_name(certificate)
     }
 }
 

@@ -32,11 +32,16 @@ pub(crate) fn config_from_flags(
     flags: &Flags,
     store: Option<&StoreConfig>,
     gearman: &[SocketAddr],
+    tls: Option<sprocket_http::WebTlsHandle>,
 ) -> Result<WebConfig, String> {
     check_flags(flags)?;
     let listen = WebListen::parse(flags.web_listen.as_deref()).map_err(|e| e.to_string())?;
     let token = flags.web_token.as_deref().map(Token::load).transpose().map_err(|e| e.to_string())?;
+    if flags.web_tls && tls.is_none() {
+        return Err("--web-tls needs the server's certificate and key (--ssl-certificate, --ssl-key)".into());
+    }
     Ok(WebConfig {
+        tls,
         listen,
         token,
         body_limit: usize::try_from(flags.max_packet_size).unwrap_or(usize::MAX),

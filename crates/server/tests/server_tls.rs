@@ -676,3 +676,59 @@ with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
     );
     assert!(out.success() && out.stdout_text().contains("ALL IN ORDER"), "{}", out.describe());
 }
+
+/// `curl ARGS… URL` (a third-party HTTPS client): (exit status, body).
+fn curl(args: &[&str], url: &str) -> (bool, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10"]).args(args).arg(url);
+    let out = run(&mut cmd, b"", Duration::from_secs(20));
+    (out.success(), format!("{}{}", out.stdout_text(), out.stderr_text()))
+}
+
+#[test]
+fn the_web_port_speaks_https_with_the_servers_certificate_and_asks_for_but_does_not_require_a_client_one() {
+    let Some(pki) = Pki::get() else { return };
+    if !require_tool("curl") {
+        return;
+    }
+    let web_port = free_port();
+    let listen = format!("127.0.0.1:{web_port}");
+    let ca = pki.ca().display().to_string();
+    let srv =
+        TlsServer::start(pki, &["--web-tls", "--web-listen", &listen, "--ssl-verify-clients", "--ssl-ca-file", &ca]);
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", web_port)).is_ok()), "web port");
+    let url = format!("https://127.0.0.1:{web_port}/api/v1/server");
+    let (ok, body) = curl(&["--cacert", &ca], &url);
+    assert!(ok, "curl over HTTPS without a client certificate: {body}\n{}", srv.log());
+    let info: serde_json::Value = serde_json::from_str(&body).expect("server info as JSON");
+    assert!(info["version"].as_str().is_some_and(|v| v.contains("sprocket")), "{info}");
+    // With a client certificate signed by the CA.
+    let (cert, key) =
+        (pki.client_cert(KeyKind::EcSec1).display().to_string(), pki.client_key(KeyKind::EcSec1).display().to_string());
+    let (ok, body) = curl(&["--cacert", &ca, "--cert", &cert, "--key", &key], &url);
+    assert!(ok, "curl with a client certificate: {body}");
+    // A certificate from another CA is refused in the handshake.
+    let (wrong_cert, wrong_key) =
+        (pki.wrong_client_cert().display().to_string(), pki.wrong_client_key().display().to_string());
+    let (ok, body) = curl(&["--cacert", &ca, "--cert", &wrong_cert, "--key", &wrong_key], &url);
+    assert!(!ok, "a client certificate of another CA was accepted: {body}");
+    // Plain HTTP to the TLS port gets no HTTP answer, and curl must verify the server.
+    let (ok, _) = curl(&[], &format!("http://127.0.0.1:{web_port}/api/v1/server"));
+    assert!(!ok, "plain HTTP answered on the --web-tls port");
+    let (ok, body) = curl(&[], &url);
+    assert!(!ok, "curl trusted the test CA without --cacert: {body}");
+}
+
+#[test]
+fn web_tls_without_a_web_port_is_refused_at_start_up() {
+    let Some(pki) = Pki::get() else { return };
+    let mut cmd = Command::new(common::sprocketd());
+    cmd.args(["-q", "builtin", "-p", &free_port().to_string(), "--web-tls", "--web-listen", "none"])
+        .arg("--ssl-certificate")
+        .arg(pki.server_cert())
+        .arg("--ssl-key")
+        .arg(pki.server_key());
+    let out = run(&mut cmd, b"", Duration::from_secs(20));
+    assert!(!out.success());
+    assert!(out.stderr_text().contains("--web-tls needs a web port"), "{}", out.describe());
+}
