@@ -89,7 +89,7 @@ fn history_line(reply: &str, function: &str, window: &str) -> Vec<String> {
     reply
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
-        .find(|f| f.len() == 15 && f[0] == function && f[1] == window)
+        .find(|f| f.len() == 16 && f[0] == function && f[1] == window)
         .unwrap_or_else(|| panic!("no {function} {window} line in {reply:?}"))
 }
 
