@@ -330,7 +330,7 @@ impl Record {
         run.finished = Some(now);
         let payload = match outcome {
             Outcome::Complete(result) => Some((result, &mut run.result)),
-            Outcome::Exception(text) => Some((text, &mut run.error)),
+            Outcome::Exception(text) | Outcome::Dead(Some(text)) => Some((text, &mut run.error)),
             _ => None,
         };
         if let Some((bytes, slot)) = payload {

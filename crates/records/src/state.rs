@@ -197,6 +197,10 @@ pub enum Outcome<'a> {
     Timeout,
     /// Given up after `--job-retries` attempts.
     Dropped,
+    /// Out of attempts under a retry policy with dead letters: kept as a
+    /// dead letter (`--dead-retention`), with the last attempt's error
+    /// text when it had one.
+    Dead(Option<&'a [u8]>),
 }
 
 impl Outcome<'_> {
@@ -209,6 +213,7 @@ impl Outcome<'_> {
             Outcome::Cancelled => RecordState::Cancelled,
             Outcome::Timeout => RecordState::Timeout,
             Outcome::Dropped => RecordState::Dropped,
+            Outcome::Dead(_) => RecordState::Dead,
         }
     }
 
@@ -225,6 +230,9 @@ impl Outcome<'_> {
             Outcome::Cancelled => AttemptEnd::Cancelled,
             Outcome::Timeout => AttemptEnd::Timeout,
             Outcome::Dropped => AttemptEnd::WorkerLost,
+            // The attempt that used up the last try failed; one still
+            // open here is closed as failed.
+            Outcome::Dead(_) => AttemptEnd::Failed,
         }
     }
 }
@@ -244,6 +252,8 @@ mod tests {
             Outcome::Cancelled,
             Outcome::Timeout,
             Outcome::Dropped,
+            Outcome::Dead(Some(b"e")),
+            Outcome::Dead(None),
         ] {
             assert!(outcome.state().is_final(), "{outcome:?}");
         }
