@@ -25,6 +25,9 @@ impl Engine {
             AdminParse::Command(AdminCommand::Pause(name)) => self.admin_set_paused(conn, &name, true),
             AdminParse::Command(AdminCommand::Resume(name)) => self.admin_set_paused(conn, &name, false),
             AdminParse::Command(AdminCommand::PurgeQueued(name)) => self.admin_purge_queued(conn, &name),
+            AdminParse::Command(AdminCommand::PurgeDead(function)) => self.admin_purge_dead(conn, function),
+            AdminParse::Command(AdminCommand::RecordsJson(json)) => self.admin_records_json(conn, Some(json), false),
+            AdminParse::Command(AdminCommand::Dead(json)) => self.admin_records_json(conn, json, true),
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -71,7 +74,10 @@ impl Engine {
             | AdminCommand::Records { .. }
             | AdminCommand::Pause(_)
             | AdminCommand::Resume(_)
-            | AdminCommand::PurgeQueued(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
+            | AdminCommand::PurgeQueued(_)
+            | AdminCommand::PurgeDead(_)
+            | AdminCommand::RecordsJson(_)
+            | AdminCommand::Dead(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
 }

@@ -114,12 +114,7 @@ pub enum Backoff {
 impl Default for Backoff {
     /// 1 s, doubling, at most an hour, ±20 %.
     fn default() -> Backoff {
-        Backoff::Exponential {
-            base: Duration::from_secs(1),
-            factor: 2.0,
-            max: Duration::from_secs(3600),
-            jitter: 0.2,
-        }
+        Backoff::Exponential { base: Duration::from_secs(1), factor: 2.0, max: Duration::from_secs(3600), jitter: 0.2 }
     }
 }
 

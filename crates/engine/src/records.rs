@@ -77,7 +77,26 @@ impl EndedRecords {
     /// The records here that match `filter` and that the store has not
     /// confirmed yet.
     fn unconfirmed_matching<'a>(&'a self, filter: &'a RecordFilter) -> impl Iterator<Item = &'a Record> {
-        self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished()))
+        self.unconfirmed.values().filter(|r| filter.matches_record(r))
+    }
+
+    /// The sequence number of the newest record here that matches
+    /// `filter` and that the store has not confirmed yet: a purge of the
+    /// store waits until the store has it, or the record would be written
+    /// after the purge and outlive it.
+    pub fn newest_unconfirmed_matching(&self, filter: &RecordFilter) -> Option<u64> {
+        self.unconfirmed.iter().rev().find(|(_, r)| filter.matches_record(r)).map(|(seq, _)| *seq)
+    }
+
+    /// Whether the store has confirmed every record written up to `seq`.
+    pub fn confirmed_up_to(&self, seq: u64) -> bool {
+        self.unconfirmed.first_key_value().is_none_or(|(first, _)| *first > seq)
+    }
+
+    /// Removes the records in memory matching `filter` (only without a
+    /// durable store; with one the store is purged); returns how many.
+    pub fn purge_in_memory(&mut self, filter: &RecordFilter) -> usize {
+        self.memory.as_mut().map_or(0, |m| m.purge(filter, usize::MAX))
     }
 
     /// A search of the store asked for now, with the unconfirmed records
@@ -140,6 +159,50 @@ impl EndedRecords {
     }
 }
 
+/// Purges of the store waiting for the store to confirm the records they
+/// must delete, and purges under way, with who waits for each.
+#[derive(Debug, Default)]
+pub(crate) struct PendingPurges {
+    /// Purges to hand to the server once the store has confirmed every
+    /// record written up to the sequence number.
+    waiting: Vec<(u64, crate::types::RecordPurge)>,
+    /// Who waits for each purge handed out or waiting, by id.
+    waiters: FastMap<u64, ReadWaiter>,
+}
+
+impl PendingPurges {
+    /// Purge `purge` once the store has confirmed through `after` (at once
+    /// when `after` is `None`); `waiter` hears the count.
+    pub fn add(
+        &mut self,
+        purge: crate::types::RecordPurge,
+        after: Option<u64>,
+        waiter: ReadWaiter,
+        out: &mut Vec<crate::types::RecordPurge>,
+    ) {
+        self.waiters.insert(purge.id, waiter);
+        match after {
+            Some(seq) => self.waiting.push((seq, purge)),
+            None => out.push(purge),
+        }
+    }
+
+    /// Hands out the waiting purges whose records the store now has.
+    pub fn release(&mut self, ended: &EndedRecords, out: &mut Vec<crate::types::RecordPurge>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let (ready, still): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|(seq, _)| ended.confirmed_up_to(*seq));
+        self.waiting = still;
+        out.extend(ready.into_iter().map(|(_, purge)| purge));
+    }
+
+    /// Purge `id` is done: who waited for it.
+    pub fn finish(&mut self, id: u64) -> Option<ReadWaiter> {
+        self.waiters.remove(&id)
+    }
+}
+
 /// Who waits for a read of records from the store, and what to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ReadPurpose {
@@ -160,6 +223,8 @@ pub(crate) enum ReadPurpose {
     },
     /// Admin `record`.
     AdminRecord,
+    /// Admin `purge dead`: `OK <n>` once the deletes are committed.
+    AdminPurge,
     /// Admin `records`.
     AdminSearch,
     /// Admin `pause` or `resume`: `OK` once the setting is durable.
