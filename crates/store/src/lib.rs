@@ -201,8 +201,13 @@ pub trait Store: Send {
         Ok(found)
     }
 
-    /// Ended records matching `filter`, newest end first, at most
-    /// `filter.limit`.
+    /// Ended records matching `filter`'s function, state and end time,
+    /// newest end first (then the greater handle), at most `filter.limit`.
+    /// Its error text may be left unchecked: the SQL backends cannot read
+    /// it inside the encoded body, so the server's record reader pages
+    /// through with [`RecordFilter::without_record_check`] and checks each
+    /// record; backends that decode every record they look at anyway
+    /// (memory, Redis) check it themselves.
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         let _ = filter;
         Err(no_records(&self.describe()))
