@@ -382,3 +382,86 @@ async fn expire(
         tokio::time::sleep(EXPIRY_PAUSE).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sprocket_records::{Limits, Outcome, Worker};
+    use sprocket_store::memory::MemoryStore;
+    use sprocket_store::{RecordRow, StoreOp};
+
+    use super::*;
+
+    fn ended(n: u64, end: u64, error: Option<&[u8]>) -> Record {
+        let handle = format!("H:t:{n:04}");
+        let mut r =
+            Record::new(handle.as_bytes(), b"f", b"", sprocket_proto::Priority::Normal, true, 1).expect("record");
+        let worker = Worker { client_id: Bytes::new(), peer: Arc::from("127.0.0.1:1") };
+        r.started(worker, 2).expect("start");
+        let outcome = match error {
+            Some(text) => Outcome::Exception(text),
+            None => Outcome::Failed,
+        };
+        r.ended(outcome, end, Limits::default()).expect("end");
+        r
+    }
+
+    async fn store_with(records: &[Record]) -> MemoryStore {
+        let mut store = MemoryStore::new();
+        let ops: Vec<StoreOp> = records.iter().map(|r| StoreOp::Record(RecordRow::new(r, b"").expect("row"))).collect();
+        store.apply(&ops).await.expect("apply");
+        store
+    }
+
+    fn numbers(found: &[Record]) -> Vec<u64> {
+        found.iter().map(|r| String::from_utf8_lossy(&r.handle()[4..]).parse().expect("number")).collect()
+    }
+
+    /// Many records ending in the same millisecond, more than a page:
+    /// paging by end time must neither repeat nor skip any of them.
+    #[tokio::test]
+    async fn a_text_search_pages_through_records_sharing_an_end_time() {
+        let mut records = Vec::new();
+        for n in 0..40u64 {
+            // Ten records end at each of four times; every third has the text.
+            let end = 1_000 + (n / 10) * 10;
+            let text: &[u8] = if n % 3 == 0 { b"Disk Full on sda" } else { b"other trouble" };
+            records.push(ended(n, end, Some(text)));
+        }
+        records.push(ended(99, 2_000, None));
+        let mut store = store_with(&records).await;
+        let filter = RecordFilter { error: Some("disk full".into()), limit: 100, ..Default::default() };
+        let mut want: Vec<u64> = (0..40).filter(|n| n % 3 == 0).collect();
+        want.sort_by_key(|&n| std::cmp::Reverse((1_000 + (n / 10) * 10, n)));
+        for page in [1, 3, 4, 10, 1_000] {
+            let found = search_by_text(&mut store, &filter, page, MAX_EXAMINED).await.expect("search");
+            assert_eq!(numbers(&found), want, "page of {page}");
+        }
+        // The limit stops the search; the bound on records examined too.
+        let two = RecordFilter { limit: 2, ..filter.clone() };
+        assert_eq!(numbers(&search_by_text(&mut store, &two, 3, MAX_EXAMINED).await.expect("search")), want[..2]);
+        let newest_ten = search_by_text(&mut store, &filter, 4, 11).await.expect("search");
+        assert_eq!(numbers(&newest_ten), [39, 36, 33, 30], "only the 11 newest records were looked at");
+        // The other conditions still apply.
+        let window = RecordFilter { since: Some(1_010), until: Some(1_030), ..filter };
+        assert_eq!(
+            numbers(&search_by_text(&mut store, &window, 2, MAX_EXAMINED).await.expect("search")),
+            [27, 24, 21, 18, 15, 12]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_purge_goes_in_batches_until_nothing_matches() {
+        let records: Vec<Record> = (0..1_203u64).map(|n| ended(n, 1_000 + n, None)).collect();
+        let mut store = store_with(&records).await;
+        let purge = RecordPurge {
+            id: 7,
+            filter: RecordFilter { state: Some(sprocket_records::RecordState::Failed), ..Default::default() },
+        };
+        assert_eq!(purge_records(&mut store, &purge).await, Ok(1_203));
+        assert_eq!(purge_records(&mut store, &purge).await, Ok(0));
+        let by_text = RecordPurge { id: 8, filter: RecordFilter { error: Some("x".into()), ..Default::default() } };
+        assert!(purge_records(&mut store, &by_text).await.is_err_and(|e| e.contains("error text")));
+    }
+}
