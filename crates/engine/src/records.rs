@@ -296,3 +296,56 @@ impl PendingReads {
         self.by_id.remove(&id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sprocket_records::{Limits, Outcome, RecordState};
+
+    use super::*;
+    use crate::types::RecordPurge;
+
+    fn dead(n: u64) -> Record {
+        let handle = format!("H:t:{n}");
+        let mut r =
+            Record::new(handle.as_bytes(), b"f", b"", sprocket_proto::Priority::Normal, true, 1).expect("record");
+        r.ended(Outcome::Dead(Some(b"boom")), 10 + n, Limits::default()).expect("end");
+        r
+    }
+
+    /// A purge waits until the store has confirmed every matching record
+    /// sent to it before the purge was asked for; later records do not
+    /// hold it back.
+    #[test]
+    fn a_purge_waits_for_the_matching_records_sent_before_it() {
+        let mut ended = EndedRecords::new(true, Retention::default());
+        let filter = RecordFilter { state: Some(RecordState::Dead), ..RecordFilter::default() };
+        assert_eq!(ended.newest_unconfirmed_matching(&filter), None);
+        ended.ended(dead(1), 5);
+        ended.ended(dead(2), 7);
+        let after = ended.newest_unconfirmed_matching(&filter);
+        assert_eq!(after, Some(7));
+        let other = RecordFilter { state: Some(RecordState::Failed), ..RecordFilter::default() };
+        assert_eq!(ended.newest_unconfirmed_matching(&other), None, "nothing to wait for");
+
+        let mut purges = PendingPurges::default();
+        let mut out = Vec::new();
+        purges.add(RecordPurge { id: 1, filter: filter.clone() }, after, ReadWaiter::Control, &mut out);
+        assert!(out.is_empty());
+        ended.ended(dead(3), 9);
+        ended.confirmed_through(5);
+        purges.release(&ended, &mut out);
+        assert!(out.is_empty(), "record 7 is not confirmed yet");
+        ended.confirmed_through(7);
+        purges.release(&ended, &mut out);
+        assert_eq!(out.len(), 1, "record 9 came after the purge and does not hold it");
+        assert_eq!(purges.finish(1), Some(ReadWaiter::Control));
+        assert_eq!(purges.finish(1), None);
+
+        // Without a store the engine's own records are purged.
+        let mut memory = EndedRecords::new(false, Retention::default());
+        memory.ended(dead(1), 0);
+        memory.ended(dead(2), 0);
+        assert_eq!(memory.purge_in_memory(&filter), 2);
+        assert_eq!(memory.len_in_memory(), 0);
+    }
+}
