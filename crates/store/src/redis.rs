@@ -564,7 +564,9 @@ impl Store for RedisStore {
                     continue;
                 }
                 let record = decode_body(&body)?;
-                if !filter.error_matches(&record) {
+                // The whole filter's judgement, so that a condition added
+                // to it later holds here too.
+                if !filter.matches_record(&record) {
                     continue;
                 }
                 out.push(record);
