@@ -409,9 +409,13 @@ mod tests {
 
     async fn store_with(records: &[Record]) -> MemoryStore {
         let mut store = MemoryStore::new();
+        write(&mut store, records).await;
+        store
+    }
+
+    async fn write(store: &mut dyn Store, records: &[Record]) {
         let ops: Vec<StoreOp> = records.iter().map(|r| StoreOp::Record(RecordRow::new(r, b"").expect("row"))).collect();
         store.apply(&ops).await.expect("apply");
-        store
     }
 
     fn numbers(found: &[Record]) -> Vec<u64> {
@@ -430,23 +434,39 @@ mod tests {
             records.push(ended(n, end, Some(text)));
         }
         records.push(ended(99, 2_000, None));
-        let mut store = store_with(&records).await;
+        // In memory, and in SQLite, whose query orders one end time's
+        // records by handle.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("q.db");
+        let mut sqlite =
+            sprocket_store::sqlite::SqliteStore::open(&path, "gearman_queue", sprocket_store::SyncMode::Normal)
+                .await
+                .expect("sqlite");
+        write(&mut sqlite, &records).await;
+        let memory = store_with(&records).await;
+        let mut stores: Vec<Box<dyn Store>> = vec![Box::new(memory), Box::new(sqlite)];
+        for store in &mut stores {
+            pages_through(store.as_mut()).await;
+        }
+    }
+
+    async fn pages_through(store: &mut dyn Store) {
         let filter = RecordFilter { error: Some("disk full".into()), limit: 100, ..Default::default() };
         let mut want: Vec<u64> = (0..40).filter(|n| n % 3 == 0).collect();
         want.sort_by_key(|&n| std::cmp::Reverse((1_000 + (n / 10) * 10, n)));
         for page in [1, 3, 4, 10, 1_000] {
-            let found = search_by_text(&mut store, &filter, page, MAX_EXAMINED).await.expect("search");
+            let found = search_by_text(store, &filter, page, MAX_EXAMINED).await.expect("search");
             assert_eq!(numbers(&found), want, "page of {page}");
         }
         // The limit stops the search; the bound on records examined too.
         let two = RecordFilter { limit: 2, ..filter.clone() };
-        assert_eq!(numbers(&search_by_text(&mut store, &two, 3, MAX_EXAMINED).await.expect("search")), want[..2]);
-        let newest_ten = search_by_text(&mut store, &filter, 4, 11).await.expect("search");
+        assert_eq!(numbers(&search_by_text(store, &two, 3, MAX_EXAMINED).await.expect("search")), want[..2]);
+        let newest_ten = search_by_text(store, &filter, 4, 11).await.expect("search");
         assert_eq!(numbers(&newest_ten), [39, 36, 33, 30], "only the 11 newest records were looked at");
         // The other conditions still apply.
         let window = RecordFilter { since: Some(1_010), until: Some(1_030), ..filter };
         assert_eq!(
-            numbers(&search_by_text(&mut store, &window, 2, MAX_EXAMINED).await.expect("search")),
+            numbers(&search_by_text(store, &window, 2, MAX_EXAMINED).await.expect("search")),
             [27, 24, 21, 18, 15, 12]
         );
     }
