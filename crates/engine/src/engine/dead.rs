@@ -110,14 +110,15 @@ impl Engine {
     /// went. Whoever waits hears, in order with its other replies.
     pub fn record_purge_done(&mut self, id: u64, result: Result<u64, String>, now: Millis) {
         self.tick(now);
+        match &result {
+            Ok(n) => tracing::info!(records = n, "dead job records purged by an operator"),
+            Err(e) => tracing::warn!(error = %e, "a purge of dead job records failed"),
+        }
         match self.pending_purges.finish(id) {
             Some(ReadWaiter::Control) => self.out.control_purges.push(ControlPurge { id, result }),
             Some(ReadWaiter::Conn(conn, _)) => {
                 let answer = match &result {
-                    Ok(n) => {
-                        tracing::info!(records = n, "dead job records purged by an operator");
-                        sprocket_proto::admin::ok_value(&n.to_string())
-                    }
+                    Ok(n) => sprocket_proto::admin::ok_value(&n.to_string()),
                     Err(e) => Bytes::from(format!("ERR RECORDS_UNAVAILABLE {}\r\n", e.replace([' ', '\r', '\n'], "+"))),
                 };
                 let Some(c) = self.conns.get_mut(conn) else { return };
