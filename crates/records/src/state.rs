@@ -32,8 +32,9 @@ pub enum RecordState {
     Timeout,
     /// Given up after `--job-retries` attempts ended without a result.
     Dropped,
-    /// Moved to the dead letters after its last retry. Reserved for retries
-    /// with dead letters; nothing sets it yet.
+    /// Moved to the dead letters after its last retry ([`Outcome::Dead`]);
+    /// kept for `--dead-retention` rather than `--record-retention`. The
+    /// engine does not end jobs so yet (retries with dead letters will).
     Dead,
 }
 
