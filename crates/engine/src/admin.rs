@@ -32,6 +32,9 @@ impl Engine {
             AdminParse::Command(AdminCommand::PolicyClear(pattern)) => self.admin_policy_change(conn, &pattern, None),
             AdminParse::Command(AdminCommand::Requeue(handle)) => self.admin_requeue(conn, &handle),
             AdminParse::Command(AdminCommand::RequeueFunction(name)) => self.admin_requeue_function(conn, &name),
+            AdminParse::Command(AdminCommand::PurgeDead(function)) => self.admin_purge_dead(conn, function),
+            AdminParse::Command(AdminCommand::RecordsJson(json)) => self.admin_records_json(conn, Some(json), false),
+            AdminParse::Command(AdminCommand::Dead(json)) => self.admin_records_json(conn, json, true),
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -83,7 +86,10 @@ impl Engine {
             | AdminCommand::PolicySet { .. }
             | AdminCommand::PolicyClear(_)
             | AdminCommand::Requeue(_)
-            | AdminCommand::RequeueFunction(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
+            | AdminCommand::RequeueFunction(_)
+            | AdminCommand::PurgeDead(_)
+            | AdminCommand::RecordsJson(_)
+            | AdminCommand::Dead(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
 }

@@ -37,11 +37,12 @@ use crate::jobs::JobTable;
 use crate::ledger::Ledger;
 use crate::outcome::AttemptEnd;
 use crate::policy::{FunctionPolicy, PolicyEntry, PolicyTable};
-use crate::records::{EndedRecords, PendingReads};
+use crate::records::{EndedRecords, PendingPurges, PendingReads};
 use crate::timers::{Due, Timers};
 use crate::types::*;
 
 mod control_reads;
+pub(crate) mod dead;
 mod dispatch;
 mod durability;
 mod grab;
@@ -73,6 +74,8 @@ pub struct Engine {
     ended_records: EndedRecords,
     /// Reads of records from the store that replies wait for.
     pending_reads: PendingReads,
+    /// Purges of records in the store, waiting or under way.
+    pending_purges: PendingPurges,
     /// The handle numbers this engine may give out.
     handles: HandleBlocks,
     /// Per-function policies (retries, dead letters, run limits).
@@ -91,6 +94,7 @@ impl Engine {
             timers: Timers::new(config.store_timeout_ms),
             ended_records: EndedRecords::new(config.records.durable, config.records.retention),
             pending_reads: PendingReads::default(),
+            pending_purges: PendingPurges::default(),
             handles: HandleBlocks::new(config.first_handle, config.handle_block),
             policies: PolicyTable::default(),
             config,

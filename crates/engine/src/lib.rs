@@ -38,6 +38,7 @@ mod unique_index;
 pub mod views;
 
 pub use commands::CommandError;
+pub use engine::dead::{dead_filter, dead_only, PurgeStart};
 pub use engine::Engine;
 pub use function::FunctionCounters;
 pub use hash::FastMap;

@@ -77,7 +77,26 @@ impl EndedRecords {
     /// The records here that match `filter` and that the store has not
     /// confirmed yet.
     fn unconfirmed_matching<'a>(&'a self, filter: &'a RecordFilter) -> impl Iterator<Item = &'a Record> {
-        self.unconfirmed.values().filter(|r| filter.matches(r.function(), r.state(), r.finished()))
+        self.unconfirmed.values().filter(|r| filter.matches_record(r))
+    }
+
+    /// The sequence number of the newest record here that matches
+    /// `filter` and that the store has not confirmed yet: a purge of the
+    /// store waits until the store has it, or the record would be written
+    /// after the purge and outlive it.
+    pub fn newest_unconfirmed_matching(&self, filter: &RecordFilter) -> Option<u64> {
+        self.unconfirmed.iter().rev().find(|(_, r)| filter.matches_record(r)).map(|(seq, _)| *seq)
+    }
+
+    /// Whether the store has confirmed every record written up to `seq`.
+    pub fn confirmed_up_to(&self, seq: u64) -> bool {
+        self.unconfirmed.first_key_value().is_none_or(|(first, _)| *first > seq)
+    }
+
+    /// Removes the records in memory matching `filter` (only without a
+    /// durable store; with one the store is purged); returns how many.
+    pub fn purge_in_memory(&mut self, filter: &RecordFilter) -> usize {
+        self.memory.as_mut().map_or(0, |m| m.purge(filter, usize::MAX))
     }
 
     /// A search of the store asked for now, with the unconfirmed records
@@ -151,6 +170,50 @@ impl EndedRecords {
     }
 }
 
+/// Purges of the store waiting for the store to confirm the records they
+/// must delete, and purges under way, with who waits for each.
+#[derive(Debug, Default)]
+pub(crate) struct PendingPurges {
+    /// Purges to hand to the server once the store has confirmed every
+    /// record written up to the sequence number.
+    waiting: Vec<(u64, crate::types::RecordPurge)>,
+    /// Who waits for each purge handed out or waiting, by id.
+    waiters: FastMap<u64, ReadWaiter>,
+}
+
+impl PendingPurges {
+    /// Purge `purge` once the store has confirmed through `after` (at once
+    /// when `after` is `None`); `waiter` hears the count.
+    pub fn add(
+        &mut self,
+        purge: crate::types::RecordPurge,
+        after: Option<u64>,
+        waiter: ReadWaiter,
+        out: &mut Vec<crate::types::RecordPurge>,
+    ) {
+        self.waiters.insert(purge.id, waiter);
+        match after {
+            Some(seq) => self.waiting.push((seq, purge)),
+            None => out.push(purge),
+        }
+    }
+
+    /// Hands out the waiting purges whose records the store now has.
+    pub fn release(&mut self, ended: &EndedRecords, out: &mut Vec<crate::types::RecordPurge>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let (ready, still): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|(seq, _)| ended.confirmed_up_to(*seq));
+        self.waiting = still;
+        out.extend(ready.into_iter().map(|(_, purge)| purge));
+    }
+
+    /// Purge `id` is done: who waited for it.
+    pub fn finish(&mut self, id: u64) -> Option<ReadWaiter> {
+        self.waiters.remove(&id)
+    }
+}
+
 /// Who waits for a read of records from the store, and what to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ReadPurpose {
@@ -180,6 +243,8 @@ pub(crate) enum ReadPurpose {
         /// Jobs requeued by earlier reads of the same command.
         requeued: usize,
     },
+    /// Admin `purge dead`: `OK <n>` once the deletes are committed.
+    AdminPurge,
     /// Admin `records`.
     AdminSearch,
     /// An admin command that changes a setting (`pause`, `resume`,
@@ -251,5 +316,63 @@ impl PendingReads {
     /// The read `id` was answered: who asked, and for what.
     pub fn finish(&mut self, id: u64) -> Option<PendingRead> {
         self.by_id.remove(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sprocket_records::{Limits, Outcome, RecordState};
+
+    use super::*;
+    use crate::types::RecordPurge;
+
+    fn dead(n: u64) -> Record {
+        let handle = format!("H:t:{n}");
+        let mut r =
+            Record::new(handle.as_bytes(), b"f", b"", sprocket_proto::Priority::Normal, true, 1).expect("record");
+        r.ended(
+            Outcome::Dead { end: sprocket_records::AttemptEnd::Exception, error: Some(b"boom"), payload: b"work" },
+            10 + n,
+            Limits::default(),
+        )
+        .expect("end");
+        r
+    }
+
+    /// A purge waits until the store has confirmed every matching record
+    /// sent to it before the purge was asked for; later records do not
+    /// hold it back.
+    #[test]
+    fn a_purge_waits_for_the_matching_records_sent_before_it() {
+        let mut ended = EndedRecords::new(true, Retention::default());
+        let filter = RecordFilter { state: Some(RecordState::Dead), ..RecordFilter::default() };
+        assert_eq!(ended.newest_unconfirmed_matching(&filter), None);
+        ended.ended(dead(1), 5);
+        ended.ended(dead(2), 7);
+        let after = ended.newest_unconfirmed_matching(&filter);
+        assert_eq!(after, Some(7));
+        let other = RecordFilter { state: Some(RecordState::Failed), ..RecordFilter::default() };
+        assert_eq!(ended.newest_unconfirmed_matching(&other), None, "nothing to wait for");
+
+        let mut purges = PendingPurges::default();
+        let mut out = Vec::new();
+        purges.add(RecordPurge { id: 1, filter: filter.clone() }, after, ReadWaiter::Control, &mut out);
+        assert!(out.is_empty());
+        ended.ended(dead(3), 9);
+        ended.confirmed_through(5);
+        purges.release(&ended, &mut out);
+        assert!(out.is_empty(), "record 7 is not confirmed yet");
+        ended.confirmed_through(7);
+        purges.release(&ended, &mut out);
+        assert_eq!(out.len(), 1, "record 9 came after the purge and does not hold it");
+        assert_eq!(purges.finish(1), Some(ReadWaiter::Control));
+        assert_eq!(purges.finish(1), None);
+
+        // Without a store the engine's own records are purged.
+        let mut memory = EndedRecords::new(false, Retention::default());
+        memory.ended(dead(1), 0);
+        memory.ended(dead(2), 0);
+        assert_eq!(memory.purge_in_memory(&filter), 2);
+        assert_eq!(memory.len_in_memory(), 0);
     }
 }

@@ -246,9 +246,16 @@ pub struct Outbox {
     /// Ended records the engine needs from the store: answer each with
     /// [`crate::Engine::record_read_done`].
     pub record_reads: Vec<RecordRead>,
+    /// Ended records to delete in the store (an operator's purge): answer
+    /// each with [`crate::Engine::record_purge_done`] once the deletes are
+    /// committed.
+    pub record_purges: Vec<RecordPurge>,
     /// Answers to the record reads that control queries started
     /// ([`crate::Engine::lookup_record`], [`crate::Engine::search_records`]).
     pub control_reads: Vec<ControlRead>,
+    /// Answers to the purges that control commands started
+    /// ([`crate::Engine::purge_dead_records`]).
+    pub control_purges: Vec<ControlPurge>,
     /// The engine has used half of its handle numbers: reserve another
     /// block and hand it over with [`crate::Engine::add_handle_block`].
     pub wants_handles: bool,
@@ -290,6 +297,28 @@ pub struct RecordRead {
     pub query: RecordQuery,
 }
 
+/// A deletion of ended records the engine asks the server for: every
+/// record matching the filter's function, state and end time (its limit
+/// and error text aside), in small batches, each its own short
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPurge {
+    /// Names the purge in [`crate::Engine::record_purge_done`].
+    pub id: u64,
+    /// Which ended records go.
+    pub filter: sprocket_records::RecordFilter,
+}
+
+/// The answer to a purge a control query started: how many records were
+/// deleted, or why the store could not do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlPurge {
+    /// The id [`crate::Engine::purge_dead_records`] gave.
+    pub id: u64,
+    /// How many records went.
+    pub result: Result<u64, String>,
+}
+
 /// The answer to a record read a control query started: the records found,
 /// or why the store could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,7 +358,9 @@ impl Outbox {
             && self.ended.is_empty()
             && self.retried.is_empty()
             && self.record_reads.is_empty()
+            && self.record_purges.is_empty()
             && self.control_reads.is_empty()
+            && self.control_purges.is_empty()
             && self.setting_writes.is_empty()
             && !self.wants_handles
     }

@@ -6,8 +6,8 @@
 mod support;
 
 use sprocket_engine::{
-    Config, ControlRead, Out, PersistMode, PersistOp, Record, RecordFilter, RecordLookup, RecordQuery, RecordState,
-    RecordsConfig, RecordsMode, ReplayJob,
+    Config, ControlPurge, ControlRead, Out, PersistMode, PersistOp, PurgeStart, Record, RecordFilter, RecordLookup,
+    RecordQuery, RecordState, RecordsConfig, RecordsMode, ReplayJob,
 };
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 use sprocket_records::AttemptEnd;
@@ -485,7 +485,7 @@ fn in_memory_records_expire_after_the_retention() {
         handle_prefix: "H:test".into(),
         records: RecordsConfig {
             mode: RecordsMode::Background,
-            retention: sprocket_records::Retention { keep_ms: 10_000, max_count: 2 },
+            retention: sprocket_records::Retention { keep_ms: 10_000, dead_keep_ms: 10_000, max_count: 2 },
             ..RecordsConfig::default()
         },
         ..Config::default()
@@ -718,4 +718,83 @@ fn control_queries_answer_at_once_from_records_in_memory() {
     assert_eq!(found.len(), 1);
     assert_eq!(bed.engine.lookup_record(b"H:test:999"), RecordLookup::Ready(Vec::new()));
     assert!(bed.reads.is_empty());
+}
+
+/// Ends a background job of `function` with WORK_EXCEPTION `text`.
+fn ends_with_exception(bed: &mut Bed, function: &str, text: &str) -> bytes::Bytes {
+    let client = bed.connect();
+    send_bg(bed, client, function, "");
+    if let Some((seq, _)) = bed.persisted.last() {
+        let through = *seq;
+        bed.stored(through, &[]);
+    }
+    let w = bed.worker(&[function]);
+    let (handle, ..) = bed.grab(w).unwrap();
+    bed.send(w, Request::WorkException { handle: handle.clone(), data: b(text) });
+    handle
+}
+
+/// Admin `records {JSON}` and `dead [JSON]` from the engine's own records
+/// (`-q builtin`): error text without regard to case, the state forced to
+/// dead, and refusals naming the problem.
+#[test]
+fn admin_json_searches_match_error_text_and_force_dead() {
+    let mut bed = in_memory(RecordsMode::Background);
+    let full = ends_with_exception(&mut bed, "f", "Disk FULL on sda");
+    ends_with_exception(&mut bed, "f", "network down");
+    let admin = bed.connect();
+    let list = bed.admin(admin, r#"records {"function": "f", "error": "disk full"}"#);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with(&*String::from_utf8_lossy(&full)), "{list}");
+    assert_eq!(lines[1], ".");
+    assert_eq!(bed.admin(admin, r#"records {"error": "nothing like it"}"#), ".\n");
+    assert_eq!(bed.admin(admin, "dead"), ".\n", "no job is dead");
+    assert_eq!(bed.admin(admin, r#"dead {"error": "disk"}"#), ".\n");
+    let refused = bed.admin(admin, r#"dead {"state": "exception"}"#);
+    assert!(refused.starts_with("ERR INVALID_ARGUMENTS dead+lists+dead+jobs+only"), "{refused}");
+    let refused = bed.admin(admin, r#"records {"error": ""}"#);
+    assert!(refused.starts_with("ERR INVALID_ARGUMENTS") && refused.contains("empty"), "{refused}");
+    assert!(bed.admin(admin, r#"records {"colour": "red"}"#).starts_with("ERR INVALID_ARGUMENTS"));
+    // Without a store, a purge is done at once.
+    assert_eq!(bed.admin(admin, "purge dead f"), "OK 0\n");
+    assert_eq!(bed.engine.purge_dead_records(None), PurgeStart::Done(0));
+    assert!(bed.purges.is_empty(), "nothing for the store");
+    assert_eq!(bed.admin(admin, r#"records {"error": "DISK"}"#).lines().count(), 2, "other records stay");
+}
+
+/// With a store, `purge dead [F]` hands the store a purge of state dead
+/// (and F), and answers `OK <n>` only once the store reports it done, in
+/// order with the connection's later replies; a failure says why.
+#[test]
+fn purge_dead_answers_once_the_store_has_deleted() {
+    let mut bed = durable();
+    let admin = bed.connect();
+    assert_eq!(bed.admin(admin, "purge dead resize"), "", "the answer waits for the store");
+    let purge = bed.purges.pop().expect("a purge for the store");
+    assert_eq!(purge.filter.function.as_deref(), Some(&b"resize"[..]));
+    assert_eq!(purge.filter.state, Some(RecordState::Dead));
+    assert_eq!(bed.admin(admin, "version"), "", "held behind the purge");
+    bed.purge_done(purge.id, Ok(3));
+    assert_eq!(bed.text(admin), "OK 3\nOK 1.1.20\n");
+
+    assert_eq!(bed.admin(admin, "purge dead"), "");
+    let purge = bed.purges.pop().expect("a purge for the store");
+    assert_eq!((purge.filter.function.clone(), purge.filter.state), (None, Some(RecordState::Dead)));
+    bed.purge_done(purge.id, Err("database gone".into()));
+    assert_eq!(bed.text(admin), "ERR RECORDS_UNAVAILABLE database+gone\r\n");
+
+    // The web port's purge comes back in the outbox.
+    let PurgeStart::Purging(id) = bed.engine.purge_dead_records(Some(b("f"))) else { panic!("purged in the store") };
+    bed.advance(0);
+    let purge = bed.purges.pop().expect("a purge for the store");
+    assert_eq!(purge.id, id);
+    bed.purge_done(id, Ok(2));
+    assert_eq!(bed.control_purges, [ControlPurge { id, result: Ok(2) }]);
+    // A search of the store by error text is handed on whole: the reader
+    // checks the text.
+    assert_eq!(bed.admin(admin, r#"dead {"error": "boom"}"#), "");
+    let read = bed.reads.pop().expect("a search");
+    let RecordQuery::Search(filter) = read.query else { panic!("{read:?}") };
+    assert_eq!((filter.state, filter.error.as_deref()), (Some(RecordState::Dead), Some("boom")));
 }

@@ -521,6 +521,8 @@ pub(crate) struct RecordsQuery {
     since: Option<u64>,
     /// Unix milliseconds: records of jobs that ended before it.
     until: Option<u64>,
+    /// Only records whose error text contains this, case aside.
+    error: Option<String>,
     limit: Option<usize>,
 }
 
@@ -535,6 +537,44 @@ pub(crate) async fn records(
     query: Result<Query<RecordsQuery>, QueryRejection>,
 ) -> ApiResult<RecordsOut> {
     let Query(q) = query?;
+    let filter = records_filter(q)?;
+    let records = s.backend.records(filter).await?.map_err(records_unavailable)?;
+    Ok(Json(RecordsOut { records }))
+}
+
+/// Dead jobs' records (dead letters), newest end first: `records` with
+/// the state dead.
+pub(crate) async fn dead(
+    State(s): State<AppState>,
+    query: Result<Query<RecordsQuery>, QueryRejection>,
+) -> ApiResult<RecordsOut> {
+    let Query(q) = query?;
+    let filter =
+        sprocket_engine::dead_only(records_filter(q)?).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let records = s.backend.records(filter).await?.map_err(records_unavailable)?;
+    Ok(Json(RecordsOut { records }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PurgeDeadQuery {
+    function: Option<String>,
+}
+
+/// Deletes dead jobs' records (of one function, or all); answered once
+/// the deletes are committed, with how many.
+pub(crate) async fn purge_dead(
+    _: SameSite,
+    State(s): State<AppState>,
+    query: Result<Query<PurgeDeadQuery>, QueryRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Query(q) = query?;
+    let purged = s.backend.purge_dead(q.function.map(Bytes::from)).await?.map_err(records_unavailable)?;
+    Ok(Json(serde_json::json!({ "purged": purged })))
+}
+
+/// The filter of `/records` and `/dead` from their query parameters.
+fn records_filter(q: RecordsQuery) -> Result<RecordFilter, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let state = match q.state.as_deref() {
         None => None,
@@ -550,9 +590,17 @@ pub(crate) async fn records(
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
         return Err(bad(format!("limit must be 1 to {MAX_SEARCH_LIMIT}")));
     }
-    let filter = RecordFilter { function: q.function.map(Bytes::from), state, since: q.since, until: q.until, limit };
-    let records = s.backend.records(filter).await?.map_err(records_unavailable)?;
-    Ok(Json(RecordsOut { records }))
+    if q.error.as_deref() == Some("") {
+        return Err(bad("error must not be empty (leave it out to match any record)".into()));
+    }
+    Ok(RecordFilter {
+        function: q.function.map(Bytes::from),
+        state,
+        since: q.since,
+        until: q.until,
+        error: q.error,
+        limit,
+    })
 }
 
 pub(crate) async fn cancel_job(

@@ -51,4 +51,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn set_paused(&self, name: Bytes, paused: bool) -> Result<Result<(), PauseError>, Unavailable>;
     /// Ends a function's queued and scheduled jobs; answers how many.
     async fn purge_queued(&self, name: Bytes) -> Result<Result<usize, CommandError>, Unavailable>;
+    /// Deletes the records of dead jobs (of one function, or all); answers
+    /// how many once the deletes are committed, or why the store could not.
+    async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable>;
 }

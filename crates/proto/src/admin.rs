@@ -92,6 +92,16 @@ pub enum AdminCommand {
     /// `requeue function NAME`: every dead job of a function runs again
     /// (sprocketd's own command).
     RequeueFunction(Bytes),
+    /// `records {JSON}`: ended records matching a JSON filter, the one
+    /// `sprocket.records` takes (sprocketd's own command). The rest of the
+    /// line is the filter, spaces and all, checked by the server.
+    RecordsJson(Bytes),
+    /// `dead [{JSON}]`: dead jobs' records, as `records` with the state
+    /// dead (sprocketd's own command); the filter as for `records {JSON}`.
+    Dead(Option<Bytes>),
+    /// `purge dead [FUNCTION]`: deletes the records of dead jobs (of one
+    /// function, or all), answering how many (sprocketd's own command).
+    PurgeDead(Option<Bytes>),
 }
 
 /// What the server should do with an admin line.
@@ -136,12 +146,34 @@ pub fn tokenize(line: &[u8]) -> Vec<&[u8]> {
     tokens
 }
 
+/// The JSON filter of `records {…}` or `dead {…}`: the rest of the line
+/// after the command name when it starts with `{`. A JSON text may hold
+/// spaces, so it is taken whole rather than split into tokens (these are
+/// sprocketd's own commands; gearmand's token limit is for its own).
+fn json_argument(line: &[u8]) -> Option<(&[u8], Bytes)> {
+    let name_end = line.iter().position(|&b| b == b' ')?;
+    let (name, rest) = line.split_at(name_end);
+    let rest = rest.trim_ascii();
+    if !rest.starts_with(b"{") || name.is_empty() {
+        return None;
+    }
+    Some((name, Bytes::copy_from_slice(rest)))
+}
+
 /// Parses one admin line (without its line ending).
 pub fn parse_line(line: &[u8]) -> AdminParse {
     // `policy set PATTERN JSON`: the JSON is the rest of the line, spaces
     // and all, so it is taken before the line is split into tokens.
     if let Some(cmd) = parse_policy_set(line) {
         return cmd;
+    }
+    if let Some((name, json)) = json_argument(line) {
+        if name.eq_ignore_ascii_case(b"records") {
+            return AdminParse::Command(AdminCommand::RecordsJson(json));
+        }
+        if name.eq_ignore_ascii_case(b"dead") {
+            return AdminParse::Command(AdminCommand::Dead(Some(json)));
+        }
     }
     let tokens = tokenize(line);
     if tokens.len() > MAX_TOKENS {
@@ -227,10 +259,11 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
             (2, Some(f)) => AdminCommand::Resume(f),
             _ => return AdminParse::Error(invalid_arguments(name)),
         },
-        // `purge queued f`: the word leaves room for other lists to purge
-        // (dead jobs) without a second command name.
-        b"purge" => match (tokens.len(), is(1, "queued"), arg(2)) {
-            (3, true, Some(f)) => AdminCommand::PurgeQueued(f),
+        // `purge queued f` and `purge dead [f]`: the word says which list.
+        b"purge" => match (tokens.len(), is(1, "queued"), is(1, "dead"), arg(2)) {
+            (3, true, _, Some(f)) => AdminCommand::PurgeQueued(f),
+            (2, _, true, None) => AdminCommand::PurgeDead(None),
+            (3, _, true, Some(f)) => AdminCommand::PurgeDead(Some(f)),
             _ => return AdminParse::Error(invalid_arguments(name)),
         },
         b"policy" => match (tokens.len(), arg(2)) {
@@ -243,6 +276,8 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
             (3, _, Some(function)) if is(1, "function") => AdminCommand::RequeueFunction(function),
             _ => return AdminParse::Error(invalid_arguments(name)),
         },
+        b"dead" if tokens.len() == 1 => AdminCommand::Dead(None),
+        b"dead" => return AdminParse::Error(invalid_arguments(name)),
         _ => return AdminParse::Error(unknown_command(name)),
     };
     AdminParse::Command(cmd)
@@ -394,7 +429,31 @@ mod tests {
         assert_eq!(err("pause"), incomplete("pause"));
         assert_eq!(err("resume a b"), incomplete("resume"));
         assert_eq!(err("purge resize"), incomplete("purge"));
-        assert_eq!(err("purge dead resize"), incomplete("purge"));
+        assert_eq!(err("purge dead a b"), incomplete("purge"));
+        assert_eq!(err("purge queued"), incomplete("purge"));
+    }
+
+    #[test]
+    fn dead_jobs_are_listed_and_purged() {
+        let f = Bytes::from_static(b"resize");
+        assert_eq!(cmd("purge dead resize"), AdminCommand::PurgeDead(Some(f)));
+        assert_eq!(cmd("PURGE DEAD"), AdminCommand::PurgeDead(None));
+        assert_eq!(cmd("dead"), AdminCommand::Dead(None));
+        // A JSON filter is the rest of the line, spaces and all, beyond
+        // the five tokens of gearmand's commands.
+        let json = r#"{"function": "resize", "error": "disk is full right now"}"#;
+        assert_eq!(cmd(&format!("dead  {json} ")), AdminCommand::Dead(Some(Bytes::from(json))));
+        assert_eq!(cmd(&format!("Records {json}")), AdminCommand::RecordsJson(Bytes::from(json)));
+        assert_eq!(
+            cmd("records resize failed 5"),
+            AdminCommand::Records {
+                function: Bytes::from_static(b"resize"),
+                state: Some(Bytes::from_static(b"failed")),
+                limit: Some(Bytes::from_static(b"5")),
+            }
+        );
+        let incomplete = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+dead\r\n";
+        assert_eq!(err("dead resize"), incomplete);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! tests control time.
 //!
 //! * [`state`]: [`RecordState`] (queued, running, complete, failed,
-//!   exception, cancelled, timeout, dropped; retrying and dead reserved),
+//!   exception, cancelled, timeout, dropped, dead; retrying reserved),
 //!   [`AttemptEnd`] and [`Outcome`].
 //! * [`record`]: [`Record`] and the events that change it — started by a
 //!   worker, WORK_DATA, WORK_WARNING, WORK_STATUS, an attempt that ended

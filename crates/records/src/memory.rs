@@ -1,18 +1,23 @@
 //! Retention rules and the in-memory record store of `-q builtin`.
 //!
-//! [`Retention`] says which ended records have expired (`--record-retention`)
-//! and how many may be kept (`--record-max-count`); a database store turns
-//! it into `DELETE … WHERE finished < cutoff` in small batches.
-//! [`MemoryRecords`] keeps ended records in memory under those rules.
+//! [`Retention`] says which ended records have expired (`--record-retention`,
+//! and `--dead-retention` for dead letters) and how many may be kept
+//! (`--record-max-count`); a database store turns it into deletes of rows
+//! that ended before the cutoffs, in small batches. [`MemoryRecords`] keeps
+//! ended records in memory under those rules.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::filter::RecordFilter;
 use crate::record::Record;
 use crate::state::RecordState;
 
 /// Default of `--record-retention`: 7 days.
 pub const DEFAULT_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default of `--dead-retention`: 30 days.
+pub const DEFAULT_DEAD_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// Default of `--record-max-count`: records kept by the in-memory store.
 pub const DEFAULT_MAX_COUNT: usize = 100_000;
@@ -20,27 +25,88 @@ pub const DEFAULT_MAX_COUNT: usize = 100_000;
 /// How long and how many ended records are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// A record expires this long after its job ended (milliseconds).
+    /// A record expires this long after its job ended (milliseconds),
+    /// unless it is dead.
     pub keep_ms: u64,
+    /// A dead record (a dead letter) expires this long after its job
+    /// ended (milliseconds): operators look at dead jobs later than at
+    /// the others, so they are kept apart and usually longer.
+    pub dead_keep_ms: u64,
     /// Most records kept; the oldest ended ones go first.
     pub max_count: usize,
 }
 
 impl Default for Retention {
     fn default() -> Retention {
-        Retention { keep_ms: DEFAULT_RETENTION_MS, max_count: DEFAULT_MAX_COUNT }
+        Retention {
+            keep_ms: DEFAULT_RETENTION_MS,
+            dead_keep_ms: DEFAULT_DEAD_RETENTION_MS,
+            max_count: DEFAULT_MAX_COUNT,
+        }
+    }
+}
+
+/// Which ended records have expired at one moment: those that ended before
+/// the cutoff of their kind. `None` where none can have (the moment is
+/// less than the retention after the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpiryCutoffs {
+    /// Records not dead that ended before this have expired.
+    pub before: Option<u64>,
+    /// Dead records that ended before this have expired.
+    pub dead_before: Option<u64>,
+}
+
+impl ExpiryCutoffs {
+    /// The cutoff of records in `state`.
+    pub fn of(&self, state: RecordState) -> Option<u64> {
+        if state == RecordState::Dead {
+            self.dead_before
+        } else {
+            self.before
+        }
+    }
+
+    /// Whether a record in `state` that ended at `finished` has expired.
+    pub fn expired(&self, state: RecordState, finished: u64) -> bool {
+        self.of(state).is_some_and(|cutoff| finished < cutoff)
+    }
+
+    /// Whether nothing can have expired.
+    pub fn is_none(&self) -> bool {
+        self.before.is_none() && self.dead_before.is_none()
     }
 }
 
 impl Retention {
-    /// Records whose job ended strictly before this time have expired at
-    /// `now`; `None` when none can have (`now` is less than the retention
-    /// after the epoch).
+    /// Records (not dead) whose job ended strictly before this time have
+    /// expired at `now`; `None` when none can have (`now` is less than the
+    /// retention after the epoch).
     pub fn cutoff(&self, now: u64) -> Option<u64> {
         now.checked_sub(self.keep_ms)
     }
 
-    /// Whether a record whose job ended at `finished` has expired at `now`.
+    /// The cutoffs of both kinds of record at `now`.
+    pub fn cutoffs(&self, now: u64) -> ExpiryCutoffs {
+        ExpiryCutoffs { before: now.checked_sub(self.keep_ms), dead_before: now.checked_sub(self.dead_keep_ms) }
+    }
+
+    /// How long a record in `state` is kept after its job ended.
+    pub fn keep_ms_of(&self, state: RecordState) -> u64 {
+        if state == RecordState::Dead {
+            self.dead_keep_ms
+        } else {
+            self.keep_ms
+        }
+    }
+
+    /// The shorter of the two retentions: how often expiry must look.
+    pub fn shortest_ms(&self) -> u64 {
+        self.keep_ms.min(self.dead_keep_ms)
+    }
+
+    /// Whether a record (not dead) whose job ended at `finished` has
+    /// expired at `now`.
     pub fn is_expired(&self, finished: u64, now: u64) -> bool {
         self.cutoff(now).is_some_and(|cutoff| finished < cutoff)
     }
@@ -59,14 +125,21 @@ pub struct NotEnded(pub RecordState);
 /// Ended records in memory, bounded by a [`Retention`].
 ///
 /// Records are found by handle, and ordered by end time (then handle) for
-/// expiry and listing. Each record costs, besides itself, one shared copy
-/// of its handle for the two indexes.
+/// expiry and listing: dead records in an order of their own, so that
+/// expiring the others (kept for a shorter time, usually) never walks past
+/// the dead ones still kept. Each record costs, besides itself, one shared
+/// copy of its handle for the two indexes.
 #[derive(Debug, Default)]
 pub struct MemoryRecords {
     retention: Retention,
     by_handle: HashMap<Arc<[u8]>, Record>,
+    /// Records not dead, by end.
     by_end: BTreeSet<(u64, Arc<[u8]>)>,
+    /// Dead records, by end.
+    dead_by_end: BTreeSet<(u64, Arc<[u8]>)>,
 }
+
+type EndKey = (u64, Arc<[u8]>);
 
 fn end_of(record: &Record) -> u64 {
     // Ended records always have an end time; one built without (from an
@@ -77,7 +150,7 @@ fn end_of(record: &Record) -> u64 {
 impl MemoryRecords {
     /// An empty store.
     pub fn new(retention: Retention) -> MemoryRecords {
-        MemoryRecords { retention, by_handle: HashMap::new(), by_end: BTreeSet::new() }
+        MemoryRecords { retention, ..MemoryRecords::default() }
     }
 
     /// Its retention rules.
@@ -95,6 +168,14 @@ impl MemoryRecords {
         self.by_handle.is_empty()
     }
 
+    fn order_of(&mut self, state: RecordState) -> &mut BTreeSet<EndKey> {
+        if state == RecordState::Dead {
+            &mut self.dead_by_end
+        } else {
+            &mut self.by_end
+        }
+    }
+
     /// Adds an ended record, replacing one with the same handle (the way to
     /// update a record). When that
     /// puts the store over `max_count`, the record that ended first is
@@ -105,7 +186,8 @@ impl MemoryRecords {
         }
         self.remove(record.handle());
         let handle: Arc<[u8]> = Arc::from(record.handle());
-        self.by_end.insert((end_of(&record), handle.clone()));
+        let end = end_of(&record);
+        self.order_of(record.state()).insert((end, handle.clone()));
         self.by_handle.insert(handle, record);
         if self.retention.excess(self.len()) > 0 {
             return Ok(self.pop_oldest());
@@ -121,8 +203,32 @@ impl MemoryRecords {
     /// Removes the record of `handle`.
     pub fn remove(&mut self, handle: &[u8]) -> Option<Record> {
         let (key, record) = self.by_handle.remove_entry(handle)?;
-        self.by_end.remove(&(end_of(&record), key));
+        let end = end_of(&record);
+        self.order_of(record.state()).remove(&(end, key));
         Some(record)
+    }
+
+    /// Every record's end and handle, newest end first (then the greater
+    /// handle), dead or not.
+    fn newest_first(&self) -> impl Iterator<Item = &EndKey> {
+        let mut others = self.by_end.iter().rev().peekable();
+        let mut dead = self.dead_by_end.iter().rev().peekable();
+        std::iter::from_fn(move || match (others.peek(), dead.peek()) {
+            (Some(a), Some(b)) if b > a => dead.next(),
+            (Some(_), _) => others.next(),
+            (None, _) => dead.next(),
+        })
+    }
+
+    /// The records to look at for `state`, newest end first: only the dead
+    /// ones for a search of dead records, only the others for another
+    /// state, all of them without a state.
+    fn newest_first_in(&self, state: Option<RecordState>) -> Box<dyn Iterator<Item = &EndKey> + '_> {
+        match state {
+            Some(RecordState::Dead) => Box::new(self.dead_by_end.iter().rev()),
+            Some(_) => Box::new(self.by_end.iter().rev()),
+            None => Box::new(self.newest_first()),
+        }
     }
 
     /// Records of `function`, newest end first: only those in `state` when
@@ -136,9 +242,7 @@ impl MemoryRecords {
         since: Option<u64>,
         limit: usize,
     ) -> Vec<&Record> {
-        self.by_end
-            .iter()
-            .rev()
+        self.newest_first_in(state)
             .take_while(|(end, _)| since.is_none_or(|since| *end >= since))
             .filter_map(|(_, handle)| self.by_handle.get(handle))
             .filter(|record| record.function() == function && state.is_none_or(|state| record.state() == state))
@@ -146,32 +250,60 @@ impl MemoryRecords {
             .collect()
     }
 
-    /// Records matching `filter`, newest end first, at most its limit.
-    /// Walks the records from the newest end and stops at `filter.since`
-    /// or once the limit is reached.
-    pub fn find(&self, filter: &crate::filter::RecordFilter) -> Vec<&Record> {
-        self.by_end
-            .iter()
-            .rev()
+    /// Records matching `filter` (see [`RecordFilter::matches_record`]),
+    /// newest end first, at most its limit. Walks the records from the
+    /// newest end and stops at `filter.since` or once the limit is reached.
+    pub fn find(&self, filter: &RecordFilter) -> Vec<&Record> {
+        self.newest_first_in(filter.state)
             .take_while(|(end, _)| filter.since.is_none_or(|since| *end >= since))
             .filter_map(|(_, handle)| self.by_handle.get(handle))
-            .filter(|record| filter.matches(record.function(), record.state(), record.finished()))
+            .filter(|record| filter.matches_record(record))
             .take(filter.limit)
             .collect()
     }
 
-    /// Removes up to `batch` expired records at `now`, oldest first, and
-    /// returns them. Called often with a small batch, so no call takes
-    /// long.
+    /// Removes every record matching `filter` (its limit aside), up to
+    /// `batch` of them, and returns how many: an operator's purge, called
+    /// again while it returns `batch`.
+    pub fn purge(&mut self, filter: &RecordFilter, batch: usize) -> usize {
+        let doomed: Vec<Arc<[u8]>> = self
+            .newest_first_in(filter.state)
+            .take_while(|(end, _)| filter.since.is_none_or(|since| *end >= since))
+            .filter_map(|(_, handle)| self.by_handle.get_key_value(handle))
+            .filter(|(_, record)| filter.matches_record(record))
+            .take(batch)
+            .map(|(handle, _)| handle.clone())
+            .collect();
+        for handle in &doomed {
+            self.remove(handle);
+        }
+        doomed.len()
+    }
+
+    /// Removes up to `batch` expired records at `now`, oldest first within
+    /// each kind (dead and not), and returns them. Called often with a
+    /// small batch, so no call takes long.
     pub fn expire(&mut self, now: u64, batch: usize) -> Vec<Record> {
+        self.expire_before(self.retention.cutoffs(now), batch)
+    }
+
+    /// Removes up to `batch` records that ended before the cutoff of their
+    /// kind, oldest first within each kind, and returns them.
+    pub fn expire_before(&mut self, cutoffs: ExpiryCutoffs, batch: usize) -> Vec<Record> {
         let mut expired = Vec::new();
-        while expired.len() < batch {
-            match self.by_end.first() {
-                Some((end, _)) if self.retention.is_expired(*end, now) => {}
-                _ => break,
-            }
-            if let Some(record) = self.pop_oldest() {
-                expired.push(record);
+        for dead in [false, true] {
+            let cutoff = if dead { cutoffs.dead_before } else { cutoffs.before };
+            let Some(cutoff) = cutoff else { continue };
+            while expired.len() < batch {
+                let order = if dead { &mut self.dead_by_end } else { &mut self.by_end };
+                match order.first() {
+                    Some((end, _)) if *end < cutoff => {}
+                    _ => break,
+                }
+                let Some((_, handle)) = order.pop_first() else { break };
+                if let Some(record) = self.by_handle.remove(&handle) {
+                    expired.push(record);
+                }
             }
         }
         expired
@@ -179,12 +311,25 @@ impl MemoryRecords {
 
     /// When the next record expires (Unix milliseconds), if any is held.
     pub fn next_expiry(&self) -> Option<u64> {
-        let (end, _) = self.by_end.first()?;
-        Some(end.saturating_add(self.retention.keep_ms).saturating_add(1))
+        let others = self.by_end.first().map(|(end, _)| end.saturating_add(self.retention.keep_ms));
+        let dead = self.dead_by_end.first().map(|(end, _)| end.saturating_add(self.retention.dead_keep_ms));
+        let at = match (others, dead) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(at.saturating_add(1))
     }
 
+    /// Removes the record that ended first, dead or not (the count bound
+    /// pushes out the oldest whatever its kind).
     fn pop_oldest(&mut self) -> Option<Record> {
-        let (_, handle) = self.by_end.pop_first()?;
+        let dead_first = match (self.by_end.first(), self.dead_by_end.first()) {
+            (Some(a), Some(b)) => b < a,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let order = if dead_first { &mut self.dead_by_end } else { &mut self.by_end };
+        let (_, handle) = order.pop_first()?;
         self.by_handle.remove(&handle)
     }
 }
@@ -210,7 +355,7 @@ mod tests {
 
     #[test]
     fn retention_rules() {
-        let retention = Retention { keep_ms: 100, max_count: 3 };
+        let retention = Retention { keep_ms: 100, dead_keep_ms: 300, max_count: 3 };
         assert_eq!(retention.cutoff(50), None);
         assert_eq!(retention.cutoff(1_000), Some(900));
         assert!(!retention.is_expired(900, 1_000));
@@ -239,7 +384,7 @@ mod tests {
 
     #[test]
     fn the_count_bound_pushes_out_the_oldest() {
-        let mut store = MemoryRecords::new(Retention { keep_ms: 1_000, max_count: 2 });
+        let mut store = MemoryRecords::new(Retention { keep_ms: 1_000, dead_keep_ms: 1_000, max_count: 2 });
         store.insert(ended("H:h:2", "f", Outcome::Failed, 20)).unwrap();
         store.insert(ended("H:h:1", "f", Outcome::Failed, 10)).unwrap();
         let out = store.insert(ended("H:h:3", "f", Outcome::Failed, 30)).unwrap();
@@ -248,14 +393,14 @@ mod tests {
         let out = store.insert(ended("H:h:0", "f", Outcome::Failed, 5)).unwrap();
         assert_eq!(out.unwrap().handle(), b"H:h:0");
         assert_eq!(store.len(), 2);
-        let mut none = MemoryRecords::new(Retention { keep_ms: 1_000, max_count: 0 });
+        let mut none = MemoryRecords::new(Retention { keep_ms: 1_000, dead_keep_ms: 1_000, max_count: 0 });
         assert!(none.insert(ended("H:h:9", "f", Outcome::Failed, 5)).unwrap().is_some());
         assert!(none.is_empty());
     }
 
     #[test]
     fn expiry_is_oldest_first_in_batches() {
-        let mut store = MemoryRecords::new(Retention { keep_ms: 100, max_count: 100 });
+        let mut store = MemoryRecords::new(Retention { keep_ms: 100, dead_keep_ms: 100, max_count: 100 });
         for (n, at) in [(1, 50), (2, 10), (3, 30), (4, 500), (5, 20)] {
             store.insert(ended(&format!("H:h:{n}"), "f", Outcome::Failed, at)).unwrap();
         }
@@ -285,6 +430,90 @@ mod tests {
         assert!(found(Some(RecordState::Timeout), None, 10).is_empty());
     }
 
+    #[test]
+    fn dead_records_keep_their_own_retention() {
+        let mut store = MemoryRecords::new(Retention { keep_ms: 100, dead_keep_ms: 1_000, max_count: 100 });
+        store
+            .insert(ended(
+                "H:h:1",
+                "f",
+                Outcome::Dead { end: crate::state::AttemptEnd::Exception, error: Some(b"boom"), payload: b"work" },
+                10,
+            ))
+            .unwrap();
+        store.insert(ended("H:h:2", "f", Outcome::Failed, 20)).unwrap();
+        store
+            .insert(ended(
+                "H:h:3",
+                "f",
+                Outcome::Dead { end: crate::state::AttemptEnd::Failed, error: None, payload: b"work" },
+                30,
+            ))
+            .unwrap();
+        store.insert(ended("H:h:4", "f", Outcome::Failed, 400)).unwrap();
+        assert_eq!(store.next_expiry(), Some(121), "the failed job of 20 expires first");
+        // At 500 the failed job of 20 has expired; the older dead one has not.
+        assert_eq!(handles(&store.expire(500, 10)), [b"H:h:2"]);
+        assert!(store.expire(500, 10).is_empty());
+        assert_eq!(store.next_expiry(), Some(501));
+        // Listing merges both orders, newest first.
+        let all = RecordFilter { limit: 10, ..Default::default() };
+        let listed: Vec<&[u8]> = store.find(&all).iter().map(|r| r.handle()).collect();
+        assert_eq!(listed, [&b"H:h:4"[..], b"H:h:3", b"H:h:1"]);
+        let dead = RecordFilter { state: Some(RecordState::Dead), limit: 10, ..Default::default() };
+        assert_eq!(store.find(&dead).len(), 2);
+        assert_eq!(store.search(b"f", Some(RecordState::Dead), None, 10).len(), 2);
+        // At 1_020 the dead job of 10 has expired as well as the failed one of 400.
+        assert_eq!(handles(&store.expire(1_020, 10)), [b"H:h:4", b"H:h:1"]);
+        assert_eq!(store.len(), 1);
+        // The count bound pushes out the oldest, dead or not.
+        let mut small = MemoryRecords::new(Retention { keep_ms: 100, dead_keep_ms: 1_000, max_count: 1 });
+        small
+            .insert(ended(
+                "H:h:5",
+                "f",
+                Outcome::Dead { end: crate::state::AttemptEnd::Failed, error: None, payload: b"work" },
+                5,
+            ))
+            .unwrap();
+        let out = small.insert(ended("H:h:6", "f", Outcome::Failed, 6)).unwrap();
+        assert_eq!(out.unwrap().handle(), b"H:h:5");
+    }
+
+    #[test]
+    fn purge_removes_matching_records_in_batches() {
+        let mut store = MemoryRecords::new(Retention::default());
+        for n in 0..5 {
+            store
+                .insert(ended(
+                    &format!("H:h:{n}"),
+                    "f",
+                    Outcome::Dead { end: crate::state::AttemptEnd::Exception, error: Some(b"x"), payload: b"work" },
+                    10 + n,
+                ))
+                .unwrap();
+        }
+        store
+            .insert(ended(
+                "H:h:9",
+                "g",
+                Outcome::Dead { end: crate::state::AttemptEnd::Failed, error: None, payload: b"work" },
+                50,
+            ))
+            .unwrap();
+        store.insert(ended("H:h:8", "f", Outcome::Failed, 60)).unwrap();
+        let dead_f = RecordFilter {
+            function: Some(bytes::Bytes::from_static(b"f")),
+            state: Some(RecordState::Dead),
+            ..Default::default()
+        };
+        assert_eq!(store.purge(&dead_f, 3), 3);
+        assert_eq!(store.purge(&dead_f, 3), 2);
+        assert_eq!(store.purge(&dead_f, 3), 0);
+        assert_eq!(store.len(), 2, "g's dead job and f's failed one stay");
+        assert!(store.get(b"H:h:9").is_some() && store.get(b"H:h:8").is_some());
+    }
+
     proptest::proptest! {
         /// Whatever the order of inserts, the store stays within its count,
         /// pushes out and expires by end time, and keeps nothing expired
@@ -295,7 +524,7 @@ mod tests {
             max_count in 0usize..20,
             now in 0u64..1_200,
         ) {
-            let mut store = MemoryRecords::new(Retention { keep_ms: 200, max_count });
+            let mut store = MemoryRecords::new(Retention { keep_ms: 200, dead_keep_ms: 200, max_count });
             let mut pushed_out = Vec::new();
             for (n, at) in &ends {
                 let out = store.insert(ended(&format!("H:h:{n}"), "f", Outcome::Failed, *at)).unwrap();

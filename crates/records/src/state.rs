@@ -267,6 +267,8 @@ mod tests {
             Outcome::Cancelled,
             Outcome::Timeout,
             Outcome::Dropped,
+            Outcome::Dead { end: crate::state::AttemptEnd::Exception, error: Some(b"e"), payload: b"work" },
+            Outcome::Dead { end: crate::state::AttemptEnd::Failed, error: None, payload: b"work" },
         ] {
             assert!(outcome.state().is_final(), "{outcome:?}");
         }

@@ -189,6 +189,7 @@ impl ServerConfig {
                 durable: false,
                 retention: sprocket_records::Retention {
                     keep_ms: u64::try_from(flags.record_retention.as_millis()).unwrap_or(u64::MAX),
+                    dead_keep_ms: u64::try_from(flags.dead_retention.as_millis()).unwrap_or(u64::MAX),
                     max_count: flags.record_max_count,
                 },
             },

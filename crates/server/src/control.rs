@@ -104,6 +104,14 @@ pub enum Command {
         /// Where the result goes.
         reply: oneshot::Sender<Result<usize, CommandError>>,
     },
+    /// Deletes dead jobs' records (of one function, or all); answers how
+    /// many once the deletes are committed.
+    PurgeDead {
+        /// Only this function's, when given.
+        function: Option<Bytes>,
+        /// Where the count (or the store's error) goes.
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
     /// Stops the server, at once or once no jobs are left.
     Shutdown {
         /// Stop accepting and wait for the queued jobs to finish.
@@ -251,6 +259,12 @@ impl EngineLink {
         self.ask(|reply| Control::Command(Command::PurgeQueued { name, reply })).await
     }
 
+    /// Deletes dead jobs' records (of `function`, or all); answers how many
+    /// once the deletes are committed.
+    pub async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Stopped> {
+        self.ask(|reply| Control::Command(Command::PurgeDead { function, reply })).await
+    }
+
     /// Asks the server to stop; returns once the engine task has taken the
     /// request (use [`crate::ServerHandle::wait`] to wait for the end).
     pub async fn shutdown(&self, graceful: bool) -> Result<(), Stopped> {
@@ -310,6 +324,17 @@ pub(crate) struct TaskSide {
     pub waiting: WaitingReads,
     /// Job durations per function, from the jobs the engine reports ended.
     pub timings: JobTimings,
+    /// Purges waiting for the store, by the engine's purge id.
+    pub purges: FastMap<u64, oneshot::Sender<Result<u64, String>>>,
+}
+
+impl TaskSide {
+    /// Passes a finished purge on to its requester.
+    pub(crate) fn purged(&mut self, purge: sprocket_engine::ControlPurge) {
+        if let Some(reply) = self.purges.remove(&purge.id) {
+            let _ = reply.send(purge.result);
+        }
+    }
 }
 
 /// Answers one request from the engine's state. A requester that gave up
@@ -320,6 +345,17 @@ pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) 
     match control {
         Control::Query(query) => {
             answer(engine, query, side);
+            None
+        }
+        Control::Command(Command::PurgeDead { function, reply }) => {
+            match engine.purge_dead_records(function) {
+                sprocket_engine::PurgeStart::Done(n) => {
+                    let _ = reply.send(Ok(n));
+                }
+                sprocket_engine::PurgeStart::Purging(id) => {
+                    side.purges.insert(id, reply);
+                }
+            }
             None
         }
         Control::Command(command) => obey(engine, command),
@@ -389,6 +425,10 @@ fn obey(engine: &mut Engine, command: Command) -> Option<SettingWaiter> {
         }
         Command::MaxQueue { function, limits, reply } => {
             let _ = reply.send(engine.set_max_queue(&function, limits));
+        }
+        // Answered by `serve`, which keeps the reply until the store is done.
+        Command::PurgeDead { reply, .. } => {
+            let _ = reply.send(Err("not handled".into()));
         }
         Command::Shutdown { graceful, reply } => {
             engine.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });

@@ -247,6 +247,7 @@ impl EngineTask {
                     Some(ReaderReply::Read { id, result }) => self.engine.record_read_done(id, result, now_ms()),
                     Some(ReaderReply::Handles(first)) => self.engine.add_handle_block(first),
                     Some(ReaderReply::Setting { id, result }) => self.setting_written(id, result),
+                    Some(ReaderReply::Purge { id, result }) => self.engine.record_purge_done(id, result, now_ms()),
                     None => self.reader = None,
                 },
                 c = completions => {
@@ -485,12 +486,20 @@ impl EngineTask {
             for write in out.setting_writes {
                 let _ = jobs.send(ReaderJob::Setting(write));
             }
-        } else if !out.setting_writes.is_empty() {
+            for purge in out.record_purges {
+                let _ = jobs.send(ReaderJob::Purge(purge));
+            }
+        } else if !out.setting_writes.is_empty() || !out.record_purges.is_empty() {
             // Settings are only asked to be durable when a reader was
             // opened; without one (it ended), the change stays in memory,
-            // and the answers saying so go out with a second flush.
+            // and the answers saying so go out with a second flush. A purge
+            // cannot be done at all, and its answer says so.
             for write in out.setting_writes {
                 self.setting_written(write.id, Err("the store's reader connection is gone".into()));
+            }
+            for purge in out.record_purges {
+                let gone = Err("the store's reader connection is gone".to_string());
+                self.engine.record_purge_done(purge.id, gone, now_ms());
             }
             self.flush_later = true;
         }
@@ -550,6 +559,9 @@ impl EngineTask {
         }
         for read in out.control_reads {
             self.side.waiting.answer(read);
+        }
+        for purge in out.control_purges {
+            self.side.purged(purge);
         }
     }
 }

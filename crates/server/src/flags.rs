@@ -379,6 +379,12 @@ pub struct Flags {
     #[arg(help_heading = "Sprocket's own options", long = "record-retention", value_name = "DURATION",
           default_value = "7d", value_parser = parse_retention)]
     pub record_retention: std::time::Duration,
+    /// How long the record of a dead job (a dead letter: out of attempts
+    /// under a retry policy) is kept, such as 30d; --record-retention is
+    /// for the other ended jobs.
+    #[arg(help_heading = "Sprocket's own options", long = "dead-retention", value_name = "DURATION",
+          default_value = "30d", value_parser = parse_retention)]
+    pub dead_retention: std::time::Duration,
     /// Most bytes of data, warnings and result one record keeps; beyond it
     /// they are kept cut, and the record says how much arrived.
     #[arg(help_heading = "Sprocket's own options", long = "record-max-bytes", value_name = "BYTES",

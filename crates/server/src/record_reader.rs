@@ -1,17 +1,25 @@
 //! The task that does the engine's store work beside the queue: reads job
-//! records, expires ended records past `--record-retention`, reserves
+//! records, expires ended records past `--record-retention` (dead ones
+//! past `--dead-retention`), purges records for operators, reserves
 //! blocks of handle numbers and writes operator settings (paused
 //! functions) — on a connection of its own beside the writer's, so that
 //! none of it waits behind a commit or delays one.
 //!
-//! The engine asks through its outbox ([`RecordRead`], `wants_handles`,
-//! [`SettingWrite`]); the answers come back to the engine task as
-//! [`ReaderReply`]s.
+//! The engine asks through its outbox ([`RecordRead`], [`RecordPurge`],
+//! `wants_handles`, [`SettingWrite`]); the answers come back to the engine
+//! task as [`ReaderReply`]s.
+//!
+//! A search by error text is answered here for every store: the text is
+//! inside each record's encoded body, which no database can look into, so
+//! the reader pages through the records matching the other conditions,
+//! newest first, and keeps those whose text matches
+//! ([`RecordFilter::matches_record`]), looking at no more than
+//! [`MAX_EXAMINED`] records per search.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use sprocket_engine::{Record, RecordQuery, RecordRead, SettingWrite};
+use sprocket_engine::{Record, RecordFilter, RecordPurge, RecordQuery, RecordRead, SettingWrite};
 use sprocket_records::Retention;
 use sprocket_store::{Store, StoreError, HANDLE_BLOCK};
 use tokio::sync::mpsc;
@@ -31,6 +39,15 @@ const EXPIRY_PAUSE: Duration = Duration::from_millis(20);
 /// Most reads of single handles answered together (see
 /// [`Store::load_records`]).
 const READ_BATCH: usize = 256;
+/// Records deleted per statement of an operator's purge, for the same
+/// reason as [`EXPIRY_BATCH`].
+const PURGE_BATCH: usize = 500;
+/// Most records a search by error text looks at (those matching its other
+/// conditions, newest first) before it answers with what it found: a
+/// bound on the work of one search over a large store.
+pub const MAX_EXAMINED: usize = 100_000;
+/// Records read per page while searching by error text.
+const TEXT_SEARCH_PAGE: usize = 1_000;
 
 /// What the engine task asks of the reader.
 #[derive(Debug)]
@@ -41,6 +58,8 @@ pub enum ReaderJob {
     ReserveHandles,
     /// Make a setting durable (or remove it).
     Setting(SettingWrite),
+    /// Delete ended records.
+    Purge(RecordPurge),
 }
 
 /// What the reader answers.
@@ -55,6 +74,14 @@ pub enum ReaderReply {
     },
     /// A block of handle numbers starting here.
     Handles(u64),
+    /// How many records a purge deleted, or why it stopped.
+    Purge {
+        /// The purge's id.
+        id: u64,
+        /// Records deleted, or the store's error (records deleted before
+        /// it stay deleted).
+        result: Result<u64, String>,
+    },
     /// A setting's write is durable, or why it is not.
     Setting {
         /// The write's id.
@@ -82,7 +109,7 @@ async fn run(
     mut jobs: mpsc::UnboundedReceiver<ReaderJob>,
     replies: mpsc::UnboundedSender<ReaderReply>,
 ) {
-    let every = EXPIRY_INTERVAL.min(Duration::from_millis(retention.keep_ms / 2)).max(MIN_EXPIRY_INTERVAL);
+    let every = EXPIRY_INTERVAL.min(Duration::from_millis(retention.shortest_ms() / 2)).max(MIN_EXPIRY_INTERVAL);
     let mut expiry = tokio::time::interval(every);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -155,6 +182,31 @@ async fn answer(store: &mut dyn Store, job: ReaderJob) -> Option<ReaderReply> {
         ReaderJob::Setting(write) => {
             Some(ReaderReply::Setting { id: write.id, result: write_setting(store, &write).await })
         }
+        ReaderJob::Purge(purge) => {
+            Some(ReaderReply::Purge { id: purge.id, result: purge_records(store, &purge).await })
+        }
+    }
+}
+
+/// Deletes the records a purge selects, a batch at a time, each its own
+/// short transaction, pausing between batches so that the writer gets the
+/// database; one reconnection is tried when the database went away.
+async fn purge_records(store: &mut dyn Store, purge: &RecordPurge) -> Result<u64, String> {
+    let mut total: u64 = 0;
+    let mut reconnected = false;
+    loop {
+        match store.purge_records(&purge.filter, PURGE_BATCH).await {
+            Ok(n) => {
+                total += n as u64;
+                if n < PURGE_BATCH {
+                    return Ok(total);
+                }
+                tokio::time::sleep(EXPIRY_PAUSE).await;
+            }
+            Err(StoreError::Unavailable(_)) if !reconnected && store.reconnect().await.is_ok() => reconnected = true,
+            Err(e) if total > 0 => return Err(format!("{e} (after {total} records were purged)")),
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
@@ -195,11 +247,84 @@ async fn read_records(store: &mut dyn Store, query: &RecordQuery) -> Result<Vec<
         }
         RecordQuery::Search(filter) => filter,
     };
-    let mut found = store.search_records(filter).await;
+    let mut found = search(store, filter).await;
     if matches!(found, Err(StoreError::Unavailable(_))) && store.reconnect().await.is_ok() {
-        found = store.search_records(filter).await;
+        found = search(store, filter).await;
     }
     found.map_err(|e| e.to_string())
+}
+
+/// A search of the store; by error text, paged (see [`search_by_text`]).
+async fn search(store: &mut dyn Store, filter: &RecordFilter) -> Result<Vec<Record>, StoreError> {
+    if filter.needs_record_check() {
+        search_by_text(store, filter, TEXT_SEARCH_PAGE, MAX_EXAMINED).await
+    } else {
+        store.search_records(filter).await
+    }
+}
+
+/// Pages through the records matching `filter`'s other conditions, newest
+/// end first, keeping those that match it whole, until its limit is
+/// reached, the records run out, or `max_examined` have been looked at.
+///
+/// A page ends at the end time of the oldest record seen so far, included
+/// (`until` is one past it), and the records already seen at exactly that
+/// time are skipped: the store orders records of one end time by handle,
+/// so the next page starts where the last one stopped even when many
+/// records share one millisecond. When a whole page is records already
+/// seen, the next page is larger.
+pub(crate) async fn search_by_text(
+    store: &mut dyn Store,
+    filter: &RecordFilter,
+    page: usize,
+    max_examined: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let mut base = filter.without_record_check();
+    let mut found = Vec::new();
+    let mut examined = 0usize;
+    let mut page = page.max(1);
+    // The end time of the oldest record seen, and the handles seen at it.
+    let mut edge: Option<u64> = None;
+    let mut seen_at_edge: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    loop {
+        base.until = match edge {
+            Some(end) => Some(end.saturating_add(1)),
+            None => filter.until,
+        };
+        base.limit = page;
+        let got = store.search_records(&base).await?;
+        let exhausted = got.len() < page;
+        let mut new = 0usize;
+        for record in got {
+            let end = record.finished().unwrap_or_default();
+            if edge == Some(end) && seen_at_edge.contains(record.handle()) {
+                continue;
+            }
+            if edge != Some(end) {
+                edge = Some(end);
+                seen_at_edge.clear();
+            }
+            seen_at_edge.insert(record.handle().to_vec());
+            new += 1;
+            examined += 1;
+            if filter.matches_record(&record) {
+                found.push(record);
+                if found.len() >= filter.limit {
+                    return Ok(found);
+                }
+            }
+            if examined >= max_examined {
+                tracing::debug!(examined, "a search by error text stopped at its bound");
+                return Ok(found);
+            }
+        }
+        if exhausted {
+            return Ok(found);
+        }
+        if new == 0 {
+            page = page.saturating_mul(2);
+        }
+    }
 }
 
 /// Reserves the next handle block, trying until it succeeds: the engine
@@ -227,9 +352,12 @@ async fn expire(
     jobs: &mut mpsc::UnboundedReceiver<ReaderJob>,
     replies: &mpsc::UnboundedSender<ReaderReply>,
 ) {
-    let Some(cutoff) = retention.cutoff(crate::engine_task::now_ms()) else { return };
+    let cutoffs = retention.cutoffs(crate::engine_task::now_ms());
+    if cutoffs.is_none() {
+        return;
+    }
     loop {
-        match store.expire_records(cutoff, EXPIRY_BATCH).await {
+        match store.expire_records(cutoffs, EXPIRY_BATCH).await {
             Ok(n) if n == EXPIRY_BATCH => {
                 tracing::debug!(records = n, "expired job records");
             }
@@ -252,5 +380,108 @@ async fn expire(
             }
         }
         tokio::time::sleep(EXPIRY_PAUSE).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sprocket_records::{Limits, Outcome, Worker};
+    use sprocket_store::memory::MemoryStore;
+    use sprocket_store::{RecordRow, StoreOp};
+
+    use super::*;
+
+    fn ended(n: u64, end: u64, error: Option<&[u8]>) -> Record {
+        let handle = format!("H:t:{n:04}");
+        let mut r =
+            Record::new(handle.as_bytes(), b"f", b"", sprocket_proto::Priority::Normal, true, 1).expect("record");
+        let worker = Worker { client_id: Bytes::new(), peer: Arc::from("127.0.0.1:1") };
+        r.started(worker, 2).expect("start");
+        let outcome = match error {
+            Some(text) => Outcome::Exception(text),
+            None => Outcome::Failed,
+        };
+        r.ended(outcome, end, Limits::default()).expect("end");
+        r
+    }
+
+    async fn store_with(records: &[Record]) -> MemoryStore {
+        let mut store = MemoryStore::new();
+        write(&mut store, records).await;
+        store
+    }
+
+    async fn write(store: &mut dyn Store, records: &[Record]) {
+        let ops: Vec<StoreOp> = records.iter().map(|r| StoreOp::Record(RecordRow::new(r, b"").expect("row"))).collect();
+        store.apply(&ops).await.expect("apply");
+    }
+
+    fn numbers(found: &[Record]) -> Vec<u64> {
+        found.iter().map(|r| String::from_utf8_lossy(&r.handle()[4..]).parse().expect("number")).collect()
+    }
+
+    /// Many records ending in the same millisecond, more than a page:
+    /// paging by end time must neither repeat nor skip any of them.
+    #[tokio::test]
+    async fn a_text_search_pages_through_records_sharing_an_end_time() {
+        let mut records = Vec::new();
+        for n in 0..40u64 {
+            // Ten records end at each of four times; every third has the text.
+            let end = 1_000 + (n / 10) * 10;
+            let text: &[u8] = if n % 3 == 0 { b"Disk Full on sda" } else { b"other trouble" };
+            records.push(ended(n, end, Some(text)));
+        }
+        records.push(ended(99, 2_000, None));
+        // In memory, and in SQLite, whose query orders one end time's
+        // records by handle.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("q.db");
+        let mut sqlite =
+            sprocket_store::sqlite::SqliteStore::open(&path, "gearman_queue", sprocket_store::SyncMode::Normal)
+                .await
+                .expect("sqlite");
+        write(&mut sqlite, &records).await;
+        let memory = store_with(&records).await;
+        let mut stores: Vec<Box<dyn Store>> = vec![Box::new(memory), Box::new(sqlite)];
+        for store in &mut stores {
+            pages_through(store.as_mut()).await;
+        }
+    }
+
+    async fn pages_through(store: &mut dyn Store) {
+        let filter = RecordFilter { error: Some("disk full".into()), limit: 100, ..Default::default() };
+        let mut want: Vec<u64> = (0..40).filter(|n| n % 3 == 0).collect();
+        want.sort_by_key(|&n| std::cmp::Reverse((1_000 + (n / 10) * 10, n)));
+        for page in [1, 3, 4, 10, 1_000] {
+            let found = search_by_text(store, &filter, page, MAX_EXAMINED).await.expect("search");
+            assert_eq!(numbers(&found), want, "page of {page}");
+        }
+        // The limit stops the search; the bound on records examined too.
+        let two = RecordFilter { limit: 2, ..filter.clone() };
+        assert_eq!(numbers(&search_by_text(store, &two, 3, MAX_EXAMINED).await.expect("search")), want[..2]);
+        let newest_ten = search_by_text(store, &filter, 4, 11).await.expect("search");
+        assert_eq!(numbers(&newest_ten), [39, 36, 33, 30], "only the 11 newest records were looked at");
+        // The other conditions still apply.
+        let window = RecordFilter { since: Some(1_010), until: Some(1_030), ..filter };
+        assert_eq!(
+            numbers(&search_by_text(store, &window, 2, MAX_EXAMINED).await.expect("search")),
+            [27, 24, 21, 18, 15, 12]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_purge_goes_in_batches_until_nothing_matches() {
+        let records: Vec<Record> = (0..1_203u64).map(|n| ended(n, 1_000 + n, None)).collect();
+        let mut store = store_with(&records).await;
+        let purge = RecordPurge {
+            id: 7,
+            filter: RecordFilter { state: Some(sprocket_records::RecordState::Failed), ..Default::default() },
+        };
+        assert_eq!(purge_records(&mut store, &purge).await, Ok(1_203));
+        assert_eq!(purge_records(&mut store, &purge).await, Ok(0));
+        let by_text = RecordPurge { id: 8, filter: RecordFilter { error: Some("x".into()), ..Default::default() } };
+        assert!(purge_records(&mut store, &by_text).await.is_err_and(|e| e.contains("error text")));
     }
 }

@@ -164,4 +164,8 @@ impl Backend for EngineLink {
     async fn purge_queued(&self, name: Bytes) -> Result<Result<usize, CommandError>, Unavailable> {
         EngineLink::purge_queued(self, name).await.map_err(unavailable)
     }
+
+    async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable> {
+        EngineLink::purge_dead(self, function).await.map_err(unavailable)
+    }
 }

@@ -35,6 +35,7 @@ pub mod writer;
 pub use config::{open, StoreConfig, SyncMode};
 pub use op::{StoreOp, MAX_RECORDS_KEPT_WHILE_DOWN};
 pub use record_row::{QueuedHandle, RecordFilter, RecordRow, RecordRowError};
+pub use sprocket_records::memory::ExpiryCutoffs;
 pub use sprocket_records::{Record, RecordState};
 
 /// Handle numbers reserved at a time: a block lasts long, so giving out a
@@ -200,19 +201,38 @@ pub trait Store: Send {
         Ok(found)
     }
 
-    /// Ended records matching `filter`, newest end first, at most
-    /// `filter.limit`.
+    /// Ended records matching `filter`'s function, state and end time,
+    /// newest end first (then the greater handle), at most `filter.limit`.
+    /// Its error text may be left unchecked: the SQL backends cannot read
+    /// it inside the encoded body, so the server's record reader pages
+    /// through with [`RecordFilter::without_record_check`] and checks each
+    /// record; backends that decode every record they look at anyway
+    /// (memory, Redis) check it themselves.
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         let _ = filter;
         Err(no_records(&self.describe()))
     }
 
-    /// Deletes up to `batch_limit` records that ended before `before_ms`
-    /// (Unix ms), oldest first, in one short transaction; returns how many.
-    /// Called again while it returns `batch_limit`, so that no call holds
-    /// the database for long.
-    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
-        let _ = (before_ms, batch_limit);
+    /// Deletes up to `batch_limit` records that ended before the cutoff of
+    /// their kind (`cutoffs.dead_before` for dead records,
+    /// `cutoffs.before` for the others; Unix ms), oldest first within a
+    /// state, in short transactions; returns how many. Called again while
+    /// it returns `batch_limit`, so that no call holds the database for
+    /// long.
+    async fn expire_records(&mut self, cutoffs: ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
+        let _ = (cutoffs, batch_limit);
+        Err(no_records(&self.describe()))
+    }
+
+    /// Deletes up to `batch_limit` ended records matching `filter`'s
+    /// function, state and end time (its limit aside), in one short
+    /// transaction; returns how many. An operator's purge (`purge dead`)
+    /// calls it again while it returns `batch_limit`, so that a large purge
+    /// never holds the database for long. A filter with an error text is
+    /// refused (`Rejected`): the text is inside the encoded body, which the
+    /// database cannot read.
+    async fn purge_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        let _ = (filter, batch_limit);
         Err(no_records(&self.describe()))
     }
 
@@ -262,6 +282,20 @@ pub trait Store: Send {
 /// (a function's name, byte for byte) and its value (text, JSON where it
 /// has structure).
 pub type Setting = (Bytes, String);
+
+/// The refusal of a purge by error text (see [`Store::purge_records`]).
+pub(crate) fn check_purge_filter(filter: &RecordFilter) -> Result<()> {
+    if filter.error.is_some() {
+        return Err(StoreError::Rejected("a purge of records cannot select by error text".into()));
+    }
+    Ok(())
+}
+
+/// The final states, each expired by its own cutoff (see
+/// [`Store::expire_records`]).
+pub(crate) fn final_states() -> impl Iterator<Item = RecordState> {
+    RecordState::ALL.into_iter().filter(|s| s.is_final())
+}
 
 /// The error of a record method on a backend that does not keep records.
 fn no_records(store: &str) -> StoreError {

@@ -285,23 +285,27 @@ impl Store for MemoryStore {
             Some(f) => vec![f.clone()],
             None => st.functions.iter().cloned().collect(),
         };
-        // With an upper bound the newest records may all be past it, so
-        // every match up to `since` is looked at.
-        let each = if filter.until.is_some() { usize::MAX } else { filter.limit };
+        // With an upper bound or an error text the newest records may all
+        // fail it, so every match up to `since` is looked at.
+        let each = if filter.until.is_some() || filter.error.is_some() { usize::MAX } else { filter.limit };
         let mut found: Vec<&Record> = functions
             .iter()
             .flat_map(|f| st.ended.search(f, filter.state, filter.since, each))
-            .filter(|r| filter.matches(r.function(), r.state(), r.finished()))
+            .filter(|r| filter.matches_record(r))
             .collect();
         found.sort_by(|a, b| (b.finished(), b.handle()).cmp(&(a.finished(), a.handle())));
         Ok(found.into_iter().take(filter.limit).cloned().collect())
     }
 
-    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+    async fn expire_records(&mut self, cutoffs: crate::ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
         let mut st = self.available()?;
-        // `expire` takes the present time; the cutoff it derives is `before_ms`.
-        let now = before_ms.saturating_add(st.ended.retention().keep_ms);
-        Ok(st.ended.expire(now, batch_limit).len())
+        Ok(st.ended.expire_before(cutoffs, batch_limit).len())
+    }
+
+    async fn purge_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        crate::check_purge_filter(filter)?;
+        let mut st = self.available()?;
+        Ok(st.ended.purge(filter, batch_limit))
     }
 
     async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {

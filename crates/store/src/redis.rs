@@ -24,7 +24,10 @@
 //! no two prefixes share a key:
 //! a hash per record at [`record_key`] (fields `function`, `row_unique`,
 //! `state`, `submitted`, `finished`, `body`), a sorted set of ended
-//! records' handles scored by end time at [`ended_key`], a set of the
+//! records' handles scored by end time at [`ended_key`] (dead records'
+//! in a sorted set of their own at [`dead_key`], layout version 4, so
+//! that expiring the others never steps over the dead ones kept longer),
+//! a set of the
 //! handles of jobs not ended at [`live_key`], and the next free handle
 //! number in the field `<prefix>` of the hash [`HANDLES_KEY`].
 //! Operator settings (layout version 3) are a hash per kind at
@@ -44,7 +47,7 @@ use crate::netops::{dedupe_loaded, reduce};
 use crate::record_row::decode_body;
 use crate::rows::parse_int;
 use crate::schema;
-use crate::{JobKey, QueuedHandle, Record, RecordFilter, Result, Store, StoreError, StoreOp, StoredJob};
+use crate::{JobKey, QueuedHandle, Record, RecordFilter, RecordState, Result, Store, StoreError, StoreOp, StoredJob};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,6 +110,12 @@ pub fn ended_key(prefix: &[u8]) -> Vec<u8> {
     prefixed(b"sprocket_rec_ended:", prefix, b"")
 }
 
+/// The sorted set of dead records' handles, scored by end time (Unix ms);
+/// they are not in [`ended_key`].
+pub fn dead_key(prefix: &[u8]) -> Vec<u8> {
+    prefixed(b"sprocket_rec_dead:", prefix, b"")
+}
+
 /// The set of the handles of records not ended (queued or running jobs).
 pub fn live_key(prefix: &[u8]) -> Vec<u8> {
     prefixed(b"sprocket_rec_live:", prefix, b"")
@@ -123,6 +132,68 @@ pub const HANDLES_KEY: &str = "sprocket_handles";
 
 /// Handles read per round while searching.
 const SEARCH_PAGE: isize = 500;
+
+/// One sorted set of ended records walked newest end first within a
+/// filter's time window, a page at a time.
+struct EndWalk {
+    key: Vec<u8>,
+    max: String,
+    min: String,
+    offset: isize,
+    page: std::collections::VecDeque<(Vec<u8>, f64)>,
+    done: bool,
+}
+
+impl EndWalk {
+    fn new(key: Vec<u8>, filter: &RecordFilter) -> EndWalk {
+        EndWalk {
+            key,
+            max: filter.until.map_or("+inf".to_string(), |u| format!("({u}")),
+            min: filter.since.map_or("-inf".to_string(), |s| s.to_string()),
+            offset: 0,
+            page: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The next (newest) handle and its end, reading a page when needed.
+    async fn peek(&mut self, conn: &mut MultiplexedConnection) -> Result<Option<&(Vec<u8>, f64)>, RedisError> {
+        if self.page.is_empty() && !self.done {
+            let page: Vec<(Vec<u8>, f64)> = ::redis::cmd("ZREVRANGEBYSCORE")
+                .arg(&self.key)
+                .arg(&self.max)
+                .arg(&self.min)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(self.offset)
+                .arg(SEARCH_PAGE)
+                .query_async(conn)
+                .await?;
+            self.offset += page.len() as isize;
+            self.done = page.len() < SEARCH_PAGE as usize;
+            self.page.extend(page);
+        }
+        Ok(self.page.front())
+    }
+}
+
+/// The newest handle of all the walks (by end, then handle, as the SQL
+/// searches order them), taken from its walk.
+async fn newest_of(walks: &mut [EndWalk], conn: &mut MultiplexedConnection) -> Result<Option<Vec<u8>>, RedisError> {
+    let mut best: Option<(usize, f64, Vec<u8>)> = None;
+    for (i, walk) in walks.iter_mut().enumerate() {
+        let Some((handle, end)) = walk.peek(conn).await? else { continue };
+        let newer = match &best {
+            None => true,
+            Some((_, best_end, best_handle)) => (*end, handle) > (*best_end, best_handle),
+        };
+        if newer {
+            best = Some((i, *end, handle.clone()));
+        }
+    }
+    let Some((i, _, _)) = best else { return Ok(None) };
+    Ok(walks[i].page.pop_front().map(|(handle, _)| handle))
+}
 
 /// Where the fields of a job that gearmand's layout cannot hold are kept.
 const SIDE_PREFIX: &[u8] = b"sprocket-side:";
@@ -250,6 +321,16 @@ fn job_from_hash(prefix: &[u8], key: &[u8], fields: Vec<(Vec<u8>, Vec<u8>)>) -> 
 }
 
 impl RedisStore {
+    /// The sorted sets holding the ended records a search or purge of
+    /// `state` looks at: dead records have a set of their own.
+    fn sets_for(&self, state: Option<RecordState>) -> Vec<Vec<u8>> {
+        match state {
+            Some(RecordState::Dead) => vec![dead_key(&self.prefix)],
+            Some(_) => vec![ended_key(&self.prefix)],
+            None => vec![ended_key(&self.prefix), dead_key(&self.prefix)],
+        }
+    }
+
     /// Connects (AUTH when a password is given).
     pub async fn open(host: &str, port: u16, password: Option<&str>, prefix: &str) -> Result<RedisStore> {
         let info = ConnectionInfo {
@@ -373,15 +454,22 @@ impl Store for RedisStore {
                 .arg(r.submitted)
                 .arg("body")
                 .arg(&r.body[..]);
+            // A record is in exactly one of the three: live, dead, other
+            // ended (a dead job requeued goes back to live).
+            let (ended, dead) = (ended_key(&self.prefix), dead_key(&self.prefix));
             match r.finished {
                 Some(end) => {
                     fields.arg("finished").arg(end).ignore();
-                    pipe.cmd("ZADD").arg(ended_key(&self.prefix)).arg(end).arg(&r.handle[..]).ignore();
+                    let (into, out_of) = if r.state == RecordState::Dead { (dead, ended) } else { (ended, dead) };
+                    pipe.cmd("ZADD").arg(into).arg(end).arg(&r.handle[..]).ignore();
+                    pipe.cmd("ZREM").arg(out_of).arg(&r.handle[..]).ignore();
                     pipe.cmd("SREM").arg(live_key(&self.prefix)).arg(&r.handle[..]).ignore();
                 }
                 None => {
                     fields.ignore();
                     pipe.cmd("SADD").arg(live_key(&self.prefix)).arg(&r.handle[..]).ignore();
+                    pipe.cmd("ZREM").arg(ended).arg(&r.handle[..]).ignore();
+                    pipe.cmd("ZREM").arg(dead).arg(&r.handle[..]).ignore();
                 }
             }
         }
@@ -443,31 +531,25 @@ impl Store for RedisStore {
         bodies.iter().map(|body| body.as_deref().map(decode_body).transpose()).collect()
     }
 
-    /// Walks the ended set from the newest end (within `until` and
-    /// `since`) a page at a time, reading each record's function and state
-    /// to filter, until `limit` match.
+    /// Walks the sorted sets of ended records the filter's state needs
+    /// (dead, others, or both merged) from the newest end within `until`
+    /// and `since`, a page at a time, reading each record's function and
+    /// state to filter, until `limit` match.
     async fn search_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
         let mut conn = self.conn()?;
         let ctx = |e| classify("redis record search", e);
-        let max = filter.until.map_or("+inf".to_string(), |u| format!("({u}"));
-        let min = filter.since.map_or("-inf".to_string(), |s| s.to_string());
+        let mut walks: Vec<EndWalk> =
+            self.sets_for(filter.state).into_iter().map(|k| EndWalk::new(k, filter)).collect();
         let mut out = Vec::new();
-        let mut offset: isize = 0;
         while out.len() < filter.limit {
-            let handles: Vec<Vec<u8>> = ::redis::cmd("ZREVRANGEBYSCORE")
-                .arg(ended_key(&self.prefix))
-                .arg(&max)
-                .arg(&min)
-                .arg("LIMIT")
-                .arg(offset)
-                .arg(SEARCH_PAGE)
-                .query_async(&mut conn)
-                .await
-                .map_err(ctx)?;
+            let mut handles = Vec::with_capacity(SEARCH_PAGE as usize);
+            while handles.len() < SEARCH_PAGE as usize {
+                let Some(next) = newest_of(&mut walks, &mut conn).await.map_err(ctx)? else { break };
+                handles.push(next);
+            }
             if handles.is_empty() {
                 break;
             }
-            offset += handles.len() as isize;
             let mut pipe = ::redis::pipe();
             for h in &handles {
                 pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("state").arg("body");
@@ -481,7 +563,13 @@ impl Store for RedisStore {
                 {
                     continue;
                 }
-                out.push(decode_body(&body)?);
+                let record = decode_body(&body)?;
+                // The whole filter's judgement, so that a condition added
+                // to it later holds here too.
+                if !filter.matches_record(&record) {
+                    continue;
+                }
+                out.push(record);
                 if out.len() >= filter.limit {
                     break;
                 }
@@ -490,31 +578,101 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+    /// Each final state's records past its cutoff, oldest first: the dead
+    /// ones from their own set, the others from the ended set.
+    async fn expire_records(&mut self, cutoffs: crate::ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
         let mut conn = self.conn()?;
         let ctx = |e| classify("redis record expiry", e);
-        let ended = ended_key(&self.prefix);
-        let handles: Vec<Vec<u8>> = ::redis::cmd("ZRANGEBYSCORE")
-            .arg(&ended)
-            .arg("-inf")
-            .arg(format!("({before_ms}"))
-            .arg("LIMIT")
-            .arg(0)
-            .arg(batch_limit)
-            .query_async(&mut conn)
-            .await
-            .map_err(ctx)?;
-        if handles.is_empty() {
+        let mut done = 0;
+        for (key, cutoff) in [(ended_key(&self.prefix), cutoffs.before), (dead_key(&self.prefix), cutoffs.dead_before)]
+        {
+            let Some(before_ms) = cutoff else { continue };
+            if done >= batch_limit {
+                break;
+            }
+            let handles: Vec<Vec<u8>> = ::redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(format!("({before_ms}"))
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch_limit - done)
+                .query_async(&mut conn)
+                .await
+                .map_err(ctx)?;
+            if handles.is_empty() {
+                continue;
+            }
+            let mut pipe = ::redis::pipe();
+            pipe.atomic();
+            for h in &handles {
+                pipe.cmd("DEL").arg(record_key(&self.prefix, h)).ignore();
+                pipe.cmd("ZREM").arg(&key).arg(&h[..]).ignore();
+            }
+            let () = pipe.query_async(&mut conn).await.map_err(ctx)?;
+            done += handles.len();
+        }
+        Ok(done)
+    }
+
+    /// Walks the sets the filter's state needs, oldest first within the
+    /// time window, and deletes up to `batch_limit` matching records in
+    /// one MULTI.
+    async fn purge_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        crate::check_purge_filter(filter)?;
+        let mut conn = self.conn()?;
+        let ctx = |e| classify("redis record purge", e);
+        let min = filter.since.map_or("-inf".to_string(), |s| s.to_string());
+        let max = filter.until.map_or("+inf".to_string(), |u| format!("({u}"));
+        let mut doomed: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for key in self.sets_for(filter.state) {
+            let mut offset: isize = 0;
+            while doomed.len() < batch_limit {
+                let handles: Vec<Vec<u8>> = ::redis::cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg(&min)
+                    .arg(&max)
+                    .arg("LIMIT")
+                    .arg(offset)
+                    .arg(SEARCH_PAGE)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(ctx)?;
+                if handles.is_empty() {
+                    break;
+                }
+                offset += handles.len() as isize;
+                let mut pipe = ::redis::pipe();
+                for h in &handles {
+                    pipe.cmd("HMGET").arg(record_key(&self.prefix, h)).arg("function").arg("state");
+                }
+                let rows: Vec<(Option<Vec<u8>>, Option<String>)> = pipe.query_async(&mut conn).await.map_err(ctx)?;
+                for (h, (function, state)) in handles.into_iter().zip(rows) {
+                    // A handle whose hash is gone is removed from the set too.
+                    let matches = match (function, state) {
+                        (Some(function), Some(state)) => {
+                            filter.function.as_deref().is_none_or(|f| f == function)
+                                && filter.state.is_none_or(|s| s.as_str() == state)
+                        }
+                        _ => true,
+                    };
+                    if matches && doomed.len() < batch_limit {
+                        doomed.push((key.clone(), h));
+                    }
+                }
+            }
+        }
+        if doomed.is_empty() {
             return Ok(0);
         }
         let mut pipe = ::redis::pipe();
         pipe.atomic();
-        for h in &handles {
+        for (key, h) in &doomed {
             pipe.cmd("DEL").arg(record_key(&self.prefix, h)).ignore();
-            pipe.cmd("ZREM").arg(&ended).arg(&h[..]).ignore();
+            pipe.cmd("ZREM").arg(key).arg(&h[..]).ignore();
         }
         let () = pipe.query_async(&mut conn).await.map_err(ctx)?;
-        Ok(handles.len())
+        Ok(doomed.len())
     }
 
     async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {

@@ -554,8 +554,13 @@ impl Store for SqliteStore {
         self.find_records(filter).await
     }
 
-    async fn expire_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
-        self.expire_ended_records(before_ms, batch_limit).await
+    async fn expire_records(&mut self, cutoffs: crate::ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
+        self.expire_ended_records(cutoffs, batch_limit).await
+    }
+
+    async fn purge_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        crate::check_purge_filter(filter)?;
+        self.purge_ended_records(filter, batch_limit).await
     }
 
     async fn queued_handles(&mut self) -> Result<Vec<QueuedHandle>> {

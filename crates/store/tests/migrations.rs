@@ -382,8 +382,9 @@ async fn sqlite_version_1_gets_the_record_tables() {
     assert_record_columns(&cols.join("\n"), &["text", "text", "blob", "blob", "text", "integer", "integer", "blob"]);
     let handles = sqlite_columns(&conn, "sprocket_handles");
     assert_eq!(handles, vec![("namespace".into(), "TEXT".into()), ("next_handle".into(), "INTEGER".into())]);
-    // Version 3: partial indexes, ended records by end and by function,
-    // live ones by queue row; version 2's full indexes are gone.
+    // Version 4: partial indexes, ended records by end and by function,
+    // live ones by queue row; version 2's full indexes are gone. Version 5:
+    // ended records by state.
     let mut st = conn
         .prepare(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sprocket_records' \
@@ -395,7 +396,12 @@ async fn sqlite_version_1_gets_the_record_tables() {
     let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["sprocket_records_ended", "sprocket_records_ended_by_function", "sprocket_records_live_by_row"],
+        [
+            "sprocket_records_ended",
+            "sprocket_records_ended_by_function",
+            "sprocket_records_ended_by_state",
+            "sprocket_records_live_by_row"
+        ],
         "{indexes:?}"
     );
     assert!(indexes.iter().all(|(_, sql)| sql.contains("WHERE finished IS")), "partial: {indexes:?}");
@@ -412,7 +418,12 @@ async fn postgres_version_1_gets_the_record_tables() {
     assert_eq!(pg_columns("sprocket_handles").replace('|', " ").split_whitespace().count(), 4, "two columns");
     let indexes = psql("SELECT indexname FROM pg_indexes WHERE tablename = 'sprocket_records' ORDER BY 1")
         .unwrap_or_else(|e| panic!("{e}"));
-    for index in ["sprocket_records_ended", "sprocket_records_ended_by_function", "sprocket_records_live_by_row"] {
+    for index in [
+        "sprocket_records_ended",
+        "sprocket_records_ended_by_function",
+        "sprocket_records_ended_by_state",
+        "sprocket_records_live_by_row",
+    ] {
         assert!(indexes.contains(index), "{indexes}");
     }
     assert!(!indexes.contains("sprocket_records_by_"), "version 2's indexes are replaced: {indexes}");
@@ -420,7 +431,7 @@ async fn postgres_version_1_gets_the_record_tables() {
         "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'sprocket_records' AND indexdef LIKE '%WHERE (finished IS%'",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(partial.trim(), "3", "partial indexes");
+    assert_eq!(partial.trim(), "4", "partial indexes");
 }
 
 #[tokio::test]
@@ -448,8 +459,14 @@ async fn mysql_version_1_gets_the_record_tables() {
          WHERE TABLE_SCHEMA = 'test' AND TABLE_NAME = 'sprocket_records'",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    // MySQL has no partial indexes: it keeps version 2's.
-    for index in ["sprocket_records_by_end", "sprocket_records_by_function", "sprocket_records_by_row"] {
+    // MySQL has no partial indexes: it keeps version 2's, and version 5
+    // adds the one by state.
+    for index in [
+        "sprocket_records_by_end",
+        "sprocket_records_by_function",
+        "sprocket_records_by_row",
+        "sprocket_records_by_state",
+    ] {
         assert!(indexes.contains(index), "{indexes}");
     }
 }

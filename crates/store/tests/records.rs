@@ -13,9 +13,11 @@ use common::*;
 use sprocket_proto::Priority;
 use sprocket_records::{Limits, Outcome, Worker};
 use sprocket_store::memory::MemoryStore;
-use sprocket_store::redis::{ended_key, live_key, record_key, HANDLES_KEY};
+use sprocket_store::redis::{dead_key, ended_key, live_key, record_key, HANDLES_KEY};
 use sprocket_store::writer::{self, WriterConfig, WriterHandle};
-use sprocket_store::{Completion, Record, RecordFilter, RecordRow, RecordState, Store, StoreOp, StoredJob};
+use sprocket_store::{
+    Completion, ExpiryCutoffs, Record, RecordFilter, RecordRow, RecordState, Store, StoreError, StoreOp, StoredJob,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const MINUTE: u64 = 60_000;
@@ -179,7 +181,7 @@ async fn check_sample(store: &mut dyn Store, records: &[Record]) {
 
 async fn check_expiry(store: &mut dyn Store) {
     // Retention of 25 minutes: jobs 1 (90 min ago) and 2 (30 min ago) expire, in batches of one.
-    let before = NOW - 25 * MINUTE;
+    let before = ExpiryCutoffs { before: Some(NOW - 25 * MINUTE), dead_before: Some(NOW - 25 * MINUTE) };
     assert_eq!(store.expire_records(before, 1).await.expect("expire"), 1);
     assert!(store.load_record(handle(1).as_bytes()).await.expect("load").is_none(), "oldest goes first");
     assert!(store.load_record(handle(2).as_bytes()).await.expect("load").is_some());
@@ -188,6 +190,106 @@ async fn check_expiry(store: &mut dyn Store) {
     for n in [3, 4, 5, 6] {
         assert!(store.load_record(handle(n).as_bytes()).await.expect("load").is_some(), "job {n} is kept");
     }
+}
+
+/// After [`check_expiry`] (jobs 3 and 4 ended, 20 and 10 minutes ago, are
+/// left): dead records 7 to 9 are listed apart or merged with the others
+/// by end, expire by their own cutoff while the others expire by theirs,
+/// and are purged by function and state in batches.
+async fn check_dead_records(store: &mut dyn Store) {
+    let ops = [
+        rec_op(
+            &ended(
+                7,
+                b"resize",
+                Outcome::Dead {
+                    end: sprocket_records::AttemptEnd::Exception,
+                    error: Some(b"Disk FULL"),
+                    payload: b"work",
+                },
+                NOW - 40 * MINUTE,
+            ),
+            7,
+        ),
+        rec_op(
+            &ended(
+                8,
+                b"mail",
+                Outcome::Dead { end: sprocket_records::AttemptEnd::Failed, error: None, payload: b"work" },
+                NOW - 35 * MINUTE,
+            ),
+            8,
+        ),
+        rec_op(
+            &ended(
+                9,
+                b"resize",
+                Outcome::Dead { end: sprocket_records::AttemptEnd::Exception, error: Some(b"boom"), payload: b"work" },
+                NOW - 5 * MINUTE,
+            ),
+            9,
+        ),
+    ];
+    store.apply(&ops).await.expect("write dead records");
+    let handles = |found: Vec<Record>| -> Vec<String> {
+        found.iter().map(|r| String::from_utf8_lossy(r.handle()).into_owned()).collect()
+    };
+    let dead = RecordFilter { state: Some(RecordState::Dead), limit: 100, ..Default::default() };
+    assert_eq!(handles(store.search_records(&dead).await.expect("dead")), [9, 8, 7].map(handle));
+    let all = RecordFilter { limit: 100, ..Default::default() };
+    assert_eq!(
+        handles(store.search_records(&all).await.expect("all")),
+        [9, 4, 3, 8, 7].map(handle),
+        "dead and other records merged, newest end first"
+    );
+    let failed_only = RecordFilter { state: Some(RecordState::Exception), limit: 100, ..Default::default() };
+    assert_eq!(handles(store.search_records(&failed_only).await.expect("exception")), [handle(3)]);
+    let dead_resize = RecordFilter { function: Some(Bytes::from_static(b"resize")), limit: 100, ..dead.clone() };
+    assert_eq!(handles(store.search_records(&dead_resize).await.expect("dead resize")), [9, 7].map(handle));
+    let got = store.load_record(handle(7).as_bytes()).await.expect("load").expect("kept");
+    assert_eq!((got.state(), got.error()), (RecordState::Dead, Some(&b"Disk FULL"[..])));
+
+    // Others kept 15 minutes, dead ones 38: job 3 (20 minutes) and dead
+    // job 7 (40 minutes) expire; dead job 8 (35 minutes) is older than job 3
+    // and stays.
+    let cutoffs = ExpiryCutoffs { before: Some(NOW - 15 * MINUTE), dead_before: Some(NOW - 38 * MINUTE) };
+    assert_eq!(store.expire_records(cutoffs, 1).await.expect("expire"), 1);
+    assert_eq!(store.expire_records(cutoffs, 1).await.expect("expire"), 1);
+    assert_eq!(store.expire_records(cutoffs, 1).await.expect("expire"), 0, "nothing more has expired");
+    for (n, kept) in [(3, false), (4, true), (7, false), (8, true), (9, true)] {
+        let found = store.load_record(handle(n).as_bytes()).await.expect("load").is_some();
+        assert_eq!(found, kept, "job {n}");
+    }
+    // Nothing expires without a cutoff.
+    assert_eq!(store.expire_records(ExpiryCutoffs::default(), 100).await.expect("expire"), 0);
+
+    // A purge of mail's dead jobs leaves resize's; then every dead job, a
+    // batch of one at a time; the other records stay.
+    let dead_mail = RecordFilter { function: Some(Bytes::from_static(b"mail")), limit: 0, ..dead.clone() };
+    assert_eq!(store.purge_records(&dead_mail, 10).await.expect("purge mail"), 1);
+    assert_eq!(store.purge_records(&dead_mail, 10).await.expect("purge mail"), 0);
+    store
+        .apply(&[rec_op(
+            &ended(
+                10,
+                b"mail",
+                Outcome::Dead { end: sprocket_records::AttemptEnd::Failed, error: None, payload: b"work" },
+                NOW - MINUTE,
+            ),
+            10,
+        )])
+        .await
+        .expect("write");
+    assert_eq!(store.purge_records(&dead, 1).await.expect("purge"), 1);
+    assert_eq!(store.purge_records(&dead, 1).await.expect("purge"), 1);
+    assert_eq!(store.purge_records(&dead, 1).await.expect("purge"), 0);
+    assert!(store.search_records(&dead).await.expect("dead").is_empty());
+    assert_eq!(handles(store.search_records(&all).await.expect("all")), [handle(4)]);
+    let by_text = RecordFilter { error: Some("boom".into()), ..dead };
+    assert!(
+        matches!(store.purge_records(&by_text, 10).await, Err(StoreError::Rejected(_))),
+        "a purge by error text is refused"
+    );
 }
 
 async fn check_handles(first: &mut dyn Store) -> u64 {
@@ -206,13 +308,14 @@ async fn memory_store_keeps_searches_and_expires_records() {
     let mut store = h.reopen();
     check_sample(&mut store, &records).await;
     check_expiry(&mut store).await;
+    check_dead_records(&mut store).await;
     let next = check_handles(&mut store).await;
     assert_eq!(h.reopen().reserve_handles(1).await.expect("reserve"), next, "the counter is the store's");
 }
 
 #[tokio::test]
 async fn memory_store_bounds_ended_records_by_count() {
-    let retention = sprocket_records::Retention { keep_ms: 60 * MINUTE, max_count: 3 };
+    let retention = sprocket_records::Retention { keep_ms: 60 * MINUTE, dead_keep_ms: 60 * MINUTE, max_count: 3 };
     let store = MemoryStore::with_retention(retention);
     let h = store.handle();
     let ops: Vec<StoreOp> =
@@ -231,6 +334,7 @@ async fn sqlite_keeps_searches_and_expires_records() {
     let mut store = scratch.open().await;
     check_sample(store.as_mut(), &records).await;
     check_expiry(store.as_mut()).await;
+    check_dead_records(store.as_mut()).await;
     let next = check_handles(store.as_mut()).await;
     drop(store);
     let mut reopened = scratch.open().await;
@@ -380,6 +484,7 @@ impl Drop for SharedRecords {
                 let prefix = self.1.as_bytes();
                 let mut keys: Vec<Vec<u8>> = (1..=10).map(|n| record_key(prefix, handle(n).as_bytes())).collect();
                 keys.push(ended_key(prefix));
+                keys.push(dead_key(prefix));
                 keys.push(live_key(prefix));
                 let keys: Vec<String> = keys.into_iter().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
                 let mut args = vec!["DEL"];
@@ -402,6 +507,7 @@ async fn real_database_round(backend: Backend) {
     let mut store = scratch.open().await;
     check_sample(store.as_mut(), &records).await;
     check_expiry(store.as_mut()).await;
+    check_dead_records(store.as_mut()).await;
     let next = check_handles(store.as_mut()).await;
     drop(store);
     let mut reopened = scratch.open().await;

@@ -45,8 +45,9 @@ pub enum Command {
     Pause(ops::FunctionArgs),
     /// Hand out a paused function's jobs again.
     Resume(ops::FunctionArgs),
-    /// Remove a function's queued jobs (`--queued --function F`) and print
-    /// how many; their waiting clients get WORK_FAIL.
+    /// Remove a function's queued jobs (`--queued --function F`; their
+    /// waiting clients get WORK_FAIL) or dead jobs' records (`--dead
+    /// [--function F]`), and print how many.
     Purge(ops::PurgeArgs),
     /// List the per-function retry and dead-letter policies, or set or
     /// clear one at run time.
@@ -66,6 +67,13 @@ pub enum Command {
     /// By function, final state and age; a table of handle, function, state,
     /// attempts, end time and unique id, or a JSON array with --json.
     Records(records::RecordsArgs),
+    /// List dead jobs (dead letters: out of attempts under a retry
+    /// policy), newest first.
+    ///
+    /// `sprocket records --state dead`: by function, error text and age; a
+    /// table, or a JSON array with --json. Remove them with `sprocket purge
+    /// --dead`.
+    Dead(records::DeadArgs),
     /// Wait for a job by handle and print its result; exit status by outcome.
     ///
     /// The job may be queued, running or already ended (sprocketd then
@@ -169,6 +177,7 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Requeue(a) => policy::requeue(a).await,
             Command::Record(a) => records::record(a).await,
             Command::Records(a) => records::records(a).await,
+            Command::Dead(a) => records::records(a.into()).await,
             Command::Wait(a) => wait::run(a).await,
             Command::Bench(_) => Ok(0), // handled above, before the runtime
         }

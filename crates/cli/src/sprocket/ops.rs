@@ -1,6 +1,7 @@
 //! `sprocket pause`, `sprocket resume` and `sprocket purge`: stopping one
-//! function's jobs, and clearing its queue, through sprocketd's admin
-//! commands `pause`, `resume` and `purge queued`. Each server given is
+//! function's jobs, clearing its queue, and deleting dead jobs' records,
+//! through sprocketd's admin commands `pause`, `resume`, `purge queued`
+//! and `purge dead`. Each server given is
 //! asked in turn; any refusal is reported with the server's name and makes
 //! the exit status 1.
 
@@ -20,18 +21,24 @@ pub struct FunctionArgs {
     pub function: String,
 }
 
-/// `sprocket purge --queued --function F`.
+/// `sprocket purge --queued --function F` and `sprocket purge --dead
+/// [--function F]`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["queued", "dead"])))]
 pub struct PurgeArgs {
     #[command(flatten)]
     pub server: ServerOpt,
     /// Purge the function's queued and scheduled jobs (not the running
-    /// ones); their waiting clients get WORK_FAIL.
-    #[arg(long, required = true)]
+    /// ones); their waiting clients get WORK_FAIL. Needs --function.
+    #[arg(long, requires = "function")]
     pub queued: bool,
+    /// Delete the records of dead jobs (dead letters), of --function only
+    /// when given, else of every function.
+    #[arg(long)]
+    pub dead: bool,
     /// The function (exact name).
     #[arg(long, short = 'f', value_name = "FUNCTION")]
-    pub function: String,
+    pub function: Option<String>,
 }
 
 /// Pauses (`pause` true) or resumes the function on every server.
@@ -54,10 +61,14 @@ pub async fn pause(a: FunctionArgs, pause: bool) -> anyhow::Result<i32> {
 /// Purges the function's queued jobs on every server; prints how many
 /// jobs were purged in all.
 pub async fn purge(a: PurgeArgs) -> anyhow::Result<i32> {
-    if !a.queued {
-        bail!("say what to purge: --queued");
-    }
-    let line = format!("purge queued {}", one_token(&a.function)?);
+    let line = match (a.queued, a.dead, a.function.as_deref()) {
+        (true, _, Some(f)) => format!("purge queued {}", one_token(f)?),
+        (true, _, None) => bail!("--queued needs --function"),
+        (false, true, Some(f)) => format!("purge dead {}", one_token(f)?),
+        (false, true, None) => "purge dead".to_string(),
+        (false, false, _) => bail!("say what to purge: --queued or --dead"),
+    };
+    let what = a.function.as_deref().unwrap_or("dead jobs");
     let (mut status, mut purged) = (0, 0u64);
     for (server, reply) in ask_each(&a.server, &line).await? {
         match reply {
@@ -69,7 +80,7 @@ pub async fn purge(a: PurgeArgs) -> anyhow::Result<i32> {
                 }
             },
             Err(e) => {
-                eprintln!("sprocket: {server}: cannot purge {}: {e}", a.function);
+                eprintln!("sprocket: {server}: cannot purge {what}: {e}");
                 status = 1;
             }
         }

@@ -39,12 +39,62 @@ pub struct RecordsArgs {
     /// a unit (ms, s, m, h, d, w), like 30s, 15m, 1h or 2d.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
+    /// Only jobs whose error text (the exception text) contains TEXT,
+    /// without regard to case.
+    #[arg(long, value_name = "TEXT", value_parser = parse_error_text)]
+    pub error: Option<String>,
     /// At most this many records (1 to 10000) [default: 100].
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u32).range(1..=i64::from(RecordFilter::MAX_LIMIT)))]
     pub limit: Option<u32>,
     /// Print a JSON array of records instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sprocket dead`: `sprocket records` of dead jobs.
+#[derive(Debug, Args)]
+pub struct DeadArgs {
+    #[command(flatten)]
+    pub server: ServerOpt,
+    /// Only dead jobs of this function.
+    #[arg(short = 'f', long)]
+    pub function: Option<String>,
+    /// Only dead jobs that ended (died) within this long before now: a
+    /// whole number and a unit (ms, s, m, h, d, w), like 30s, 15m, 1h or 2d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// Only dead jobs whose error text contains TEXT, without regard to case.
+    #[arg(long, value_name = "TEXT", value_parser = parse_error_text)]
+    pub error: Option<String>,
+    /// At most this many records (1 to 10000) [default: 100].
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u32).range(1..=i64::from(RecordFilter::MAX_LIMIT)))]
+    pub limit: Option<u32>,
+    /// Print a JSON array of records instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<DeadArgs> for RecordsArgs {
+    fn from(a: DeadArgs) -> RecordsArgs {
+        RecordsArgs {
+            server: a.server,
+            function: a.function,
+            state: Some(RecordState::Dead),
+            since: a.since,
+            error: a.error,
+            limit: a.limit,
+            json: a.json,
+        }
+    }
+}
+
+/// An error text to look for: not empty (leaving the flag out matches
+/// every record).
+fn parse_error_text(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the error text to look for cannot be empty (leave --error out to list every record)".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// A state for `--state`: one of the record states, and a final one, since
@@ -62,8 +112,13 @@ pub fn parse_ended_state(text: &str) -> Result<RecordState, String> {
 
 /// The filter `sprocket records` sends, with `--since` counted back from `now`.
 pub fn filter_of(a: &RecordsArgs, now: SystemTime) -> anyhow::Result<RecordFilter> {
-    let mut filter =
-        RecordFilter { function: a.function.clone(), state: a.state, limit: a.limit, ..RecordFilter::new() };
+    let mut filter = RecordFilter {
+        function: a.function.clone(),
+        state: a.state,
+        error: a.error.clone(),
+        limit: a.limit,
+        ..RecordFilter::new()
+    };
     if let Some(since) = a.since {
         let Some(start) = now.checked_sub(since) else {
             anyhow::bail!("--since {since:?} reaches back further than this system's clock can count");
@@ -147,6 +202,22 @@ mod tests {
         let far = parse(&["--since", "30000d"]).expect("a valid duration");
         let err = filter_of(&far, now).expect_err("before 1970").to_string();
         assert!(err.contains("before 1970"), "{err}");
+    }
+
+    #[test]
+    fn error_text_goes_into_the_filter() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_111_111);
+        let a = parse(&["--error", "Disk full", "-f", "resize"]).expect("valid");
+        let filter = filter_of(&a, now).expect("a filter");
+        assert_eq!(filter.to_json(), r#"{"function":"resize","error":"Disk full"}"#);
+        let err = parse(&["--error", ""]).expect_err("empty text").to_string();
+        assert!(err.contains("cannot be empty"), "{err}");
+        let dead = match Cli::try_parse_from(["sprocket", "dead", "-f", "resize", "--error", "boom"]).unwrap().command {
+            Command::Dead(a) => RecordsArgs::from(a),
+            other => panic!("parsed as {other:?}"),
+        };
+        let filter = filter_of(&dead, now).expect("a filter");
+        assert_eq!(filter.to_json(), r#"{"function":"resize","state":"dead","error":"boom"}"#);
     }
 
     #[test]

@@ -46,8 +46,8 @@ fn reserved_refusal(function: &str, text: &[u8]) -> Error {
 /// newest end first.
 ///
 /// It is sent to the server as the JSON object
-/// `{"function", "state", "since_ms", "until_ms", "limit"}` (fields left
-/// unset are left out).
+/// `{"function", "state", "since_ms", "until_ms", "error", "limit"}`
+/// (fields left unset are left out).
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -74,6 +74,10 @@ pub struct RecordFilter {
     /// Only jobs that ended before this time (Unix milliseconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until_ms: Option<u64>,
+    /// Only jobs whose error text (the exception text) contains this,
+    /// without regard to case. Not empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// At most this many records, from 1 to [`RecordFilter::MAX_LIMIT`];
     /// `None` is the server's default, [`RecordFilter::DEFAULT_LIMIT`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,17 @@ impl RecordFilter {
         self
     }
 
+    /// Only jobs whose error text contains `text`, case aside.
+    pub fn error(mut self, text: impl Into<String>) -> RecordFilter {
+        self.error = Some(text.into());
+        self
+    }
+
+    /// Only dead jobs (dead letters): what `sprocket dead` lists.
+    pub fn dead(self) -> RecordFilter {
+        self.state(RecordState::Dead)
+    }
+
     /// At most `limit` records (1 to [`RecordFilter::MAX_LIMIT`]).
     pub fn limit(mut self, limit: u32) -> RecordFilter {
         self.limit = Some(limit);
@@ -135,6 +150,9 @@ impl RecordFilter {
                     RecordFilter::MAX_LIMIT
                 )));
             }
+        }
+        if self.error.as_deref() == Some("") {
+            return Err(Error::InvalidArgument("a records filter's error text cannot be empty".into()));
         }
         if let (Some(since), Some(until)) = (self.since_ms, self.until_ms) {
             if since > until {

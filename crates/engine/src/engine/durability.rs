@@ -28,6 +28,7 @@ impl Engine {
         // the store is back and has written them.
         if !self.ledger.store_down() {
             self.ended_records.confirmed_through(through);
+            self.release_purges();
         }
         self.release_held(&failed);
     }

@@ -166,6 +166,11 @@ impl Engine {
             },
         };
         let filter = RecordFilter { function: Some(function), state, limit, ..Default::default() };
+        self.admin_search(conn, filter);
+    }
+
+    /// Answers an admin search (`records`, `dead`) with the record list.
+    pub(super) fn admin_search(&mut self, conn: ConnId, filter: RecordFilter) {
         if self.ended_records.in_store() {
             self.read_for_conn(conn, ReadPurpose::AdminSearch, RecordQuery::Search(filter));
             return;
@@ -231,7 +236,7 @@ impl Engine {
             // A setting's write is answered by `setting_write_done`; a read
             // reported under its id is a server bug, answered so that the
             // connection does not wait for ever.
-            (ReadPurpose::AdminSetting { .. } | ReadPurpose::AdminRequeue { .. }, _) => {
+            (ReadPurpose::AdminSetting { .. } | ReadPurpose::AdminRequeue { .. } | ReadPurpose::AdminPurge, _) => {
                 vec![Out::Text(Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"))]
             }
             (ReadPurpose::AdminRecord | ReadPurpose::AdminSearch, Err(e)) => {

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use sprocket_engine::{Config, ConnId, ControlRead, Engine, Millis, Out, PersistOp, Record, RecordRead, SettingWrite};
+use sprocket_engine::{
+    Config, ConnId, ControlPurge, ControlRead, Engine, Millis, Out, PersistOp, Record, RecordPurge, RecordRead,
+    SettingWrite,
+};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 
 pub struct Bed {
@@ -24,6 +27,10 @@ pub struct Bed {
     pub control_reads: Vec<ControlRead>,
     /// Setting writes the engine asked for, not yet reported.
     pub settings: Vec<SettingWrite>,
+    /// Purges of records the engine asked for, not yet reported.
+    pub purges: Vec<RecordPurge>,
+    /// Answers to purges that control commands started.
+    pub control_purges: Vec<ControlPurge>,
     next: ConnId,
 }
 
@@ -44,6 +51,8 @@ impl Bed {
             wants_handles: false,
             control_reads: Vec::new(),
             settings: Vec::new(),
+            purges: Vec::new(),
+            control_purges: Vec::new(),
             next: 1,
         }
     }
@@ -71,6 +80,8 @@ impl Bed {
         self.wants_handles |= out.wants_handles;
         self.control_reads.extend(out.control_reads);
         self.settings.extend(out.setting_writes);
+        self.purges.extend(out.record_purges);
+        self.control_purges.extend(out.control_purges);
     }
 
     pub fn send(&mut self, conn: ConnId, req: Request) {
@@ -106,6 +117,12 @@ impl Bed {
     /// Answers the engine's read `id` of records.
     pub fn answer_read(&mut self, id: u64, result: Result<Vec<Record>, String>) {
         self.engine.record_read_done(id, result, self.now);
+        self.drain();
+    }
+
+    /// Reports the engine's purge `id` done (or failed).
+    pub fn purge_done(&mut self, id: u64, result: Result<u64, String>) {
+        self.engine.record_purge_done(id, result, self.now);
         self.drain();
     }
 

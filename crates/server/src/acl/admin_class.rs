@@ -27,6 +27,7 @@ const TABLE: &[(&str, AdminNeed)] = &[
     ("verbose", READ),
     ("record", READ),
     ("records", READ),
+    ("dead", READ),
     ("history", READ),
     ("cancel", WRITE),
     ("drop", WRITE),
@@ -76,6 +77,8 @@ mod tests {
         assert_eq!(classify(b"status"), READ);
         assert_eq!(classify(b"  SHOW unique jobs \r"), READ);
         assert_eq!(classify(b"records build failed 10"), READ);
+        assert_eq!(classify(b"dead {\"function\":\"build\"}"), READ);
+        assert_eq!(classify(b"purge dead build"), WRITE);
         assert_eq!(classify(b"cancel job H:x:1"), WRITE);
         assert_eq!(classify(b"shutdown graceful"), WRITE);
         assert_eq!(classify(b"acl list"), AdminNeed::AclCommand);

@@ -18,6 +18,7 @@ mod admin;
 mod backends;
 mod clients;
 mod crash;
+mod dead;
 mod endings;
 mod limits;
 mod modes;

@@ -2,6 +2,7 @@
 //! batched expiry, the handles of queued jobs and durable handle blocks.
 
 use super::*;
+use crate::ExpiryCutoffs;
 
 /// Reserves a block of handle numbers for the queue table `table` in one
 /// transaction; the row lock of `FOR UPDATE` makes two servers'
@@ -97,17 +98,57 @@ impl MysqlStore {
         bodies.iter().map(|b| decode_body(b)).collect()
     }
 
-    pub(super) async fn expire_ended_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+    /// Each final state's records past its cutoff, oldest first, one
+    /// statement per state (the by-state key gives them in order).
+    pub(super) async fn expire_ended_records(&mut self, cutoffs: ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
         let table = self.settings.table.clone();
+        let conn = self.conn()?;
+        let mut done = 0usize;
+        for state in crate::final_states() {
+            let Some(before) = cutoffs.of(state) else { continue };
+            let room = batch_limit.saturating_sub(done);
+            if room == 0 {
+                break;
+            }
+            conn.exec_drop(
+                "DELETE FROM sprocket_records WHERE namespace = ? AND state = ? AND finished IS NOT NULL \
+                 AND finished < ? ORDER BY finished LIMIT ?",
+                (table.as_str(), state.as_str(), ms(before), u64::try_from(room).unwrap_or(u64::MAX)),
+            )
+            .await
+            .map_err(|e| classify("mysql record expiry", e))?;
+            done = done.saturating_add(usize::try_from(conn.affected_rows()).unwrap_or(usize::MAX));
+        }
+        Ok(done)
+    }
+
+    pub(super) async fn purge_ended_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        let table = self.settings.table.clone();
+        let function = filter.function.as_deref().map(<[u8]>::to_vec);
+        let state = filter.state.map(|s| s.as_str());
+        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
         let limit = u64::try_from(batch_limit).unwrap_or(u64::MAX);
+        let params = Params::Positional(vec![
+            Value::from(table),
+            Value::from(function.clone()),
+            Value::from(function),
+            Value::from(state),
+            Value::from(state),
+            Value::from(since),
+            Value::from(since),
+            Value::from(until),
+            Value::from(until),
+            Value::from(limit),
+        ]);
         let conn = self.conn()?;
         conn.exec_drop(
-            "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL AND finished < ? \
-             ORDER BY finished LIMIT ?",
-            (table, ms(before_ms), limit),
+            "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL \
+             AND (? IS NULL OR function = ?) AND (? IS NULL OR state = ?) \
+             AND (? IS NULL OR finished >= ?) AND (? IS NULL OR finished < ?) LIMIT ?",
+            params,
         )
         .await
-        .map_err(|e| classify("mysql record expiry", e))?;
+        .map_err(|e| classify("mysql record purge", e))?;
         Ok(usize::try_from(conn.affected_rows()).unwrap_or(usize::MAX))
     }
 

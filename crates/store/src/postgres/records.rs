@@ -2,6 +2,7 @@
 //! batched expiry, the handles of queued jobs and durable handle blocks.
 
 use super::*;
+use crate::ExpiryCutoffs;
 
 impl PostgresStore {
     pub(super) async fn read_record(&mut self, handle: &[u8]) -> Result<Option<Record>> {
@@ -61,19 +62,53 @@ impl PostgresStore {
         rows.iter().map(|row| decode_body(row.try_get(0).map_err(|e| classify("postgres record search", e))?)).collect()
     }
 
-    pub(super) async fn expire_ended_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
+    /// Each final state's records past its cutoff, oldest first, one
+    /// statement per state (the by-state index gives them in order).
+    pub(super) async fn expire_ended_records(&mut self, cutoffs: ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
         let table = self.table.clone();
-        let (before, limit) = (ms(before_ms), i64::try_from(batch_limit).unwrap_or(i64::MAX));
+        let limit = i64::try_from(batch_limit).unwrap_or(i64::MAX);
+        let p = self.client()?;
+        let mut done: i64 = 0;
+        for state in crate::final_states() {
+            let Some(before) = cutoffs.of(state) else { continue };
+            let room = limit.saturating_sub(done);
+            if room <= 0 {
+                break;
+            }
+            let n = p
+                .client
+                .execute(
+                    "DELETE FROM sprocket_records WHERE ctid IN (SELECT ctid FROM sprocket_records \
+                     WHERE namespace = $1 AND state = $2 AND finished IS NOT NULL AND finished < $3 \
+                     ORDER BY finished LIMIT $4)",
+                    &[&table, &state.as_str(), &ms(before), &room],
+                )
+                .await
+                .map_err(|e| classify("postgres record expiry", e))?;
+            done = done.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Ok(usize::try_from(done).unwrap_or(usize::MAX))
+    }
+
+    pub(super) async fn purge_ended_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        let table = self.table.clone();
+        let function: Option<&[u8]> = filter.function.as_deref();
+        let state: Option<&str> = filter.state.map(|s| s.as_str());
+        let since: Option<i64> = filter.since.map(ms);
+        let until: Option<i64> = filter.until.map(ms);
+        let limit = i64::try_from(batch_limit).unwrap_or(i64::MAX);
         let p = self.client()?;
         let n = p
             .client
             .execute(
                 "DELETE FROM sprocket_records WHERE ctid IN (SELECT ctid FROM sprocket_records \
-                 WHERE namespace = $1 AND finished IS NOT NULL AND finished < $2 ORDER BY finished LIMIT $3)",
-                &[&table, &before, &limit],
+                 WHERE namespace = $1 AND finished IS NOT NULL \
+                 AND ($2::bytea IS NULL OR function = $2) AND ($3::text IS NULL OR state = $3) \
+                 AND ($4::int8 IS NULL OR finished >= $4) AND ($5::int8 IS NULL OR finished < $5) LIMIT $6)",
+                &[&table, &function, &state, &since, &until, &limit],
             )
             .await
-            .map_err(|e| classify("postgres record expiry", e))?;
+            .map_err(|e| classify("postgres record purge", e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 

@@ -2,6 +2,7 @@
 //! batched expiry, the handles of queued jobs and durable handle blocks.
 
 use super::*;
+use crate::ExpiryCutoffs;
 
 pub(super) fn load_record_row(conn: &mut Connection, sql: &Sql, handle: &str) -> Result<Option<Record>> {
     let map = |e| unavailable_or_rejected("sqlite record read", e);
@@ -42,13 +43,43 @@ pub(super) fn search_record_rows(conn: &mut Connection, sql: &Sql, filter: &Reco
     Ok(out)
 }
 
-pub(super) fn expire_record_rows(conn: &mut Connection, sql: &Sql, before: i64, limit: i64) -> Result<usize> {
+/// Deletes up to `limit` records in `state` that ended before `before`,
+/// oldest first (the by-state index gives them in order).
+pub(super) fn expire_record_rows(
+    conn: &mut Connection,
+    sql: &Sql,
+    state: &str,
+    before: i64,
+    limit: i64,
+) -> Result<usize> {
     conn.prepare_cached(
         "DELETE FROM sprocket_records WHERE rowid IN (SELECT rowid FROM sprocket_records \
-         WHERE namespace = ?1 AND finished IS NOT NULL AND finished < ?2 ORDER BY finished LIMIT ?3)",
+         WHERE namespace = ?1 AND state = ?2 AND finished IS NOT NULL AND finished < ?3 ORDER BY finished LIMIT ?4)",
     )
-    .and_then(|mut st| st.execute(params![sql.table, before, limit]))
+    .and_then(|mut st| st.execute(params![sql.table, state, before, limit]))
     .map_err(|e| unavailable_or_rejected("sqlite record expiry", e))
+}
+
+/// Deletes up to `limit` ended records matching the filter's function,
+/// state and end time.
+pub(super) fn purge_record_rows(conn: &mut Connection, sql: &Sql, filter: &RecordFilter, limit: i64) -> Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM sprocket_records WHERE rowid IN (SELECT rowid FROM sprocket_records \
+         WHERE namespace = ?1 AND finished IS NOT NULL \
+         AND (?2 IS NULL OR function = ?2) AND (?3 IS NULL OR state = ?3) \
+         AND (?4 IS NULL OR finished >= ?4) AND (?5 IS NULL OR finished < ?5) LIMIT ?6)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            sql.table,
+            filter.function.as_deref(),
+            filter.state.map(|s| s.as_str()),
+            filter.since.map(ms),
+            filter.until.map(ms),
+            limit
+        ])
+    })
+    .map_err(|e| unavailable_or_rejected("sqlite record purge", e))
 }
 
 pub(super) fn queued_handle_rows(conn: &mut Connection, sql: &Sql) -> Result<Vec<QueuedHandle>> {
@@ -121,9 +152,26 @@ impl SqliteStore {
         self.with_conn(move |conn, sql| search_record_rows(conn, sql, &filter)).await
     }
 
-    pub(super) async fn expire_ended_records(&mut self, before_ms: u64, batch_limit: usize) -> Result<usize> {
-        let (before, limit) = (ms(before_ms), i64::try_from(batch_limit).unwrap_or(i64::MAX));
-        self.with_conn(move |conn, sql| expire_record_rows(conn, sql, before, limit)).await
+    pub(super) async fn expire_ended_records(&mut self, cutoffs: ExpiryCutoffs, batch_limit: usize) -> Result<usize> {
+        let limit = i64::try_from(batch_limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn, sql| {
+            let mut done = 0usize;
+            for state in crate::final_states() {
+                let Some(before) = cutoffs.of(state) else { continue };
+                let room = limit.saturating_sub(i64::try_from(done).unwrap_or(i64::MAX));
+                if room <= 0 {
+                    break;
+                }
+                done += expire_record_rows(conn, sql, state.as_str(), ms(before), room)?;
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    pub(super) async fn purge_ended_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
+        let (filter, limit) = (filter.clone(), i64::try_from(batch_limit).unwrap_or(i64::MAX));
+        self.with_conn(move |conn, sql| purge_record_rows(conn, sql, &filter, limit)).await
     }
 
     pub(super) async fn queued_record_handles(&mut self) -> Result<Vec<QueuedHandle>> {
