@@ -296,6 +296,16 @@ fn an_always_failing_job_becomes_dead_and_after_the_fix_a_requeue_completes_it()
     assert_eq!(record_field(&srv, &handle, "payload").as_deref(), Some("bad-input"), "the workload is kept");
     assert_eq!(record_field(&srv, &handle, "error").as_deref(), Some("broken: bad-input"));
     assert!(srv.admin("records rt_dead dead").contains(&format!("{handle}\tdead\t")));
+    // The operator's view: `sprocket dead`, by function and by error text.
+    let listed: serde_json::Value =
+        serde_json::from_str(&sprocket(port, &["dead", "-f", "rt_dead", "--error", "BROKEN", "--json"])).expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["handle"], handle.as_str());
+    assert_eq!(listed[0]["payload"], "bad-input");
+    assert_eq!(listed[0]["failures"], 3);
+    let none: serde_json::Value =
+        serde_json::from_str(&sprocket(port, &["dead", "-f", "rt_dead", "--error", "quota", "--json"])).expect("JSON");
+    assert_eq!(none.as_array().map(Vec::len), Some(0), "{none}");
     assert!(srv.admin("status").contains("rt_dead\t0\t0\t1"), "nothing queued: {}", srv.admin("status"));
 
     // The operator fixes the worker and requeues the dead job.
@@ -310,6 +320,14 @@ fn an_always_failing_job_becomes_dead_and_after_the_fix_a_requeue_completes_it()
         .expect("sprocket requeue");
     assert!(!again.status.success(), "a completed job is not dead");
     assert!(String::from_utf8_lossy(&again.stderr).contains("not dead"), "{again:?}");
+
+    // A second job dies; the operator purges the dead letters instead.
+    std::fs::remove_file(&fixed).expect("break the worker again");
+    let second = php_submit(port, "rt_dead", "other");
+    wait_state(&srv, &second, "dead");
+    assert_eq!(sprocket(port, &["purge", "--dead", "--function", "rt_dead"]).trim(), "1");
+    assert_eq!(srv.admin(&format!("record {second}")), "ERR UNKNOWN_JOB\r\n", "its record is gone");
+    assert_eq!(record_field(&srv, &handle, "state").as_deref(), Some("complete"), "other records stay");
 }
 
 #[test]
