@@ -38,6 +38,29 @@ pub(crate) struct Conn {
     pub running: Vec<JobNo>,
     /// Replies held back behind a JOB_CREATED that waits for the store.
     pub held: HeldReplies,
+    /// Which functions' jobs it may read through `sprocket.result`,
+    /// `sprocket.record` and `sprocket.records` (set by an access list);
+    /// `None` reads every job.
+    pub read_guard: Option<ReadGuard>,
+}
+
+/// Says whether a connection may read the records and results of a
+/// function's jobs (an access list's `invoke` rule, which the engine does
+/// not know itself).
+#[derive(Clone)]
+pub struct ReadGuard(pub Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+
+impl ReadGuard {
+    /// Whether jobs of `function` may be read.
+    pub fn allows(&self, function: &[u8]) -> bool {
+        (self.0)(function)
+    }
+}
+
+impl std::fmt::Debug for ReadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadGuard")
+    }
 }
 
 impl Conn {
@@ -52,6 +75,7 @@ impl Conn {
             waiting: Vec::new(),
             running: Vec::new(),
             held: HeldReplies::default(),
+            read_guard: None,
         }
     }
 

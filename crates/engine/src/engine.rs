@@ -159,6 +159,15 @@ impl Engine {
         self.conns.open(conn, fd, peer, self.config.exceptions_default);
     }
 
+    /// Limits which functions' jobs `conn` may read through the reserved
+    /// functions `sprocket.result`, `sprocket.record` and
+    /// `sprocket.records` (an access list's `invoke` rule).
+    pub fn set_read_guard(&mut self, conn: ConnId, guard: Option<crate::conn::ReadGuard>) {
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.read_guard = guard;
+        }
+    }
+
     /// One request packet arrived on `conn` at time `now`.
     pub fn request(&mut self, conn: ConnId, req: Request, now: Millis) {
         self.advance(now);

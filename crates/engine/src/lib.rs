@@ -21,6 +21,7 @@ mod admin;
 mod coalesce;
 mod commands;
 mod conn;
+pub use conn::ReadGuard;
 pub mod cron;
 mod engine;
 mod function;

@@ -143,10 +143,11 @@ async fn serve<S: Source>(
     let Handoff { conn, events, settings, permit: _permit, flushed: _flushed } = handoff;
     // Requests are checked here, as they are parsed, so a refused one
     // never reaches the engine; without an ACL there is nothing to check.
+    let read_guard = settings.acl.as_ref().map(|store| store.read_guard(identity.clone()));
     let mut access = settings.acl.clone().map(|store| crate::acl::Access::new(store, identity));
     let outlet =
         Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone(), settings.traffic.clone()));
-    if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone() }).is_err() {
+    if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone(), read_guard }).is_err() {
         return;
     }
     let mut writer_done = false;

@@ -357,9 +357,12 @@ impl EngineTask {
     fn handle(&mut self, ev: Event, conns: &mut FastMap<ConnId, Arc<Outlet>>) -> usize {
         let now = now_ms();
         match ev {
-            Event::Connected { conn, fd, peer, outlet } => {
+            Event::Connected { conn, fd, peer, outlet, read_guard } => {
                 conns.insert(conn, outlet);
                 self.engine.connected(conn, fd, peer);
+                if read_guard.is_some() {
+                    self.engine.set_read_guard(conn, read_guard);
+                }
             }
             Event::Frames { conn, frames, weight } => {
                 for frame in frames {

@@ -55,6 +55,9 @@ pub enum Event {
         fd: i64,
         peer: String,
         outlet: Arc<Outlet>,
+        /// What the connection may read through the server's record
+        /// functions, with an ACL.
+        read_guard: Option<sprocket_engine::ReadGuard>,
     },
     /// `weight` is the frames' total [`Inbound::weight`], handed back to the
     /// connection's outlet once they are handled.

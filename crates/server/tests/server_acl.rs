@@ -251,14 +251,6 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     assert!(matches!(client.call(by_unique()), Response::StatusResUnique { known: true, .. }));
     let (_, text) = error(deployer.call(by_unique()));
     assert_eq!(text, r#"identity "deployer" may not ask for the status of a "build:mac" job"#);
-    // Reading a result through the reserved function is invoking it.
-    let (_, text) = error(client.call(Request::SubmitJob {
-        mode: SubmitMode { priority: Priority::Normal, background: false },
-        function: b("sprocket.result"),
-        unique: b(""),
-        data: handle.clone(),
-    }));
-    assert_eq!(text, r#"identity "client-1" may not submit "sprocket.result""#);
     // An unknown handle is answered as usual.
     assert!(matches!(deployer.call(Request::GetStatus { handle: b("H:nowhere:1") }), Response::StatusRes { .. }));
     let (_, text) = error(client.call(submit("deploy", true)));
@@ -269,7 +261,7 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     let (_, again) = error(client.call(can_do("build:linux")));
     assert_eq!(again, text);
 
-    // The worker gets the client's job.
+    // The worker gets the client's job and completes it.
     match worker.call(Request::GrabJobUniq) {
         Response::JobAssignUniq { function, data, .. } => {
             assert_eq!(&function[..], b"build:linux");
@@ -277,6 +269,39 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
         }
         other => panic!("expected the job, got {other:?}"),
     }
+    worker.send(&[Request::WorkComplete { handle: handle.clone(), data: b("built") }]);
+
+    // Reading records through the server's own functions: an identity
+    // reads the jobs of the functions it may invoke, and no others.
+    let read = |function: &str, data: &[u8]| Request::SubmitJob {
+        mode: SubmitMode { priority: Priority::Normal, background: false },
+        function: b(function),
+        unique: b(""),
+        data: bytes::Bytes::copy_from_slice(data),
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || srv.admin("status").contains("build:linux\t0\t0\t1")),
+        "the job ended"
+    );
+    assert!(is_job_created(&client.call(read("sprocket.result", &handle))));
+    assert_eq!(client.recv(), Response::WorkComplete { handle: handle.clone(), data: b("built") });
+    let (code, text) = error(deployer.call(read("sprocket.result", &handle)));
+    assert_eq!(code, "PERMISSION_DENIED");
+    assert_eq!(text, r#"this identity may not read the records of "build:linux" jobs"#);
+    let (_, text) = error(deployer.call(read("sprocket.record", &handle)));
+    assert_eq!(text, r#"this identity may not read the records of "build:linux" jobs"#);
+    let (_, text) = error(worker.call(read("sprocket.record", &handle)));
+    assert!(text.contains("may invoke no function"), "{text}");
+    // A search lists only what the identity may read.
+    let search = |peer: &mut Peer| -> String {
+        assert!(is_job_created(&peer.call(read("sprocket.records", br#"{"function":"build:linux"}"#))));
+        match peer.recv() {
+            Response::WorkComplete { data, .. } => String::from_utf8_lossy(&data).into_owned(),
+            other => panic!("expected the search's answer, got {other:?}"),
+        }
+    };
+    assert!(search(&mut client).contains(&String::from_utf8_lossy(&handle).into_owned()), "client-1 reads its job");
+    assert_eq!(search(&mut deployer), "[]", "deployer may not read build:linux jobs");
     // A name neither in the ACL: nothing at all.
     let mut stranger = Peer::tls(pki, tls_port, "stranger");
     let (_, text) = error(stranger.call(submit("build:linux", true)));

@@ -67,14 +67,43 @@ impl Engine {
         }
     }
 
+    /// Whether `conn` may read jobs of `function` (see
+    /// [`Engine::set_read_guard`]).
+    fn may_read(&self, conn: ConnId, function: &[u8]) -> bool {
+        self.conns.get(conn).and_then(|c| c.read_guard.as_ref()).is_none_or(|guard| guard.allows(function))
+    }
+
+    /// The refusal of a read of a job of `function`, when `conn` may not
+    /// read it.
+    fn read_refusal(&self, conn: ConnId, function: &[u8]) -> Option<Out> {
+        if self.may_read(conn, function) {
+            return None;
+        }
+        let function = String::from_utf8_lossy(function);
+        tracing::info!(%function, "ACL: a read of another function's job record refused");
+        Some(Out::Packet(Response::Error {
+            code: Bytes::from_static(b"PERMISSION_DENIED"),
+            text: Bytes::from(format!("this identity may not read the records of {function:?} jobs")),
+        }))
+    }
+
     /// `sprocket.result`: attach to the live job, or replay its record.
     fn attach_to_result(&mut self, conn: ConnId, handle: Bytes) {
         let live = self.job_by_handle(&handle).filter(|&no| self.jobs.get(no).is_some_and(|j| !j.ended));
         if let Some(job_no) = live {
+            let function = self.jobs.get(job_no).map(|j| self.functions.name_of(j.function)).unwrap_or_default();
+            if let Some(refusal) = self.read_refusal(conn, &function) {
+                self.send(conn, refusal);
+                return;
+            }
             self.attach(conn, job_no, false);
             return;
         }
         let exceptions = self.exceptions_on(conn);
+        if let Some(refusal) = self.ended_records.get(&handle).and_then(|r| self.read_refusal(conn, r.function())) {
+            self.send(conn, refusal);
+            return;
+        }
         if let Some(record) = self.ended_records.get(&handle) {
             let answer = result_answer(Some(record), &handle, exceptions, &self.fresh_handle_text());
             self.send_all(conn, answer);
@@ -90,6 +119,14 @@ impl Engine {
 
     /// `sprocket.record`: the record as JSON under a new handle.
     fn record_as_json(&mut self, conn: ConnId, handle: Bytes) {
+        let function = match self.live_record(&handle) {
+            Some(record) => Some(Bytes::copy_from_slice(record.function())),
+            None => self.ended_records.get(&handle).map(|r| Bytes::copy_from_slice(r.function())),
+        };
+        if let Some(refusal) = function.and_then(|f| self.read_refusal(conn, &f)) {
+            self.send(conn, refusal);
+            return;
+        }
         let reply_handle = self.fresh_handle();
         if let Some(record) = self.live_record(&handle) {
             let answer = json_answer(Some(&record), &reply_handle, self.exceptions_on(conn));
@@ -124,7 +161,10 @@ impl Engine {
             self.read_for_conn(conn, ReadPurpose::SearchJson { reply_handle }, RecordQuery::Search(filter));
             return;
         }
-        let found = self.ended_records.search(&filter);
+        let mut found = self.ended_records.search(&filter);
+        // Records of functions the connection may not read are left out, as
+        // if they did not exist.
+        found.retain(|r| self.may_read(conn, r.function()));
         self.send_all(conn, search_json_answer(Ok(&found), &reply_handle, self.exceptions_on(conn)));
     }
 
@@ -201,7 +241,23 @@ impl Engine {
             return;
         }
         let Some(exceptions) = self.conns.get(conn).map(|c| c.exceptions) else { return };
+        // What the connection may not read: a refusal for one record, or
+        // left out of a search.
+        let refusal = match (&purpose, &result) {
+            (ReadPurpose::Result { .. } | ReadPurpose::RecordJson { .. }, Ok(found)) => {
+                found.first().and_then(|r| self.read_refusal(conn, r.function()))
+            }
+            _ => None,
+        };
+        let result = match (&purpose, result) {
+            (ReadPurpose::SearchJson { .. }, Ok(mut found)) => {
+                found.retain(|r| self.may_read(conn, r.function()));
+                Ok(found)
+            }
+            (_, result) => result,
+        };
         let answer = match (&purpose, &result) {
+            _ if refusal.is_some() => refusal.into_iter().collect(),
             // The store has the job's record from before its end, and the
             // engine no longer has the job (it would have attached the
             // caller): the job ended and its final record is not written

@@ -114,6 +114,11 @@ impl Access {
             Request::CanDo { function } | Request::CanDoTimeout { function, .. } => {
                 self.refuse_unless(Right::Register, function)
             }
+            // The server's own reads: the engine checks each job read
+            // against the functions the identity may invoke (its read
+            // guard), so here only an identity that may invoke nothing is
+            // refused.
+            Request::SubmitJob { function, .. } if is_reserved_read(function) => self.refuse_unless_any_invoke(),
             Request::SubmitJob { function, .. }
             | Request::SubmitJobSched { function, .. }
             | Request::SubmitJobEpoch { function, .. } => self.refuse_unless(Right::Invoke, function),
@@ -145,6 +150,16 @@ impl Access {
                     format!("identity {:?} may not ask for job status (it may invoke no function)", self.label());
                 Inbound::Answer(error_packet(text))
             }
+        }
+    }
+
+    fn refuse_unless_any_invoke(&mut self) -> Option<Out> {
+        match self.section() {
+            Some((_, entry)) if entry.invoke.is_some() => None,
+            _ => Some(error_packet(format!(
+                "identity {:?} may not read job records (it may invoke no function)",
+                self.label()
+            ))),
         }
     }
 
@@ -201,6 +216,11 @@ impl Access {
         tracing::info!(identity = %self.label(), %command, "ACL: admin command refused");
         permission_denied(&format!("identity {:?} needs admin = {} for this command", self.label(), needed.name()))
     }
+}
+
+/// The server's own functions that read job records.
+fn is_reserved_read(function: &[u8]) -> bool {
+    matches!(function, b"sprocket.result" | b"sprocket.record" | b"sprocket.records")
 }
 
 /// The rights a GET_STATUS is checked against once its job's function is

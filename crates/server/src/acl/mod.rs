@@ -85,6 +85,16 @@ impl AclStore {
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+
+    /// What `identity` may read through `sprocket.result`, `sprocket.record`
+    /// and `sprocket.records`: the jobs of the functions it may invoke, by
+    /// the list in force when it reads (a reload or grant applies at once).
+    pub fn read_guard(self: &Arc<Self>, identity: Identity) -> sprocket_engine::ReadGuard {
+        let store = Arc::clone(self);
+        sprocket_engine::ReadGuard(Arc::new(move |function: &[u8]| {
+            store.snapshot().section_of(&identity).is_some_and(|(_, entry)| entry.may_invoke(function))
+        }))
+    }
 }
 
 /// Rereads the ACL file of a running server (SIGHUP); cheap to clone, does
