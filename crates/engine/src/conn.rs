@@ -48,7 +48,10 @@ pub(crate) struct Conn {
 /// function's jobs (an access list's `invoke` rule, which the engine does
 /// not know itself).
 #[derive(Clone)]
-pub struct ReadGuard(pub Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+pub struct ReadGuard(pub Arc<FunctionCheck>);
+
+/// A check of a function name.
+pub type FunctionCheck = dyn Fn(&[u8]) -> bool + Send + Sync;
 
 impl ReadGuard {
     /// Whether jobs of `function` may be read.
