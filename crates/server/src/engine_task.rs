@@ -392,6 +392,18 @@ impl EngineTask {
                                 None => self.engine.request(conn, request, now),
                             }
                         }
+                        Inbound::GuardedCancel { handle, guard } => {
+                            // An unknown job is answered as usual (UNKNOWN_JOB).
+                            let function = self.engine.job_view(&handle).map(|job| job.function);
+                            match function.and_then(|f| guard.cancel_refusal(&f)) {
+                                Some(reply) => self.engine.admin_reply(conn, reply, now),
+                                None => {
+                                    let mut line = b"cancel job ".to_vec();
+                                    line.extend_from_slice(&handle);
+                                    self.engine.admin_line(conn, &line, now)
+                                }
+                            }
+                        }
                     }
                 }
                 if let Some(outlet) = conns.get(&conn) {

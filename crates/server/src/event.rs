@@ -28,6 +28,13 @@ pub enum Inbound {
         request: Request,
         guard: crate::acl::StatusGuard,
     },
+    /// `cancel job HANDLE` from an identity without `admin = write`:
+    /// carried out only when it may invoke the job's function (geard's
+    /// rule), which the engine task looks up.
+    GuardedCancel {
+        handle: bytes::Bytes,
+        guard: crate::acl::StatusGuard,
+    },
 }
 
 /// The weight of one admin line (see [`Inbound::weight`]).
@@ -43,7 +50,11 @@ impl Inbound {
     pub fn weight(&self) -> usize {
         match self {
             Inbound::Admin(_) => ADMIN_WEIGHT,
-            Inbound::Request(_) | Inbound::Error { .. } | Inbound::Answer(_) | Inbound::GuardedStatus { .. } => 1,
+            Inbound::Request(_)
+            | Inbound::Error { .. }
+            | Inbound::Answer(_)
+            | Inbound::GuardedStatus { .. }
+            | Inbound::GuardedCancel { .. } => 1,
         }
     }
 }

@@ -246,7 +246,10 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
         unique: b("acl-unique"),
         data: b("payload"),
     };
-    assert!(is_job_created(&client.call(unique_job)));
+    let mac_handle = match client.call(unique_job) {
+        Response::JobCreated { handle } => handle,
+        other => panic!("expected JOB_CREATED, got {other:?}"),
+    };
     let by_unique = || Request::GetStatusUnique { unique: b("acl-unique") };
     assert!(matches!(client.call(by_unique()), Response::StatusResUnique { known: true, .. }));
     let (_, text) = error(deployer.call(by_unique()));
@@ -302,6 +305,20 @@ fn a_worker_identity_registers_but_may_not_submit_and_a_client_the_reverse() {
     };
     assert!(search(&mut client).contains(&String::from_utf8_lossy(&handle).into_owned()), "client-1 reads its job");
     assert_eq!(search(&mut deployer), "[]", "deployer may not read build:linux jobs");
+
+    // Cancelling without admin = write: an identity may cancel the jobs of
+    // the functions it may invoke (geard's rule), and no others.
+    let mac = String::from_utf8_lossy(&mac_handle).into_owned();
+    let refused = deployer.admin(&format!("cancel job {mac}"));
+    assert!(
+        refused.starts_with("ERR PERMISSION_DENIED identity+\"deployer\"+may+not+cancel+a+\"build:mac\"+job"),
+        "{refused}"
+    );
+    assert!(worker.admin(&format!("cancel job {mac}")).starts_with("ERR PERMISSION_DENIED "), "no invoke at all");
+    assert!(srv.admin("status").contains("build:mac\t1\t"), "still queued: {}", srv.admin("status"));
+    assert_eq!(client.admin(&format!("cancel job {mac}")), "OK\r\n");
+    assert!(srv.admin("status").contains("build:mac\t0\t"), "cancelled: {}", srv.admin("status"));
+    assert_eq!(client.admin("cancel job H:nowhere:1"), "ERR UNKNOWN_JOB\r\n");
     // A name neither in the ACL: nothing at all.
     let mut stranger = Peer::tls(pki, tls_port, "stranger");
     let (_, text) = error(stranger.call(submit("build:linux", true)));

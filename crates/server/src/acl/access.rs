@@ -100,12 +100,17 @@ impl Access {
                     let level = self.section.as_ref().and_then(|(_, entry)| entry.admin);
                     if level.is_some_and(|level| level >= needed) {
                         frame
+                    } else if let Some(guarded) = self.guard_cancel(line) {
+                        guarded
                     } else {
                         Inbound::Answer(Out::Text(self.admin_refusal(line, needed)))
                     }
                 }
             },
-            Inbound::Error { .. } | Inbound::Answer(_) | Inbound::GuardedStatus { .. } => frame,
+            Inbound::Error { .. }
+            | Inbound::Answer(_)
+            | Inbound::GuardedStatus { .. }
+            | Inbound::GuardedCancel { .. } => frame,
         }
     }
 
@@ -150,6 +155,24 @@ impl Access {
                     format!("identity {:?} may not ask for job status (it may invoke no function)", self.label());
                 Inbound::Answer(error_packet(text))
             }
+        }
+    }
+
+    /// `cancel job HANDLE` from an identity that may invoke some functions
+    /// but lacks `admin = write`: handed on to be checked against the job's
+    /// function (geard lets an identity cancel the jobs it may submit).
+    fn guard_cancel(&mut self, line: &[u8]) -> Option<Inbound> {
+        let words: Vec<&[u8]> = line.trim_ascii().split(|b| *b == b' ').filter(|w| !w.is_empty()).collect();
+        let [cancel, job, handle] = words[..] else { return None };
+        if !cancel.eq_ignore_ascii_case(b"cancel") || !job.eq_ignore_ascii_case(b"job") {
+            return None;
+        }
+        match self.section() {
+            Some((identity, entry)) if entry.invoke.is_some() => Some(Inbound::GuardedCancel {
+                handle: Bytes::copy_from_slice(handle),
+                guard: StatusGuard { identity, entry },
+            }),
+            _ => None,
         }
     }
 
@@ -240,6 +263,22 @@ impl StatusGuard {
         let function = String::from_utf8_lossy(function);
         tracing::info!(identity = %self.identity, %function, "ACL: status of another function's job refused");
         Some(error_packet(format!("identity {:?} may not ask for the status of a {function:?} job", self.identity)))
+    }
+}
+
+impl StatusGuard {
+    /// The admin error to answer when the identity may not cancel a job of
+    /// `function`.
+    pub fn cancel_refusal(&self, function: &[u8]) -> Option<Bytes> {
+        if self.entry.may_invoke(function) {
+            return None;
+        }
+        let function = String::from_utf8_lossy(function);
+        tracing::info!(identity = %self.identity, %function, "ACL: cancel of another function's job refused");
+        Some(permission_denied(&format!(
+            "identity {:?} may not cancel a {function:?} job (it needs admin = write, or invoke of the function)",
+            self.identity
+        )))
     }
 }
 
