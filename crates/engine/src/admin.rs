@@ -35,6 +35,7 @@ impl Engine {
             AdminParse::Command(AdminCommand::PurgeDead(function)) => self.admin_purge_dead(conn, function),
             AdminParse::Command(AdminCommand::RecordsJson(json)) => self.admin_records_json(conn, Some(json), false),
             AdminParse::Command(AdminCommand::Dead(json)) => self.admin_records_json(conn, json, true),
+            AdminParse::Command(AdminCommand::Cron(cmd)) => self.admin_cron(conn, cmd),
             AdminParse::Command(cmd) => {
                 let reply = self.admin_command(cmd);
                 self.send(conn, Out::Text(reply));
@@ -89,7 +90,8 @@ impl Engine {
             | AdminCommand::RequeueFunction(_)
             | AdminCommand::PurgeDead(_)
             | AdminCommand::RecordsJson(_)
-            | AdminCommand::Dead(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
+            | AdminCommand::Dead(_)
+            | AdminCommand::Cron(_) => Bytes::from_static(b"ERR UNKNOWN_ERROR\r\n"),
         }
     }
 }

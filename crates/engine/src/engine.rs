@@ -18,6 +18,7 @@
 //! - `policy_commands`: operators' policies at run time;
 //! - `requeue`: dead letters made live again;
 //! - `pause`: pausing, resuming and purging one function;
+//! - `cron_runs`: recurring jobs' runs, their settings and `cron` commands;
 //! - `recording`: each job's record through its life;
 //! - `control_reads`: records for the server's own queries (its web port);
 //! - `reserved`: the server's own functions `sprocket.*` and the admin
@@ -30,6 +31,7 @@ use sprocket_proto::{Request, Response};
 
 use crate::coalesce::CoalesceIndex;
 use crate::conn::ConnTable;
+use crate::cron::CronTable;
 use crate::function::{Function, FunctionTable};
 use crate::handles::HandleBlocks;
 use crate::job::JobState;
@@ -42,6 +44,7 @@ use crate::timers::{Due, Timers};
 use crate::types::*;
 
 mod control_reads;
+mod cron_runs;
 pub(crate) mod dead;
 mod dispatch;
 mod durability;
@@ -80,6 +83,8 @@ pub struct Engine {
     handles: HandleBlocks,
     /// Per-function policies (retries, dead letters, run limits).
     policies: PolicyTable,
+    /// Recurring jobs: their definitions and next runs.
+    cron: CronTable,
     /// The latest time any event carried; never goes back.
     now: Millis,
     out: Outbox,
@@ -97,6 +102,7 @@ impl Engine {
             pending_purges: PendingPurges::default(),
             handles: HandleBlocks::new(config.first_handle, config.handle_block),
             policies: PolicyTable::default(),
+            cron: CronTable::default(),
             config,
             jobs,
             functions: FunctionTable::default(),
@@ -284,6 +290,7 @@ impl Engine {
                 Due::TimeLimit { job, assignment } => self.time_limit_expired(job, assignment),
                 Due::StoreTimeout(seq) => expired.push(seq),
                 Due::Retry { job, assignment } => self.retry_due(job, assignment),
+                Due::Cron { entry, at } => self.cron_due(entry, at),
             }
         }
         if !expired.is_empty() {

@@ -3,7 +3,8 @@
 //!
 //! Each kind of timer has its own queue, ordered by deadline; the engine
 //! takes what is due with [`Timers::pop_due`], kind by kind in a fixed
-//! order (scheduled jobs, then time limits, then retries, then store
+//! order (scheduled jobs, then cron runs, then time limits, then retries,
+//! then store
 //! deadlines), so one
 //! tick's effects come out in the same order however the deadlines fell.
 //! A new kind (a retry's delay, a cron tick) is a new queue, a new [`Due`]
@@ -31,6 +32,9 @@ pub(crate) enum Due {
     /// A retry's backoff ended for `job`, which waits since its
     /// `assignment`-th hand-out failed (stale if it was handed out again).
     Retry { job: JobNo, assignment: u32 },
+    /// A recurring job's run at `at` (Unix seconds) came, for the version
+    /// `entry` of its cron entry (stale if the entry changed meanwhile).
+    Cron { entry: u64, at: i64 },
 }
 
 /// The engine's timers.
@@ -38,6 +42,8 @@ pub(crate) enum Due {
 pub(crate) struct Timers {
     /// Scheduled jobs by run time (Unix seconds).
     schedule: BinaryHeap<Reverse<(i64, JobNo)>>,
+    /// Cron runs by time (Unix seconds): (time, entry version).
+    cron: BinaryHeap<Reverse<(i64, u64)>>,
     /// CAN_DO_TIMEOUT deadlines: (deadline, job, assignment).
     time_limits: BinaryHeap<Reverse<(Millis, JobNo, u32)>>,
     /// Retries' backoffs: (when, job, assignment), in milliseconds because
@@ -54,6 +60,7 @@ impl Timers {
     pub fn new(store_timeout_ms: u64) -> Timers {
         Timers {
             schedule: BinaryHeap::new(),
+            cron: BinaryHeap::new(),
             time_limits: BinaryHeap::new(),
             retries: BinaryHeap::new(),
             store_timeout_ms,
@@ -64,6 +71,11 @@ impl Timers {
     /// Job `job` may not run before `when` (Unix seconds).
     pub fn schedule(&mut self, when: i64, job: JobNo) {
         self.schedule.push(Reverse((when, job)));
+    }
+
+    /// Cron entry version `entry` runs at `at` (Unix seconds).
+    pub fn cron_run(&mut self, at: i64, entry: u64) {
+        self.cron.push(Reverse((at, entry)));
     }
 
     /// The `assignment`-th hand-out of `job` must end by `deadline`.
@@ -95,14 +107,15 @@ impl Timers {
         // Saturating: an epoch of 1.8e16 s or more would wrap to a deadline
         // in the past, and the engine would wake every millisecond.
         let sched = self.schedule.peek().map(|Reverse((when, _))| ((*when).max(0) as u64).saturating_mul(1000));
+        let cron = self.cron.peek().map(|Reverse((at, _))| ((*at).max(0) as u64).saturating_mul(1000));
         let limit = self.time_limits.peek().map(|Reverse((at, _, _))| *at);
         let store = self.inserts.front().map(|(_, at)| at.saturating_add(self.store_timeout_ms));
         let retry = self.retries.peek().map(|Reverse((at, _, _))| *at);
-        [sched, limit, store, retry].into_iter().flatten().min()
+        [sched, cron, limit, store, retry].into_iter().flatten().min()
     }
 
     /// Takes one timer due at `now`: every due scheduled job first, then
-    /// every expired time limit, then every insert still `unconfirmed` past
+    /// every cron run, then every expired time limit, then every insert still `unconfirmed` past
     /// the store timeout (deadlines of inserts already answered are dropped
     /// as they are met).
     pub fn pop_due(&mut self, now: Millis, unconfirmed: impl Fn(u64) -> bool) -> Option<Due> {
@@ -111,6 +124,12 @@ impl Timers {
             if when <= now_secs {
                 self.schedule.pop();
                 return Some(Due::Scheduled(job));
+            }
+        }
+        if let Some(Reverse((at, entry))) = self.cron.peek().copied() {
+            if at <= now_secs {
+                self.cron.pop();
+                return Some(Due::Cron { entry, at });
             }
         }
         if let Some(Reverse((at, job, assignment))) = self.time_limits.peek().copied() {
@@ -151,10 +170,12 @@ mod tests {
         t.watch_insert(8, 0);
         t.limit_attempt(500, 2, 1);
         t.schedule(1, 3);
+        t.cron_run(1, 9);
         assert_eq!(t.next_deadline(), Some(500));
         assert_eq!(t.pop_due(999, |_| true), Some(Due::TimeLimit { job: 2, assignment: 1 }));
         assert_eq!(t.pop_due(999, |_| true), None);
         assert_eq!(t.pop_due(1_000, |_| true), Some(Due::Scheduled(3)));
+        assert_eq!(t.pop_due(1_000, |_| true), Some(Due::Cron { entry: 9, at: 1 }));
         assert_eq!(t.pop_due(1_000, |seq| seq != 7), Some(Due::StoreTimeout(8)));
         assert_eq!(t.pop_due(1_000, |_| true), None);
         assert_eq!(t.next_deadline(), None);

@@ -102,6 +102,23 @@ pub enum AdminCommand {
     /// `purge dead [FUNCTION]`: deletes the records of dead jobs (of one
     /// function, or all), answering how many (sprocketd's own command).
     PurgeDead(Option<Bytes>),
+    /// `cron list|add JSON|remove NAME|run NAME`: recurring jobs
+    /// (sprocketd's own command).
+    Cron(CronCommand),
+}
+
+/// The forms of the admin `cron` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronCommand {
+    /// `cron list`: every entry with its next run.
+    List,
+    /// `cron add {JSON}`: a run-time entry; the rest of the line, as sent
+    /// (the engine reads the JSON and names what is wrong with it).
+    Add(Bytes),
+    /// `cron remove NAME`: a run-time entry goes.
+    Remove(Bytes),
+    /// `cron run NAME`: one job for the entry now.
+    Run(Bytes),
 }
 
 /// What the server should do with an admin line.
@@ -174,6 +191,11 @@ pub fn parse_line(line: &[u8]) -> AdminParse {
         if name.eq_ignore_ascii_case(b"dead") {
             return AdminParse::Command(AdminCommand::Dead(Some(json)));
         }
+    }
+    // `cron add` carries a JSON object with spaces of its own, so it is
+    // read before the line is cut into (at most five) tokens.
+    if let Some(parsed) = parse_cron(line) {
+        return parsed;
     }
     let tokens = tokenize(line);
     if tokens.len() > MAX_TOKENS {
@@ -301,6 +323,41 @@ fn parse_policy_set(line: &[u8]) -> Option<AdminParse> {
         pattern: Bytes::copy_from_slice(pattern),
         json: Bytes::copy_from_slice(json),
     }))
+}
+
+/// `cron …`, or `None` for a line that is not a cron command.
+fn parse_cron(line: &[u8]) -> Option<AdminParse> {
+    fn word(text: &[u8]) -> (Vec<u8>, &[u8]) {
+        let text = text.trim_ascii_start();
+        let end = text.iter().position(|b| *b == b' ').unwrap_or(text.len());
+        (text[..end].to_ascii_lowercase(), &text[end..])
+    }
+    if line.first() == Some(&b' ') {
+        return None;
+    }
+    let (name, rest) = word(line);
+    if name != b"cron" {
+        return None;
+    }
+    let (sub, rest) = word(rest);
+    let rest = rest.trim_ascii();
+    let one_name = |rest: &[u8]| -> Option<Bytes> {
+        (!rest.is_empty() && !rest.contains(&b' ')).then(|| Bytes::copy_from_slice(rest))
+    };
+    let cmd = match sub.as_slice() {
+        b"list" if rest.is_empty() => CronCommand::List,
+        b"add" if !rest.is_empty() => CronCommand::Add(Bytes::copy_from_slice(rest)),
+        b"remove" => match one_name(rest) {
+            Some(n) => CronCommand::Remove(n),
+            None => return Some(AdminParse::Error(invalid_arguments(b"cron"))),
+        },
+        b"run" => match one_name(rest) {
+            Some(n) => CronCommand::Run(n),
+            None => return Some(AdminParse::Error(invalid_arguments(b"cron"))),
+        },
+        _ => return Some(AdminParse::Error(invalid_arguments(b"cron"))),
+    };
+    Some(AdminParse::Command(AdminCommand::Cron(cmd)))
 }
 
 /// `ERR UNKNOWN_COMMAND Unknown+server+command<cmd>\r\n` (name glued on, as gearmand does).
@@ -454,6 +511,24 @@ mod tests {
         );
         let incomplete = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+dead\r\n";
         assert_eq!(err("dead resize"), incomplete);
+    }
+
+    #[test]
+    fn cron_add_keeps_the_rest_of_the_line_with_its_spaces() {
+        assert_eq!(cmd("cron list"), AdminCommand::Cron(CronCommand::List));
+        assert_eq!(cmd("CRON  run  nightly "), AdminCommand::Cron(CronCommand::Run(Bytes::from_static(b"nightly"))));
+        assert_eq!(cmd("cron remove a"), AdminCommand::Cron(CronCommand::Remove(Bytes::from_static(b"a"))));
+        let json = r#"{"name": "a", "schedule": "0 3 * * *", "function": "f", "payload": "x y z"}"#;
+        assert_eq!(
+            cmd(&format!("cron add {json}")),
+            AdminCommand::Cron(CronCommand::Add(Bytes::copy_from_slice(json.as_bytes())))
+        );
+        let incomplete = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+cron\r\n";
+        for bad in ["cron", "cron add", "cron remove", "cron run a b", "cron list x", "cron frob"] {
+            assert_eq!(err(bad), incomplete, "{bad}");
+        }
+        // Not a cron command: the usual rules.
+        assert_eq!(parse_line(b"crony a b c d e f"), AdminParse::Close);
     }
 
     #[test]

@@ -8,6 +8,13 @@ use crate::engine::Engine;
 use crate::job::{GeneratedKey, Job, JobState, RowKey, StoredKey, MAX_STORED_UNIQUE};
 use crate::types::*;
 
+/// Why a submission was refused: the ERROR packet's code and text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub code: &'static str,
+    pub text: &'static str,
+}
+
 impl Engine {
     /// A SUBMIT_* request: joins an existing job or makes a new one.
     pub(super) fn submit(&mut self, conn: ConnId, s: Submit) {
@@ -15,30 +22,40 @@ impl Engine {
             self.reserved_submit(conn, s);
             return;
         }
+        if let Err(refusal) = self.submit_from(Some(conn), s) {
+            self.send_packet(conn, Response::error(refusal.code, refusal.text));
+        }
+    }
+
+    /// A submission from `conn`, or from the server itself (`None`: a
+    /// recurring job's run), which takes the same path as a client's
+    /// background submission: coalescing on its unique, the limits, the
+    /// durable insert, the record, and NOOPs to sleeping workers. Returns
+    /// the job's number (a new job's, or the one it joined).
+    pub(super) fn submit_from(&mut self, conn: Option<ConnId>, s: Submit) -> Result<JobNo, Refusal> {
         if s.unique.len() > MAX_UNIQUE || s.reducer.len() > MAX_UNIQUE {
             let text = if s.unique.len() > MAX_UNIQUE { "Unique value too large" } else { "Reducer value too large" };
-            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", text));
-            return;
+            return Err(Refusal { code: "ARGUMENT_TOO_LARGE", text });
         }
         let f = self.function_id(&s.function);
 
         if let Some(job_no) = self.coalesce.target(f, &s.unique, &s.data, &self.jobs) {
-            self.attach(conn, job_no, s.background);
-            return;
+            match conn {
+                Some(conn) => self.attach(conn, job_no, s.background),
+                None => self.join_in_background(job_no),
+            }
+            return Ok(job_no);
         }
 
         if s.background && self.ledger.store_down() && self.config.persist == PersistMode::Immediate {
-            self.send_packet(conn, Response::error("QUEUE_ERROR", "Job could not be stored durably"));
-            return;
+            return Err(Refusal { code: "QUEUE_ERROR", text: "Job could not be stored durably" });
         }
 
         if self.functions.get(f).is_some_and(|func| func.is_full(s.priority)) {
-            self.send_packet(conn, Response::error("QUEUE_ERROR", "Job queue is full"));
-            return;
+            return Err(Refusal { code: "QUEUE_ERROR", text: "Job queue is full" });
         }
         if self.config.max_jobs > 0 && self.jobs.len() >= self.config.max_jobs {
-            self.send_packet(conn, Response::error("QUEUE_ERROR", "Server job limit reached"));
-            return;
+            return Err(Refusal { code: "QUEUE_ERROR", text: "Server job limit reached" });
         }
 
         let job_no = self.new_job_no();
@@ -47,13 +64,12 @@ impl Engine {
         let Ok(mut job) = made else {
             // Only a handle prefix the server's flags would have refused
             // gets here (uniques are checked above).
-            self.send_packet(conn, Response::error("ARGUMENT_TOO_LARGE", "Job handle too long"));
-            return;
+            return Err(Refusal { code: "ARGUMENT_TOO_LARGE", text: "Job handle too long" });
         };
         if !s.reducer.is_empty() {
             job.extra_mut().reducer = Bytes::copy_from_slice(&s.reducer);
         }
-        if !s.background {
+        if let Some(conn) = conn.filter(|_| !s.background) {
             job.clients.push(conn);
         }
         let handle = job.handle();
@@ -77,12 +93,25 @@ impl Engine {
         // gives the job its handle back.
         self.write_live_record(job_no);
         self.functions.count_submitted(f);
-        if !s.background {
-            if let Some(c) = self.conns.get_mut(conn) {
-                c.waiting.push(job_no);
+        if let Some(conn) = conn {
+            if !s.background {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.waiting.push(job_no);
+                }
             }
+            self.send_job_created(conn, handle, seq);
         }
-        self.send_job_created(conn, handle, seq);
+        Ok(job_no)
+    }
+
+    /// The server itself joined an existing job with a background
+    /// submission: the job runs even if its foreground clients leave.
+    fn join_in_background(&mut self, job_no: JobNo) {
+        let Some(job) = self.jobs.get_mut(job_no) else { return };
+        job.ignore = false;
+        if !job.background {
+            self.make_background(job_no);
+        }
     }
 
     /// Attaches a submitter to an existing job and answers with its handle.

@@ -2,47 +2,16 @@
 //! day of week) to the next Unix time they match, in UTC. gearmand 1.1
 //! rejects this packet; Sprocket runs the job once at that time.
 //!
-//! Each field is empty or `*` (any), a number, a list `1,15`, a range
-//! `1-5`, or a step `*/10` / `0-30/5`.
+//! Each field is empty or `*` (any), or any form [`super::field`] reads.
 
 use bytes::Bytes;
 
-/// A set of allowed values as a bit mask.
-fn parse_field(raw: &[u8], min: u32, max: u32, name: &str) -> Result<u64, String> {
-    let text = std::str::from_utf8(raw).map_err(|_| format!("{name}: not text"))?.trim();
-    let all = (min..=max).fold(0u64, |m, v| m | (1 << v));
-    if text.is_empty() || text == "*" {
-        return Ok(all);
-    }
-    let mut mask = 0u64;
-    for part in text.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().map_err(|_| format!("{name}: bad step in {part:?}"))?),
-            None => (part, 1),
-        };
-        if step == 0 {
-            return Err(format!("{name}: step 0"));
-        }
-        let (lo, hi) = if range == "*" {
-            (min, max)
-        } else if let Some((a, b)) = range.split_once('-') {
-            let a = a.parse::<u32>().map_err(|_| format!("{name}: bad value {a:?}"))?;
-            let b = b.parse::<u32>().map_err(|_| format!("{name}: bad value {b:?}"))?;
-            (a, b)
-        } else {
-            let v = range.parse::<u32>().map_err(|_| format!("{name}: bad value {range:?}"))?;
-            (v, if part.contains('/') { max } else { v })
-        };
-        if lo < min || hi > max || lo > hi {
-            return Err(format!("{name}: {part:?} outside {min}-{max}"));
-        }
-        let mut v = lo;
-        while v <= hi {
-            mask |= 1 << v;
-            v += step;
-        }
-    }
-    Ok(mask)
+use super::field::{self, FieldKind, DAY_OF_MONTH, DAY_OF_WEEK, HOUR, MINUTE, MONTH};
+
+/// One field as text, then as a bit mask of allowed values.
+fn parse_field(raw: &[u8], kind: FieldKind) -> Result<(u64, bool), String> {
+    let text = std::str::from_utf8(raw).map_err(|_| format!("{}: not text", kind.name))?;
+    field::parse(text, kind)
 }
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31).
@@ -62,15 +31,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// The first minute strictly after `now` (Unix seconds) matching the
 /// fields, as Unix seconds. Searches up to eight years ahead.
 pub fn next_run(fields: &[Bytes; 5], now: i64) -> Result<i64, String> {
-    let minutes = parse_field(&fields[0], 0, 59, "minute")?;
-    let hours = parse_field(&fields[1], 0, 23, "hour")?;
-    let mdays = parse_field(&fields[2], 1, 31, "day of month")?;
-    let months = parse_field(&fields[3], 1, 12, "month")?;
-    let wdays = parse_field(&fields[4], 0, 7, "day of week")?;
-    // 7 means Sunday too.
-    let wdays = if wdays & (1 << 7) != 0 { wdays | 1 } else { wdays };
-    let mday_any = fields[2].is_empty() || fields[2].as_ref() == b"*";
-    let wday_any = fields[4].is_empty() || fields[4].as_ref() == b"*";
+    let (minutes, _) = parse_field(&fields[0], MINUTE)?;
+    let (hours, _) = parse_field(&fields[1], HOUR)?;
+    let (mdays, mday_any) = parse_field(&fields[2], DAY_OF_MONTH)?;
+    let (months, _) = parse_field(&fields[3], MONTH)?;
+    let (wdays, wday_any) = parse_field(&fields[4], DAY_OF_WEEK)?;
 
     let start = now.div_euclid(60) + 1; // next whole minute
     let first_day = start.div_euclid(1440);
