@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// The access control list file (`--acl-file`); `None` allows
     /// everything to everyone, as gearmand does.
     pub acl_file: Option<PathBuf>,
+    /// The policy file (`--policy-file`): per-function policies and
+    /// recurring jobs.
+    pub policy_file: Option<PathBuf>,
     /// The job log and the per-function history (`--job-log`,
     /// `--history`).
     pub ended_jobs: EndedJobsConfig,
@@ -141,6 +144,7 @@ impl ServerConfig {
             busy_poll: None,
             tls: None,
             acl_file: None,
+            policy_file: None,
             ended_jobs: EndedJobsConfig::default(),
         }
     }
@@ -215,6 +219,7 @@ impl ServerConfig {
             busy_poll: flags.busy_poll,
             tls: tls_settings(flags),
             acl_file: flags.acl_file.clone(),
+            policy_file: flags.policy_file.clone(),
             ended_jobs,
         })
     }

@@ -45,6 +45,8 @@ pub enum Query {
         /// be read.
         reply: oneshot::Sender<Result<Option<Record>, String>>,
     },
+    /// Every cron entry with its next run, by name.
+    Cron(oneshot::Sender<Vec<sprocket_engine::cron::CronView>>),
     /// Queue wait and run time histograms per function, sorted by name.
     JobTimings(oneshot::Sender<Vec<sprocket_http::FunctionTimings>>),
     /// Ended records matching a filter, newest end first.
@@ -111,6 +113,13 @@ pub enum Command {
         function: Option<Bytes>,
         /// Where the count (or the store's error) goes.
         reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// Replaces the policy file's policies and cron entries (a reload).
+    ApplyPolicyFile {
+        /// What the file defines.
+        file: crate::policy_file::PolicyFile,
+        /// Told once it is in force.
+        reply: oneshot::Sender<()>,
     },
     /// Stops the server, at once or once no jobs are left.
     Shutdown {
@@ -265,6 +274,17 @@ impl EngineLink {
         self.ask(|reply| Control::Command(Command::PurgeDead { function, reply })).await
     }
 
+    /// Puts what the policy file defines in force (replacing the file's
+    /// earlier policies and cron entries); returns once it is.
+    pub async fn apply_policy_file(&self, file: crate::policy_file::PolicyFile) -> Result<(), Stopped> {
+        self.ask(|reply| Control::Command(Command::ApplyPolicyFile { file, reply })).await
+    }
+
+    /// Every cron entry with its next run, by name.
+    pub async fn cron_entries(&self) -> Result<Vec<sprocket_engine::cron::CronView>, Stopped> {
+        self.ask(|r| Control::Query(Query::Cron(r))).await
+    }
+
     /// Asks the server to stop; returns once the engine task has taken the
     /// request (use [`crate::ServerHandle::wait`] to wait for the end).
     pub async fn shutdown(&self, graceful: bool) -> Result<(), Stopped> {
@@ -382,6 +402,9 @@ fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide) {
             let lookup = engine.search_records(filter);
             waiting.wait_or_send(lookup, RecordReply::Many(reply));
         }
+        Query::Cron(reply) => {
+            let _ = reply.send(engine.cron_entries());
+        }
         Query::ServerInfo(reply) => {
             let _ = reply.send(engine.server_info());
         }
@@ -429,6 +452,11 @@ fn obey(engine: &mut Engine, command: Command) -> Option<SettingWaiter> {
         // Answered by `serve`, which keeps the reply until the store is done.
         Command::PurgeDead { reply, .. } => {
             let _ = reply.send(Err("not handled".into()));
+        }
+        Command::ApplyPolicyFile { file, reply } => {
+            engine.set_file_policies(file.functions);
+            engine.set_file_cron(file.cron);
+            let _ = reply.send(());
         }
         Command::Shutdown { graceful, reply } => {
             engine.request_shutdown(if graceful { ShutdownRequest::Graceful } else { ShutdownRequest::Immediate });

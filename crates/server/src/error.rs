@@ -35,6 +35,9 @@ pub enum StartError {
     /// The ACL file (`--acl-file`) cannot be read or used.
     #[error("{0}")]
     Acl(crate::acl::AclFileError),
+    /// The policy file (`--policy-file`) cannot be read or used.
+    #[error("{0}")]
+    PolicyFile(crate::policy_file::PolicyFileError),
     /// No address could be bound.
     #[error("cannot listen on port {port}: {}", error.as_ref().map(ToString::to_string).unwrap_or_default())]
     Listen {

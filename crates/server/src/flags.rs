@@ -163,6 +163,12 @@ pub struct Flags {
     /// Reread on SIGHUP.
     #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "acl-file", value_name = "PATH")]
     pub acl_file: Option<PathBuf>,
+    /// Per-function policies (retries, backoff, run limit, dead letters)
+    /// and recurring jobs (cron), in TOML (see docs/operations.md). An
+    /// unusable file stops start-up; reread on SIGHUP, where an unusable
+    /// file is logged and what is in force stays.
+    #[arg(help_heading = "Sprocket's own options", long = "policy-file", value_name = "PATH")]
+    pub policy_file: Option<PathBuf>,
     /// Seconds a new TLS connection has to finish its handshake before it
     /// is dropped (1 to 3600).
     #[arg(help_heading = "TLS (gearmand's flags, and Sprocket's)", long = "ssl-handshake-timeout", value_name = "SECONDS",

@@ -29,6 +29,7 @@ pub mod flags;
 mod listener;
 mod logging;
 mod outlet;
+pub mod policy_file;
 pub mod process;
 mod record_reader;
 mod server;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sprocket_engine::cron::{CronSpec, CRON_SETTING, CRON_TICK_SETTING};
 use sprocket_engine::{
     Config as EngineConfig, Engine, PersistMode, Record, ReplayJob, ShutdownRequest, PAUSED_SETTING, POLICY_SETTING,
 };
@@ -32,6 +33,7 @@ use crate::control::{Control, EngineLink, CONTROL_QUEUE};
 use crate::ended_jobs::{EndedJobs, Reopener};
 use crate::engine_task::{now_ms, to_store_op, EngineTask};
 use crate::error::{RunError, StartError};
+use crate::policy_file::PolicyReloader;
 use crate::telemetry::SharedStats;
 use crate::tls::{CertificateReloader, Certificates};
 use crate::{busy_poll, listener, outlet, record_reader};
@@ -64,6 +66,7 @@ pub struct ServerHandle {
     link: EngineLink,
     certificates: CertificateReloader,
     acl: AclReloader,
+    policy: PolicyReloader,
     stopper: Stopper,
     finished: JoinHandle<Result<(), RunError>>,
     job_log: Option<Reopener>,
@@ -89,6 +92,12 @@ impl Server {
 
     /// Opens and replays the store, then binds the listeners.
     pub async fn prepare(config: ServerConfig) -> Result<Server, StartError> {
+        // Read first: an unusable file stops start-up before anything is
+        // opened or replayed.
+        let policy_file = match &config.policy_file {
+            Some(path) => Some(crate::policy_file::load(path).map_err(StartError::PolicyFile)?),
+            None => None,
+        };
         let mut engine_config = config.engine.clone();
         // The job log and the history are fed from the engine's reports.
         engine_config.report_ended_jobs |= config.ended_jobs.wants_reports();
@@ -121,6 +130,17 @@ impl Server {
             if !opened.policies.is_empty() {
                 tracing::info!(policies = opened.policies.len(), "operators' policies restored from the store");
             }
+            for spec in &opened.cron {
+                engine.restore_cron(spec.clone());
+            }
+            for (name, tick) in &opened.cron_ticks {
+                engine.restore_cron_tick(name, *tick);
+            }
+        }
+        if let Some(file) = policy_file {
+            tracing::info!(functions = file.functions.len(), cron = file.cron.len(), "policy file loaded");
+            engine.set_file_policies(file.functions);
+            engine.set_file_cron(file.cron);
         }
         let (store, reader) = match opened {
             Some(opened) => {
@@ -129,6 +149,9 @@ impl Server {
             }
             None => (None, None),
         };
+        // After the replay: a replayed job of a cron run counts as that
+        // run submitted, and missed runs are caught up.
+        engine.start_cron();
         // The files are read before any port is bound: a missing or
         // unusable one stops start-up, naming the file.
         let certificates = match &config.tls {
@@ -226,11 +249,13 @@ impl Server {
         // connections then stay on the runtime's own threads.
         let engine_task = tokio::spawn(task.run());
         let finished = tokio::spawn(finish(engine_task, flushed_rx, poller));
+        let link = EngineLink::new(control_tx, stats);
         ServerHandle {
             local_addrs,
-            link: EngineLink::new(control_tx, stats),
+            link: link.clone(),
             certificates: CertificateReloader(certificates),
             acl: AclReloader(acl),
+            policy: PolicyReloader::new(config.policy_file.clone(), link.clone()),
             stopper: Stopper(Arc::new(shutdown_tx)),
             finished,
             job_log,
@@ -259,6 +284,12 @@ impl ServerHandle {
     /// nothing for a server without `--acl-file`.
     pub fn acl_reloader(&self) -> AclReloader {
         self.acl.clone()
+    }
+
+    /// Something that rereads the policy file (a signal handler); it does
+    /// nothing for a server without `--policy-file`.
+    pub fn policy_reloader(&self) -> PolicyReloader {
+        self.policy.clone()
     }
 
     /// Something that can stop the server from elsewhere (a signal handler).
@@ -301,6 +332,10 @@ struct OpenedStore {
     /// Operators' run-time policies (pattern, JSON), as the store kept
     /// them.
     policies: Vec<(Bytes, String)>,
+    /// Cron entries added at run time, as the store kept them.
+    cron: Vec<CronSpec>,
+    /// The last run submitted per cron entry (Unix seconds).
+    cron_ticks: Vec<(String, i64)>,
 }
 
 /// Opens the store and, when it keeps records, its reader: reserves the
@@ -310,27 +345,13 @@ struct OpenedStore {
 async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig) -> Result<OpenedStore, StartError> {
     let mut store = sprocket_store::open(store_config).await.map_err(StartError::OpenStore)?;
     if !store.keeps_records() {
-        return Ok(OpenedStore {
-            store,
-            reader: None,
-            queued: HashMap::new(),
-            paused: Vec::new(),
-            policies: Vec::new(),
-        });
+        return Ok(OpenedStore::without_reader(store));
     }
     let describe = store.describe();
     let records_error = |error| StartError::Replay { store: describe.clone(), error };
     let mut reader = match store.open_reader().await.map_err(records_error)? {
         Some(reader) => reader,
-        None => {
-            return Ok(OpenedStore {
-                store,
-                reader: None,
-                queued: HashMap::new(),
-                paused: Vec::new(),
-                policies: Vec::new(),
-            })
-        }
+        None => return Ok(OpenedStore::without_reader(store)),
     };
     engine_config.first_handle = reader.reserve_handles(HANDLE_BLOCK).await.map_err(records_error)?;
     engine_config.handle_block = HANDLE_BLOCK;
@@ -345,8 +366,56 @@ async fn open_store(store_config: &StoreConfig, engine_config: &mut EngineConfig
     let paused =
         reader.load_settings(PAUSED_SETTING).await.map_err(records_error)?.into_iter().map(|(name, _)| name).collect();
     let policies = reader.load_settings(POLICY_SETTING).await.map_err(records_error)?;
+    let (cron, cron_ticks) = load_cron_settings(reader.as_mut()).await.map_err(records_error)?;
     engine_config.settings_durable = true;
-    Ok(OpenedStore { store, reader: Some(reader), queued, paused, policies })
+    Ok(OpenedStore { store, reader: Some(reader), queued, paused, policies, cron, cron_ticks })
+}
+
+impl OpenedStore {
+    fn without_reader(store: Box<dyn Store>) -> OpenedStore {
+        OpenedStore {
+            store,
+            reader: None,
+            queued: HashMap::new(),
+            paused: Vec::new(),
+            policies: Vec::new(),
+            cron: Vec::new(),
+            cron_ticks: Vec::new(),
+        }
+    }
+}
+
+/// The cron entries added at run time and each entry's last run, as the
+/// store kept them. A value that cannot be read (written by a later
+/// version, or damaged) is logged and skipped rather than stopping the
+/// server.
+async fn load_cron_settings(
+    reader: &mut dyn Store,
+) -> Result<(Vec<CronSpec>, Vec<(String, i64)>), sprocket_store::StoreError> {
+    let mut entries = Vec::new();
+    for (name, value) in reader.load_settings(CRON_SETTING).await? {
+        match CronSpec::from_json(&value) {
+            Ok(spec) => entries.push(spec),
+            Err(e) => tracing::warn!(entry = %String::from_utf8_lossy(&name), error = %e,
+                "a cron entry kept in the store cannot be read; it is skipped"),
+        }
+    }
+    let mut ticks = Vec::new();
+    for (name, value) in reader.load_settings(CRON_TICK_SETTING).await? {
+        match value.trim().parse::<i64>() {
+            Ok(tick) => ticks.push((String::from_utf8_lossy(&name).into_owned(), tick)),
+            Err(_) => tracing::warn!(entry = %String::from_utf8_lossy(&name), value = %value,
+                "a cron entry's last run kept in the store cannot be read; it is skipped"),
+        }
+    }
+    if !entries.is_empty() || !ticks.is_empty() {
+        tracing::info!(
+            entries = entries.len(),
+            runs = ticks.len(),
+            "cron entries and last runs restored from the store"
+        );
+    }
+    Ok((entries, ticks))
 }
 
 /// Replays the store's jobs into the engine (each queued job with its

@@ -88,6 +88,9 @@ mod tests {
         assert_eq!(classify(b"cron list"), READ);
         assert_eq!(classify(b"cron add {}"), WRITE);
         assert_eq!(classify(b"requeue function f"), WRITE);
+        assert_eq!(classify(b"CRON  List"), READ);
+        assert_eq!(classify(b"cron run list"), WRITE);
+        assert_eq!(classify(b"cron remove x"), WRITE);
     }
 
     #[test]

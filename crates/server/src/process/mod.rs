@@ -129,6 +129,7 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
         handle.certificate_reloader(),
         handle.job_log_reopener(),
         handle.acl_reloader(),
+        handle.policy_reloader(),
     ));
     handle.wait().await?;
     // The pid file goes last, once everything is stored.

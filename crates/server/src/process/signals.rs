@@ -1,6 +1,7 @@
 //! The signals `sprocketd` acts on: SIGTERM and SIGINT stop at once,
 //! SIGUSR1 stops gracefully, SIGHUP reopens the log file and the job log
-//! and reloads the TLS certificate and key and the ACL file.
+//! and reloads the TLS certificate and key, the ACL file and the policy
+//! file.
 
 use sprocket_engine::ShutdownRequest;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -8,6 +9,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::acl::AclReloader;
 use crate::ended_jobs::Reopener;
 use crate::logging::LogTarget;
+use crate::policy_file::PolicyReloader;
 use crate::server::Stopper;
 use crate::tls::CertificateReloader;
 
@@ -49,6 +51,7 @@ pub async fn handle(
     tls: CertificateReloader,
     job_log: Option<Reopener>,
     acl: AclReloader,
+    policy: PolicyReloader,
 ) {
     let Some(Signals { mut term, mut int, mut usr1, mut hup }) = installed else {
         return;
@@ -62,6 +65,7 @@ pub async fn handle(
                 log.reopen();
                 tls.reload();
                 acl.reload();
+                policy.reload();
                 if let Some(job_log) = &job_log {
                     job_log.reopen();
                 }
