@@ -20,6 +20,7 @@ pub fn is_listing(command: &str) -> bool {
         || c == "show unique jobs"
         || c == "history"
         || c == "policy"
+        || c.split_ascii_whitespace().eq(["cron", "list"])
 }
 
 /// One admin connection.

@@ -1,8 +1,9 @@
 //! The `sprocket` command's own interface (clap): submit, status, work,
-//! admin, pause, resume, purge, bench, and the job records: record,
+//! admin, pause, resume, purge, cron, bench, and the job records: record,
 //! records, wait.
 
 mod admin;
+mod cron;
 mod duration;
 mod ops;
 mod policy;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Make a dead job (or every dead job of a function) run again, a fresh
     /// series of attempts; prints how many were requeued.
     Requeue(policy::RequeueArgs),
+    /// Recurring jobs on sprocketd: list, add, remove, run now.
+    #[command(subcommand)]
+    Cron(cron::CronCommand),
     /// Show one job's record by handle: state, result, data, warnings, status.
     ///
     /// sprocketd keeps a job's record while it is queued or running and for
@@ -175,6 +179,7 @@ pub fn main(argv: &[String]) -> i32 {
             Command::Purge(a) => ops::purge(a).await,
             Command::Policy(a) => policy::policy(a).await,
             Command::Requeue(a) => policy::requeue(a).await,
+            Command::Cron(c) => cron::run(c).await,
             Command::Record(a) => records::record(a).await,
             Command::Records(a) => records::records(a).await,
             Command::Dead(a) => records::records(a.into()).await,
