@@ -24,17 +24,20 @@
 //! catch_up = "last"
 //! ```
 //!
-//! A key left out takes the value of `FunctionPolicy::default()` (and of
-//! `Backoff::default()` inside an exponential backoff).
+//! A function's table is read as the engine's `PolicySpec` (the same as
+//! admin `policy set` takes as JSON): a key left out takes the value of
+//! `FunctionPolicy::default()` (and of the default backoff inside an
+//! exponential one). Errors in a value's type or name point at the value;
+//! errors in what the values mean (a bad duration, `max_attempts = 0`)
+//! at the function's table.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use sprocket_engine::cron::CronSpec;
-use sprocket_engine::policy::{Backoff, FunctionPolicy, RetryOn, RetryReason};
+use sprocket_engine::policy::{FunctionPolicy, PolicySpec};
 use toml::Spanned;
 
 /// What the file defines.
@@ -82,7 +85,7 @@ pub fn parse(text: &str) -> Result<PolicyFile, (Option<usize>, String)> {
             return Err((Some(start), "a function pattern must not be empty".into()));
         }
         let policy =
-            policy.into_inner().into_policy().map_err(|e| (Some(start), format!("[functions.{pattern:?}]: {e}")))?;
+            policy.into_inner().to_policy().map_err(|e| (Some(start), format!("[functions.{pattern:?}]: {e}")))?;
         functions.push((pattern, policy));
     }
     let mut cron: Vec<CronSpec> = Vec::with_capacity(doc.cron.len());
@@ -145,7 +148,7 @@ impl PolicyReloader {
 #[serde(deny_unknown_fields)]
 struct FileDoc {
     #[serde(default)]
-    functions: InOrder<Spanned<PolicyDoc>>,
+    functions: InOrder<Spanned<PolicySpec>>,
     #[serde(default)]
     cron: Vec<Spanned<CronSpec>>,
 }
@@ -177,89 +180,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for InOrder<T> {
             }
         }
         d.deserialize_map(Entries(std::marker::PhantomData))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PolicyDoc {
-    max_attempts: Option<u32>,
-    backoff: Option<BackoffDoc>,
-    retry_on: Option<Vec<ReasonDoc>>,
-    timeout: Option<DurationDoc>,
-    dead_letter: Option<bool>,
-    retry_foreground: Option<bool>,
-}
-
-impl PolicyDoc {
-    fn into_policy(self) -> Result<FunctionPolicy, String> {
-        let default = FunctionPolicy::default();
-        let policy = FunctionPolicy {
-            max_attempts: self.max_attempts.unwrap_or(default.max_attempts),
-            backoff: self.backoff.map_or(default.backoff, BackoffDoc::into_backoff),
-            retry_on: self.retry_on.map_or(default.retry_on, |r| r.into_iter().map(|r| r.0).collect::<RetryOn>()),
-            timeout: self.timeout.map(|d| d.0).or(default.timeout),
-            dead_letter: self.dead_letter.unwrap_or(default.dead_letter),
-            retry_foreground: self.retry_foreground.unwrap_or(default.retry_foreground),
-        };
-        policy.validate().map_err(|e| e.to_string())?;
-        Ok(policy)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-enum BackoffDoc {
-    Fixed { delay: DurationDoc },
-    Exponential { base: Option<DurationDoc>, factor: Option<f64>, max: Option<DurationDoc>, jitter: Option<f64> },
-}
-
-impl BackoffDoc {
-    fn into_backoff(self) -> Backoff {
-        match self {
-            BackoffDoc::Fixed { delay } => Backoff::Fixed { delay: delay.0 },
-            BackoffDoc::Exponential { base, factor, max, jitter } => {
-                let Backoff::Exponential { base: b, factor: f, max: m, jitter: j } = Backoff::default() else {
-                    // The default backoff is exponential; were it ever not,
-                    // the file's numbers alone still make one.
-                    return Backoff::Exponential {
-                        base: base.map_or(Duration::from_secs(1), |d| d.0),
-                        factor: factor.unwrap_or(2.0),
-                        max: max.map_or(Duration::from_secs(3600), |d| d.0),
-                        jitter: jitter.unwrap_or(0.0),
-                    };
-                };
-                Backoff::Exponential {
-                    base: base.map_or(b, |d| d.0),
-                    factor: factor.unwrap_or(f),
-                    max: max.map_or(m, |d| d.0),
-                    jitter: jitter.unwrap_or(j),
-                }
-            }
-        }
-    }
-}
-
-/// A duration as operators write it (`90s`, `10m`, `1h`, `250ms`).
-struct DurationDoc(Duration);
-
-impl<'de> Deserialize<'de> for DurationDoc {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        sprocket_records::parse_duration(&text).map(DurationDoc).map_err(serde::de::Error::custom)
-    }
-}
-
-/// One of `retry_on`'s names.
-struct ReasonDoc(RetryReason);
-
-impl<'de> Deserialize<'de> for ReasonDoc {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        RetryReason::parse(&text).map(ReasonDoc).ok_or_else(|| {
-            let known: Vec<&str> = RetryReason::ALL.iter().map(|r| r.as_str()).collect();
-            serde::de::Error::custom(format!("{text:?} is not a retry reason (known: {})", known.join(", ")))
-        })
     }
 }
 
