@@ -83,7 +83,7 @@ fn command_error(e: CommandError) -> ApiError {
     ApiError::new(status, e.to_string())
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Taken by every write handler: refuses a request that a page of another
 /// site sent (see [`crate::auth::cross_site`]). Write handlers also read a

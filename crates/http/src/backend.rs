@@ -3,6 +3,7 @@
 //! command channel; the web crate depends only on the view types.
 
 use bytes::Bytes;
+use sprocket_engine::cron::{CronError, CronSpec, CronView};
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
 
 /// The server stopped before it answered.
@@ -15,6 +16,16 @@ pub struct Unavailable;
 pub enum PauseError {
     /// The engine refused it (an unknown or reserved function).
     Refused(CommandError),
+    /// It is in force, but the store could not save it.
+    NotSaved(String),
+}
+
+/// Why a cron entry change did not fully succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronChangeError {
+    /// The engine refused it (a name in use, no such entry, an entry from
+    /// the policy file).
+    Refused(CronError),
     /// It is in force, but the store could not save it.
     NotSaved(String),
 }
@@ -54,4 +65,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes the records of dead jobs (of one function, or all); answers
     /// how many once the deletes are committed, or why the store could not.
     async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable>;
+    /// Every cron entry with its next run, by name.
+    async fn cron_entries(&self) -> Result<Vec<CronView>, Unavailable>;
+    /// Adds a run-time cron entry; answered once it is durable.
+    async fn cron_add(&self, spec: CronSpec) -> Result<Result<(), CronChangeError>, Unavailable>;
+    /// Removes a run-time cron entry; answered once that is durable.
+    async fn cron_remove(&self, name: String) -> Result<Result<(), CronChangeError>, Unavailable>;
+    /// Submits one job for a cron entry now; the job's handle.
+    async fn cron_run(&self, name: String) -> Result<Result<Bytes, CronError>, Unavailable>;
 }

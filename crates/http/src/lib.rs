@@ -15,6 +15,7 @@
 mod api;
 mod auth;
 mod backend;
+mod cron_api;
 mod dashboard;
 mod gearmand_http;
 mod listen;
@@ -25,7 +26,7 @@ mod serve;
 mod submit;
 
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, PauseError, Unavailable};
+pub use backend::{Backend, CronChangeError, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};

@@ -114,6 +114,28 @@ pub enum Command {
         /// Where the count (or the store's error) goes.
         reply: oneshot::Sender<Result<u64, String>>,
     },
+    /// Adds a run-time cron entry; answered once it is durable where the
+    /// store keeps settings.
+    CronAdd {
+        /// The entry.
+        spec: sprocket_engine::cron::CronSpec,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), SettingError>>,
+    },
+    /// Removes a run-time cron entry; answered as [`Command::CronAdd`].
+    CronRemove {
+        /// The entry's name.
+        name: String,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<(), SettingError>>,
+    },
+    /// Submits one job for a cron entry now; answers the job's handle.
+    CronRun {
+        /// The entry's name.
+        name: String,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Bytes, sprocket_engine::cron::CronError>>,
+    },
     /// Replaces the policy file's policies and cron entries (a reload).
     ApplyPolicyFile {
         /// What the file defines.
@@ -140,6 +162,10 @@ pub enum SettingError {
     /// the server restarts.
     #[error("in force until the server restarts, but not saved: {0}")]
     NotSaved(String),
+    /// The engine refused a cron entry change (a name in use, an unknown
+    /// entry, one from the policy file).
+    #[error("{0}")]
+    Cron(sprocket_engine::cron::CronError),
 }
 
 /// A pause or resume whose answer waits for the store: the setting write's
@@ -278,6 +304,21 @@ impl EngineLink {
     /// earlier policies and cron entries); returns once it is.
     pub async fn apply_policy_file(&self, file: crate::policy_file::PolicyFile) -> Result<(), Stopped> {
         self.ask(|reply| Control::Command(Command::ApplyPolicyFile { file, reply })).await
+    }
+
+    /// Adds a run-time cron entry; returns once it is durable.
+    pub async fn cron_add(&self, spec: sprocket_engine::cron::CronSpec) -> Result<Result<(), SettingError>, Stopped> {
+        self.ask(|reply| Control::Command(Command::CronAdd { spec, reply })).await
+    }
+
+    /// Removes a run-time cron entry; returns once that is durable.
+    pub async fn cron_remove(&self, name: String) -> Result<Result<(), SettingError>, Stopped> {
+        self.ask(|reply| Control::Command(Command::CronRemove { name, reply })).await
+    }
+
+    /// Submits one job for a cron entry now; the job's handle.
+    pub async fn cron_run(&self, name: String) -> Result<Result<Bytes, sprocket_engine::cron::CronError>, Stopped> {
+        self.ask(|reply| Control::Command(Command::CronRun { name, reply })).await
     }
 
     /// Every cron entry with its next run, by name.
@@ -453,6 +494,11 @@ fn obey(engine: &mut Engine, command: Command) -> Option<SettingWaiter> {
         Command::PurgeDead { reply, .. } => {
             let _ = reply.send(Err("not handled".into()));
         }
+        Command::CronAdd { spec, reply } => return settle(engine.add_cron(spec), reply),
+        Command::CronRemove { name, reply } => return settle(engine.remove_cron(&name), reply),
+        Command::CronRun { name, reply } => {
+            let _ = reply.send(engine.run_cron(&name));
+        }
         Command::ApplyPolicyFile { file, reply } => {
             engine.set_file_policies(file.functions);
             engine.set_file_cron(file.cron);
@@ -466,4 +512,23 @@ fn obey(engine: &mut Engine, command: Command) -> Option<SettingWaiter> {
         }
     }
     None
+}
+
+/// Answers a cron entry change at once, or hands back its waiter when the
+/// answer waits for the store.
+fn settle(
+    result: Result<Option<u64>, sprocket_engine::cron::CronError>,
+    reply: oneshot::Sender<Result<(), SettingError>>,
+) -> Option<SettingWaiter> {
+    match result {
+        Ok(Some(id)) => Some((id, reply)),
+        Ok(None) => {
+            let _ = reply.send(Ok(()));
+            None
+        }
+        Err(e) => {
+            let _ = reply.send(Err(SettingError::Cron(e)));
+            None
+        }
+    }
 }

@@ -158,7 +158,28 @@ impl Backend for EngineLink {
         Ok(result.map_err(|e| match e {
             SettingError::Refused(e) => PauseError::Refused(e),
             SettingError::NotSaved(why) => PauseError::NotSaved(why),
+            // Only a cron entry change is refused so; a pause never is.
+            SettingError::Cron(e) => PauseError::NotSaved(e.to_string()),
         }))
+    }
+
+    async fn cron_entries(&self) -> Result<Vec<sprocket_engine::cron::CronView>, Unavailable> {
+        EngineLink::cron_entries(self).await.map_err(unavailable)
+    }
+
+    async fn cron_add(
+        &self,
+        spec: sprocket_engine::cron::CronSpec,
+    ) -> Result<Result<(), sprocket_http::CronChangeError>, Unavailable> {
+        Ok(EngineLink::cron_add(self, spec).await.map_err(unavailable)?.map_err(cron_change_error))
+    }
+
+    async fn cron_remove(&self, name: String) -> Result<Result<(), sprocket_http::CronChangeError>, Unavailable> {
+        Ok(EngineLink::cron_remove(self, name).await.map_err(unavailable)?.map_err(cron_change_error))
+    }
+
+    async fn cron_run(&self, name: String) -> Result<Result<Bytes, sprocket_engine::cron::CronError>, Unavailable> {
+        EngineLink::cron_run(self, name).await.map_err(unavailable)
     }
 
     async fn purge_queued(&self, name: Bytes) -> Result<Result<usize, CommandError>, Unavailable> {
@@ -167,5 +188,14 @@ impl Backend for EngineLink {
 
     async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable> {
         EngineLink::purge_dead(self, function).await.map_err(unavailable)
+    }
+}
+
+fn cron_change_error(e: SettingError) -> sprocket_http::CronChangeError {
+    match e {
+        SettingError::Cron(e) => sprocket_http::CronChangeError::Refused(e),
+        SettingError::NotSaved(why) => sprocket_http::CronChangeError::NotSaved(why),
+        // Only a pause or resume is refused so; a cron change never is.
+        SettingError::Refused(e) => sprocket_http::CronChangeError::NotSaved(e.to_string()),
     }
 }

@@ -59,6 +59,13 @@ pub fn parse_tick_unique(unique: &[u8]) -> Option<(&str, i64)> {
     Some((name, tick.parse().ok()?))
 }
 
+/// Unix seconds as ISO 8601 with the offset in force in `tz`
+/// (`2026-12-08T03:00:00+01:00`); `None` outside the calendar's range.
+pub fn iso_time(at: i64, tz: &jiff::tz::TimeZone) -> Option<String> {
+    let ts = jiff::Timestamp::from_second(at).ok()?;
+    Some(ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+}
+
 /// One entry as `cron list` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CronView {

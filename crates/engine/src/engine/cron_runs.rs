@@ -13,7 +13,7 @@ use sprocket_proto::admin::CronCommand;
 use super::dispatch::Submit;
 use super::submit::Refusal;
 use crate::cron::{
-    manual_unique, parse_tick_unique, tick_unique, CronError, CronSource, CronSpec, CronView, CRON_SETTING,
+    iso_time, manual_unique, parse_tick_unique, tick_unique, CronError, CronSource, CronSpec, CronView, CRON_SETTING,
     CRON_TICK_SETTING,
 };
 use crate::engine::Engine;
@@ -228,7 +228,7 @@ fn cron_listing(entries: &[CronView]) -> Bytes {
     for e in entries {
         let s = &e.spec;
         let (next, next_iso) = match e.next {
-            Some(at) => (at.to_string(), iso_time(at, s.timezone.tz())),
+            Some(at) => (at.to_string(), iso_time(at, s.timezone.tz()).unwrap_or_else(|| "-".into())),
             None => ("-".into(), "-".into()),
         };
         let last = e.last.map_or_else(|| "-".to_owned(), |l| l.to_string());
@@ -246,14 +246,6 @@ fn cron_listing(entries: &[CronView]) -> Bytes {
     }
     out.extend_from_slice(b".\n");
     Bytes::from(out)
-}
-
-/// Unix seconds as ISO 8601 with the offset in force in `tz`.
-pub fn iso_time(at: i64, tz: &jiff::tz::TimeZone) -> String {
-    match jiff::Timestamp::from_second(at) {
-        Ok(ts) => ts.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-        Err(_) => "-".into(),
-    }
 }
 
 impl CronSource {
