@@ -181,7 +181,7 @@ fn a_seconds_schedule_wakes_a_sleeping_php_worker_on_time_and_a_restart_catches_
         .collect();
     assert_eq!(caught_up.len(), 1, "one catch-up job: {logged}");
     let caught_up = caught_up[0];
-    assert!(caught_up > last_before + 2, "runs were missed: {first:?} then {after:?}");
+    assert!(caught_up > last_before + 2, "runs were missed: {first:?} then {after:?}\n{logged}");
     assert!(caught_up as f64 >= restarted_at - 2.0, "the latest missed run: {caught_up} at {restarted_at}");
     assert!(after.contains(&caught_up), "the worker got the catch-up job: {after:?}");
     assert!(after.iter().all(|t| *t >= caught_up), "no older missed run: {after:?}");
