@@ -66,15 +66,16 @@ impl Schedule {
         let (mdays, mday_any) = field::parse(rest[2], DAY_OF_MONTH)?;
         let (months, _) = field::parse(rest[3], MONTH)?;
         let (wdays, wday_any) = field::parse(rest[4], DAY_OF_WEEK)?;
-        let schedule =
-            Schedule { text: trimmed.to_owned(), seconds, minutes, hours, mdays, months, wdays, mday_any, wday_any };
+        // Kept with single spaces: it is shown in tab-separated listings.
+        let text = trimmed.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+        let schedule = Schedule { text, seconds, minutes, hours, mdays, months, wdays, mday_any, wday_any };
         if !schedule.some_day_matches() {
             return Err("the schedule never matches (no month has such a day)".into());
         }
         Ok(schedule)
     }
 
-    /// The text it was read from.
+    /// The text it was read from, its fields separated by single spaces.
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -72,6 +72,7 @@ fn six_fields_put_seconds_first() {
     );
     assert_eq!(next("30 0 12 * * *", "UTC", "2026-11-22T13:48:00Z"), "2026-11-23T12:00:30Z");
     assert!(Schedule::parse("60 * * * * *").unwrap_err().contains("second"));
+    assert_eq!(Schedule::parse(" 0\t3  * * *").map(|s| s.as_str().to_owned()), Ok("0 3 * * *".to_owned()));
 }
 
 #[test]
