@@ -260,7 +260,8 @@ fn an_unusable_policy_file_stops_start_up_naming_its_line() {
 fn sighup_keeps_the_cron_in_force_on_a_broken_file_and_applies_a_good_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let entry = |name: &str| format!("[[cron]]\nname = \"{name}\"\nschedule = \"@hourly\"\nfunction = \"f_{name}\"\n");
-    let policy = write_policy(dir.path(), &entry("one"));
+    let function = |attempts: u32| format!("[functions.\"resize_*\"]\nmax_attempts = {attempts}\ndead_letter = true\n");
+    let policy = write_policy(dir.path(), &format!("{}{}", function(3), entry("one")));
     let port = free_port();
     let srv = server(port, dir.path(), &[&format!("--policy-file={}", policy.display())]);
     let names = || -> Vec<String> {
@@ -271,6 +272,10 @@ fn sighup_keeps_the_cron_in_force_on_a_broken_file_and_applies_a_good_one() {
             .collect()
     };
     assert_eq!(names(), ["one"]);
+    // The file's function policy is in force too.
+    let policy_of = || srv.admin("policy").lines().find(|l| l.starts_with("resize_*\t")).map(str::to_owned);
+    let line = policy_of().unwrap_or_default();
+    assert!(line.starts_with("resize_*\tfile\t") && line.contains("\"max_attempts\":3"), "{line:?}");
     let hup = || {
         let status = Command::new("kill").args(["-HUP", &srv.child.id().to_string()]).status().expect("kill -HUP");
         assert!(status.success());
@@ -286,8 +291,9 @@ fn sighup_keeps_the_cron_in_force_on_a_broken_file_and_applies_a_good_one() {
     let logged = log(dir.path());
     assert!(logged.contains("line 6") && logged.contains("schedule_typo"), "{logged}");
     assert_eq!(names(), ["one"], "the entry in force stays");
+    assert!(policy_of().is_some_and(|l| l.contains("\"max_attempts\":3")), "the policy in force stays");
 
-    write_policy(dir.path(), &format!("{}{}", entry("two"), entry("three")));
+    write_policy(dir.path(), &format!("{}{}{}", function(7), entry("two"), entry("three")));
     hup();
     let start = Instant::now();
     while names() != ["three", "two"] {
@@ -295,6 +301,7 @@ fn sighup_keeps_the_cron_in_force_on_a_broken_file_and_applies_a_good_one() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(log(dir.path()).contains("policy file reloaded"));
+    assert!(policy_of().is_some_and(|l| l.contains("\"max_attempts\":7")), "{:?}", policy_of());
 }
 
 #[test]
