@@ -13,7 +13,7 @@ use sprocket_proto::admin::CronCommand;
 use super::dispatch::Submit;
 use super::submit::Refusal;
 use crate::cron::{
-    iso_time, manual_unique, parse_tick_unique, tick_unique, CronError, CronSource, CronSpec, CronView, CRON_SETTING,
+    iso_time, manual_unique, parse_tick_unique, tick_unique, CronError, CronSpec, CronView, CRON_SETTING,
     CRON_TICK_SETTING,
 };
 use crate::engine::Engine;
@@ -246,13 +246,6 @@ fn cron_listing(entries: &[CronView]) -> Bytes {
     }
     out.extend_from_slice(b".\n");
     Bytes::from(out)
-}
-
-impl CronSource {
-    /// Whether the entry came from the policy file.
-    pub fn is_file(self) -> bool {
-        self == CronSource::File
-    }
 }
 
 #[cfg(test)]
