@@ -73,7 +73,7 @@ start_server() {
 
 wait_answering() {
     for _ in $(seq 1 3000); do
-        if "$BIN/sprocket" admin status -s "127.0.0.1:$PORT" >/dev/null 2>&1; then return 0; fi
+        if "$BIN/sprocket" admin -s "127.0.0.1:$PORT" status >/dev/null 2>&1; then return 0; fi
         sleep 0.01
     done
     echo "sprocketd did not start" >&2
@@ -125,7 +125,7 @@ if ! skipped backoff; then
                 -s "127.0.0.1:$PORT"
             "$BIN/sprocket" bench submit-bg -c 16 -n "$PARKED" --function parked --server "127.0.0.1:$PORT" -q >/dev/null
             if [ "$parked" = waiting ]; then
-                fn=$("$BIN/sprocket" admin status -s "127.0.0.1:$PORT" | awk '$1 ~ /^parked/ {print $1; exit}')
+                fn=$("$BIN/sprocket" admin -s "127.0.0.1:$PORT" status | awk '$1 ~ /^parked/ {print $1; exit}')
                 failed=$(python3 "$REPO/bench/fail_worker.py" 127.0.0.1 "$PORT" "$fn")
                 log "$failed jobs failed once and wait an hour for their retry"
             fi
@@ -133,7 +133,7 @@ if ! skipped backoff; then
             bench_row "$(jq -c '. + {load: "submit-bg c=64 (another function)"}' <<<"$label")" submit-bg -c 64 -d "$DUR" -n 100000000 --function other
             # Replay: the store now holds the parked jobs plus what the load
             # submitted; time a restart until the server answers.
-            rows=$(sqlite3 "$WORK/data"/*.sqlite "SELECT COUNT(*) FROM gearman_queue" 2>/dev/null || echo "?")
+            rows=$(sqlite3 "$WORK/data"/sprocket-*.db "SELECT COUNT(*) FROM gearman_queue" 2>/dev/null || echo "?")
             stop_server
             start=$(now_ms)
             start_server sqlite "$WORK/data"

@@ -74,7 +74,7 @@ start_server() {
     "$BIN/sprocketd" "${args[@]}" 2>>"$OUT/server.err" &
     SERVER_PID=$!
     for _ in $(seq 1 3000); do
-        if "$BIN/sprocket" admin status -s "127.0.0.1:$PORT" >/dev/null 2>&1; then return 0; fi
+        if "$BIN/sprocket" admin -s "127.0.0.1:$PORT" status >/dev/null 2>&1; then return 0; fi
         sleep 0.01
     done
     echo "sprocketd did not start" >&2

@@ -130,8 +130,21 @@ fn php_submit(port: u16, function: &str, workload: &str) -> String {
     out.stdout_text().lines().find_map(|l| l.strip_prefix("HANDLE ")).expect("a handle printed").to_string()
 }
 
-/// The (call number, time) of each call the PHP worker printed for `handle`.
-fn php_calls(worker: &Background, handle: &str) -> Vec<(u32, u64)> {
+/// The (call number, time) of each call the PHP worker printed for
+/// `handle`, once it has printed `expected` of them (its output is read by a
+/// thread of its own, which may lag behind the server's record).
+fn php_calls(worker: &Background, handle: &str, expected: usize) -> Vec<(u32, u64)> {
+    let start = Instant::now();
+    loop {
+        let calls = printed_calls(worker, handle);
+        if calls.len() >= expected || start.elapsed() > LIMIT {
+            return calls;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn printed_calls(worker: &Background, handle: &str) -> Vec<(u32, u64)> {
     worker
         .lines()
         .iter()
@@ -208,7 +221,7 @@ fn a_php_workers_job_completes_on_attempt_three_after_each_backoff() {
     let worker = php_flaky(port, "rt_php_resize", 2, "fail", None);
     let handle = php_submit(port, "rt_php_resize", "image");
     wait_state(&srv, &handle, "complete");
-    let calls = php_calls(&worker, &handle);
+    let calls = php_calls(&worker, &handle, 3);
     assert_eq!(calls.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 2, 3], "{calls:?}");
     for pair in calls.windows(2) {
         let gap = pair[1].1 - pair[0].1;
@@ -292,7 +305,7 @@ fn an_always_failing_job_becomes_dead_and_after_the_fix_a_requeue_completes_it()
     let worker = php_flaky(port, "rt_dead", 1_000, "exception", Some(&fixed));
     let handle = php_submit(port, "rt_dead", "bad-input");
     wait_state(&srv, &handle, "dead");
-    assert_eq!(php_calls(&worker, &handle).len(), 3, "max_attempts counts the first");
+    assert_eq!(php_calls(&worker, &handle, 3).len(), 3, "max_attempts counts the first");
     assert_eq!(record_field(&srv, &handle, "payload").as_deref(), Some("bad-input"), "the workload is kept");
     assert_eq!(record_field(&srv, &handle, "error").as_deref(), Some("broken: bad-input"));
     assert!(srv.admin("records rt_dead dead").contains(&format!("{handle}\tdead\t")));
