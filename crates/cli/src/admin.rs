@@ -1,100 +1,32 @@
 //! A client for the admin text protocol (`status`, `workers`, …) shared by
 //! `gearadmin` mode and `sprocket admin`.
 
-use std::time::Duration;
+use anyhow::Context;
+use sprocket_client::{Admin, ServerAddr, TlsConfig};
 
-use anyhow::{anyhow, Context};
-use sprocket_client::{ServerAddr, ServerStream, TlsConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+pub use sprocket_client::admin::{is_listing, ADMIN_TIMEOUT};
 
-/// How long to wait for a connection or a reply.
-pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Commands whose reply is a listing ending with a `.` line.
-pub fn is_listing(command: &str) -> bool {
-    let c = command.trim().to_ascii_lowercase();
-    c == "status"
-        || c == "prioritystatus"
-        || c == "workers"
-        || c == "show jobs"
-        || c == "show unique jobs"
-        || c == "history"
-        || c == "policy"
-        || c.split_ascii_whitespace().eq(["cron", "list"])
-}
-
-/// One admin connection.
-pub struct AdminConn {
-    stream: ServerStream,
-    buf: Vec<u8>,
-}
+/// One admin connection: the client library's [`Admin`], with errors for
+/// the command line.
+pub struct AdminConn(Admin);
 
 impl AdminConn {
     /// Connects to `server`, over TLS when `tls` is given.
     pub async fn connect(server: &ServerAddr, tls: Option<&TlsConfig>) -> anyhow::Result<AdminConn> {
-        let stream = sprocket_client::connect(server, tls, ADMIN_TIMEOUT).await?;
-        Ok(AdminConn { stream, buf: Vec::new() })
+        Ok(AdminConn(Admin::connect(server, tls).await?))
     }
 
-    /// Sends one command line and returns the reply as text (see
-    /// [`AdminConn::command_bytes`]).
+    /// Sends one command line and returns the reply as text.
     pub async fn command(&mut self, command: &str) -> anyhow::Result<String> {
-        let reply = self.command_bytes(command.as_bytes()).await?;
-        Ok(String::from_utf8_lossy(&reply).into_owned())
+        self.0.command(command).await.with_context(|| format!("admin command `{command}`"))
     }
 
     /// Sends one command line and returns the raw reply: everything up to
     /// and including the `.` line for listings, else the first line.
-    /// Arguments (function names) and the reply are bytes, passed as they are.
     pub async fn command_bytes(&mut self, command: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut line = command.to_vec();
-        line.extend_from_slice(b"\r\n");
-        self.stream.write_all(&line).await.context("sending an admin command")?;
-        // A no-op on TCP; a TLS session may hold the record until flushed.
-        self.stream.flush().await.context("sending an admin command")?;
         let shown = String::from_utf8_lossy(command).into_owned();
-        let command = shown.as_str();
-        let listing = is_listing(command);
-        let work = async {
-            loop {
-                if let Some(end) = reply_end(&self.buf, listing) {
-                    return Ok(self.buf.drain(..end).collect());
-                }
-                let mut chunk = [0u8; 8192];
-                let n = self.stream.read(&mut chunk).await.context("reading an admin reply")?;
-                if n == 0 {
-                    if self.buf.is_empty() {
-                        return Err(anyhow!("the server closed the connection without replying to `{command}`"));
-                    }
-                    return Ok(std::mem::take(&mut self.buf));
-                }
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
-        };
-        tokio::time::timeout(ADMIN_TIMEOUT, work).await.map_err(|_| anyhow!("no reply to `{command}` in time"))?
+        self.0.command_bytes(command).await.with_context(|| format!("admin command `{shown}`"))
     }
-}
-
-/// Where a complete reply ends in `buf`, if it is complete.
-fn reply_end(buf: &[u8], listing: bool) -> Option<usize> {
-    let first_nl = buf.iter().position(|&b| b == b'\n')?;
-    // An error ends any reply, listings included.
-    if !listing || buf.starts_with(b"ERR") {
-        return Some(first_nl + 1);
-    }
-    if buf.starts_with(b".\n") || buf.starts_with(b".\r\n") {
-        return Some(if buf[1] == b'\n' { 2 } else { 3 });
-    }
-    let mut start = 0;
-    while let Some(rel) = buf[start..].iter().position(|&b| b == b'\n') {
-        let end = start + rel + 1;
-        let line = &buf[start..end];
-        if line == b".\n" || line == b".\r\n" {
-            return Some(end);
-        }
-        start = end;
-    }
-    None
 }
 
 /// Parsed `status` line.
@@ -215,15 +147,6 @@ mod tests {
         assert_eq!((lines[0].function.as_str(), lines[0].window.as_str()), ("resize", "minute"));
         assert_eq!(lines[0].counts, [3, 1, 0, 0, 0, 0, 0]);
         assert_eq!((lines[0].wait_ms, lines[0].run_ms), ([Some(12), Some(40), Some(40)], [None, None, None]));
-    }
-
-    #[test]
-    fn finds_reply_ends() {
-        assert_eq!(reply_end(b"OK 1.1\n", false), Some(7));
-        assert_eq!(reply_end(b"f\t1\t0\t1\n", true), None);
-        assert_eq!(reply_end(b"f\t1\t0\t1\n.\nrest", true), Some(10));
-        assert_eq!(reply_end(b".\n", true), Some(2));
-        assert_eq!(reply_end(b"ERR x\r\n", true), Some(7));
     }
 
     #[test]

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod addr;
+pub mod admin;
 mod backoff;
 mod client;
 mod conn;
@@ -56,6 +57,7 @@ mod transport;
 mod worker;
 
 pub use addr::{IntoServers, ServerAddr, DEFAULT_PORT};
+pub use admin::Admin;
 pub use bytes::Bytes;
 pub use client::{
     BatchResult, Client, ClientOptions, JobStream, RecordFilter, RECORDS_FUNCTION, RECORD_FUNCTION, RESULT_FUNCTION,

@@ -435,3 +435,59 @@ fn run_time_policies_outlive_a_restart_and_sprocket_policy_lists_and_clears_them
     sprocket(port, &["policy", "clear", "rt_keep_*"]);
     assert!(sprocket(port, &["policy"]).contains("no policies"));
 }
+
+#[test]
+fn the_rust_clients_admin_sets_policies_requeues_and_purges_dead_jobs() {
+    if !require_tool("gearman") {
+        return;
+    }
+    let data = DataDir::new("admin");
+    let port = free_port();
+    let srv = durable_server(port, &data.0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let addr: sprocket_client::ServerAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let mut admin = rt.block_on(sprocket_client::Admin::connect(&addr, None)).expect("admin connection");
+    rt.block_on(admin.set_policy("rt_adm", r#"{"max_attempts": 1, "dead_letter": true}"#)).expect("policy set");
+    let policies = rt.block_on(admin.policies()).expect("policies");
+    assert_eq!(policies.len(), 1);
+    assert_eq!((policies[0].0.as_str(), policies[0].1.as_str()), ("rt_adm", "runtime"));
+    assert!(policies[0].2.contains("\"dead_letter\":true"), "{policies:?}");
+    match rt.block_on(admin.set_policy("rt_adm", r#"{"max_attempts": 0}"#)) {
+        Err(sprocket_client::Error::Server { code, text }) => {
+            assert_eq!(code, "BAD_POLICY");
+            assert!(text.contains("max_attempts"), "{text}");
+        }
+        other => panic!("a bad policy was accepted: {other:?}"),
+    }
+
+    // Two jobs die at once (one attempt each) under a failing `gearman -w`.
+    let mut worker = gearman_worker(port, "rt_adm", &failing_script(&data, 10));
+    for payload in ["one", "two"] {
+        let submitted = Command::new("gearman")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-f", "rt_adm", "-b", payload])
+            .status()
+            .expect("gearman -b");
+        assert!(submitted.success());
+    }
+    let start = Instant::now();
+    while srv.admin("records rt_adm dead").lines().filter(|l| *l != ".").count() < 2 {
+        assert!(start.elapsed() < LIMIT, "two dead jobs: {}", srv.admin("records rt_adm dead"));
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    worker.stop();
+    let dead = first_dead(&srv, "rt_adm");
+    match rt.block_on(admin.requeue("H:nowhere:1")) {
+        Err(sprocket_client::Error::Server { code, .. }) => assert_eq!(code, "UNKNOWN_JOB"),
+        other => panic!("an unknown handle was requeued: {other:?}"),
+    }
+    rt.block_on(admin.requeue(&dead)).expect("requeue one");
+    assert_eq!(record_field(&srv, &dead, "state").as_deref(), Some("queued"));
+    assert_eq!(rt.block_on(admin.purge_queued("rt_adm")).expect("purge queued"), 1);
+    assert_eq!(rt.block_on(admin.requeue_function("rt_adm")).expect("requeue the rest"), 1);
+    rt.block_on(admin.pause("rt_adm")).expect("pause");
+    rt.block_on(admin.resume("rt_adm")).expect("resume");
+    assert_eq!(rt.block_on(admin.purge_queued("rt_adm")).expect("purge queued"), 1);
+    assert_eq!(rt.block_on(admin.purge_dead(Some("rt_adm"))).expect("purge dead"), 0, "nothing dead is left");
+    rt.block_on(admin.clear_policy("rt_adm")).expect("policy clear");
+    assert!(rt.block_on(admin.policies()).expect("policies").is_empty());
+}
