@@ -184,7 +184,7 @@ impl Admin {
 
 /// `OK [value]` gives the value; `ERR CODE text+with+pluses` gives
 /// [`Error::Server`] with the text readable.
-fn read_ok(reply: &str) -> Result<String> {
+pub fn read_ok(reply: &str) -> Result<String> {
     let first = reply.lines().next().unwrap_or("").trim_end_matches('\r');
     if first == "OK" {
         return Ok(String::new());
@@ -201,8 +201,9 @@ fn read_ok(reply: &str) -> Result<String> {
     }
 }
 
-/// One word of an admin line: admin lines are split on spaces.
-fn word(s: &str) -> Result<&str> {
+/// One word of an admin line (a function name, a handle): admin lines are
+/// split on spaces, so a word with one cannot be sent.
+pub fn word(s: &str) -> Result<&str> {
     if s.is_empty() || s.contains([' ', '\r', '\n', '\t']) {
         return Err(Error::InvalidArgument(format!(
             "{s:?} cannot be sent on an admin line (empty, or contains a space, tab or newline)"

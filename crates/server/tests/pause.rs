@@ -7,51 +7,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{b, sprocketd, Gear};
+use common::{b, durable_server, DataDir, Gear};
 use sprocket_proto::{Priority, Request, Response, SubmitMode};
 use sprocket_testkit::process::{run, Background};
-use sprocket_testkit::{free_port, require_tool, ServerProcess};
+use sprocket_testkit::{free_port, require_tool};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// A data directory of its own, removed afterwards.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!("sprocket-pause-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the data directory");
-        DataDir(dir)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// sprocketd on `port` with its default durable queue (SQLite) in `data`.
-fn durable_server(port: u16, data: &Path) -> ServerProcess {
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--listen",
-        "127.0.0.1",
-        "--web-listen=none",
-        "--data-dir",
-        &data.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    ServerProcess::start("sprocketd", sprocketd(), &args, port)
-}
 
 /// `gearman -h 127.0.0.1 -p PORT args…` (Debian's gearman-tools).
 fn gearman(port: u16, args: &[&str]) -> Command {
@@ -119,9 +83,9 @@ fn a_paused_functions_job_waits_while_the_worker_sleeps_and_resume_wakes_it() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("wake");
+    let data = DataDir::new("pause-wake");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     let _worker = upper_worker(port, "pz_wake");
     assert_eq!(srv.admin("pause pz_wake"), "OK\r\n");
 
@@ -149,9 +113,9 @@ fn the_pause_survives_a_restart_of_the_default_sqlite_store() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("restart");
+    let data = DataDir::new("pause-restart");
     let port = free_port();
-    let mut srv = durable_server(port, &data.0);
+    let mut srv = durable_server(port, &data.0, &[]);
     assert_eq!(srv.admin("pause pz_restart"), "OK\r\n");
     let out = run(&mut gearman(port, &["-b", "-f", "pz_restart", "kept"]), b"", LIMIT);
     assert!(out.success(), "{}", out.describe());
@@ -159,7 +123,7 @@ fn the_pause_survives_a_restart_of_the_default_sqlite_store() {
     srv.kill9();
     drop(srv);
 
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     assert_eq!(status_of(port, "pz_restart"), Some((1, 0, 0)), "the job and the function are back");
     let _worker = upper_worker(port, "pz_restart");
     std::thread::sleep(Duration::from_millis(1000));
@@ -169,7 +133,7 @@ fn the_pause_survives_a_restart_of_the_default_sqlite_store() {
     wait_status(port, "pz_restart", |total, _, _| total == 0, "the job runs after resume");
     // Resumed durably too: a second restart does not pause it again.
     drop(srv);
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     let _worker = upper_worker(port, "pz_restart");
     let out = run(&mut gearman(port, &["-f", "pz_restart", "again"]), b"", LIMIT);
     assert!(out.success(), "{}", out.describe());
@@ -182,9 +146,9 @@ fn purge_fails_the_waiting_foreground_clients_and_answers_how_many() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("purge");
+    let data = DataDir::new("pause-purge");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     assert_eq!(srv.admin("pause pz_purge"), "OK\r\n");
     let mut client = Gear::connect(port).expect("connect");
     let submit = |background| Request::SubmitJob {
@@ -220,7 +184,7 @@ fn purge_fails_the_waiting_foreground_clients_and_answers_how_many() {
     assert_eq!(srv.admin("purge queued no_such_function"), "ERR function not found\r\n");
     // The purged background jobs' rows are gone: a restart brings nothing back.
     drop(srv);
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     assert_eq!(status_of(port, "pz_purge"), Some((0, 0, 0)), "still paused, and empty");
     drop(srv);
 }
@@ -231,9 +195,9 @@ fn the_sprocket_command_pauses_resumes_and_purges() {
         sprocket_testkit::skip("the sprocket binary is not built (cargo build -p sprocket-cli)");
         return;
     };
-    let data = DataDir::new("cli");
+    let data = DataDir::new("pause-cli");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     let servers = format!("127.0.0.1:{port}");
     let sprocket = |args: &[&str]| {
         let mut cmd = Command::new(&cli);

@@ -11,57 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::sprocketd;
+use common::{durable_server, DataDir};
 use sprocket_testkit::process::{run, Background};
 use sprocket_testkit::status::wait_for_workers;
 use sprocket_testkit::{free_port, interop_dir, require_php_gearman, require_tool, workspace_bin, ServerProcess};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A data directory of its own, removed afterwards.
-struct DataDir(PathBuf);
-
-impl DataDir {
-    fn new(name: &str) -> DataDir {
-        let dir = std::env::temp_dir().join(format!("sprocket-retries-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the data directory");
-        DataDir(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// sprocketd on `port` with its default durable store (SQLite) in `data`.
-fn durable_server(port: u16, data: &Path) -> ServerProcess {
-    durable_server_with(port, data, &[])
-}
-
-/// The same with `extra` flags.
-fn durable_server_with(port: u16, data: &Path, extra: &[&str]) -> ServerProcess {
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--listen",
-        "127.0.0.1",
-        "--web-listen=none",
-        "--data-dir",
-        &data.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    ServerProcess::start("sprocketd", sprocketd(), &args, port)
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -214,9 +169,9 @@ fn a_php_workers_job_completes_on_attempt_three_after_each_backoff() {
     if !require_php_gearman() {
         return;
     }
-    let data = DataDir::new("php3");
+    let data = DataDir::new("retries-php3");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     set_policy(port, "rt_php_*", r#"{"max_attempts": 5, "backoff": {"kind": "fixed", "delay": "1s"}}"#);
     let worker = php_flaky(port, "rt_php_resize", 2, "fail", None);
     let handle = php_submit(port, "rt_php_resize", "image");
@@ -239,9 +194,9 @@ fn a_gearman_w_script_that_fails_until_its_third_call_completes_under_a_policy()
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("gw3");
+    let data = DataDir::new("retries-gw3");
     let port = free_port();
-    let srv = durable_server_with(port, &data.0, &["--history"]);
+    let srv = durable_server(port, &data.0, &["--history"]);
     set_policy(port, "rt_gw", r#"{"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "700ms"}}"#);
     let _worker = gearman_worker(port, "rt_gw", &failing_script(&data, 2));
     let submitted = Command::new("gearman")
@@ -274,9 +229,9 @@ fn a_foreground_gearman_client_hears_only_the_final_result_when_the_policy_retri
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("fg");
+    let data = DataDir::new("retries-fg");
     let port = free_port();
-    let _srv = durable_server(port, &data.0);
+    let _srv = durable_server(port, &data.0, &[]);
     let policy = r#"{"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "300ms"}, "retry_foreground": true}"#;
     set_policy(port, "rt_fg", policy);
     let _worker = gearman_worker(port, "rt_fg", &failing_script(&data, 2));
@@ -293,9 +248,9 @@ fn an_always_failing_job_becomes_dead_and_after_the_fix_a_requeue_completes_it()
     if !require_php_gearman() {
         return;
     }
-    let data = DataDir::new("dead");
+    let data = DataDir::new("retries-dead");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     set_policy(
         port,
         "rt_dead",
@@ -348,9 +303,9 @@ fn kill_9_during_a_backoff_wait_loses_nothing_and_does_not_hasten_the_retry() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("kill");
+    let data = DataDir::new("retries-kill");
     let port = free_port();
-    let mut srv = durable_server(port, &data.0);
+    let mut srv = durable_server(port, &data.0, &[]);
     set_policy(port, "rt_kill", r#"{"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "4s"}}"#);
     let script = failing_script(&data, 1);
     let mut worker = gearman_worker(port, "rt_kill", &script);
@@ -368,7 +323,7 @@ fn kill_9_during_a_backoff_wait_loses_nothing_and_does_not_hasten_the_retry() {
     srv.kill9();
     worker.stop();
 
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     assert_eq!(record_field(&srv, &handle, "state").as_deref(), Some("retrying"), "still waiting after the restart");
     let _worker = gearman_worker(port, "rt_kill", &script);
     wait_state(&srv, &handle, "complete");
@@ -384,9 +339,9 @@ fn kill_9_right_after_a_requeue_is_answered_keeps_the_requeued_job() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("requeue-kill");
+    let data = DataDir::new("retries-requeue-kill");
     let port = free_port();
-    let mut srv = durable_server(port, &data.0);
+    let mut srv = durable_server(port, &data.0, &[]);
     set_policy(port, "rt_rk", r#"{"max_attempts": 1, "dead_letter": true}"#);
     let script = failing_script(&data, 1);
     let mut worker = gearman_worker(port, "rt_rk", &script);
@@ -401,7 +356,7 @@ fn kill_9_right_after_a_requeue_is_answered_keeps_the_requeued_job() {
     assert_eq!(srv.admin(&format!("requeue {handle}")), "OK 1\n");
     srv.kill9();
 
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     assert_eq!(record_field(&srv, &handle, "state").as_deref(), Some("queued"), "{}", srv.admin("status"));
     let _worker = gearman_worker(port, "rt_rk", &script);
     wait_state(&srv, &handle, "complete");
@@ -410,9 +365,9 @@ fn kill_9_right_after_a_requeue_is_answered_keeps_the_requeued_job() {
 
 #[test]
 fn run_time_policies_outlive_a_restart_and_sprocket_policy_lists_and_clears_them() {
-    let data = DataDir::new("policies");
+    let data = DataDir::new("retries-policies");
     let port = free_port();
-    let mut srv = durable_server(port, &data.0);
+    let mut srv = durable_server(port, &data.0, &[]);
     set_policy(port, "rt_keep_*", r#"{"max_attempts": 4, "timeout": "90s", "dead_letter": true}"#);
     let bad = Command::new(workspace_bin("sprocket"))
         .args(["policy", "set", "rt_x", r#"{"max_attempts": "many"}"#, "-s", &format!("127.0.0.1:{port}")])
@@ -422,7 +377,7 @@ fn run_time_policies_outlive_a_restart_and_sprocket_policy_lists_and_clears_them
     assert!(String::from_utf8_lossy(&bad.stderr).contains("BAD_POLICY"), "{bad:?}");
     srv.kill9();
 
-    let _srv = durable_server(port, &data.0);
+    let _srv = durable_server(port, &data.0, &[]);
     let listed: serde_json::Value =
         serde_json::from_str(&sprocket(port, &["policy", "--json"])).expect("policy --json is JSON");
     assert_eq!(listed[0]["pattern"], "rt_keep_*");
@@ -441,9 +396,9 @@ fn the_rust_clients_admin_sets_policies_requeues_and_purges_dead_jobs() {
     if !require_tool("gearman") {
         return;
     }
-    let data = DataDir::new("admin");
+    let data = DataDir::new("retries-admin");
     let port = free_port();
-    let srv = durable_server(port, &data.0);
+    let srv = durable_server(port, &data.0, &[]);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let addr: sprocket_client::ServerAddr = format!("127.0.0.1:{port}").parse().expect("address");
     let mut admin = rt.block_on(sprocket_client::Admin::connect(&addr, None)).expect("admin connection");

@@ -115,28 +115,20 @@ pub(super) async fn ask_each(opt: &ServerOpt, line: &str) -> anyhow::Result<Vec<
 /// code and text readable. A server that does not know the command
 /// (gearmand) answers UNKNOWN_COMMAND, said plainly.
 fn read_reply(reply: &str) -> Result<String, String> {
-    let first = reply.lines().next().unwrap_or("").trim_end_matches('\r');
-    if first == "OK" {
-        return Ok(String::new());
-    }
-    if let Some(value) = first.strip_prefix("OK ") {
-        return Ok(value.trim().to_string());
-    }
-    match first.strip_prefix("ERR ") {
-        Some(err) if err.starts_with("UNKNOWN_COMMAND") => {
-            Err("the server does not know this command (it is sprocketd's own, not gearmand's)".into())
+    use sprocket_client::Error;
+    sprocket_client::admin::read_ok(reply).map_err(|e| match e {
+        Error::Server { code, .. } if code == "UNKNOWN_COMMAND" => {
+            "the server does not know this command (it is sprocketd's own, not gearmand's)".into()
         }
-        Some(err) => Err(err.replace('+', " ")),
-        None => Err(format!("unexpected answer {first:?}")),
-    }
+        Error::Server { code, text } if text.is_empty() => code,
+        Error::Server { code, text } => format!("{code} {text}"),
+        other => other.to_string(),
+    })
 }
 
 /// Admin lines are split on spaces: a name with a space cannot be sent.
 pub(super) fn one_token(s: &str) -> anyhow::Result<&str> {
-    if s.is_empty() || s.contains([' ', '\n', '\r']) {
-        bail!("{s:?} cannot be sent on an admin line (empty, or contains a space or newline)");
-    }
-    Ok(s)
+    Ok(sprocket_client::admin::word(s)?)
 }
 
 #[cfg(test)]

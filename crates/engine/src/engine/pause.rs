@@ -109,6 +109,12 @@ impl Engine {
             Ok(n) => sprocket_proto::admin::ok_value(&n.to_string()),
             Err(e) => crate::admin::command_error_line(e),
         };
+        self.reply_when_written(conn, before, reply);
+    }
+
+    /// Answers `conn` with `reply` once everything written since `before`
+    /// (the latest store operation when the command began) is durable.
+    pub(super) fn reply_when_written(&mut self, conn: ConnId, before: u64, reply: Bytes) {
         let last = self.ledger.last_written();
         if last == before {
             self.send(conn, Out::Text(reply));

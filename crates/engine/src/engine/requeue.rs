@@ -198,18 +198,6 @@ impl Engine {
         };
         self.release_held(&Default::default());
     }
-
-    /// Answers `conn` with `reply` once everything written since `before`
-    /// (the latest operation then) is durable.
-    fn reply_when_written(&mut self, conn: ConnId, before: u64, reply: Bytes) {
-        let last = self.ledger.last_written();
-        if last == before {
-            self.send(conn, Out::Text(reply));
-            return;
-        }
-        let Some(c) = self.conns.get_mut(conn) else { return };
-        self.ledger.reply_after(conn, &mut c.held, last, Out::Text(reply), &mut self.out.sends);
-    }
 }
 
 /// The filter for a function's dead jobs, a bounded batch at a time.

@@ -123,3 +123,46 @@ impl Gear {
         }
     }
 }
+
+/// A data directory of one test's own (`sprocket-<name>-<pid>` in the
+/// temporary directory), removed afterwards.
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    pub fn new(name: &str) -> DataDir {
+        let dir = std::env::temp_dir().join(format!("sprocket-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the data directory");
+        DataDir(dir)
+    }
+
+    /// A file in it.
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// sprocketd on `port` with its default durable store (SQLite) in `data`,
+/// no web port, plus `extra` flags.
+pub fn durable_server(port: u16, data: &Path, extra: &[&str]) -> sprocket_testkit::ServerProcess {
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--listen",
+        "127.0.0.1",
+        "--web-listen=none",
+        "--data-dir",
+        &data.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    sprocket_testkit::ServerProcess::start("sprocketd", sprocketd(), &args, port)
+}
