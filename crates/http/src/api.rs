@@ -606,7 +606,10 @@ pub(crate) async fn requeue_dead_function(
     let Query(q) = query?;
     let Json(NoArguments {}) = body?;
     if !crate::requeue::sendable(&q.function) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "function must be a name without spaces"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "function must be a name without spaces or control characters",
+        ));
     }
     let requeued = ask_requeue(&s, format!("requeue function {}", q.function)).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued })))
