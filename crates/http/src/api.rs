@@ -573,6 +573,77 @@ pub(crate) async fn purge_dead(
     Ok(Json(serde_json::json!({ "purged": purged })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequeueQuery {
+    function: String,
+}
+
+/// Makes a dead job live again, queued for a fresh series of attempts;
+/// answered once it is durable.
+pub(crate) async fn requeue_dead(
+    _: SameSite,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Json(NoArguments {}) = body?;
+    if !crate::requeue::sendable(&handle) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle"));
+    }
+    let requeued = ask_requeue(&s, format!("requeue {handle}")).await?;
+    Ok(Json(serde_json::json!({ "requeued": requeued, "handle": handle })))
+}
+
+/// Requeues every dead job of a function; answered with how many once
+/// they are durable.
+pub(crate) async fn requeue_dead_function(
+    _: SameSite,
+    State(s): State<AppState>,
+    query: Result<Query<RequeueQuery>, QueryRejection>,
+    body: Result<Json<NoArguments>, JsonRejection>,
+) -> ApiResult<serde_json::Value> {
+    let Query(q) = query?;
+    let Json(NoArguments {}) = body?;
+    if !crate::requeue::sendable(&q.function) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "function must be a name without spaces or control characters",
+        ));
+    }
+    let requeued = ask_requeue(&s, format!("requeue function {}", q.function)).await?;
+    Ok(Json(serde_json::json!({ "requeued": requeued })))
+}
+
+/// Has the engine run an admin `requeue` line; its refusals become 404
+/// (no such job) or 409 (the job is not dead, or cannot be made again).
+async fn ask_requeue(s: &AppState, line: String) -> Result<u64, ApiError> {
+    use crate::requeue::{Answer, RequeueError};
+    let Some(gearman) = s.gearman else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server cannot requeue over its web port (with --ssl its Gearman port speaks TLS only)",
+        ));
+    };
+    let answer = crate::requeue::requeue(gearman, line.as_bytes()).await.map_err(|e| match e {
+        RequeueError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+        RequeueError::NoAnswer | RequeueError::Garbled(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+    })?;
+    match answer {
+        Answer::Requeued(n) => Ok(n),
+        Answer::Refused { code, .. } if code == "UNKNOWN_JOB" => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle"))
+        }
+        Answer::Refused { code, text } if code == "RECORDS_UNAVAILABLE" => Err(records_unavailable(text)),
+        Answer::Refused { code, text } => {
+            let text = if text.is_empty() { code } else { text };
+            Err(ApiError::new(StatusCode::CONFLICT, text))
+        }
+    }
+}
+
 /// The filter of `/records` and `/dead` from their query parameters.
 fn records_filter(q: RecordsQuery) -> Result<RecordFilter, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);

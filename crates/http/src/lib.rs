@@ -22,6 +22,7 @@ mod listen;
 mod live;
 mod metrics;
 mod openapi;
+mod requeue;
 mod serve;
 mod submit;
 

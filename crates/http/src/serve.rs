@@ -240,6 +240,8 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/jobs/{handle}/cancel", post(api::cancel_job))
         .route("/api/v1/records", get(api::records))
         .route("/api/v1/dead", get(api::dead).delete(api::purge_dead))
+        .route("/api/v1/dead/requeue", post(api::requeue_dead_function))
+        .route("/api/v1/dead/{handle}/requeue", post(api::requeue_dead))
         .route("/api/v1/events", get(crate::live::events))
         // The dashboard's page and its files: not part of the API.
         .merge(crate::dashboard::routes())

@@ -456,3 +456,85 @@ fn the_page_needs_the_token_when_one_is_set() {
     );
     assert!(!events_in(&out.stdout_text()).is_empty(), "{}", out.describe());
 }
+
+/// Sends one admin line and returns its one-line answer.
+fn admin(port: u16, line: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect for admin");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(stream, "{line}\r\n").expect("send admin line");
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).expect("admin answer");
+    answer.trim_end().to_owned()
+}
+
+/// Submits a background job and fails one attempt of it with a worker.
+fn submit_and_fail_once(port: u16, function: &str) -> String {
+    let mut client = Gear::connect(port).expect("connect");
+    let handle = match client.submit_bg(function, "", "payload").expect("submit") {
+        Response::JobCreated { handle } => String::from_utf8(handle.to_vec()).expect("text handle"),
+        other => panic!("submit: {other:?}"),
+    };
+    let mut worker = Gear::connect(port).expect("connect");
+    worker.send(&Request::CanDo { function: b(function) }).expect("send");
+    let (grabbed, _, _) = worker.grab().expect("grab").expect("the job");
+    assert_eq!(grabbed, handle.as_bytes());
+    worker.send(&Request::WorkFail { handle: grabbed }).expect("send");
+    handle
+}
+
+#[test]
+fn the_dashboard_shows_retrying_dead_jobs_and_cron_and_retries_a_dead_job() {
+    if !browser_tools() {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let port = server.port;
+    assert_eq!(admin(port, r#"policy set doomed {"max_attempts":1,"dead_letter":true}"#), "OK");
+    let slow = r#"policy set patient {"max_attempts":3,"backoff":{"kind":"fixed","delay":"1h"}}"#;
+    assert_eq!(admin(port, slow), "OK");
+    let cron = r#"cron add {"name":"nightly","schedule":"0 3 * * *","function":"report","timezone":"Europe/Berlin"}"#;
+    assert_eq!(admin(port, cron), "OK");
+    let dead = submit_and_fail_once(port, "doomed");
+    let retrying = submit_and_fail_once(port, "patient");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while curl_json(web, "/api/v1/dead")["records"].as_array().is_none_or(|r| r.is_empty()) {
+        assert!(Instant::now() < deadline, "the failed job did not become dead");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shots = screenshot_dir("lists");
+    let mut driver = Driver::start(&[
+        format!("--url=http://127.0.0.1:{web}/"),
+        format!("--shots={}", shots.display()),
+        format!("--dead-handle={dead}"),
+        format!("--retrying-handle={retrying}"),
+        "--cron-name=nightly".into(),
+    ]);
+    driver.expect("LISTS_OK", Duration::from_secs(60));
+    driver.expect("RETRY_OK", Duration::from_secs(30));
+    driver.expect("PHONE_OK", Duration::from_secs(30));
+    driver.expect("CONSOLE_OK", Duration::from_secs(10));
+    driver.finish();
+
+    // The retried job is queued again under its handle; a worker that now
+    // succeeds completes it.
+    let job = curl_json(web, &format!("/api/v1/jobs/{dead}"));
+    assert_eq!((job["live"].as_bool(), job["state"].as_str()), (Some(true), Some("queued")), "the retried job: {job}");
+    let mut worker = Gear::connect(port).expect("connect");
+    worker.send(&Request::CanDo { function: b("doomed") }).expect("send");
+    let (grabbed, _, data) = worker.grab().expect("grab").expect("the retried job");
+    assert_eq!((grabbed.as_ref(), data.as_ref()), (dead.as_bytes(), &b"payload"[..]));
+    worker.send(&Request::WorkComplete { handle: grabbed, data: b("done") }).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = curl_json(web, &format!("/api/v1/jobs/{dead}"));
+        if answer["live"] == false && answer["state"] == "complete" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retried job did not complete: {answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for name in ["lists-desktop.png", "lists-phone.png"] {
+        let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");
+    }
+}

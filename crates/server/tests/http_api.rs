@@ -844,3 +844,20 @@ fn metrics_have_job_and_store_histograms_and_traffic() {
     let sent = sample(&page, "sprocket_sent_bytes_total").expect("bytes sent");
     assert_eq!(sent - before, 1012.0, "an ECHO_RES of 1000 bytes and its header");
 }
+
+#[test]
+fn requeue_answers_404_for_no_job_and_409_for_a_live_one() {
+    if !require_tool("curl") {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let mut gear = Gear::connect(server.port).expect("connect");
+    let live = submit(&mut gear, "waiting", "", Priority::Normal);
+    let (status, body) = post_json(web, "/api/v1/dead/H:nowhere:999/requeue", "{}");
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post_json(web, &format!("/api/v1/dead/{live}/requeue"), "{}");
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("not dead")), "{body}");
+    let (status, body) = post_json(web, "/api/v1/dead/requeue?function=waiting", "{}");
+    assert_eq!((status, body["requeued"].as_u64()), (200, Some(0)), "{body}");
+}

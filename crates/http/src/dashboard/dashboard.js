@@ -654,6 +654,153 @@
     showRecent();
   }
 
+  // ---- retrying, dead jobs and cron --------------------------------------
+
+  // These lists are not in the live snapshot: they are read every few
+  // seconds, and at once after an action on them.
+  const LISTS_EVERY_MS = 3000;
+  let listsBusy = false;
+
+  function labelled(label, text, className) {
+    const td = element("td", { textContent: text, className: className || "" });
+    td.dataset.label = label;
+    return td;
+  }
+
+  function showTable(id, rows, countId) {
+    $(id + "-table").querySelector("tbody").replaceChildren(...rows);
+    $(id + "-table").hidden = rows.length === 0;
+    $(id + "-empty").hidden = rows.length > 0;
+    $(countId).textContent = rows.length ? "(" + count(rows.length) + ")" : "";
+  }
+
+  async function showRetrying() {
+    const page = await api("GET", "api/v1/jobs?state=retrying&limit=100");
+    const rows = page.jobs.map((j) => {
+      const tr = element(
+        "tr",
+        {},
+        labelled("Handle", j.handle, "name"),
+        labelled("Function", j.function),
+        labelled("State", j.state, "badge state-" + j.state),
+        labelled("Attempts", String(j.attempts), "num"),
+        labelled("Next attempt", j.when == null ? "–" : moment(j.when * 1000)),
+      );
+      tr.dataset.handle = j.handle;
+      return tr;
+    });
+    showTable("retrying", rows, "retrying-count");
+  }
+
+  async function showDead() {
+    const page = await api("GET", "api/v1/dead?limit=" + RECENT_LIMIT);
+    const functions = new Set();
+    const rows = page.records.map((r) => {
+      const handle = bytesOf(r, "handle");
+      const fn = bytesOf(r, "function");
+      functions.add(fn);
+      const error = bytesOf(r, "error") ?? "–";
+      const retry = element("button", { type: "button", className: "small", textContent: "Retry" });
+      retry.dataset.action = "retry";
+      retry.addEventListener("click", async () => {
+        retry.disabled = true;
+        try {
+          await api("POST", "api/v1/dead/" + encodeURIComponent(handle) + "/requeue", {});
+          $("dead-error").hidden = true;
+        } catch (e) {
+          $("dead-error").textContent = "Cannot retry " + handle + ": " + e.message;
+          $("dead-error").hidden = false;
+        }
+        refreshLists();
+      });
+      const actions = element("td", { className: "actions" }, retry);
+      actions.dataset.label = "Actions";
+      const tr = element(
+        "tr",
+        {},
+        labelled("Function", fn, "name"),
+        labelled("Handle", handle),
+        labelled("Attempts", String(r.attempts), "num"),
+        labelled("Last error", error.length > 80 ? error.slice(0, 80) + "…" : error, "preview"),
+        labelled("Died", moment(r.finished)),
+        actions,
+      );
+      tr.dataset.handle = handle;
+      return tr;
+    });
+    showTable("dead", rows, "dead-count");
+    const purges = [...functions].sort().map((fn) => {
+      const purge = element("button", { type: "button", className: "small danger", textContent: "Purge dead " + fn + "…" });
+      purge.dataset.function = fn;
+      purge.addEventListener("click", () => confirmPurgeDead(fn));
+      return purge;
+    });
+    $("dead-purge").replaceChildren(...purges);
+  }
+
+  function confirmPurgeDead(fn) {
+    openDialog(
+      "Purge the dead jobs of " + fn + "?",
+      [element("p", { textContent: "Their records are deleted: they can no longer be retried or looked up." })],
+      "Purge",
+      true,
+      async () => {
+        await api("DELETE", "api/v1/dead?function=" + encodeURIComponent(fn));
+        refreshLists();
+      },
+    );
+  }
+
+  async function showCron() {
+    const entries = await api("GET", "api/v1/cron");
+    const rows = entries.map((c) => {
+      const run = element("button", { type: "button", className: "small", textContent: "Run now" });
+      run.dataset.action = "run";
+      run.addEventListener("click", async () => {
+        run.disabled = true;
+        try {
+          await api("POST", "api/v1/cron/" + encodeURIComponent(c.name) + "/run", {});
+          $("cron-error").hidden = true;
+        } catch (e) {
+          $("cron-error").textContent = "Cannot run " + c.name + ": " + e.message;
+          $("cron-error").hidden = false;
+        } finally {
+          run.disabled = false;
+        }
+      });
+      const actions = element("td", { className: "actions" }, run);
+      actions.dataset.label = "Actions";
+      const tr = element(
+        "tr",
+        {},
+        labelled("Name", c.name, "name"),
+        labelled("Schedule", c.schedule),
+        labelled("Time zone", c.timezone),
+        labelled("Function", c.function),
+        labelled("Next run", c.next_time || (c.next == null ? "never" : moment(c.next * 1000))),
+        actions,
+      );
+      tr.dataset.name = c.name;
+      return tr;
+    });
+    showTable("cron", rows, "cron-count");
+  }
+
+  async function refreshLists() {
+    if (listsBusy) return;
+    listsBusy = true;
+    try {
+      const results = await Promise.allSettled([showRetrying(), showDead(), showCron()]);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed && failed.reason && failed.reason.status !== 401) {
+        $("dead-error").textContent = "Cannot read the lists: " + failed.reason.message;
+        $("dead-error").hidden = false;
+      }
+    } finally {
+      listsBusy = false;
+    }
+  }
+
   // ---- start ------------------------------------------------------------
 
   function start() {
@@ -670,6 +817,8 @@
     setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
     drawChart();
     showRecent();
+    refreshLists();
+    setInterval(refreshLists, LISTS_EVERY_MS);
     connect();
   }
 

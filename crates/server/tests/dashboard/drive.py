@@ -57,7 +57,10 @@ def main():
     p.add_argument("--lookup-function")
     p.add_argument("--record-handle", help="an ended job with data, a warning, a lost attempt and a result")
     p.add_argument("--exception-handle", help="an ended job whose worker sent WORK_EXCEPTION")
-    p.add_argument("--drop-function", required=True)
+    p.add_argument("--drop-function")
+    p.add_argument("--dead-handle", help="a dead job: check the lists (retrying, dead, cron) and retry it")
+    p.add_argument("--retrying-handle")
+    p.add_argument("--cron-name")
     p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
@@ -75,7 +78,9 @@ def main():
     driver = webdriver.Chrome(service=Service(executable_path=args.chromedriver), options=options)
     shot = lambda name: driver.save_screenshot(os.path.join(args.shots, name))
     try:
-        if args.token:
+        if args.dead_handle:
+            lists(driver, args, shot)
+        elif args.token:
             signed_in(driver, args, shot)
         else:
             run(driver, args, shot)
@@ -150,6 +155,41 @@ def records(driver, args, shot):
     box.clear()
     driver.find_element(By.CSS_SELECTOR, "#recent-form button[type=submit]").click()
     driver.execute_script("window.scrollTo(0, 0)")
+
+
+def lists(driver, args, shot):
+    """The retrying, dead and cron sections; Retry on the dead job."""
+    driver.get(args.url)
+    dead_row = f'#dead-table tr[data-handle="{args.dead_handle}"]'
+    row = wait_until("the dead job", lambda: driver.find_element(By.CSS_SELECTOR, dead_row).text)
+    assert "doomed" in row, row
+    retrying = wait_until("the retrying job", lambda: driver.find_element(
+        By.CSS_SELECTOR, f'#retrying-table tr[data-handle="{args.retrying_handle}"]').text)
+    assert "retrying" in retrying and "patient" in retrying, retrying
+    cron = wait_until("the cron entry", lambda: driver.find_element(
+        By.CSS_SELECTOR, f'#cron-table tr[data-name="{args.cron_name}"]').text)
+    assert "0 3 * * *" in cron and "Europe/Berlin" in cron and "report" in cron, cron
+    assert driver.find_element(By.CSS_SELECTOR, '#dead-purge button[data-function="doomed"]').is_displayed()
+    driver.execute_script("document.getElementById('retrying').scrollIntoView()")
+    shot("lists-desktop.png")
+    say("LISTS_OK")
+    driver.find_element(By.CSS_SELECTOR, dead_row + ' button[data-action="retry"]').click()
+    wait_until("the retried job to leave the dead list",
+               lambda: not driver.find_elements(By.CSS_SELECTOR, dead_row))
+    assert driver.find_element(By.ID, "dead-error").get_attribute("hidden") is not None, \
+        driver.find_element(By.ID, "dead-error").text
+    say("RETRY_OK")
+    driver.set_window_size(390, 1600)
+    driver.execute_script("document.getElementById('retrying').scrollIntoView()")
+    wait_until("the cron entry on a phone", lambda: driver.find_element(
+        By.CSS_SELECTOR, f'#cron-table tr[data-name="{args.cron_name}"]').is_displayed())
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, f"the page is {width}px wide on a phone"
+    shot("lists-phone.png")
+    say("PHONE_OK")
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    say("CONSOLE_OK")
 
 
 def signed_in(driver, args, shot):
