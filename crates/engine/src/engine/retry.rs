@@ -21,21 +21,19 @@ use crate::types::*;
 
 impl Engine {
     /// The policy of job `job_no`'s function, if it has one.
-    pub(super) fn policy_of_job(&mut self, job_no: JobNo) -> Option<FunctionPolicy> {
-        let f = self.jobs.get(job_no)?.function;
-        let name = self.functions.get(f)?.name().clone();
-        self.policies.for_function(&name).cloned()
-    }
-
-    /// The run limit job `job_no`'s policy sets for each attempt, if any.
-    pub(super) fn policy_timeout_ms(&mut self, job_no: JobNo) -> Option<Millis> {
+    fn job_policy(&mut self, job_no: JobNo) -> Option<&FunctionPolicy> {
         if self.policies.is_empty() {
             return None;
         }
-        // Asked at every hand-out: the policy is looked at, not copied.
         let f = self.jobs.get(job_no)?.function;
         let name = self.functions.get(f)?.name().clone();
-        self.policies.for_function(&name)?.timeout_ms()
+        self.policies.for_function(&name)
+    }
+
+    /// The run limit job `job_no`'s policy sets for each attempt, if any.
+    /// Asked at every hand-out: the policy is looked at, not copied.
+    pub(super) fn policy_timeout_ms(&mut self, job_no: JobNo) -> Option<Millis> {
+        self.job_policy(job_no)?.timeout_ms()
     }
 
     /// An attempt at job `job_no` (running) failed as `failure`. When its
@@ -44,10 +42,7 @@ impl Engine {
     /// letter when the policy keeps them) — and this returns `true`.
     /// Otherwise nothing is done and the caller applies gearmand's rules.
     pub(super) fn policy_decides(&mut self, job_no: JobNo, failure: Failure) -> bool {
-        if self.policies.is_empty() {
-            return false;
-        }
-        let Some(policy) = self.policy_of_job(job_no) else { return false };
+        let Some(policy) = self.job_policy(job_no).cloned() else { return false };
         let Some(job) = self.jobs.get(job_no) else { return false };
         let JobState::Running(worker) = job.state() else { return false };
         if job.ended || job.ignore {

@@ -66,14 +66,15 @@ impl MysqlStore {
         handles.iter().map(|h| by_handle.get(&h[..]).map(|body| decode_body(body)).transpose()).collect()
     }
 
-    pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
-        let table = self.settings.table.clone();
+    /// The parameters of a statement over ended records that `filter`
+    /// selects, at most `limit` of them: the namespace, then each condition
+    /// twice (`? IS NULL OR column = ?`), then the limit.
+    fn filter_params(&self, filter: &RecordFilter, limit: usize) -> Params {
         let function = filter.function.as_deref().map(<[u8]>::to_vec);
         let state = filter.state.map(|s| s.as_str());
         let (since, until) = (filter.since.map(ms), filter.until.map(ms));
-        let limit = u64::try_from(filter.limit).unwrap_or(u64::MAX);
-        let params = Params::Positional(vec![
-            Value::from(table),
+        Params::Positional(vec![
+            Value::from(self.settings.table.clone()),
             Value::from(function.clone()),
             Value::from(function),
             Value::from(state),
@@ -82,8 +83,12 @@ impl MysqlStore {
             Value::from(since),
             Value::from(until),
             Value::from(until),
-            Value::from(limit),
-        ]);
+            Value::from(u64::try_from(limit).unwrap_or(u64::MAX)),
+        ])
+    }
+
+    pub(super) async fn find_records(&mut self, filter: &RecordFilter) -> Result<Vec<Record>> {
+        let params = self.filter_params(filter, filter.limit);
         let bodies: Vec<Vec<u8>> = self
             .conn()?
             .exec(
@@ -123,23 +128,7 @@ impl MysqlStore {
     }
 
     pub(super) async fn purge_ended_records(&mut self, filter: &RecordFilter, batch_limit: usize) -> Result<usize> {
-        let table = self.settings.table.clone();
-        let function = filter.function.as_deref().map(<[u8]>::to_vec);
-        let state = filter.state.map(|s| s.as_str());
-        let (since, until) = (filter.since.map(ms), filter.until.map(ms));
-        let limit = u64::try_from(batch_limit).unwrap_or(u64::MAX);
-        let params = Params::Positional(vec![
-            Value::from(table),
-            Value::from(function.clone()),
-            Value::from(function),
-            Value::from(state),
-            Value::from(state),
-            Value::from(since),
-            Value::from(since),
-            Value::from(until),
-            Value::from(until),
-            Value::from(limit),
-        ]);
+        let params = self.filter_params(filter, batch_limit);
         let conn = self.conn()?;
         conn.exec_drop(
             "DELETE FROM sprocket_records WHERE namespace = ? AND finished IS NOT NULL \
