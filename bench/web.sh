@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# bench/web.sh — what the web port costs the Gearman port while people and
+# Prometheus look at it, in one run (issue 20's performance rows):
+#  1. quiet against watched, A B A B: a fresh sprocketd (web port on, in
+#     both) loaded with foreground round trips (16 clients, 4 workers) and
+#     background submits (64 connections); in the watched runs a real
+#     headless Chromium has the dashboard open, its live stream running
+#     (bench/web_watch.py, selenium with Debian's chromium and
+#     chromium-driver), and curl scrapes /metrics every second. A watched
+#     run counts only if the page received the stream's snapshots and they
+#     showed the load, and every scrape answered 200;
+#  2. /metrics with 10,000 functions (bench/many_functions.py: each has a
+#     worker and a queued job; then also ended jobs, so per-function
+#     histograms too): 20 scrapes timed with curl, median and max, the
+#     page's size and series; checked with promtool when it is installed.
+#
+# Usage: bench/web.sh [--reps N] [--duration S] [--functions N] [--scrapes N]
+#                     [--store memory|sqlite] [--out DIR] [--no-build]
+#                     [--skip watched,metrics] [--quick]
+# --quick: 1 repetition of 1 s runs, 1,000 functions, 5 scrapes (checks the
+# script end to end in about a minute; the figures mean nothing).
+# Environment: CARGO_TARGET_DIR (default <repo>/target).
+# Prints medians and ratios (a Markdown table to paste); writes results.jsonl.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPS=5
+DUR=5
+FUNCTIONS=10000
+SCRAPES=20
+STORE=memory
+OUT=""
+BUILD=1
+SKIP=","
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --reps) REPS=$2; shift ;;
+        --duration) DUR=$2; shift ;;
+        --functions) FUNCTIONS=$2; shift ;;
+        --scrapes) SCRAPES=$2; shift ;;
+        --store) STORE=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --skip) SKIP=",$2,"; shift ;;
+        --quick) REPS=1; DUR=1; FUNCTIONS=1000; SCRAPES=5 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        *) echo "web.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+skipped() { [[ "$SKIP" == *",$1,"* ]]; }
+case "$STORE" in memory|sqlite) ;; *) echo "web.sh: --store memory or sqlite" >&2; exit 2 ;; esac
+
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release
+OUT=${OUT:-$REPO/bench/results/web-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+WORK=$(mktemp -d)
+SERVER_PID="" WATCH_PID="" SCRAPER_PID="" HELPER_PID=""
+BAD_WATCHES=0
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+cleanup() {
+    for pid in "$SCRAPER_PID" "$WATCH_PID" "$HELPER_PID" "$SERVER_PID"; do
+        if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "web.sh: needs $1 ($2)" >&2; exit 1; }; }
+need jq "apt install jq"
+need curl "apt install curl"
+need python3 "apt install python3"
+if ! skipped watched; then
+    need chromium "apt install chromium"
+    need chromedriver "apt install chromium-driver"
+    python3 -c 'import selenium' 2>/dev/null || { echo "web.sh: needs Python's selenium (pip install selenium)" >&2; exit 1; }
+fi
+
+if [ "$BUILD" = 1 ]; then
+    log "building sprocketd and sprocket (release)"
+    (cd "$REPO" && cargo build --release -q -p sprocket-server -p sprocket-cli)
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_server: sprocketd with its web port on $PORT and $WEB_PORT, waiting
+# until both answer. The web port is on in quiet runs too: what is measured
+# is people looking at it, not its being there (docs/http.md has that).
+start_server() {
+    PORT=$(free_port)
+    WEB_PORT=$(free_port)
+    local args=(-p "$PORT" --listen 127.0.0.1 --web-listen "127.0.0.1:$WEB_PORT")
+    if [ "$STORE" = memory ]; then
+        args+=(-q builtin)
+    else
+        rm -rf "$WORK/data"; mkdir -p "$WORK/data"
+        args+=(--data-dir "$WORK/data")
+    fi
+    "$BIN/sprocketd" "${args[@]}" 2>>"$OUT/server.err" &
+    SERVER_PID=$!
+    for _ in $(seq 1 3000); do
+        if "$BIN/sprocket" admin -s "127.0.0.1:$PORT" status >/dev/null 2>&1 &&
+            curl -sf -o /dev/null "http://127.0.0.1:$WEB_PORT/metrics"; then
+            return 0
+        fi
+        sleep 0.01
+    done
+    echo "sprocketd did not start (see $OUT/server.err)" >&2
+    exit 1
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    SERVER_PID=""
+}
+
+# wait_line FILE PATTERN SECONDS PID: until FILE has a line matching PATTERN;
+# fails early when PID (the process writing it) has ended.
+wait_line() {
+    local file=$1 pattern=$2 limit=$3 pid=$4
+    for _ in $(seq 1 $((limit * 10))); do
+        if grep -q "$pattern" "$file" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# The watchers: the dashboard in Chromium, with its stdin on descriptor 7
+# (a line there ends it), and a curl scrape of /metrics every second.
+start_watchers() {
+    rm -f "$WORK/watch.in" "$WORK/watch.out"
+    : >"$WORK/scrapes"
+    mkfifo "$WORK/watch.in"
+    SE_OFFLINE=true python3 "$REPO/bench/web_watch.py" --url "http://127.0.0.1:$WEB_PORT/" \
+        <"$WORK/watch.in" >"$WORK/watch.out" 2>>"$OUT/watch.err" &
+    WATCH_PID=$!
+    exec 7>"$WORK/watch.in"
+    if ! wait_line "$WORK/watch.out" '^LIVE' 60 "$WATCH_PID"; then
+        log "the dashboard did not become live (see $OUT/watch.err)"
+        return 1
+    fi
+    (
+        while :; do
+            curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total} %{size_download}\n' \
+                "http://127.0.0.1:$WEB_PORT/metrics" >>"$WORK/scrapes" || echo "000 0 0" >>"$WORK/scrapes"
+            sleep 1
+        done
+    ) &
+    SCRAPER_PID=$!
+    # Let Chromium settle after loading the page before the load starts.
+    sleep 1
+}
+
+# stop_watchers: ends both; SEEN is one JSON object with what they saw.
+stop_watchers() {
+    local seen='{"events": 0, "live": "gone"}'
+    if [ -n "$SCRAPER_PID" ]; then kill "$SCRAPER_PID" 2>/dev/null || true; wait "$SCRAPER_PID" 2>/dev/null || true; fi
+    SCRAPER_PID=""
+    if [ -n "$WATCH_PID" ]; then
+        echo STOP >&7 || true
+        exec 7>&-
+        if wait_line "$WORK/watch.out" '^{' 30 "$WATCH_PID" || grep -q '^{' "$WORK/watch.out"; then
+            seen=$(grep '^{' "$WORK/watch.out" | tail -1)
+        fi
+        wait "$WATCH_PID" 2>/dev/null || true
+    fi
+    WATCH_PID=""
+    local scrapes ok
+    scrapes=$(wc -l <"$WORK/scrapes" 2>/dev/null || echo 0)
+    ok=$(awk '$1 == 200' "$WORK/scrapes" 2>/dev/null | wc -l || true)
+    SEEN=$(jq -c --argjson n "$scrapes" --argjson ok "$ok" '. + {scrapes: $n, scrapes_ok: $ok}' <<<"$seen")
+}
+
+bench_row() { # bench_row LABEL-JSON ARGS...: one sprocket bench run appended to results
+    local label=$1; shift
+    local out
+    if out=$("$BIN/sprocket" bench "$@" --server "127.0.0.1:$PORT" --json -q 2>>"$OUT/bench.err"); then
+        jq -nc --argjson l "$label" --argjson o "$out" '$l + {throughput: $o.throughput}' >>"$RESULTS"
+        log "$(jq -c . <<<"$label"): $(jq -r '.throughput|floor' <<<"$out") jobs/s"
+    else
+        log "$(jq -c . <<<"$label"): FAILED (see bench.err)"
+    fi
+}
+
+if ! skipped watched; then
+    for rep in $(seq 1 "$REPS"); do
+        for mode in quiet watched; do
+            start_server
+            live=1
+            if [ "$mode" = watched ] && ! start_watchers; then live=0; fi
+            label=$(jq -nc --arg m "$mode" --arg s "$STORE" --argjson r "$rep" '{part: "watched", mode: $m, store: $s, rep: $r}')
+            bench_row "$(jq -c '. + {load: "roundtrip c=16"}' <<<"$label")" roundtrip -c 16 -w 4 -d "$DUR" -n 100000000
+            bench_row "$(jq -c '. + {load: "submit-bg c=64"}' <<<"$label")" submit-bg -c 64 -d "$DUR" -n 100000000
+            if [ "$mode" = watched ]; then
+                stop_watchers
+                seen=$SEEN
+                # The page must have had the stream's snapshots through both
+                # loads (one a second), shown the load, and every scrape
+                # must have answered; otherwise the run measured nothing.
+                min_events=$(python3 -c "print(int(2 * $DUR * 0.6))")
+                if [ "$live" = 1 ] && jq -e --argjson min "$min_events" \
+                    '.events >= $min and .max_completed_rate > 0 and .max_submitted_rate > 0 and .live == "live"
+                     and .scrapes > 0 and .scrapes == .scrapes_ok' <<<"$seen" >/dev/null; then
+                    ok=true
+                else
+                    ok=false
+                    BAD_WATCHES=$((BAD_WATCHES + 1))
+                    log "WATCHERS FAILED in this run; it does not count: $seen"
+                fi
+                log "watchers: $seen"
+                jq -nc --argjson l "$label" --argjson w "$seen" --argjson ok "$ok" '$l + {load: "watchers", watch: $w, valid: $ok}' >>"$RESULTS"
+            fi
+            stop_server
+        done
+    done
+fi
+
+# scrape_rows STAGE: $SCRAPES timed scrapes of /metrics, one JSON line.
+scrape_rows() {
+    local stage=$1 url="http://127.0.0.1:$WEB_PORT/metrics"
+    curl -sf -o "$WORK/page" "$url"
+    local series workers promtool_ok=null
+    series=$(grep -vc '^#' "$WORK/page")
+    workers=$(grep -c '^gearman_workers{' "$WORK/page" || true)
+    if command -v promtool >/dev/null; then
+        if promtool check metrics <"$WORK/page" >"$WORK/promtool.out" 2>&1; then promtool_ok=true; else
+            promtool_ok=false
+            log "promtool: $(head -3 "$WORK/promtool.out")"
+        fi
+    fi
+    : >"$WORK/times"
+    for _ in $(seq 1 "$SCRAPES"); do
+        curl -sf -o /dev/null -w '%{time_total} %{size_download}\n' "$url" >>"$WORK/times"
+    done
+    python3 - "$WORK/times" "$stage" "$FUNCTIONS" "$series" "$workers" "$promtool_ok" "$STORE" <<'PY' >>"$RESULTS"
+import json, statistics, sys
+times, stage, functions, series, workers, promtool, store = sys.argv[1:]
+rows = [l.split() for l in open(times) if l.strip()]
+ms = [float(t) * 1000 for t, _ in rows]
+print(json.dumps({"part": "metrics", "stage": stage, "store": store, "functions": int(functions),
+                  "gearman_workers_series": int(workers), "series": int(series),
+                  "bytes": int(rows[-1][1]), "promtool_ok": json.loads(promtool),
+                  "times_ms": [round(m, 2) for m in ms],
+                  "median_ms": round(statistics.median(ms), 2), "max_ms": round(max(ms), 2)}))
+PY
+    log "/metrics, $stage: $(tail -1 "$RESULTS" | jq -c '{median_ms, max_ms, bytes, series, promtool_ok}')"
+}
+
+if ! skipped metrics; then
+    start_server
+    rm -f "$WORK/helper.in" "$WORK/helper.out"
+    mkfifo "$WORK/helper.in"
+    python3 "$REPO/bench/many_functions.py" 127.0.0.1 "$PORT" "$FUNCTIONS" \
+        <"$WORK/helper.in" >"$WORK/helper.out" 2>>"$OUT/helper.err" &
+    HELPER_PID=$!
+    exec 8>"$WORK/helper.in"
+    log "making $FUNCTIONS functions"
+    for stage in registered ended; do
+        if ! wait_line "$WORK/helper.out" "^STAGE $stage" 300 "$HELPER_PID"; then
+            echo "many_functions.py failed before stage $stage (see $OUT/helper.err)" >&2
+            exit 1
+        fi
+        scrape_rows "$stage"
+        echo next >&8
+    done
+    exec 8>&-
+    wait "$HELPER_PID" 2>/dev/null || true
+    HELPER_PID=""
+    stop_server
+fi
+
+python3 - "$RESULTS" "$DUR" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+dur = sys.argv[2]
+watch = {r["rep"]: r for r in rows if r.get("load") == "watchers"}
+def vals(mode, load):
+    # A watched run counts only when its watchers were seen working.
+    return [r["throughput"] for r in rows
+            if r.get("part") == "watched" and r.get("mode") == mode and r.get("load") == load
+            and (mode == "quiet" or watch.get(r["rep"], {}).get("valid"))]
+def cell(v):
+    return f"{statistics.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})" if v else "–"
+if any(r.get("part") == "watched" for r in rows):
+    n = sum(1 for w in watch.values() if w["valid"])
+    store = next(r["store"] for r in rows if r.get("part") == "watched")
+    print(f"\nQuiet against watched (dashboard open and live + curl /metrics every second), store {store}, "
+          f"{dur} s per run; medians (min–max), jobs/s; {n} of {len(watch)} watched runs had working watchers:\n")
+    print("| load | quiet | watched | watched / quiet |")
+    print("|---|---|---|---|")
+    for load, name in (("roundtrip c=16", "roundtrip c=16 w=4"), ("submit-bg c=64", "submit-bg c=64")):
+        q, w = vals("quiet", load), vals("watched", load)
+        ratio = f"{statistics.median(w) / statistics.median(q):.2f}" if q and w else "–"
+        print(f"| {name} | {cell(q)} | {cell(w)} | **{ratio}** |")
+    seen = [w["watch"] for w in watch.values() if w["valid"]]
+    if seen:
+        print(f"\nWatchers per watched run (medians): {statistics.median(s['events'] for s in seen):.0f} "
+              f"snapshots reached the page, {statistics.median(s['scrapes'] for s in seen):.0f} scrapes "
+              f"(all 200), page showed up to {statistics.median(s['max_completed_rate'] for s in seen):,.0f} completed/s "
+              f"and {statistics.median(s['max_submitted_rate'] for s in seen):,.0f} submitted/s.")
+metrics = [r for r in rows if r.get("part") == "metrics"]
+if metrics:
+    print(f"\n/metrics with {metrics[0]['functions']:,} functions ({len(metrics[0]['times_ms'])} scrapes each, curl time_total):\n")
+    print("| functions have | median | max | body | series | promtool |")
+    print("|---|---|---|---|---|---|")
+    for r in metrics:
+        what = {"registered": "a worker and a queued job",
+                "ended": "that, and ended jobs (duration histograms)"}[r["stage"]]
+        prom = {True: "ok", False: "FAILED", None: "not installed"}[r["promtool_ok"]]
+        print(f"| {what} | {r['median_ms']:.1f} ms | {r['max_ms']:.1f} ms | {r['bytes'] / 1e6:.2f} MB | {r['series']:,} | {prom} |")
+PY
+
+if [ "$BAD_WATCHES" -gt 0 ]; then
+    echo "web.sh: $BAD_WATCHES watched run(s) had watchers that did not work; they are left out (see $OUT/watch.err)" >&2
+    exit 1
+fi
