@@ -8,7 +8,9 @@
 #     (bench/web_watch.py, selenium with Debian's chromium and
 #     chromium-driver), and curl scrapes /metrics every second. A watched
 #     run counts only if the page received the stream's snapshots and they
-#     showed the load, and every scrape answered 200;
+#     showed the load, and every scrape answered 200. The CPU time of the
+#     server's web thread, the whole server and the browser during the
+#     loads is recorded too (bench/cpu_times.py);
 #  2. /metrics with 10,000 functions (bench/many_functions.py: each has a
 #     worker and a queued job; then also ended jobs, so per-function
 #     histograms too): 20 scrapes timed with curl, median and max, the
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --skip) SKIP=",$2,"; shift ;;
         --quick) REPS=1; DUR=1; FUNCTIONS=1000; SCRAPES=5 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "web.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -193,8 +195,16 @@ if ! skipped watched; then
             live=1
             if [ "$mode" = watched ] && ! start_watchers; then live=0; fi
             label=$(jq -nc --arg m "$mode" --arg s "$STORE" --argjson r "$rep" '{part: "watched", mode: $m, store: $s, rep: $r}')
+            cpu_before=$(python3 "$REPO/bench/cpu_times.py" "$SERVER_PID" "$WATCH_PID")
             bench_row "$(jq -c '. + {load: "roundtrip c=16"}' <<<"$label")" roundtrip -c 16 -w 4 -d "$DUR" -n 100000000
             bench_row "$(jq -c '. + {load: "submit-bg c=64"}' <<<"$label")" submit-bg -c 64 -d "$DUR" -n 100000000
+            # Where the CPU went during both loads: the server's web thread,
+            # the whole server, the browser (on these two cores it competes
+            # with the server and the load generator).
+            cpu_after=$(python3 "$REPO/bench/cpu_times.py" "$SERVER_PID" "$WATCH_PID")
+            jq -nc --argjson l "$label" --argjson a "$cpu_before" --argjson b "$cpu_after" \
+                '$l + {load: "cpu", cpu_ms: ($b | with_entries(.value -= $a[.key]))}' >>"$RESULTS"
+            log "CPU ms during the loads: $(tail -1 "$RESULTS" | jq -c .cpu_ms)"
             if [ "$mode" = watched ]; then
                 stop_watchers
                 seen=$SEEN
@@ -302,6 +312,17 @@ if any(r.get("part") == "watched" for r in rows):
               f"snapshots reached the page, {statistics.median(s['scrapes'] for s in seen):.0f} scrapes "
               f"(all 200), page showed up to {statistics.median(s['max_completed_rate'] for s in seen):,.0f} completed/s "
               f"and {statistics.median(s['max_submitted_rate'] for s in seen):,.0f} submitted/s.")
+cpu = [r for r in rows if r.get("load") == "cpu"]
+if cpu:
+    print(f"\nCPU time during both loads of a run (medians, ms; the server's web thread, all of the server, "
+          f"the browser with its driver):\n")
+    print("| run | server's web thread | server | browser |")
+    print("|---|---|---|---|")
+    for mode in ("quiet", "watched"):
+        c = [r["cpu_ms"] for r in cpu if r["mode"] == mode and (mode == "quiet" or watch.get(r["rep"], {}).get("valid"))]
+        if c:
+            m = lambda k: statistics.median(x[k] for x in c)
+            print(f"| {mode} | {m('server_web'):,.0f} | {m('server'):,.0f} | {m('watcher'):,.0f} |")
 metrics = [r for r in rows if r.get("part") == "metrics"]
 if metrics:
     print(f"\n/metrics with {metrics[0]['functions']:,} functions ({len(metrics[0]['times_ms'])} scrapes each, curl time_total):\n")
