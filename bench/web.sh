@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/web.sh — what the web port costs the Gearman port while people and
 # Prometheus look at it, in one run (issue 20's performance rows):
-#  1. quiet against watched, A B A B: a fresh sprocketd (web port on, in
+#  1. quiet against watched, A B C A B C: a fresh sprocketd (web port on, in
 #     both) loaded with foreground round trips (16 clients, 4 workers) and
 #     background submits (64 connections); in the watched runs a real
 #     headless Chromium has the dashboard open, its live stream running
@@ -10,7 +10,10 @@
 #     run counts only if the page received the stream's snapshots and they
 #     showed the load, and every scrape answered 200. The CPU time of the
 #     server's web thread, the whole server and the browser during the
-#     loads is recorded too (bench/cpu_times.py);
+#     loads is recorded too (bench/cpu_times.py). A third kind of run,
+#     "stream", does the server's side of watching without a browser on
+#     these two cores: curl holds the dashboard's live stream and another
+#     curl scrapes /metrics every second;
 #  2. /metrics with 10,000 functions (bench/many_functions.py: each has a
 #     worker and a queued job; then also ended jobs, so per-function
 #     histograms too): 20 scrapes timed with curl, median and max, the
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --skip) SKIP=",$2,"; shift ;;
         --quick) REPS=1; DUR=1; FUNCTIONS=1000; SCRAPES=5 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "web.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -59,12 +62,12 @@ mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 WORK=$(mktemp -d)
-SERVER_PID="" WATCH_PID="" SCRAPER_PID="" HELPER_PID=""
+SERVER_PID="" WATCH_PID="" SCRAPER_PID="" HELPER_PID="" STREAM_PID=""
 BAD_WATCHES=0
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cleanup() {
-    for pid in "$SCRAPER_PID" "$WATCH_PID" "$HELPER_PID" "$SERVER_PID"; do
+    for pid in "$SCRAPER_PID" "$STREAM_PID" "$WATCH_PID" "$HELPER_PID" "$SERVER_PID"; do
         if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
     done
     rm -rf "$WORK"
@@ -145,6 +148,37 @@ start_watchers() {
         log "the dashboard did not become live (see $OUT/watch.err)"
         return 1
     fi
+    start_scraper
+    # Let Chromium settle after loading the page before the load starts.
+    sleep 1
+}
+
+# start_stream: the same server-side work without a browser on these two
+# cores: curl holds the dashboard's live stream open and another scrapes
+# /metrics every second.
+start_stream() {
+    : >"$WORK/scrapes"
+    curl -sN "http://127.0.0.1:$WEB_PORT/api/v1/events" >"$WORK/stream" 2>/dev/null &
+    STREAM_PID=$!
+    start_scraper
+    sleep 1
+    STREAM_FROM=$(grep -c '^data:' "$WORK/stream" || true)
+}
+
+stop_stream() {
+    stop_scraper
+    kill "$STREAM_PID" 2>/dev/null || true
+    wait "$STREAM_PID" 2>/dev/null || true
+    STREAM_PID=""
+    local events scrapes ok
+    events=$(( $(grep -c '^data:' "$WORK/stream" || true) - STREAM_FROM ))
+    scrapes=$(wc -l <"$WORK/scrapes")
+    ok=$(awk '$1 == 200' "$WORK/scrapes" | wc -l || true)
+    SEEN=$(jq -nc --argjson e "$events" --argjson n "$scrapes" --argjson ok "$ok" \
+        '{events: $e, scrapes: $n, scrapes_ok: $ok}')
+}
+
+start_scraper() {
     (
         while :; do
             curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total} %{size_download}\n' \
@@ -153,15 +187,17 @@ start_watchers() {
         done
     ) &
     SCRAPER_PID=$!
-    # Let Chromium settle after loading the page before the load starts.
-    sleep 1
+}
+
+stop_scraper() {
+    if [ -n "$SCRAPER_PID" ]; then kill "$SCRAPER_PID" 2>/dev/null || true; wait "$SCRAPER_PID" 2>/dev/null || true; fi
+    SCRAPER_PID=""
 }
 
 # stop_watchers: ends both; SEEN is one JSON object with what they saw.
 stop_watchers() {
     local seen='{"events": 0, "live": "gone"}'
-    if [ -n "$SCRAPER_PID" ]; then kill "$SCRAPER_PID" 2>/dev/null || true; wait "$SCRAPER_PID" 2>/dev/null || true; fi
-    SCRAPER_PID=""
+    stop_scraper
     if [ -n "$WATCH_PID" ]; then
         echo STOP >&7 || true
         exec 7>&-
@@ -190,10 +226,11 @@ bench_row() { # bench_row LABEL-JSON ARGS...: one sprocket bench run appended to
 
 if ! skipped watched; then
     for rep in $(seq 1 "$REPS"); do
-        for mode in quiet watched; do
+        for mode in quiet watched stream; do
             start_server
             live=1
             if [ "$mode" = watched ] && ! start_watchers; then live=0; fi
+            if [ "$mode" = stream ]; then start_stream; fi
             label=$(jq -nc --arg m "$mode" --arg s "$STORE" --argjson r "$rep" '{part: "watched", mode: $m, store: $s, rep: $r}')
             cpu_before=$(python3 "$REPO/bench/cpu_times.py" "$SERVER_PID" "$WATCH_PID")
             bench_row "$(jq -c '. + {load: "roundtrip c=16"}' <<<"$label")" roundtrip -c 16 -w 4 -d "$DUR" -n 100000000
@@ -223,6 +260,18 @@ if ! skipped watched; then
                 fi
                 log "watchers: $seen"
                 jq -nc --argjson l "$label" --argjson w "$seen" --argjson ok "$ok" '$l + {load: "watchers", watch: $w, valid: $ok}' >>"$RESULTS"
+            fi
+            if [ "$mode" = stream ]; then
+                stop_stream
+                min_events=$(python3 -c "print(int(2 * $DUR * 0.6))")
+                if jq -e --argjson min "$min_events" '.events >= $min and .scrapes > 0 and .scrapes == .scrapes_ok' \
+                    <<<"$SEEN" >/dev/null; then ok=true; else
+                    ok=false
+                    BAD_WATCHES=$((BAD_WATCHES + 1))
+                    log "STREAM OR SCRAPES FAILED in this run; it does not count: $SEEN"
+                fi
+                log "stream: $SEEN"
+                jq -nc --argjson l "$label" --argjson w "$SEEN" --argjson ok "$ok" '$l + {load: "watchers", watch: $w, valid: $ok}' >>"$RESULTS"
             fi
             stop_server
         done
@@ -287,39 +336,43 @@ python3 - "$RESULTS" "$DUR" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 dur = sys.argv[2]
-watch = {r["rep"]: r for r in rows if r.get("load") == "watchers"}
-def vals(mode, load):
+watch = {(r["mode"], r["rep"]): r for r in rows if r.get("load") == "watchers"}
+def counts(mode, rep):
     # A watched run counts only when its watchers were seen working.
+    return mode == "quiet" or watch.get((mode, rep), {}).get("valid", False)
+def vals(mode, load):
     return [r["throughput"] for r in rows
-            if r.get("part") == "watched" and r.get("mode") == mode and r.get("load") == load
-            and (mode == "quiet" or watch.get(r["rep"], {}).get("valid"))]
+            if r.get("part") == "watched" and r.get("mode") == mode and r.get("load") == load and counts(mode, r["rep"])]
 def cell(v):
     return f"{statistics.median(v):,.0f} ({min(v):,.0f}–{max(v):,.0f})" if v else "–"
+def ratio(a, b):
+    return f"**{statistics.median(a) / statistics.median(b):.2f}**" if a and b else "–"
 if any(r.get("part") == "watched" for r in rows):
-    n = sum(1 for w in watch.values() if w["valid"])
     store = next(r["store"] for r in rows if r.get("part") == "watched")
-    print(f"\nQuiet against watched (dashboard open and live + curl /metrics every second), store {store}, "
-          f"{dur} s per run; medians (min–max), jobs/s; {n} of {len(watch)} watched runs had working watchers:\n")
-    print("| load | quiet | watched | watched / quiet |")
-    print("|---|---|---|---|")
+    valid = {m: sum(1 for (mode, _), w in watch.items() if mode == m and w["valid"]) for m in ("watched", "stream")}
+    total = {m: sum(1 for (mode, _) in watch if mode == m) for m in ("watched", "stream")}
+    print(f"\nStore {store}, {dur} s per run, jobs/s, medians (min–max). quiet: nobody looks; watched: the dashboard "
+          f"open and live in headless Chromium + curl /metrics every second ({valid['watched']} of {total['watched']} "
+          f"runs with working watchers); stream: the same stream held by curl, no browser, + the scrapes "
+          f"({valid['stream']} of {total['stream']} working):\n")
+    print("| load | quiet | watched | watched / quiet | stream (no browser) | stream / quiet |")
+    print("|---|---|---|---|---|---|")
     for load, name in (("roundtrip c=16", "roundtrip c=16 w=4"), ("submit-bg c=64", "submit-bg c=64")):
-        q, w = vals("quiet", load), vals("watched", load)
-        ratio = f"{statistics.median(w) / statistics.median(q):.2f}" if q and w else "–"
-        print(f"| {name} | {cell(q)} | {cell(w)} | **{ratio}** |")
-    seen = [w["watch"] for w in watch.values() if w["valid"]]
+        q, w, st = vals("quiet", load), vals("watched", load), vals("stream", load)
+        print(f"| {name} | {cell(q)} | {cell(w)} | {ratio(w, q)} | {cell(st)} | {ratio(st, q)} |")
+    seen = [w["watch"] for (m, _), w in watch.items() if m == "watched" and w["valid"]]
     if seen:
-        print(f"\nWatchers per watched run (medians): {statistics.median(s['events'] for s in seen):.0f} "
-              f"snapshots reached the page, {statistics.median(s['scrapes'] for s in seen):.0f} scrapes "
-              f"(all 200), page showed up to {statistics.median(s['max_completed_rate'] for s in seen):,.0f} completed/s "
-              f"and {statistics.median(s['max_submitted_rate'] for s in seen):,.0f} submitted/s.")
+        med = lambda k: statistics.median(s[k] for s in seen)
+        print(f"\nWatched runs (medians): {med('events'):.0f} snapshots reached the page, {med('scrapes'):.0f} "
+              f"scrapes (all 200); the page showed up to {med('max_completed_rate'):,.0f} completed/s and "
+              f"{med('max_submitted_rate'):,.0f} submitted/s.")
 cpu = [r for r in rows if r.get("load") == "cpu"]
 if cpu:
-    print(f"\nCPU time during both loads of a run (medians, ms; the server's web thread, all of the server, "
-          f"the browser with its driver):\n")
-    print("| run | server's web thread | server | browser |")
+    print("\nCPU time during both loads of a run (medians, ms):\n")
+    print("| run | server's web thread | whole server | browser and its driver |")
     print("|---|---|---|---|")
-    for mode in ("quiet", "watched"):
-        c = [r["cpu_ms"] for r in cpu if r["mode"] == mode and (mode == "quiet" or watch.get(r["rep"], {}).get("valid"))]
+    for mode in ("quiet", "watched", "stream"):
+        c = [r["cpu_ms"] for r in cpu if r["mode"] == mode and counts(mode, r["rep"])]
         if c:
             m = lambda k: statistics.median(x[k] for x in c)
             print(f"| {mode} | {m('server_web'):,.0f} | {m('server'):,.0f} | {m('watcher'):,.0f} |")
