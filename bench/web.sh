@@ -199,7 +199,9 @@ stop_watchers() {
     local seen='{"events": 0, "live": "gone"}'
     stop_scraper
     if [ -n "$WATCH_PID" ]; then
-        echo STOP >&7 || true
+        # Only to a live watcher: writing to its pipe after it died would
+        # end this script with SIGPIPE, before its clean-up.
+        if kill -0 "$WATCH_PID" 2>/dev/null; then echo STOP >&7 || true; fi
         exec 7>&-
         if wait_line "$WORK/watch.out" '^{' 30 "$WATCH_PID" || grep -q '^{' "$WORK/watch.out"; then
             seen=$(grep '^{' "$WORK/watch.out" | tail -1)
