@@ -18,6 +18,7 @@ mod backend;
 mod cron_api;
 mod dashboard;
 mod gearmand_http;
+mod history_api;
 mod listen;
 mod live;
 mod metrics;
@@ -27,7 +28,7 @@ mod serve;
 mod submit;
 
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, CronChangeError, PauseError, Unavailable};
+pub use backend::{Backend, CronChangeError, HistoryOff, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};
