@@ -72,7 +72,7 @@ pub struct HistoryLine {
     /// The function name, escaped as the server sends it (`\\`, `\t`,
     /// `\n`, `\r`, `\0`, `\xNN`).
     pub function: String,
-    /// `minute`, `hour`, `day` or `week`.
+    /// `minute`, `hour` or `day`.
     pub window: String,
     /// Completed, failed, exceptions, timeouts, cancelled, dropped, dead.
     pub counts: [u64; 7],

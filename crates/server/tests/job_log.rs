@@ -129,7 +129,7 @@ fn every_ended_job_is_one_json_line_and_counts_in_a_history_kept_across_a_restar
 
     let check_history = |reply: &str| {
         assert!(reply.ends_with(".\n"), "{reply:?}");
-        for window in ["minute", "hour", "day", "week"] {
+        for window in ["minute", "hour", "day"] {
             let ok = history_line(reply, "ok", window);
             assert_eq!(&ok[2..9], ["3", "0", "0", "0", "0", "0", "0"], "{reply}");
             let bad = history_line(reply, "bad", window);

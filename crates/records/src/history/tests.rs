@@ -278,11 +278,9 @@ fn admin_text_lines() {
         "a\\tb\tminute\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
          a\\tb\thour\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
          a\\tb\tday\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
-         a\\tb\tweek\t0\t0\t0\t1\t0\t0\t0\t1\t1\t1\t-\t-\t-\t0\n\
          resize\tminute\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n\
          resize\thour\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n\
-         resize\tday\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n\
-         resize\tweek\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n.\n"
+         resize\tday\t1\t0\t0\t0\t0\t0\t0\t5\t5\t5\t7\t7\t7\t2\n.\n"
     );
     assert_eq!(History::new().admin_text(T0), ".\n");
 }
