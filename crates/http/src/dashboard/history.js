@@ -25,7 +25,9 @@
 
   let chosen = "hour";
   let series = null;
-  let busy = false;
+  // Each read is numbered: an answer to an older read (the window changed
+  // while it was on its way) is not drawn.
+  let reads = 0;
 
   const $ = (id) => document.getElementById(id);
   const base = location.origin + location.pathname.replace(/[^/]*$/, "");
@@ -154,8 +156,7 @@
   }
 
   async function load() {
-    if (busy) return;
-    busy = true;
+    const read = ++reads;
     try {
       const headers = {};
       const token = sessionStorage.getItem("sprocket-token");
@@ -171,6 +172,14 @@
       } catch (_) {
         data = null;
       }
+      if (read !== reads) return;
+      if (answer.status === 401) {
+        // The rest of the page asks for the token; read again once it may
+        // have it.
+        showOff("Waiting for the web token…");
+        setTimeout(load, 3000);
+        return;
+      }
       if (!answer.ok) {
         // A server started with --no-history answers 503 with a message
         // that says so and how to turn it on.
@@ -182,9 +191,7 @@
       series = data;
       draw();
     } catch (error) {
-      showOff("Cannot read the history: " + error.message);
-    } finally {
-      busy = false;
+      if (read === reads) showOff("Cannot read the history: " + error.message);
     }
   }
 
