@@ -13,10 +13,11 @@ use sprocket_proto::Priority;
 use crate::engine::Engine;
 use crate::function::FunctionCounters;
 use crate::job::{Job, JobState};
+use crate::policy::PolicyEntry;
 use crate::types::{ConnId, JobNo, Millis};
 
 /// One function: its queues, counts and limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionView {
     /// The function's name as workers registered it.
     pub name: Bytes,
@@ -35,6 +36,9 @@ pub struct FunctionView {
     pub counters: FunctionCounters,
     /// An operator paused it: its jobs queue but are not handed out.
     pub paused: bool,
+    /// The retry policy in force for it (the entry whose pattern it
+    /// matches), if any.
+    pub policy: Option<PolicyEntry>,
 }
 
 impl FunctionView {
@@ -172,6 +176,7 @@ impl Engine {
                 max_queue: f.max_queue(),
                 counters: f.counters(),
                 paused: f.is_paused(),
+                policy: self.policy_for(f.name()),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sprocket_engine::policy::{PolicyEntry, PolicySpec};
 use sprocket_engine::{
     CommandError, FunctionCounters, FunctionView, JobFilter, JobStatus, JobView, Record, RecordFilter, RecordState,
     WorkerView,
@@ -192,6 +193,24 @@ pub(crate) struct FunctionOut {
     max_queue: ByPriority<u32>,
     counters: CountersOut,
     paused: bool,
+    /// The retry policy in force for the function; `None` (null) when no
+    /// pattern matches it, and its jobs end as gearmand's do.
+    policy: Option<PolicyOut>,
+}
+
+/// A function's retry policy: the pattern it matched, where that came
+/// from, and every setting written out.
+#[derive(Serialize)]
+pub(crate) struct PolicyOut {
+    pattern: String,
+    source: &'static str,
+    spec: PolicySpec,
+}
+
+impl From<PolicyEntry> for PolicyOut {
+    fn from(e: PolicyEntry) -> Self {
+        PolicyOut { source: e.source.as_str(), spec: PolicySpec::of(&e.policy), pattern: e.pattern }
+    }
 }
 
 /// A function's jobs counted since the server started.
@@ -230,6 +249,7 @@ impl From<FunctionView> for FunctionOut {
             max_queue: f.max_queue.into(),
             counters: f.counters.into(),
             paused: f.paused,
+            policy: f.policy.map(PolicyOut::from),
         }
     }
 }

@@ -205,6 +205,34 @@ fn commands_pause_resume_and_purge_a_function() {
 }
 
 #[test]
+fn functions_show_the_retry_policy_in_force() {
+    if !require_tool("curl") {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let mut client = Gear::connect(server.port).unwrap();
+    submit(&mut client, "resize_png", "a", Priority::Normal);
+    submit(&mut client, "plain", "b", Priority::Normal);
+    let answer = server.admin(r#"policy set resize_* {"max_attempts": 4, "dead_letter": true}"#);
+    assert!(answer.starts_with("OK"), "{answer}");
+
+    let listed = get_json(web, "/api/v1/functions");
+    let find = |name: &str| {
+        listed.as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name)).cloned().unwrap_or_default()
+    };
+    let resize = find("resize_png");
+    assert_eq!(resize["policy"]["pattern"], "resize_*", "{listed}");
+    assert_eq!(resize["policy"]["source"], "runtime", "{listed}");
+    assert_eq!(resize["policy"]["spec"]["max_attempts"], 4, "{listed}");
+    assert_eq!(resize["policy"]["spec"]["dead_letter"], true, "{listed}");
+    assert_eq!(find("plain")["policy"], Value::Null, "{listed}");
+
+    let answer = server.admin("policy clear resize_*");
+    assert!(answer.starts_with("OK"), "{answer}");
+    assert_eq!(get_json(web, "/api/v1/functions/resize_png")["policy"], Value::Null);
+}
+
+#[test]
 fn cron_entries_are_listed_added_run_and_removed() {
     if !require_tool("curl") {
         return;
