@@ -217,8 +217,10 @@ pub(crate) enum Need {
     Read,
     /// `admin = write`.
     Write,
-    /// The handler decides (a submit needs `invoke` of its function, a
-    /// cancel `admin = write` or `invoke` of its job's function).
+    /// The handler decides (a submit needs `invoke` of its function; a
+    /// cancel `admin = write` or `invoke` of its job's function; reading
+    /// one job `admin = read` or `invoke` of its function, as GET_STATUS
+    /// on the Gearman port).
     Handler,
 }
 
@@ -226,11 +228,17 @@ pub(crate) enum Need {
 /// requests whose right depends on a function. A route added later is
 /// then guarded too: a new write needs `write` until decided otherwise.
 pub(crate) fn need(method: &Method, path: &str) -> Need {
+    let job = path.strip_prefix("/api/v1/jobs/");
     if method == Method::GET || method == Method::HEAD {
-        return if path == "/api/v1/whoami" { Need::Identity } else { Need::Read };
+        let one_job = job.is_some_and(|handle| !handle.is_empty() && !handle.contains('/'));
+        return match path {
+            "/api/v1/whoami" => Need::Identity,
+            _ if one_job => Need::Handler,
+            _ => Need::Read,
+        };
     }
     let submit = path == "/api/v1/jobs" || path == "/api/v1/jobs/";
-    let cancel = path.strip_prefix("/api/v1/jobs/").is_some_and(|rest| {
+    let cancel = job.is_some_and(|rest| {
         rest.strip_suffix("/cancel").is_some_and(|handle| !handle.is_empty() && !handle.contains('/'))
     });
     if method == Method::POST && (submit || cancel) {
@@ -298,6 +306,9 @@ mod tests {
         assert_eq!(need(&Method::GET, "/metrics"), Need::Read);
         assert_eq!(need(&Method::HEAD, "/api/v1/functions"), Need::Read);
         assert_eq!(need(&Method::GET, "/api/v1/whoami"), Need::Identity);
+        assert_eq!(need(&Method::GET, "/api/v1/jobs/H:x:1"), Need::Handler);
+        assert_eq!(need(&Method::GET, "/api/v1/jobs/"), Need::Read);
+        assert_eq!(need(&Method::GET, "/api/v1/jobs"), Need::Read);
         assert_eq!(need(&Method::POST, "/api/v1/jobs"), Need::Handler);
         assert_eq!(need(&Method::POST, "/api/v1/jobs/H:x:1/cancel"), Need::Handler);
         assert_eq!(need(&Method::POST, "/api/v1/jobs//cancel"), Need::Write);

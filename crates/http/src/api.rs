@@ -500,11 +500,31 @@ fn records_unavailable(e: String) -> ApiError {
 /// One job: the live job with its record so far, or, once it has ended,
 /// its record (from the engine or the store), so that polling a handle
 /// follows a job from queued to its result.
-pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> Result<Response, ApiError> {
+///
+/// Under an ACL an identity without `admin = read` may still follow the
+/// jobs of the functions it may invoke (as GET_STATUS on the Gearman port).
+pub(crate) async fn job(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Response, ApiError> {
+    if !caller.may_read() && !caller.invokes_any() {
+        return Err(caller.forbidden("admin = read, or invoke of the job's function"));
+    }
     let handle = Bytes::from(handle);
     let live = s.backend.job(handle.clone()).await?;
     // A live job's record is the engine's own, so this costs no store read.
     let record = s.backend.record(handle).await?;
+    if !caller.may_read() {
+        let function = match (&live, &record) {
+            (Some(job), _) => Some(job.function.as_ref()),
+            (None, Ok(Some(record))) => Some(record.function()),
+            _ => None,
+        };
+        if let Some(function) = function.filter(|f| !caller.may_invoke(f)) {
+            return Err(caller.forbidden(&format!("admin = read, or invoke of {:?}", text(function))));
+        }
+    }
     if let Some(job) = live {
         let record = record.ok().flatten().filter(|r| !r.state().is_final());
         return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());

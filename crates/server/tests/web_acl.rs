@@ -208,6 +208,12 @@ fn certificates_and_section_tokens_map_to_the_acl_on_the_https_web_port() {
     let me = as_cert(None, &ci, "/api/v1/whoami").json();
     assert_eq!((me["identity"].as_str(), me["via"].as_str()), (Some("ci"), Some("token")), "{me}");
     assert_eq!(me["invoke"], "build:.*", "{me}");
+    // It follows the jobs of the functions it may invoke, and no others.
+    let answer = as_cert(None, &ci, &format!("/api/v1/jobs/{build_handle}"));
+    assert_eq!(answer.status, 200, "ci reading its build job: {}", answer.body);
+    assert_eq!(answer.json()["function"], "build:linux");
+    let answer = as_cert(None, &ci, &format!("/api/v1/jobs/{deploy_handle}"));
+    assert_eq!(answer.status, 403, "ci read a deploy job: {}", answer.body);
     // It cancels the jobs of the functions it may invoke, and no others.
     let cancel = |handle: &str| format!("/api/v1/jobs/{handle}/cancel");
     let answer = as_cert(None, &strs(&[&ci, &post("{}")]), &cancel(&deploy_handle));
