@@ -8,14 +8,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::api::{ApiError, AppState};
+use crate::api::ApiError;
 
 /// What a request presents, for the list to name its identity.
 #[derive(Debug, Clone, Copy)]
@@ -273,7 +273,7 @@ pub(crate) struct WhoAmI {
     invoke: Option<String>,
 }
 
-pub(crate) async fn whoami(_: State<AppState>, caller: Caller) -> Json<WhoAmI> {
+pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
     let all = Some(".*".to_string());
     Json(match &caller {
         Caller::Open => WhoAmI { acl: false, identity: None, via: None, read: true, write: true, invoke: all },
