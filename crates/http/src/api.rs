@@ -21,6 +21,7 @@ use sprocket_engine::{
 use sprocket_proto::Priority;
 use sprocket_records::filter::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 
+use crate::acl::Caller;
 use crate::backend::{Backend, PauseError, Unavailable};
 
 /// What every handler shares.
@@ -36,6 +37,8 @@ pub(crate) struct AppState {
     pub max_packet_size: u32,
     /// The poller behind `/api/v1/events`, shared by every stream.
     pub live: Arc<crate::live::LiveFeed>,
+    /// The server's access control list, when it has one.
+    pub acl: Option<crate::acl::WebAclHandle>,
 }
 
 /// An error answer: its status and a message for a person.
@@ -517,11 +520,31 @@ fn records_unavailable(e: String) -> ApiError {
 /// One job: the live job with its record so far, or, once it has ended,
 /// its record (from the engine or the store), so that polling a handle
 /// follows a job from queued to its result.
-pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> Result<Response, ApiError> {
+///
+/// Under an ACL an identity without `admin = read` may still follow the
+/// jobs of the functions it may invoke (as GET_STATUS on the Gearman port).
+pub(crate) async fn job(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Response, ApiError> {
+    if !caller.may_read() && !caller.invokes_any() {
+        return Err(caller.forbidden("admin = read, or invoke of the job's function"));
+    }
     let handle = Bytes::from(handle);
     let live = s.backend.job(handle.clone()).await?;
     // A live job's record is the engine's own, so this costs no store read.
     let record = s.backend.record(handle).await?;
+    if !caller.may_read() {
+        let function = match (&live, &record) {
+            (Some(job), _) => Some(job.function.as_ref()),
+            (None, Ok(Some(record))) => Some(record.function()),
+            _ => None,
+        };
+        if let Some(function) = function.filter(|f| !caller.may_invoke(f)) {
+            return Err(caller.forbidden(&format!("admin = read, or invoke of {:?}", text(function))));
+        }
+    }
     if let Some(job) = live {
         let record = record.ok().flatten().filter(|r| !r.state().is_final());
         return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());
@@ -603,6 +626,7 @@ pub(crate) struct RequeueQuery {
 /// answered once it is durable.
 pub(crate) async fn requeue_dead(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     Path(handle): Path<String>,
     body: Result<Json<NoArguments>, JsonRejection>,
@@ -611,7 +635,7 @@ pub(crate) async fn requeue_dead(
     if !crate::requeue::sendable(&handle) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle"));
     }
-    let requeued = ask_requeue(&s, format!("requeue {handle}")).await?;
+    let requeued = ask_requeue(&s, &caller, format!("requeue {handle}")).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued, "handle": handle })))
 }
 
@@ -619,6 +643,7 @@ pub(crate) async fn requeue_dead(
 /// they are durable.
 pub(crate) async fn requeue_dead_function(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     query: Result<Query<RequeueQuery>, QueryRejection>,
     body: Result<Json<NoArguments>, JsonRejection>,
@@ -631,13 +656,15 @@ pub(crate) async fn requeue_dead_function(
             "function must be a name without spaces or control characters",
         ));
     }
-    let requeued = ask_requeue(&s, format!("requeue function {}", q.function)).await?;
+    let requeued = ask_requeue(&s, &caller, format!("requeue function {}", q.function)).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued })))
 }
 
 /// Has the engine run an admin `requeue` line; its refusals become 404
 /// (no such job) or 409 (the job is not dead, or cannot be made again).
-async fn ask_requeue(s: &AppState, line: String) -> Result<u64, ApiError> {
+/// The line goes over the server's own Gearman port, as the caller (see
+/// [`crate::acl::connect_on_behalf`]).
+async fn ask_requeue(s: &AppState, caller: &Caller, line: String) -> Result<u64, ApiError> {
     use crate::requeue::{Answer, RequeueError};
     let Some(gearman) = s.gearman else {
         return Err(ApiError::new(
@@ -645,12 +672,13 @@ async fn ask_requeue(s: &AppState, line: String) -> Result<u64, ApiError> {
             "this server cannot requeue over its web port (with --ssl its Gearman port speaks TLS only)",
         ));
     };
-    let answer = crate::requeue::requeue(gearman, line.as_bytes()).await.map_err(|e| match e {
-        RequeueError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
-        RequeueError::NoAnswer | RequeueError::Garbled(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-    })?;
+    let answer =
+        crate::requeue::requeue(gearman, line.as_bytes(), (s.acl.as_ref(), caller)).await.map_err(|e| match e {
+            RequeueError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+            RequeueError::NoAnswer | RequeueError::Garbled(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        })?;
     match answer {
         Answer::Requeued(n) => Ok(n),
         Answer::Refused { code, .. } if code == "UNKNOWN_JOB" => {
@@ -696,13 +724,35 @@ fn records_filter(q: RecordsQuery) -> Result<RecordFilter, ApiError> {
 
 pub(crate) async fn cancel_job(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     Path(handle): Path<String>,
     body: Result<Json<NoArguments>, JsonRejection>,
 ) -> ApiResult<serde_json::Value> {
     let Json(NoArguments {}) = body?;
+    may_cancel(&s, &caller, &handle).await?;
     s.backend.cancel(Bytes::from(handle.clone())).await?.map_err(command_error)?;
     Ok(Json(serde_json::json!({ "cancelled": handle })))
+}
+
+/// Under an ACL a cancel needs `admin = write`, or the right to invoke
+/// the job's function (as `cancel job` on the Gearman port): only then is
+/// the job looked up, to learn its function.
+async fn may_cancel(s: &AppState, caller: &Caller, handle: &str) -> Result<(), ApiError> {
+    if caller.may_write() {
+        return Ok(());
+    }
+    if !caller.invokes_any() {
+        return Err(caller.forbidden("admin = write, or invoke of the job's function"));
+    }
+    let Some(job) = s.backend.job(Bytes::from(handle.to_owned())).await? else {
+        return Err(command_error(CommandError::UnknownJob));
+    };
+    if caller.may_invoke(&job.function) {
+        Ok(())
+    } else {
+        Err(caller.forbidden(&format!("admin = write, or invoke of {:?}", text(&job.function))))
+    }
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -789,6 +839,7 @@ pub(crate) struct SubmitOut {
 
 pub(crate) async fn submit_job(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     body: Result<Json<SubmitIn>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SubmitOut>), ApiError> {
@@ -813,6 +864,9 @@ pub(crate) async fn submit_job(
     }
     if wait == 0 || wait > MAX_WAIT_SECONDS {
         return Err(bad(&format!("wait_seconds must be 1 to {MAX_WAIT_SECONDS}")));
+    }
+    if !caller.may_invoke(job.function.as_bytes()) {
+        return Err(caller.forbidden(&format!("invoke of {:?}", job.function)));
     }
     let Some(gearman) = s.gearman else {
         return Err(ApiError::new(
@@ -839,6 +893,7 @@ pub(crate) async fn submit_job(
         submission,
         ACKNOWLEDGE_WITHIN,
         std::time::Duration::from_secs(wait),
+        (s.acl.as_ref(), &caller),
     )
     .await
     .map_err(|e| match e {

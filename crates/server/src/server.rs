@@ -184,6 +184,13 @@ impl Server {
         Some(sprocket_http::WebTlsHandle(certificates))
     }
 
+    /// The access control list for the web port (`--acl-file`): the same
+    /// list the Gearman port checks, so a reload or grant holds for both.
+    pub fn web_acl(&self) -> Option<sprocket_http::WebAclHandle> {
+        let store = self.acl.clone()?;
+        Some(sprocket_http::WebAclHandle(Arc::new(crate::acl::WebAccess(store))))
+    }
+
     /// The addresses the listeners are bound to (with the port the system
     /// chose when the configuration asked for port 0): the Gearman port's,
     /// then the `--ssl-port`'s.

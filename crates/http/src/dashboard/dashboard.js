@@ -559,7 +559,7 @@
       ["Progress", job.progress.denominator ? job.progress.numerator + " / " + job.progress.denominator : "–"],
       ["Stored", job.stored ? "yes" : "no"],
     ]);
-    const cancel = element("button", { type: "button", className: "danger", textContent: "Cancel job…" });
+    const cancel = element("button", { type: "button", className: "danger cancel-job", textContent: "Cancel job…" });
     cancel.addEventListener("click", () =>
       openDialog(
         "Cancel job " + job.handle + "?",
@@ -801,6 +801,31 @@
     }
   }
 
+  // ---- who you are ------------------------------------------------------
+
+  // Under an access control list (--acl-file) the server says whom it
+  // takes this page's user for and what that identity may do; actions it
+  // may not use are hidden rather than offered only to fail.
+  async function showWhoAmI() {
+    let me;
+    try {
+      me = await api("GET", "api/v1/whoami");
+    } catch (_) {
+      return;
+    }
+    document.body.classList.toggle("read-only", !me.write);
+    // A cancel needs admin = write, or invoke of the job's function.
+    document.body.classList.toggle("no-cancel", !me.write && me.invoke == null);
+    if (!me.acl) return;
+    const rights = me.write ? "read and write" : me.read ? "read-only" : "no dashboard rights";
+    const who = $("whoami");
+    who.textContent = me.identity + " (" + rights + ")";
+    const via = { operator_token: "the --web-token", certificate: "client certificate", token: "web token", network: "network address" };
+    who.title =
+      "Identified by " + (via[me.via] || me.via) + (me.invoke ? "; may submit to " + me.invoke : "; may submit no jobs");
+    who.hidden = false;
+  }
+
   // ---- start ------------------------------------------------------------
 
   function start() {
@@ -814,6 +839,7 @@
       showRecent();
     });
     window.addEventListener("resize", drawChart);
+    showWhoAmI();
     setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
     drawChart();
     showRecent();
