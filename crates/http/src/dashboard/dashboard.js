@@ -229,6 +229,7 @@
   const FUNCTION_COLUMNS = [
     ["queued", "Queued", (f) => count(f.queued)],
     ["running", "Running", (f) => count(f.running)],
+    ["retrying", "Retrying", (f) => count(f.retrying)],
     ["workers", "Workers", (f) => count(f.workers)],
     ["submitted", "Submitted", (f) => count(f.counters.submitted)],
     ["completed", "Completed", (f) => count(f.counters.completed)],
