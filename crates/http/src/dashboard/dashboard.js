@@ -748,6 +748,8 @@
       async () => {
         await api("DELETE", "api/v1/dead?function=" + encodeURIComponent(fn));
         refreshLists();
+        // The purged records leave the recently ended jobs too.
+        showRecent();
       },
     );
   }

@@ -215,6 +215,8 @@ def purge_dead(driver, args, shot):
     wait_until("the dead list to empty",
                lambda: not driver.find_elements(By.CSS_SELECTOR, "#dead-table tr[data-handle]"))
     wait_until("the dialog to close", lambda: not dialog.is_displayed())
+    wait_until("the purged job to leave the recently ended jobs", lambda: not driver.find_elements(
+        By.CSS_SELECTOR, f'#recent-table tr[data-handle="{args.purge_handle}"]'))
     driver.execute_script("document.getElementById('dead').scrollIntoView()")
     shot("purged.png")
     say("PURGE_OK")
