@@ -192,6 +192,8 @@ pub(crate) struct FunctionOut {
     running: usize,
     waiting: usize,
     queued: ByPriority<usize>,
+    /// Jobs waiting out a retry's backoff (also in `waiting` and `queued`).
+    retrying: usize,
     workers: usize,
     max_queue: ByPriority<u32>,
     counters: CountersOut,
@@ -248,6 +250,7 @@ impl From<FunctionView> for FunctionOut {
             running: f.running,
             waiting: f.total.saturating_sub(f.running),
             queued: f.queued.into(),
+            retrying: f.retrying,
             workers: f.workers,
             max_queue: f.max_queue.into(),
             counters: f.counters.into(),
@@ -482,6 +485,7 @@ pub(crate) async fn jobs(
     // One job more than the page, to tell whether another page follows.
     let wanted = q.offset.checked_add(limit + 1);
     let filter = JobFilter {
+        unique: None,
         function: q.function.map(Bytes::from),
         // With a state filter the engine cannot count for us.
         limit: if q.state.is_some() { None } else { wanted },
@@ -552,6 +556,26 @@ pub(crate) async fn job(
     match record.map_err(records_unavailable)? {
         Some(record) => Ok(Json(EndedJobOut { live: false, record }).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job or job record has that handle")),
+    }
+}
+
+/// One job by its function and unique id: the live job (with its record
+/// so far) while one is queued, retrying or running, otherwise the record
+/// of the newest ended job of the function with that unique.
+pub(crate) async fn job_by_unique(
+    State(s): State<AppState>,
+    Path((function, unique)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (function, unique) = (Bytes::from(function), Bytes::from(unique));
+    let filter = JobFilter { function: Some(function.clone()), unique: Some(unique.clone()), limit: Some(1) };
+    if let Some(job) = s.backend.jobs(filter).await?.into_iter().next() {
+        let record = s.backend.record(job.handle.clone()).await?.ok().flatten().filter(|r| !r.state().is_final());
+        return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());
+    }
+    let filter = RecordFilter { function: Some(function), unique: Some(unique), limit: 1, ..RecordFilter::default() };
+    match s.backend.records(filter).await?.map_err(records_unavailable)?.into_iter().next() {
+        Some(record) => Ok(Json(EndedJobOut { live: false, record }).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job or job record of that function has that unique")),
     }
 }
 
@@ -718,6 +742,7 @@ fn records_filter(q: RecordsQuery) -> Result<RecordFilter, ApiError> {
         since: q.since,
         until: q.until,
         error: q.error,
+        unique: None,
         limit,
     })
 }

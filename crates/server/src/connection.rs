@@ -167,6 +167,7 @@ async fn serve<S: Source>(
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_START);
     let mut first_read = S::ON_THE_WIRE;
+    let mut read_at = std::time::Instant::now();
     'read: loop {
         // Hand over what is buffered, as far as the connection's allowance
         // goes (see `Outlet::room`); what does not fit waits in the buffer,
@@ -209,7 +210,7 @@ async fn serve<S: Source>(
             }
             if !frames.is_empty() {
                 outlet.forwarded(weight);
-                if events.send(Event::Frames { conn, frames, weight }).is_err() {
+                if events.send(Event::Frames { conn, frames, weight, read_at }).is_err() {
                     break 'read;
                 }
             }
@@ -232,6 +233,7 @@ async fn serve<S: Source>(
             r = rd.read_into(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
                 Ok(n) => {
+                    read_at = std::time::Instant::now();
                     settings.traffic.received(n);
                     if rd.wants_write() {
                         outlet.flush_wire();

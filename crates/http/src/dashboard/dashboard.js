@@ -229,6 +229,7 @@
   const FUNCTION_COLUMNS = [
     ["queued", "Queued", (f) => count(f.queued)],
     ["running", "Running", (f) => count(f.running)],
+    ["retrying", "Retrying", (f) => count(f.retrying)],
     ["workers", "Workers", (f) => count(f.workers)],
     ["submitted", "Submitted", (f) => count(f.counters.submitted)],
     ["completed", "Completed", (f) => count(f.counters.completed)],
@@ -747,6 +748,8 @@
       async () => {
         await api("DELETE", "api/v1/dead?function=" + encodeURIComponent(fn));
         refreshLists();
+        // The purged records leave the recently ended jobs too.
+        showRecent();
       },
     );
   }
