@@ -203,6 +203,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "--queued=40".into(),
         format!("--lookup-handle={lookup}"),
         "--lookup-function=later".into(),
+        "--lookup-unique=look-me-up".into(),
         "--drop-function=old".into(),
     ]);
     driver.expect("QUEUED_OK", Duration::from_secs(90));
@@ -233,6 +234,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "desktop-working.png",
         "desktop-live.png",
         "lookup.png",
+        "lookup-unique.png",
         "recent.png",
         "record.png",
         "drop-confirmation.png",

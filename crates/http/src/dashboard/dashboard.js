@@ -527,15 +527,20 @@
     return element("div", { className: "record" }, ...parts);
   }
 
-  async function lookUp(handle) {
+  // A job by its handle, or (handle left empty) by its function and unique.
+  async function lookUp(handle, fn, unique) {
     const out = $("lookup-result");
     out.replaceChildren(element("p", { className: "muted", textContent: "Looking up…" }));
+    const path = handle
+      ? "api/v1/jobs/" + encodeURIComponent(handle)
+      : "api/v1/functions/" + encodeURIComponent(fn) + "/jobs/" + encodeURIComponent(unique);
+    const what = handle ? "the handle " + handle : "the unique " + unique + " of " + fn;
     let job;
     try {
-      job = await api("GET", "api/v1/jobs/" + encodeURIComponent(handle));
+      job = await api("GET", path);
     } catch (e) {
       const text =
-        e.status === 404 ? "No job and no job record has the handle " + handle + " (records expire after --record-retention)." : e.message;
+        e.status === 404 ? "No job and no job record has " + what + " (records expire after --record-retention)." : e.message;
       out.replaceChildren(element("p", { className: e.status === 404 ? "muted" : "bad", textContent: text }));
       return;
     }
@@ -835,7 +840,15 @@
     $("lookup-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const handle = $("lookup-handle").value.trim();
+      const fn = $("lookup-function").value.trim();
+      const unique = $("lookup-unique").value;
       if (handle) lookUp(handle);
+      else if (fn && unique) lookUp("", fn, unique);
+      else {
+        $("lookup-result").replaceChildren(
+          element("p", { className: "bad", textContent: "Give a handle, or a function and a unique." }),
+        );
+      }
     });
     $("recent-form").addEventListener("submit", (event) => {
       event.preventDefault();

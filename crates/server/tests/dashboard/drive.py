@@ -54,6 +54,7 @@ def main():
     p.add_argument("--function", help="has --queued jobs and gets a worker later")
     p.add_argument("--queued", type=int)
     p.add_argument("--lookup-handle")
+    p.add_argument("--lookup-unique")
     p.add_argument("--lookup-function")
     p.add_argument("--record-handle", help="an ended job with data, a warning, a lost attempt and a result")
     p.add_argument("--exception-handle", help="an ended job whose worker sent WORK_EXCEPTION")
@@ -310,6 +311,15 @@ def run(driver, args, shot):
     box.send_keys(args.lookup_handle + "999")
     driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
     wait_until("the not-found line", lambda: "No job and no job record" in driver.find_element(By.ID, "lookup-result").text)
+    # The same job by its function and unique, the handle left empty.
+    box.clear()
+    driver.find_element(By.ID, "lookup-function").send_keys(args.lookup_function)
+    driver.find_element(By.ID, "lookup-unique").send_keys(args.lookup_unique)
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    found = wait_until("the job found by unique", lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result dl").text
+                       if driver.find_elements(By.CSS_SELECTOR, "#lookup-result dl") else "")
+    assert args.lookup_handle in found and args.lookup_unique in found, found
+    shot("lookup-unique.png")
     say("LOOKUP_OK")
 
     records(driver, args, shot)
