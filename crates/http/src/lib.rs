@@ -12,6 +12,7 @@
 //! clients or a large `/metrics` page do not share the engine's thread.
 #![forbid(unsafe_code)]
 
+mod acl;
 mod api;
 mod auth;
 mod backend;
@@ -27,6 +28,7 @@ mod requeue;
 mod serve;
 mod submit;
 
+pub use acl::{Credentials, Invoke, Via, Vouch, WebAcl, WebAclHandle, WebGrant};
 pub use auth::{Token, TokenError};
 pub use backend::{Backend, CronChangeError, HistoryOff, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};

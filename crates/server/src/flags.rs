@@ -345,11 +345,12 @@ pub struct Flags {
     /// ADDR:PORT, or `none`. Default 127.0.0.1:4780; when that default is
     /// taken the server runs without a web port, while an address given
     /// here that cannot be bound stops start-up. Any address but loopback
-    /// needs --web-token (or --web-insecure).
+    /// needs --web-token or --acl-file (or --web-insecure).
     #[arg(help_heading = "Sprocket's own options", long = "web-listen", value_name = "ADDR:PORT|none")]
     pub web_listen: Option<String>,
     /// The web port's secret, sent as a Bearer token or as the Basic
     /// password (any user name); read from the file when it starts with /.
+    /// With --acl-file it is the operator's: every right, whatever the ACL.
     #[arg(help_heading = "Sprocket's own options", long = "web-token", value_name = "TOKEN|/FILE")]
     pub web_token: Option<String>,
     /// Serve the web port on an address other hosts reach without a token.

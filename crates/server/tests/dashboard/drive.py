@@ -54,12 +54,14 @@ def main():
     p.add_argument("--function", help="has --queued jobs and gets a worker later")
     p.add_argument("--queued", type=int)
     p.add_argument("--lookup-handle")
+    p.add_argument("--lookup-unique")
     p.add_argument("--lookup-function")
     p.add_argument("--record-handle", help="an ended job with data, a warning, a lost attempt and a result")
     p.add_argument("--exception-handle", help="an ended job whose worker sent WORK_EXCEPTION")
     p.add_argument("--drop-function")
     p.add_argument("--dead-handle", help="a dead job: check the lists (retrying, dead, cron) and retry it")
     p.add_argument("--retrying-handle")
+    p.add_argument("--purge-handle", help="a second dead job of the same function, purged with Purge dead")
     p.add_argument("--cron-name")
     p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
     p.add_argument("--history-completed", type=int, help="jobs completed in the last hour, for the history chart")
@@ -182,6 +184,14 @@ def lists(driver, args, shot):
     assert driver.find_element(By.ID, "dead-error").get_attribute("hidden") is not None, \
         driver.find_element(By.ID, "dead-error").text
     say("RETRY_OK")
+    # The functions table counts the job waiting for its retry.
+    wait_until("patient's Retrying column", lambda: cell(driver, "patient", "retrying") == "1")
+    assert cell(driver, "doomed", "retrying") == "0", cell(driver, "doomed", "retrying")
+    driver.execute_script("document.getElementById('functions').scrollIntoView()")
+    shot("functions-retrying.png")
+    if args.purge_handle:
+        purge_dead(driver, args, shot)
+    run_now(driver, args, shot)
     driver.set_window_size(390, 1600)
     driver.execute_script("document.getElementById('retrying').scrollIntoView()")
     wait_until("the cron entry on a phone", lambda: driver.find_element(
@@ -234,6 +244,40 @@ def history_chart(driver, args, shot):
     driver.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.3)
     shot("desktop-history.png")
+
+
+def purge_dead(driver, args, shot):
+    """Purge dead on the function of the dead job left: after the
+    confirmation the dead list is empty."""
+    wait_until("the dead job to purge", lambda: driver.find_element(
+        By.CSS_SELECTOR, f'#dead-table tr[data-handle="{args.purge_handle}"]'))
+    driver.find_element(By.CSS_SELECTOR, '#dead-purge button[data-function="doomed"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
+    wait_until("the purge confirmation", lambda: dialog.is_displayed())
+    assert "doomed" in dialog.text, dialog.text
+    shot("purge-confirmation.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dead list to empty",
+               lambda: not driver.find_elements(By.CSS_SELECTOR, "#dead-table tr[data-handle]"))
+    wait_until("the dialog to close", lambda: not dialog.is_displayed())
+    wait_until("the purged job to leave the recently ended jobs", lambda: not driver.find_elements(
+        By.CSS_SELECTOR, f'#recent-table tr[data-handle="{args.purge_handle}"]'))
+    driver.execute_script("document.getElementById('dead').scrollIntoView()")
+    shot("purged.png")
+    say("PURGE_OK")
+
+
+def run_now(driver, args, shot):
+    """Run now on the cron entry; the test's worker then gets its job."""
+    button = f'#cron-table tr[data-name="{args.cron_name}"] button[data-action="run"]'
+    driver.find_element(By.CSS_SELECTOR, button).click()
+    # Disabled while the request is out, enabled again once answered.
+    wait_until("the run's answer", lambda: driver.find_element(By.CSS_SELECTOR, button).is_enabled())
+    error = driver.find_element(By.ID, "cron-error")
+    assert error.get_attribute("hidden") is not None, error.text
+    driver.execute_script("document.getElementById('cron').scrollIntoView()")
+    shot("cron-run.png")
+    say("RUN_NOW_OK")
 
 
 def signed_in(driver, args, shot):
@@ -321,6 +365,15 @@ def run(driver, args, shot):
     box.send_keys(args.lookup_handle + "999")
     driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
     wait_until("the not-found line", lambda: "No job and no job record" in driver.find_element(By.ID, "lookup-result").text)
+    # The same job by its function and unique, the handle left empty.
+    box.clear()
+    driver.find_element(By.ID, "lookup-function").send_keys(args.lookup_function)
+    driver.find_element(By.ID, "lookup-unique").send_keys(args.lookup_unique)
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    found = wait_until("the job found by unique", lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result dl").text
+                       if driver.find_elements(By.CSS_SELECTOR, "#lookup-result dl") else "")
+    assert args.lookup_handle in found and args.lookup_unique in found, found
+    shot("lookup-unique.png")
     say("LOOKUP_OK")
 
     records(driver, args, shot)
