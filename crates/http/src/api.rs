@@ -494,7 +494,7 @@ pub(crate) async fn jobs(
     let mut selected = all.into_iter().filter(|j| q.state.is_none_or(|st| st.selects(j.status))).skip(q.offset);
     let jobs: Vec<JobOut> = selected.by_ref().take(limit).map(JobOut::from).collect();
     let more = selected.next().is_some();
-    Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then_some(q.offset + limit) }))
+    Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then(|| q.offset.saturating_add(limit)) }))
 }
 
 /// A live job with its record so far (`null` for a job that carries none;

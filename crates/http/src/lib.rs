@@ -19,6 +19,7 @@ mod backend;
 mod cron_api;
 mod dashboard;
 mod gearmand_http;
+mod history_api;
 mod listen;
 mod live;
 mod metrics;
@@ -29,7 +30,7 @@ mod submit;
 
 pub use acl::{Credentials, Invoke, Via, Vouch, WebAcl, WebAclHandle, WebGrant};
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, CronChangeError, PauseError, Unavailable};
+pub use backend::{Backend, CronChangeError, HistoryOff, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};

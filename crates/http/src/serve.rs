@@ -274,6 +274,8 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/functions/{name}/pause", post(api::pause))
         .route("/api/v1/functions/{name}/resume", post(api::resume))
         .route("/api/v1/functions/{name}/purge-queued", post(api::purge_queued))
+        .route("/api/v1/functions/{name}/history", get(crate::history_api::function))
+        .route("/api/v1/history", get(crate::history_api::series))
         .route("/api/v1/functions/{name}/jobs/{unique}", get(api::job_by_unique))
         .route("/api/v1/cron", get(crate::cron_api::list).post(crate::cron_api::add))
         .route("/api/v1/cron/{name}", axum::routing::delete(crate::cron_api::remove))

@@ -232,7 +232,7 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        if let Some((id, waiter)) = crate::control::serve(&mut self.engine, request, &mut self.side) {
+                        if let Some((id, waiter)) = crate::control::serve(&mut self.engine, request, &mut self.side, &mut self.ended_jobs) {
                             self.setting_waiters.insert(id, waiter);
                         }
                     }

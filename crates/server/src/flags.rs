@@ -370,11 +370,17 @@ pub struct Flags {
     /// Add each completed job's result to its --job-log line.
     #[arg(help_heading = "Sprocket's own options", long = "job-log-results")]
     pub job_log_results: bool,
-    /// Keep per-function history of ended jobs (counts by outcome, queue
-    /// wait and run time percentiles over the last minute, hour and day;
-    /// admin `history`), saved in --data-dir (or beside the SQLite queue).
+    /// Accepted for older command lines and does nothing: the history is
+    /// kept unless --no-history is given.
     #[arg(help_heading = "Sprocket's own options", long = "history")]
     pub history: bool,
+    /// Keep no per-function history of ended jobs. Without this flag the
+    /// server counts ended jobs by outcome with queue wait and run time
+    /// percentiles over the last minute, hour, day and week (admin
+    /// `history`, the API's /api/v1/history, the dashboard's chart), saved
+    /// in --data-dir (or beside the SQLite queue).
+    #[arg(help_heading = "Sprocket's own options", long = "no-history")]
+    pub no_history: bool,
     /// Which jobs get a record (their result, data, attempts and end, kept
     /// in the store the queue uses and read with `sprocket.result`,
     /// `sprocket.record` and admin `record`): background jobs, every job,

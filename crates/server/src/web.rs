@@ -193,6 +193,21 @@ impl Backend for EngineLink {
     async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable> {
         EngineLink::purge_dead(self, function).await.map_err(unavailable)
     }
+
+    async fn history_series(
+        &self,
+        function: Option<Bytes>,
+        window: sprocket_records::Window,
+    ) -> Result<Result<sprocket_records::Series, sprocket_http::HistoryOff>, Unavailable> {
+        EngineLink::history_series(self, function, window).await.map_err(unavailable)
+    }
+
+    async fn function_history(
+        &self,
+        name: Bytes,
+    ) -> Result<Result<Option<sprocket_records::HistoryView>, sprocket_http::HistoryOff>, Unavailable> {
+        EngineLink::function_history(self, name).await.map_err(unavailable)
+    }
 }
 
 fn cron_change_error(e: SettingError) -> sprocket_http::CronChangeError {

@@ -205,6 +205,10 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "--lookup-function=later".into(),
         "--lookup-unique=look-me-up".into(),
         "--drop-function=old".into(),
+        // The 40 resize jobs and the report, and the report that ended
+        // with an exception, in the history chart (on by default).
+        "--history-completed=41".into(),
+        "--history-exceptions=1".into(),
     ]);
     driver.expect("QUEUED_OK", Duration::from_secs(90));
 
@@ -219,6 +223,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         );
     driver.tell("WORKER_STARTED");
     driver.expect("LIVE_OK", Duration::from_secs(60));
+    driver.expect("HISTORY_OK", Duration::from_secs(120));
     driver.expect("LOOKUP_OK", Duration::from_secs(30));
     driver.expect("RECORDS_OK", Duration::from_secs(60));
     driver.expect("DROP_OK", Duration::from_secs(30));
@@ -240,6 +245,10 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "drop-confirmation.png",
         "phone.png",
         "phone-record.png",
+        "history-hour.png",
+        "desktop-history.png",
+        "history-week.png",
+        "phone-history.png",
     ] {
         let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");
@@ -262,7 +271,8 @@ fn with_a_token_the_signed_in_page_streams_and_its_actions_carry_it() {
     if !browser_tools() {
         return;
     }
-    let (server, web) = server_with_web(&["--web-token=s3cret"]);
+    // Without history as well: the page says so in place of the chart.
+    let (server, web) = server_with_web(&["--web-token=s3cret", "--no-history"]);
     gearman_submit(server.port, "old", 2);
     let shots = screenshot_dir("token");
     let mut driver = Driver::start(&[
@@ -270,8 +280,10 @@ fn with_a_token_the_signed_in_page_streams_and_its_actions_carry_it() {
         format!("--shots={}", shots.display()),
         "--drop-function=old".into(),
         "--token=s3cret".into(),
+        "--history-off".into(),
     ]);
     driver.expect("DROP_OK", Duration::from_secs(90));
+    driver.expect("HISTORY_OFF_OK", Duration::from_secs(30));
     driver.finish();
     let out = run(
         Command::new("curl").args(["-s", "-u", "ops:s3cret", &format!("http://127.0.0.1:{web}/api/v1/functions")]),

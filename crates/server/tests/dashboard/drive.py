@@ -64,6 +64,9 @@ def main():
     p.add_argument("--purge-handle", help="a second dead job of the same function, purged with Purge dead")
     p.add_argument("--cron-name")
     p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
+    p.add_argument("--history-completed", type=int, help="jobs completed in the last hour, for the history chart")
+    p.add_argument("--history-exceptions", type=int, help="jobs ended with an exception in the last hour")
+    p.add_argument("--history-off", action="store_true", help="the server runs with --no-history")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = p.parse_args()
@@ -202,6 +205,47 @@ def lists(driver, args, shot):
     say("CONSOLE_OK")
 
 
+def history_chart(driver, args, shot):
+    """The history chart: one bar slot per minute of the hour with the jobs
+    ended so far, and the day and week buttons redrawing it."""
+    def slot_sums():
+        chart = driver.find_element(By.CSS_SELECTOR, "#history-plot svg")
+        sums = driver.execute_script(
+            "const slots = [...document.querySelectorAll('#history-plot g.slot')];"
+            "return ['completed', 'failed', 'exceptions', 'dead'].map("
+            "  k => slots.reduce((n, g) => n + Number(g.dataset[k]), 0));")
+        return chart.get_attribute("data-window"), int(chart.get_attribute("data-slots")), sums
+
+    def pick(window):
+        driver.find_element(By.CSS_SELECTOR, f'#history-windows button[data-window="{window}"]').click()
+
+    expected = [args.history_completed, 0, args.history_exceptions, 0]
+    # The chart reads the history every 15 s; pressing a window button reads
+    # it at once.
+    for window, slots in (("week", 42), ("day", 24), ("hour", 60)):
+        pick(window)
+        wait_until(f"the {window} chart with the ended jobs",
+                   lambda: slot_sums() == (window, slots, expected), seconds=30)
+        pressed = driver.find_element(By.CSS_SELECTOR, f'#history-windows button[data-window="{window}"]')
+        assert pressed.get_attribute("aria-pressed") == "true", window
+        if window == "week":
+            driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+            shot("history-week.png")
+    bars = driver.find_elements(By.CSS_SELECTOR, "#history-plot rect.completed")
+    assert bars and all(float(b.get_attribute("height")) > 0 for b in bars), "no completed bar"
+    assert driver.find_elements(By.CSS_SELECTOR, "#history-plot rect.exceptions"), "no exception bar"
+    totals = driver.find_element(By.ID, "history-totals").text
+    assert f"{args.history_completed} completed" in totals, totals
+    assert driver.find_element(By.ID, "history-off").get_attribute("hidden") is not None
+    driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+    time.sleep(0.3)
+    shot("history-hour.png")
+    # The whole overview with both charts (the picture in docs/http.md).
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    shot("desktop-history.png")
+
+
 def purge_dead(driver, args, shot):
     """Purge dead on the function of the dead job left: after the
     confirmation the dead list is empty."""
@@ -246,6 +290,13 @@ def signed_in(driver, args, shot):
         By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"]'))
     drop(driver, args.drop_function, lambda name: shot("token-" + name))
     say("DROP_OK")
+    if args.history_off:
+        off = wait_until("the no-history note", lambda: driver.find_element(By.ID, "history-off").text)
+        assert "--no-history" in off, off
+        assert not driver.find_elements(By.CSS_SELECTOR, "#history-plot svg"), "a chart without history"
+        driver.execute_script("document.getElementById('history').scrollIntoView()")
+        shot("token-history-off.png")
+        say("HISTORY_OFF_OK")
 
 
 def run(driver, args, shot):
@@ -296,6 +347,9 @@ def run(driver, args, shot):
     time.sleep(2)
     shot("desktop-live.png")
     say(f"LIVE_OK max_completed_rate={max(r for r in rates if r is not None)}")
+
+    history_chart(driver, args, shot)
+    say("HISTORY_OK")
 
     # Job lookup by handle.
     box = driver.find_element(By.ID, "lookup-handle")
@@ -376,6 +430,15 @@ def run(driver, args, shot):
         ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)")
     assert not wide, f"elements past the right edge: {wide}"
     shot("phone.png")
+    driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+    wait_until("the history chart on the phone",
+               lambda: driver.find_element(By.CSS_SELECTOR, "#history-plot svg").get_attribute("data-slots") == "60")
+    chart_right = driver.execute_script(
+        "return document.querySelector('#history-plot svg').getBoundingClientRect().right")
+    assert chart_right <= widths[2], f"the history chart is wider than the phone: {chart_right}"
+    time.sleep(0.3)
+    shot("phone-history.png")
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 390, "height": min(height, 4000), "deviceScaleFactor": 2, "mobile": True})
