@@ -127,6 +127,14 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
+    /// How many JOB_CREATED answers submissions have been promised so far
+    /// (sent or still held for the store): compared before and after a
+    /// request, it tells whether the request is a submission that will be
+    /// answered with one, which then appears in [`Outbox::created`].
+    pub fn job_created_promised(&self) -> u64 {
+        self.ledger.promised()
+    }
+
     /// Effects produced so far (for callers that drain in place).
     pub fn outbox(&mut self) -> &mut Outbox {
         &mut self.out

@@ -69,6 +69,9 @@ pub(crate) struct Function {
     queued: [usize; 3],
     total: usize,
     running: usize,
+    /// Jobs waiting out a retry's backoff (counted in `queued` too, as
+    /// `status` shows them).
+    retrying: usize,
     /// Registrations (a connection registered twice counts twice).
     workers: usize,
     /// Sleeping workers not yet woken, oldest first. Entries may be stale
@@ -105,6 +108,11 @@ impl Function {
     /// Jobs held by a worker.
     pub fn running(&self) -> usize {
         self.running
+    }
+
+    /// Jobs waiting for their next attempt (a retry's backoff).
+    pub fn retrying(&self) -> usize {
+        self.retrying
     }
 
     /// Worker registrations.
@@ -180,11 +188,27 @@ impl Function {
     pub fn job_waits(&mut self, p: Priority) {
         self.running = self.running.saturating_sub(1);
         self.queued[p.index()] += 1;
+        self.retrying += 1;
     }
 
-    /// A job left the table; `running` says whether a worker held it.
-    pub fn job_removed(&mut self, p: Priority, running: bool) {
+    /// A replayed queued job waits out the rest of its retry's backoff.
+    pub fn job_waits_again(&mut self) {
+        self.retrying += 1;
+    }
+
+    /// A retry's backoff ended: the job joins the tail of its queue.
+    pub fn retry_due(&mut self, no: JobNo, p: Priority) {
+        self.retrying = self.retrying.saturating_sub(1);
+        self.job_due(no, p);
+    }
+
+    /// A job left the table; `running` says whether a worker held it,
+    /// `retrying` whether it waited for a retry.
+    pub fn job_removed(&mut self, p: Priority, running: bool, retrying: bool) {
         self.total = self.total.saturating_sub(1);
+        if retrying {
+            self.retrying = self.retrying.saturating_sub(1);
+        }
         if running {
             self.running = self.running.saturating_sub(1);
         } else {

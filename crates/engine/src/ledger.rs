@@ -41,6 +41,10 @@ pub(crate) struct Ledger {
     holding: FastSet<ConnId>,
     /// The store is known to be unreachable.
     store_down: bool,
+    /// JOB_CREATED answers promised to submissions so far (sent at once or
+    /// held): a caller that compares it before and after a request learns
+    /// whether that request will be answered with one.
+    promised: u64,
 }
 
 impl Default for Ledger {
@@ -52,6 +56,7 @@ impl Default for Ledger {
             done_early: FastSet::default(),
             holding: FastSet::default(),
             store_down: false,
+            promised: 0,
         }
     }
 }
@@ -134,9 +139,15 @@ impl Ledger {
         self.store_down = down;
     }
 
+    /// JOB_CREATED answers promised so far (see [`Ledger::job_created`]).
+    pub fn promised(&self) -> u64 {
+        self.promised
+    }
+
     /// Answers a submission on `conn` with JOB_CREATED for `handle`: at once
     /// if insert `seq` (0: none) is durable, otherwise held in `held` (the
-    /// connection's) until it is.
+    /// connection's) until it is. Each answer, when it goes out (or turns
+    /// into an ERROR), is noted in `created` in the order it is sent.
     pub fn job_created(
         &mut self,
         conn: ConnId,
@@ -144,11 +155,15 @@ impl Ledger {
         seq: u64,
         handle: Bytes,
         sends: &mut Vec<(ConnId, Out)>,
+        created: &mut Vec<(ConnId, bool)>,
     ) {
+        self.promised += 1;
         if !self.unconfirmed(seq) {
-            let out = Out::Packet(Response::JobCreated { handle });
-            if let Some(out) = held.pass_or_hold(out) {
-                sends.push((conn, out));
+            if held.queue.is_empty() {
+                sends.push((conn, Out::Packet(Response::JobCreated { handle })));
+                created.push((conn, true));
+            } else {
+                held.queue.push_back(Held::Created(handle));
             }
             return;
         }
@@ -204,14 +219,20 @@ impl Ledger {
     /// Sends what each holding connection may now send: replies up to the
     /// first JOB_CREATED still waiting. A JOB_CREATED of an insert in
     /// `failed` becomes an ERROR, unless its job ran.
-    pub fn release(&mut self, conns: &mut ConnTable, failed: &FastSet<u64>, sends: &mut Vec<(ConnId, Out)>) {
+    pub fn release(
+        &mut self,
+        conns: &mut ConnTable,
+        failed: &FastSet<u64>,
+        sends: &mut Vec<(ConnId, Out)>,
+        created: &mut Vec<(ConnId, bool)>,
+    ) {
         // The set is taken while connections release what they hold; those
         // still holding something put themselves back, and the emptied set
         // (with its capacity) is reused for the next commit.
         let mut holding = std::mem::take(&mut self.holding);
         for conn in holding.drain() {
             let Some(c) = conns.get_mut(conn) else { continue };
-            if !c.held.release(conn, self.committed, failed, &mut self.done_early, sends) {
+            if !c.held.release(conn, self.committed, failed, &mut self.done_early, sends, created) {
                 self.holding.insert(conn);
             }
         }
@@ -231,6 +252,9 @@ enum Held {
     Read { id: u64 },
     /// A reply released once store sequence `seq` is handled.
     AfterCommit { seq: u64, out: Out },
+    /// A JOB_CREATED whose insert is durable (or that needs none), queued
+    /// behind a held reply.
+    Created(Bytes),
     /// Any other reply, queued behind a held JOB_CREATED or read.
     Ready(Out),
 }
@@ -300,6 +324,7 @@ impl HeldReplies {
         failed: &FastSet<u64>,
         done_early: &mut FastSet<u64>,
         sends: &mut Vec<(ConnId, Out)>,
+        created: &mut Vec<(ConnId, bool)>,
     ) -> bool {
         while let Some(front) = self.queue.front() {
             match front {
@@ -314,7 +339,7 @@ impl HeldReplies {
                         break;
                     }
                 }
-                Held::Ready(_) => {}
+                Held::Ready(_) | Held::Created(_) => {}
             }
             let Some(item) = self.queue.pop_front() else { break };
             let out = match item {
@@ -322,11 +347,17 @@ impl HeldReplies {
                     // A job that ran is reported created even if its
                     // insert failed afterwards: there is nothing to store.
                     let ran = done_early.remove(&seq);
-                    if failed.contains(&seq) && !ran {
-                        Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"))
-                    } else {
+                    let stored = !failed.contains(&seq) || ran;
+                    created.push((conn, stored));
+                    if stored {
                         Out::Packet(Response::JobCreated { handle })
+                    } else {
+                        Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"))
                     }
+                }
+                Held::Created(handle) => {
+                    created.push((conn, true));
+                    Out::Packet(Response::JobCreated { handle })
                 }
                 Held::Ready(out) | Held::AfterCommit { out, .. } => out,
                 Held::Read { .. } => continue,
@@ -368,6 +399,7 @@ mod tests {
     #[test]
     fn held_replies_leave_in_order_as_their_inserts_are_answered() {
         let (mut ledger, mut persist, mut sends) = (Ledger::default(), Vec::new(), Vec::<(ConnId, Out)>::new());
+        let mut acks = Vec::new();
         let mut conns = ConnTable::default();
         conns.open(1, 10, "peer".into(), false);
         let (a, b, c) = (
@@ -376,11 +408,11 @@ mod tests {
             insert(&mut ledger, &mut persist, 3),
         );
         assert_eq!(persist.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), vec![a, b, c]);
-        ledger.job_created(1, held(&mut conns), a, Bytes::from_static(b"H:1"), &mut sends);
+        ledger.job_created(1, held(&mut conns), a, Bytes::from_static(b"H:1"), &mut sends, &mut acks);
         let echo = Out::Packet(Response::EchoRes { data: Bytes::from_static(b"e") });
         assert!(held(&mut conns).pass_or_hold(echo.clone()).is_none(), "held behind the JOB_CREATED");
-        ledger.job_created(1, held(&mut conns), b, Bytes::from_static(b"H:2"), &mut sends);
-        ledger.job_created(1, held(&mut conns), c, Bytes::from_static(b"H:3"), &mut sends);
+        ledger.job_created(1, held(&mut conns), b, Bytes::from_static(b"H:2"), &mut sends, &mut acks);
+        ledger.job_created(1, held(&mut conns), c, Bytes::from_static(b"H:3"), &mut sends, &mut acks);
         assert!(sends.is_empty());
 
         // Job 3 ends before its insert is confirmed; insert b fails.
@@ -388,10 +420,12 @@ mod tests {
         assert_eq!(ledger.take_failed(b), Some(2));
         let failed: FastSet<u64> = [b, c].into_iter().collect();
         ledger.confirm_through(a);
-        ledger.release(&mut conns, &failed, &mut sends);
+        ledger.release(&mut conns, &failed, &mut sends, &mut acks);
         let error = Out::Packet(Response::error("QUEUE_ERROR", "Job could not be stored durably"));
         let outs: Vec<Out> = sends.drain(..).map(|(_, out)| out).collect();
         assert_eq!(outs, vec![created(b"H:1"), echo, error, created(b"H:3")]);
+        assert_eq!(acks, vec![(1, true), (1, false), (1, true)], "each answer noted as it goes out");
+        assert_eq!(ledger.promised(), 3);
         assert!(conns.get(1).expect("open").held.is_empty());
         assert!(!ledger.release_due(), "nothing is held any more");
     }

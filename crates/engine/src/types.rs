@@ -234,6 +234,11 @@ pub struct Outbox {
     pub persist: Vec<(u64, PersistOp)>,
     /// Connections to close after their pending output is written.
     pub close: Vec<ConnId>,
+    /// The JOB_CREATED answers to submissions among `sends`, in the order
+    /// they are sent per connection: `true` for a JOB_CREATED, `false` for
+    /// one that became an ERROR because its insert failed. Each matches a
+    /// submission for which [`crate::Engine::job_created_promised`] rose.
+    pub created: Vec<(ConnId, bool)>,
     /// An operator asked the server to stop.
     pub shutdown: Option<ShutdownRequest>,
     /// Final records of jobs that ended, when [`Config::report_ended_jobs`]

@@ -13,10 +13,11 @@ use sprocket_proto::Priority;
 use crate::engine::Engine;
 use crate::function::FunctionCounters;
 use crate::job::{Job, JobState};
+use crate::policy::PolicyEntry;
 use crate::types::{ConnId, JobNo, Millis};
 
 /// One function: its queues, counts and limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunctionView {
     /// The function's name as workers registered it.
     pub name: Bytes,
@@ -26,6 +27,9 @@ pub struct FunctionView {
     pub running: usize,
     /// Jobs waiting (runnable or scheduled) per priority: high, normal, low.
     pub queued: [usize; 3],
+    /// Jobs waiting out a retry's backoff before their next attempt (also
+    /// counted in `queued`, as gearmand's `status` has no column for them).
+    pub retrying: usize,
     /// Worker registrations (a connection that registered twice counts
     /// twice, as in gearmand).
     pub workers: usize,
@@ -35,6 +39,9 @@ pub struct FunctionView {
     pub counters: FunctionCounters,
     /// An operator paused it: its jobs queue but are not handed out.
     pub paused: bool,
+    /// The retry policy in force for it (the entry whose pattern it
+    /// matches), if any.
+    pub policy: Option<PolicyEntry>,
 }
 
 impl FunctionView {
@@ -130,6 +137,10 @@ impl JobView {
 pub struct JobFilter {
     /// Only jobs of this function (exact name); all when `None`.
     pub function: Option<Bytes>,
+    /// Only jobs submitted with exactly this unique id (with a function,
+    /// a job that coalesces on it is found through the engine's unique
+    /// index, without a walk over the jobs).
+    pub unique: Option<Bytes>,
     /// At most this many (the oldest first); all when `None`.
     pub limit: Option<usize>,
 }
@@ -168,10 +179,12 @@ impl Engine {
                 total: f.total(),
                 running: f.running(),
                 queued: f.queued(),
+                retrying: f.retrying(),
                 workers: f.workers(),
                 max_queue: f.max_queue(),
                 counters: f.counters(),
                 paused: f.is_paused(),
+                policy: self.policy_for(f.name()),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
@@ -209,12 +222,20 @@ impl Engine {
     /// time instead of holding every view at once.
     pub fn job_views<'a>(&'a self, filter: &JobFilter) -> impl Iterator<Item = JobView> + 'a {
         let wanted = filter.function.as_ref().map(|name| self.function_table().id_of(name));
+        let unique = filter.unique.as_deref();
+        let indexed = |f| unique.filter(|u| !u.is_empty() && *u != b"-").map(|u| self.job_no_by_unique(f, u));
         let mut jobs: Vec<&Job> = match wanted {
             // A function nobody knows has no jobs.
             Some(None) => Vec::new(),
-            Some(Some(f)) => self.job_table().iter().filter(|j| j.function == f).collect(),
+            Some(Some(f)) => match indexed(f) {
+                Some(found) => found.and_then(|no| self.job_table().get(no)).into_iter().collect(),
+                None => self.job_table().iter().filter(|j| j.function == f).collect(),
+            },
             None => self.job_table().iter().collect(),
         };
+        if let Some(u) = unique {
+            jobs.retain(|j| j.unique_bytes() == u);
+        }
         jobs.sort_unstable_by_key(|j| j.no);
         jobs.truncate(filter.limit.unwrap_or(usize::MAX));
         jobs.into_iter().map(move |j| self.job_view_of(j))
@@ -306,9 +327,16 @@ mod tests {
 
         let jobs = engine.jobs_view(&JobFilter::default());
         assert_eq!(jobs.iter().map(|j| &j.unique[..]).collect::<Vec<_>>(), [&b"a"[..], b"b", b"c"]);
-        let only = JobFilter { function: Some(b("resize")), limit: Some(1) };
+        let only = JobFilter { function: Some(b("resize")), limit: Some(1), unique: None };
         assert_eq!(engine.jobs_view(&only).len(), 1);
-        assert!(engine.jobs_view(&JobFilter { function: Some(b("none")), limit: None }).is_empty());
+        assert!(engine.jobs_view(&JobFilter { function: Some(b("none")), ..JobFilter::default() }).is_empty());
+        let by_unique = |f: &str, u: &str| JobFilter { function: Some(b(f)), unique: Some(b(u)), limit: None };
+        let found = engine.jobs_view(&by_unique("resize", "b"));
+        assert_eq!(found.iter().map(|j| &j.handle[..]).collect::<Vec<_>>(), [&b"H:t:2"[..]], "through the index");
+        assert!(engine.jobs_view(&by_unique("thumb", "b")).is_empty(), "another function's unique");
+        assert!(engine.jobs_view(&by_unique("resize", "x")).is_empty());
+        let any_function = JobFilter { unique: Some(b("c")), ..JobFilter::default() };
+        assert_eq!(engine.jobs_view(&any_function).len(), 1, "without a function, by a walk");
 
         engine.request(1, Request::GrabJob, 2);
         let a = engine.job_view(b"H:t:1").expect("job 1 exists");

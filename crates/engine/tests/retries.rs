@@ -75,6 +75,11 @@ fn record_of(bed: &mut Bed, handle: &[u8]) -> Option<Record> {
     }
 }
 
+/// Jobs of `function` waiting for a retry, as the functions view counts them.
+fn retrying_of(bed: &Bed, function: &str) -> usize {
+    bed.engine.functions_view().into_iter().find(|f| f.name == b(function)).map_or(0, |f| f.retrying)
+}
+
 fn status_of(bed: &Bed, handle: &[u8]) -> Option<JobStatus> {
     bed.engine.job_views(&Default::default()).find(|j| j.handle == handle).map(|j| j.status)
 }
@@ -96,12 +101,14 @@ fn a_failed_job_waits_its_backoff_then_wakes_the_sleeping_worker_and_completes_o
         }
         assert_eq!(status_of(&bed, &handle), Some(JobStatus::Retrying));
         assert!(bed.admin(admin, "status").contains("resize_png\t1\t0\t1\n"), "counted as waiting");
+        assert_eq!(retrying_of(&bed, "resize_png"), 1, "and as retrying in the view");
         assert_eq!(bed.grab(w), None, "not handed out during its backoff");
         bed.send(w, Request::PreSleep);
         bed.advance(1_999);
         assert_eq!(noops(&mut bed, w), 0, "not due yet");
         bed.advance(1);
         assert_eq!(noops(&mut bed, w), 1, "due: the sleeping worker is woken");
+        assert_eq!(retrying_of(&bed, "resize_png"), 0, "due: queued again, no longer retrying");
         let record = record_of(&mut bed, &handle).expect("a live record");
         assert_eq!((record.failures(), record.state()), (attempt, RecordState::Queued));
     }
@@ -350,6 +357,7 @@ fn a_retry_wait_survives_a_restart_and_is_neither_lost_nor_hastened() {
     let w = again.worker(&["f"]);
     again.advance(0);
     assert_eq!(again.grab(w), None, "still waiting after the restart");
+    assert_eq!(retrying_of(&again, "f"), 1, "counted as retrying after the restart");
     again.send(w, Request::PreSleep);
     again.advance(retry_at - again.now - 1);
     assert_eq!(noops(&mut again, w), 0);
@@ -359,6 +367,9 @@ fn a_retry_wait_survives_a_restart_and_is_neither_lost_nor_hastened() {
     assert_eq!(h, handle, "with its handle");
     again.send(w, Request::WorkFail { handle: h.clone() });
     assert_eq!(record_of(&mut again, &h).expect("live").failures(), 2, "earlier failures still count");
+    assert_eq!(retrying_of(&again, "f"), 1);
+    assert_eq!(again.engine.purge_queued(b"f"), Ok(1), "a retrying job is purged as a queued one");
+    assert_eq!(retrying_of(&again, "f"), 0, "and no longer counted as retrying");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sprocket_engine::policy::{PolicyEntry, PolicySpec};
 use sprocket_engine::{
     CommandError, FunctionCounters, FunctionView, JobFilter, JobStatus, JobView, Record, RecordFilter, RecordState,
     WorkerView,
@@ -20,6 +21,7 @@ use sprocket_engine::{
 use sprocket_proto::Priority;
 use sprocket_records::filter::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 
+use crate::acl::Caller;
 use crate::backend::{Backend, PauseError, Unavailable};
 
 /// What every handler shares.
@@ -35,6 +37,8 @@ pub(crate) struct AppState {
     pub max_packet_size: u32,
     /// The poller behind `/api/v1/events`, shared by every stream.
     pub live: Arc<crate::live::LiveFeed>,
+    /// The server's access control list, when it has one.
+    pub acl: Option<crate::acl::WebAclHandle>,
 }
 
 /// An error answer: its status and a message for a person.
@@ -188,10 +192,30 @@ pub(crate) struct FunctionOut {
     running: usize,
     waiting: usize,
     queued: ByPriority<usize>,
+    /// Jobs waiting out a retry's backoff (also in `waiting` and `queued`).
+    retrying: usize,
     workers: usize,
     max_queue: ByPriority<u32>,
     counters: CountersOut,
     paused: bool,
+    /// The retry policy in force for the function; `None` (null) when no
+    /// pattern matches it, and its jobs end as gearmand's do.
+    policy: Option<PolicyOut>,
+}
+
+/// A function's retry policy: the pattern it matched, where that came
+/// from, and every setting written out.
+#[derive(Serialize)]
+pub(crate) struct PolicyOut {
+    pattern: String,
+    source: &'static str,
+    spec: PolicySpec,
+}
+
+impl From<PolicyEntry> for PolicyOut {
+    fn from(e: PolicyEntry) -> Self {
+        PolicyOut { source: e.source.as_str(), spec: PolicySpec::of(&e.policy), pattern: e.pattern }
+    }
 }
 
 /// A function's jobs counted since the server started.
@@ -226,10 +250,12 @@ impl From<FunctionView> for FunctionOut {
             running: f.running,
             waiting: f.total.saturating_sub(f.running),
             queued: f.queued.into(),
+            retrying: f.retrying,
             workers: f.workers,
             max_queue: f.max_queue.into(),
             counters: f.counters.into(),
             paused: f.paused,
+            policy: f.policy.map(PolicyOut::from),
         }
     }
 }
@@ -459,6 +485,7 @@ pub(crate) async fn jobs(
     // One job more than the page, to tell whether another page follows.
     let wanted = q.offset.checked_add(limit + 1);
     let filter = JobFilter {
+        unique: None,
         function: q.function.map(Bytes::from),
         // With a state filter the engine cannot count for us.
         limit: if q.state.is_some() { None } else { wanted },
@@ -467,7 +494,7 @@ pub(crate) async fn jobs(
     let mut selected = all.into_iter().filter(|j| q.state.is_none_or(|st| st.selects(j.status))).skip(q.offset);
     let jobs: Vec<JobOut> = selected.by_ref().take(limit).map(JobOut::from).collect();
     let more = selected.next().is_some();
-    Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then_some(q.offset + limit) }))
+    Ok(Json(JobsPage { jobs, offset: q.offset, limit, next_offset: more.then(|| q.offset.saturating_add(limit)) }))
 }
 
 /// A live job with its record so far (`null` for a job that carries none;
@@ -497,11 +524,31 @@ fn records_unavailable(e: String) -> ApiError {
 /// One job: the live job with its record so far, or, once it has ended,
 /// its record (from the engine or the store), so that polling a handle
 /// follows a job from queued to its result.
-pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -> Result<Response, ApiError> {
+///
+/// Under an ACL an identity without `admin = read` may still follow the
+/// jobs of the functions it may invoke (as GET_STATUS on the Gearman port).
+pub(crate) async fn job(
+    caller: Caller,
+    State(s): State<AppState>,
+    Path(handle): Path<String>,
+) -> Result<Response, ApiError> {
+    if !caller.may_read() && !caller.invokes_any() {
+        return Err(caller.forbidden("admin = read, or invoke of the job's function"));
+    }
     let handle = Bytes::from(handle);
     let live = s.backend.job(handle.clone()).await?;
     // A live job's record is the engine's own, so this costs no store read.
     let record = s.backend.record(handle).await?;
+    if !caller.may_read() {
+        let function = match (&live, &record) {
+            (Some(job), _) => Some(job.function.as_ref()),
+            (None, Ok(Some(record))) => Some(record.function()),
+            _ => None,
+        };
+        if let Some(function) = function.filter(|f| !caller.may_invoke(f)) {
+            return Err(caller.forbidden(&format!("admin = read, or invoke of {:?}", text(function))));
+        }
+    }
     if let Some(job) = live {
         let record = record.ok().flatten().filter(|r| !r.state().is_final());
         return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());
@@ -509,6 +556,26 @@ pub(crate) async fn job(State(s): State<AppState>, Path(handle): Path<String>) -
     match record.map_err(records_unavailable)? {
         Some(record) => Ok(Json(EndedJobOut { live: false, record }).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job or job record has that handle")),
+    }
+}
+
+/// One job by its function and unique id: the live job (with its record
+/// so far) while one is queued, retrying or running, otherwise the record
+/// of the newest ended job of the function with that unique.
+pub(crate) async fn job_by_unique(
+    State(s): State<AppState>,
+    Path((function, unique)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (function, unique) = (Bytes::from(function), Bytes::from(unique));
+    let filter = JobFilter { function: Some(function.clone()), unique: Some(unique.clone()), limit: Some(1) };
+    if let Some(job) = s.backend.jobs(filter).await?.into_iter().next() {
+        let record = s.backend.record(job.handle.clone()).await?.ok().flatten().filter(|r| !r.state().is_final());
+        return Ok(Json(LiveJobOut { live: true, job: job.into(), record }).into_response());
+    }
+    let filter = RecordFilter { function: Some(function), unique: Some(unique), limit: 1, ..RecordFilter::default() };
+    match s.backend.records(filter).await?.map_err(records_unavailable)?.into_iter().next() {
+        Some(record) => Ok(Json(EndedJobOut { live: false, record }).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no job or job record of that function has that unique")),
     }
 }
 
@@ -583,6 +650,7 @@ pub(crate) struct RequeueQuery {
 /// answered once it is durable.
 pub(crate) async fn requeue_dead(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     Path(handle): Path<String>,
     body: Result<Json<NoArguments>, JsonRejection>,
@@ -591,7 +659,7 @@ pub(crate) async fn requeue_dead(
     if !crate::requeue::sendable(&handle) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no job has that handle"));
     }
-    let requeued = ask_requeue(&s, format!("requeue {handle}")).await?;
+    let requeued = ask_requeue(&s, &caller, format!("requeue {handle}")).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued, "handle": handle })))
 }
 
@@ -599,6 +667,7 @@ pub(crate) async fn requeue_dead(
 /// they are durable.
 pub(crate) async fn requeue_dead_function(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     query: Result<Query<RequeueQuery>, QueryRejection>,
     body: Result<Json<NoArguments>, JsonRejection>,
@@ -611,13 +680,15 @@ pub(crate) async fn requeue_dead_function(
             "function must be a name without spaces or control characters",
         ));
     }
-    let requeued = ask_requeue(&s, format!("requeue function {}", q.function)).await?;
+    let requeued = ask_requeue(&s, &caller, format!("requeue function {}", q.function)).await?;
     Ok(Json(serde_json::json!({ "requeued": requeued })))
 }
 
 /// Has the engine run an admin `requeue` line; its refusals become 404
 /// (no such job) or 409 (the job is not dead, or cannot be made again).
-async fn ask_requeue(s: &AppState, line: String) -> Result<u64, ApiError> {
+/// The line goes over the server's own Gearman port, as the caller (see
+/// [`crate::acl::connect_on_behalf`]).
+async fn ask_requeue(s: &AppState, caller: &Caller, line: String) -> Result<u64, ApiError> {
     use crate::requeue::{Answer, RequeueError};
     let Some(gearman) = s.gearman else {
         return Err(ApiError::new(
@@ -625,12 +696,13 @@ async fn ask_requeue(s: &AppState, line: String) -> Result<u64, ApiError> {
             "this server cannot requeue over its web port (with --ssl its Gearman port speaks TLS only)",
         ));
     };
-    let answer = crate::requeue::requeue(gearman, line.as_bytes()).await.map_err(|e| match e {
-        RequeueError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
-        RequeueError::NoAnswer | RequeueError::Garbled(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-    })?;
+    let answer =
+        crate::requeue::requeue(gearman, line.as_bytes(), (s.acl.as_ref(), caller)).await.map_err(|e| match e {
+            RequeueError::Unreachable { .. } => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
+            RequeueError::NoAnswer | RequeueError::Garbled(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+        })?;
     match answer {
         Answer::Requeued(n) => Ok(n),
         Answer::Refused { code, .. } if code == "UNKNOWN_JOB" => {
@@ -670,19 +742,42 @@ fn records_filter(q: RecordsQuery) -> Result<RecordFilter, ApiError> {
         since: q.since,
         until: q.until,
         error: q.error,
+        unique: None,
         limit,
     })
 }
 
 pub(crate) async fn cancel_job(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     Path(handle): Path<String>,
     body: Result<Json<NoArguments>, JsonRejection>,
 ) -> ApiResult<serde_json::Value> {
     let Json(NoArguments {}) = body?;
+    may_cancel(&s, &caller, &handle).await?;
     s.backend.cancel(Bytes::from(handle.clone())).await?.map_err(command_error)?;
     Ok(Json(serde_json::json!({ "cancelled": handle })))
+}
+
+/// Under an ACL a cancel needs `admin = write`, or the right to invoke
+/// the job's function (as `cancel job` on the Gearman port): only then is
+/// the job looked up, to learn its function.
+async fn may_cancel(s: &AppState, caller: &Caller, handle: &str) -> Result<(), ApiError> {
+    if caller.may_write() {
+        return Ok(());
+    }
+    if !caller.invokes_any() {
+        return Err(caller.forbidden("admin = write, or invoke of the job's function"));
+    }
+    let Some(job) = s.backend.job(Bytes::from(handle.to_owned())).await? else {
+        return Err(command_error(CommandError::UnknownJob));
+    };
+    if caller.may_invoke(&job.function) {
+        Ok(())
+    } else {
+        Err(caller.forbidden(&format!("admin = write, or invoke of {:?}", text(&job.function))))
+    }
 }
 
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -769,6 +864,7 @@ pub(crate) struct SubmitOut {
 
 pub(crate) async fn submit_job(
     _: SameSite,
+    caller: Caller,
     State(s): State<AppState>,
     body: Result<Json<SubmitIn>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SubmitOut>), ApiError> {
@@ -793,6 +889,9 @@ pub(crate) async fn submit_job(
     }
     if wait == 0 || wait > MAX_WAIT_SECONDS {
         return Err(bad(&format!("wait_seconds must be 1 to {MAX_WAIT_SECONDS}")));
+    }
+    if !caller.may_invoke(job.function.as_bytes()) {
+        return Err(caller.forbidden(&format!("invoke of {:?}", job.function)));
     }
     let Some(gearman) = s.gearman else {
         return Err(ApiError::new(
@@ -819,6 +918,7 @@ pub(crate) async fn submit_job(
         submission,
         ACKNOWLEDGE_WITHIN,
         std::time::Duration::from_secs(wait),
+        (s.acl.as_ref(), &caller),
     )
     .await
     .map_err(|e| match e {

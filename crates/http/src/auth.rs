@@ -53,21 +53,35 @@ impl Token {
     /// The request carries this token, as `Authorization: Bearer TOKEN` or
     /// `Authorization: Basic base64(user:TOKEN)`.
     pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
-        let rest = rest.trim();
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return same_bytes(rest.as_bytes(), self.0.as_bytes());
-        }
-        if scheme.eq_ignore_ascii_case("basic") {
-            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else { return false };
-            let Some(colon) = decoded.iter().position(|&b| b == b':') else { return false };
-            return same_bytes(&decoded[colon + 1..], self.0.as_bytes());
-        }
-        false
+        presented(headers).is_some_and(|secret| self.matches(&secret))
     }
+
+    /// Both tokens are the same secret.
+    pub fn same_secret(&self, other: &Token) -> bool {
+        self.matches(&other.0)
+    }
+
+    /// `secret` is this token (compared in constant time).
+    pub fn matches(&self, secret: &str) -> bool {
+        same_bytes(secret.as_bytes(), self.0.as_bytes())
+    }
+}
+
+/// The secret a request presents: a Bearer token, or the password of
+/// HTTP Basic authentication (any user name).
+pub(crate) fn presented(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let colon = decoded.iter().position(|&b| b == b':')?;
+        return String::from_utf8(decoded[colon + 1..].to_vec()).ok();
+    }
+    None
 }
 
 /// Compares without stopping at the first difference, so the time taken

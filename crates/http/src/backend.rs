@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use sprocket_engine::cron::{CronError, CronSpec, CronView};
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
+use sprocket_records::{HistoryView, Series, Window};
 
 /// The server stopped before it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +20,12 @@ pub enum PauseError {
     /// It is in force, but the store could not save it.
     NotSaved(String),
 }
+
+/// The server keeps no per-function history (started with
+/// `--no-history`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server keeps no history: it was started with --no-history; start it without that flag")]
+pub struct HistoryOff;
 
 /// Why a cron entry change did not fully succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,4 +80,18 @@ pub trait Backend: Send + Sync + 'static {
     async fn cron_remove(&self, name: String) -> Result<Result<(), CronChangeError>, Unavailable>;
     /// Submits one job for a cron entry now; the job's handle.
     async fn cron_run(&self, name: String) -> Result<Result<Bytes, CronError>, Unavailable>;
+    /// Every slot of a history window, for one function or summed over
+    /// all. A backend without a history answers that it keeps none.
+    async fn history_series(
+        &self,
+        _function: Option<Bytes>,
+        _window: Window,
+    ) -> Result<Result<Series, HistoryOff>, Unavailable> {
+        Ok(Err(HistoryOff))
+    }
+    /// One function's totals and percentiles per window; `None` when
+    /// nothing of it ended in the last week.
+    async fn function_history(&self, _name: Bytes) -> Result<Result<Option<HistoryView>, HistoryOff>, Unavailable> {
+        Ok(Err(HistoryOff))
+    }
 }

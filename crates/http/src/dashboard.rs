@@ -15,6 +15,8 @@ use axum::Router;
 const PAGE: &str = include_str!("dashboard/index.html");
 const STYLE: &str = include_str!("dashboard/dashboard.css");
 const SCRIPT: &str = include_str!("dashboard/dashboard.js");
+const HISTORY_STYLE: &str = include_str!("dashboard/history.css");
+const HISTORY_SCRIPT: &str = include_str!("dashboard/history.js");
 
 /// Only this server's own files and API; no frames, no inline code.
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
@@ -26,6 +28,8 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { file("text/html; charset=utf-8", PAGE) }))
         .route("/dashboard.css", get(|| async { file("text/css; charset=utf-8", STYLE) }))
         .route("/dashboard.js", get(|| async { file("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/history.css", get(|| async { file("text/css; charset=utf-8", HISTORY_STYLE) }))
+        .route("/history.js", get(|| async { file("text/javascript; charset=utf-8", HISTORY_SCRIPT) }))
 }
 
 fn file(content_type: &'static str, body: &'static str) -> Response {
@@ -50,11 +54,21 @@ mod tests {
 
     #[test]
     fn files_name_nothing_outside_the_server() {
-        for (name, text) in [("index.html", PAGE), ("dashboard.css", STYLE), ("dashboard.js", SCRIPT)] {
+        for (name, text) in [
+            ("index.html", PAGE),
+            ("dashboard.css", STYLE),
+            ("dashboard.js", SCRIPT),
+            ("history.css", HISTORY_STYLE),
+            ("history.js", HISTORY_SCRIPT),
+        ] {
+            // The SVG namespace is a name the script gives elements it
+            // makes, not an address anything is loaded from.
+            let text = text.replace("\"http://www.w3.org/2000/svg\"", "");
             for scheme in ["http://", "https://", "//cdn", "@import"] {
                 assert!(!text.contains(scheme), "{name} names {scheme}");
             }
         }
         assert!(PAGE.contains("src=\"dashboard.js\"") && PAGE.contains("href=\"dashboard.css\""));
+        assert!(PAGE.contains("src=\"history.js\"") && PAGE.contains("href=\"history.css\""));
     }
 }

@@ -181,9 +181,17 @@ async fn answer(State(config): State<GearmandHttpConfig>, request: Request) -> R
         background: job.background,
         exceptions: true,
     };
-    let outcome =
-        crate::submit::submit(config.gearman, config.max_packet_size, submission, ACKNOWLEDGE_WITHIN, config.wait)
-            .await;
+    // `-r http` runs without an ACL (the flags refuse both together).
+    let anyone = (None, &crate::acl::Caller::Open);
+    let outcome = crate::submit::submit(
+        config.gearman,
+        config.max_packet_size,
+        submission,
+        ACKNOWLEDGE_WITHIN,
+        config.wait,
+        anyone,
+    )
+    .await;
     let head_only = method == Method::HEAD;
     match outcome {
         Ok(outcome) => job_answer(outcome, head_only, config.wait),

@@ -12,12 +12,14 @@
 //! clients or a large `/metrics` page do not share the engine's thread.
 #![forbid(unsafe_code)]
 
+mod acl;
 mod api;
 mod auth;
 mod backend;
 mod cron_api;
 mod dashboard;
 mod gearmand_http;
+mod history_api;
 mod listen;
 mod live;
 mod metrics;
@@ -26,8 +28,9 @@ mod requeue;
 mod serve;
 mod submit;
 
+pub use acl::{Credentials, Invoke, Via, Vouch, WebAcl, WebAclHandle, WebGrant};
 pub use auth::{Token, TokenError};
-pub use backend::{Backend, CronChangeError, PauseError, Unavailable};
+pub use backend::{Backend, CronChangeError, HistoryOff, PauseError, Unavailable};
 pub use gearmand_http::{GearmandHttpConfig, GearmandHttpListener};
 pub use listen::{WebListen, WebListenError, DEFAULT_WEB_PORT};
 pub use metrics::{FunctionTimings, Histogram, Telemetry};

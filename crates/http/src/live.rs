@@ -130,6 +130,8 @@ struct FunctionRow {
     name: String,
     queued: usize,
     running: usize,
+    /// Of `queued`, those waiting out a retry's backoff.
+    retrying: usize,
     workers: usize,
     counters: CountersOut,
     rates: Option<Rates>,
@@ -218,6 +220,7 @@ async fn snapshot(feed: &LiveFeed, rates: &mut RateMeter) -> Result<String, Unav
             name: String::from_utf8_lossy(&f.name).into_owned(),
             queued: f.total.saturating_sub(f.running),
             running: f.running,
+            retrying: f.retrying,
             workers: f.workers,
             counters: f.counters.into(),
             rates,

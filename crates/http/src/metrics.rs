@@ -46,6 +46,9 @@ pub struct Telemetry {
     pub store_commit_seconds: Option<Histogram>,
     /// Operations per store commit; `None` without a store.
     pub store_batch_size: Option<Histogram>,
+    /// From reading a SUBMIT_JOB* packet to writing its JOB_CREATED, in
+    /// seconds (the store's commit included for a durable background job).
+    pub submit_to_created_seconds: Histogram,
     /// Bytes read from Gearman connections (TLS: after decryption).
     pub bytes_received: u64,
     /// Bytes written to Gearman connections (TLS: before encryption).
@@ -54,10 +57,10 @@ pub struct Telemetry {
 
 /// Renders the page. `uptime` is in seconds.
 pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &Telemetry, uptime: f64) -> String {
-    // About 770 bytes per function for the fourteen per-function series,
+    // About 820 bytes per function for the fifteen per-function series,
     // and 2,800 for a function's two duration histograms (forty lines):
     // sized once, a page of tens of megabytes is not copied as it grows.
-    let mut out = String::with_capacity(4096 + functions.len() * 770 + telemetry.job_timings.len() * 2800);
+    let mut out = String::with_capacity(4096 + functions.len() * 820 + telemetry.job_timings.len() * 2800);
     gauge(&mut out, "gearman_up", "1 when the server answers.");
     out.push_str("gearman_up 1\n");
     gauge(&mut out, "gearman_version_info", "The server's version, in the version label.");
@@ -81,6 +84,10 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &
         for (priority, n) in [",priority=\"high\"", ",priority=\"normal\"", ",priority=\"low\""].iter().zip(f.queued) {
             function_line(&mut out, "sprocket_jobs_queued", name, priority, n as u64);
         }
+    }
+    gauge(&mut out, "sprocket_jobs_retrying", "Jobs of the function waiting out a retry's backoff (also queued).");
+    for (f, name) in functions.iter().zip(&names) {
+        function_line(&mut out, "sprocket_jobs_retrying", name, "", f.retrying as u64);
     }
     gauge(
         &mut out,
@@ -172,6 +179,13 @@ fn render_telemetry(out: &mut String, t: &Telemetry) {
             writer.write(out, metric, "", h);
         }
     }
+    let metric = "sprocket_submit_to_created_seconds";
+    histogram_head(
+        out,
+        metric,
+        "Time from reading a SUBMIT_JOB* packet to writing its JOB_CREATED, the store's commit included.",
+    );
+    writer.write(out, metric, "", &t.submit_to_created_seconds);
 }
 
 fn histogram_head(out: &mut String, name: &str, help: &str) {
@@ -294,10 +308,12 @@ mod tests {
             total,
             running,
             queued: [0, total - running, 0],
+            retrying: 0,
             workers,
             max_queue: [0; 3],
             counters: FunctionCounters { submitted: 7, completed: 4, failed: 1, exceptions: 2, ..Default::default() },
             paused: false,
+            policy: None,
         }
     }
 
@@ -341,6 +357,7 @@ mod tests {
             "sprocket_jobs_retried_total{function=\"resize\"} 0",
             "sprocket_jobs_dead_total{function=\"resize\"} 0",
             "sprocket_function_paused{function=\"resize\"} 0",
+            "sprocket_jobs_retrying{function=\"resize\"} 0",
             "# TYPE sprocket_jobs_completed_total counter",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
@@ -359,6 +376,7 @@ mod tests {
             }],
             store_commit_seconds: Some(h(vec![5, 0, 0], 0.004)),
             store_batch_size: None,
+            submit_to_created_seconds: h(vec![1, 0, 1], 0.6),
             bytes_received: 10,
             bytes_sent: 20,
         };
@@ -372,6 +390,9 @@ mod tests {
             "sprocket_job_queue_wait_seconds_count{function=\"resize\"} 4",
             "sprocket_store_commit_seconds_bucket{le=\"+Inf\"} 5",
             "sprocket_store_commit_seconds_count 5",
+            "# TYPE sprocket_submit_to_created_seconds histogram",
+            "sprocket_submit_to_created_seconds_bucket{le=\"0.5\"} 1",
+            "sprocket_submit_to_created_seconds_count 2",
             "sprocket_received_bytes_total 10",
             "sprocket_sent_bytes_total 20",
         ] {
@@ -393,6 +414,7 @@ mod tests {
                 .collect(),
             store_commit_seconds: Some(Histogram { bounds: vec![0.0001], counts: vec![4, 1], sum: 0.01 }),
             store_batch_size: Some(Histogram { bounds: vec![1.0, 2.0, 4.0], counts: vec![1, 2, 3, 4], sum: 30.0 }),
+            submit_to_created_seconds: Histogram { bounds: vec![0.5], counts: vec![0, 2], sum: 2.0 },
             bytes_received: 0,
             bytes_sent: 0,
         };
@@ -410,6 +432,8 @@ mod tests {
             "sprocket_store_commit_batch_size_bucket{le=\"4\"} 6",
             "sprocket_store_commit_batch_size_bucket{le=\"+Inf\"} 10",
             "sprocket_store_commit_batch_size_count 10",
+            "sprocket_submit_to_created_seconds_bucket{le=\"0.5\"} 0",
+            "sprocket_submit_to_created_seconds_bucket{le=\"+Inf\"} 2",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }

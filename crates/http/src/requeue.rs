@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// How long the engine may take to answer (a store write included).
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
@@ -38,9 +37,15 @@ pub(crate) enum RequeueError {
 
 /// Sends `command` (`requeue HANDLE` or `requeue function NAME`) and reads
 /// its one-line answer.
-pub(crate) async fn requeue(addr: SocketAddr, command: &[u8]) -> Result<Answer, RequeueError> {
+pub(crate) async fn requeue(
+    addr: SocketAddr,
+    command: &[u8],
+    on_behalf: (Option<&crate::acl::WebAclHandle>, &crate::acl::Caller),
+) -> Result<Answer, RequeueError> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(|source| RequeueError::Unreachable { addr, source })?;
+        let (mut stream, _vouch) = crate::acl::connect_on_behalf(addr, on_behalf.0, on_behalf.1)
+            .await
+            .map_err(|source| RequeueError::Unreachable { addr, source })?;
         let mut line = command.to_vec();
         line.extend_from_slice(b"\r\n");
         stream.write_all(&line).await.map_err(|source| RequeueError::Unreachable { addr, source })?;

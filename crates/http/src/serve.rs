@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 
+use crate::acl::{Caller, Credentials, Need, WebAclHandle};
 use crate::api::{self, ApiError, AppState};
 use crate::auth::Token;
 use crate::backend::Backend;
@@ -68,6 +69,9 @@ pub struct WebConfig {
     pub gearman: Option<SocketAddr>,
     /// The Gearman port's `--max-packet-size`.
     pub max_packet_size: u32,
+    /// The server's access control list (`--acl-file`): who may read and
+    /// act; `None` leaves that to the token alone.
+    pub acl: Option<WebAclHandle>,
 }
 
 /// A bound web port, not yet serving.
@@ -142,6 +146,7 @@ async fn accept_loop(web: WebListener, backend: Arc<dyn Backend>) {
         store: config.store.clone(),
         gearman: config.gearman,
         max_packet_size: config.max_packet_size,
+        acl: config.acl.clone(),
     };
     let app = router(state, &config);
     serve_connections(listener, app, false, config.tls).await;
@@ -170,7 +175,7 @@ pub(crate) async fn serve_connections(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let http = hyper::server::conn::http1::Builder::new()
@@ -179,7 +184,10 @@ pub(crate) async fn serve_connections(
                 .title_case_headers(title_case)
                 .clone();
             let served = match tls {
-                None => http.serve_connection(TokioIo::new(stream), service).await,
+                None => {
+                    let service = with_connection(app, Connection { peer: peer.ip(), tls: false, certificate: None });
+                    http.serve_connection(TokioIo::new(stream), service).await
+                }
                 Some(WebTlsHandle(tls)) => {
                     // The handshake runs in the connection's own task under
                     // its time limit: a client that stalls in it holds one
@@ -198,11 +206,15 @@ pub(crate) async fn serve_connections(
                         }
                     };
                     let (_, session) = stream.get_ref();
-                    if let Some(identity) =
-                        session.peer_certificates().and_then(|chain| chain.first()).and_then(|c| tls.identity(c))
-                    {
+                    let certificate: Option<Arc<str>> = session
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|c| tls.identity(c))
+                        .map(Arc::from);
+                    if let Some(identity) = &certificate {
                         tracing::debug!(%peer, %identity, "web port: TLS client certificate");
                     }
+                    let service = with_connection(app, Connection { peer: peer.ip(), tls: true, certificate });
                     http.serve_connection(TokioIo::new(stream), service).await
                 }
             };
@@ -214,13 +226,44 @@ pub(crate) async fn serve_connections(
     }
 }
 
+/// What every request on a connection shares: where it comes from and
+/// the name in its verified client certificate (read once, at the
+/// handshake), for the access check.
+#[derive(Clone, Debug)]
+struct Connection {
+    peer: std::net::IpAddr,
+    tls: bool,
+    certificate: Option<Arc<str>>,
+}
+
+/// `app` with each request of one connection carrying that connection's
+/// [`Connection`].
+fn with_connection(
+    app: Router,
+    connection: Connection,
+) -> TowerToHyperService<
+    impl tower::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone,
+> {
+    use tower::ServiceExt as _;
+    TowerToHyperService::new(app.map_request(move |mut request: Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(connection.clone());
+        request
+    }))
+}
+
 #[derive(Clone)]
 struct Guard {
     token: Option<Token>,
+    acl: Option<WebAclHandle>,
 }
 
 fn router(state: AppState, config: &WebConfig) -> Router {
-    let guard = Guard { token: config.token.clone() };
+    let guard = Guard { token: config.token.clone(), acl: config.acl.clone() };
     Router::new()
         .route("/metrics", get(api::metrics))
         .route("/api/v1/openapi.json", get(api::openapi))
@@ -231,6 +274,9 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/functions/{name}/pause", post(api::pause))
         .route("/api/v1/functions/{name}/resume", post(api::resume))
         .route("/api/v1/functions/{name}/purge-queued", post(api::purge_queued))
+        .route("/api/v1/functions/{name}/history", get(crate::history_api::function))
+        .route("/api/v1/history", get(crate::history_api::series))
+        .route("/api/v1/functions/{name}/jobs/{unique}", get(api::job_by_unique))
         .route("/api/v1/cron", get(crate::cron_api::list).post(crate::cron_api::add))
         .route("/api/v1/cron/{name}", axum::routing::delete(crate::cron_api::remove))
         .route("/api/v1/cron/{name}/run", post(crate::cron_api::run))
@@ -243,6 +289,7 @@ fn router(state: AppState, config: &WebConfig) -> Router {
         .route("/api/v1/dead/requeue", post(api::requeue_dead_function))
         .route("/api/v1/dead/{handle}/requeue", post(api::requeue_dead))
         .route("/api/v1/events", get(crate::live::events))
+        .route("/api/v1/whoami", get(crate::acl::whoami))
         // The dashboard's page and its files: not part of the API.
         .merge(crate::dashboard::routes())
         .fallback(api::not_found)
@@ -256,24 +303,66 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this path: see /api/v1/openapi.json")
 }
 
-/// Every request: the token when one is set, and the whole request within
-/// its time.
-async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if let Some(token) = &guard.token {
-        if !token.admits(request.headers()) {
-            let mut answer = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "this server needs its --web-token (Bearer, or Basic password)",
-            )
-            .into_response();
-            answer
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"sprocketd\""));
-            return answer;
-        }
-    }
+/// Every request: who sends it and whether it may (the token alone
+/// without an ACL), and the whole request within its time.
+async fn check(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let caller = match &guard.acl {
+        None => match &guard.token {
+            Some(token) if !token.admits(request.headers()) => {
+                return crate::acl::unauthorized("this server needs its --web-token (Bearer, or Basic password)")
+            }
+            _ => Caller::Open,
+        },
+        Some(acl) => match listed_caller(&guard, acl, &request) {
+            Ok(caller) => caller,
+            Err(answer) => return *answer,
+        },
+    };
+    request.extensions_mut().insert(caller);
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(answer) => answer,
         Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "the request took too long").into_response(),
+    }
+}
+
+/// Under an ACL: the operator's `--web-token`, else the identity the list
+/// finds (certificate, section token, network), checked against what the
+/// request needs; the answer to give instead when it may not.
+fn listed_caller(guard: &Guard, acl: &WebAclHandle, request: &Request) -> Result<Caller, Box<Response>> {
+    let secret = crate::auth::presented(request.headers());
+    let caller = if guard.token.as_ref().is_some_and(|t| secret.as_deref().is_some_and(|s| t.matches(s))) {
+        Caller::Operator
+    } else {
+        let connection = request.extensions().get::<Connection>();
+        let credentials = Credentials {
+            certificate: connection.and_then(|c| c.certificate.as_deref()),
+            token: secret.as_deref(),
+            // A request without its connection's details (none is served
+            // that way) counts as coming from nowhere the list names.
+            peer: connection.map_or(std::net::Ipv6Addr::UNSPECIFIED.into(), |c| c.peer),
+            tls: connection.is_none_or(|c| c.tls),
+        };
+        match acl.0.identify(&credentials) {
+            Some(grant) => Caller::Listed(grant),
+            None => {
+                let why = if secret.is_some() && credentials.certificate.is_none() {
+                    "the token sent is neither --web-token nor a web_token of the ACL"
+                } else {
+                    "the ACL knows no identity for this request: send a client certificate or a token (Bearer, or \
+                     Basic password)"
+                };
+                tracing::info!(peer = %credentials.peer, "web port: request without a known identity refused");
+                return Err(Box::new(crate::acl::unauthorized(why)));
+            }
+        }
+    };
+    let refused = match crate::acl::need(request.method(), request.uri().path()) {
+        Need::Read if !caller.may_read() => Some("admin = read"),
+        Need::Write if !caller.may_write() => Some("admin = write"),
+        _ => None,
+    };
+    match refused {
+        Some(lacks) => Err(Box::new(caller.forbidden(lacks).into_response())),
+        None => Ok(caller),
     }
 }

@@ -61,10 +61,12 @@ pub(crate) async fn submit(
     job: Submission,
     acknowledge_within: Duration,
     wait: Duration,
+    on_behalf: (Option<&crate::acl::WebAclHandle>, &crate::acl::Caller),
 ) -> Result<Outcome, SubmitError> {
     let unreachable = |e: std::io::Error| SubmitError::Unreachable { addr, detail: e.to_string() };
+    let (stream, _vouch) = crate::acl::connect_on_behalf(addr, on_behalf.0, on_behalf.1).await.map_err(unreachable)?;
     let mut conn = Conn {
-        stream: TcpStream::connect(addr).await.map_err(unreachable)?,
+        stream,
         buf: BytesMut::new(),
         // Results may be up to 1 KiB larger than a packet's limit (their
         // handle travels beside them).

@@ -28,6 +28,10 @@ pub struct RecordFilter {
     /// The databases keep a record's text inside its encoded body, so this
     /// condition is checked on decoded records ([`RecordFilter::matches_record`]).
     pub error: Option<String>,
+    /// Only records of jobs submitted with exactly this unique id. Like
+    /// the error text, checked on decoded records (the databases index a
+    /// job's store row key, which is not always its unique).
+    pub unique: Option<Bytes>,
     /// At most this many records, newest end first.
     pub limit: usize,
 }
@@ -48,7 +52,9 @@ impl RecordFilter {
     /// condition added later (such as an error text of any attempt) holds
     /// for every store alike.
     pub fn matches_record(&self, record: &Record) -> bool {
-        self.matches(record.function(), record.state(), record.finished()) && self.error_matches(record)
+        self.matches(record.function(), record.state(), record.finished())
+            && self.unique.as_deref().is_none_or(|u| u == record.unique())
+            && self.error_matches(record)
     }
 
     /// Whether the record's error text, or the error text of one of its
@@ -67,16 +73,16 @@ impl RecordFilter {
     }
 
     /// Whether a condition must be checked on decoded records (the error
-    /// text): a store's query on function, state and time does not answer
-    /// the filter alone.
+    /// text, the unique): a store's query on function, state and time does
+    /// not answer the filter alone.
     pub fn needs_record_check(&self) -> bool {
-        self.error.is_some()
+        self.error.is_some() || self.unique.is_some()
     }
 
     /// This filter without the conditions a store's query cannot check
-    /// itself (the error text), to page through with.
+    /// itself (the error text, the unique), to page through with.
     pub fn without_record_check(&self) -> RecordFilter {
-        RecordFilter { error: None, ..self.clone() }
+        RecordFilter { error: None, unique: None, ..self.clone() }
     }
 
     /// Reads the JSON form `sprocket.records` takes:
@@ -113,6 +119,7 @@ impl RecordFilter {
             since: wire.since_ms,
             until: wire.until_ms,
             error: wire.error,
+            unique: None,
             limit,
         })
     }
@@ -169,6 +176,18 @@ mod tests {
         };
         r.ended(outcome, 15, crate::record::Limits::default()).unwrap();
         r
+    }
+
+    #[test]
+    fn a_unique_matches_exactly_and_needs_a_look_at_the_record() {
+        let mut record = Record::new(b"H:h:2", b"f", b"img-7", sprocket_proto::Priority::Normal, true, 1).unwrap();
+        record.ended(crate::state::Outcome::Complete(b"ok"), 15, crate::record::Limits::default()).unwrap();
+        let f = |unique: &'static [u8]| RecordFilter { unique: Some(Bytes::from_static(unique)), ..Default::default() };
+        assert!(f(b"img-7").matches_record(&record));
+        assert!(!f(b"img-").matches_record(&record), "exactly, not a part");
+        assert!(!f(b"IMG-7").matches_record(&record), "case counts");
+        assert!(f(b"img-7").needs_record_check());
+        assert_eq!(f(b"img-7").without_record_check(), RecordFilter::default());
     }
 
     #[test]

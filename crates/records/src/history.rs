@@ -1,24 +1,31 @@
 //! Per-function history: how many jobs ended in each way, and percentiles
-//! of queue wait and run time, over the last minute, hour and day.
+//! of queue wait and run time, over the last minute, hour, day and week.
 //!
 //! Each window is a ring of time slots: the minute is 12 slots of 5
-//! seconds, the hour 12 slots of 5 minutes, the day 24 slots of an hour.
-//! An ended job is counted in the current slot of each ring. A window
-//! reports its slots that are not older than the ring, so "the last
-//! minute" covers between 55 and 60 seconds (the hour between 55 and 60
-//! minutes, the day between 23 and 24 hours), depending on how far into
-//! its current slot the clock is. Percentiles come from log-scale
+//! seconds, the hour 60 slots of a minute, the day 24 slots of an hour,
+//! the week 42 slots of 4 hours. An ended job is counted in the current
+//! slot of each ring. A window reports its slots that are not older than
+//! the ring, so "the last minute" covers between 55 and 60 seconds (the
+//! hour between 59 and 60 minutes, the day between 23 and 24 hours, the
+//! week between 6 days 20 hours and 7 days), depending on how far into
+//! its current slot the clock is. [`History::series`] gives every slot of
+//! a window on its own, for charts. Percentiles come from log-scale
 //! histograms (see [`crate::histogram`]) and are within 12.5 % of the
 //! exact nearest-rank value.
 //!
-//! Memory is bounded per function: 48 slots, each a few dozen bytes plus
-//! 8 bytes per histogram bucket in use (at most 252 per histogram).
-//! [`History::prune`] forgets functions with nothing in the last day.
+//! Memory is bounded per function: 138 slots, each allocated when a job
+//! first ends in it, a few dozen bytes plus 8 bytes per histogram bucket
+//! in use (at most 252 per histogram); a ring's table of slots is
+//! allocated when its first job ends. [`History::prune`] forgets
+//! functions with nothing in the last week.
 //!
 //! [`History::snapshot`] gives a serde value the server stores; restoring
 //! it ([`History::restore`]) after a restart keeps the slots still inside
 //! their window and drops older ones, so a server that was down for two
-//! hours comes back with its day window and empty minute and hour windows.
+//! hours comes back with its day and week windows and empty minute and hour
+//! windows. A window whose slot width differs from this version's (a
+//! snapshot from a version with other window sizes) is dropped on restore;
+//! the other windows are kept.
 
 use std::collections::HashMap;
 
@@ -40,27 +47,36 @@ pub enum Window {
     Hour,
     /// The last day.
     Day,
+    /// The last week.
+    Week,
 }
 
 impl Window {
     /// The windows, shortest first.
-    pub const ALL: [Window; 3] = [Window::Minute, Window::Hour, Window::Day];
+    pub const ALL: [Window; 4] = [Window::Minute, Window::Hour, Window::Day, Window::Week];
 
-    /// `minute`, `hour` or `day`.
+    /// `minute`, `hour`, `day` or `week`.
     pub fn as_str(self) -> &'static str {
         match self {
             Window::Minute => "minute",
             Window::Hour => "hour",
             Window::Day => "day",
+            Window::Week => "week",
         }
+    }
+
+    /// The window named `minute`, `hour`, `day` or `week`.
+    pub fn parse(name: &str) -> Option<Window> {
+        Window::ALL.into_iter().find(|window| window.as_str() == name)
     }
 
     /// The width of one slot (milliseconds) and the number of slots.
     pub fn slots(self) -> (u64, usize) {
         match self {
             Window::Minute => (5_000, 12),
-            Window::Hour => (300_000, 12),
+            Window::Hour => (60_000, 60),
             Window::Day => (3_600_000, 24),
+            Window::Week => (14_400_000, 42),
         }
     }
 }
@@ -156,7 +172,7 @@ pub struct WindowView {
     pub run_time_ms: Percentiles,
 }
 
-/// The three windows of one function.
+/// The windows of one function.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryView {
     /// The last minute.
@@ -165,6 +181,8 @@ pub struct HistoryView {
     pub hour: WindowView,
     /// The last day.
     pub day: WindowView,
+    /// The last week.
+    pub week: WindowView,
 }
 
 impl HistoryView {
@@ -174,6 +192,7 @@ impl HistoryView {
             Window::Minute => &self.minute,
             Window::Hour => &self.hour,
             Window::Day => &self.day,
+            Window::Week => &self.week,
         }
     }
 }
@@ -250,7 +269,7 @@ impl Ring {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FunctionHistory {
-    rings: [Ring; 3],
+    rings: [Ring; 4],
 }
 
 impl FunctionHistory {
@@ -317,8 +336,8 @@ impl History {
     /// (or pruned).
     pub fn query(&self, function: &[u8], now: u64) -> Option<HistoryView> {
         let history = self.functions.get(function)?;
-        let [minute, hour, day] = &history.rings;
-        Some(HistoryView { minute: minute.view(now), hour: hour.view(now), day: day.view(now) })
+        let [minute, hour, day, week] = &history.rings;
+        Some(HistoryView { minute: minute.view(now), hour: hour.view(now), day: day.view(now), week: week.view(now) })
     }
 
     /// Every function's windows at `now`, ordered by function name.
@@ -329,7 +348,43 @@ impl History {
         all
     }
 
-    /// Forgets functions with nothing in their day window at `now`.
+    /// Every slot of `window` at `now`, oldest first, for one function or
+    /// (`None`) summed over every function. Slots in which nothing ended
+    /// are there with zero counts, so a chart has one bar per slot; a
+    /// function never seen gives such an empty series too.
+    pub fn series(&self, function: Option<&[u8]>, window: Window, now: u64) -> Series {
+        let (width, count) = window.slots();
+        let current = now - now % width;
+        let functions: Vec<&FunctionHistory> = match function {
+            Some(function) => self.functions.get(function).into_iter().collect(),
+            None => self.functions.values().collect(),
+        };
+        let rings: Vec<&Ring> = functions
+            .into_iter()
+            .filter_map(|history| history.rings.iter().find(|ring| ring.window == window))
+            .filter(|ring| !ring.slots.is_empty())
+            .collect();
+        let slots = (0..count as u64)
+            .rev()
+            .filter_map(|back| current.checked_sub(back * width))
+            .map(|start| {
+                let (mut counts, mut wait, mut run) = (Counts::default(), [0; BUCKETS], [0; BUCKETS]);
+                for ring in &rings {
+                    let Some(slot) = &ring.slots[ring.index(start)] else { continue };
+                    if slot.start == start {
+                        counts.add(&slot.stats.counts);
+                        slot.stats.wait.add_to(&mut wait);
+                        slot.stats.run.add_to(&mut run);
+                    }
+                }
+                SeriesSlot { start, counts, queue_wait_ms: Percentiles::of(&wait), run_time_ms: Percentiles::of(&run) }
+            })
+            .collect();
+        Series { window, slot_ms: width, slots }
+    }
+
+    /// Forgets functions with nothing in any window at `now` (so nothing in
+    /// the last week).
     pub fn prune(&mut self, now: u64) {
         self.functions.retain(|_, history| history.rings.iter().any(|ring| ring.live_slots(now).next().is_some()));
     }
@@ -408,7 +463,9 @@ impl History {
     }
 
     /// The answer to the admin command `history`: one line per function and
-    /// window, `function\twindow\tcompleted\tfailed\texceptions\ttimeouts\t
+    /// window of [`ADMIN_WINDOWS`] (not the week: readers count on three
+    /// lines per function; the week is in the web API's history),
+    /// `function\twindow\tcompleted\tfailed\texceptions\ttimeouts\t
     /// cancelled\tdropped\tdead\twait_p50\twait_p90\twait_p99\trun_p50\t
     /// run_p90\trun_p99\tretried` (milliseconds, `-` without samples, the
     /// function name escaped; `retried` counts failed attempts a policy
@@ -418,7 +475,7 @@ impl History {
         let dash = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
         let mut out = String::new();
         for (function, view) in self.query_all(now) {
-            for window in Window::ALL {
+            for window in ADMIN_WINDOWS {
                 let w = view.window(window);
                 let c = &w.counts;
                 let (wait, run) = (&w.queue_wait_ms, &w.run_time_ms);
@@ -447,6 +504,35 @@ impl History {
         out
     }
 }
+
+/// Every slot of one window, oldest first (see [`History::series`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Series {
+    /// The window.
+    pub window: Window,
+    /// The width of each slot (milliseconds).
+    pub slot_ms: u64,
+    /// The slots, oldest first; the last is the current one.
+    pub slots: Vec<SeriesSlot>,
+}
+
+/// One slot of a [`Series`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesSlot {
+    /// When the slot starts (Unix milliseconds, a multiple of the width).
+    pub start: u64,
+    /// Jobs that ended in it, by outcome.
+    pub counts: Counts,
+    /// Queue wait percentiles of the jobs that ended in it.
+    pub queue_wait_ms: Percentiles,
+    /// Run time percentiles of the jobs that ended in it.
+    pub run_time_ms: Percentiles,
+}
+
+/// The windows admin `history` reports, as it always has: the week was
+/// added later, and `sprocket admin history` and scripts expect three
+/// lines per function.
+pub const ADMIN_WINDOWS: [Window; 3] = [Window::Minute, Window::Hour, Window::Day];
 
 /// The snapshot format version this crate writes and reads.
 pub const SNAPSHOT_VERSION: u32 = 1;

@@ -45,7 +45,7 @@ pub mod text;
 
 pub use duration::{parse_duration, BadDuration};
 pub use filter::{FilterError, RecordFilter};
-pub use history::{History, HistorySnapshot, HistoryView, Window};
+pub use history::{Counts, History, HistorySnapshot, HistoryView, Percentiles, Series, SeriesSlot, Window, WindowView};
 pub use memory::{MemoryRecords, Retention};
 pub use record::{Attempt, Chunk, ChunkKind, Limits, Record, RecordEnded, Status, Truncation, Worker};
 pub use replay::{replay, ReplayPacket};

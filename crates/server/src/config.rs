@@ -43,8 +43,8 @@ pub struct ServerConfig {
     /// The policy file (`--policy-file`): per-function policies and
     /// recurring jobs.
     pub policy_file: Option<PathBuf>,
-    /// The job log and the per-function history (`--job-log`,
-    /// `--history`).
+    /// The job log and the per-function history (`--job-log`, the
+    /// history is on unless `--no-history`).
     pub ended_jobs: EndedJobsConfig,
 }
 
@@ -158,7 +158,7 @@ impl ServerConfig {
         let ended_jobs = EndedJobsConfig {
             job_log: flags.job_log.as_deref().map(JobLogTarget::parse),
             job_log_results: flags.job_log_results,
-            history: flags.history,
+            history: !flags.no_history,
             history_file: history_file(flags, choice.config.as_ref()),
         };
         let engine = EngineConfig {
@@ -229,7 +229,7 @@ impl ServerConfig {
 /// beside the SQLite queue file; `None` (history in memory only) for the
 /// other queues without `--data-dir`.
 fn history_file(flags: &Flags, store: Option<&StoreConfig>) -> Option<PathBuf> {
-    if !flags.history {
+    if flags.no_history {
         return None;
     }
     let name = format!("sprocket-{}-history.json", effective_port(flags));

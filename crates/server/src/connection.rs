@@ -93,12 +93,20 @@ pub async fn run(
     flushed: mpsc::Sender<()>,
 ) {
     let (fd, peer, address) = describe(&stream);
+    let peer_addr = stream.peer_addr().ok();
     let (rd, wr) = stream.into_split();
     let handoff = Handoff { conn, events, settings, permit, flushed };
-    // A plain connection is known by its address (the ACL's `net:` sections).
-    let identity = match address {
-        Some(ip) => crate::acl::Identity::Address(ip),
-        None => crate::acl::Identity::Nobody,
+    // A plain connection is known by its address (the ACL's `net:`
+    // sections), unless it is the web port's own, made for a web client.
+    let vouched = match (&handoff.settings.acl, peer_addr) {
+        (Some(store), Some(addr)) => store.vouched(addr),
+        _ => None,
+    };
+    let identity = match (vouched, address) {
+        (Some(crate::acl::Vouched::Operator), _) => None,
+        (Some(crate::acl::Vouched::Section(name)), _) => Some(crate::acl::Identity::Section(name)),
+        (None, Some(ip)) => Some(crate::acl::Identity::Address(ip)),
+        (None, None) => Some(crate::acl::Identity::Nobody),
     };
     serve(rd, Wire::Plain(wr), fd, peer, identity, handoff).await;
 }
@@ -114,6 +122,7 @@ pub async fn run_tls(
     let (fd, peer, _) = describe(&stream);
     let (rd, wr) = stream.into_split();
     let session = Arc::new(std::sync::Mutex::new(session));
+    let identity = Some(identity);
     serve(TlsSource::new(rd, session.clone()), Wire::Tls(TlsWire::new(wr, session)), fd, peer, identity, handoff).await;
 }
 
@@ -137,14 +146,17 @@ async fn serve<S: Source>(
     wire: Wire,
     fd: i64,
     peer: String,
-    identity: crate::acl::Identity,
+    identity: Option<crate::acl::Identity>,
     handoff: Handoff,
 ) {
     let Handoff { conn, events, settings, permit: _permit, flushed: _flushed } = handoff;
     // Requests are checked here, as they are parsed, so a refused one
-    // never reaches the engine; without an ACL there is nothing to check.
-    let read_guard = settings.acl.as_ref().map(|store| store.read_guard(identity.clone()));
-    let mut access = settings.acl.clone().map(|store| crate::acl::Access::new(store, identity));
+    // never reaches the engine; without an ACL there is nothing to check,
+    // nor for the web port's connection on behalf of the operator's token
+    // (no identity).
+    let acl = identity.and_then(|identity| settings.acl.clone().map(|store| (store, identity)));
+    let read_guard = acl.as_ref().map(|(store, identity)| store.read_guard(identity.clone()));
+    let mut access = acl.map(|(store, identity)| crate::acl::Access::new(store, identity));
     let outlet =
         Arc::new(Outlet::new(wire, settings.backlog, settings.total_backlog.clone(), settings.traffic.clone()));
     if events.send(Event::Connected { conn, fd, peer: peer.clone(), outlet: outlet.clone(), read_guard }).is_err() {
@@ -155,6 +167,7 @@ async fn serve<S: Source>(
     let mut decoder = Decoder::new(settings.max_packet_size);
     let mut buf = BytesMut::with_capacity(READ_START);
     let mut first_read = S::ON_THE_WIRE;
+    let mut read_at = std::time::Instant::now();
     'read: loop {
         // Hand over what is buffered, as far as the connection's allowance
         // goes (see `Outlet::room`); what does not fit waits in the buffer,
@@ -197,7 +210,7 @@ async fn serve<S: Source>(
             }
             if !frames.is_empty() {
                 outlet.forwarded(weight);
-                if events.send(Event::Frames { conn, frames, weight }).is_err() {
+                if events.send(Event::Frames { conn, frames, weight, read_at }).is_err() {
                     break 'read;
                 }
             }
@@ -220,6 +233,7 @@ async fn serve<S: Source>(
             r = rd.read_into(&mut buf) => match r {
                 Ok(0) | Err(_) => break 'read,
                 Ok(n) => {
+                    read_at = std::time::Instant::now();
                     settings.traffic.received(n);
                     if rd.wants_write() {
                         outlet.flush_wire();

@@ -50,6 +50,24 @@ pub enum Query {
     /// A copy of each function's queue wait and run time counts (made
     /// into histograms on the web port's thread).
     JobTimings(oneshot::Sender<Vec<TimingsCopy>>),
+    /// Every slot of a history window, for one function or (`None`)
+    /// summed over all; answered from the history beside the engine.
+    HistorySeries {
+        /// Which function, or all.
+        function: Option<Bytes>,
+        /// Which window.
+        window: sprocket_records::Window,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<sprocket_records::Series, sprocket_http::HistoryOff>>,
+    },
+    /// One function's history windows; `None` when nothing of it ended
+    /// within the last week.
+    FunctionHistory {
+        /// The function.
+        name: Bytes,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Option<sprocket_records::HistoryView>, sprocket_http::HistoryOff>>,
+    },
     /// Ended records matching a filter, newest end first.
     Records {
         /// Which records.
@@ -322,6 +340,23 @@ impl EngineLink {
         self.ask(|reply| Control::Command(Command::CronRun { name, reply })).await
     }
 
+    /// Every slot of a history window (see [`Query::HistorySeries`]).
+    pub async fn history_series(
+        &self,
+        function: Option<Bytes>,
+        window: sprocket_records::Window,
+    ) -> Result<Result<sprocket_records::Series, sprocket_http::HistoryOff>, Stopped> {
+        self.ask(|reply| Control::Query(Query::HistorySeries { function, window, reply })).await
+    }
+
+    /// One function's history windows (see [`Query::FunctionHistory`]).
+    pub async fn function_history(
+        &self,
+        name: Bytes,
+    ) -> Result<Result<Option<sprocket_records::HistoryView>, sprocket_http::HistoryOff>, Stopped> {
+        self.ask(|reply| Control::Query(Query::FunctionHistory { name, reply })).await
+    }
+
     /// Every cron entry with its next run, by name.
     pub async fn cron_entries(&self) -> Result<Vec<sprocket_engine::cron::CronView>, Stopped> {
         self.ask(|r| Control::Query(Query::Cron(r))).await
@@ -403,10 +438,15 @@ impl TaskSide {
 /// waiting is no error: its answer is dropped. A pause or resume whose
 /// answer waits for the store is handed back, to be answered when the
 /// store reports its write.
-pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) -> Option<SettingWaiter> {
+pub(crate) fn serve(
+    engine: &mut Engine,
+    control: Control,
+    side: &mut TaskSide,
+    ended: &mut crate::ended_jobs::EndedJobs,
+) -> Option<SettingWaiter> {
     match control {
         Control::Query(query) => {
-            answer(engine, query, side);
+            answer(engine, query, side, ended);
             None
         }
         Control::Command(Command::PurgeDead { function, reply }) => {
@@ -424,9 +464,16 @@ pub(crate) fn serve(engine: &mut Engine, control: Control, side: &mut TaskSide) 
     }
 }
 
-fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide) {
+fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide, ended: &mut crate::ended_jobs::EndedJobs) {
     let waiting = &mut side.waiting;
+    let now = crate::engine_task::now_ms();
     match query {
+        Query::HistorySeries { function, window, reply } => {
+            let _ = reply.send(ended.history_series(function.as_deref(), window, now));
+        }
+        Query::FunctionHistory { name, reply } => {
+            let _ = reply.send(ended.function_history(&name, now));
+        }
         Query::JobTimings(reply) => {
             let timings = &mut side.timings;
             if timings.outgrew(engine.server_info().functions) {

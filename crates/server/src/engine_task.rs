@@ -100,6 +100,8 @@ pub struct EngineTask {
     setting_waiters: FastMap<u64, oneshot::Sender<Result<(), SettingError>>>,
     /// The engine produced more output during a flush: flush again.
     flush_later: bool,
+    /// When each submission was read, until its JOB_CREATED is written.
+    submits: crate::telemetry::SubmitClock,
 }
 
 fn encode(out: &Out, buf: &mut BytesMut) {
@@ -141,7 +143,15 @@ impl EngineTask {
             side: Default::default(),
             setting_waiters: FastMap::default(),
             flush_later: false,
+            submits: Default::default(),
         }
+    }
+
+    /// Counts the time from reading each submission to writing its
+    /// JOB_CREATED into `latency`.
+    pub fn with_submit_latency(mut self, latency: Arc<crate::telemetry::SubmitLatency>) -> EngineTask {
+        self.submits = crate::telemetry::SubmitClock::new(latency);
+        self
     }
 
     /// Sends the engine's reads of records and its requests for handle
@@ -222,7 +232,7 @@ impl EngineTask {
                 request = control => match request {
                     Some(request) => {
                         self.engine.tick(now_ms());
-                        if let Some((id, waiter)) = crate::control::serve(&mut self.engine, request, &mut self.side) {
+                        if let Some((id, waiter)) = crate::control::serve(&mut self.engine, request, &mut self.side, &mut self.ended_jobs) {
                             self.setting_waiters.insert(id, waiter);
                         }
                     }
@@ -364,10 +374,19 @@ impl EngineTask {
                     self.engine.set_read_guard(conn, read_guard);
                 }
             }
-            Event::Frames { conn, frames, weight } => {
+            Event::Frames { conn, frames, weight, read_at } => {
                 for frame in frames {
                     match frame {
-                        Inbound::Request(req) => self.engine.request(conn, req, now),
+                        Inbound::Request(req) => {
+                            // A submission is told by the JOB_CREATED it is
+                            // promised; its time ends when that is written.
+                            let promised = self.engine.job_created_promised();
+                            self.engine.request(conn, req, now);
+                            let more = self.engine.job_created_promised().wrapping_sub(promised);
+                            if more > 0 {
+                                self.submits.submitted(conn, read_at, more);
+                            }
+                        }
                         Inbound::Admin(line) if crate::ended_jobs::is_history_command(&line) => {
                             let reply = self.ended_jobs.admin_history(now);
                             self.engine.admin_reply(conn, reply, now);
@@ -451,6 +470,7 @@ impl EngineTask {
 
     fn close_connection(&mut self, conn: ConnId, conns: &mut FastMap<ConnId, Arc<Outlet>>, now: u64) {
         self.withheld.remove(&conn);
+        self.submits.closed(conn);
         if let Some(outlet) = conns.remove(&conn) {
             outlet.close();
         }
@@ -554,6 +574,9 @@ impl EngineTask {
         }
         if self.scratch.capacity() > 4 * 1024 * 1024 {
             self.scratch = BytesMut::new();
+        }
+        if !out.created.is_empty() {
+            self.submits.answered(&out.created, std::time::Instant::now());
         }
         for conn in out.close {
             if let Some(outlet) = conns.get(&conn) {

@@ -76,6 +76,10 @@ pub enum Event {
         conn: ConnId,
         frames: Vec<Inbound>,
         weight: usize,
+        /// When the latest socket read that fed these frames returned: the
+        /// start of the submit-to-JOB_CREATED time of the submissions
+        /// among them.
+        read_at: std::time::Instant,
     },
     Closed {
         conn: ConnId,

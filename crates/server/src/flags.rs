@@ -345,11 +345,12 @@ pub struct Flags {
     /// ADDR:PORT, or `none`. Default 127.0.0.1:4780; when that default is
     /// taken the server runs without a web port, while an address given
     /// here that cannot be bound stops start-up. Any address but loopback
-    /// needs --web-token (or --web-insecure).
+    /// needs --web-token or --acl-file (or --web-insecure).
     #[arg(help_heading = "Sprocket's own options", long = "web-listen", value_name = "ADDR:PORT|none")]
     pub web_listen: Option<String>,
     /// The web port's secret, sent as a Bearer token or as the Basic
     /// password (any user name); read from the file when it starts with /.
+    /// With --acl-file it is the operator's: every right, whatever the ACL.
     #[arg(help_heading = "Sprocket's own options", long = "web-token", value_name = "TOKEN|/FILE")]
     pub web_token: Option<String>,
     /// Serve the web port on an address other hosts reach without a token.
@@ -369,11 +370,17 @@ pub struct Flags {
     /// Add each completed job's result to its --job-log line.
     #[arg(help_heading = "Sprocket's own options", long = "job-log-results")]
     pub job_log_results: bool,
-    /// Keep per-function history of ended jobs (counts by outcome, queue
-    /// wait and run time percentiles over the last minute, hour and day;
-    /// admin `history`), saved in --data-dir (or beside the SQLite queue).
+    /// Accepted for older command lines and does nothing: the history is
+    /// kept unless --no-history is given.
     #[arg(help_heading = "Sprocket's own options", long = "history")]
     pub history: bool,
+    /// Keep no per-function history of ended jobs. Without this flag the
+    /// server counts ended jobs by outcome with queue wait and run time
+    /// percentiles over the last minute, hour, day and week (admin
+    /// `history`, the API's /api/v1/history, the dashboard's chart), saved
+    /// in --data-dir (or beside the SQLite queue).
+    #[arg(help_heading = "Sprocket's own options", long = "no-history")]
+    pub no_history: bool,
     /// Which jobs get a record (their result, data, attempts and end, kept
     /// in the store the queue uses and read with `sprocket.result`,
     /// `sprocket.record` and admin `record`): background jobs, every job,

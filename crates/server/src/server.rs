@@ -184,6 +184,13 @@ impl Server {
         Some(sprocket_http::WebTlsHandle(certificates))
     }
 
+    /// The access control list for the web port (`--acl-file`): the same
+    /// list the Gearman port checks, so a reload or grant holds for both.
+    pub fn web_acl(&self) -> Option<sprocket_http::WebAclHandle> {
+        let store = self.acl.clone()?;
+        Some(sprocket_http::WebAclHandle(Arc::new(crate::acl::WebAccess(store))))
+    }
+
     /// The addresses the listeners are bound to (with the port the system
     /// chose when the configuration asked for port 0): the Gearman port's,
     /// then the `--ssl-port`'s.
@@ -205,7 +212,11 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(None::<ShutdownRequest>);
         let (stop_accepting_tx, stop_accepting_rx) = watch::channel(false);
         let limits = config.connections;
-        let stats = SharedStats { traffic: Arc::default(), commits: store.as_ref().map(|(writer, _)| writer.stats()) };
+        let stats = SharedStats {
+            traffic: Arc::default(),
+            commits: store.as_ref().map(|(writer, _)| writer.stats()),
+            submit_latency: Arc::default(),
+        };
         let settings = Arc::new(ConnSettings {
             traffic: stats.traffic.clone(),
             max_packet_size: limits.max_packet_size,
@@ -239,7 +250,8 @@ impl Server {
         let job_log = ended_jobs.reopener();
         let retention = engine.config().records.retention;
         let mut task = EngineTask::new(engine, events_rx, control_rx, store, shutdown_rx, stop_accepting_tx, activity)
-            .with_ended_jobs(ended_jobs);
+            .with_ended_jobs(ended_jobs)
+            .with_submit_latency(stats.submit_latency.clone());
         if let Some(reader) = reader {
             let (replies_tx, replies_rx) = mpsc::unbounded_channel();
             let jobs = record_reader::spawn(reader, retention, replies_tx);

@@ -2,15 +2,18 @@
 //! out of the Gearman connections (atomic counters the connections add to
 //! and the web port reads, neither waiting for the other), and each
 //! function's queue-wait and run-time histograms, fed by the engine task
-//! from the records of the jobs the engine reports ended.
+//! from the records of the jobs the engine reports ended, and the time
+//! from reading a submission to writing its JOB_CREATED.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use sprocket_engine::{FastMap, Record};
+use sprocket_engine::{ConnId, FastMap, Record};
 use sprocket_http::{FunctionTimings, Histogram, Telemetry};
-use sprocket_store::writer::{CommitStats, HistogramSnapshot};
+use sprocket_store::writer::{AtomicHistogram, CommitStats, HistogramSnapshot};
 
 /// Bytes read from and written to every Gearman connection.
 #[derive(Debug, Default)]
@@ -31,12 +34,34 @@ impl Traffic {
     }
 }
 
+/// Submit-to-JOB_CREATED bucket bounds, in microseconds (10 µs to 10 s):
+/// tens of microseconds without a store, a commit's milliseconds with one.
+const SUBMIT_BOUNDS_US: &[u64] = &[
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// The time from reading a SUBMIT_JOB* packet to writing its JOB_CREATED,
+/// in microseconds: one histogram for the whole server, which only the
+/// engine task adds to (relaxed atomic adds nobody contends for) and the
+/// web port reads whenever it likes.
+#[derive(Debug)]
+pub struct SubmitLatency(AtomicHistogram);
+
+impl Default for SubmitLatency {
+    fn default() -> SubmitLatency {
+        SubmitLatency(AtomicHistogram::new(SUBMIT_BOUNDS_US))
+    }
+}
+
 /// What the web port reads without asking the engine task.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SharedStats {
     pub traffic: Arc<Traffic>,
     /// The store writer's commits; `None` without a store.
     pub commits: Option<Arc<CommitStats>>,
+    /// Submit to JOB_CREATED, added to by the engine task.
+    pub submit_latency: Arc<SubmitLatency>,
 }
 
 impl SharedStats {
@@ -58,9 +83,56 @@ impl SharedStats {
             job_timings: histograms(job_timings),
             store_commit_seconds: self.commits.as_ref().map(|c| seconds(c.latency_us.snapshot())),
             store_batch_size: self.commits.as_ref().map(|c| plain(c.batch_size.snapshot())),
+            submit_to_created_seconds: seconds(self.submit_latency.0.snapshot()),
             bytes_received: self.traffic.received.load(Ordering::Relaxed),
             bytes_sent: self.traffic.sent.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The engine task's clock for submissions: when each submission that
+/// will be answered with a JOB_CREATED was read, per connection in the
+/// order the answers go out (a connection's replies keep request order,
+/// so its answers come in the order of its submissions).
+#[derive(Debug, Default)]
+pub(crate) struct SubmitClock {
+    /// Read times of the submissions still waiting for their answer. A
+    /// connection's entry stays (empty) until it closes, so a client that
+    /// submits one job at a time does not allocate for each.
+    waiting: FastMap<ConnId, VecDeque<Instant>>,
+    histogram: Arc<SubmitLatency>,
+}
+
+impl SubmitClock {
+    pub(crate) fn new(histogram: Arc<SubmitLatency>) -> SubmitClock {
+        SubmitClock { waiting: FastMap::default(), histogram }
+    }
+
+    /// `n` submissions on `conn`, read at `read_at`, will be answered with
+    /// a JOB_CREATED each.
+    pub(crate) fn submitted(&mut self, conn: ConnId, read_at: Instant, n: u64) {
+        let queue = self.waiting.entry(conn).or_default();
+        for _ in 0..n {
+            queue.push_back(read_at);
+        }
+    }
+
+    /// The answers in `created` (see the engine's `Outbox::created`) were
+    /// written at `now`: each JOB_CREATED counts its submission's time; one
+    /// that became an ERROR counts nothing.
+    pub(crate) fn answered(&mut self, created: &[(ConnId, bool)], now: Instant) {
+        for &(conn, sent) in created {
+            let Some(read_at) = self.waiting.get_mut(&conn).and_then(VecDeque::pop_front) else { continue };
+            if sent {
+                let micros = u64::try_from(now.saturating_duration_since(read_at).as_micros()).unwrap_or(u64::MAX);
+                self.histogram.0.observe(micros);
+            }
+        }
+    }
+
+    /// `conn` closed: its unanswered submissions are never answered.
+    pub(crate) fn closed(&mut self, conn: ConnId) {
+        self.waiting.remove(&conn);
     }
 }
 
@@ -210,6 +282,28 @@ mod tests {
         timings.ended(&ended("a", Some(1_001), 1_002));
         let names: Vec<Bytes> = histograms(timings.snapshot()).into_iter().map(|f| f.function).collect();
         assert_eq!(names, [&b"a"[..], b"b", b"resize"], "sorted by name");
+    }
+
+    #[test]
+    fn submissions_are_timed_to_their_answers_in_order_per_connection() {
+        let histogram = Arc::new(SubmitLatency::default());
+        let mut clock = SubmitClock::new(histogram.clone());
+        let t0 = Instant::now();
+        let ms = |n| t0 + std::time::Duration::from_millis(n);
+        clock.submitted(1, t0, 2);
+        clock.submitted(2, ms(1), 1);
+        clock.submitted(1, ms(5), 1);
+        // Connection 1's first answer, then connection 2's, then an insert
+        // of connection 1 failed (an ERROR: not counted) and its third.
+        clock.answered(&[(1, true), (2, true)], ms(3));
+        clock.answered(&[(1, false), (1, true)], ms(20));
+        let h = histogram.0.snapshot();
+        assert_eq!(h.counts.iter().sum::<u64>(), 3, "three JOB_CREATEDs: {h:?}");
+        assert_eq!(h.sum, 3_000 + 2_000 + 15_000, "microseconds from each read to its answer");
+        // Answers to a connection that no longer waits count nothing.
+        clock.closed(1);
+        clock.answered(&[(1, true)], ms(30));
+        assert_eq!(histogram.0.snapshot().counts.iter().sum::<u64>(), 3);
     }
 
     #[test]

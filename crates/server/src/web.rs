@@ -17,10 +17,12 @@ use crate::flags::Flags;
 /// token (checked with the other flags, so `--check-args` catches it).
 pub(crate) fn check_flags(flags: &Flags) -> Result<(), String> {
     let listen = WebListen::parse(flags.web_listen.as_deref()).map_err(|e| e.to_string())?;
-    if !listen.is_loopback() && flags.web_token.is_none() && !flags.web_insecure {
+    // An ACL guards the port as well: it lets in only the identities it
+    // names.
+    if !listen.is_loopback() && flags.web_token.is_none() && flags.acl_file.is_none() && !flags.web_insecure {
         return Err(format!(
-            "--web-listen {} is reachable from other hosts: give --web-token TOKEN|/FILE, or --web-insecure to \
-             serve it without one",
+            "--web-listen {} is reachable from other hosts: give --web-token TOKEN|/FILE (or --acl-file), or \
+             --web-insecure to serve it without one",
             flags.web_listen.as_deref().unwrap_or_default()
         ));
     }
@@ -50,6 +52,8 @@ pub(crate) fn config_from_flags(
         // port; with `--ssl` there is none, and submitting answers 503.
         gearman: if flags.ssl { None } else { gearman.first().map(|a| reachable(*a)) },
         max_packet_size: flags.max_packet_size,
+        // Set by the caller, from the server's list (`Server::web_acl`).
+        acl: None,
     })
 }
 
@@ -188,6 +192,21 @@ impl Backend for EngineLink {
 
     async fn purge_dead(&self, function: Option<Bytes>) -> Result<Result<u64, String>, Unavailable> {
         EngineLink::purge_dead(self, function).await.map_err(unavailable)
+    }
+
+    async fn history_series(
+        &self,
+        function: Option<Bytes>,
+        window: sprocket_records::Window,
+    ) -> Result<Result<sprocket_records::Series, sprocket_http::HistoryOff>, Unavailable> {
+        EngineLink::history_series(self, function, window).await.map_err(unavailable)
+    }
+
+    async fn function_history(
+        &self,
+        name: Bytes,
+    ) -> Result<Result<Option<sprocket_records::HistoryView>, sprocket_http::HistoryOff>, Unavailable> {
+        EngineLink::function_history(self, name).await.map_err(unavailable)
     }
 }
 

@@ -203,7 +203,12 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "--queued=40".into(),
         format!("--lookup-handle={lookup}"),
         "--lookup-function=later".into(),
+        "--lookup-unique=look-me-up".into(),
         "--drop-function=old".into(),
+        // The 40 resize jobs and the report, and the report that ended
+        // with an exception, in the history chart (on by default).
+        "--history-completed=41".into(),
+        "--history-exceptions=1".into(),
     ]);
     driver.expect("QUEUED_OK", Duration::from_secs(90));
 
@@ -218,6 +223,7 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         );
     driver.tell("WORKER_STARTED");
     driver.expect("LIVE_OK", Duration::from_secs(60));
+    driver.expect("HISTORY_OK", Duration::from_secs(120));
     driver.expect("LOOKUP_OK", Duration::from_secs(30));
     driver.expect("RECORDS_OK", Duration::from_secs(60));
     driver.expect("DROP_OK", Duration::from_secs(30));
@@ -233,11 +239,16 @@ fn the_dashboard_in_chromium_shows_queues_live_throughput_and_fits_a_phone() {
         "desktop-working.png",
         "desktop-live.png",
         "lookup.png",
+        "lookup-unique.png",
         "recent.png",
         "record.png",
         "drop-confirmation.png",
         "phone.png",
         "phone-record.png",
+        "history-hour.png",
+        "desktop-history.png",
+        "history-week.png",
+        "phone-history.png",
     ] {
         let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");
@@ -260,7 +271,8 @@ fn with_a_token_the_signed_in_page_streams_and_its_actions_carry_it() {
     if !browser_tools() {
         return;
     }
-    let (server, web) = server_with_web(&["--web-token=s3cret"]);
+    // Without history as well: the page says so in place of the chart.
+    let (server, web) = server_with_web(&["--web-token=s3cret", "--no-history"]);
     gearman_submit(server.port, "old", 2);
     let shots = screenshot_dir("token");
     let mut driver = Driver::start(&[
@@ -268,8 +280,10 @@ fn with_a_token_the_signed_in_page_streams_and_its_actions_carry_it() {
         format!("--shots={}", shots.display()),
         "--drop-function=old".into(),
         "--token=s3cret".into(),
+        "--history-off".into(),
     ]);
     driver.expect("DROP_OK", Duration::from_secs(90));
+    driver.expect("HISTORY_OFF_OK", Duration::from_secs(30));
     driver.finish();
     let out = run(
         Command::new("curl").args(["-s", "-u", "ops:s3cret", &format!("http://127.0.0.1:{web}/api/v1/functions")]),
@@ -287,6 +301,19 @@ fn curl_json(web: u16, path: &str) -> Value {
     );
     assert!(out.success(), "curl {path}: {}", out.describe());
     serde_json::from_str(&out.stdout_text()).unwrap_or_else(|e| panic!("{path}: not JSON ({e})"))
+}
+
+/// A GET's status and body, whatever the status.
+fn curl_status(web: u16, path: &str) -> (u16, String) {
+    let out = run(
+        Command::new("curl").args(["-s", "-S", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{web}{path}")]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(out.success(), "curl {path}: {}", out.describe());
+    let text = out.stdout_text();
+    let (body, code) = text.rsplit_once('\n').expect("a status line");
+    (code.trim().parse().expect("a status code"), body.to_string())
 }
 
 /// Open descriptors of a process.
@@ -495,9 +522,10 @@ fn the_dashboard_shows_retrying_dead_jobs_and_cron_and_retries_a_dead_job() {
     let cron = r#"cron add {"name":"nightly","schedule":"0 3 * * *","function":"report","timezone":"Europe/Berlin"}"#;
     assert_eq!(admin(port, cron), "OK");
     let dead = submit_and_fail_once(port, "doomed");
+    let purged = submit_and_fail_once(port, "doomed");
     let retrying = submit_and_fail_once(port, "patient");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while curl_json(web, "/api/v1/dead")["records"].as_array().is_none_or(|r| r.is_empty()) {
+    while curl_json(web, "/api/v1/dead")["records"].as_array().is_none_or(|r| r.len() < 2) {
         assert!(Instant::now() < deadline, "the failed job did not become dead");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -507,10 +535,29 @@ fn the_dashboard_shows_retrying_dead_jobs_and_cron_and_retries_a_dead_job() {
         format!("--shots={}", shots.display()),
         format!("--dead-handle={dead}"),
         format!("--retrying-handle={retrying}"),
+        format!("--purge-handle={purged}"),
         "--cron-name=nightly".into(),
     ]);
     driver.expect("LISTS_OK", Duration::from_secs(60));
     driver.expect("RETRY_OK", Duration::from_secs(30));
+    driver.expect("PURGE_OK", Duration::from_secs(30));
+    // The store agrees: no dead job is left, and the purged one's record is gone.
+    let left = curl_json(web, "/api/v1/dead");
+    assert_eq!(left["records"].as_array().map(Vec::len), Some(0), "dead jobs after the purge: {left}");
+    let (status, _) = curl_status(web, &format!("/api/v1/jobs/{purged}"));
+    assert_eq!(status, 404, "the purged dead job's record is gone");
+    driver.expect("RUN_NOW_OK", Duration::from_secs(30));
+    // Run now queued a job of the entry's function: a worker gets it.
+    let mut cron_worker = Gear::connect(port).expect("connect");
+    cron_worker.send(&Request::CanDo { function: b("report") }).expect("send");
+    let (handle, _, _) = cron_worker.grab().expect("grab").expect("the job Run now queued");
+    let running = curl_json(web, &format!("/api/v1/jobs/{}", String::from_utf8_lossy(&handle)));
+    assert_eq!(
+        (running["function"].as_str(), running["state"].as_str()),
+        (Some("report"), Some("running")),
+        "{running}"
+    );
+    cron_worker.send(&Request::WorkComplete { handle, data: b("ran") }).expect("send");
     driver.expect("PHONE_OK", Duration::from_secs(30));
     driver.expect("CONSOLE_OK", Duration::from_secs(10));
     driver.finish();
@@ -533,7 +580,14 @@ fn the_dashboard_shows_retrying_dead_jobs_and_cron_and_retries_a_dead_job() {
         assert!(Instant::now() < deadline, "the retried job did not complete: {answer}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for name in ["lists-desktop.png", "lists-phone.png"] {
+    for name in [
+        "lists-desktop.png",
+        "functions-retrying.png",
+        "purge-confirmation.png",
+        "purged.png",
+        "cron-run.png",
+        "lists-phone.png",
+    ] {
         let png = std::fs::read(shots.join(name)).unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000, "{name} is not a real screenshot");
     }

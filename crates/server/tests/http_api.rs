@@ -205,6 +205,34 @@ fn commands_pause_resume_and_purge_a_function() {
 }
 
 #[test]
+fn functions_show_the_retry_policy_in_force() {
+    if !require_tool("curl") {
+        return;
+    }
+    let (server, web) = server_with_web(&[]);
+    let mut client = Gear::connect(server.port).unwrap();
+    submit(&mut client, "resize_png", "a", Priority::Normal);
+    submit(&mut client, "plain", "b", Priority::Normal);
+    let answer = server.admin(r#"policy set resize_* {"max_attempts": 4, "dead_letter": true}"#);
+    assert!(answer.starts_with("OK"), "{answer}");
+
+    let listed = get_json(web, "/api/v1/functions");
+    let find = |name: &str| {
+        listed.as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name)).cloned().unwrap_or_default()
+    };
+    let resize = find("resize_png");
+    assert_eq!(resize["policy"]["pattern"], "resize_*", "{listed}");
+    assert_eq!(resize["policy"]["source"], "runtime", "{listed}");
+    assert_eq!(resize["policy"]["spec"]["max_attempts"], 4, "{listed}");
+    assert_eq!(resize["policy"]["spec"]["dead_letter"], true, "{listed}");
+    assert_eq!(find("plain")["policy"], Value::Null, "{listed}");
+
+    let answer = server.admin("policy clear resize_*");
+    assert!(answer.starts_with("OK"), "{answer}");
+    assert_eq!(get_json(web, "/api/v1/functions/resize_png")["policy"], Value::Null);
+}
+
+#[test]
 fn cron_entries_are_listed_added_run_and_removed() {
     if !require_tool("curl") {
         return;
@@ -860,4 +888,89 @@ fn requeue_answers_404_for_no_job_and_409_for_a_live_one() {
     assert!(body["error"].as_str().is_some_and(|e| e.contains("not dead")), "{body}");
     let (status, body) = post_json(web, "/api/v1/dead/requeue?function=waiting", "{}");
     assert_eq!((status, body["requeued"].as_u64()), (200, Some(0)), "{body}");
+}
+
+/// Runs the Debian `gearman` tool (libgearman's client) with `args` and
+/// `stdin` as the workload; its standard output.
+fn gearman_tool(port: u16, args: &[&str], stdin: &[u8]) -> String {
+    let port = port.to_string();
+    let out =
+        run(Command::new("gearman").args(["-h", "127.0.0.1", "-p", &port]).args(args), stdin, Duration::from_secs(20));
+    assert!(out.success(), "gearman {args:?}: {}", out.describe());
+    out.stdout_text()
+}
+
+/// Background submissions of the `gearman` tool are timed from the read of
+/// each SUBMIT_JOB_BG to its JOB_CREATED, which with SQLite waits for the
+/// commit: `sprocket_submit_to_created_seconds` counts each one once and
+/// passes promtool. With the in-memory queue too, and a job is found by
+/// its function and unique: live while it waits, then from its record.
+#[test]
+fn submissions_are_timed_to_job_created_and_jobs_are_found_by_unique() {
+    if !require_tool("curl") || !require_tool("promtool") || !require_tool("gearman") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data_dir = format!("--data-dir={}", dir.path().display());
+    for extra in [vec!["-q", "sqlite", data_dir.as_str()], vec!["-q", "builtin"]] {
+        let (server, web) = server_with_web(&extra);
+        let metric = "sprocket_submit_to_created_seconds";
+        let (_, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+        assert_eq!(sample(&page, &format!("{metric}_count")), Some(0.0), "{extra:?}: nothing submitted yet:\n{page}");
+        for i in 0..5 {
+            gearman_tool(
+                server.port,
+                &["-b", "-f", "resize", "-u", &format!("img/{i}")],
+                format!("photo-{i}").as_bytes(),
+            );
+        }
+        // One coalesces with a queued job: it is answered with that job's
+        // JOB_CREATED, and counted as a submission all the same.
+        gearman_tool(server.port, &["-b", "-f", "resize", "-u", "img/0"], b"again");
+        let (status, page) = curl(&[&format!("http://127.0.0.1:{web}/metrics")]);
+        assert_eq!(status, 200);
+        let check = run(Command::new("promtool").args(["check", "metrics"]), page.as_bytes(), Duration::from_secs(20));
+        assert!(check.success(), "promtool check metrics: {}\n{page}", check.describe());
+        assert!(page.contains(&format!("# TYPE {metric} histogram\n")), "{page}");
+        assert_eq!(sample(&page, &format!("{metric}_count")), Some(6.0), "{extra:?}: one per submission:\n{page}");
+        assert_eq!(sample(&page, &format!("{metric}_bucket{{le=\"+Inf\"}}")), Some(6.0), "{page}");
+        assert_eq!(sample(&page, &format!("{metric}_bucket{{le=\"10\"}}")), Some(6.0), "all within 10 s:\n{page}");
+        let sum = sample(&page, &format!("{metric}_sum")).expect("a sum");
+        assert!(sum > 0.0 && sum < 60.0, "{sum}");
+
+        // The unique holds a slash: URL-encoded in the path.
+        let live = get_json(web, "/api/v1/functions/resize/jobs/img%2F3");
+        assert_eq!((live["live"].as_bool(), live["state"].as_str()), (Some(true), Some("queued")), "{live}");
+        assert_eq!((live["unique"].as_str(), live["function"].as_str()), (Some("img/3"), Some("resize")), "{live}");
+        let handle = live["handle"].as_str().expect("a handle").to_string();
+        for path in ["/api/v1/functions/resize/jobs/img%2F9", "/api/v1/functions/other/jobs/img%2F3"] {
+            let (status, body) = curl(&[&format!("http://127.0.0.1:{web}{path}")]);
+            assert_eq!(status, 404, "{path}: {body}");
+            assert!(body.contains("unique"), "{body}");
+        }
+
+        let mut worker = Gear::connect(server.port).unwrap();
+        worker.send(&Request::CanDo { function: b("resize") }).unwrap();
+        for _ in 0..5 {
+            let (h, _, data) = worker.grab().unwrap().expect("a queued job");
+            let mut result = b"done:".to_vec();
+            result.extend_from_slice(&data);
+            worker.send(&Request::WorkComplete { handle: h, data: Bytes::from(result) }).unwrap();
+        }
+        assert!(worker.grab().unwrap().is_none(), "five jobs");
+        // The record reaches the store within its next commit.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ended = loop {
+            let (status, body) = curl(&[&format!("http://127.0.0.1:{web}/api/v1/functions/resize/jobs/img%2F3")]);
+            let value: Value = serde_json::from_str(&body).expect("JSON");
+            if status == 200 && value["live"] == false {
+                break value;
+            }
+            assert!(Instant::now() < deadline, "{extra:?}: the ended job's record never appeared: {status} {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(ended["handle"].as_str(), Some(handle.as_str()), "the same job: {ended}");
+        assert_eq!((ended["state"].as_str(), ended["result"].as_str()), (Some("complete"), Some("done:photo-3")));
+        assert_eq!(ended["unique"], "img/3", "{ended}");
+    }
 }

@@ -147,7 +147,9 @@ fn every_ended_job_is_one_json_line_and_counts_in_a_history_kept_across_a_restar
 
     assert_eq!(server.terminate(LIMIT), Some(0), "sprocketd stops on SIGTERM");
     assert!(data.path().join(format!("sprocket-{port}-history.json")).is_file());
-    let server = start(port, data.path(), &["--history"]);
+    // Restarted without the (now no-op) --history flag: the history is on
+    // by default and comes back from its snapshot.
+    let server = start(port, data.path(), &[]);
     let after = server.admin("history");
     check_history(&after);
     assert_eq!(before, after, "the history is the same after a restart");
@@ -162,7 +164,8 @@ fn results_only_with_job_log_results_and_sighup_reopens_the_file() {
     let log: PathBuf = data.path().join("jobs.log");
     let port = free_port();
     let log_arg = log.display().to_string();
-    let server = start(port, data.path(), &["-q", "builtin", "--job-log", &log_arg, "--job-log-results"]);
+    let server =
+        start(port, data.path(), &["-q", "builtin", "--job-log", &log_arg, "--job-log-results", "--no-history"]);
     let _worker = worker(port, "ok", &["cat"]);
     let out = run(&mut gearman(port, &["-f", "ok", "-u", "first", "hello"]), b"", LIMIT);
     assert!(out.success(), "{}", out.describe());
@@ -184,7 +187,7 @@ fn results_only_with_job_log_results_and_sighup_reopens_the_file() {
     );
     let old = log_lines(&rotated);
     assert_eq!((old.len(), &old[0]["unique"]), (1, &Value::from("first")), "the rotated file keeps its line");
-    // Without --history, admin history says so rather than answering empty.
+    // With --no-history, admin history says so rather than answering empty.
     assert!(admin(port, "history").starts_with("ERR HISTORY_OFF"));
 }
 

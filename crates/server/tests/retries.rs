@@ -446,3 +446,57 @@ fn the_rust_clients_admin_sets_policies_requeues_and_purges_dead_jobs() {
     rt.block_on(admin.clear_policy("rt_adm")).expect("policy clear");
     assert!(rt.block_on(admin.policies()).expect("policies").is_empty());
 }
+
+/// `curl -s URL` on the web port; the body.
+fn web_get(web: u16, path: &str) -> String {
+    let out =
+        run(Command::new("curl").args(["-s", "-S", "--fail", &format!("http://127.0.0.1:{web}{path}")]), b"", LIMIT);
+    assert!(out.success(), "curl {path}: {}", out.describe());
+    out.stdout_text()
+}
+
+/// The `retrying` count of `function` in `/api/v1/functions`.
+fn api_retrying(web: u16, function: &str) -> Option<u64> {
+    let all: serde_json::Value = serde_json::from_str(&web_get(web, "/api/v1/functions")).expect("JSON");
+    all.as_array()?.iter().find(|f| f["name"] == function)?["retrying"].as_u64()
+}
+
+/// The value of the sample `series` on the `/metrics` page.
+fn metric(web: u16, series: &str) -> Option<f64> {
+    web_get(web, "/metrics").lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A job whose php-gearman worker failed it waits out its backoff: the
+/// web port counts it as retrying for its function (API and metrics),
+/// while gearman-exporter's gauges keep counting it as waiting, as `status`
+/// does; once it has completed, nothing is retrying.
+#[test]
+fn a_job_waiting_for_its_retry_is_counted_as_retrying_in_the_api_and_metrics() {
+    if !require_php_gearman() || !require_tool("curl") {
+        return;
+    }
+    let data = DataDir::new("retries-web");
+    let data_dir = data.0.display().to_string();
+    let (srv, web) = common::server_with_web(&["-q", "sqlite", "--data-dir", &data_dir]);
+    let port = srv.port;
+    set_policy(port, "rt_web", r#"{"max_attempts": 3, "backoff": {"kind": "fixed", "delay": "3s"}}"#);
+    let worker = php_flaky(port, "rt_web", 1, "fail", None);
+    assert_eq!(api_retrying(web, "rt_web"), Some(0), "nothing failed yet");
+    let handle = php_submit(port, "rt_web", "image");
+    // The first attempt fails at once; the second comes 3 s later.
+    let start = Instant::now();
+    while api_retrying(web, "rt_web") != Some(1) {
+        assert!(start.elapsed() < LIMIT, "never retrying: {}", srv.admin(&format!("record {handle}")));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retrying = metric(web, "sprocket_jobs_retrying{function=\"rt_web\"}");
+    let waiting = metric(web, "gearman_jobs_waiting{function=\"rt_web\"}");
+    let total = metric(web, "gearman_jobs{function=\"rt_web\"}");
+    assert_eq!((retrying, waiting, total), (Some(1.0), Some(1.0), Some(1.0)), "retrying, and waiting as before");
+    let status = srv.admin("status");
+    assert!(status.lines().any(|l| l.starts_with("rt_web\t1\t0\t")), "status counts it as queued: {status}");
+    wait_state(&srv, &handle, "complete");
+    assert_eq!(php_calls(&worker, &handle, 2).len(), 2, "failed once, then completed");
+    assert_eq!(api_retrying(web, "rt_web"), Some(0));
+    assert_eq!(metric(web, "sprocket_jobs_retrying{function=\"rt_web\"}"), Some(0.0));
+}

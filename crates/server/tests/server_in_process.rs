@@ -134,7 +134,7 @@ fn the_query_channel_sees_jobs_and_workers() {
     assert_eq!(&j.handle[..], &handle[..]);
     assert_eq!((&j.unique[..], &j.function[..], j.background), (&b"img-7"[..], &b"resize"[..], true));
     assert_eq!(j.status, JobStatus::Queued);
-    let filtered = JobFilter { function: Some(bytes::Bytes::from_static(b"other")), limit: None };
+    let filtered = JobFilter { function: Some(bytes::Bytes::from_static(b"other")), ..JobFilter::default() };
     assert!(server.ask(server.link.jobs(filtered)).is_empty());
 
     // The worker takes the job: the views follow.

@@ -392,6 +392,30 @@ fn client_certificates_are_required_and_their_name_is_the_identity() {
     );
     assert!(!contains(&out, b"\0RES"), "a wrong-CA client certificate was accepted");
     assert!(srv.log().contains("TLS handshake failed"), "{}", srv.log());
+
+    // A certificate the right CA signed that has expired: refused, by our
+    // client and by openssl s_client alike, and the log says why.
+    let expired = TlsConfig::builder()
+        .ca_file(pki.ca())
+        .client_certificate(pki.expired_client_cert(), pki.expired_client_key())
+        .build()
+        .expect("client TLS config");
+    assert!(refused(&srv.addr(), expired), "a client with an expired certificate was served");
+    let (_, out, _) = s_client(
+        srv.port,
+        &pki.ca(),
+        &[
+            "-cert",
+            &pki.expired_client_cert().display().to_string(),
+            "-key",
+            &pki.expired_client_key().display().to_string(),
+        ],
+        &echo_req(b"late"),
+        Duration::from_secs(1),
+    );
+    assert!(!contains(&out, b"\0RES"), "an expired client certificate was accepted");
+    let log = srv.log();
+    assert!(log.to_ascii_lowercase().contains("expired"), "the log does not say the certificate expired: {log}");
 }
 
 #[test]

@@ -288,6 +288,9 @@ pub(crate) fn check_purge_filter(filter: &RecordFilter) -> Result<()> {
     if filter.error.is_some() {
         return Err(StoreError::Rejected("a purge of records cannot select by error text".into()));
     }
+    if filter.unique.is_some() {
+        return Err(StoreError::Rejected("a purge of records cannot select by unique".into()));
+    }
     Ok(())
 }
 

@@ -287,7 +287,7 @@ impl Store for MemoryStore {
         };
         // With an upper bound or an error text the newest records may all
         // fail it, so every match up to `since` is looked at.
-        let each = if filter.until.is_some() || filter.error.is_some() { usize::MAX } else { filter.limit };
+        let each = if filter.until.is_some() || filter.needs_record_check() { usize::MAX } else { filter.limit };
         let mut found: Vec<&Record> = functions
             .iter()
             .flat_map(|f| st.ended.search(f, filter.state, filter.since, each))

@@ -42,9 +42,9 @@ pub enum Action {
     DropFunction { function: String },
     /// Set queue limits: one for every priority, or high normal low; none clears them.
     Maxqueue { function: String, limits: Vec<u32> },
-    /// Ended jobs per function over the last minute, hour and day: counts by
-    /// outcome and queue wait / run time percentiles in milliseconds (a
-    /// server started with --history).
+    /// Ended jobs per function over the last minute, hour and day:
+    /// counts by outcome and queue wait / run time percentiles in
+    /// milliseconds (sprocketd keeps them unless started with --no-history).
     History,
     /// Server version.
     Version,

@@ -117,6 +117,14 @@ impl Pki {
             false,
         );
         pki.sign("wrong-ca", "wrong-client", "wrong-client");
+        // Signed by the right CA, but valid only for a day in 2020.
+        pki.make_request(
+            "expired-client",
+            &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            "late-client",
+            false,
+        );
+        pki.sign_expired("ca", "expired-client", "expired-client");
         // Signed without any extension: an X.509 version 1 certificate.
         pki.openssl(&words("req -new -key client-ec.key -out v1-client.csr -subj /CN=old-style"));
         pki.openssl(&words(
@@ -165,6 +173,13 @@ impl Pki {
     /// An X.509 version 1 client certificate, for the EC client key.
     pub fn v1_client_cert(&self) -> PathBuf {
         self.path("v1-client.pem")
+    }
+    /// A client certificate the test CA signed that expired in 2020.
+    pub fn expired_client_cert(&self) -> PathBuf {
+        self.path("expired-client.pem")
+    }
+    pub fn expired_client_key(&self) -> PathBuf {
+        self.path("expired-client.key")
     }
     pub fn wrong_client_cert(&self) -> PathBuf {
         self.path("wrong-client.pem")

@@ -35,7 +35,7 @@ impl Engine {
 
     /// Sends what each connection holding replies may now send.
     pub(super) fn release_held(&mut self, failed: &FastSet<u64>) {
-        self.ledger.release(&mut self.conns, failed, &mut self.out.sends);
+        self.ledger.release(&mut self.conns, failed, &mut self.out.sends, &mut self.out.created);
     }
 
     /// Inserts the store has not confirmed within `store_timeout_ms` (a
@@ -72,7 +72,7 @@ impl Engine {
     /// (0: none) is durable.
     pub(super) fn send_job_created(&mut self, conn: ConnId, handle: Bytes, seq: u64) {
         let Some(c) = self.conns.get_mut(conn) else { return };
-        self.ledger.job_created(conn, &mut c.held, seq, handle, &mut self.out.sends);
+        self.ledger.job_created(conn, &mut c.held, seq, handle, &mut self.out.sends, &mut self.out.created);
     }
 
     /// The store write that records `job`'s row.

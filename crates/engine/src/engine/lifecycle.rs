@@ -198,7 +198,7 @@ impl Engine {
         let job = self.jobs.remove(job_no)?;
         let f = job.function;
         if let Some(func) = self.functions.get_mut(f) {
-            func.job_removed(job.priority, job.is_running());
+            func.job_removed(job.priority, job.is_running(), job.state() == JobState::Retrying);
         }
         self.coalesce.remove(f, job_no, job.unique_bytes(), job.data());
         if let JobState::Running(worker) = job.state() {

@@ -133,7 +133,7 @@ impl Engine {
         }
         let (f, p) = (job.function, job.priority);
         if let Some(func) = self.functions.get_mut(f) {
-            func.job_due(job_no, p);
+            func.retry_due(job_no, p);
         }
         self.wake_workers(f);
     }
@@ -150,7 +150,10 @@ impl Engine {
         }
         job.set_state(JobState::Retrying);
         job.when = i64::try_from(at.div_ceil(1000)).unwrap_or(i64::MAX);
-        let assignment = job.assignment;
+        let (f, assignment) = (job.function, job.assignment);
+        if let Some(func) = self.functions.get_mut(f) {
+            func.job_waits_again();
+        }
         // Its queue entry stays behind and is skipped as stale (the job is
         // not queued); `retry_due` queues it again.
         self.timers.retry(at, job_no, assignment);

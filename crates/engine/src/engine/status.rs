@@ -66,6 +66,12 @@ impl Engine {
         self.function(job.function).map(|f| f.name().clone())
     }
 
+    /// The live job of function `f` that coalesces on `unique`, from the
+    /// unique index (never one keyed by its data: the `-` unique).
+    pub(crate) fn job_no_by_unique(&self, f: FnId, unique: &[u8]) -> Option<JobNo> {
+        self.coalesce.by_unique(f, unique, &self.jobs)
+    }
+
     fn job_by_unique_any(&self, unique: &Bytes) -> Option<&Job> {
         if unique.is_empty() {
             return None;

@@ -229,6 +229,7 @@
   const FUNCTION_COLUMNS = [
     ["queued", "Queued", (f) => count(f.queued)],
     ["running", "Running", (f) => count(f.running)],
+    ["retrying", "Retrying", (f) => count(f.retrying)],
     ["workers", "Workers", (f) => count(f.workers)],
     ["submitted", "Submitted", (f) => count(f.counters.submitted)],
     ["completed", "Completed", (f) => count(f.counters.completed)],
@@ -526,15 +527,20 @@
     return element("div", { className: "record" }, ...parts);
   }
 
-  async function lookUp(handle) {
+  // A job by its handle, or (handle left empty) by its function and unique.
+  async function lookUp(handle, fn, unique) {
     const out = $("lookup-result");
     out.replaceChildren(element("p", { className: "muted", textContent: "Looking up…" }));
+    const path = handle
+      ? "api/v1/jobs/" + encodeURIComponent(handle)
+      : "api/v1/functions/" + encodeURIComponent(fn) + "/jobs/" + encodeURIComponent(unique);
+    const what = handle ? "the handle " + handle : "the unique " + unique + " of " + fn;
     let job;
     try {
-      job = await api("GET", "api/v1/jobs/" + encodeURIComponent(handle));
+      job = await api("GET", path);
     } catch (e) {
       const text =
-        e.status === 404 ? "No job and no job record has the handle " + handle + " (records expire after --record-retention)." : e.message;
+        e.status === 404 ? "No job and no job record has " + what + " (records expire after --record-retention)." : e.message;
       out.replaceChildren(element("p", { className: e.status === 404 ? "muted" : "bad", textContent: text }));
       return;
     }
@@ -559,7 +565,7 @@
       ["Progress", job.progress.denominator ? job.progress.numerator + " / " + job.progress.denominator : "–"],
       ["Stored", job.stored ? "yes" : "no"],
     ]);
-    const cancel = element("button", { type: "button", className: "danger", textContent: "Cancel job…" });
+    const cancel = element("button", { type: "button", className: "danger cancel-job", textContent: "Cancel job…" });
     cancel.addEventListener("click", () =>
       openDialog(
         "Cancel job " + job.handle + "?",
@@ -747,6 +753,8 @@
       async () => {
         await api("DELETE", "api/v1/dead?function=" + encodeURIComponent(fn));
         refreshLists();
+        // The purged records leave the recently ended jobs too.
+        showRecent();
       },
     );
   }
@@ -801,19 +809,53 @@
     }
   }
 
+  // ---- who you are ------------------------------------------------------
+
+  // Under an access control list (--acl-file) the server says whom it
+  // takes this page's user for and what that identity may do; actions it
+  // may not use are hidden rather than offered only to fail.
+  async function showWhoAmI() {
+    let me;
+    try {
+      me = await api("GET", "api/v1/whoami");
+    } catch (_) {
+      return;
+    }
+    document.body.classList.toggle("read-only", !me.write);
+    // A cancel needs admin = write, or invoke of the job's function.
+    document.body.classList.toggle("no-cancel", !me.write && me.invoke == null);
+    if (!me.acl) return;
+    const rights = me.write ? "read and write" : me.read ? "read-only" : "no dashboard rights";
+    const who = $("whoami");
+    who.textContent = me.identity + " (" + rights + ")";
+    const via = { operator_token: "the --web-token", certificate: "client certificate", token: "web token", network: "network address" };
+    who.title =
+      "Identified by " + (via[me.via] || me.via) + (me.invoke ? "; may submit to " + me.invoke : "; may submit no jobs");
+    who.hidden = false;
+  }
+
   // ---- start ------------------------------------------------------------
 
   function start() {
     $("lookup-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const handle = $("lookup-handle").value.trim();
+      const fn = $("lookup-function").value.trim();
+      const unique = $("lookup-unique").value;
       if (handle) lookUp(handle);
+      else if (fn && unique) lookUp("", fn, unique);
+      else {
+        $("lookup-result").replaceChildren(
+          element("p", { className: "bad", textContent: "Give a handle, or a function and a unique." }),
+        );
+      }
     });
     $("recent-form").addEventListener("submit", (event) => {
       event.preventDefault();
       showRecent();
     });
     window.addEventListener("resize", drawChart);
+    showWhoAmI();
     setInterval(() => setLive(Date.now() - lastEventAt < STALE_MS), 1000);
     drawChart();
     showRecent();

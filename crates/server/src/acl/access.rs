@@ -79,6 +79,7 @@ impl Access {
             (None, Identity::Certificate(name)) => name.clone(),
             (None, Identity::Address(ip)) => super::rules::unmapped(*ip).to_string(),
             (None, Identity::Nobody) => "(a certificate without a name)".into(),
+            (None, Identity::Section(name)) => name.clone(),
         }
     }
 

@@ -165,7 +165,9 @@ fn revoke(access: &Access, verb: &str, identity: &str) -> Bytes {
             "invoke" => entry.invoke = None,
             "grant" => entry.grant = false,
             "admin" => entry.admin = None,
-            _ => entry = Entry::default(),
+            // The web_token stays: it still names who holds it (a web
+            // request is then refused for lacking rights, not as unknown).
+            _ => entry = Entry { web_token: entry.web_token.take(), ..Entry::default() },
         }
         // A section left granting nothing goes, as in geard.
         if entry.is_empty() {

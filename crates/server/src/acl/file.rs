@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::rules::{Acl, AdminLevel, Entry, Pattern};
+use super::rules::{Acl, AdminLevel, Entry, Pattern, NETWORK_PREFIX};
 
 /// Why an ACL file cannot be used; names the file and, for content, the
 /// line.
@@ -106,9 +106,10 @@ pub fn parse(text: &str) -> Result<Acl, (usize, String)> {
                             .ok_or_else(|| bad(format!("admin must be read or write, not {:?}", key.value)))?,
                     )
                 }
+                "web_token" => entry.web_token = Some(web_token(&section.name, &key.value, &acl).map_err(bad)?),
                 other => {
                     return Err(bad(format!(
-                        "unknown key {other:?} in [{}]: the keys are register, invoke, grant and admin",
+                        "unknown key {other:?} in [{}]: the keys are register, invoke, grant, admin and web_token",
                         section.name
                     )))
                 }
@@ -117,6 +118,25 @@ pub fn parse(text: &str) -> Result<Acl, (usize, String)> {
         acl.insert(&section.name, entry).map_err(|problem| (section.line, problem))?;
     }
     Ok(acl)
+}
+
+/// A `web_token`: the secret itself, or a file holding it when it starts
+/// with `/` (read as `--web-token` reads its file). Network sections take
+/// none (a peer's address already names them), and no two sections share
+/// one, since a token must name a single identity.
+fn web_token(section: &str, value: &str, acl: &Acl) -> Result<sprocket_http::Token, String> {
+    if section.starts_with(NETWORK_PREFIX) {
+        return Err(format!("[{section}] is a network section: web_token is for named identities"));
+    }
+    let token =
+        sprocket_http::Token::load(value).map_err(|e| format!("web_token: {}", e).replace("--web-token", "token"))?;
+    if let Some(other) = acl
+        .entries()
+        .find_map(|(name, e)| e.web_token.as_ref().filter(|t| t.same_secret(&token)).map(|_| name.to_string()))
+    {
+        return Err(format!("[{section}] has the same web_token as [{other}]: a token must name one identity"));
+    }
+    Ok(token)
 }
 
 fn pattern(value: &str) -> Result<Option<Pattern>, String> {

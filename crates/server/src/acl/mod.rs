@@ -11,15 +11,19 @@ mod admin_class;
 mod commands;
 mod file;
 mod rules;
+mod web;
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use access::{Access, StatusGuard};
 pub use file::AclFileError;
 use rules::Acl;
 pub use rules::Identity;
+pub use web::WebAccess;
 
 /// The list in force, shared by every connection. Changes (`acl grant`,
 /// a reload) build a new list and swap it in, then bump the generation,
@@ -28,6 +32,19 @@ pub struct AclStore {
     path: PathBuf,
     current: RwLock<Arc<Acl>>,
     generation: AtomicU64,
+    /// The web port's own connections to the Gearman port, by their
+    /// source address, with the identity each acts for (see
+    /// [`AclStore::vouched`]).
+    vouched: Mutex<HashMap<SocketAddr, Vouched>>,
+}
+
+/// Who a connection the web port made acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vouched {
+    /// The operator's `--web-token`: no check at all.
+    Operator,
+    /// An identity of the list, by its section's name.
+    Section(String),
 }
 
 impl AclStore {
@@ -35,7 +52,7 @@ impl AclStore {
     pub fn load(path: &Path) -> Result<AclStore, AclFileError> {
         let acl = file::load(path)?;
         tracing::info!(file = %path.display(), sections = acl.entries().count(), "ACL loaded; whatever it does not grant is denied");
-        Ok(AclStore { path: path.to_path_buf(), current: RwLock::new(Arc::new(acl)), generation: AtomicU64::new(0) })
+        Ok(AclStore::with(path.to_path_buf(), acl))
     }
 
     /// Reads the file again (SIGHUP). A file that cannot be used is
@@ -75,7 +92,29 @@ impl AclStore {
     #[cfg(test)]
     pub(crate) fn from_text(text: &str) -> AclStore {
         let acl = file::parse(text).expect("a valid ACL");
-        AclStore { path: PathBuf::new(), current: RwLock::new(Arc::new(acl)), generation: AtomicU64::new(0) }
+        AclStore::with(PathBuf::new(), acl)
+    }
+
+    fn with(path: PathBuf, acl: Acl) -> AclStore {
+        AclStore {
+            path,
+            current: RwLock::new(Arc::new(acl)),
+            generation: AtomicU64::new(0),
+            vouched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whom a plaintext connection from `peer` acts for, when it is the
+    /// web port's own, made for a web client it identified. The web port
+    /// records the address it will connect from before connecting and
+    /// holds it until the exchange ends; no one else can connect from that
+    /// address meanwhile, and nothing about it travels on the wire.
+    pub fn vouched(&self, peer: SocketAddr) -> Option<Vouched> {
+        let vouched = self.vouched.lock().ok()?;
+        if vouched.is_empty() {
+            return None;
+        }
+        vouched.get(&normalized(peer)).cloned()
     }
 
     fn snapshot(&self) -> Arc<Acl> {
@@ -95,6 +134,12 @@ impl AclStore {
             store.snapshot().section_of(&identity).is_some_and(|(_, entry)| entry.may_invoke(function))
         }))
     }
+}
+
+/// An IPv4 peer of a dual-stack socket (`::ffff:a.b.c.d`) as plain IPv4,
+/// so the web port's record and the Gearman port's peer compare equal.
+fn normalized(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(rules::unmapped(addr.ip()), addr.port())
 }
 
 /// Rereads the ACL file of a running server (SIGHUP); cheap to clone, does

@@ -74,12 +74,20 @@ pub struct Entry {
     pub grant: bool,
     /// The admin commands it may use.
     pub admin: Option<AdminLevel>,
+    /// The secret that names this identity on the web port (`web_token`),
+    /// for clients without a certificate.
+    pub web_token: Option<sprocket_http::Token>,
 }
 
 impl Entry {
-    /// Grants nothing at all (geard drops such entries on revoke).
+    /// Grants nothing at all (geard drops such entries on revoke). One
+    /// with a `web_token` still names who holds it, and stays.
     pub fn is_empty(&self) -> bool {
-        self.register.is_none() && self.invoke.is_none() && !self.grant && self.admin.is_none()
+        self.register.is_none()
+            && self.invoke.is_none()
+            && !self.grant
+            && self.admin.is_none()
+            && self.web_token.is_none()
     }
 
     pub fn may_register(&self, function: &[u8]) -> bool {
@@ -166,6 +174,9 @@ pub enum Identity {
     Address(IpAddr),
     /// A TLS connection whose certificate names no one.
     Nobody,
+    /// The section named, whichever it is: the web port's own connection
+    /// to submit or requeue for a web client that identity was found for.
+    Section(String),
 }
 
 /// The whole list. Cheap to clone (entries are shared), so a change at
@@ -218,8 +229,22 @@ impl Acl {
                 let (_, name) = self.networks.iter().find(|(network, _)| network.contains(*peer))?;
                 self.entries.get_key_value(name.as_str()).map(|(k, v)| (k.as_str(), v))
             }
+            Identity::Section(name) => self.entries.get_key_value(name.as_str()).map(|(k, v)| (k.as_str(), v)),
             _ => None,
         }
+    }
+
+    /// The section whose `web_token` is `secret`. Every section with a
+    /// token is compared (each in constant time), so the time taken does
+    /// not tell which one came close.
+    pub fn section_by_token(&self, secret: &str) -> Option<(&str, &Arc<Entry>)> {
+        let mut found = None;
+        for (name, entry) in &self.entries {
+            if entry.web_token.as_ref().is_some_and(|t| t.matches(secret)) && found.is_none() {
+                found = Some((name.as_str(), entry));
+            }
+        }
+        found
     }
 }
 

@@ -1,4 +1,4 @@
-//! The per-function history of ended jobs (`--history`), kept across
+//! The per-function history of ended jobs (on unless `--no-history`), kept across
 //! restarts in a JSON snapshot file: restored at start, written every
 //! minute while jobs end and at shutdown. The file is written to a
 //! temporary name beside it and renamed over it, so a crash while writing
@@ -50,6 +50,21 @@ impl HistoryKeeper {
     pub fn admin_text(&mut self, now: u64) -> String {
         self.history.prune(now);
         self.history.admin_text(now)
+    }
+
+    /// Every slot of a window (see [`History::series`]).
+    pub fn series(
+        &self,
+        function: Option<&[u8]>,
+        window: sprocket_records::Window,
+        now: u64,
+    ) -> sprocket_records::Series {
+        self.history.series(function, window, now)
+    }
+
+    /// One function's windows (see [`History::query`]).
+    pub fn query(&self, name: &[u8], now: u64) -> Option<sprocket_records::HistoryView> {
+        self.history.query(name, now)
     }
 
     /// Writes the snapshot when jobs ended since the last write and a

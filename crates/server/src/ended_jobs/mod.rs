@@ -1,9 +1,9 @@
 //! What the server does with the records of the jobs the engine reports
 //! ended: one JSON line each in the job log
 //! (`--job-log`, [`job_log`]) and a count in the per-function history
-//! (`--history`, [`history_keeper`]), which a snapshot file keeps across
-//! restarts. The engine builds those reports only when one of the two is
-//! on.
+//! (on unless `--no-history`, [`history_keeper`]), which a snapshot file
+//! keeps across restarts. The engine builds those reports only when one of
+//! the two is on.
 
 pub mod history_keeper;
 pub mod job_log;
@@ -23,7 +23,7 @@ pub struct EndedJobsConfig {
     pub job_log: Option<JobLogTarget>,
     /// `--job-log-results`: add completed jobs' results to their lines.
     pub job_log_results: bool,
-    /// `--history`: keep per-function history.
+    /// Keep per-function history (on unless `--no-history`).
     pub history: bool,
     /// Where the history snapshot is kept (`None`: in memory only).
     pub history_file: Option<PathBuf>,
@@ -87,8 +87,31 @@ impl EndedJobs {
     pub fn admin_history(&mut self, now: u64) -> Bytes {
         match &mut self.history {
             Some(history) => Bytes::from(history.admin_text(now)),
-            None => Bytes::from_static(b"ERR HISTORY_OFF start+sprocketd+with+--history\r\n"),
+            None => Bytes::from_static(b"ERR HISTORY_OFF start+sprocketd+without+--no-history\r\n"),
         }
+    }
+
+    /// Every slot of a history window, for one function or (`None`) summed
+    /// over all; refused when the server keeps no history.
+    pub fn history_series(
+        &mut self,
+        function: Option<&[u8]>,
+        window: sprocket_records::Window,
+        now: u64,
+    ) -> Result<sprocket_records::Series, sprocket_http::HistoryOff> {
+        let history = self.history.as_mut().ok_or(sprocket_http::HistoryOff)?;
+        Ok(history.series(function, window, now))
+    }
+
+    /// One function's history windows; `None` when nothing of it ended in
+    /// the last week; refused when the server keeps no history.
+    pub fn function_history(
+        &mut self,
+        name: &[u8],
+        now: u64,
+    ) -> Result<Option<sprocket_records::HistoryView>, sprocket_http::HistoryOff> {
+        let history = self.history.as_mut().ok_or(sprocket_http::HistoryOff)?;
+        Ok(history.query(name, now))
     }
 
     /// At shutdown: saves the history and writes out and closes the job log.

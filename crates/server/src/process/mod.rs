@@ -77,8 +77,10 @@ async fn serve(flags: Flags, log: LogTarget, ready: Option<daemon::ReadyPipe>) -
     // Bound before the user switch, like the Gearman port, so a port
     // below 1024 and a token file only root may read both work.
     let web_tls = server.web_tls().filter(|_| flags.web_tls);
-    let web_config = crate::web::config_from_flags(&flags, server.store_config(), server.local_addrs(), web_tls)
+    let mut web_config = crate::web::config_from_flags(&flags, server.store_config(), server.local_addrs(), web_tls)
         .map_err(ProcessError::Web)?;
+    // The same list as the Gearman port's, reloads and grants included.
+    web_config.acl = server.web_acl();
     let store_name = web_config.store.clone();
     let web = sprocket_http::bind(web_config).map_err(|e| ProcessError::Web(e.to_string()))?;
     let http_protocol = crate::http_protocol::bind(&flags, server.local_addrs()).map_err(ProcessError::Web)?;

@@ -54,14 +54,19 @@ def main():
     p.add_argument("--function", help="has --queued jobs and gets a worker later")
     p.add_argument("--queued", type=int)
     p.add_argument("--lookup-handle")
+    p.add_argument("--lookup-unique")
     p.add_argument("--lookup-function")
     p.add_argument("--record-handle", help="an ended job with data, a warning, a lost attempt and a result")
     p.add_argument("--exception-handle", help="an ended job whose worker sent WORK_EXCEPTION")
     p.add_argument("--drop-function")
     p.add_argument("--dead-handle", help="a dead job: check the lists (retrying, dead, cron) and retry it")
     p.add_argument("--retrying-handle")
+    p.add_argument("--purge-handle", help="a second dead job of the same function, purged with Purge dead")
     p.add_argument("--cron-name")
     p.add_argument("--token", help="sign in with it (Basic, as a browser does after asking) and only drop")
+    p.add_argument("--history-completed", type=int, help="jobs completed in the last hour, for the history chart")
+    p.add_argument("--history-exceptions", type=int, help="jobs ended with an exception in the last hour")
+    p.add_argument("--history-off", action="store_true", help="the server runs with --no-history")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = p.parse_args()
@@ -179,6 +184,14 @@ def lists(driver, args, shot):
     assert driver.find_element(By.ID, "dead-error").get_attribute("hidden") is not None, \
         driver.find_element(By.ID, "dead-error").text
     say("RETRY_OK")
+    # The functions table counts the job waiting for its retry.
+    wait_until("patient's Retrying column", lambda: cell(driver, "patient", "retrying") == "1")
+    assert cell(driver, "doomed", "retrying") == "0", cell(driver, "doomed", "retrying")
+    driver.execute_script("document.getElementById('functions').scrollIntoView()")
+    shot("functions-retrying.png")
+    if args.purge_handle:
+        purge_dead(driver, args, shot)
+    run_now(driver, args, shot)
     driver.set_window_size(390, 1600)
     driver.execute_script("document.getElementById('retrying').scrollIntoView()")
     wait_until("the cron entry on a phone", lambda: driver.find_element(
@@ -192,6 +205,81 @@ def lists(driver, args, shot):
     say("CONSOLE_OK")
 
 
+def history_chart(driver, args, shot):
+    """The history chart: one bar slot per minute of the hour with the jobs
+    ended so far, and the day and week buttons redrawing it."""
+    def slot_sums():
+        chart = driver.find_element(By.CSS_SELECTOR, "#history-plot svg")
+        sums = driver.execute_script(
+            "const slots = [...document.querySelectorAll('#history-plot g.slot')];"
+            "return ['completed', 'failed', 'exceptions', 'dead'].map("
+            "  k => slots.reduce((n, g) => n + Number(g.dataset[k]), 0));")
+        return chart.get_attribute("data-window"), int(chart.get_attribute("data-slots")), sums
+
+    def pick(window):
+        driver.find_element(By.CSS_SELECTOR, f'#history-windows button[data-window="{window}"]').click()
+
+    expected = [args.history_completed, 0, args.history_exceptions, 0]
+    # The chart reads the history every 15 s; pressing a window button reads
+    # it at once.
+    for window, slots in (("week", 42), ("day", 24), ("hour", 60)):
+        pick(window)
+        wait_until(f"the {window} chart with the ended jobs",
+                   lambda: slot_sums() == (window, slots, expected), seconds=30)
+        pressed = driver.find_element(By.CSS_SELECTOR, f'#history-windows button[data-window="{window}"]')
+        assert pressed.get_attribute("aria-pressed") == "true", window
+        if window == "week":
+            driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+            shot("history-week.png")
+    bars = driver.find_elements(By.CSS_SELECTOR, "#history-plot rect.completed")
+    assert bars and all(float(b.get_attribute("height")) > 0 for b in bars), "no completed bar"
+    assert driver.find_elements(By.CSS_SELECTOR, "#history-plot rect.exceptions"), "no exception bar"
+    totals = driver.find_element(By.ID, "history-totals").text
+    assert f"{args.history_completed} completed" in totals, totals
+    assert driver.find_element(By.ID, "history-off").get_attribute("hidden") is not None
+    driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+    time.sleep(0.3)
+    shot("history-hour.png")
+    # The whole overview with both charts (the picture in docs/http.md).
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    shot("desktop-history.png")
+
+
+def purge_dead(driver, args, shot):
+    """Purge dead on the function of the dead job left: after the
+    confirmation the dead list is empty."""
+    wait_until("the dead job to purge", lambda: driver.find_element(
+        By.CSS_SELECTOR, f'#dead-table tr[data-handle="{args.purge_handle}"]'))
+    driver.find_element(By.CSS_SELECTOR, '#dead-purge button[data-function="doomed"]').click()
+    dialog = driver.find_element(By.ID, "dialog")
+    wait_until("the purge confirmation", lambda: dialog.is_displayed())
+    assert "doomed" in dialog.text, dialog.text
+    shot("purge-confirmation.png")
+    driver.find_element(By.ID, "dialog-ok").click()
+    wait_until("the dead list to empty",
+               lambda: not driver.find_elements(By.CSS_SELECTOR, "#dead-table tr[data-handle]"))
+    wait_until("the dialog to close", lambda: not dialog.is_displayed())
+    wait_until("the purged job to leave the recently ended jobs", lambda: not driver.find_elements(
+        By.CSS_SELECTOR, f'#recent-table tr[data-handle="{args.purge_handle}"]'))
+    driver.execute_script("document.getElementById('dead').scrollIntoView()")
+    shot("purged.png")
+    say("PURGE_OK")
+
+
+def run_now(driver, args, shot):
+    """Run now on the cron entry; the test's worker then gets its job."""
+    button = f'#cron-table tr[data-name="{args.cron_name}"] button[data-action="run"]'
+    driver.find_element(By.CSS_SELECTOR, button).click()
+    # Disabled while the request is out, enabled again once answered.
+    wait_until("the run's answer", lambda: driver.find_element(By.CSS_SELECTOR, button).is_enabled())
+    error = driver.find_element(By.ID, "cron-error")
+    assert error.get_attribute("hidden") is not None, error.text
+    driver.execute_script("document.getElementById('cron').scrollIntoView()")
+    shot("cron-run.png")
+    say("RUN_NOW_OK")
+
+
 def signed_in(driver, args, shot):
     """With --web-token: the page, its stream and its actions all carry
     the Basic sign-in the browser was given."""
@@ -202,6 +290,13 @@ def signed_in(driver, args, shot):
         By.CSS_SELECTOR, f'#fn-table tr[data-function="{args.drop_function}"]'))
     drop(driver, args.drop_function, lambda name: shot("token-" + name))
     say("DROP_OK")
+    if args.history_off:
+        off = wait_until("the no-history note", lambda: driver.find_element(By.ID, "history-off").text)
+        assert "--no-history" in off, off
+        assert not driver.find_elements(By.CSS_SELECTOR, "#history-plot svg"), "a chart without history"
+        driver.execute_script("document.getElementById('history').scrollIntoView()")
+        shot("token-history-off.png")
+        say("HISTORY_OFF_OK")
 
 
 def run(driver, args, shot):
@@ -253,6 +348,9 @@ def run(driver, args, shot):
     shot("desktop-live.png")
     say(f"LIVE_OK max_completed_rate={max(r for r in rates if r is not None)}")
 
+    history_chart(driver, args, shot)
+    say("HISTORY_OK")
+
     # Job lookup by handle.
     box = driver.find_element(By.ID, "lookup-handle")
     box.clear()
@@ -267,6 +365,15 @@ def run(driver, args, shot):
     box.send_keys(args.lookup_handle + "999")
     driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
     wait_until("the not-found line", lambda: "No job and no job record" in driver.find_element(By.ID, "lookup-result").text)
+    # The same job by its function and unique, the handle left empty.
+    box.clear()
+    driver.find_element(By.ID, "lookup-function").send_keys(args.lookup_function)
+    driver.find_element(By.ID, "lookup-unique").send_keys(args.lookup_unique)
+    driver.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    found = wait_until("the job found by unique", lambda: driver.find_element(By.CSS_SELECTOR, "#lookup-result dl").text
+                       if driver.find_elements(By.CSS_SELECTOR, "#lookup-result dl") else "")
+    assert args.lookup_handle in found and args.lookup_unique in found, found
+    shot("lookup-unique.png")
     say("LOOKUP_OK")
 
     records(driver, args, shot)
@@ -323,6 +430,15 @@ def run(driver, args, shot):
         ".map(e => e.tagName + '#' + e.id + '.' + e.className).slice(0, 5)")
     assert not wide, f"elements past the right edge: {wide}"
     shot("phone.png")
+    driver.execute_script("document.getElementById('history').scrollIntoView(); window.scrollBy(0, -60)")
+    wait_until("the history chart on the phone",
+               lambda: driver.find_element(By.CSS_SELECTOR, "#history-plot svg").get_attribute("data-slots") == "60")
+    chart_right = driver.execute_script(
+        "return document.querySelector('#history-plot svg').getBoundingClientRect().right")
+    assert chart_right <= widths[2], f"the history chart is wider than the phone: {chart_right}"
+    time.sleep(0.3)
+    shot("phone-history.png")
+    driver.execute_script("window.scrollTo(0, 0)")
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 390, "height": min(height, 4000), "deviceScaleFactor": 2, "mobile": True})

@@ -83,7 +83,7 @@ use commit::InFlight;
 use intake::{First, Queue};
 use pacing::Pacing;
 use reconnect::Backoff;
-pub use stats::{CommitStats, HistogramSnapshot};
+pub use stats::{AtomicHistogram, CommitStats, HistogramSnapshot};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]

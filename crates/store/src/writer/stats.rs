@@ -37,7 +37,8 @@ pub struct HistogramSnapshot {
 }
 
 impl AtomicHistogram {
-    fn new(bounds: &'static [u64]) -> AtomicHistogram {
+    /// A histogram with these bucket bounds (increasing) and no samples.
+    pub fn new(bounds: &'static [u64]) -> AtomicHistogram {
         AtomicHistogram {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
