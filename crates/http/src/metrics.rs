@@ -57,8 +57,10 @@ pub struct Telemetry {
 
 /// Renders the page. `uptime` is in seconds.
 pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &Telemetry, uptime: f64) -> String {
-    // About 820 bytes per function for the fifteen per-function series.
-    let mut out = String::with_capacity(4096 + functions.len() * 820);
+    // About 820 bytes per function for the fifteen per-function series,
+    // and 2,800 for a function's two duration histograms (forty lines):
+    // sized once, a page of tens of megabytes is not copied as it grows.
+    let mut out = String::with_capacity(4096 + functions.len() * 820 + telemetry.job_timings.len() * 2800);
     gauge(&mut out, "gearman_up", "1 when the server answers.");
     out.push_str("gearman_up 1\n");
     gauge(&mut out, "gearman_version_info", "The server's version, in the version label.");
@@ -74,18 +76,18 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &
     for (metric, help, value) in per_function {
         gauge(&mut out, metric, help);
         for (f, name) in functions.iter().zip(&names) {
-            let _ = writeln!(out, "{metric}{{function=\"{name}\"}} {}", value(f));
+            function_line(&mut out, metric, name, "", value(f) as u64);
         }
     }
     gauge(&mut out, "sprocket_jobs_queued", "Jobs of the function waiting to run, by priority.");
     for (f, name) in functions.iter().zip(&names) {
-        for (priority, n) in ["high", "normal", "low"].iter().zip(f.queued) {
-            let _ = writeln!(out, "sprocket_jobs_queued{{function=\"{name}\",priority=\"{priority}\"}} {n}");
+        for (priority, n) in [",priority=\"high\"", ",priority=\"normal\"", ",priority=\"low\""].iter().zip(f.queued) {
+            function_line(&mut out, "sprocket_jobs_queued", name, priority, n as u64);
         }
     }
     gauge(&mut out, "sprocket_jobs_retrying", "Jobs of the function waiting out a retry's backoff (also queued).");
     for (f, name) in functions.iter().zip(&names) {
-        let _ = writeln!(out, "sprocket_jobs_retrying{{function=\"{name}\"}} {}", f.retrying);
+        function_line(&mut out, "sprocket_jobs_retrying", name, "", f.retrying as u64);
     }
     gauge(
         &mut out,
@@ -93,7 +95,7 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &
         "1 while an operator has paused the function (its jobs are not handed out).",
     );
     for (f, name) in functions.iter().zip(&names) {
-        let _ = writeln!(out, "sprocket_function_paused{{function=\"{name}\"}} {}", u8::from(f.paused));
+        function_line(&mut out, "sprocket_function_paused", name, "", u64::from(f.paused));
     }
     let counters: [(&str, &str, Counter); 6] = [
         ("sprocket_jobs_submitted_total", "New jobs submitted to the function.", |c| c.submitted),
@@ -110,7 +112,7 @@ pub(crate) fn render(info: &ServerInfo, functions: &[FunctionView], telemetry: &
     for (metric, help, value) in counters {
         let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
         for (f, name) in functions.iter().zip(&names) {
-            let _ = writeln!(out, "{metric}{{function=\"{name}\"}} {}", value(&f.counters));
+            function_line(&mut out, metric, name, "", value(&f.counters));
         }
     }
 
@@ -155,10 +157,12 @@ fn render_telemetry(out: &mut String, t: &Telemetry) {
             |f| &f.run_time,
         ),
     ];
+    let mut writer = HistogramWriter::default();
+    let labels: Vec<String> = names.iter().map(|name| format!("function=\"{name}\"")).collect();
     for (metric, help, histogram) in per_function {
         histogram_head(out, metric, help);
-        for (f, name) in t.job_timings.iter().zip(&names) {
-            histogram_series(out, metric, &format!("function=\"{name}\""), histogram(f));
+        for (f, labels) in t.job_timings.iter().zip(&labels) {
+            writer.write(out, metric, labels, histogram(f));
         }
     }
     let store = [
@@ -172,7 +176,7 @@ fn render_telemetry(out: &mut String, t: &Telemetry) {
     for (metric, help, histogram) in store {
         if let Some(h) = histogram {
             histogram_head(out, metric, help);
-            histogram_series(out, metric, "", h);
+            writer.write(out, metric, "", h);
         }
     }
     let metric = "sprocket_submit_to_created_seconds";
@@ -181,26 +185,88 @@ fn render_telemetry(out: &mut String, t: &Telemetry) {
         metric,
         "Time from reading a SUBMIT_JOB* packet to writing its JOB_CREATED, the store's commit included.",
     );
-    histogram_series(out, metric, "", &t.submit_to_created_seconds);
+    writer.write(out, metric, "", &t.submit_to_created_seconds);
 }
 
 fn histogram_head(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
 }
 
-/// One histogram's `_bucket` (cumulative), `_sum` and `_count` lines;
-/// `labels` goes before `le`.
-fn histogram_series(out: &mut String, name: &str, labels: &str, h: &Histogram) {
-    let sep = if labels.is_empty() { "" } else { "," };
-    let mut seen = 0u64;
-    for (bound, count) in h.bounds.iter().zip(&h.counts) {
-        seen += count;
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {seen}");
+/// Writes histograms' `_bucket` (cumulative), `_sum` and `_count` lines,
+/// formatting the bucket bounds (`le="0.005"`) once for all the histograms
+/// that share them: with thousands of functions, each with two histograms
+/// of eighteen buckets, formatting every bound of every histogram again
+/// took most of the page's time (see docs/benchmarks.md, the web port).
+#[derive(Default)]
+struct HistogramWriter {
+    /// The bounds `le` was made from.
+    bounds: Vec<f64>,
+    /// `le="…"} ` for each bound, then `le="+Inf"} `.
+    le: Vec<String>,
+}
+
+impl HistogramWriter {
+    /// One histogram's lines; `labels` goes before `le`.
+    fn write(&mut self, out: &mut String, name: &str, labels: &str, h: &Histogram) {
+        if self.le.is_empty() || self.bounds != h.bounds {
+            self.bounds.clone_from(&h.bounds);
+            self.le = h.bounds.iter().map(|bound| format!("le=\"{bound}\"}} ")).collect();
+            self.le.push("le=\"+Inf\"} ".to_string());
+        }
+        let sep = if labels.is_empty() { "" } else { "," };
+        let finite = self.le.len() - 1;
+        let mut seen = 0u64;
+        let mut bucket = |le: &str, seen: u64| {
+            out.push_str(name);
+            out.push_str("_bucket{");
+            out.push_str(labels);
+            out.push_str(sep);
+            out.push_str(le);
+            push_u64(out, seen);
+            out.push('\n');
+        };
+        for (le, count) in self.le[..finite].iter().zip(&h.counts) {
+            seen += count;
+            bucket(le, seen);
+        }
+        seen += h.counts.get(finite).copied().unwrap_or(0);
+        bucket(&self.le[finite], seen);
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}\n{name}_count{braces} {seen}", h.sum);
     }
-    seen += h.counts.get(h.bounds.len()).copied().unwrap_or(0);
-    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {seen}");
-    let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-    let _ = writeln!(out, "{name}_sum{braces} {}\n{name}_count{braces} {seen}", h.sum);
+}
+
+/// One `metric{function="name"<more>} value` line. Written piece by piece
+/// rather than with `writeln!`: with 10,000 functions the page has
+/// 140,000 of these lines, and the formatting machinery was a large part
+/// of its time.
+fn function_line(out: &mut String, metric: &str, name: &str, more: &str, value: u64) {
+    out.push_str(metric);
+    out.push_str("{function=\"");
+    out.push_str(name);
+    out.push('"');
+    out.push_str(more);
+    out.push_str("} ");
+    push_u64(out, value);
+    out.push('\n');
+}
+
+/// Appends `n` in decimal, without the formatting machinery (the page has
+/// hundreds of thousands of them).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[start..] {
+        out.push(char::from(d));
+    }
 }
 
 /// One number of a function's view.
@@ -333,6 +399,56 @@ mod tests {
             assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
         }
         assert!(!page.contains("sprocket_store_commit_batch_size"), "no store batch sizes without them");
+    }
+
+    #[test]
+    fn histograms_with_different_bounds_each_get_their_own() {
+        let durations = |n| Histogram { bounds: vec![0.001, 0.005], counts: vec![n, 0, 1], sum: 1.5 };
+        let telemetry = Telemetry {
+            job_timings: (0..3)
+                .map(|i| FunctionTimings {
+                    function: Bytes::from(format!("f{i}")),
+                    queue_wait: durations(i),
+                    run_time: durations(10 + i),
+                })
+                .collect(),
+            store_commit_seconds: Some(Histogram { bounds: vec![0.0001], counts: vec![4, 1], sum: 0.01 }),
+            store_batch_size: Some(Histogram { bounds: vec![1.0, 2.0, 4.0], counts: vec![1, 2, 3, 4], sum: 30.0 }),
+            submit_to_created_seconds: Histogram { bounds: vec![0.5], counts: vec![0, 2], sum: 2.0 },
+            bytes_received: 0,
+            bytes_sent: 0,
+        };
+        let page = render(&info(), &[], &telemetry, 1.0);
+        for line in [
+            "sprocket_job_queue_wait_seconds_bucket{function=\"f2\",le=\"0.001\"} 2",
+            "sprocket_job_queue_wait_seconds_bucket{function=\"f2\",le=\"0.005\"} 2",
+            "sprocket_job_queue_wait_seconds_bucket{function=\"f2\",le=\"+Inf\"} 3",
+            "sprocket_job_run_time_seconds_bucket{function=\"f0\",le=\"0.001\"} 10",
+            "sprocket_job_run_time_seconds_count{function=\"f0\"} 11",
+            "sprocket_job_run_time_seconds_sum{function=\"f0\"} 1.5",
+            "sprocket_store_commit_seconds_bucket{le=\"0.0001\"} 4",
+            "sprocket_store_commit_seconds_bucket{le=\"+Inf\"} 5",
+            "sprocket_store_commit_batch_size_bucket{le=\"1\"} 1",
+            "sprocket_store_commit_batch_size_bucket{le=\"4\"} 6",
+            "sprocket_store_commit_batch_size_bucket{le=\"+Inf\"} 10",
+            "sprocket_store_commit_batch_size_count 10",
+            "sprocket_submit_to_created_seconds_bucket{le=\"0.5\"} 0",
+            "sprocket_submit_to_created_seconds_bucket{le=\"+Inf\"} 2",
+        ] {
+            assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
+        }
+        assert_eq!(page.lines().filter(|l| l.starts_with("sprocket_store_commit_seconds_bucket")).count(), 2);
+        assert_eq!(page.lines().filter(|l| l.starts_with("sprocket_store_commit_batch_size_bucket")).count(), 4);
+        assert_eq!(page.lines().filter(|l| l.starts_with("sprocket_job_run_time_seconds_bucket")).count(), 9);
+    }
+
+    #[test]
+    fn decimal_numbers() {
+        for n in [0, 7, 10, 1_234_567, u64::MAX] {
+            let mut out = String::from("x");
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}"));
+        }
     }
 
     #[test]

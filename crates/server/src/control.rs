@@ -11,7 +11,7 @@ use sprocket_engine::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::telemetry::{JobTimings, SharedStats};
+use crate::telemetry::{JobTimings, SharedStats, TimingsCopy};
 
 /// A question about the engine's state.
 #[derive(Debug)]
@@ -47,8 +47,9 @@ pub enum Query {
     },
     /// Every cron entry with its next run, by name.
     Cron(oneshot::Sender<Vec<sprocket_engine::cron::CronView>>),
-    /// Queue wait and run time histograms per function, sorted by name.
-    JobTimings(oneshot::Sender<Vec<sprocket_http::FunctionTimings>>),
+    /// A copy of each function's queue wait and run time counts (made
+    /// into histograms on the web port's thread).
+    JobTimings(oneshot::Sender<Vec<TimingsCopy>>),
     /// Every slot of a history window, for one function or (`None`)
     /// summed over all; answered from the history beside the engine.
     HistorySeries {

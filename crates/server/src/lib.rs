@@ -45,6 +45,7 @@ pub use control::{Command, EngineLink, Query, SettingError, Stopped};
 pub use ended_jobs::{EndedJobsConfig, JobLogTarget};
 pub use error::{Error, ProcessError, RunError, StartError};
 pub use server::{Server, ServerHandle, Stopper};
+pub use telemetry::TimingsCopy;
 pub use tls::{CertificateReloader, TlsError, TlsSettings};
 
 /// The version reported by `version`: gearmand's protocol level, then ours.
