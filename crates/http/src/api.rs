@@ -20,6 +20,7 @@ use sprocket_engine::{
 };
 use sprocket_proto::Priority;
 use sprocket_records::filter::{DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
+use sprocket_records::Window;
 
 use crate::acl::Caller;
 use crate::backend::{Backend, PauseError, Unavailable};
@@ -201,6 +202,9 @@ pub(crate) struct FunctionOut {
     /// The retry policy in force for the function; `None` (null) when no
     /// pattern matches it, and its jobs end as gearmand's do.
     policy: Option<PolicyOut>,
+    /// Jobs ended per second over the last minute, from the history;
+    /// `None` (null) when the server keeps none (`--no-history`).
+    rates: Option<RatesOut>,
 }
 
 /// A function's retry policy: the pattern it matched, where that came
@@ -256,17 +260,86 @@ impl From<FunctionView> for FunctionOut {
             counters: f.counters.into(),
             paused: f.paused,
             policy: f.policy.map(PolicyOut::from),
+            rates: None,
         }
     }
 }
 
 pub(crate) async fn functions(State(s): State<AppState>) -> ApiResult<Vec<FunctionOut>> {
-    Ok(Json(s.backend.functions().await?.into_iter().map(FunctionOut::from).collect()))
+    let functions = s.backend.functions().await?;
+    let rates = RateTable::read(&s).await?;
+    Ok(Json(functions.into_iter().map(|f| rates.join(f)).collect()))
 }
 
 pub(crate) async fn function(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<FunctionOut> {
     let found = s.backend.functions().await?.into_iter().find(|f| f.name == name.as_bytes());
-    found.map(|f| Json(f.into())).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no function has that name"))
+    let found = found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no function has that name"))?;
+    let rates = RateTable::read(&s).await?;
+    Ok(Json(rates.join(found)))
+}
+
+/// A function's jobs ended per second over the history's last minute.
+#[derive(Serialize, Clone, Copy, Default)]
+pub(crate) struct RatesOut {
+    /// How many seconds the rates average over.
+    window_seconds: u64,
+    completed: f64,
+    /// Jobs that ended failed (`WORK_FAIL`), not attempts a policy retried.
+    failed: f64,
+    exceptions: f64,
+    timeouts: f64,
+    dead: f64,
+    /// Failed attempts a retry policy retried.
+    retried: f64,
+}
+
+/// Every function's rates, read from the history once per listing (not
+/// once per function); `None` when the server keeps no history, so that
+/// every function's `rates` is then null.
+struct RateTable {
+    rates: Option<std::collections::HashMap<Bytes, RatesOut>>,
+}
+
+impl RateTable {
+    const WINDOW: Window = Window::Minute;
+
+    fn window_seconds() -> u64 {
+        let (slot_ms, slots) = Self::WINDOW.slots();
+        slot_ms * slots as u64 / 1000
+    }
+
+    async fn read(s: &AppState) -> Result<RateTable, ApiError> {
+        let seconds = Self::window_seconds();
+        let per_second = |n: u64| n as f64 / seconds as f64;
+        let rates = s.backend.history_counts(Self::WINDOW).await?.ok().map(|all| {
+            all.into_iter()
+                .map(|(name, c)| {
+                    let rates = RatesOut {
+                        window_seconds: seconds,
+                        completed: per_second(c.completed),
+                        failed: per_second(c.failed),
+                        exceptions: per_second(c.exceptions),
+                        timeouts: per_second(c.timeouts),
+                        dead: per_second(c.dead),
+                        retried: per_second(c.retried),
+                    };
+                    (name, rates)
+                })
+                .collect()
+        });
+        Ok(RateTable { rates })
+    }
+
+    /// `f` with its rates: zeros for a function nothing of which ended in
+    /// the window, null without a history.
+    fn join(&self, f: FunctionView) -> FunctionOut {
+        let rates = self.rates.as_ref().map(|all| {
+            all.get(&f.name)
+                .copied()
+                .unwrap_or(RatesOut { window_seconds: Self::window_seconds(), ..RatesOut::default() })
+        });
+        FunctionOut { rates, ..FunctionOut::from(f) }
+    }
 }
 
 pub(crate) async fn drop_function(

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use sprocket_engine::cron::{CronError, CronSpec, CronView};
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
-use sprocket_records::{HistoryView, Series, Window};
+use sprocket_records::{Counts, HistoryView, Series, Window};
 
 /// The server stopped before it answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +87,11 @@ pub trait Backend: Send + Sync + 'static {
         _function: Option<Bytes>,
         _window: Window,
     ) -> Result<Result<Series, HistoryOff>, Unavailable> {
+        Ok(Err(HistoryOff))
+    }
+    /// Every function's counts of ended jobs over one window, by name. A
+    /// backend without a history answers that it keeps none.
+    async fn history_counts(&self, _window: Window) -> Result<Result<Vec<(Bytes, Counts)>, HistoryOff>, Unavailable> {
         Ok(Err(HistoryOff))
     }
     /// One function's totals and percentiles per window; `None` when

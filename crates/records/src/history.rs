@@ -348,6 +348,26 @@ impl History {
         all
     }
 
+    /// Every function's counts over one `window` at `now`, by function name:
+    /// ended jobs by outcome only, no percentiles, so it is cheap enough to
+    /// join to every listing of the functions (their rates).
+    pub fn counts(&self, window: Window, now: u64) -> Vec<(&[u8], Counts)> {
+        let mut all: Vec<(&[u8], Counts)> = self
+            .functions
+            .iter()
+            .filter_map(|(function, history)| {
+                let ring = history.rings.iter().find(|ring| ring.window == window)?;
+                let mut counts = Counts::default();
+                for slot in ring.live_slots(now) {
+                    counts.add(&slot.stats.counts);
+                }
+                Some((&**function, counts))
+            })
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
     /// Every slot of `window` at `now`, oldest first, for one function or
     /// (`None`) summed over every function. Slots in which nothing ended
     /// are there with zero counts, so a chart has one bar per slot; a

@@ -60,6 +60,13 @@ pub enum Query {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<sprocket_records::Series, sprocket_http::HistoryOff>>,
     },
+    /// Every function's counts of ended jobs over one window, by name.
+    HistoryCounts {
+        /// Which window.
+        window: sprocket_records::Window,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Vec<(Bytes, sprocket_records::Counts)>, sprocket_http::HistoryOff>>,
+    },
     /// One function's history windows; `None` when nothing of it ended
     /// within the last week.
     FunctionHistory {
@@ -349,6 +356,14 @@ impl EngineLink {
         self.ask(|reply| Control::Query(Query::HistorySeries { function, window, reply })).await
     }
 
+    /// Every function's counts over one window (see [`Query::HistoryCounts`]).
+    pub async fn history_counts(
+        &self,
+        window: sprocket_records::Window,
+    ) -> Result<Result<Vec<(Bytes, sprocket_records::Counts)>, sprocket_http::HistoryOff>, Stopped> {
+        self.ask(|reply| Control::Query(Query::HistoryCounts { window, reply })).await
+    }
+
     /// One function's history windows (see [`Query::FunctionHistory`]).
     pub async fn function_history(
         &self,
@@ -470,6 +485,9 @@ fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide, ended: &mut cr
     match query {
         Query::HistorySeries { function, window, reply } => {
             let _ = reply.send(ended.history_series(function.as_deref(), window, now));
+        }
+        Query::HistoryCounts { window, reply } => {
+            let _ = reply.send(ended.history_counts(window, now));
         }
         Query::FunctionHistory { name, reply } => {
             let _ = reply.send(ended.function_history(&name, now));

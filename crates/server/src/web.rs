@@ -202,6 +202,13 @@ impl Backend for EngineLink {
         EngineLink::history_series(self, function, window).await.map_err(unavailable)
     }
 
+    async fn history_counts(
+        &self,
+        window: sprocket_records::Window,
+    ) -> Result<Result<Vec<(Bytes, sprocket_records::Counts)>, sprocket_http::HistoryOff>, Unavailable> {
+        EngineLink::history_counts(self, window).await.map_err(unavailable)
+    }
+
     async fn function_history(
         &self,
         name: Bytes,

@@ -125,6 +125,18 @@ fn history_series_and_function_windows_count_jobs_run_by_gearman_workers() {
     assert_eq!(unknown["week"]["counts"]["completed"], 0, "{unknown}");
     assert_eq!(unknown["week"]["run_time_ms"]["p50"], Value::Null, "{unknown}");
 
+    // The functions listing gives each function's rates over the last
+    // minute from the same counts: 3 completed and 2 failed in 60 s.
+    let listed = get(web, "/api/v1/functions");
+    let rates =
+        |name: &str| listed.as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name)).map(|f| f["rates"].clone());
+    let ok_rates = rates("hist_ok").unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(ok_rates["window_seconds"], 60, "{listed}");
+    assert!((ok_rates["completed"].as_f64().unwrap_or(0.0) - 0.05).abs() < 1e-9, "{listed}");
+    let bad_rates = rates("hist_bad").unwrap_or_else(|| panic!("{listed}"));
+    assert!((bad_rates["failed"].as_f64().unwrap_or(0.0) - 2.0 / 60.0).abs() < 1e-9, "{listed}");
+    assert_eq!(get(web, "/api/v1/functions/hist_ok")["rates"], ok_rates);
+
     // The admin command answers the same counts, in its three windows as
     // before (the week is only in the web API).
     let text = admin(port, "history");
@@ -142,7 +154,7 @@ fn history_series_and_function_windows_count_jobs_run_by_gearman_workers() {
 
 #[test]
 fn no_history_turns_it_off_and_the_api_says_how_to_turn_it_on() {
-    if !require_tool("curl") {
+    if !require_tool("curl") || !require_tool("gearman") {
         return;
     }
     let (server, web) = server_with_web(&["-q", "builtin", "--no-history"]);
@@ -153,6 +165,12 @@ fn no_history_turns_it_off_and_the_api_says_how_to_turn_it_on() {
         assert!(message.contains("--no-history"), "{path}: {message}");
     }
     assert!(admin(server.port, "history").starts_with("ERR HISTORY_OFF"));
+    // Functions are listed all the same, their rates null.
+    let out = run(&mut gearman(server.port, &["-b", "-f", "quiet", "x"]), b"", LIMIT);
+    assert!(out.success(), "gearman -b: {}", out.describe());
+    let listed = get(web, "/api/v1/functions");
+    assert_eq!(listed[0]["name"], "quiet", "{listed}");
+    assert_eq!(listed[0]["rates"], Value::Null, "{listed}");
 
     // The old opt-in flag is still accepted, and says in --help that it
     // does nothing now.

@@ -62,6 +62,15 @@ impl HistoryKeeper {
         self.history.series(function, window, now)
     }
 
+    /// Every function's counts over one window (see [`History::counts`]).
+    pub fn counts(&self, window: sprocket_records::Window, now: u64) -> Vec<(bytes::Bytes, sprocket_records::Counts)> {
+        self.history
+            .counts(window, now)
+            .into_iter()
+            .map(|(function, counts)| (bytes::Bytes::copy_from_slice(function), counts))
+            .collect()
+    }
+
     /// One function's windows (see [`History::query`]).
     pub fn query(&self, name: &[u8], now: u64) -> Option<sprocket_records::HistoryView> {
         self.history.query(name, now)

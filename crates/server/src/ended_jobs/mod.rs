@@ -103,6 +103,17 @@ impl EndedJobs {
         Ok(history.series(function, window, now))
     }
 
+    /// Every function's counts of ended jobs over one window, by name;
+    /// refused when the server keeps no history.
+    pub fn history_counts(
+        &self,
+        window: sprocket_records::Window,
+        now: u64,
+    ) -> Result<Vec<(Bytes, sprocket_records::Counts)>, sprocket_http::HistoryOff> {
+        let history = self.history.as_ref().ok_or(sprocket_http::HistoryOff)?;
+        Ok(history.counts(window, now))
+    }
+
     /// One function's history windows; `None` when nothing of it ended in
     /// the last week; refused when the server keeps no history.
     pub fn function_history(
