@@ -14,6 +14,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 NAME=""
 ON=""
 OFF=""
@@ -51,23 +53,13 @@ RESULTS=$OUT/results.jsonl
 WORK=$(mktemp -d)
 SERVER_PID=""
 
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 if [ "$BUILD" = 1 ]; then
     log "building sprocketd and sprocket (release)"
     (cd "$REPO" && cargo build --release -q -p sprocket-server -p sprocket-cli)
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 cleanup() { stop_server; rm -rf "$WORK"; }
 trap cleanup EXIT
 

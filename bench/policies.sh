@@ -16,6 +16,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 REPS=2
 DUR=3
 PARKED=100000
@@ -46,7 +48,6 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 POLICY='{"max_attempts": 5, "backoff": {"kind": "exponential", "base": "1s", "max": "10m"}, "timeout": "10m", "dead_letter": true}'
 
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
@@ -58,7 +59,6 @@ if [ "$BUILD" = 1 ]; then
     (cd "$REPO" && cargo build --release -q -p sprocket-server -p sprocket-cli)
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_server STORE DATA_DIR: sprocketd on a free port ($PORT), waiting until it answers.
 start_server() {
@@ -80,10 +80,6 @@ wait_answering() {
     exit 1
 }
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    SERVER_PID=""
-}
 
 now_ms() { date +%s%3N; }
 

@@ -14,6 +14,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 REPS=3
 DUR=3
 OUT=""
@@ -37,7 +39,6 @@ RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 WORK=$(mktemp -d)
 SERVER_PID=""
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
@@ -61,7 +62,6 @@ fi
         -copy_extensions copy -out server.pem 2>/dev/null
 )
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_server tls|plain: sprocketd -q builtin on $PORT (and $TLS_PORT with tls).
 start_server() {
@@ -81,10 +81,6 @@ start_server() {
     exit 1
 }
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    SERVER_PID=""
-}
 
 row() { # row LABEL-JSON PORT [TLS-ARGS...] -- BENCH-ARGS...
     local label=$1 port=$2; shift 2

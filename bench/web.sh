@@ -29,6 +29,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 REPS=5
 DUR=5
 FUNCTIONS=10000
@@ -65,7 +67,6 @@ WORK=$(mktemp -d)
 SERVER_PID="" WATCH_PID="" SCRAPER_PID="" HELPER_PID="" STREAM_PID=""
 BAD_WATCHES=0
 
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cleanup() {
     for pid in "$SCRAPER_PID" "$STREAM_PID" "$WATCH_PID" "$HELPER_PID" "$SERVER_PID"; do
         if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
@@ -89,7 +90,6 @@ if [ "$BUILD" = 1 ]; then
     (cd "$REPO" && cargo build --release -q -p sprocket-server -p sprocket-cli)
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_server: sprocketd with its web port on $PORT and $WEB_PORT, waiting
 # until both answer. The web port is on in quiet runs too: what is measured
@@ -117,10 +117,6 @@ start_server() {
     exit 1
 }
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then kill -9 "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    SERVER_PID=""
-}
 
 # wait_line FILE PATTERN SECONDS PID: until FILE has a line matching PATTERN;
 # fails early when PID (the process writing it) has ended.
