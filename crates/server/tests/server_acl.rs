@@ -6,6 +6,8 @@
 //! force), and Debian's gearman CLI through stunnel refused with an ERROR.
 
 mod common;
+
+use common::server_log as log;
 #[path = "../../client/tests/tls_support/mod.rs"]
 mod tls_support;
 
@@ -163,31 +165,12 @@ fn is_job_created(response: &Response) -> bool {
 /// to a file kept in `dir`), logging at INFO to `dir/sprocketd.log`.
 /// Returns the server and its TLS port.
 fn start(pki: &Pki, dir: &Path, acl: &str) -> (ServerProcess, u16) {
-    let file = dir.join("acl.ini");
-    std::fs::write(&file, acl).expect("write the ACL");
     let tls_port = free_port();
-    let args: Vec<String> = vec![
-        "--ssl-port".into(),
-        tls_port.to_string(),
-        "--ssl-certificate".into(),
-        pki.server_cert().display().to_string(),
-        "--ssl-key".into(),
-        pki.server_key().display().to_string(),
-        "--ssl-ca-file".into(),
-        pki.ca().display().to_string(),
-        "--acl-file".into(),
-        file.display().to_string(),
-        "--verbose".into(),
-        "INFO".into(),
-        "--log-file".into(),
-        dir.join("sprocketd.log").display().to_string(),
-    ];
+    let (certificate, key, ca) = (pki.server_cert(), pki.server_key(), pki.ca());
+    let tls = common::TlsFiles { certificate: &certificate, key: &key, ca: &ca };
+    let args = common::acl_server_args(&tls, dir, acl, tls_port);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     (ServerProcess::sprocketd(common::sprocketd(), &args), tls_port)
-}
-
-fn log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("sprocketd.log")).unwrap_or_default()
 }
 
 /// The readiness check of the test kit uses `getpid` on the plain port,

@@ -8,6 +8,8 @@
 //! and `acl revoke` reaching the web port at once, and no ACL unchanged.
 
 mod common;
+
+use common::server_log as log;
 #[path = "../../client/tests/tls_support/mod.rs"]
 mod tls_support;
 
@@ -75,26 +77,11 @@ fn bearer(token: &str) -> Vec<String> {
 /// CA's certificates, and a web port (HTTPS with `web_tls`), plus `extra`.
 /// Returns the server and its web port.
 fn start(pki: &Pki, dir: &Path, acl: &str, web_tls: bool, extra: &[&str]) -> (ServerProcess, u16) {
-    let file = dir.join("acl.ini");
-    std::fs::write(&file, acl).expect("write the ACL");
     let web = free_port();
-    let mut args: Vec<String> = vec![
-        format!("--web-listen=127.0.0.1:{web}"),
-        "--ssl-port".into(),
-        free_port().to_string(),
-        "--ssl-certificate".into(),
-        pki.server_cert().display().to_string(),
-        "--ssl-key".into(),
-        pki.server_key().display().to_string(),
-        "--ssl-ca-file".into(),
-        pki.ca().display().to_string(),
-        "--acl-file".into(),
-        file.display().to_string(),
-        "--verbose".into(),
-        "INFO".into(),
-        "--log-file".into(),
-        dir.join("sprocketd.log").display().to_string(),
-    ];
+    let (certificate, key, ca) = (pki.server_cert(), pki.server_key(), pki.ca());
+    let tls = common::TlsFiles { certificate: &certificate, key: &key, ca: &ca };
+    let mut args = vec![format!("--web-listen=127.0.0.1:{web}")];
+    args.extend(common::acl_server_args(&tls, dir, acl, free_port()));
     if web_tls {
         args.push("--web-tls".into());
     }
@@ -103,10 +90,6 @@ fn start(pki: &Pki, dir: &Path, acl: &str, web_tls: bool, extra: &[&str]) -> (Se
     let server = ServerProcess::sprocketd(common::sprocketd(), &args);
     common::wait_for_port(web);
     (server, web)
-}
-
-fn log(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("sprocketd.log")).unwrap_or_default()
 }
 
 /// curl's arguments to trust the test CA and, for `cn`, present that

@@ -24,6 +24,44 @@ pub fn wait_for_port(port: u16) {
     }
 }
 
+/// The certificate and key a test server presents, and the CA its clients'
+/// certificates must come from.
+pub struct TlsFiles<'a> {
+    pub certificate: &'a Path,
+    pub key: &'a Path,
+    pub ca: &'a Path,
+}
+
+/// Arguments for a sprocketd with a TLS port (`tls_port`) beside its plain
+/// one, the ACL file `acl` (written into `dir` as `acl.ini`) and an INFO
+/// log in `dir/sprocketd.log` (read back with [`server_log`]).
+pub fn acl_server_args(tls: &TlsFiles, dir: &Path, acl: &str, tls_port: u16) -> Vec<String> {
+    let file = dir.join("acl.ini");
+    std::fs::write(&file, acl).expect("write the ACL");
+    let path = |p: &Path| p.display().to_string();
+    vec![
+        "--ssl-port".into(),
+        tls_port.to_string(),
+        "--ssl-certificate".into(),
+        path(tls.certificate),
+        "--ssl-key".into(),
+        path(tls.key),
+        "--ssl-ca-file".into(),
+        path(tls.ca),
+        "--acl-file".into(),
+        path(&file),
+        "--verbose".into(),
+        "INFO".into(),
+        "--log-file".into(),
+        path(&dir.join("sprocketd.log")),
+    ]
+}
+
+/// The log of a server started with [`acl_server_args`] in `dir`.
+pub fn server_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("sprocketd.log")).unwrap_or_default()
+}
+
 /// A sprocketd with a web port on a free loopback port, plus `extra`;
 /// returns the server and the web port, once it answers.
 pub fn server_with_web(extra: &[&str]) -> (sprocket_testkit::ServerProcess, u16) {
