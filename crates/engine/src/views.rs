@@ -17,7 +17,7 @@ use crate::policy::PolicyEntry;
 use crate::types::{ConnId, JobNo, Millis};
 
 /// One function: its queues, counts and limits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionView {
     /// The function's name as workers registered it.
     pub name: Bytes,
@@ -39,9 +39,6 @@ pub struct FunctionView {
     pub counters: FunctionCounters,
     /// An operator paused it: its jobs queue but are not handed out.
     pub paused: bool,
-    /// The retry policy in force for it (the entry whose pattern it
-    /// matches), if any.
-    pub policy: Option<PolicyEntry>,
 }
 
 impl FunctionView {
@@ -184,11 +181,18 @@ impl Engine {
                 max_queue: f.max_queue(),
                 counters: f.counters(),
                 paused: f.is_paused(),
-                policy: self.policy_for(f.name()),
             })
             .collect();
         views.sort_by(|a, b| a.name.cmp(&b.name));
         views
+    }
+
+    /// The retry policy in force for each function that has one, by
+    /// function name. Kept out of [`Engine::functions_view`], which admin
+    /// `status`, `/metrics` and the live stream call often and do not need
+    /// the patterns matched for.
+    pub fn function_policies(&self) -> Vec<(Bytes, PolicyEntry)> {
+        self.function_table().iter().filter_map(|f| Some((f.name().clone(), self.policy_for(f.name())?))).collect()
     }
 
     /// Every connection, newest first (the order of gearmand's `workers`).

@@ -259,7 +259,7 @@ impl From<FunctionView> for FunctionOut {
             max_queue: f.max_queue.into(),
             counters: f.counters.into(),
             paused: f.paused,
-            policy: f.policy.map(PolicyOut::from),
+            policy: None,
             rates: None,
         }
     }
@@ -267,15 +267,15 @@ impl From<FunctionView> for FunctionOut {
 
 pub(crate) async fn functions(State(s): State<AppState>) -> ApiResult<Vec<FunctionOut>> {
     let functions = s.backend.functions().await?;
-    let rates = RateTable::read(&s).await?;
-    Ok(Json(functions.into_iter().map(|f| rates.join(f)).collect()))
+    let mut extras = FunctionExtras::read(&s).await?;
+    Ok(Json(functions.into_iter().map(|f| extras.join(f)).collect()))
 }
 
 pub(crate) async fn function(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<FunctionOut> {
     let found = s.backend.functions().await?.into_iter().find(|f| f.name == name.as_bytes());
     let found = found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no function has that name"))?;
-    let rates = RateTable::read(&s).await?;
-    Ok(Json(rates.join(found)))
+    let mut extras = FunctionExtras::read(&s).await?;
+    Ok(Json(extras.join(found)))
 }
 
 /// A function's jobs ended per second over the history's last minute.
@@ -293,14 +293,16 @@ pub(crate) struct RatesOut {
     retried: f64,
 }
 
-/// Every function's rates, read from the history once per listing (not
-/// once per function); `None` when the server keeps no history, so that
-/// every function's `rates` is then null.
-struct RateTable {
+/// What a function's answer adds to its view, read once per listing (not
+/// once per function): its rates from the history (`None` when the server
+/// keeps no history, so that every function's `rates` is then null) and
+/// its retry policy (only functions that have one are listed).
+struct FunctionExtras {
     rates: Option<std::collections::HashMap<Bytes, RatesOut>>,
+    policies: std::collections::HashMap<Bytes, PolicyEntry>,
 }
 
-impl RateTable {
+impl FunctionExtras {
     const WINDOW: Window = Window::Minute;
 
     fn window_seconds() -> u64 {
@@ -308,7 +310,7 @@ impl RateTable {
         slot_ms * slots as u64 / 1000
     }
 
-    async fn read(s: &AppState) -> Result<RateTable, ApiError> {
+    async fn read(s: &AppState) -> Result<FunctionExtras, ApiError> {
         let seconds = Self::window_seconds();
         let per_second = |n: u64| n as f64 / seconds as f64;
         let rates = s.backend.history_counts(Self::WINDOW).await?.ok().map(|all| {
@@ -327,18 +329,20 @@ impl RateTable {
                 })
                 .collect()
         });
-        Ok(RateTable { rates })
+        let policies = s.backend.function_policies().await?.into_iter().collect();
+        Ok(FunctionExtras { rates, policies })
     }
 
-    /// `f` with its rates: zeros for a function nothing of which ended in
-    /// the window, null without a history.
-    fn join(&self, f: FunctionView) -> FunctionOut {
+    /// `f` with its policy and its rates: zeros for a function nothing of
+    /// which ended in the window, null without a history.
+    fn join(&mut self, f: FunctionView) -> FunctionOut {
+        let policy = self.policies.remove(&f.name).map(PolicyOut::from);
         let rates = self.rates.as_ref().map(|all| {
             all.get(&f.name)
                 .copied()
                 .unwrap_or(RatesOut { window_seconds: Self::window_seconds(), ..RatesOut::default() })
         });
-        FunctionOut { rates, ..FunctionOut::from(f) }
+        FunctionOut { policy, rates, ..FunctionOut::from(f) }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use sprocket_engine::cron::{CronError, CronSpec, CronView};
+use sprocket_engine::policy::PolicyEntry;
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
 use sprocket_records::{Counts, HistoryView, Series, Window};
 
@@ -44,6 +45,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn server_info(&self) -> Result<ServerInfo, Unavailable>;
     /// Every function, sorted by name.
     async fn functions(&self) -> Result<Vec<FunctionView>, Unavailable>;
+    /// The retry policy in force for each function that has one, by name.
+    async fn function_policies(&self) -> Result<Vec<(Bytes, PolicyEntry)>, Unavailable>;
     /// Every connection, newest first.
     async fn workers(&self) -> Result<Vec<WorkerView>, Unavailable>;
     /// The jobs the filter selects, oldest first.

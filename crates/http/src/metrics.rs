@@ -313,7 +313,6 @@ mod tests {
             max_queue: [0; 3],
             counters: FunctionCounters { submitted: 7, completed: 4, failed: 1, exceptions: 2, ..Default::default() },
             paused: false,
-            policy: None,
         }
     }
 

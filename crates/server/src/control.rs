@@ -20,6 +20,8 @@ pub enum Query {
     ServerInfo(oneshot::Sender<ServerInfo>),
     /// Every function with its queue counts, sorted by name.
     Functions(oneshot::Sender<Vec<FunctionView>>),
+    /// The retry policy of each function that has one.
+    FunctionPolicies(oneshot::Sender<Vec<(Bytes, sprocket_engine::policy::PolicyEntry)>>),
     /// Every connection with its functions and running jobs, newest first.
     Workers(oneshot::Sender<Vec<WorkerView>>),
     /// The jobs the filter selects, oldest first.
@@ -252,6 +254,11 @@ impl EngineLink {
     /// Every function with its queue counts, sorted by name.
     pub async fn functions(&self) -> Result<Vec<FunctionView>, Stopped> {
         self.ask(|r| Control::Query(Query::Functions(r))).await
+    }
+
+    /// The retry policy of each function that has one, by name.
+    pub async fn function_policies(&self) -> Result<Vec<(Bytes, sprocket_engine::policy::PolicyEntry)>, Stopped> {
+        self.ask(|r| Control::Query(Query::FunctionPolicies(r))).await
     }
 
     /// Every connection with its functions and running jobs, newest first.
@@ -517,6 +524,9 @@ fn answer(engine: &mut Engine, query: Query, side: &mut TaskSide, ended: &mut cr
         }
         Query::Functions(reply) => {
             let _ = reply.send(engine.functions_view());
+        }
+        Query::FunctionPolicies(reply) => {
+            let _ = reply.send(engine.function_policies());
         }
         Query::Workers(reply) => {
             let _ = reply.send(engine.workers_view());

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
+use sprocket_engine::policy::PolicyEntry;
 use sprocket_engine::{CommandError, FunctionView, JobFilter, JobView, Record, RecordFilter, ServerInfo, WorkerView};
 use sprocket_http::{Backend, PauseError, Token, Unavailable, WebConfig, WebListen};
 use sprocket_store::StoreConfig;
@@ -119,6 +120,10 @@ impl Backend for EngineLink {
 
     async fn functions(&self) -> Result<Vec<FunctionView>, Unavailable> {
         EngineLink::functions(self).await.map_err(unavailable)
+    }
+
+    async fn function_policies(&self) -> Result<Vec<(Bytes, PolicyEntry)>, Unavailable> {
+        EngineLink::function_policies(self).await.map_err(unavailable)
     }
 
     async fn workers(&self) -> Result<Vec<WorkerView>, Unavailable> {
