@@ -92,8 +92,7 @@ pub async fn run(
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
     flushed: mpsc::Sender<()>,
 ) {
-    let (fd, peer, address) = describe(&stream);
-    let peer_addr = stream.peer_addr().ok();
+    let (fd, peer, peer_addr) = describe(&stream);
     let (rd, wr) = stream.into_split();
     let handoff = Handoff { conn, events, settings, permit, flushed };
     // A plain connection is known by its address (the ACL's `net:`
@@ -102,7 +101,7 @@ pub async fn run(
         (Some(store), Some(addr)) => store.vouched(addr),
         _ => None,
     };
-    let identity = match (vouched, address) {
+    let identity = match (vouched, peer_addr.map(|a| a.ip())) {
         (Some(crate::acl::Vouched::Operator), _) => None,
         (Some(crate::acl::Vouched::Section(name)), _) => Some(crate::acl::Identity::Section(name)),
         (None, Some(ip)) => Some(crate::acl::Identity::Address(ip)),
@@ -127,12 +126,12 @@ pub async fn run_tls(
 }
 
 /// The socket's descriptor and peer as `workers` shows them, and the
-/// peer's address; sets TCP_NODELAY.
-fn describe(stream: &TcpStream) -> (i64, String, Option<std::net::IpAddr>) {
+/// peer's address and port; sets TCP_NODELAY.
+fn describe(stream: &TcpStream) -> (i64, String, Option<std::net::SocketAddr>) {
     use std::os::fd::AsRawFd;
     let fd = i64::from(stream.as_raw_fd());
-    let address = stream.peer_addr().ok().map(|a| a.ip());
-    let peer = address.map(peer_name).unwrap_or_else(|| "-".into());
+    let address = stream.peer_addr().ok();
+    let peer = address.map(|a| peer_name(a.ip())).unwrap_or_else(|| "-".into());
     let _ = stream.set_nodelay(true);
     (fd, peer, address)
 }
